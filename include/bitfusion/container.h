@@ -1,0 +1,87 @@
+// What to run and how it ended: the input and output of a ContainerRunner.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bitfusion/sample.h"
+
+namespace bitfusion {
+
+struct Mount {
+  std::string type = "bind";  ///< "bind" or "tmpfs"
+  std::string source;         ///< host path for binds; empty for tmpfs
+  std::string target;         ///< path inside the container
+  bool read_only = false;
+  std::int64_t tmpfs_bytes = 0;  ///< size limit for tmpfs; 0 = engine default
+};
+
+/// A device node passed into a container.
+struct DeviceMapping {
+  std::string path_on_host;       ///< "/dev/nvidia0"
+  std::string path_in_container;  ///< empty = same as on host
+  std::string permissions = "rwm";
+};
+
+/// Docker's HostConfig.DeviceRequests entry (used with a GPU runtime such as nvidia).
+struct DeviceRequestEntry {
+  std::string driver;                                  ///< "nvidia"
+  int count = 0;                                       ///< -1 = all
+  std::vector<std::string> device_ids;                 ///< "0", "GPU-<uuid>"
+  std::vector<std::vector<std::string>> capabilities;  ///< OR of AND-lists: {{"gpu"}}
+  std::map<std::string, std::string> options;
+};
+
+/// Everything needed to run one container (or, for process://, one child process).
+struct ContainerSpec {
+  std::string name;                        ///< empty = generated
+  std::string image;                       ///< empty for process://
+  std::vector<std::string> entrypoint;     ///< overrides the image's entrypoint when non-empty
+  std::vector<std::string> command;        ///< argv; command[0] looked up in PATH for process://
+  std::map<std::string, std::string> env;  ///< added to (and overriding) the inherited/image env
+  std::string working_dir;                 ///< empty = image default / current directory
+  std::string user;                        ///< "uid[:gid]" or a name; empty = default
+  std::vector<Mount> mounts;
+  std::vector<DeviceMapping> devices;
+  std::vector<DeviceRequestEntry> device_requests;
+  std::vector<std::string> cdi_devices;          ///< "nvidia.com/gpu=0"
+  std::vector<std::string> device_cgroup_rules;  ///< "c 195:* rmw"
+  std::string cpuset;                            ///< "0-3"; empty = no pinning
+  double cpus = 0.0;                             ///< CPU quota in CPUs; 0 = unlimited
+  std::int64_t memory_bytes = 0;                 ///< 0 = unlimited
+  std::int64_t shm_bytes = 0;                    ///< 0 = engine default
+  std::string network_mode;  ///< "none", "host", "bridge"; empty = engine default
+  Labels labels;
+  std::int64_t timeout_ns = 0;  ///< killed after this long; 0 = no limit
+};
+
+/// getrusage-style accounting of what a run consumed (children included).
+struct ResourceUsage {
+  std::int64_t user_cpu_ns = 0;
+  std::int64_t system_cpu_ns = 0;
+  std::int64_t max_rss_bytes = 0;
+  std::int64_t minor_faults = 0;
+  std::int64_t major_faults = 0;
+  std::int64_t voluntary_switches = 0;
+  std::int64_t involuntary_switches = 0;
+  std::int64_t read_bytes = 0;  ///< block I/O, when the kernel reports it
+  std::int64_t write_bytes = 0;
+};
+
+/// How a container or process ended.
+struct ExitStatus {
+  int exit_code = -1;      ///< 0..255 when it exited; -1 when killed by a signal
+  int signal = 0;          ///< the signal that killed it, else 0
+  bool timed_out = false;  ///< killed because ContainerSpec::timeout_ns passed
+  bool oom_killed = false;
+  std::int64_t start_ns = 0;      ///< wall clock at start
+  std::int64_t end_ns = 0;        ///< wall clock at exit
+  std::int64_t wall_time_ns = 0;  ///< monotonic end - start
+  ResourceUsage usage;
+
+  bool success() const { return exit_code == 0 && signal == 0 && !timed_out; }
+};
+
+}  // namespace bitfusion

@@ -1,0 +1,93 @@
+// The thin Experiment layer: a plan of benchmarks (JSON), run with repetitions and warm-ups
+// while metrics stream, stored in sinks, summarised with statistics. Everything here is built
+// on the five interfaces; a host application can do the same without it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bitfusion/export.h"
+#include "bitfusion/run_record.h"
+#include "bitfusion/status.h"
+
+namespace bitfusion {
+
+struct BenchmarkSpec {
+  std::string name;
+  /// A bundled benchmark program ("bf-stream") or a path; bare names are looked up next to the
+  /// bitfusion executable, then in PATH. Exclusive with `command`.
+  std::string program;
+  std::vector<std::string> args;     ///< arguments after `program`
+  std::vector<std::string> command;  ///< full argv, looked up in PATH; exclusive with `program`
+  int repetitions = 5;               ///< measured runs
+  int warmup = 1;                    ///< runs before those, recorded with warmup=true
+  std::map<std::string, std::string> env;
+  std::string working_dir;
+  std::chrono::nanoseconds timeout{0};  ///< per run; 0 = none
+  std::string image;                    ///< for container runners
+};
+
+struct PlanSpec {
+  std::string name;
+  std::string runner = "process://";
+  std::vector<std::string> sources = {"host"};  ///< metric sources sampled during every run
+  std::chrono::nanoseconds interval = std::chrono::milliseconds(10);
+  std::vector<std::string> sinks;  ///< none = results only printed
+  std::vector<BenchmarkSpec> benchmarks;
+  std::string source_file;  ///< where it was read from, for messages
+};
+
+/// Parses a plan. Errors name `source_name`, the line and column of a syntax error, or the
+/// JSON path of a bad field ("benchmarks[1].repetitions: expected a positive integer").
+BITFUSION_EXPORT Result<PlanSpec> ParsePlan(std::string_view json, std::string_view source_name);
+BITFUSION_EXPORT Result<PlanSpec> LoadPlan(const std::string& path);
+
+struct Statistics {
+  std::size_t count = 0;
+  double median = 0, mean = 0, stddev = 0, min = 0, max = 0;  ///< stddev: sample (n-1)
+};
+BITFUSION_EXPORT Statistics Summarize(std::vector<double> values);
+
+struct MetricSummary {
+  std::string benchmark;
+  std::string metric;  ///< "wall_time" or a metric the benchmark reported
+  std::string unit;
+  Statistics stats;  ///< over measured (non-warm-up) successful runs
+};
+
+struct PlanResult {
+  std::string plan_run_id;
+  std::vector<RunRecord> runs;  ///< warm-ups included
+  std::vector<MetricSummary> summary;
+  int failed_runs = 0;
+  bool interrupted = false;
+};
+
+struct ExperimentOptions {
+  /// When non-empty, used instead of the plan's sinks.
+  std::vector<std::string> sinks;
+  /// Extra directories searched first for bundled programs (the CLI passes its own).
+  std::vector<std::string> program_dirs;
+  /// Set (e.g. from a SIGINT handler) to stop: the running benchmark is stopped, what was
+  /// measured is flushed, its record is marked interrupted, and no further run starts.
+  const std::atomic<bool>* cancel = nullptr;
+  /// Called after every run, on the calling thread.
+  std::function<void(const RunRecord&)> on_run;
+};
+
+/// A benchmark line "BITFUSION_RESULT <metric> <value> [unit]" on stdout reports a result.
+inline constexpr std::string_view kResultLinePrefix = "BITFUSION_RESULT ";
+
+/// Runs the plan on this host. Sinks are opened (and fail) before the first run.
+BITFUSION_EXPORT Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& options);
+
+/// The summary as an aligned text table.
+BITFUSION_EXPORT std::string FormatSummaryTable(const PlanResult& result);
+
+}  // namespace bitfusion

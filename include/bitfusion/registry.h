@@ -1,0 +1,75 @@
+// Backends are chosen by URI scheme. Each backend registers its schemes with one line at the end
+// of its source file; host applications may register their own backends the same way.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bitfusion/export.h"
+#include "bitfusion/status.h"
+#include "bitfusion/uri.h"
+
+namespace bitfusion {
+
+class Provisioner;
+class ContainerRunner;
+class DeviceAllocator;
+class MetricSource;
+class ResultSink;
+
+/// Scheme -> factory for one interface. Thread-safe.
+template <class Interface>
+class Registry {
+ public:
+  using Factory = std::function<Result<std::shared_ptr<Interface>>(const Uri&)>;
+
+  /// The process-wide registry for Interface (defined in the library for the five interfaces).
+  static Registry& Instance();
+
+  /// Adds a scheme; returns true so it can initialise a static. A scheme registered twice keeps
+  /// the first factory and logs a warning.
+  bool Add(std::string scheme, Factory factory);
+
+  /// Builds a backend. An unknown scheme is InvalidArgument listing the known ones.
+  Result<std::shared_ptr<Interface>> Make(const Uri& uri) const;
+  /// Parses `uri` first; a malformed URI is InvalidArgument.
+  Result<std::shared_ptr<Interface>> Make(std::string_view uri) const;
+
+  /// Registered schemes, sorted.
+  std::vector<std::string> Schemes() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Factory, std::less<>> factories_;
+};
+
+extern template class BITFUSION_EXPORT Registry<Provisioner>;
+extern template class BITFUSION_EXPORT Registry<ContainerRunner>;
+extern template class BITFUSION_EXPORT Registry<DeviceAllocator>;
+extern template class BITFUSION_EXPORT Registry<MetricSource>;
+extern template class BITFUSION_EXPORT Registry<ResultSink>;
+
+namespace internal {
+/// Adapts `Options::FromUri(uri)` + `Backend::Make(options)` into a registry factory.
+template <class Interface, class Options, class Backend>
+Result<std::shared_ptr<Interface>> MakeFromUri(const Uri& uri) {
+  auto options = Options::FromUri(uri);
+  if (!options) return options.error();
+  auto backend = Backend::Make(*options);
+  if (!backend) return backend.error();
+  return std::shared_ptr<Interface>(std::move(*backend));
+}
+}  // namespace internal
+
+}  // namespace bitfusion
+
+/// BITFUSION_REGISTER(ResultSink, "jsonl", JsonlSinkOptions, JsonlSink);
+#define BITFUSION_REGISTER(Interface, scheme, Options, Backend)                          \
+  [[maybe_unused]] static const bool BITFUSION_CONCAT(bitfusion_registered_, __LINE__) = \
+      ::bitfusion::Registry<::bitfusion::Interface>::Instance().Add(                     \
+          scheme, &::bitfusion::internal::MakeFromUri<::bitfusion::Interface, Options, Backend>)

@@ -1,0 +1,35 @@
+// The data model to and from JSON (for people and files) and a compact binary form (for spool
+// files), both through cereal inside the library; cereal never appears in public headers.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "bitfusion/container.h"
+#include "bitfusion/device.h"
+#include "bitfusion/event.h"
+#include "bitfusion/export.h"
+#include "bitfusion/machine.h"
+#include "bitfusion/run_record.h"
+#include "bitfusion/sample.h"
+#include "bitfusion/status.h"
+
+namespace bitfusion {
+
+#define BITFUSION_SERIALIZABLE(T)                                           \
+  BITFUSION_EXPORT std::string ToJson(const T& value, bool pretty = false); \
+  BITFUSION_EXPORT Status FromJson(std::string_view json, T& out);          \
+  BITFUSION_EXPORT std::string ToBinary(const T& value);                    \
+  BITFUSION_EXPORT Status FromBinary(std::string_view bytes, T& out);
+
+BITFUSION_SERIALIZABLE(Sample)
+BITFUSION_SERIALIZABLE(SampleBatch)
+BITFUSION_SERIALIZABLE(RunRecord)
+BITFUSION_SERIALIZABLE(MachineInfo)
+BITFUSION_SERIALIZABLE(ContainerSpec)
+BITFUSION_SERIALIZABLE(Device)
+BITFUSION_SERIALIZABLE(Event)
+
+#undef BITFUSION_SERIALIZABLE
+
+}  // namespace bitfusion

@@ -1,0 +1,110 @@
+#include "bitfusion/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <regex>
+#include <string>
+
+#include "bitfusion/clock.h"
+
+namespace bitfusion {
+namespace {
+
+LogLevel LevelFromEnvironment() {
+  const char* env = std::getenv("BITFUSION_LOG_LEVEL");
+  if (env == nullptr) return LogLevel::kWarning;
+  const std::string v(env);
+  if (v == "trace") return LogLevel::kTrace;
+  if (v == "debug") return LogLevel::kDebug;
+  if (v == "info") return LogLevel::kInfo;
+  if (v == "error") return LogLevel::kError;
+  if (v == "off") return LogLevel::kOff;
+  return LogLevel::kWarning;
+}
+
+std::atomic<int>& Level() {
+  static std::atomic<int> level{static_cast<int>(LevelFromEnvironment())};
+  return level;
+}
+
+struct HandlerSlot {
+  std::mutex mu;
+  LogHandler handler;
+};
+HandlerSlot& Slot() {
+  static HandlerSlot slot;
+  return slot;
+}
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kTrace: return "trace";
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarning: return "warning";
+    case LogLevel::kError: return "error";
+    case LogLevel::kOff: return "off";
+  }
+  return "?";
+}
+
+void WriteToStderr(LogLevel level, std::string_view message) {
+  std::string line = "bitfusion ";
+  line += LevelName(level);
+  line += ": ";
+  line += message;
+  line += '\n';
+  // One write(2) per line so lines from several threads never interleave.
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace
+
+void SetLogHandler(LogHandler handler) {
+  std::lock_guard lock(Slot().mu);
+  Slot().handler = std::move(handler);
+}
+void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
+LogLevel GetLogLevel() { return static_cast<LogLevel>(Level().load(std::memory_order_relaxed)); }
+
+void Log(LogLevel level, std::string_view message) {
+  if (level < GetLogLevel() || level == LogLevel::kOff) return;
+  const std::string clean = Redact(message);
+  std::lock_guard lock(Slot().mu);
+  if (Slot().handler) {
+    Slot().handler(level, clean);
+  } else {
+    WriteToStderr(level, clean);
+  }
+}
+
+std::string Redact(std::string_view text) {
+  // Cheap exit for the common case: nothing that could introduce a secret.
+  static const char* const kHints[] = {"@", "=", ":", "Bearer", "Basic", "ApiKey"};
+  bool maybe = false;
+  for (const char* hint : kHints) maybe = maybe || text.find(hint) != std::string_view::npos;
+  if (!maybe) return std::string(text);
+
+  using std::regex;
+  static const regex kUserInfo(R"(([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]+@)");
+  static const regex kAuthorization(R"(((?:proxy-)?authorization\s*[:=]\s*)[^\r\n]*)",
+                                    regex::icase);
+  static const regex kKeyValue(
+      R"(((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|)"
+      R"(secret[_-]?access[_-]?key|session[_-]?token|security[_-]?token|client[_-]?secret|)"
+      R"(private[_-]?key|x-amz-security-token)["']?\s*[=:]\s*["']?)[^\s&"',;}]+)",
+      regex::icase);
+  static const regex kScheme(R"(\b(Bearer|Basic|ApiKey)\s+[A-Za-z0-9+/=._\-]{6,})");
+
+  std::string out = std::regex_replace(std::string(text), kUserInfo, "$1***@");
+  out = std::regex_replace(out, kAuthorization, "$1***");
+  out = std::regex_replace(out, kKeyValue, "$1***");
+  out = std::regex_replace(out, kScheme, "$1 ***");
+  return out;
+}
+
+}  // namespace bitfusion

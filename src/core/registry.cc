@@ -1,0 +1,68 @@
+#include "bitfusion/registry.h"
+
+#include "bitfusion/container_runner.h"
+#include "bitfusion/device_allocator.h"
+#include "bitfusion/log.h"
+#include "bitfusion/metric_stream.h"
+#include "bitfusion/provisioner.h"
+#include "bitfusion/result_sink.h"
+
+namespace bitfusion {
+
+template <class Interface>
+Registry<Interface>& Registry<Interface>::Instance() {
+  static Registry registry;
+  return registry;
+}
+
+template <class Interface>
+bool Registry<Interface>::Add(std::string scheme, Factory factory) {
+  std::lock_guard lock(mu_);
+  if (factories_.count(scheme) != 0) {
+    LogAt(LogLevel::kWarning, "backend scheme \"", scheme,
+          "\" registered twice; keeping the first registration");
+    return true;
+  }
+  factories_.emplace(std::move(scheme), std::move(factory));
+  return true;
+}
+
+template <class Interface>
+Result<std::shared_ptr<Interface>> Registry<Interface>::Make(const Uri& uri) const {
+  Factory factory;
+  {
+    std::lock_guard lock(mu_);
+    auto it = factories_.find(uri.scheme);
+    if (it != factories_.end()) factory = it->second;
+  }
+  if (!factory) {
+    std::string known;
+    for (const auto& s : Schemes()) known += (known.empty() ? "" : ", ") + s;
+    return InvalidArgumentError("unknown scheme \"" + uri.scheme + "\" in \"" + uri.ToString() +
+                                "\"; known schemes: " + known);
+  }
+  return factory(uri);
+}
+
+template <class Interface>
+Result<std::shared_ptr<Interface>> Registry<Interface>::Make(std::string_view text) const {
+  auto uri = Uri::Parse(text);
+  if (!uri) return uri.error();
+  return Make(*uri);
+}
+
+template <class Interface>
+std::vector<std::string> Registry<Interface>::Schemes() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& entry : factories_) out.push_back(entry.first);
+  return out;
+}
+
+template class Registry<Provisioner>;
+template class Registry<ContainerRunner>;
+template class Registry<DeviceAllocator>;
+template class Registry<MetricSource>;
+template class Registry<ResultSink>;
+
+}  // namespace bitfusion

@@ -1,0 +1,158 @@
+#include "bitfusion/uri.h"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "bitfusion/clock.h"
+
+namespace bitfusion {
+namespace {
+
+bool IsSchemeWord(std::string_view text) {
+  if (text.empty() || !std::isalpha(static_cast<unsigned char>(text.front()))) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// What the user typed, with any "user:password@" password masked; for error messages about
+// URIs that could not be parsed (so Uri::ToString is not available).
+std::string MaskedText(std::string_view text) {
+  std::string out(text);
+  const auto scheme_end = out.find("://");
+  if (scheme_end == std::string::npos) return out;
+  const auto authority = scheme_end + 3;
+  const auto at = out.find('@', authority);
+  const auto slash = out.find('/', authority);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return out;
+  const auto colon = out.find(':', authority);
+  if (colon == std::string::npos || colon > at) return out;
+  return out.replace(colon + 1, at - colon - 1, "***");
+}
+
+}  // namespace
+
+Result<Uri> Uri::Parse(std::string_view text) {
+  Uri uri;
+  if (IsSchemeWord(text)) {  // "host", "null": a scheme and nothing else
+    uri.scheme = Lower(text);
+    return uri;
+  }
+  auto parsed = boost::urls::parse_uri(text);
+  if (!parsed) {
+    return InvalidArgumentError("cannot parse URI \"" + MaskedText(text) + "\" (" +
+                                parsed.error().message() +
+                                "); expected SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/PATH][?K=V] "
+                                "or SCHEME:VALUE");
+  }
+  const boost::urls::url_view& u = *parsed;
+  uri.scheme = Lower(u.scheme());
+  if (u.has_userinfo()) {
+    uri.user = u.user();
+    uri.password = u.password();
+  }
+  uri.host = u.host();
+  if (u.has_port()) {
+    const auto port = u.port();
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535) {
+      return InvalidArgumentError("URI \"" + MaskedText(text) + "\" has invalid port \"" +
+                                  std::string(port) + "\"; use 1-65535");
+    }
+    uri.port = static_cast<std::uint16_t>(value);
+  }
+  uri.path = u.path();
+  for (auto param : u.params()) {
+    uri.query.emplace_back(param.key, param.has_value ? param.value : std::string());
+  }
+  return uri;
+}
+
+std::string Uri::ToString() const {
+  std::string out = scheme;
+  const bool has_authority = !host.empty() || !user.empty() || port.has_value();
+  const bool bare = !has_authority && path.empty() && query.empty();
+  if (bare) return out;
+  out += ":";
+  // Opaque forms ("process:1234") stay opaque; hierarchical ones keep their "//".
+  if (has_authority || path.empty() || path.front() == '/') out += "//";
+  if (!user.empty()) {
+    out += user;
+    if (!password.empty()) out += ":***";
+    out += "@";
+  }
+  out += host;
+  if (port) out += ":" + std::to_string(*port);
+  out += path;
+  for (std::size_t i = 0; i < query.size(); ++i) {
+    out += (i == 0 ? "?" : "&");
+    out += query[i].first;
+    if (!query[i].second.empty()) out += "=" + query[i].second;
+  }
+  return out;
+}
+
+std::string Uri::FilePath() const { return host + path; }
+
+std::optional<std::string> Uri::Query(std::string_view key) const {
+  for (auto it = query.rbegin(); it != query.rend(); ++it) {
+    if (it->first == key) return it->second;
+  }
+  return std::nullopt;
+}
+
+Result<std::int64_t> Uri::QueryInt(std::string_view key, std::int64_t fallback) const {
+  const auto text = Query(key);
+  if (!text) return fallback;
+  std::int64_t value = 0;
+  auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || p != text->data() + text->size()) {
+    return InvalidArgumentError("option " + std::string(key) + "=\"" + *text + "\" in " +
+                                ToString() + " is not an integer");
+  }
+  return value;
+}
+
+Result<bool> Uri::QueryBool(std::string_view key, bool fallback) const {
+  const auto text = Query(key);
+  if (!text) return fallback;
+  const std::string v = Lower(*text);
+  if (v == "1" || v == "true" || v == "yes" || v == "on" || v.empty()) return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+  return InvalidArgumentError("option " + std::string(key) + "=\"" + *text + "\" in " + ToString() +
+                              " is not a boolean; use true or false");
+}
+
+Result<std::chrono::nanoseconds> Uri::QueryDuration(std::string_view key,
+                                                    std::chrono::nanoseconds fallback) const {
+  const auto text = Query(key);
+  if (!text) return fallback;
+  auto d = ParseDuration(*text);
+  if (!d) return d.error().WithContext("option " + std::string(key) + " in " + ToString());
+  return *d;
+}
+
+Status Uri::CheckQueryKeys(const std::vector<std::string_view>& allowed) const {
+  for (const auto& [key, value] : query) {
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string known;
+    for (auto a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
+    return InvalidArgumentError(
+        "unknown option \"" + key + "\" in " + ToString() +
+        (known.empty() ? "; this scheme takes no options" : "; known options: " + known));
+  }
+  return Status::OK();
+}
+
+}  // namespace bitfusion

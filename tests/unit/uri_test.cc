@@ -1,0 +1,74 @@
+#include "bitfusion/uri.h"
+
+#include <gtest/gtest.h>
+
+namespace bitfusion {
+namespace {
+
+TEST(UriTest, BareWordIsScheme) {
+  auto uri = Uri::Parse("host");
+  ASSERT_TRUE(uri.ok());
+  EXPECT_EQ(uri->scheme, "host");
+  EXPECT_TRUE(uri->path.empty());
+  EXPECT_EQ(uri->ToString(), "host");
+}
+
+TEST(UriTest, OpaqueForm) {
+  auto uri = Uri::Parse("process:1234");
+  ASSERT_TRUE(uri.ok());
+  EXPECT_EQ(uri->scheme, "process");
+  EXPECT_EQ(uri->path, "1234");
+  EXPECT_EQ(uri->ToString(), "process:1234");
+}
+
+TEST(UriTest, FullFormWithSecretsRedactedInToString) {
+  auto uri = Uri::Parse("ES+HTTPS://elastic:s3cr%40t@db.example:9243/bench?gzip=true&x=1");
+  ASSERT_TRUE(uri.ok()) << uri.error().ToString();
+  EXPECT_EQ(uri->scheme, "es+https");
+  EXPECT_EQ(uri->user, "elastic");
+  EXPECT_EQ(uri->password, "s3cr@t");
+  EXPECT_EQ(uri->host, "db.example");
+  EXPECT_EQ(uri->port, 9243);
+  EXPECT_EQ(uri->path, "/bench");
+  EXPECT_EQ(uri->Query("gzip"), "true");
+  EXPECT_EQ(uri->ToString(), "es+https://elastic:***@db.example:9243/bench?gzip=true&x=1");
+}
+
+TEST(UriTest, FilePaths) {
+  EXPECT_EQ(Uri::Parse("sqlite://results.db")->FilePath(), "results.db");
+  EXPECT_EQ(Uri::Parse("sqlite://out/results.db")->FilePath(), "out/results.db");
+  EXPECT_EQ(Uri::Parse("sqlite:///tmp/r.db")->FilePath(), "/tmp/r.db");
+  EXPECT_EQ(Uri::Parse("csv:r.csv")->FilePath(), "r.csv");
+}
+
+TEST(UriTest, TypedQueryValues) {
+  auto uri = *Uri::Parse("x://h?n=42&d=10ms&b=false&bad=4x");
+  EXPECT_EQ(*uri.QueryInt("n", 0), 42);
+  EXPECT_EQ(*uri.QueryInt("missing", 7), 7);
+  EXPECT_EQ(*uri.QueryDuration("d", {}), std::chrono::milliseconds(10));
+  EXPECT_FALSE(*uri.QueryBool("b", true));
+  auto bad = uri.QueryInt("bad", 0);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("bad=\"4x\""), std::string::npos);
+}
+
+TEST(UriTest, UnknownQueryKeyNamesTheKnownOnes) {
+  auto uri = *Uri::Parse("sqlite://r.db?batchsize=5");
+  Status s = uri.CheckQueryKeys({"batch_samples", "max_delay"});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("\"batchsize\""), std::string::npos);
+  EXPECT_NE(s.message().find("batch_samples, max_delay"), std::string::npos);
+  EXPECT_TRUE(uri.CheckQueryKeys({"batchsize"}).ok());
+}
+
+TEST(UriTest, MalformedUriIsInvalidArgumentWithoutPassword) {
+  auto uri = Uri::Parse("es://u:pw@host:99999/x");
+  ASSERT_FALSE(uri.ok());
+  EXPECT_EQ(uri.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(uri.error().message().find("pw@"), std::string::npos) << uri.error().message();
+  EXPECT_FALSE(Uri::Parse("").ok());
+  EXPECT_FALSE(Uri::Parse("not a uri").ok());
+}
+
+}  // namespace
+}  // namespace bitfusion
