@@ -1,0 +1,47 @@
+// process:// — runs a ContainerSpec's command as a plain child process of this one: the runner
+// used where no container engine is reachable. Output is captured line by line, the exit
+// status comes with the child's rusage, and a timeout or Stop() ends the child's whole process
+// group. Fields that need an engine (images, mounts, memory/CPU limits, other users) are
+// rejected at Create with a message saying which, rather than silently ignored.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+#include "bitfusion/container_runner.h"
+#include "bitfusion/uri.h"
+
+namespace bitfusion {
+
+struct ProcessRunnerOptions {
+  /// Output lines longer than this many bytes are delivered in pieces of this size.
+  std::size_t max_line_bytes = 64 * 1024;
+  /// Output kept per process and replayed to a Logs() subscriber that comes late (oldest lines
+  /// are dropped beyond this many bytes).
+  std::size_t log_buffer_bytes = 1 << 20;
+  /// After the child exits, how long to keep reading output that its descendants still write
+  /// to the inherited stdout/stderr before giving up on them.
+  std::chrono::nanoseconds drain_timeout = std::chrono::seconds(1);
+
+  /// process://?max_line_bytes=65536&log_buffer_bytes=1048576&drain_timeout=1s
+  static Result<ProcessRunnerOptions> FromUri(const Uri& uri);
+};
+
+class ProcessRunner final : public ContainerRunner {
+ public:
+  static Result<std::shared_ptr<ProcessRunner>> Make(const ProcessRunnerOptions& options);
+
+  Result<RunnerCapabilities> Capabilities() override;
+  /// Only the empty image is valid: process:// runs host commands.
+  Status EnsureImage(const std::string& image, Deadline deadline) override;
+  /// Resolves command[0] in PATH (the spec's own PATH when it sets one) and checks the working
+  /// directory and cpuset, so a bad spec fails here and not in the child.
+  Result<std::unique_ptr<Container>> Create(const ContainerSpec& spec) override;
+
+ private:
+  explicit ProcessRunner(const ProcessRunnerOptions& options) : options_(options) {}
+  ProcessRunnerOptions options_;
+};
+
+}  // namespace bitfusion

@@ -1,0 +1,192 @@
+// What only process:// does: host paths, process groups, rusage, and its refusals.
+#include "runners/process_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace bitfusion {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::shared_ptr<ContainerRunner> Runner(const std::string& uri = "process://") {
+  auto r = ContainerRunnerFromUri(uri);
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
+  return *r;
+}
+
+ContainerSpec Shell(const std::string& script) {
+  ContainerSpec spec;
+  spec.command = {"sh", "-c", script};
+  return spec;
+}
+
+struct Lines {
+  std::mutex mu;
+  std::vector<std::string> out;
+  LogCallback Callback() {
+    return [this](LogStream s, std::string_view l) {
+      std::lock_guard lock(mu);
+      if (s == LogStream::kStdout) out.emplace_back(l);
+    };
+  }
+  std::vector<std::string> Get() {
+    std::lock_guard lock(mu);
+    return out;
+  }
+};
+
+// Running, not merely a zombie waiting for whoever adopted it (init here may never reap).
+bool Alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  stat >> pid_field >> comm >> state;
+  return state != "Z";
+}
+
+pid_t WaitForPid(Lines& lines, std::size_t index) {
+  for (int i = 0; i < 500; ++i) {
+    auto got = lines.Get();
+    if (got.size() > index) return static_cast<pid_t>(std::stoi(got[index]));
+    std::this_thread::sleep_for(10ms);
+  }
+  return -1;
+}
+
+TEST(ProcessRunnerTest, DestroyingTheHandleKillsTheProcessGroup) {
+  auto runner = Runner();
+  auto c = *runner->Create(Shell("sleep 60 & echo $!; echo $$; wait"));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  const pid_t background = WaitForPid(lines, 0);
+  const pid_t shell = WaitForPid(lines, 1);
+  ASSERT_GT(background, 0);
+  ASSERT_GT(shell, 0);
+  EXPECT_TRUE(Alive(background));
+  sub.Cancel();
+  c.reset();
+  EXPECT_FALSE(Alive(shell)) << "the command must be killed and reaped";
+  // The background child is killed with the group; it is reaped by init, so give it a moment.
+  for (int i = 0; i < 200 && Alive(background); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(Alive(background)) << "its background child must be killed too";
+}
+
+TEST(ProcessRunnerTest, StopReachesTheWholeGroup) {
+  auto runner = Runner();
+  auto c = *runner->Create(Shell("sleep 60 & echo $!; wait"));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  const pid_t background = WaitForPid(lines, 0);
+  ASSERT_GT(background, 0);
+  ASSERT_TRUE(c->Stop(5s).ok());
+  for (int i = 0; i < 200 && Alive(background); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(Alive(background));
+}
+
+TEST(ProcessRunnerTest, ResourceUsageIsReported) {
+  auto runner = Runner();
+  auto c = *runner->Create(
+      Shell("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; head -c 8000000 /dev/zero | "
+            "tail -c 1 >/dev/null"));
+  ASSERT_TRUE(c->Start().ok());
+  auto exit = c->Wait(DeadlineAfter(60s));
+  ASSERT_TRUE(exit.ok());
+  ASSERT_TRUE(exit->success());
+  EXPECT_GT(exit->usage.user_cpu_ns + exit->usage.system_cpu_ns, 10'000'000)
+      << "a 300k-iteration shell loop costs well over 10 ms of CPU";
+  EXPECT_GT(exit->usage.max_rss_bytes, 100'000);
+  EXPECT_GT(exit->usage.minor_faults, 0);
+}
+
+TEST(ProcessRunnerTest, CpusetPinsTheChild) {
+  auto runner = Runner();
+  ContainerSpec spec = Shell("grep Cpus_allowed_list /proc/self/status");
+  spec.cpuset = "0";
+  auto c = *runner->Create(spec);
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  ASSERT_EQ(lines.Get().size(), 1u);
+  EXPECT_EQ(lines.Get()[0], "Cpus_allowed_list:\t0");
+}
+
+TEST(ProcessRunnerTest, LongLinesArriveInPieces) {
+  auto runner = Runner("process://?max_line_bytes=1000");
+  auto c = *runner->Create(Shell("head -c 2500 /dev/zero | tr '\\0' x; echo"));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  auto got = lines.Get();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].size(), 1000u);
+  EXPECT_EQ(got[1].size(), 1000u);
+  EXPECT_EQ(got[2].size(), 500u);
+}
+
+TEST(ProcessRunnerTest, OutputWithoutTrailingNewlineIsDelivered) {
+  auto runner = Runner();
+  auto c = *runner->Create(Shell("printf 'no newline'"));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  EXPECT_EQ(lines.Get(), (std::vector<std::string>{"no newline"}));
+}
+
+TEST(ProcessRunnerTest, BadSpecsAreRejectedAtCreate) {
+  auto runner = Runner();
+  ContainerSpec image = Shell("true");
+  image.image = "busybox";
+  EXPECT_EQ(runner->Create(image).error().code(), StatusCode::kInvalidArgument);
+
+  ContainerSpec mounts = Shell("true");
+  mounts.mounts.push_back({"bind", "/tmp", "/data", false, 0});
+  mounts.memory_bytes = 1 << 20;
+  auto m = runner->Create(mounts);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().message().find("mounts, memory_bytes"), std::string::npos)
+      << m.error().message();
+
+  ContainerSpec missing;
+  missing.command = {"bitfusion-no-such-command-xyz"};
+  auto nf = runner->Create(missing);
+  ASSERT_FALSE(nf.ok());
+  EXPECT_EQ(nf.error().code(), StatusCode::kNotFound);
+  EXPECT_NE(nf.error().message().find("bitfusion-no-such-command-xyz"), std::string::npos);
+
+  ContainerSpec dir = Shell("true");
+  dir.working_dir = "/no/such/dir";
+  EXPECT_EQ(runner->Create(dir).error().code(), StatusCode::kNotFound);
+
+  for (const char* bad : {"x", "3-1", "0,", "99999"}) {
+    ContainerSpec cpus = Shell("true");
+    cpus.cpuset = bad;
+    EXPECT_EQ(runner->Create(cpus).error().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(runner->EnsureImage("busybox", kNoDeadline).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(runner->EnsureImage("", kNoDeadline).ok());
+  EXPECT_FALSE(ContainerRunnerFromUri("process://somehost").ok());
+  EXPECT_FALSE(ContainerRunnerFromUri("process://?max_line_bytes=0").ok());
+}
+
+TEST(ProcessRunnerTest, SpecPathIsUsedToFindTheCommand) {
+  auto runner = Runner();
+  ContainerSpec spec;
+  spec.command = {"sh", "-c", "true"};
+  spec.env["PATH"] = "/nonexistent";
+  EXPECT_EQ(runner->Create(spec).error().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace bitfusion
