@@ -1,0 +1,318 @@
+#include "provisioners/host_fingerprint.h"
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "bitfusion/log.h"
+
+namespace bitfusion {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::optional<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string Trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r\n\"");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n\"");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::optional<std::string> ReadTrimmed(const fs::path& path) {
+  auto text = ReadFile(path);
+  if (!text) return std::nullopt;
+  return Trim(*text);
+}
+
+template <class T>
+std::optional<T> ParseNumber(std::string_view text, int base = 10) {
+  T value{};
+  if (base == 16 && text.substr(0, 2) == "0x") text.remove_prefix(2);
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (ec != std::errc() || p == text.data()) return std::nullopt;
+  return value;
+}
+
+std::optional<int> ReadInt(const fs::path& path) {
+  auto text = ReadTrimmed(path);
+  if (!text) return std::nullopt;
+  return ParseNumber<int>(*text);
+}
+
+// Kernel CPU lists: "0-3,8-11".
+std::vector<int> ParseCpuList(std::string_view text) {
+  std::vector<int> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const auto dash = item.find('-');
+    auto lo = ParseNumber<int>(item.substr(0, dash));
+    auto hi = dash == std::string_view::npos ? lo : ParseNumber<int>(item.substr(dash + 1));
+    if (!lo || !hi) continue;
+    for (int cpu = *lo; cpu <= *hi; ++cpu) out.push_back(cpu);
+  }
+  return out;
+}
+
+// "32K", "1024K", "32M" -> bytes.
+std::uint64_t ParseSize(std::string_view text) {
+  auto n = ParseNumber<std::uint64_t>(text);
+  if (!n) return 0;
+  switch (text.empty() ? ' ' : text.back()) {
+    case 'K': return *n << 10;
+    case 'M': return *n << 20;
+    case 'G': return *n << 30;
+    default: return *n;
+  }
+}
+
+// "key : value" lines of /proc/cpuinfo, one map per processor block.
+std::vector<std::map<std::string, std::string>> ParseCpuinfo(const std::string& text) {
+  std::vector<std::map<std::string, std::string>> blocks(1);
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (Trim(line).empty()) {
+      if (!blocks.back().empty()) blocks.emplace_back();
+      continue;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    blocks.back()[Trim(line.substr(0, colon))] = Trim(line.substr(colon + 1));
+  }
+  if (blocks.back().empty()) blocks.pop_back();
+  return blocks;
+}
+
+const std::set<std::string>& InterestingFlags() {
+  static const std::set<std::string> flags = {
+      "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+      "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "aes", "sha_ni", "vaes", "vpclmulqdq",
+      // arm64 "Features"
+      "asimd", "sve", "sve2", "sha2", "sha3", "atomics", "bf16", "i8mm"};
+  return flags;
+}
+
+void ReadCpu(const FingerprintRoots& roots, const std::string& cpuinfo, CpuInfo& cpu) {
+  const auto blocks = ParseCpuinfo(cpuinfo);
+  std::map<std::string, std::string> first;
+  for (const auto& b : blocks) {
+    if (b.count("processor")) {
+      first = b;
+      break;
+    }
+  }
+  auto get = [&](const char* key) {
+    auto it = first.find(key);
+    return it == first.end() ? std::string() : it->second;
+  };
+  cpu.vendor = get("vendor_id");
+  if (cpu.vendor.empty()) cpu.vendor = get("CPU implementer");
+  cpu.model_name = get("model name");
+  if (cpu.model_name.empty()) {
+    // arm64 has no model name; "Hardware"/"CPU part" at least identify the core type.
+    for (const auto& b : blocks) {
+      if (auto it = b.find("Hardware"); it != b.end()) cpu.model_name = it->second;
+    }
+    if (cpu.model_name.empty() && !get("CPU part").empty()) {
+      cpu.model_name = "CPU part " + get("CPU part");
+    }
+  }
+  std::istringstream flags(get("flags").empty() ? get("Features") : get("flags"));
+  for (std::string f; flags >> f;) {
+    if (InterestingFlags().count(f)) cpu.flags.push_back(f);
+  }
+
+  const fs::path cpu_dir = fs::path(roots.sys) / "devices/system/cpu";
+  std::vector<int> online;
+  if (auto list = ReadTrimmed(cpu_dir / "online")) online = ParseCpuList(*list);
+  if (online.empty()) {
+    for (const auto& b : blocks) {
+      if (auto it = b.find("processor"); it != b.end()) {
+        if (auto n = ParseNumber<int>(it->second)) online.push_back(*n);
+      }
+    }
+  }
+  cpu.threads = static_cast<int>(online.size());
+
+  std::set<int> packages;
+  std::set<std::pair<int, int>> cores;
+  // By (level, type); an instance is one distinct set of CPUs sharing the cache.
+  std::map<std::pair<int, std::string>, CacheInfo> caches;
+  std::map<std::pair<int, std::string>, std::set<std::string>> cache_instances;
+  double max_khz = 0;
+  for (int id : online) {
+    const fs::path dir = cpu_dir / ("cpu" + std::to_string(id));
+    const auto package = ReadInt(dir / "topology/physical_package_id");
+    const auto core = ReadInt(dir / "topology/core_id");
+    if (package) packages.insert(*package);
+    if (package && core) cores.insert({*package, *core});
+    if (auto khz = ReadInt(dir / "cpufreq/cpuinfo_max_freq")) {
+      max_khz = std::max(max_khz, static_cast<double>(*khz));
+    }
+    std::error_code ec;
+    for (const auto& index : fs::directory_iterator(dir / "cache", ec)) {
+      if (index.path().filename().string().rfind("index", 0) != 0) continue;
+      const auto level = ReadInt(index.path() / "level");
+      const auto type = ReadTrimmed(index.path() / "type");
+      const auto size = ReadTrimmed(index.path() / "size");
+      if (!level || !type || !size) continue;
+      const auto shared =
+          ReadTrimmed(index.path() / "shared_cpu_list").value_or("cpu" + std::to_string(id));
+      CacheInfo& info = caches[{*level, *type}];
+      info.level = *level;
+      info.type = *type;
+      info.size_bytes = ParseSize(*size);
+      info.line_bytes = ReadInt(index.path() / "coherency_line_size").value_or(0);
+      cache_instances[{*level, *type}].insert(shared);
+    }
+  }
+  // Without sysfs topology fall back to cpuinfo's physical id / core id.
+  if (packages.empty()) {
+    for (const auto& b : blocks) {
+      auto p = b.find("physical id");
+      auto c = b.find("core id");
+      if (p == b.end()) continue;
+      const int pid = ParseNumber<int>(p->second).value_or(0);
+      packages.insert(pid);
+      if (c != b.end()) cores.insert({pid, ParseNumber<int>(c->second).value_or(0)});
+    }
+  }
+  cpu.sockets = packages.empty() ? 1 : static_cast<int>(packages.size());
+  cpu.cores = cores.empty() ? cpu.threads : static_cast<int>(cores.size());
+  for (auto& [key, info] : caches) {  // map order: by level, then type
+    info.instances = static_cast<int>(cache_instances[key].size());
+    cpu.caches.push_back(info);
+  }
+  if (max_khz > 0) {
+    cpu.max_mhz = max_khz / 1000.0;
+  } else {
+    for (const auto& b : blocks) {
+      if (auto it = b.find("cpu MHz"); it != b.end()) {
+        cpu.max_mhz = std::max(cpu.max_mhz, std::atof(it->second.c_str()));
+      }
+    }
+  }
+  int nodes = 0;
+  std::error_code ec;
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(roots.sys) / "devices/system/node", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 4 && name.rfind("node", 0) == 0 &&
+        std::all_of(name.begin() + 4, name.end(), ::isdigit)) {
+      ++nodes;
+    }
+  }
+  cpu.numa_nodes = std::max(nodes, 1);
+}
+
+}  // namespace
+
+std::vector<AcceleratorInfo> ReadPciAccelerators(const std::string& sys_root) {
+  std::vector<AcceleratorInfo> out;
+  std::error_code ec;
+  const fs::path bus = fs::path(sys_root) / "bus/pci/devices";
+  std::vector<fs::path> devices;
+  for (const auto& entry : fs::directory_iterator(bus, ec)) devices.push_back(entry.path());
+  std::sort(devices.begin(), devices.end());
+  for (const auto& dev : devices) {
+    const auto vendor = ReadTrimmed(dev / "vendor");
+    const auto device = ReadTrimmed(dev / "device");
+    const auto klass = ReadTrimmed(dev / "class");
+    if (!vendor || !device || !klass) {
+      LogAt(LogLevel::kWarning, "skipping PCI device ", dev.string(),
+            ": vendor, device or class file missing");
+      continue;
+    }
+    const auto class_code = ParseNumber<unsigned>(*klass, 16);
+    if (!class_code) {
+      LogAt(LogLevel::kWarning, "skipping PCI device ", dev.string(), ": malformed class \"",
+            *klass, "\"");
+      continue;
+    }
+    const unsigned base_class = *class_code >> 16;
+    AcceleratorInfo acc;
+    const bool display = base_class == 0x03;
+    const bool processing = base_class == 0x12;
+    if (!display && !processing) continue;  // audio functions, bridges, management PFs
+    if (*vendor == "0x10de") {
+      acc.vendor = "NVIDIA";
+      acc.kind = display ? "gpu" : "accelerator";
+    } else if (*vendor == "0x1002") {
+      acc.vendor = "AMD";
+      acc.kind = display ? "gpu" : "accelerator";
+    } else if (*vendor == "0x10ee") {
+      acc.vendor = "Xilinx";
+      acc.kind = "fpga";
+    } else if (*vendor == "0x1172") {
+      acc.vendor = "Intel/Altera";
+      acc.kind = "fpga";
+    } else if (*vendor == "0x8086" && processing) {
+      acc.vendor = "Intel";
+      acc.kind = "fpga";
+    } else {
+      continue;  // e.g. a BMC's VGA chip: display class, but not an accelerator
+    }
+    acc.vendor_id = *vendor;
+    acc.device_id = *device;
+    acc.class_code = *klass;
+    acc.pci_address = dev.filename().string();
+    acc.numa_node = ReadInt(dev / "numa_node").value_or(-1);
+    if (fs::is_symlink(dev / "driver", ec)) {
+      acc.driver = fs::read_symlink(dev / "driver", ec).filename().string();
+    }
+    out.push_back(std::move(acc));
+  }
+  return out;
+}
+
+Result<MachineInfo> ReadHostFingerprint(const FingerprintRoots& roots) {
+  MachineInfo m;
+  const fs::path proc(roots.proc);
+  const auto cpuinfo = ReadFile(proc / "cpuinfo");
+  if (!cpuinfo) return NotFoundError("cannot read " + (proc / "cpuinfo").string());
+  const auto meminfo = ReadFile(proc / "meminfo");
+  if (!meminfo) return NotFoundError("cannot read " + (proc / "meminfo").string());
+  ReadCpu(roots, *cpuinfo, m.cpu);
+  std::istringstream mem(*meminfo);
+  for (std::string line; std::getline(mem, line);) {
+    if (line.rfind("MemTotal:", 0) == 0) {
+      std::istringstream fields(line.substr(9));
+      std::uint64_t kib = 0;
+      fields >> kib;
+      m.memory_bytes = kib * 1024;
+    }
+  }
+  utsname uts{};
+  ::uname(&uts);
+  m.hostname = roots.hostname.empty() ? uts.nodename : roots.hostname;
+  m.kernel = roots.kernel.empty() ? uts.release : roots.kernel;
+  m.cpu.architecture = roots.architecture.empty() ? uts.machine : roots.architecture;
+  if (auto os = ReadFile(roots.os_release)) {
+    std::istringstream lines(*os);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("PRETTY_NAME=", 0) == 0) m.os = Trim(line.substr(12));
+    }
+  }
+  m.accelerators = ReadPciAccelerators(roots.sys);
+  return m;
+}
+
+}  // namespace bitfusion
