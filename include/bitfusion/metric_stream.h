@@ -28,10 +28,14 @@ class BITFUSION_EXPORT MetricSource {
   /// The URI it was made from.
   virtual const std::string& uri() const = 0;
 
-  /// Appends this tick's values to `batch`, all stamped `now`. The stream hands each source the
-  /// same batch object tick after tick (samples cleared, series kept), so a source adds its
-  /// series on the first call and reuses their indices. NotFound means the thing sampled is
-  /// gone (process exited): the stream drops the source with one log line.
+  /// Appends this tick's values to `batch`, all stamped `now`. The stream hands each source a
+  /// batch holding that source's series table tick after tick (the same object, or a recycled
+  /// one whose series the stream keeps identical; samples may already be there from earlier
+  /// ticks of the same delivery period), so a source adds its series on the first call and
+  /// reuses their indices; it only ever appends series. NotFound means the thing sampled is
+  /// gone (process exited): the stream drops the source with one log line. Any other error is
+  /// logged once per source, counted, and the source is asked again on the next tick (samples
+  /// it appended before failing are kept).
   virtual Status Collect(Timestamp now, SampleBatch& batch) = 0;
 };
 
@@ -44,10 +48,13 @@ enum class OverflowPolicy : int {
 };
 
 struct MetricStreamOptions {
-  std::chrono::nanoseconds interval = std::chrono::milliseconds(10);  ///< 1 ms .. hours
+  /// Time between ticks, 1 ms .. 1 h (else Make says InvalidArgument).
+  std::chrono::nanoseconds interval = std::chrono::milliseconds(10);
   /// Batches are handed to delivery after this long (or at Stop); 0 = every tick.
   std::chrono::nanoseconds delivery_interval = std::chrono::milliseconds(100);
-  std::size_t queue_batches = 256;  ///< bounded queue between sampler and delivery
+  /// Bounded queue between sampler and delivery, in batches (one per source per hand-over);
+  /// 1 .. 2^20.
+  std::size_t queue_batches = 256;
   OverflowPolicy overflow = OverflowPolicy::kDropOldest;
   Labels labels;  ///< added to every batch (run, benchmark, machine ...)
 };
@@ -60,32 +67,57 @@ struct StreamOverhead {
   std::int64_t ticks_missed = 0;  ///< deadlines skipped because a tick overran
   std::int64_t samples = 0;
   std::int64_t samples_dropped = 0;  ///< lost to a full queue
-  std::int64_t delivery_errors = 0;  ///< sink writes that failed
+  std::int64_t delivery_errors = 0;  ///< sink writes (and the final flushes) that failed
+  std::int64_t source_errors = 0;    ///< Collect calls that failed other than with NotFound
+  std::int64_t sources_dropped = 0;  ///< sources removed because what they sampled was gone
 };
 
 using BatchCallback = std::function<void(const SampleBatch& batch)>;
 
-/// Concurrency: Add/Subscribe/Attach before Start; Overhead() any time, from any thread;
-/// Start/Stop from one controlling thread.
+/// Two threads: a sampler that calls every source's Collect on each tick, and a delivery thread
+/// that hands the batches to subscribers and sinks, so a slow sink never delays a tick. Between
+/// them is a bounded queue (see OverflowPolicy); batches are recycled, so the steady state
+/// allocates nothing in the stream itself.
+///
+/// Source errors: NotFound drops the source (one info line; counted in sources_dropped); any
+/// other error is logged once per source as a warning, counted in source_errors, and the source
+/// is asked again every tick, because most such errors (a busy file, a transient read failure)
+/// pass.
+///
+/// Concurrency: Add/Attach before Start; Subscribe and Overhead() any time, from any thread;
+/// Start/Stop from one controlling thread, never from a callback. A stream runs once.
 class BITFUSION_EXPORT MetricStream {
  public:
+  /// InvalidArgument for an interval outside 1 ms .. 1 h, a negative delivery interval or a
+  /// queue size out of range.
   static Result<std::unique_ptr<MetricStream>> Make(const MetricStreamOptions& options);
+  /// Stops the stream if it is running.
   ~MetricStream();
 
+  /// FailedPrecondition once started; AlreadyExists for a source added twice.
   Status Add(std::shared_ptr<MetricSource> source);
+  /// Builds the source with MetricSourceFromUri ("host", "process:1234").
   Status Add(std::string_view source_uri);
 
-  /// Callbacks run on the delivery thread, one batch per source per delivery.
+  /// Callbacks run on the delivery thread, one batch per source per delivery. When the
+  /// subscription is cancelled (or destroyed) the callback is not running and never runs again;
+  /// a callback may cancel its own subscription.
   Subscription Subscribe(BatchCallback callback);
-  /// Every batch also goes to `sink` (Write); errors are counted, logged once, not fatal.
+  /// Every batch also goes to `sink` (Write), and Stop flushes it; errors are counted in
+  /// delivery_errors, logged once per sink, not fatal. FailedPrecondition once started.
   Status Attach(std::shared_ptr<ResultSink> sink);
 
   /// Starts sampling: the first tick is taken at once, then one every interval on absolute
-  /// monotonic deadlines (no drift).
+  /// monotonic deadlines (no drift). FailedPrecondition without sources, or when already
+  /// started.
   Status Start();
-  /// Takes no more ticks, delivers everything sampled, joins both threads. Idempotent.
+  /// Takes no more ticks, delivers everything sampled (waiting for queue space whatever the
+  /// overflow policy), flushes attached sinks and joins both threads. Idempotent; returns
+  /// within about 20 ms plus the time delivery needs, whatever the interval. FailedPrecondition
+  /// when called from a callback.
   Status Stop();
 
+  /// Live while running, final after Stop.
   StreamOverhead Overhead() const;
 
   MetricStream(const MetricStream&) = delete;
