@@ -55,7 +55,9 @@ class BITFUSION_EXPORT ResultSink {
   ResultSink& operator=(const ResultSink&) = delete;
 
   /// Queues a copy of `batch`; sends when the batch policy says so. A failed send keeps the
-  /// samples queued for the next attempt and returns the backend's error.
+  /// samples queued for the next attempt and returns the backend's error. A malformed batch
+  /// (columns of different lengths, a series index out of range) is InvalidArgument and is not
+  /// queued.
   Status Write(const SampleBatch& batch);
   /// Sends pending samples, then the record (so samples of a run always precede its record).
   Status Write(const RunRecord& record);

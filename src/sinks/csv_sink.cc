@@ -1,0 +1,219 @@
+#include "sinks/csv_sink.h"
+
+#include <cmath>
+#include <utility>
+
+#include "bitfusion/registry.h"
+
+namespace bitfusion {
+
+Result<CsvSinkOptions> CsvSinkOptions::FromUri(const Uri& uri) {
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(ResultSinkOptions::QueryKeysWith({"fsync"})));
+  CsvSinkOptions options;
+  options.path = uri.FilePath();
+  if (options.path.empty()) {
+    return InvalidArgumentError("sink URI " + uri.ToString() +
+                                " names no file; write csv://out/results.csv (relative) or "
+                                "csv:///abs/results.csv");
+  }
+  BITFUSION_ASSIGN_OR_RETURN(options.fsync, uri.QueryBool("fsync", options.fsync));
+  BITFUSION_ASSIGN_OR_RETURN(options.sink, ResultSinkOptions::FromUri(uri));
+  return options;
+}
+
+namespace internal {
+namespace {
+
+void AppendLabelText(std::string& out, std::string_view text) {
+  for (const char c : text) {
+    if (c == '\\' || c == ';' || c == '=') out.push_back('\\');
+    out.push_back(c);
+  }
+}
+
+void AppendCsvValue(std::string& out, double v) {
+  if (std::isfinite(v)) {
+    AppendDouble(out, v);
+  } else {
+    out += NonFiniteText(v);
+  }
+}
+
+}  // namespace
+
+void AppendCsvField(std::string& out, std::string_view text) {
+  bool quote = false;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ',' || c == '"' || u < 0x20 || u == 0x7F) {
+      quote = true;
+      break;
+    }
+  }
+  if (!quote) {
+    AppendValidUtf8(out, text);
+    return;
+  }
+  const std::string valid = ValidUtf8(text);
+  out.push_back('"');
+  for (const char c : valid) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+std::string CsvLabels(const Labels& labels) {
+  std::string out;
+  bool first = true;
+  for (const auto& [key, value] : labels) {
+    if (!first) out.push_back(';');
+    first = false;
+    AppendLabelText(out, key);
+    out.push_back('=');
+    AppendLabelText(out, value);
+  }
+  return out;
+}
+
+void CsvEncoder::Append(const SampleBatch& batch, std::string& out) {
+  const std::size_t series_count = batch.series.size();
+  if (before_value_.size() < series_count) {
+    before_value_.resize(series_count);
+    after_value_.resize(series_count);
+  }
+  for (std::size_t s = 0; s < series_count; ++s) {
+    const Series& series = batch.series[s];
+    std::string& before = before_value_[s];
+    before.assign(",");
+    AppendCsvField(before, series.metric);
+    before.push_back(',');
+    std::string& after = after_value_[s];
+    after.assign(",");
+    AppendCsvField(after, series.unit);
+    after.push_back(',');
+    if (series.labels.empty()) {
+      AppendCsvField(after, CsvLabels(batch.labels));
+    } else {
+      merged_ = batch.labels;
+      for (const auto& [key, value] : series.labels) merged_[key] = value;
+      AppendCsvField(after, CsvLabels(merged_));
+    }
+    after += "\r\n";
+  }
+  const std::size_t n = batch.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t s = batch.series_index[i];
+    AppendInt(out, batch.timestamp_ns[i]);
+    out.push_back(',');
+    AppendInt(out, batch.monotonic_ns[i]);
+    out += before_value_[s];
+    AppendCsvValue(out, batch.value[i]);
+    out += after_value_[s];
+  }
+}
+
+void CsvEncoder::AppendRun(const RunRecord& record, std::string& out) {
+  Labels run_labels;
+  run_labels["run_id"] = record.run_id;
+  run_labels["benchmark"] = record.benchmark;
+  run_labels["repetition"] = std::to_string(record.repetition);
+  run_labels["status"] = record.status;
+  if (!record.plan.empty()) run_labels["plan"] = record.plan;
+  if (!record.plan_run_id.empty()) run_labels["plan_run_id"] = record.plan_run_id;
+  if (record.warmup) run_labels["warmup"] = "true";
+
+  // One series per row: label precedence differs from a batch's (the run's own labels win), so
+  // every row carries its fully merged set and the batch shares none.
+  SampleBatch rows;
+  auto add_row = [&](const std::string& metric, const std::string& unit, Labels labels,
+                     std::int64_t wall_ns, std::int64_t mono_ns, double value) {
+    for (const auto& [key, v] : record.labels) labels.emplace(key, v);
+    for (const auto& [key, v] : run_labels) labels[key] = v;
+    rows.Append(rows.AddSeries({metric, unit, std::move(labels)}), wall_ns, mono_ns, value);
+  };
+  const std::int64_t end_ns = record.exit.end_ns;
+  for (const Sample& result : record.results) {
+    add_row(result.metric, result.unit, result.metadata,
+            result.timestamp_ns != 0 ? result.timestamp_ns : end_ns, result.monotonic_ns,
+            result.value);
+  }
+  add_row("run.wall_time", "s", {}, end_ns, 0, static_cast<double>(record.exit.wall_time_ns) / 1e9);
+  add_row("run.exit_code", "1", {}, end_ns, 0, record.exit.exit_code);
+  Append(rows, out);
+}
+
+}  // namespace internal
+
+namespace {
+constexpr std::size_t kWriteChunkBytes = 1 << 20;
+}  // namespace
+
+CsvSink::CsvSink(const CsvSinkOptions& options, std::string uri,
+                 std::unique_ptr<internal::AppendOnlyFile> file)
+    : ResultSink(std::move(uri), options.sink), options_(options), file_(std::move(file)) {}
+
+CsvSink::~CsvSink() { CloseOnDestroy(); }
+
+Result<std::shared_ptr<CsvSink>> CsvSink::Make(const CsvSinkOptions& options) {
+  BITFUSION_ASSIGN_OR_RETURN(auto file,
+                             internal::AppendOnlyFile::Open(options.path, "csv sink file"));
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t size, file->Size());
+  const std::string name = "csv sink file " + options.path.string();
+  if (size == 0) {
+    BITFUSION_RETURN_IF_ERROR(file->Begin());
+    if (Status s = file->Write(internal::kCsvHeader); !s.ok()) {
+      file->Abort();
+      return s;
+    }
+  } else {
+    BITFUSION_ASSIGN_OR_RETURN(const std::string head,
+                               file->ReadPrefix(internal::kCsvHeader.size()));
+    if (head != internal::kCsvHeader) {
+      return FailedPreconditionError(
+          name + " already holds data whose first line is not the header \"" +
+          std::string(internal::kCsvHeader.substr(0, internal::kCsvHeader.size() - 2)) +
+          "\"; choose a new file rather than mixing formats");
+    }
+  }
+  return std::shared_ptr<CsvSink>(
+      new CsvSink(options, "csv://" + options.path.string(), std::move(file)));
+}
+
+Status CsvSink::WriteAll(std::string_view bytes) {
+  if (Status s = file_->Write(bytes); !s.ok()) {
+    file_->Abort();
+    return s;
+  }
+  return Status::OK();
+}
+
+Status CsvSink::WriteSamples(const std::vector<SampleBatch>& batches) {
+  BITFUSION_RETURN_IF_ERROR(file_->Begin());
+  buffer_.clear();
+  for (const SampleBatch& batch : batches) {
+    encoder_.Append(batch, buffer_);
+    if (buffer_.size() >= kWriteChunkBytes) {
+      BITFUSION_RETURN_IF_ERROR(WriteAll(buffer_));
+      buffer_.clear();
+    }
+  }
+  BITFUSION_RETURN_IF_ERROR(WriteAll(buffer_));
+  if (buffer_.capacity() > 16 * kWriteChunkBytes) std::string().swap(buffer_);
+  return Status::OK();
+}
+
+Status CsvSink::WriteRun(const RunRecord& record) {
+  std::string rows;
+  encoder_.AppendRun(record, rows);
+  BITFUSION_RETURN_IF_ERROR(file_->Begin());
+  return WriteAll(rows);
+}
+
+Status CsvSink::SyncBackend(Deadline) { return options_.fsync ? file_->Sync() : Status::OK(); }
+
+Status CsvSink::CloseBackend(Deadline) { return file_->Close(); }
+
+BITFUSION_REGISTER(ResultSink, "csv", CsvSinkOptions, CsvSink);
+
+}  // namespace bitfusion

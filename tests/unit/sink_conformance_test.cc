@@ -1,0 +1,1123 @@
+// The one suite every ResultSink backend passes. Each sink is made through ResultSinkFromUri,
+// fed batches and run records, closed, and then what it stored is read back with an independent
+// reader (a JSON parser, an RFC 4180 parser, the sqlite3 API) and compared sample by sample:
+// everything must arrive exactly once, with its values, labels and timestamps. null:// stores
+// nothing, so for it the counters are the record.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bitfusion/result_sink.h"
+#include "bitfusion/run_record.h"
+#include "bitfusion/sample.h"
+
+namespace bitfusion {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// ---- what a store gives back, in one shape for every sink ---------------------------------
+
+struct StoredSample {
+  std::string metric;
+  std::string unit;
+  Labels labels;
+  std::int64_t timestamp_ns = 0;
+  std::int64_t monotonic_ns = 0;
+  double value = 0;
+};
+
+struct StoredRun {
+  std::string run_id;
+  std::string benchmark;
+  std::string status;
+  std::int64_t repetition = 0;
+  std::int64_t exit_code = 0;
+  std::int64_t wall_time_ns = 0;
+  std::vector<StoredSample> results;  // metric, unit, value and timestamp are compared
+};
+
+struct Stored {
+  std::vector<StoredSample> samples;
+  std::vector<StoredRun> runs;
+};
+
+std::string ValueText(double v) {
+  if (std::isnan(v)) return "NaN";
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, end);
+}
+
+// One line per sample that differs whenever any field differs, so sorted lists of them compare
+// as multisets and print readably.
+std::string Key(const StoredSample& s) {
+  std::string out = s.metric + " | " + s.unit + " | {";
+  for (const auto& [k, v] : s.labels) out += k + "=" + v + ",";
+  out += "} | " + std::to_string(s.timestamp_ns) + " | " + std::to_string(s.monotonic_ns) + " | " +
+         ValueText(s.value);
+  return out;
+}
+
+std::string ResultKey(const StoredSample& s) {
+  return s.metric + " | " + s.unit + " | " + std::to_string(s.timestamp_ns) + " | " +
+         ValueText(s.value);
+}
+
+double NonFinite(std::string_view text) {
+  if (text == "NaN") return kNaN;
+  if (text == "Infinity") return kInf;
+  if (text == "-Infinity") return -kInf;
+  throw std::runtime_error("unexpected value text \"" + std::string(text) + "\"");
+}
+
+double ParseDouble(std::string_view text) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    throw std::runtime_error("not a number: \"" + std::string(text) + "\"");
+  }
+  return v;
+}
+
+std::int64_t ParseInt(std::string_view text) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    throw std::runtime_error("not an integer: \"" + std::string(text) + "\"");
+  }
+  return v;
+}
+
+std::string Str(const json::value& v) { return std::string(v.as_string()); }
+
+Labels LabelsFromJson(const json::value& v) {
+  Labels out;
+  for (const auto& member : v.as_object()) out[std::string(member.key())] = Str(member.value());
+  return out;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// ---- JSONL ---------------------------------------------------------------------------------
+
+// Boost 1.81 parses doubles fast rather than exactly; the value's own digits are read with
+// from_chars so that a lossy encoder cannot hide behind a lossy reader.
+double ExactSampleValue(const std::string& line) {
+  const std::string_view key = R"(,"value":)";
+  const std::size_t at = line.find(key);
+  if (at == std::string::npos) throw std::runtime_error("no value member in " + line);
+  const char* begin = line.data() + at + key.size();
+  double v = 0;
+  auto [p, ec] = std::from_chars(begin, line.data() + line.size(), v);
+  if (ec != std::errc() || (*p != ',' && *p != '}')) {
+    throw std::runtime_error("value is not a plain number in " + line);
+  }
+  return v;
+}
+
+double JsonValue(const json::object& o) {
+  const json::value& v = o.at("value");
+  if (v.is_null()) return NonFinite(Str(o.at("value_text")));
+  return v.to_number<double>();
+}
+
+Stored ReadJsonl(const fs::path& path) {
+  Stored out;
+  std::istringstream in(ReadFile(path));
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    json::error_code ec;
+    // Strict: invalid UTF-8, control characters or NaN words make this fail.
+    json::value v = json::parse(line, ec);
+    if (ec) {
+      throw std::runtime_error("line " + std::to_string(number) + " is not valid JSON (" +
+                               ec.message() + "): " + line.substr(0, 300));
+    }
+    const json::object& o = v.as_object();
+    const std::string type = Str(o.at("type"));
+    if (type == "sample") {
+      StoredSample s;
+      s.metric = Str(o.at("metric"));
+      s.unit = Str(o.at("unit"));
+      s.labels = LabelsFromJson(o.at("metadata"));
+      s.timestamp_ns = o.at("timestamp_ns").to_number<std::int64_t>();
+      s.monotonic_ns = o.at("monotonic_ns").to_number<std::int64_t>();
+      s.value = o.at("value").is_null() ? JsonValue(o) : ExactSampleValue(line);
+      const double seconds = o.at("timestamp").to_number<double>();
+      if (std::abs(seconds - static_cast<double>(s.timestamp_ns) / 1e9) > 1e-5) {
+        throw std::runtime_error("timestamp disagrees with timestamp_ns: " + line);
+      }
+      out.samples.push_back(std::move(s));
+    } else if (type == "run") {
+      StoredRun r;
+      r.run_id = Str(o.at("run_id"));
+      r.benchmark = Str(o.at("benchmark"));
+      r.status = Str(o.at("status"));
+      r.repetition = o.at("repetition").to_number<std::int64_t>();
+      const json::object& exit = o.at("exit").as_object();
+      r.exit_code = exit.at("exit_code").to_number<std::int64_t>();
+      r.wall_time_ns = exit.at("wall_time_ns").to_number<std::int64_t>();
+      for (const json::value& rv : o.at("results").as_array()) {
+        const json::object& ro = rv.as_object();
+        StoredSample s;
+        s.metric = Str(ro.at("metric"));
+        s.unit = Str(ro.at("unit"));
+        s.labels = LabelsFromJson(ro.at("metadata"));
+        s.timestamp_ns = ro.at("timestamp_ns").to_number<std::int64_t>();
+        s.value = JsonValue(ro);
+        r.results.push_back(std::move(s));
+      }
+      out.runs.push_back(std::move(r));
+    } else {
+      throw std::runtime_error("unknown line type " + type);
+    }
+  }
+  return out;
+}
+
+// ---- CSV -----------------------------------------------------------------------------------
+
+// An RFC 4180 reader written from the RFC, not from the sink: every record ends with CRLF.
+std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
+  std::vector<std::vector<std::string>> records;
+  std::vector<std::string> fields;
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    std::string field;
+    if (text[i] == '"') {
+      ++i;
+      for (;;) {
+        if (i >= n) throw std::runtime_error("unterminated quoted field");
+        if (text[i] == '"') {
+          if (i + 1 < n && text[i + 1] == '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        field += text[i++];
+      }
+    } else {
+      while (i < n && text[i] != ',' && text[i] != '\r' && text[i] != '\n') {
+        if (text[i] == '"') throw std::runtime_error("quote inside an unquoted field");
+        field += text[i++];
+      }
+    }
+    fields.push_back(std::move(field));
+    if (i < n && text[i] == ',') {
+      ++i;
+      if (i == n) throw std::runtime_error("file ends after a comma");
+      continue;
+    }
+    if (i + 1 < n && text[i] == '\r' && text[i + 1] == '\n') {
+      i += 2;
+      records.push_back(std::move(fields));
+      fields.clear();
+      continue;
+    }
+    throw std::runtime_error("record does not end with CRLF at byte " + std::to_string(i));
+  }
+  if (!fields.empty()) throw std::runtime_error("last record does not end with CRLF");
+  return records;
+}
+
+Labels ParseCsvLabels(std::string_view text) {
+  Labels out;
+  if (text.empty()) return out;
+  std::string key;
+  std::string value;
+  bool in_value = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\\' && i + 1 < text.size()) {
+      (in_value ? value : key) += text[++i];
+    } else if (c == ';') {
+      out[key] = value;
+      key.clear();
+      value.clear();
+      in_value = false;
+    } else if (c == '=' && !in_value) {
+      in_value = true;
+    } else {
+      (in_value ? value : key) += c;
+    }
+  }
+  out[key] = value;
+  return out;
+}
+
+double CsvValue(const std::string& text) {
+  if (text == "NaN" || text == "Infinity" || text == "-Infinity") return NonFinite(text);
+  return ParseDouble(text);
+}
+
+Stored ReadCsv(const fs::path& path) {
+  const auto records = ParseCsv(ReadFile(path));
+  const std::vector<std::string> header = {"timestamp_ns", "monotonic_ns", "metric",
+                                           "value",        "unit",         "labels"};
+  if (records.empty() || records[0] != header) throw std::runtime_error("missing CSV header");
+  Stored out;
+  std::map<std::string, StoredRun> runs;
+  std::vector<std::string> run_order;
+  for (std::size_t i = 1; i < records.size(); ++i) {
+    const auto& f = records[i];
+    if (f.size() != 6) throw std::runtime_error("row " + std::to_string(i) + " has wrong width");
+    StoredSample s;
+    s.timestamp_ns = ParseInt(f[0]);
+    s.monotonic_ns = ParseInt(f[1]);
+    s.metric = f[2];
+    s.value = CsvValue(f[3]);
+    s.unit = f[4];
+    s.labels = ParseCsvLabels(f[5]);
+    // The test's samples never carry all four run labels; run rows always do.
+    const bool run_row = s.labels.count("run_id") && s.labels.count("benchmark") &&
+                         s.labels.count("repetition") && s.labels.count("status");
+    if (!run_row) {
+      out.samples.push_back(std::move(s));
+      continue;
+    }
+    const std::string id = s.labels.at("run_id");
+    if (!runs.count(id)) run_order.push_back(id);
+    StoredRun& r = runs[id];
+    r.run_id = id;
+    r.benchmark = s.labels.at("benchmark");
+    r.status = s.labels.at("status");
+    r.repetition = ParseInt(s.labels.at("repetition"));
+    if (s.metric == "run.exit_code") {
+      r.exit_code = static_cast<std::int64_t>(s.value);
+    } else if (s.metric == "run.wall_time") {
+      r.wall_time_ns = std::llround(s.value * 1e9);
+    } else {
+      r.results.push_back(std::move(s));
+    }
+  }
+  for (const auto& id : run_order) out.runs.push_back(runs[id]);
+  return out;
+}
+
+// ---- SQLite --------------------------------------------------------------------------------
+
+class SqliteReader {
+ public:
+  explicit SqliteReader(const fs::path& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      throw std::runtime_error("cannot open " + path.string() + ": " + sqlite3_errmsg(db_));
+    }
+  }
+  ~SqliteReader() { sqlite3_close_v2(db_); }
+
+  // Calls `row` for each result row of `sql`, bound to `arg` when given.
+  template <class F>
+  void Query(const std::string& sql, F row, const std::string* arg = nullptr) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
+    }
+    if (arg) sqlite3_bind_text(stmt, 1, arg->c_str(), -1, SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
+  }
+
+  static std::string Text(sqlite3_stmt* s, int i) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : "";
+  }
+  // NULL is how the sink stores NaN.
+  static double Value(sqlite3_stmt* s, int i) {
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? kNaN : sqlite3_column_double(s, i);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+Stored ReadSqlite(const fs::path& path) {
+  SqliteReader db(path);
+  Stored out;
+  std::string integrity;
+  db.Query("PRAGMA integrity_check",
+           [&](sqlite3_stmt* s) { integrity = SqliteReader::Text(s, 0); });
+  if (integrity != "ok") throw std::runtime_error("integrity_check: " + integrity);
+  db.Query(
+      "SELECT se.metric, se.unit, se.labels, sa.timestamp_ns, sa.monotonic_ns, sa.value "
+      "FROM samples sa JOIN series se USING (series_id) ORDER BY sa.rowid",
+      [&](sqlite3_stmt* s) {
+        StoredSample x;
+        x.metric = SqliteReader::Text(s, 0);
+        x.unit = SqliteReader::Text(s, 1);
+        x.labels = LabelsFromJson(json::parse(SqliteReader::Text(s, 2)));
+        x.timestamp_ns = sqlite3_column_int64(s, 3);
+        x.monotonic_ns = sqlite3_column_int64(s, 4);
+        x.value = SqliteReader::Value(s, 5);
+        out.samples.push_back(std::move(x));
+      });
+  db.Query(
+      "SELECT run_id, benchmark, status, repetition, exit_code, wall_time_ns, record FROM runs "
+      "ORDER BY rowid",
+      [&](sqlite3_stmt* s) {
+        StoredRun r;
+        r.run_id = SqliteReader::Text(s, 0);
+        r.benchmark = SqliteReader::Text(s, 1);
+        r.status = SqliteReader::Text(s, 2);
+        r.repetition = sqlite3_column_int64(s, 3);
+        r.exit_code = sqlite3_column_int64(s, 4);
+        r.wall_time_ns = sqlite3_column_int64(s, 5);
+        // The record column must be JSON too.
+        json::value record = json::parse(SqliteReader::Text(s, 6));
+        if (Str(record.at("run_id")) != r.run_id) throw std::runtime_error("record mismatch");
+        out.runs.push_back(std::move(r));
+      });
+  for (StoredRun& r : out.runs) {
+    db.Query(
+        "SELECT metric, unit, value, labels, timestamp_ns FROM results WHERE run_id = ?1",
+        [&](sqlite3_stmt* s) {
+          StoredSample x;
+          x.metric = SqliteReader::Text(s, 0);
+          x.unit = SqliteReader::Text(s, 1);
+          x.value = SqliteReader::Value(s, 2);
+          x.labels = LabelsFromJson(json::parse(SqliteReader::Text(s, 3)));
+          x.timestamp_ns = sqlite3_column_int64(s, 4);
+          r.results.push_back(std::move(x));
+        },
+        &r.run_id);
+  }
+  return out;
+}
+
+// ---- the sinks under test ------------------------------------------------------------------
+
+struct SinkKind {
+  std::string scheme;
+  std::string extension;                      // empty: the sink has no file
+  Stored (*read)(const fs::path&) = nullptr;  // nullptr: the sink keeps nothing
+};
+
+std::string KindName(const testing::TestParamInfo<SinkKind>& info) { return info.param.scheme; }
+void PrintTo(const SinkKind& kind, std::ostream* os) { *os << kind.scheme << "://"; }
+
+// ---- expectations --------------------------------------------------------------------------
+
+std::vector<StoredSample> Expected(const std::vector<SampleBatch>& batches) {
+  std::vector<StoredSample> out;
+  for (const SampleBatch& b : batches) {
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      Sample s = b.At(i);
+      out.push_back({s.metric, s.unit, s.metadata, s.timestamp_ns, s.monotonic_ns, s.value});
+    }
+  }
+  return out;
+}
+
+StoredRun ExpectedRun(const RunRecord& r) {
+  StoredRun out{r.run_id,         r.benchmark,         r.status, r.repetition,
+                r.exit.exit_code, r.exit.wall_time_ns, {}};
+  for (const Sample& s : r.results) {
+    out.results.push_back({s.metric, s.unit, s.metadata, s.timestamp_ns, s.monotonic_ns, s.value});
+  }
+  return out;
+}
+
+// Multiset equality; on failure names what is missing and what is extra or duplicated.
+testing::AssertionResult SameSamples(std::vector<StoredSample> expected,
+                                     std::vector<StoredSample> actual) {
+  std::vector<std::string> want;
+  std::vector<std::string> got;
+  for (const auto& s : expected) want.push_back(Key(s));
+  for (const auto& s : actual) got.push_back(Key(s));
+  std::sort(want.begin(), want.end());
+  std::sort(got.begin(), got.end());
+  if (want == got) return testing::AssertionSuccess();
+  std::vector<std::string> missing;
+  std::vector<std::string> extra;
+  std::set_difference(want.begin(), want.end(), got.begin(), got.end(),
+                      std::back_inserter(missing));
+  std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
+  auto result = testing::AssertionFailure()
+                << "expected " << want.size() << " samples, stored " << got.size() << "; "
+                << missing.size() << " missing, " << extra.size() << " extra or duplicated";
+  for (std::size_t i = 0; i < missing.size() && i < 5; ++i) {
+    result << "\n  missing: " << missing[i].substr(0, 300);
+  }
+  for (std::size_t i = 0; i < extra.size() && i < 5; ++i) {
+    result << "\n  extra:   " << extra[i].substr(0, 300);
+  }
+  return result;
+}
+
+testing::AssertionResult SameRuns(const std::vector<RunRecord>& records,
+                                  const std::vector<StoredRun>& actual) {
+  std::map<std::string, const StoredRun*> by_id;
+  for (const StoredRun& r : actual) {
+    if (!by_id.emplace(r.run_id, &r).second) {
+      return testing::AssertionFailure() << "run " << r.run_id << " stored twice";
+    }
+  }
+  if (by_id.size() != records.size()) {
+    return testing::AssertionFailure()
+           << "expected " << records.size() << " runs, stored " << by_id.size();
+  }
+  for (const RunRecord& record : records) {
+    const StoredRun want = ExpectedRun(record);
+    auto it = by_id.find(want.run_id);
+    if (it == by_id.end()) return testing::AssertionFailure() << "run " << want.run_id << " lost";
+    const StoredRun& got = *it->second;
+    if (got.benchmark != want.benchmark || got.status != want.status ||
+        got.repetition != want.repetition || got.exit_code != want.exit_code ||
+        got.wall_time_ns != want.wall_time_ns) {
+      return testing::AssertionFailure()
+             << "run " << want.run_id << " stored as benchmark=" << got.benchmark
+             << " status=" << got.status << " repetition=" << got.repetition
+             << " exit_code=" << got.exit_code << " wall_time_ns=" << got.wall_time_ns;
+    }
+    std::vector<std::string> w;
+    std::vector<std::string> g;
+    for (const auto& s : want.results) w.push_back(ResultKey(s));
+    for (const auto& s : got.results) g.push_back(ResultKey(s));
+    std::sort(w.begin(), w.end());
+    std::sort(g.begin(), g.end());
+    if (w != g) {
+      auto failure = testing::AssertionFailure() << "results of run " << want.run_id << " differ:";
+      for (const auto& s : w) failure << "\n  want " << s;
+      for (const auto& s : g) failure << "\n  got  " << s;
+      return failure;
+    }
+  }
+  return testing::AssertionSuccess();
+}
+
+// ---- test data -----------------------------------------------------------------------------
+
+constexpr std::int64_t kT0 = 1'700'000'000'000'000'000;
+
+SampleBatch CpuBatch(int first, int count) {
+  SampleBatch b;
+  b.labels = {{"run", "r1"}, {"machine", "m1"}, {"cpu", "all"}};
+  // Series labels win over the batch's: cpu=all is overridden.
+  const auto user = b.AddSeries({"cpu.user", "s", {{"cpu", "0"}}});
+  const auto sys = b.AddSeries({"cpu.system", "s", {{"cpu", "0"}}});
+  const auto mem = b.AddSeries({"mem.used", "bytes", {}});
+  for (int i = first; i < first + count; ++i) {
+    const std::int64_t t = kT0 + std::int64_t{i} * 1'000'000;
+    b.Append(user, t, 5'000'000'000 + i, 0.1 * i);  // 0.1 * i: digits that need exactness
+    b.Append(sys, t, 5'000'000'000 + i, 1.0 / (i + 3));
+    b.Append(mem, t, 5'000'000'000 + i, 4096.0 * i + 1);
+  }
+  return b;
+}
+
+RunRecord MakeRun(const std::string& id, int repetition) {
+  RunRecord r;
+  r.run_id = id;
+  r.plan = "conformance";
+  r.plan_run_id = "plan-1";
+  r.benchmark = "stream";
+  r.repetition = repetition;
+  r.runner = "process://";
+  r.command = {"stream", "--size", "1G"};
+  r.machine.id = "local";
+  r.machine.provider = "local";
+  r.machine.hostname = "host-a";
+  r.machine.cpu.model_name = "Test CPU @ 3.0GHz";
+  r.machine.cpu.cores = 8;
+  r.machine.cpu.max_mhz = 3000.5;
+  r.machine.memory_bytes = 64ull << 30;
+  r.machine.kernel = "6.1.0";
+  r.status = kRunOk;
+  r.exit.exit_code = 0;
+  r.exit.start_ns = kT0 + 1'000'000'000'000;
+  r.exit.end_ns = r.exit.start_ns + 2'500'000'000;
+  r.exit.wall_time_ns = 2'500'000'000;
+  r.exit.usage.user_cpu_ns = 2'000'000'000;
+  r.exit.usage.max_rss_bytes = 1 << 30;
+  r.results = {
+      Sample{"stream.triad", 12345.5, "MB/s", {{"threads", "8"}}, r.exit.end_ns - 10, 77},
+      Sample{"wall_time", 2.5, "s", {}, r.exit.end_ns, 78},
+  };
+  r.overhead = {1'000'000, 250, 0, 10'000'000};
+  r.labels = {{"suite", "conformance"}};
+  return r;
+}
+
+// ---- the suite -----------------------------------------------------------------------------
+
+class SinkConformanceTest : public testing::TestWithParam<SinkKind> {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = std::string(info->test_suite_name()) + "-" + info->name();
+    std::replace(name.begin(), name.end(), '/', '-');
+    dir_ = fs::temp_directory_path() /
+           ("bitfusion-sink-test-" + std::to_string(::getpid()) + "-" + name);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = dir_ / ("results" + GetParam().extension);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  bool Keeps() const { return GetParam().read != nullptr; }
+
+  std::string UriFor(const fs::path& path, const std::string& query = "") const {
+    const std::string q = query.empty() ? "" : "?" + query;
+    if (GetParam().extension.empty()) return GetParam().scheme + "://" + q;
+    return GetParam().scheme + "://" + path.string() + q;
+  }
+
+  std::shared_ptr<ResultSink> Make(const std::string& query = "") {
+    auto sink = ResultSinkFromUri(UriFor(path_, query));
+    EXPECT_TRUE(sink.ok()) << sink.status().ToString();
+    return sink.ok() ? *sink : nullptr;
+  }
+
+  // What the sink stored, read while it may still be open (null:// keeps nothing).
+  Stored Read() {
+    if (!Keeps()) return {};
+    try {
+      return GetParam().read(path_);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "reading back " << path_ << ": " << e.what();
+      return {};
+    }
+  }
+
+  // Checks the store against everything written; for null://, the sink's counters.
+  void ExpectStored(const std::shared_ptr<ResultSink>& sink,
+                    const std::vector<StoredSample>& samples, const std::vector<RunRecord>& runs) {
+    const SinkCounters c = sink->counters();
+    EXPECT_EQ(c.samples_written, static_cast<std::int64_t>(samples.size()));
+    EXPECT_EQ(c.runs_written, static_cast<std::int64_t>(runs.size()));
+    EXPECT_EQ(c.samples_pending, 0);
+    EXPECT_EQ(c.errors, 0);
+    if (!Keeps()) return;
+    Stored stored = Read();
+    EXPECT_TRUE(SameSamples(samples, stored.samples));
+    EXPECT_TRUE(SameRuns(runs, stored.runs));
+  }
+
+  fs::path dir_;
+  fs::path path_;
+};
+
+TEST_P(SinkConformanceTest, StoresEverySampleAndRunExactlyOnce) {
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  std::vector<SampleBatch> batches = {CpuBatch(0, 10), CpuBatch(10, 1), CpuBatch(11, 200)};
+  // A batch with no shared labels and a series with none either.
+  SampleBatch bare;
+  bare.Append(bare.AddSeries({"events", "1", {}}), kT0, 0, 7);
+  batches.push_back(bare);
+  const std::vector<RunRecord> runs = {MakeRun("run-a", 0), MakeRun("run-b", 1)};
+
+  ASSERT_TRUE(sink->Write(batches[0]).ok());
+  ASSERT_TRUE(sink->Write(batches[1]).ok());
+  ASSERT_TRUE(sink->Write(runs[0]).ok());
+  ASSERT_TRUE(sink->Write(batches[2]).ok());
+  ASSERT_TRUE(sink->Write(batches[3]).ok());
+  ASSERT_TRUE(sink->Write(runs[1]).ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected(batches), runs);
+}
+
+TEST_P(SinkConformanceTest, BatchSamplesDecidesWhenTheBackendWrites) {
+  auto sink = Make("batch_samples=5&max_delay=1h");
+  ASSERT_TRUE(sink);
+  std::vector<SampleBatch> written;
+  auto write = [&](int first) {
+    SampleBatch b;
+    b.Append(b.AddSeries({"x", "1", {{"i", std::to_string(first)}}}), kT0 + first, first, first);
+    written.push_back(b);
+    return sink->Write(b);
+  };
+  ASSERT_TRUE(write(0).ok());
+  ASSERT_TRUE(write(1).ok());
+  ASSERT_TRUE(write(2).ok());
+  ASSERT_TRUE(write(3).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 4);
+  EXPECT_EQ(sink->counters().backend_calls, 0);
+  EXPECT_TRUE(Read().samples.empty()) << "nothing may reach the store below batch_samples";
+
+  ASSERT_TRUE(write(4).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  EXPECT_EQ(sink->counters().samples_written, 5);
+  EXPECT_EQ(sink->counters().backend_calls, 1) << "five pending samples go in one call";
+  if (Keeps()) {
+    EXPECT_TRUE(SameSamples(Expected(written), Read().samples))
+        << "a sent batch is visible without Flush";
+  }
+
+  ASSERT_TRUE(write(5).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 1);
+  ASSERT_TRUE(sink->Flush().ok());
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  EXPECT_EQ(sink->counters().backend_calls, 2);
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected(written), {});
+}
+
+TEST_P(SinkConformanceTest, MaxDelaySendsOldPendingSamples) {
+  auto sink = Make("batch_samples=1000000&max_delay=1ms");
+  ASSERT_TRUE(sink);
+  const SampleBatch first = CpuBatch(0, 1);
+  ASSERT_TRUE(sink->Write(first).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 3) << "a fresh batch is not old yet";
+  // Sleeping past max_delay makes the next write find the pending batch old, however slow the
+  // machine: this waits for a lower bound, it does not race an upper one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const SampleBatch second = CpuBatch(1, 1);
+  ASSERT_TRUE(sink->Write(second).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  EXPECT_EQ(sink->counters().samples_written, 6);
+  if (Keeps()) EXPECT_TRUE(SameSamples(Expected({first, second}), Read().samples));
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected({first, second}), {});
+}
+
+TEST_P(SinkConformanceTest, RunRecordSendsPendingSamplesFirst) {
+  auto sink = Make("batch_samples=1000000&max_delay=1h");
+  ASSERT_TRUE(sink);
+  const SampleBatch batch = CpuBatch(0, 4);
+  const RunRecord run = MakeRun("run-a", 0);
+  ASSERT_TRUE(sink->Write(batch).ok());
+  ASSERT_TRUE(sink->Write(run).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  if (Keeps()) {
+    Stored stored = Read();
+    EXPECT_TRUE(SameSamples(Expected({batch}), stored.samples));
+    EXPECT_TRUE(SameRuns({run}, stored.runs));
+  }
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected({batch}), {run});
+}
+
+TEST_P(SinkConformanceTest, WritesAfterCloseFailWithFailedPrecondition) {
+  auto sink = Make("batch_samples=1000000");
+  ASSERT_TRUE(sink);
+  const SampleBatch batch = CpuBatch(0, 1);
+  ASSERT_TRUE(sink->Write(batch).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const Status after = sink->Write(batch);
+  EXPECT_EQ(after.code(), StatusCode::kFailedPrecondition) << after.ToString();
+  EXPECT_EQ(sink->Write(MakeRun("late", 0)).code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(sink->Close().ok()) << "Close is idempotent";
+  EXPECT_TRUE(sink->Flush().ok()) << "nothing is left to flush";
+  ExpectStored(sink, Expected({batch}), {});
+}
+
+TEST_P(SinkConformanceTest, MalformedBatchIsRefusedAndNotQueued) {
+  auto sink = Make("batch_samples=1");
+  ASSERT_TRUE(sink);
+  SampleBatch bad_index;
+  bad_index.Append(bad_index.AddSeries({"x", "1", {}}), kT0, 0, 1);
+  bad_index.series_index[0] = 5;
+  EXPECT_EQ(sink->Write(bad_index).code(), StatusCode::kInvalidArgument);
+  SampleBatch ragged = CpuBatch(0, 2);
+  ragged.monotonic_ns.pop_back();
+  EXPECT_EQ(sink->Write(ragged).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  const SampleBatch good = CpuBatch(0, 2);
+  ASSERT_TRUE(sink->Write(good).ok()) << "a refused batch must not poison the queue";
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected({good}), {});
+}
+
+TEST_P(SinkConformanceTest, OddValuesAndTextKeepTheirNeighbours) {
+  auto sink = Make("batch_samples=1000000");
+  ASSERT_TRUE(sink);
+  const std::string long_value(100'000, 'v');
+  const std::string long_key = std::string(5'000, 'k');
+  SampleBatch b;
+  b.labels = {{"run", "r1"}, {"odd", "a,b;c=d\\e\"f"}};
+  const auto plain = b.AddSeries({"plain", "1", {}});
+  const auto quoted = b.AddSeries({"we\"ird,metric\nname\t\x01", "s", {{"ctl", "line1\r\nline2"}}});
+  const auto broken =
+      b.AddSeries({"bad\xff utf8 \xe2\x82", "\xc0\xaf", {{"k\xfe", "v\xed\xa0\x80!"}}});
+  const auto long_labels = b.AddSeries({"long", "1", {{long_key, long_value}}});
+  const auto unicode = b.AddSeries({"temp.°C", "°C", {{"gpu", "NVIDIA H100 — 80GB ✓"}}});
+  b.Append(plain, kT0 + 1, 1, 1.0);
+  b.Append(plain, kT0 + 2, 2, kNaN);
+  b.Append(plain, kT0 + 3, 3, kInf);
+  b.Append(plain, kT0 + 4, 4, -kInf);
+  b.Append(quoted, kT0 + 5, 5, 5.0);
+  b.Append(broken, kT0 + 6, 6, kNaN);
+  b.Append(long_labels, kT0 + 7, 7, 1e300);
+  b.Append(unicode, kT0 + 8, 8, -273.15);
+  b.Append(plain, kT0 + 9, 9, 5e-324);  // the smallest subnormal
+  b.Append(plain, kT0 + 10, 10, std::numeric_limits<double>::max());
+  RunRecord run = MakeRun("run-odd", 0);
+  run.status = kRunFailed;
+  run.exit.exit_code = 3;
+  run.error = "exit status 3: \xff garbage";
+  run.results.push_back(Sample{"broken.metric", kNaN, "1", {}, kT0 + 11, 0});
+  run.results.push_back(Sample{"overflow", kInf, "1", {}, kT0 + 12, 0});
+
+  ASSERT_TRUE(sink->Write(b).ok()) << "odd samples never fail their batch";
+  ASSERT_TRUE(sink->Write(run).ok());
+  ASSERT_TRUE(sink->Close().ok());
+
+  // The documented outcome, the same for every sink: values come back as written (NaN and
+  // ±infinity included), text comes back with invalid UTF-8 replaced by U+FFFD.
+  std::vector<StoredSample> want = Expected({b});
+  const std::string fffd = "\xEF\xBF\xBD";
+  for (StoredSample& s : want) {
+    if (s.metric == "bad\xff utf8 \xe2\x82") {
+      s.metric = "bad" + fffd + " utf8 " + fffd;
+      s.unit = fffd + fffd;  // C0 and AF are each invalid on their own
+      s.labels.erase("k\xfe");
+      s.labels["k" + fffd] = "v" + fffd + fffd + fffd + "!";  // a surrogate is three bad bytes
+    }
+  }
+  ExpectStored(sink, want, {run});
+}
+
+TEST_P(SinkConformanceTest, ConcurrentWritersLoseNothing) {
+  auto sink = Make("batch_samples=64&max_delay=1h");
+  ASSERT_TRUE(sink);
+  constexpr int kThreads = 6;
+  constexpr int kBatches = 60;
+  constexpr int kPerBatch = 25;
+  std::vector<std::vector<SampleBatch>> sent(kThreads);
+  std::vector<RunRecord> runs;
+  for (int i = 0; i < 8; ++i) runs.push_back(MakeRun("concurrent-" + std::to_string(i), i));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      SampleBatch b;
+      b.labels = {{"thread", std::to_string(t)}};
+      const auto series = b.AddSeries({"m" + std::to_string(t % 3), "1", {}});
+      for (int i = 0; i < kBatches; ++i) {
+        b.ClearSamples();
+        for (int k = 0; k < kPerBatch; ++k) {
+          const std::int64_t id = (std::int64_t{t} * kBatches + i) * kPerBatch + k;
+          b.Append(series, kT0 + id, id, static_cast<double>(id) / 4);
+        }
+        if (!sink->Write(b).ok()) ++failures;
+        sent[t].push_back(b);
+        if (i % 20 == 0 && !sink->Flush().ok()) ++failures;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (const RunRecord& r : runs) {
+      if (!sink->Write(r).ok()) ++failures;
+    }
+  });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_TRUE(sink->Close().ok());
+  std::vector<SampleBatch> all;
+  for (const auto& per_thread : sent) all.insert(all.end(), per_thread.begin(), per_thread.end());
+  ExpectStored(sink, Expected(all), runs);
+}
+
+TEST_P(SinkConformanceTest, UnknownQueryKeyIsRefused) {
+  auto sink = ResultSinkFromUri(UriFor(path_, "batch_sampels=10"));
+  ASSERT_FALSE(sink.ok());
+  EXPECT_EQ(sink.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(sink.error().message().find("batch_sampels"), std::string::npos)
+      << sink.error().ToString();
+}
+
+TEST_P(SinkConformanceTest, ReopeningAppends) {
+  const SampleBatch first = CpuBatch(0, 3);
+  const SampleBatch second = CpuBatch(3, 3);
+  {
+    auto sink = Make();
+    ASSERT_TRUE(sink);
+    ASSERT_TRUE(sink->Write(first).ok());
+    ASSERT_TRUE(sink->Write(MakeRun("run-a", 0)).ok());
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Write(second).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(sink->counters().samples_written, 9);
+  if (Keeps()) {
+    Stored stored = Read();
+    EXPECT_TRUE(SameSamples(Expected({first, second}), stored.samples));
+    EXPECT_TRUE(SameRuns({MakeRun("run-a", 0)}, stored.runs));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSinks, SinkConformanceTest,
+                         testing::Values(SinkKind{"null", "", nullptr},
+                                         SinkKind{"jsonl", ".jsonl", &ReadJsonl},
+                                         SinkKind{"csv", ".csv", &ReadCsv},
+                                         SinkKind{"sqlite", ".db", &ReadSqlite}),
+                         KindName);
+
+// The same suite's file checks, for the sinks that have a file.
+class FileSinkConformanceTest : public SinkConformanceTest {};
+
+TEST_P(FileSinkConformanceTest, FileExistsRightAfterMake) {
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  EXPECT_TRUE(fs::exists(path_)) << "the file is made before any run, so a bad path fails early";
+  Stored stored = Read();
+  EXPECT_TRUE(stored.samples.empty());
+  ASSERT_TRUE(sink->Close().ok());
+}
+
+TEST_P(FileSinkConformanceTest, MissingDirectoryFailsAtFromUriNamingThePath) {
+  const fs::path bad = dir_ / "no-such-dir" / ("r" + GetParam().extension);
+  auto sink = ResultSinkFromUri(UriFor(bad));
+  ASSERT_FALSE(sink.ok());
+  EXPECT_EQ(sink.error().code(), StatusCode::kNotFound) << sink.error().ToString();
+  EXPECT_NE(sink.error().message().find(bad.string()), std::string::npos)
+      << sink.error().ToString();
+  EXPECT_FALSE(fs::exists(bad.parent_path()));
+}
+
+TEST_P(FileSinkConformanceTest, UnwritablePathFailsAtFromUriNamingThePath) {
+  const fs::path bad = "/proc/bitfusion-sink-test" + GetParam().extension;
+  auto sink = ResultSinkFromUri(UriFor(bad));
+  ASSERT_FALSE(sink.ok());
+  EXPECT_NE(sink.error().message().find(bad.string()), std::string::npos)
+      << sink.error().ToString();
+}
+
+TEST_P(FileSinkConformanceTest, DirectoryAsPathFailsAtFromUri) {
+  auto sink = ResultSinkFromUri(UriFor(dir_));
+  ASSERT_FALSE(sink.ok());
+  EXPECT_NE(sink.error().message().find(dir_.string()), std::string::npos)
+      << sink.error().ToString();
+}
+
+// Lowers RLIMIT_FSIZE so that the next growth of any file fails (EFBIG, SIGXFSZ ignored), as a
+// full disk would; restores both on destruction.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    old_handler_ = signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  sighandler_t old_handler_;
+};
+
+TEST_P(FileSinkConformanceTest, FailedSendKeepsSamplesAndRetryStoresThemOnce) {
+  auto sink = Make("batch_samples=1000000&max_delay=1h");
+  ASSERT_TRUE(sink);
+  const SampleBatch before = CpuBatch(0, 5);
+  ASSERT_TRUE(sink->Write(before).ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  SampleBatch big = CpuBatch(5, 3000);
+  // A series first seen in the failed call must be found again by the retry.
+  big.Append(big.AddSeries({"first.seen.in.failed.call", "1", {}}), kT0, 0, 1);
+  ASSERT_TRUE(sink->Write(big).ok());
+  {
+    // Room for part of the batch only, so a write is cut off halfway.
+    std::uintmax_t size = 0;
+    for (const auto& entry : fs::directory_iterator(dir_)) size += entry.file_size();
+    FileSizeLimit limit(size + 4096);
+    const Status failed = sink->Flush();
+    EXPECT_FALSE(failed.ok());
+    EXPECT_EQ(sink->counters().samples_pending, 9001) << failed.ToString();
+    EXPECT_EQ(sink->counters().errors, 1);
+  }
+  ASSERT_TRUE(sink->Flush().ok()) << "the retry, with room again";
+  ASSERT_TRUE(sink->Close().ok());
+  Stored stored = Read();
+  EXPECT_TRUE(SameSamples(Expected({before, big}), stored.samples));
+}
+
+INSTANTIATE_TEST_SUITE_P(FileSinks, FileSinkConformanceTest,
+                         testing::Values(SinkKind{"jsonl", ".jsonl", &ReadJsonl},
+                                         SinkKind{"csv", ".csv", &ReadCsv},
+                                         SinkKind{"sqlite", ".db", &ReadSqlite}),
+                         KindName);
+
+// ---- what only one sink promises -----------------------------------------------------------
+
+class SinkFileTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bitfusion-sink-file-test-" + std::to_string(::getpid()) + "-" +
+            testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  fs::path dir_;
+};
+
+TEST_F(SinkFileTest, JsonlLinesAreCompactAndTyped) {
+  const fs::path path = dir_ / "r.jsonl";
+  auto sink = *ResultSinkFromUri("jsonl://" + path.string());
+  SampleBatch b;
+  b.Append(b.AddSeries({"cpu.user", "s", {{"cpu", "0"}}}), 1'500'000'000'500'000'000, 9, 2.5);
+  b.Append(0, 1'500'000'000'500'000'000, 10, kNaN);
+  ASSERT_TRUE(sink->Write(b).ok());
+  RunRecord run = MakeRun("run-a", 0);
+  run.machine.cpu.max_mhz = kNaN;
+  ASSERT_TRUE(sink->Write(run).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  std::istringstream in(ReadFile(path));
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(in, line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0],
+            R"({"type":"sample","metric":"cpu.user","value":2.5,"unit":"s","metadata":{"cpu":"0"},)"
+            R"("timestamp":1500000000.5,"timestamp_ns":1500000000500000000,"monotonic_ns":9})");
+  EXPECT_NE(lines[1].find(R"("value":null,"value_text":"NaN","unit")"), std::string::npos)
+      << lines[1];
+  EXPECT_EQ(lines[2].rfind(R"({"type":"run","run_id":"run-a",)", 0), 0u) << lines[2];
+  EXPECT_NE(lines[2].find(R"("max_mhz":null)"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find(R"("value":12345.5,)"), std::string::npos) << lines[2];
+}
+
+TEST_F(SinkFileTest, JsonlWriteErrorKeepsSamplesAndCloseSaysHowMany) {
+  auto sink = ResultSinkFromUri("jsonl:///dev/full?batch_samples=1");
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  const Status write = (*sink)->Write(CpuBatch(0, 2));
+  EXPECT_EQ(write.code(), StatusCode::kResourceExhausted) << write.ToString();
+  EXPECT_EQ((*sink)->counters().samples_pending, 6);
+  const Status closed = (*sink)->Close();
+  ASSERT_FALSE(closed.ok());
+  const std::string& m = closed.message();
+  EXPECT_NE(m.find("6 samples unsent"), std::string::npos) << m;
+  EXPECT_EQ(m.find("sink jsonl:///dev/full"), m.rfind("sink jsonl:///dev/full"))
+      << "the sink is named once: " << m;
+}
+
+TEST_F(SinkFileTest, CsvHeaderIsWrittenOnceAndAForeignFileIsRefused) {
+  const fs::path path = dir_ / "r.csv";
+  for (int i = 0; i < 2; ++i) {
+    auto sink = *ResultSinkFromUri("csv://" + path.string());
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  EXPECT_EQ(ReadFile(path), "timestamp_ns,monotonic_ns,metric,value,unit,labels\r\n");
+
+  const fs::path foreign = dir_ / "foreign.csv";
+  std::ofstream(foreign) << "a,b,c\n1,2,3\n";
+  auto refused = ResultSinkFromUri("csv://" + foreign.string());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message().find(foreign.string()), std::string::npos);
+  EXPECT_EQ(ReadFile(foreign), "a,b,c\n1,2,3\n") << "a refused file is left alone";
+}
+
+TEST_F(SinkFileTest, SqliteSchemaMachinesAndReplacedRuns) {
+  const fs::path path = dir_ / "r.db";
+  auto sink = *ResultSinkFromUri("sqlite://" + path.string() + "?samples_index=true");
+  RunRecord a = MakeRun("run-a", 0);
+  RunRecord b = MakeRun("run-b", 1);
+  b.exit.start_ns = a.exit.start_ns + 1000;
+  b.machine.state = "running";  // volatile: the same machine
+  RunRecord c = MakeRun("run-c", 2);
+  c.machine.kernel = "6.2.0";  // upgraded: another fingerprint
+  c.exit.start_ns = a.exit.start_ns + 5000;
+  RunRecord nowhere = MakeRun("run-d", 3);
+  nowhere.machine = MachineInfo{};
+  for (const RunRecord* r : {&a, &b, &c, &nowhere}) ASSERT_TRUE(sink->Write(*r).ok());
+  a.results.resize(1);
+  a.status = kRunFailed;
+  ASSERT_TRUE(sink->Write(a).ok()) << "writing a run again replaces it";
+  ASSERT_TRUE(sink->Close().ok());
+
+  SqliteReader db(path);
+  std::int64_t version = 0;
+  db.Query("PRAGMA user_version", [&](sqlite3_stmt* s) { version = sqlite3_column_int64(s, 0); });
+  EXPECT_EQ(version, 1);
+  std::vector<std::string> indexes;
+  db.Query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+           [&](sqlite3_stmt* s) { indexes.push_back(SqliteReader::Text(s, 0)); });
+  EXPECT_EQ(indexes, (std::vector<std::string>{"results_run_id", "runs_plan_run_id",
+                                               "samples_series_time"}));
+  std::vector<std::string> machines;
+  db.Query(
+      "SELECT machine_id, first_seen_ns, last_seen_ns FROM machines ORDER BY first_seen_ns",
+      [&](sqlite3_stmt* s) {
+        machines.push_back(SqliteReader::Text(s, 0) + " " +
+                           std::to_string(sqlite3_column_int64(s, 2) - sqlite3_column_int64(s, 1)));
+      });
+  ASSERT_EQ(machines.size(), 2u);
+  EXPECT_EQ(machines[0].rfind("local-", 0), 0u) << machines[0];
+  EXPECT_EQ(machines[0].substr(machines[0].find(' ')), " 1000") << "first and last seen";
+  std::map<std::string, std::string> run_machine;
+  db.Query("SELECT run_id, ifnull(machine_id, 'NULL') FROM runs", [&](sqlite3_stmt* s) {
+    run_machine[SqliteReader::Text(s, 0)] = SqliteReader::Text(s, 1);
+  });
+  EXPECT_EQ(run_machine["run-a"], run_machine["run-b"]);
+  EXPECT_NE(run_machine["run-a"], run_machine["run-c"]);
+  EXPECT_EQ(run_machine["run-d"], "NULL");
+  Stored stored = ReadSqlite(path);
+  EXPECT_TRUE(SameRuns({a, b, c, nowhere}, stored.runs));
+}
+
+TEST_F(SinkFileTest, SqliteRefusesFilesItDidNotMake) {
+  const fs::path text = dir_ / "notes.db";
+  std::ofstream(text) << "these are not the tables you are looking for\n";
+  auto not_db = ResultSinkFromUri("sqlite://" + text.string());
+  ASSERT_FALSE(not_db.ok());
+  EXPECT_NE(not_db.error().message().find(text.string()), std::string::npos)
+      << not_db.error().ToString();
+
+  const fs::path other = dir_ / "other.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE samples (x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto foreign = ResultSinkFromUri("sqlite://" + other.string());
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(foreign.error().message().find(other.string()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bitfusion
