@@ -24,7 +24,8 @@ struct BITFUSION_EXPORT Uri {
   std::string path;  ///< percent-decoded; "1234" in "process:1234"
   std::vector<std::pair<std::string, std::string>> query;  ///< in order, decoded
 
-  /// Parses RFC 3986 URIs (Boost.URL) and bare scheme words ("host", "null").
+  /// Parses RFC 3986 URIs (Boost.URL) and bare scheme words with optional options ("host",
+  /// "host?proc_root=/x").
   static Result<Uri> Parse(std::string_view text);
 
   /// The URI again with any password replaced by "***": safe for logs and errors.

@@ -93,8 +93,11 @@ std::string Redact(std::string_view text) {
   static const regex kUserInfo(R"(([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]+@)");
   static const regex kAuthorization(R"(((?:proxy-)?authorization\s*[:=]\s*)[^\r\n]*)",
                                     regex::icase);
+  // The key must start a word or a compound name (DB_PASSWORD, --token), not a path
+  // ("/etc/passwd: ..."): preceded by nothing, space, quote, brace, comma, '_', '-' or a query
+  // separator.
   static const regex kKeyValue(
-      R"(((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|)"
+      R"(((?:^|[\s"'{,&?;_\-])(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|)"
       R"(secret[_-]?access[_-]?key|session[_-]?token|security[_-]?token|client[_-]?secret|)"
       R"(private[_-]?key|x-amz-security-token)["']?\s*[=:]\s*["']?)[^\s&"',;}]+)",
       regex::icase);

@@ -1,6 +1,7 @@
 #include "bitfusion/uri.h"
 
 #include <boost/url/parse.hpp>
+#include <boost/url/parse_query.hpp>
 #include <boost/url/url_view.hpp>
 
 #include <algorithm>
@@ -44,9 +45,24 @@ std::string MaskedText(std::string_view text) {
 
 Result<Uri> Uri::Parse(std::string_view text) {
   Uri uri;
-  if (IsSchemeWord(text)) {  // "host", "null": a scheme and nothing else
-    uri.scheme = Lower(text);
-    return uri;
+  // "host", "null", "host?proc_root=/x": a bare scheme word, with options perhaps.
+  if (text.find(':') == std::string_view::npos) {
+    const auto question = text.find('?');
+    const std::string_view word = text.substr(0, question);
+    if (IsSchemeWord(word)) {
+      uri.scheme = Lower(word);
+      if (question != std::string_view::npos) {
+        auto params = boost::urls::parse_query(text.substr(question + 1));
+        if (!params) {
+          return InvalidArgumentError("cannot parse the options of \"" + MaskedText(text) + "\" (" +
+                                      params.error().message() + ")");
+        }
+        for (auto param : *params) {
+          uri.query.emplace_back(param.key, param.has_value ? param.value : std::string());
+        }
+      }
+      return uri;
+    }
   }
   auto parsed = boost::urls::parse_uri(text);
   if (!parsed) {

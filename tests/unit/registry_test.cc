@@ -60,6 +60,9 @@ TEST(LogTest, RedactsSecrets) {
   EXPECT_EQ(Redact("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG"), "AWS_SECRET_ACCESS_KEY=***");
   EXPECT_EQ(Redact("header Bearer abcdefghijkl"), "header Bearer ***");
   EXPECT_EQ(Redact("plain message, 3 samples"), "plain message, 3 samples");
+  EXPECT_EQ(Redact("/etc/passwd: switching to WAL mode"), "/etc/passwd: switching to WAL mode");
+  EXPECT_EQ(Redact("x?token=abc&y=1"), "x?token=***&y=1");
+  EXPECT_EQ(Redact("DB_PASSWORD=abc --api-key=k"), "DB_PASSWORD=*** --api-key=***");
 }
 
 TEST(LogTest, HandlerSeesRedactedMessagesAtOrAboveLevel) {

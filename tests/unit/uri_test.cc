@@ -13,6 +13,14 @@ TEST(UriTest, BareWordIsScheme) {
   EXPECT_EQ(uri->ToString(), "host");
 }
 
+TEST(UriTest, BareWordWithOptions) {
+  auto uri = Uri::Parse("host?proc_root=/tmp/x&y");
+  ASSERT_TRUE(uri.ok()) << uri.error().ToString();
+  EXPECT_EQ(uri->scheme, "host");
+  EXPECT_EQ(uri->Query("proc_root"), "/tmp/x");
+  EXPECT_EQ(uri->Query("y"), "");
+}
+
 TEST(UriTest, OpaqueForm) {
   auto uri = Uri::Parse("process:1234");
   ASSERT_TRUE(uri.ok());
