@@ -62,11 +62,14 @@ struct MetricSummary {
 };
 
 struct PlanResult {
+  std::string plan;
   std::string plan_run_id;
   std::vector<RunRecord> runs;  ///< warm-ups included
   std::vector<MetricSummary> summary;
   int failed_runs = 0;
   bool interrupted = false;
+  /// Writes or closes that failed; samples a sink could not store are counted in each message.
+  std::vector<std::string> sink_errors;
 };
 
 struct ExperimentOptions {
@@ -89,5 +92,8 @@ BITFUSION_EXPORT Result<PlanResult> RunPlan(const PlanSpec& plan, const Experime
 
 /// The summary as an aligned text table.
 BITFUSION_EXPORT std::string FormatSummaryTable(const PlanResult& result);
+/// The summary, the runs (id, status, wall time, observer cost) and sink errors as one JSON
+/// object.
+BITFUSION_EXPORT std::string FormatSummaryJson(const PlanResult& result);
 
 }  // namespace bitfusion

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bitfusion/container.h"
+#include "bitfusion/export.h"
 #include "bitfusion/machine.h"
 #include "bitfusion/sample.h"
 
@@ -45,5 +46,8 @@ struct RunRecord {
   ObserverOverhead overhead;
   Labels labels;
 };
+
+/// 128 random bits from the kernel (getrandom), as 32 lower-case hex digits.
+BITFUSION_EXPORT std::string NewRunId();
 
 }  // namespace bitfusion

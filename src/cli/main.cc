@@ -1,0 +1,102 @@
+// bitfusion: run benchmark plans, read this host's inventory, stream metrics.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "bitfusion/version.h"
+#include "cli/commands.h"
+
+namespace bitfusion::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+void OnInterrupt(int signal) {
+  g_interrupted.store(true);
+  // A second Ctrl-C gets the default action: the user insists.
+  std::signal(signal, SIG_DFL);
+}
+
+constexpr const char* kUsage = R"(usage: bitfusion <command> [options]
+
+commands:
+  run SPEC        run a benchmark plan (JSON), stream metrics, store results, print a summary
+  inventory       print this host's hardware fingerprint
+  metrics         sample metric sources for a while and store or print the samples
+
+`bitfusion <command> --help` describes each command's options.
+)";
+
+}  // namespace
+
+const std::atomic<bool>& InterruptFlag() { return g_interrupted; }
+
+void InstallInterruptHandler() {
+  static_assert(std::atomic<bool>::is_always_lock_free, "signal handler needs a lock-free flag");
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+std::optional<int> ParseOptions(const char* name, const char* synopsis,
+                                const boost::program_options::options_description& options,
+                                const boost::program_options::positional_options_description& pos,
+                                const std::vector<std::string>& args,
+                                boost::program_options::variables_map& vm) {
+  namespace po = boost::program_options;
+  po::options_description all = options;
+  all.add_options()("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: bitfusion " << name << " " << synopsis << "\n\n" << all;
+      return kExitOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "bitfusion " << name << ": " << e.what() << "\n\nusage: bitfusion " << name << " "
+              << synopsis << "\n\n"
+              << all;
+    return kExitUsage;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> BundledProgramDirs() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  const auto dir = exe.parent_path();
+  return {dir.string(), (dir.parent_path() / "libexec" / "bitfusion").lexically_normal().string()};
+}
+
+}  // namespace bitfusion::cli
+
+int main(int argc, char** argv) {
+  using namespace bitfusion::cli;
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  if (command == "--version") {
+    std::printf("bitfusion %s\n", bitfusion::Version());
+    return kExitOk;
+  }
+  if (command == "run") return RunCommand(args);
+  if (command == "inventory") return InventoryCommand(args);
+  if (command == "metrics") return MetricsCommand(args);
+  std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
+  return kExitUsage;
+}

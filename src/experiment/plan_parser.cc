@@ -1,0 +1,241 @@
+// Plan files: JSON read with Boost.JSON; every error names the file and the line/column of a
+// syntax error or the path of the offending field ("benchmarks[1].repetitions").
+#include <boost/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "bitfusion/clock.h"
+#include "bitfusion/experiment.h"
+
+namespace bitfusion {
+namespace {
+
+namespace json = boost::json;
+
+class FieldReader {
+ public:
+  FieldReader(std::string source) : source_(std::move(source)) {}
+
+  Status Error(const std::string& path, const std::string& what) const {
+    return InvalidArgumentError(source_ + ": " + path + ": " + what);
+  }
+
+  Status CheckKeys(const json::object& obj, const std::string& path,
+                   const std::set<std::string>& known) const {
+    for (const auto& kv : obj) {
+      const std::string key(kv.key());
+      if (known.count(key)) continue;
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return Error(path.empty() ? key : path + "." + key, "unknown field; known fields: " + list);
+    }
+    return Status::OK();
+  }
+
+  Result<std::string> String(const json::value& v, const std::string& path) const {
+    if (!v.is_string()) return Error(path, "expected a string");
+    return std::string(v.get_string());
+  }
+
+  Result<std::vector<std::string>> Strings(const json::value& v, const std::string& path) const {
+    if (!v.is_array()) return Error(path, "expected an array of strings");
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < v.get_array().size(); ++i) {
+      BITFUSION_ASSIGN_OR_RETURN(auto s,
+                                 String(v.get_array()[i], path + "[" + std::to_string(i) + "]"));
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Result<int> Count(const json::value& v, const std::string& path, int min) const {
+    if (!v.is_int64() && !v.is_uint64()) {
+      return Error(path, "expected an integer >= " + std::to_string(min));
+    }
+    const std::int64_t n = v.is_int64() ? v.get_int64() : static_cast<std::int64_t>(v.get_uint64());
+    if (n < min || n > 1'000'000) {
+      return Error(path,
+                   "expected an integer >= " + std::to_string(min) + ", got " + std::to_string(n));
+    }
+    return static_cast<int>(n);
+  }
+
+  Result<std::chrono::nanoseconds> Duration(const json::value& v, const std::string& path) const {
+    if (v.is_number()) {
+      const double seconds = v.to_number<double>();
+      if (seconds < 0) return Error(path, "duration must not be negative");
+      return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9));
+    }
+    if (!v.is_string()) return Error(path, "expected a duration such as \"10ms\" or \"2s\"");
+    auto d = ParseDuration(v.get_string());
+    if (!d) return Error(path, d.error().message());
+    return *d;
+  }
+
+  Result<std::map<std::string, std::string>> StringMap(const json::value& v,
+                                                       const std::string& path) const {
+    if (!v.is_object()) return Error(path, "expected an object of strings");
+    std::map<std::string, std::string> out;
+    for (const auto& kv : v.get_object()) {
+      const std::string key(kv.key());
+      BITFUSION_ASSIGN_OR_RETURN(out[key], String(kv.value(), path + "." + key));
+    }
+    return out;
+  }
+
+ private:
+  std::string source_;
+};
+
+Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
+                                     const std::string& path) {
+  if (!v.is_object()) return r.Error(path, "expected an object");
+  const auto& obj = v.get_object();
+  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(obj, path,
+                                        {"name", "program", "args", "command", "repetitions",
+                                         "warmup", "env", "working_dir", "timeout", "image"}));
+  BenchmarkSpec b;
+  for (const auto& kv : obj) {
+    const std::string key(kv.key());
+    const std::string field = path + "." + key;
+    const json::value& value = kv.value();
+    if (key == "name") {
+      BITFUSION_ASSIGN_OR_RETURN(b.name, r.String(value, field));
+    } else if (key == "program") {
+      BITFUSION_ASSIGN_OR_RETURN(b.program, r.String(value, field));
+    } else if (key == "args") {
+      BITFUSION_ASSIGN_OR_RETURN(b.args, r.Strings(value, field));
+    } else if (key == "command") {
+      BITFUSION_ASSIGN_OR_RETURN(b.command, r.Strings(value, field));
+    } else if (key == "repetitions") {
+      BITFUSION_ASSIGN_OR_RETURN(b.repetitions, r.Count(value, field, 1));
+    } else if (key == "warmup") {
+      BITFUSION_ASSIGN_OR_RETURN(b.warmup, r.Count(value, field, 0));
+    } else if (key == "env") {
+      BITFUSION_ASSIGN_OR_RETURN(b.env, r.StringMap(value, field));
+    } else if (key == "working_dir") {
+      BITFUSION_ASSIGN_OR_RETURN(b.working_dir, r.String(value, field));
+    } else if (key == "timeout") {
+      BITFUSION_ASSIGN_OR_RETURN(b.timeout, r.Duration(value, field));
+    } else if (key == "image") {
+      BITFUSION_ASSIGN_OR_RETURN(b.image, r.String(value, field));
+    }
+  }
+  if (b.program.empty() == b.command.empty()) {
+    return r.Error(path,
+                   "give exactly one of \"program\" (a bundled benchmark or a path) and "
+                   "\"command\" (a full argv)");
+  }
+  if (!b.command.empty() && !b.args.empty()) {
+    return r.Error(path + ".args", "\"args\" goes with \"program\"; put them in \"command\"");
+  }
+  if (b.name.empty()) {
+    b.name = b.program.empty() ? b.command.front() : b.program;
+    const auto slash = b.name.rfind('/');
+    if (slash != std::string::npos) b.name = b.name.substr(slash + 1);
+  }
+  return b;
+}
+
+// "line L, column C" of a byte offset.
+std::string Position(std::string_view text, std::size_t offset) {
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+}  // namespace
+
+Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) {
+  const std::string source(source_name);
+  json::stream_parser parser;
+  boost::system::error_code ec;
+  const std::size_t consumed = parser.write_some(text.data(), text.size(), ec);
+  if (!ec && consumed < text.size()) {
+    // write_some stops after one complete value; anything but whitespace after it is an error.
+    const auto rest = text.substr(consumed);
+    if (rest.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+      return InvalidArgumentError(source + ": " + Position(text, consumed) +
+                                  ": unexpected text after the plan object");
+    }
+  }
+  if (!ec) parser.finish(ec);
+  if (ec) {
+    return InvalidArgumentError(source + ": " + Position(text, consumed) + ": " + ec.message());
+  }
+  const json::value root = parser.release();
+  FieldReader r(source);
+  if (!root.is_object()) return r.Error("(top level)", "expected a JSON object");
+  const auto& obj = root.get_object();
+  BITFUSION_RETURN_IF_ERROR(
+      r.CheckKeys(obj, "", {"name", "runner", "metrics", "sinks", "benchmarks"}));
+  PlanSpec plan;
+  plan.source_file = source;
+  for (const auto& kv : obj) {
+    const std::string key(kv.key());
+    const json::value& value = kv.value();
+    if (key == "name") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.name, r.String(value, key));
+    } else if (key == "runner") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.runner, r.String(value, key));
+    } else if (key == "sinks") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.sinks, r.Strings(value, key));
+    } else if (key == "metrics") {
+      if (!value.is_object()) return r.Error(key, "expected an object");
+      BITFUSION_RETURN_IF_ERROR(r.CheckKeys(value.get_object(), key, {"sources", "interval"}));
+      if (const auto* s = value.get_object().if_contains("sources")) {
+        BITFUSION_ASSIGN_OR_RETURN(plan.sources, r.Strings(*s, "metrics.sources"));
+      }
+      if (const auto* i = value.get_object().if_contains("interval")) {
+        BITFUSION_ASSIGN_OR_RETURN(plan.interval, r.Duration(*i, "metrics.interval"));
+        if (plan.interval < std::chrono::milliseconds(1)) {
+          return r.Error("metrics.interval", "must be at least 1ms");
+        }
+      }
+    } else if (key == "benchmarks") {
+      if (!value.is_array() || value.get_array().empty()) {
+        return r.Error(key, "expected a non-empty array of benchmarks");
+      }
+      for (std::size_t i = 0; i < value.get_array().size(); ++i) {
+        BITFUSION_ASSIGN_OR_RETURN(auto b, ParseBenchmark(r, value.get_array()[i],
+                                                          "benchmarks[" + std::to_string(i) + "]"));
+        plan.benchmarks.push_back(std::move(b));
+      }
+    }
+  }
+  if (plan.benchmarks.empty()) return r.Error("benchmarks", "missing; a plan needs benchmarks");
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
+    if (!names.insert(plan.benchmarks[i].name).second) {
+      return r.Error("benchmarks[" + std::to_string(i) + "].name",
+                     "duplicate benchmark name \"" + plan.benchmarks[i].name + "\"");
+    }
+  }
+  if (plan.name.empty()) {
+    plan.name = source;
+    const auto slash = plan.name.rfind('/');
+    if (slash != std::string::npos) plan.name = plan.name.substr(slash + 1);
+    const auto dot = plan.name.rfind('.');
+    if (dot != std::string::npos && dot > 0) plan.name = plan.name.substr(0, dot);
+  }
+  return plan;
+}
+
+Result<PlanSpec> LoadPlan(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoError(errno, "cannot read plan " + path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParsePlan(buffer.str(), path);
+}
+
+}  // namespace bitfusion

@@ -1,0 +1,182 @@
+"""End-to-end tests of the `bitfusion` command, run by CTest with Debian's python3-pytest.
+
+BITFUSION_BIN points at the built command; BITFUSION_SPECS at examples/specs.
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = os.environ.get("BITFUSION_BIN", "bitfusion")
+SPECS = Path(os.environ.get("BITFUSION_SPECS", Path(__file__).parents[2] / "examples" / "specs"))
+
+
+def run(*args, cwd=None, timeout=300, check=None):
+    proc = subprocess.run([BIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    path.write_text(json.dumps(spec))
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "inventory", "metrics"])
+def test_every_subcommand_has_help(command):
+    proc = run(command, "--help", check=0)
+    assert f"usage: bitfusion {command}" in proc.stdout
+    assert "--help" in proc.stdout
+
+
+def test_top_level_help_and_unknown_command():
+    assert "run SPEC" in run("--help", check=0).stdout
+    proc = run("frobnicate", check=2)
+    assert 'unknown command "frobnicate"' in proc.stderr
+
+
+def test_inventory_json_agrees_with_proc_and_nproc():
+    machine = json.loads(run("inventory", "--json", check=0).stdout)
+    nproc = int(subprocess.run(["nproc", "--all"], capture_output=True, text=True).stdout)
+    assert machine["cpu"]["threads"] == nproc
+    assert machine["cpu"]["threads"] == os.cpu_count()
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    models = {line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")}
+    if models:
+        assert machine["cpu"]["model_name"] in models
+    meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()
+    assert meminfo[0] == "MemTotal:"
+    assert machine["memory_bytes"] == int(meminfo[1]) * 1024
+    assert machine["kernel"] == os.uname().release
+    assert machine["hostname"] == os.uname().nodename
+    assert 1 <= machine["cpu"]["sockets"] <= machine["cpu"]["cores"] <= machine["cpu"]["threads"]
+
+
+def test_inventory_text():
+    out = run("inventory", check=0).stdout
+    for key in ("hostname", "cpu", "topology", "memory", "accelerators"):
+        assert key in out
+
+
+def test_quickstart_stores_runs_machine_and_samples(tmp_path):
+    proc = run("run", str(SPECS / "quickstart.json"), cwd=tmp_path, check=0)
+    for row in ("matmul.gflops", "stream.triad", "wall_time"):
+        assert row in proc.stdout
+    assert "[matmul run 5] ok" in proc.stderr
+    db = sqlite3.connect(tmp_path / "bitfusion-results.db")
+    runs = db.execute("SELECT run_id, status, warmup, start_ns, end_ns, machine_id FROM runs").fetchall()
+    assert len(runs) == 12  # 2 benchmarks x (1 warm-up + 5 runs)
+    assert all(r[1] == "ok" for r in runs)
+    assert sum(1 for r in runs if r[2]) == 2
+    machines = db.execute("SELECT machine_id, fingerprint FROM machines").fetchall()
+    assert len(machines) == 1
+    assert json.loads(machines[0][1])["cpu"]["threads"] == os.cpu_count()
+    assert {r[5] for r in runs} == {machines[0][0]}
+    results = {row[0] for row in db.execute("SELECT DISTINCT metric FROM results")}
+    assert {"matmul.gflops", "stream.triad", "wall_time"} <= results
+    # About one host sample per 10 ms of each run.
+    for run_id, _, _, start_ns, end_ns, _ in runs:
+        ticks = db.execute(
+            "SELECT COUNT(DISTINCT s.timestamp_ns) FROM samples s JOIN series r ON s.series_id = r.series_id "
+            "WHERE r.labels LIKE ?", (f'%"run_id":"{run_id}"%',)).fetchone()[0]
+        expected = (end_ns - start_ns) / 10e6
+        assert ticks >= max(1, 0.5 * expected), (run_id, ticks, expected)
+        assert ticks <= expected + 3, (run_id, ticks, expected)
+
+
+def test_run_json_summary(tmp_path):
+    spec = write_spec(tmp_path / "s.json", {
+        "benchmarks": [{"name": "echo", "command": ["sh", "-c", "echo 'BITFUSION_RESULT answer 42'"],
+                        "repetitions": 2, "warmup": 0}]})
+    out = json.loads(run("run", str(spec), "--json", "--sink", "null://", check=0).stdout)
+    rows = {r["metric"]: r for r in out["summary"]}
+    assert rows["answer"]["median"] == 42
+    assert rows["answer"]["runs"] == 2
+    assert len(out["runs"]) == 2 and out["failed_runs"] == 0
+
+
+def test_malformed_spec_names_file_and_line(tmp_path):
+    spec = tmp_path / "broken.json"
+    spec.write_text('{\n  "benchmarks": [\n    {"program": "bf-stream",}\n  ]\n}\n')
+    proc = run("run", str(spec), check=2)
+    assert f"{spec}: line 3" in proc.stderr
+
+
+def test_bad_field_names_the_field(tmp_path):
+    spec = write_spec(tmp_path / "s.json", {"benchmarks": [{"program": "bf-stream", "repetitions": -1}]})
+    assert "benchmarks[0].repetitions" in run("run", str(spec), check=2).stderr
+
+
+def test_unknown_sink_scheme_lists_known_ones(tmp_path):
+    spec = write_spec(tmp_path / "s.json", {"benchmarks": [{"command": ["true"]}]})
+    proc = run("run", str(spec), "--sink", "mongodb://db/x", check=2)
+    assert 'unknown scheme "mongodb"' in proc.stderr
+    for scheme in ("sqlite", "jsonl", "csv", "null"):
+        assert scheme in proc.stderr
+
+
+def test_unwritable_sink_fails_before_the_run(tmp_path):
+    marker = tmp_path / "ran"
+    spec = write_spec(tmp_path / "s.json", {"benchmarks": [{"command": ["touch", str(marker)]}]})
+    proc = run("run", str(spec), "--sink", "sqlite:///nonexistent/dir/r.db", check=2)
+    assert "/nonexistent/dir/r.db" in proc.stderr
+    assert not marker.exists()
+
+
+def test_ctrl_c_stops_flushes_and_marks_interrupted(tmp_path):
+    spec = write_spec(tmp_path / "s.json", {
+        "metrics": {"sources": ["host"], "interval": "10ms"},
+        "sinks": ["sqlite://r.db"],
+        "benchmarks": [{"name": "long", "command": ["sleep", "60"], "repetitions": 3, "warmup": 0}]})
+    proc = subprocess.Popen([BIN, "run", str(spec)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("bitfusion run did not stop after SIGINT")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    db = sqlite3.connect(tmp_path / "r.db")
+    runs = db.execute("SELECT status, end_ns - start_ns FROM runs").fetchall()
+    assert len(runs) == 1 and runs[0][0] == "interrupted"
+    samples = db.execute("SELECT COUNT(DISTINCT timestamp_ns) FROM samples").fetchone()[0]
+    assert samples >= 50, "about 1.5 s at 10 ms were measured and must be stored"
+
+
+def test_metrics_streams_jsonl_at_the_interval():
+    proc = run("metrics", "--source", "host", "--interval", "10ms", "--duration", "1s", check=0)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines, proc.stderr
+    stamps = {line["timestamp_ns"] for line in lines}
+    assert 50 <= len(stamps) <= 102, len(stamps)
+    metrics = {line["metric"] for line in lines}
+    assert {"cpu.user", "mem.available"} <= metrics
+    assert "samples" in proc.stderr
+
+
+def test_metrics_of_a_process(tmp_path):
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        proc = run("metrics", "--source", f"process:{sleeper.pid}", "--interval", "20ms",
+                   "--duration", "300ms", "--sink", f"jsonl://{tmp_path}/p.jsonl", check=0)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert lines, proc.stderr
+    assert all(line["metadata"].get("pid") == str(sleeper.pid) for line in lines)
+
+
+def test_metrics_bad_duration():
+    proc = run("metrics", "--duration", "forever", check=2)
+    assert "--duration" in proc.stderr

@@ -1,0 +1,273 @@
+#include "bitfusion/experiment.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "bitfusion/serialize.h"
+
+namespace bitfusion {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string ErrorOf(std::string_view json) {
+  auto plan = ParsePlan(json, "plan.json");
+  EXPECT_FALSE(plan.ok());
+  return plan.ok() ? "" : plan.error().message();
+}
+
+TEST(PlanParserTest, ReadsAFullPlan) {
+  auto plan = ParsePlan(R"({
+    "name": "p", "runner": "process://",
+    "metrics": {"sources": ["host", "null"], "interval": "20ms"},
+    "sinks": ["null://"],
+    "benchmarks": [
+      {"program": "bf-stream", "args": ["--mib", "8"], "repetitions": 3, "warmup": 0,
+       "env": {"A": "1"}, "timeout": "5s"},
+      {"name": "echo", "command": ["echo", "hi"]}
+    ]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  EXPECT_EQ(plan->name, "p");
+  EXPECT_EQ(plan->interval, 20ms);
+  EXPECT_EQ(plan->sources, (std::vector<std::string>{"host", "null"}));
+  ASSERT_EQ(plan->benchmarks.size(), 2u);
+  EXPECT_EQ(plan->benchmarks[0].name, "bf-stream");
+  EXPECT_EQ(plan->benchmarks[0].repetitions, 3);
+  EXPECT_EQ(plan->benchmarks[0].warmup, 0);
+  EXPECT_EQ(plan->benchmarks[0].timeout, 5s);
+  EXPECT_EQ(plan->benchmarks[0].env.at("A"), "1");
+  EXPECT_EQ(plan->benchmarks[1].repetitions, 5) << "default repetitions";
+  EXPECT_EQ(plan->benchmarks[1].warmup, 1) << "default warm-up";
+}
+
+TEST(PlanParserTest, SyntaxErrorsNameFileLineAndColumn) {
+  const std::string message = ErrorOf("{\n  \"name\": \"x\",\n  \"benchmarks\": [,]\n}");
+  EXPECT_NE(message.find("plan.json: line 3, column 18"), std::string::npos) << message;
+}
+
+TEST(PlanParserTest, FieldErrorsNameTheField) {
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"program": "x", "repetitons": 3}]})")
+                .find("benchmarks[0].repetitons: unknown field"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"program": "x"}, {"program": "y", "repetitions": 0}]})")
+                .find("benchmarks[1].repetitions: expected an integer >= 1"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"program": "x", "command": ["y"]}]})")
+                .find("benchmarks[0]: give exactly one of"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"program": "x", "timeout": "soon"}]})")
+                .find("benchmarks[0].timeout"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"program": "x"}, {"program": "x"}]})")
+                .find("duplicate benchmark name \"x\""),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"name": "x"})").find("benchmarks: missing"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"metrics": {"interval": "100us"}, "benchmarks": [{"program": "x"}]})")
+                .find("metrics.interval: must be at least 1ms"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("[1]").find("expected a JSON object"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"program": "x"}]} trailing)").find("unexpected text"),
+            std::string::npos);
+}
+
+TEST(PlanParserTest, LoadPlanNamesAMissingFile) {
+  auto plan = LoadPlan("/nonexistent/plan.json");
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code(), StatusCode::kNotFound);
+  EXPECT_NE(plan.error().message().find("/nonexistent/plan.json"), std::string::npos);
+}
+
+TEST(StatisticsTest, Summarize) {
+  Statistics s = Summarize({4, 1, 3, 2});
+  EXPECT_EQ(s.count, 4u);
+  EXPECT_DOUBLE_EQ(s.median, 2.5);
+  EXPECT_DOUBLE_EQ(s.mean, 2.5);
+  EXPECT_NEAR(s.stddev, 1.2909944487, 1e-9);
+  EXPECT_EQ(s.min, 1);
+  EXPECT_EQ(s.max, 4);
+  EXPECT_EQ(Summarize({7}).stddev, 0);
+  EXPECT_EQ(Summarize({}).count, 0u);
+  EXPECT_EQ(Summarize({1, std::nan(""), 3}).count, 2u);
+}
+
+class RunPlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("bf-runplan-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  PlanSpec Plan(std::vector<std::string> command, int reps, int warmup) {
+    PlanSpec plan;
+    plan.name = "t";
+    plan.source_file = (dir_ / "plan.json").string();
+    plan.sinks = {"jsonl://" + (dir_ / "out.jsonl").string()};
+    BenchmarkSpec b;
+    b.name = "b";
+    b.command = std::move(command);
+    b.repetitions = reps;
+    b.warmup = warmup;
+    plan.benchmarks.push_back(b);
+    return plan;
+  }
+
+  std::vector<std::string> Lines(const std::string& name) {
+    std::ifstream in(dir_ / name);
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(RunPlanTest, RunsRepetitionsAndSummarisesReportedResults) {
+  PlanSpec plan = Plan({"sh", "-c",
+                        "echo 'BITFUSION_RESULT work.rate 42.5 ops/s'; "
+                        "echo 'BITFUSION_RESULT broken.line notanumber'; sleep 0.05"},
+                       3, 1);
+  int callbacks = 0;
+  ExperimentOptions options;
+  options.on_run = [&](const RunRecord&) { ++callbacks; };
+  auto result = RunPlan(plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(callbacks, 4);
+  ASSERT_EQ(result->runs.size(), 4u);
+  EXPECT_TRUE(result->runs[0].warmup);
+  EXPECT_FALSE(result->runs[1].warmup);
+  EXPECT_EQ(result->runs[3].repetition, 2);
+  EXPECT_EQ(result->failed_runs, 0);
+  EXPECT_FALSE(result->interrupted);
+  EXPECT_TRUE(result->sink_errors.empty());
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk);
+    EXPECT_EQ(r.plan_run_id, result->plan_run_id);
+    EXPECT_GT(r.overhead.samples, 0) << "host metrics are sampled during every run";
+    EXPECT_FALSE(r.machine.hostname.empty());
+  }
+  ASSERT_EQ(result->summary.size(), 2u);
+  EXPECT_EQ(result->summary[0].metric, "wall_time");
+  EXPECT_EQ(result->summary[0].stats.count, 3u) << "warm-ups are not summarised";
+  EXPECT_EQ(result->summary[1].metric, "work.rate");
+  EXPECT_EQ(result->summary[1].unit, "ops/s");
+  EXPECT_DOUBLE_EQ(result->summary[1].stats.median, 42.5);
+  // The sink got every run record after that run's samples.
+  int records = 0, samples_before_first_record = 0;
+  for (const auto& line : Lines("out.jsonl")) {
+    if (line.find("\"type\":\"run\"") != std::string::npos) {
+      ++records;
+    } else if (records == 0) {
+      ++samples_before_first_record;
+    }
+  }
+  EXPECT_EQ(records, 4);
+  EXPECT_GT(samples_before_first_record, 0);
+  const std::string table = FormatSummaryTable(*result);
+  EXPECT_NE(table.find("work.rate"), std::string::npos) << table;
+  EXPECT_NE(FormatSummaryJson(*result).find("\"plan_run_id\":\"" + result->plan_run_id),
+            std::string::npos);
+}
+
+TEST_F(RunPlanTest, FailedRunsCarryTheirStderr) {
+  PlanSpec plan = Plan({"sh", "-c", "echo 'disk on fire' >&2; exit 3"}, 1, 0);
+  auto result = RunPlan(plan, {});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->failed_runs, 1);
+  ASSERT_EQ(result->runs.size(), 1u);
+  EXPECT_EQ(result->runs[0].status, kRunFailed);
+  EXPECT_EQ(result->runs[0].exit.exit_code, 3);
+  EXPECT_NE(result->runs[0].error.find("exit status 3"), std::string::npos);
+  EXPECT_NE(result->runs[0].error.find("disk on fire"), std::string::npos);
+  EXPECT_EQ(result->summary.at(0).stats.count, 0u);
+}
+
+TEST_F(RunPlanTest, TimeoutIsRecorded) {
+  PlanSpec plan = Plan({"sleep", "30"}, 1, 0);
+  plan.benchmarks[0].timeout = 200ms;
+  auto result = RunPlan(plan, {});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->runs.at(0).status, kRunTimedOut);
+  EXPECT_EQ(result->failed_runs, 1);
+}
+
+TEST_F(RunPlanTest, CancelStopsTheRunAndKeepsWhatWasMeasured) {
+  PlanSpec plan = Plan({"sleep", "30"}, 3, 0);
+  std::atomic<bool> cancel{false};
+  ExperimentOptions options;
+  options.cancel = &cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(300ms);
+    cancel.store(true);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto result = RunPlan(plan, options);
+  canceller.join();
+  ASSERT_TRUE(result.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s) << "sleep 30 must have been stopped";
+  EXPECT_TRUE(result->interrupted);
+  ASSERT_EQ(result->runs.size(), 1u) << "no run starts after the interrupt";
+  EXPECT_EQ(result->runs[0].status, kRunInterrupted);
+  EXPECT_GT(result->runs[0].overhead.samples, 0);
+  int records = 0;
+  for (const auto& line : Lines("out.jsonl")) {
+    if (line.find("\"status\":\"interrupted\"") != std::string::npos) ++records;
+  }
+  EXPECT_EQ(records, 1) << "the interrupted run's record is stored";
+}
+
+TEST_F(RunPlanTest, BadSinkFailsBeforeAnythingRuns) {
+  PlanSpec plan = Plan({"sh", "-c", "touch " + (dir_ / "ran").string()}, 1, 0);
+  plan.sinks = {"sqlite:///nonexistent-dir/x/results.db"};
+  auto result = RunPlan(plan, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("/nonexistent-dir/x/results.db"), std::string::npos)
+      << result.error().message();
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ran"));
+
+  plan.sinks = {"mongodb://x"};
+  result = RunPlan(plan, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("known schemes"), std::string::npos);
+}
+
+TEST_F(RunPlanTest, UnknownProgramNamesWhereItLooked) {
+  PlanSpec plan = Plan({}, 1, 0);
+  plan.benchmarks[0].command.clear();
+  plan.benchmarks[0].program = "bf-no-such-benchmark";
+  ExperimentOptions options;
+  options.program_dirs = {dir_.string()};
+  auto result = RunPlan(plan, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code(), StatusCode::kNotFound);
+  EXPECT_NE(result.error().message().find("benchmarks[0].program"), std::string::npos);
+  EXPECT_NE(result.error().message().find(dir_.string()), std::string::npos);
+}
+
+TEST_F(RunPlanTest, BundledProgramsAreFoundInProgramDirs) {
+  const auto program = dir_ / "bf-fake";
+  std::ofstream(program) << "#!/bin/sh\necho 'BITFUSION_RESULT fake.value 7'\n";
+  std::filesystem::permissions(program, std::filesystem::perms::owner_all);
+  PlanSpec plan = Plan({}, 1, 0);
+  plan.benchmarks[0].command.clear();
+  plan.benchmarks[0].program = "bf-fake";
+  plan.sources = {"null"};
+  ExperimentOptions options;
+  options.program_dirs = {"/nonexistent", dir_.string()};
+  auto result = RunPlan(plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->runs.at(0).command.at(0), program.string());
+  EXPECT_EQ(result->summary.at(1).metric, "fake.value");
+  EXPECT_EQ(result->summary.at(1).unit, "1");
+}
+
+}  // namespace
+}  // namespace bitfusion
