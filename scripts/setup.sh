@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian 12 packages bitfusion's build and tests need. Idempotent: installs
+# only what is missing and runs `apt-get update` only when something is.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-all-dev          # Process v2, JSON, URL, Program_options, Filesystem
+  libssl-dev libcurl4-openssl-dev libcereal-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format
+  python3 python3-pytest        # end-to-end CLI tests (Debian's python, not PyPI)
+  python3-dev pybind11-dev      # the Python module
+  sqlite3                       # looking at results by hand
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
