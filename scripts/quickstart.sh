@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
-build=${BITFUSION_BUILD_DIR:-$root/build}
+build=${BITFUSION_BUILD_DIR:-$root/build-release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DBITFUSION_BUILD_TESTS=OFF -DBITFUSION_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$build" --target bitfusion_cli bf_matmul bf_stream
