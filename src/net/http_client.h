@@ -1,0 +1,125 @@
+// The one HTTP client every backend uses (Docker Engine, Elasticsearch, InfluxDB, clouds), on
+// libcurl: TCP or a unix socket, TLS with a CA bundle and client certificates (mutual TLS),
+// whole or streamed bodies, retries with exponential backoff and jitter. libcurl stays inside
+// src/net; nothing here leaks into the public headers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bitfusion/clock.h"
+#include "bitfusion/status.h"
+
+namespace bitfusion::net {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method = "GET";
+  /// Path and query appended to the client's base URL: "/v1.41/containers/json?all=1".
+  std::string target;
+  Headers headers;
+  std::string body;
+  /// Whole-request deadline; kNoDeadline for streams that end when the caller says so.
+  Deadline deadline = kNoDeadline;
+  /// Safe to send again after a failure (GET, HEAD, PUT and DELETE are by default).
+  std::optional<bool> idempotent;
+};
+
+struct HttpResponse {
+  long status = 0;
+  Headers headers;  ///< names lower-cased
+  std::string body;
+
+  /// The last value of header `name` (case-insensitive).
+  std::optional<std::string> Header(std::string_view name) const;
+};
+
+struct RetryPolicy {
+  int max_attempts = 1;  ///< 1 = no retries
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{10'000};
+  /// Statuses that are retried (besides connection failures), e.g. 429, 502, 503, 504.
+  std::vector<long> retry_statuses = {429, 502, 503, 504};
+};
+
+struct HttpClientOptions {
+  /// "http://127.0.0.1:2375", "https://es.example:9200"; for unix sockets "http://localhost".
+  std::string base_url;
+  /// Path of a unix socket to connect through (Docker's /var/run/docker.sock); empty = TCP.
+  std::string unix_socket;
+  /// TLS: CA bundle to verify the server with (empty = system store), and a client certificate
+  /// and key for mutual TLS (PEM files).
+  std::string ca_file, cert_file, key_file;
+  bool verify_peer = true;
+  /// HTTP basic auth; never appears in errors or logs.
+  std::string user, password;
+  std::chrono::milliseconds connect_timeout{10'000};
+  RetryPolicy retry;
+  /// What the client talks to, for messages: "Docker engine at unix:///var/run/docker.sock".
+  std::string peer_name;
+};
+
+/// Called with each piece of a streamed body as it arrives; return false to stop the stream.
+using ChunkCallback = std::function<bool(std::string_view chunk)>;
+
+/// Lets another thread end a running Stream() promptly (no polling interval).
+class StreamCanceller {
+ public:
+  StreamCanceller();
+  ~StreamCanceller();
+  StreamCanceller(const StreamCanceller&) = delete;
+  StreamCanceller& operator=(const StreamCanceller&) = delete;
+  void Cancel();
+  bool cancelled() const { return cancelled_.load(); }
+
+ private:
+  friend class HttpClient;
+  std::atomic<bool> cancelled_{false};
+  void* multi_ = nullptr;  // CURLM*, owned; Cancel wakes it
+};
+
+/// Concurrency: Send and Stream may be called from several threads at once; connections are
+/// pooled and reused across calls.
+class HttpClient {
+ public:
+  static Result<std::unique_ptr<HttpClient>> Make(const HttpClientOptions& options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  /// Sends the request and reads the whole answer. Any HTTP status is a response; failures to
+  /// connect, TLS errors and timeouts are errors naming the peer, with a hint.
+  Result<HttpResponse> Send(const HttpRequest& request);
+
+  /// Sends the request and hands the body to `on_chunk` as it arrives, until the server ends
+  /// it, on_chunk returns false, or `canceller` is cancelled (then Cancelled). The returned
+  /// response has status and headers; its body is empty unless the status is not 2xx (then it
+  /// holds the error body and on_chunk is not called).
+  Result<HttpResponse> Stream(const HttpRequest& request, const ChunkCallback& on_chunk,
+                              StreamCanceller* canceller = nullptr);
+
+  const HttpClientOptions& options() const { return options_; }
+
+ private:
+  explicit HttpClient(const HttpClientOptions& options);
+  class Handle;
+  std::unique_ptr<Handle> Acquire();
+  void Release(std::unique_ptr<Handle> handle);
+  Result<HttpResponse> Once(const HttpRequest& request, const ChunkCallback* on_chunk,
+                            StreamCanceller* canceller);
+
+  HttpClientOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Handle>> idle_;
+};
+
+}  // namespace bitfusion::net

@@ -1,0 +1,207 @@
+#include "net/http_client.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "fakes/http_test_server.h"
+
+namespace bitfusion::net {
+namespace {
+
+using bitfusion::testing::HttpTestServer;
+using bitfusion::testing::TestRequest;
+using bitfusion::testing::TestResponse;
+using namespace std::chrono_literals;
+
+std::unique_ptr<HttpClient> Client(HttpClientOptions options) {
+  auto client = HttpClient::Make(options);
+  EXPECT_TRUE(client.ok()) << client.error().ToString();
+  return std::move(*client);
+}
+
+TEST(HttpClientTest, SendsMethodHeadersBodyAndReadsTheAnswer) {
+  TestRequest seen;
+  HttpTestServer server([&](const TestRequest& r) {
+    seen = r;
+    TestResponse out;
+    out.status = 201;
+    out.headers = {{"X-Thing", "yes"}, {"Content-Type", "application/json"}};
+    out.body = "{\"ok\":true}";
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  options.user = "elastic";
+  options.password = "s3cret";
+  auto client = Client(options);
+  HttpRequest request;
+  request.method = "POST";
+  request.target = "/index/_bulk?refresh=true";
+  request.headers = {{"Content-Type", "application/x-ndjson"}};
+  request.body = "{\"index\":{}}\n{\"a\":1}\n";
+  auto response = client->Send(request);
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->status, 201);
+  EXPECT_EQ(response->body, "{\"ok\":true}");
+  EXPECT_EQ(response->Header("x-thing"), "yes");
+  EXPECT_EQ(response->Header("X-THING"), "yes");
+  EXPECT_EQ(seen.method, "POST");
+  EXPECT_EQ(seen.target, "/index/_bulk?refresh=true");
+  EXPECT_EQ(seen.body, request.body);
+  EXPECT_EQ(seen.headers["content-type"], "application/x-ndjson");
+  EXPECT_EQ(seen.headers["authorization"], "Basic ZWxhc3RpYzpzM2NyZXQ=");
+  EXPECT_EQ(seen.headers.count("expect"), 0u);
+}
+
+TEST(HttpClientTest, UnixSocketAndConnectionReuse) {
+  const std::string path =
+      ::testing::TempDir() + "/bf-http-" + std::to_string(::getpid()) + ".sock";
+  HttpTestServer server([](const TestRequest& r) { return TestResponse{200, {}, r.target}; }, path);
+  HttpClientOptions options;
+  options.base_url = "http://localhost";
+  options.unix_socket = path;
+  auto client = Client(options);
+  for (int i = 0; i < 5; ++i) {
+    auto response = client->Send({"GET", "/_ping"});
+    ASSERT_TRUE(response.ok()) << response.error().ToString();
+    EXPECT_EQ(response->body, "/_ping");
+  }
+  EXPECT_EQ(server.requests(), 5);
+}
+
+TEST(HttpClientTest, ConnectionRefusedNamesThePeerWithAHint) {
+  HttpClientOptions options;
+  options.base_url = "http://localhost";
+  options.unix_socket = "/nonexistent/docker.sock";
+  options.peer_name = "Docker engine at unix:///nonexistent/docker.sock";
+  auto response = Client(options)->Send({"GET", "/_ping"});
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code(), StatusCode::kUnavailable);
+  EXPECT_NE(response.error().message().find("Docker engine at unix:///nonexistent/docker.sock"),
+            std::string::npos);
+  EXPECT_NE(response.error().message().find("is it running"), std::string::npos);
+}
+
+TEST(HttpClientTest, RetriesRetryableStatusesWithBackoff) {
+  std::atomic<int> calls{0};
+  HttpTestServer server([&](const TestRequest&) {
+    return ++calls < 3 ? TestResponse{503, {}, "busy"} : TestResponse{200, {}, "fine"};
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  options.retry.max_attempts = 5;
+  options.retry.initial_backoff = 1ms;
+  auto response = Client(options)->Send({"GET", "/"});
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(calls.load(), 3);
+}
+
+TEST(HttpClientTest, NonIdempotentRequestsAreNotRetried) {
+  std::atomic<int> calls{0};
+  HttpTestServer server([&](const TestRequest&) {
+    ++calls;
+    return TestResponse{503, {}, "busy"};
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  options.retry.max_attempts = 5;
+  options.retry.initial_backoff = 1ms;
+  auto client = Client(options);
+  HttpRequest post{"POST", "/x"};
+  auto response = client->Send(post);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 503);
+  EXPECT_EQ(calls.load(), 1);
+  post.idempotent = true;  // e.g. a bulk request with deterministic document ids
+  (void)client->Send(post);
+  EXPECT_EQ(calls.load(), 6);
+}
+
+TEST(HttpClientTest, DeadlineIsEnforced) {
+  HttpTestServer server([](const TestRequest&) {
+    TestResponse out;
+    out.chunks = {"a"};
+    out.hold_open = true;
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  HttpRequest request{"GET", "/slow"};
+  request.deadline = DeadlineAfter(200ms);
+  auto response = Client(options)->Send(request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code(), StatusCode::kDeadlineExceeded);
+}
+
+TEST(HttpClientTest, StreamDeliversChunksAndStopsWhenAsked) {
+  HttpTestServer server([](const TestRequest&) {
+    TestResponse out;
+    out.chunks = {"one\n", "two\n", "three\n", "four\n"};
+    out.chunk_pause = 5ms;
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  auto client = Client(options);
+  std::string got;
+  auto response = client->Stream({"GET", "/events"}, [&](std::string_view chunk) {
+    got += chunk;
+    return got.find("three") == std::string::npos;
+  });
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(got, "one\ntwo\nthree\n");
+}
+
+TEST(HttpClientTest, StreamCancelIsPrompt) {
+  HttpTestServer server([](const TestRequest&) {
+    TestResponse out;
+    out.chunks = {"{}\n"};
+    out.hold_open = true;
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  auto client = Client(options);
+  StreamCanceller canceller;
+  std::atomic<int> chunks{0};
+  std::thread stopper([&] {
+    while (chunks.load() == 0) std::this_thread::sleep_for(1ms);
+    canceller.Cancel();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto response = client->Stream(
+      {"GET", "/events"},
+      [&](std::string_view) {
+        ++chunks;
+        return true;
+      },
+      &canceller);
+  stopper.join();
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code(), StatusCode::kCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms)
+      << "cancel wakes the transfer; it does not wait for curl's 1 s poll";
+}
+
+TEST(HttpClientTest, StreamErrorStatusReturnsTheErrorBody) {
+  HttpTestServer server([](const TestRequest&) {
+    return TestResponse{404, {}, "{\"message\":\"No such container: x\"}"};
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  bool called = false;
+  auto response = Client(options)->Stream({"GET", "/containers/x/logs"}, [&](std::string_view) {
+    called = true;
+    return true;
+  });
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 404);
+  EXPECT_NE(response->body.find("No such container"), std::string::npos);
+  EXPECT_FALSE(called);
+}
+
+}  // namespace
+}  // namespace bitfusion::net
