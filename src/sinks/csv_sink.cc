@@ -8,16 +8,9 @@
 namespace bitfusion {
 
 Result<CsvSinkOptions> CsvSinkOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(ResultSinkOptions::QueryKeysWith({"fsync"})));
   CsvSinkOptions options;
-  options.path = uri.FilePath();
-  if (options.path.empty()) {
-    return InvalidArgumentError("sink URI " + uri.ToString() +
-                                " names no file; write csv://out/results.csv (relative) or "
-                                "csv:///abs/results.csv");
-  }
-  BITFUSION_ASSIGN_OR_RETURN(options.fsync, uri.QueryBool("fsync", options.fsync));
-  BITFUSION_ASSIGN_OR_RETURN(options.sink, ResultSinkOptions::FromUri(uri));
+  BITFUSION_RETURN_IF_ERROR(
+      internal::ReadAppendFileUri(uri, ".csv", options.path, options.fsync, options.sink));
   return options;
 }
 
@@ -145,10 +138,6 @@ void CsvEncoder::AppendRun(const RunRecord& record, std::string& out) {
 
 }  // namespace internal
 
-namespace {
-constexpr std::size_t kWriteChunkBytes = 1 << 20;
-}  // namespace
-
 CsvSink::CsvSink(const CsvSinkOptions& options, std::string uri,
                  std::unique_ptr<internal::AppendOnlyFile> file)
     : ResultSink(std::move(uri), options.sink), options_(options), file_(std::move(file)) {}
@@ -162,10 +151,7 @@ Result<std::shared_ptr<CsvSink>> CsvSink::Make(const CsvSinkOptions& options) {
   const std::string name = "csv sink file " + options.path.string();
   if (size == 0) {
     BITFUSION_RETURN_IF_ERROR(file->Begin());
-    if (Status s = file->Write(internal::kCsvHeader); !s.ok()) {
-      file->Abort();
-      return s;
-    }
+    BITFUSION_RETURN_IF_ERROR(file->WriteOrAbort(internal::kCsvHeader));
   } else {
     BITFUSION_ASSIGN_OR_RETURN(const std::string head,
                                file->ReadPrefix(internal::kCsvHeader.size()));
@@ -180,34 +166,17 @@ Result<std::shared_ptr<CsvSink>> CsvSink::Make(const CsvSinkOptions& options) {
       new CsvSink(options, "csv://" + options.path.string(), std::move(file)));
 }
 
-Status CsvSink::WriteAll(std::string_view bytes) {
-  if (Status s = file_->Write(bytes); !s.ok()) {
-    file_->Abort();
-    return s;
-  }
-  return Status::OK();
-}
-
 Status CsvSink::WriteSamples(const std::vector<SampleBatch>& batches) {
-  BITFUSION_RETURN_IF_ERROR(file_->Begin());
-  buffer_.clear();
-  for (const SampleBatch& batch : batches) {
-    encoder_.Append(batch, buffer_);
-    if (buffer_.size() >= kWriteChunkBytes) {
-      BITFUSION_RETURN_IF_ERROR(WriteAll(buffer_));
-      buffer_.clear();
-    }
-  }
-  BITFUSION_RETURN_IF_ERROR(WriteAll(buffer_));
-  if (buffer_.capacity() > 16 * kWriteChunkBytes) std::string().swap(buffer_);
-  return Status::OK();
+  return internal::AppendBatches(
+      *file_, batches, buffer_,
+      [this](const SampleBatch& b, std::string& out) { encoder_.Append(b, out); });
 }
 
 Status CsvSink::WriteRun(const RunRecord& record) {
   std::string rows;
   encoder_.AppendRun(record, rows);
   BITFUSION_RETURN_IF_ERROR(file_->Begin());
-  return WriteAll(rows);
+  return file_->WriteOrAbort(rows);
 }
 
 Status CsvSink::SyncBackend(Deadline) { return options_.fsync ? file_->Sync() : Status::OK(); }

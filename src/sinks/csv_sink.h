@@ -39,7 +39,8 @@
 
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
-#include "sinks/jsonl_sink.h"
+#include "sinks/append_file_internal.h"
+#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
 
@@ -95,7 +96,6 @@ class CsvSink final : public ResultSink {
   Status WriteRun(const RunRecord& record) override;
   Status SyncBackend(Deadline deadline) override;
   Status CloseBackend(Deadline deadline) override;
-  Status WriteAll(std::string_view bytes);
 
   const CsvSinkOptions options_;
   std::unique_ptr<internal::AppendOnlyFile> file_;

@@ -29,17 +29,16 @@
 // such as /dev/null, is fine).
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "bitfusion/machine.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
+#include "sinks/append_file_internal.h"
+#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
 
@@ -57,28 +56,6 @@ struct JsonlSinkOptions {
 
 namespace internal {
 
-/// Encoding shared by the text sinks (JSONL, CSV, SQLite): one definition of what happens to odd
-/// strings and non-finite numbers, so every store tells the same story.
-
-/// Appends `text`, with every invalid UTF-8 sequence replaced by U+FFFD.
-void AppendValidUtf8(std::string& out, std::string_view text);
-std::string ValidUtf8(std::string_view text);
-/// Appends `text` as a JSON string literal, quotes included, valid UTF-8 guaranteed.
-void AppendJsonString(std::string& out, std::string_view text);
-/// Appends labels as a compact JSON object in key order: the canonical form of a label set.
-void AppendJsonLabels(std::string& out, const Labels& labels);
-/// Appends the shortest decimal that reads back as `value`; `value` must be finite.
-void AppendDouble(std::string& out, double value);
-void AppendInt(std::string& out, std::int64_t value);
-/// "NaN", "Infinity" or "-Infinity" for a non-finite value.
-std::string_view NonFiniteText(double value);
-
-/// The RunRecord as one line of compact JSON (no newline), with `{"type":"run",` in front when
-/// `with_type` is set. Non-finite result values become null plus "value_text".
-Result<std::string> RunRecordJson(const RunRecord& record, bool with_type);
-/// The MachineInfo as compact JSON; a non-finite cpu.max_mhz becomes null.
-Result<std::string> MachineInfoJson(const MachineInfo& machine);
-
 /// Encodes sample lines. Keeps its per-series scratch between calls, so encoding a stream of
 /// batches allocates only when a batch has more series than any before.
 class JsonlEncoder {
@@ -90,42 +67,6 @@ class JsonlEncoder {
   std::vector<std::string> before_value_;  // per series: {"type":"sample","metric":…,"value":
   std::vector<std::string> after_value_;   // per series: ,"unit":…,"metadata":{…},"timestamp":
   Labels merged_;
-};
-
-/// A file that is only appended to, by one writer, with all-or-nothing appends.
-class AppendOnlyFile {
- public:
-  /// Opens (creating) `path` for appending. `what` names the file's role in errors
-  /// ("jsonl sink file").
-  static Result<std::unique_ptr<AppendOnlyFile>> Open(const std::filesystem::path& path,
-                                                      std::string_view what);
-  ~AppendOnlyFile();
-  AppendOnlyFile(const AppendOnlyFile&) = delete;
-  AppendOnlyFile& operator=(const AppendOnlyFile&) = delete;
-
-  /// Current length in bytes (0 for files that are not regular files).
-  Result<std::int64_t> Size() const;
-  /// Reads up to `n` bytes from the start (for header checks).
-  Result<std::string> ReadPrefix(std::size_t n) const;
-  /// Starts an append: remembers the length to cut back to when Abort() is called.
-  Status Begin();
-  /// Writes all of `bytes` at the end of the file.
-  Status Write(std::string_view bytes);
-  /// Cuts the file back to its length at Begin(); best effort for regular files.
-  void Abort();
-  /// fsync; files that do not support it (pipes, /dev/null) are not an error.
-  Status Sync();
-  Status Close();
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  AppendOnlyFile(int fd, std::filesystem::path path, std::string what, bool regular);
-
-  int fd_;
-  const std::filesystem::path path_;
-  const std::string what_;
-  const bool regular_;
-  std::int64_t begin_size_ = -1;
 };
 
 }  // namespace internal

@@ -1,6 +1,5 @@
 #include "sinks/sqlite_sink.h"
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include <cmath>
@@ -12,7 +11,7 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/registry.h"
-#include "sinks/jsonl_sink.h"
+#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
 
@@ -161,19 +160,6 @@ void BindValue(sqlite3_stmt* stmt, int index, double value) {
   } else {
     sqlite3_bind_double(stmt, index, value);
   }
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr) != 1) size = 0;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xF]);
-  }
-  return out;
 }
 
 }  // namespace
@@ -443,7 +429,7 @@ Status SqliteSink::WriteRun(const RunRecord& record) {
     const std::string& name = !record.machine.id.empty()         ? record.machine.id
                               : !record.machine.hostname.empty() ? record.machine.hostname
                                                                  : std::string("machine");
-    machine_id = name + "-" + Sha256Hex(fingerprint_json).substr(0, 16);
+    machine_id = name + "-" + internal::Sha256Hex(fingerprint_json).substr(0, 16);
   }
   std::string labels_json;
   internal::AppendJsonLabels(labels_json, record.labels);

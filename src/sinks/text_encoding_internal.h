@@ -1,0 +1,45 @@
+// Text encoding shared by the sinks (JSONL, CSV, SQLite, Elasticsearch, InfluxDB, PostgreSQL):
+// one definition of what happens to odd strings and non-finite numbers, so every store tells
+// the same story.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "bitfusion/machine.h"
+#include "bitfusion/run_record.h"
+#include "bitfusion/sample.h"
+#include "bitfusion/status.h"
+
+namespace bitfusion::internal {
+
+/// Appends `text`, with every invalid UTF-8 sequence replaced by U+FFFD (one per maximal
+/// invalid subsequence, as Unicode recommends).
+void AppendValidUtf8(std::string& out, std::string_view text);
+std::string ValidUtf8(std::string_view text);
+/// Appends `text` as a JSON string literal, quotes included, valid UTF-8 guaranteed.
+void AppendJsonString(std::string& out, std::string_view text);
+/// Appends labels as a compact JSON object in key order: the canonical form of a label set.
+void AppendJsonLabels(std::string& out, const Labels& labels);
+/// Appends the shortest decimal that reads back as `value`; `value` must be finite.
+void AppendDouble(std::string& out, double value);
+void AppendInt(std::string& out, std::int64_t value);
+/// "NaN", "Infinity" or "-Infinity" for a non-finite value.
+std::string_view NonFiniteText(double value);
+/// Appends a Boost.JSON tree as compact JSON, numbers and strings formatted as above (a
+/// non-finite double becomes null).
+void AppendJsonValue(std::string& out, const boost::json::value& v);
+
+/// SHA-256 of `data` as 64 lower-case hex digits.
+std::string Sha256Hex(std::string_view data);
+
+/// The RunRecord as one line of compact JSON (no newline), with `{"type":"run",` in front when
+/// `with_type` is set. Non-finite result values become null plus "value_text".
+Result<std::string> RunRecordJson(const RunRecord& record, bool with_type);
+/// The MachineInfo as compact JSON; a non-finite cpu.max_mhz becomes null.
+Result<std::string> MachineInfoJson(const MachineInfo& machine);
+
+}  // namespace bitfusion::internal
