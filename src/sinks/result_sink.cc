@@ -1,28 +1,63 @@
 #include "bitfusion/result_sink.h"
 
+#include <algorithm>
+#include <limits>
+#include <random>
+#include <utility>
+
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "sinks/spool_internal.h"
 
 namespace bitfusion {
+
+namespace {
+
+Result<std::int64_t> PositiveInt(const Uri& uri, std::string_view key, std::int64_t fallback) {
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t v, uri.QueryInt(key, fallback));
+  if (v < 1) {
+    return InvalidArgumentError("option " + std::string(key) + " in " + uri.ToString() +
+                                " must be at least 1");
+  }
+  return v;
+}
+
+// Segments kept in memory behind the one being sent are dropped from memory (they are in the
+// spool) beyond this many bytes, so a long outage costs disk, not memory.
+constexpr std::int64_t kBacklogMemoryBytes = std::int64_t{64} << 20;
+
+}  // namespace
 
 Result<ResultSinkOptions> ResultSinkOptions::FromUri(const Uri& uri) {
   ResultSinkOptions options;
   BITFUSION_ASSIGN_OR_RETURN(
       const std::int64_t batch,
-      uri.QueryInt("batch_samples", static_cast<std::int64_t>(options.batch_samples)));
-  if (batch < 1) {
-    return InvalidArgumentError("option batch_samples in " + uri.ToString() +
-                                " must be at least 1");
-  }
+      PositiveInt(uri, "batch_samples", static_cast<std::int64_t>(options.batch_samples)));
   options.batch_samples = static_cast<std::size_t>(batch);
+  BITFUSION_ASSIGN_OR_RETURN(
+      const std::int64_t bytes,
+      PositiveInt(uri, "batch_bytes", static_cast<std::int64_t>(options.batch_bytes)));
+  options.batch_bytes = static_cast<std::size_t>(bytes);
   BITFUSION_ASSIGN_OR_RETURN(options.max_delay, uri.QueryDuration("max_delay", options.max_delay));
+  if (auto spool = uri.Query("spool")) options.spool = *spool;
+  BITFUSION_ASSIGN_OR_RETURN(options.spool_max_bytes,
+                             PositiveInt(uri, "spool_max_bytes", options.spool_max_bytes));
+  BITFUSION_ASSIGN_OR_RETURN(options.flush_timeout,
+                             uri.QueryDuration("flush_timeout", options.flush_timeout));
+  BITFUSION_ASSIGN_OR_RETURN(options.retry_initial,
+                             uri.QueryDuration("retry_initial", options.retry_initial));
+  BITFUSION_ASSIGN_OR_RETURN(options.retry_max, uri.QueryDuration("retry_max", options.retry_max));
+  if (options.retry_initial.count() <= 0 || options.retry_max < options.retry_initial) {
+    return InvalidArgumentError("options retry_initial and retry_max in " + uri.ToString() +
+                                " must be positive, with retry_max >= retry_initial");
+  }
   return options;
 }
 
 ResultSink::ResultSink(std::string redacted_uri, ResultSinkOptions options)
-    : uri_(std::move(redacted_uri)), options_(options) {}
+    : uri_(std::move(redacted_uri)), options_(std::move(options)) {}
 
-ResultSink::~ResultSink() = default;
+ResultSink::~ResultSink() { StopWorker(); }
 
 Status ResultSink::SyncBackend(Deadline) { return Status::OK(); }
 Status ResultSink::CloseBackend(Deadline) { return Status::OK(); }
@@ -32,19 +67,30 @@ void ResultSink::CloseOnDestroy() {
   if (!status.ok()) LogAt(LogLevel::kError, "closing sink ", uri_, ": ", status.ToString());
 }
 
-// Returns the backend's own error; callers add the "sink URI" context exactly once.
-Status ResultSink::SendPendingLocked() {
-  if (pending_.empty()) return Status::OK();
-  ++counters_.backend_calls;
-  Status status = WriteSamples(pending_);
-  if (!status.ok()) {
-    ++counters_.errors;
-    return status;
+void ResultSink::SetEventCallback(std::function<void(const Event&)> callback) {
+  std::lock_guard lock(mu_);
+  on_event_ = std::move(callback);
+}
+
+std::chrono::nanoseconds ResultSink::RetryBackoff(int attempt) const {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto shift = std::min(std::max(attempt, 1) - 1, 30);
+  const auto bound = std::min<std::chrono::nanoseconds>(options_.retry_max,
+                                                        options_.retry_initial * (1LL << shift));
+  // "Equal jitter": never less than half the bound, so retries really back off, and spread
+  // over the other half, so many clients do not retry in step.
+  std::uniform_int_distribution<std::int64_t> jitter(0, bound.count() / 2);
+  return std::chrono::nanoseconds(bound.count() - bound.count() / 2 + jitter(rng));
+}
+
+void ResultSink::RecordDropped(std::int64_t samples, std::string_view why) {
+  if (samples <= 0) return;
+  {
+    std::lock_guard lock(mu_);
+    counters_.samples_dropped += samples;
   }
-  counters_.samples_written += static_cast<std::int64_t>(pending_samples_);
-  pending_.clear();
-  pending_samples_ = 0;
-  return Status::OK();
+  LogAt(LogLevel::kWarning, "sink ", uri_, ": the store refused ", samples,
+        " samples for good, they are not retried: ", why);
 }
 
 namespace {
@@ -75,57 +121,412 @@ Status CheckBatch(const SampleBatch& batch) {
 
 }  // namespace
 
-Status ResultSink::Write(const SampleBatch& batch) {
+Status ResultSink::OpenSpool() {
+  std::filesystem::path dir = options_.spool;
+  if (dir.empty()) {
+    const std::size_t colon = uri_.find(':');
+    dir = internal::DefaultSpoolDir(uri_.substr(0, colon), uri_);
+  }
+  auto opened = internal::Spool::Open(dir);
+  if (!opened) return opened.error().WithContext("sink " + uri_);
+  auto spool = std::move(*opened);
+  auto leftovers = spool->TakeLeftovers();
+  std::int64_t samples = 0;
   std::lock_guard lock(mu_);
-  if (closed_) return FailedPreconditionError("sink " + uri_ + " is closed; make a new one");
-  if (batch.empty()) return Status::OK();
-  BITFUSION_RETURN_IF_ERROR(CheckBatch(batch).WithContext("sink " + uri_));
-  const std::int64_t now = MonoNowNs();
-  if (pending_.empty()) oldest_pending_mono_ns_ = now;
-  pending_.push_back(batch);
-  pending_samples_ += batch.size();
-  if (pending_samples_ >= options_.batch_samples ||
-      now - oldest_pending_mono_ns_ >= options_.max_delay.count()) {
-    return SendPendingLocked().WithContext("sink " + uri_);
+  spool_ = std::move(spool);
+  durable_ = true;
+  for (auto& segment : leftovers) {
+    samples += segment->samples;
+    backlog_.push_back(std::move(segment));
+  }
+  if (!backlog_.empty()) {
+    LogAt(LogLevel::kInfo, "sink ", uri_, ": sending ", samples, " samples in ", backlog_.size(),
+          " segments that an earlier process left in spool ", dir.string());
+    StartWorkerLocked();
+    wake_.notify_all();
   }
   return Status::OK();
+}
+
+Status ResultSink::AppendLocked(const SampleBatch* batch, const RunRecord* run) {
+  if (spool_ != nullptr) {
+    const std::int64_t size =
+        batch != nullptr ? static_cast<std::int64_t>(internal::ApproxBytes(*batch)) : 4096;
+    if (spool_->bytes() + size > options_.spool_max_bytes) {
+      return ResourceExhaustedError(
+          "sink " + uri_ + ": spool " + spool_->dir().string() + " is full (" +
+          std::to_string(spool_->bytes()) + " bytes, spool_max_bytes=" +
+          std::to_string(options_.spool_max_bytes) + ") while the store is failing; nothing was " +
+          "queued. Bring the store back, or raise spool_max_bytes");
+    }
+    Status spooled = batch != nullptr ? spool_->AppendBatch(*batch) : spool_->AppendRun(*run);
+    BITFUSION_RETURN_IF_ERROR(spooled.WithContext("sink " + uri_ + ": nothing was queued"));
+    if (batch != nullptr) counters_.samples_spooled += static_cast<std::int64_t>(batch->size());
+  }
+  if (batch != nullptr) {
+    if (pending_.empty()) oldest_pending_mono_ns_ = MonoNowNs();
+    pending_.push_back(*batch);
+    pending_samples_ += batch->size();
+    pending_bytes_ += internal::ApproxBytes(*batch);
+  }
+  return Status::OK();
+}
+
+bool ResultSink::SealLocked() {
+  if (pending_.empty()) return false;
+  auto segment = std::make_unique<Segment>();
+  segment->batches = std::move(pending_);
+  segment->samples = static_cast<std::int64_t>(pending_samples_);
+  segment->memory_bytes = static_cast<std::int64_t>(pending_bytes_);
+  pending_.clear();
+  pending_samples_ = 0;
+  pending_bytes_ = 0;
+  if (spool_ != nullptr) {
+    if (Status s = spool_->Seal(*segment); !s.ok()) {
+      // The records are written, only not yet forced to disk; they are delivered from memory.
+      LogAt(LogLevel::kWarning, "sink ", uri_, ": ", s.message());
+    }
+  }
+  backlog_.push_back(std::move(segment));
+  if (spool_ != nullptr && backlog_.size() > 2) {
+    std::int64_t memory = 0;
+    for (const auto& s : backlog_) memory += s->memory_bytes;
+    // Newest first: the oldest are sent next.
+    for (auto it = backlog_.rbegin(); memory > kBacklogMemoryBytes && it + 1 != backlog_.rend();
+         ++it) {
+      memory -= (*it)->memory_bytes;
+      internal::Spool::Unload(**it);
+    }
+  }
+  return true;
+}
+
+std::int64_t ResultSink::HeldSamplesLocked() const {
+  auto held = static_cast<std::int64_t>(pending_samples_);
+  for (const auto& segment : backlog_) {
+    if (!segment->batches_sent) held += segment->samples;
+  }
+  return held;
+}
+
+std::string ResultSink::HeldMessageLocked() const {
+  const std::string held = std::to_string(HeldSamplesLocked()) + " samples";
+  if (spool_ == nullptr) return held + " unsent";
+  return held + " unsent; they stay in spool " + spool_->dir().string() +
+         " and are sent when a sink with that spool opens again";
+}
+
+Status ResultSink::SendSegment(Segment& segment) {
+  if (!segment.batches_sent && !segment.batches.empty()) {
+    std::int64_t dropped_before = 0;
+    {
+      std::lock_guard lock(mu_);
+      ++counters_.backend_calls;
+      if (failures_ > 0) ++counters_.retries;
+      dropped_before = counters_.samples_dropped;
+    }
+    Status status = WriteSamples(segment.batches);
+    std::lock_guard lock(mu_);
+    if (!status.ok()) {
+      ++counters_.errors;
+      return status;
+    }
+    const std::int64_t dropped = counters_.samples_dropped - dropped_before;
+    counters_.samples_written += segment.samples - dropped;
+    if (segment.replayed) counters_.samples_replayed += segment.samples;
+    segment.batches_sent = true;
+  }
+  if (segment.run) {
+    {
+      std::lock_guard lock(mu_);
+      ++counters_.backend_calls;
+      if (failures_ > 0) ++counters_.retries;
+    }
+    Status status = WriteRun(*segment.run);
+    std::lock_guard lock(mu_);
+    if (!status.ok()) {
+      ++counters_.errors;
+      return status.WithContext("run " + segment.run->run_id);
+    }
+    ++counters_.runs_written;
+  }
+  return Status::OK();
+}
+
+// Sends the backlog in order until it is empty or a send fails. Returns the backend's own error;
+// callers add the "sink URI" context once.
+Status ResultSink::Drain(bool stop_on_degraded) {
+  std::lock_guard send(send_mu_);
+  for (;;) {
+    Segment* segment = nullptr;
+    Status loaded;
+    {
+      std::lock_guard lock(mu_);
+      if (backlog_.empty()) return Status::OK();
+      if (stop_on_degraded && degraded_ && MonoNowNs() < next_retry_mono_ns_) {
+        return UnavailableError("the store is failing; the next retry is scheduled");
+      }
+      segment = backlog_.front().get();
+      if (!segment->loaded) loaded = spool_->Load(*segment);
+      if (!loaded.ok() && loaded.code() == StatusCode::kNotFound) {
+        // Someone removed the file: nothing is left to deliver from it.
+        LogAt(LogLevel::kError, "sink ", uri_, ": ", loaded.message(), "; its ", segment->samples,
+              " samples are lost");
+        backlog_.pop_front();
+        continue;
+      }
+    }
+    if (!loaded.ok()) {
+      SetDegraded(loaded);
+      return loaded;
+    }
+    // The front segment is only popped here, under send_mu_, so it stays put while it is sent.
+    Status status = SendSegment(*segment);
+    if (!status.ok()) {
+      SetDegraded(status);
+      return status;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (spool_ != nullptr) spool_->Remove(*segment);
+      backlog_.pop_front();
+    }
+    SetRecovered();
+  }
+}
+
+Status ResultSink::DrainUntil(Deadline deadline) {
+  if (deadline == kNoDeadline) {
+    deadline = DeadlineAfter(options_.flush_timeout);
+  }
+  for (int attempt = 1;; ++attempt) {
+    Status status = Drain(false);
+    if (status.ok()) return status;
+    const auto wait = RetryBackoff(attempt);
+    if (std::chrono::steady_clock::now() + wait >= deadline) {
+      std::lock_guard lock(mu_);
+      return status.WithContext(HeldMessageLocked() + " after " + std::to_string(attempt) +
+                                " attempts");
+    }
+    std::this_thread::sleep_for(wait);
+  }
+}
+
+void ResultSink::SetDegraded(const Status& why) {
+  bool first = false;
+  std::int64_t held = 0;
+  std::chrono::nanoseconds wait{0};
+  {
+    std::lock_guard lock(mu_);
+    ++failures_;
+    wait = RetryBackoff(failures_);
+    next_retry_mono_ns_ = MonoNowNs() + wait.count();
+    if (!degraded_) {
+      degraded_ = true;
+      first = true;
+      degraded_since_mono_ns_ = MonoNowNs();
+      held = HeldSamplesLocked();
+    }
+  }
+  wake_.notify_all();  // the worker has a retry to schedule
+  if (!first) return;
+  // A sink that is not durable returns its errors to the caller, who decides what to say.
+  if (durable_) {
+    LogAt(LogLevel::kWarning, "sink ", uri_, " degraded: ", why.message(), "; ", held,
+          " samples are held in its spool and retried with backoff (next in ", FormatDuration(wait),
+          "); nothing is lost");
+  }
+  Emit(EventType::kSinkDegraded, why.message());
+}
+
+void ResultSink::SetRecovered() {
+  std::int64_t outage_ns = 0;
+  {
+    std::lock_guard lock(mu_);
+    failures_ = 0;
+    if (!degraded_) return;
+    degraded_ = false;
+    outage_ns = MonoNowNs() - degraded_since_mono_ns_;
+  }
+  if (durable_) {
+    LogAt(LogLevel::kWarning, "sink ", uri_, " recovered after ",
+          FormatDuration(std::chrono::nanoseconds(outage_ns)),
+          "; what its spool held has been sent");
+  }
+  Emit(EventType::kSinkRecovered, "after " + FormatDuration(std::chrono::nanoseconds(outage_ns)));
+}
+
+void ResultSink::Emit(EventType type, const std::string& detail) {
+  std::function<void(const Event&)> callback;
+  {
+    std::lock_guard lock(mu_);
+    callback = on_event_;
+  }
+  if (!callback) return;
+  Event event;
+  event.type = type;
+  event.source = uri_;
+  event.subject = uri_;
+  event.attributes["reason"] = detail;
+  event.time_ns = WallNowNs();
+  callback(event);
+}
+
+void ResultSink::StartWorkerLocked() {
+  if (!worker_.joinable() && !stop_worker_) worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+void ResultSink::StopWorker() {
+  {
+    std::lock_guard lock(mu_);
+    stop_worker_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+// The sink's own thread: seals pending samples once max_delay has passed, so a quiet stream is
+// still sent, and (for durable sinks) retries a failing store and replays a leftover spool.
+void ResultSink::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (!stop_worker_) {
+    const std::int64_t now = MonoNowNs();
+    std::int64_t wake = std::numeric_limits<std::int64_t>::max();
+    bool send = false;
+    if (!pending_.empty()) {
+      const std::int64_t due = oldest_pending_mono_ns_ + options_.max_delay.count();
+      if (now >= due) {
+        SealLocked();
+        send = true;
+      } else {
+        wake = due;
+      }
+    }
+    if (durable_ && !backlog_.empty()) {
+      if (!degraded_ || now >= next_retry_mono_ns_) {
+        send = true;
+      } else {
+        wake = std::min(wake, next_retry_mono_ns_);
+      }
+    }
+    if (send) {
+      lock.unlock();
+      Status status = Drain(true);
+      lock.lock();
+      if (!status.ok() && !durable_) {
+        // Retried by the caller's next Write or Flush, not here: wait for new work.
+        wake_.wait(lock, [&] { return stop_worker_ || !pending_.empty(); });
+      }
+      continue;
+    }
+    if (wake == std::numeric_limits<std::int64_t>::max()) {
+      wake_.wait(lock);
+    } else {
+      wake_.wait_for(lock, std::chrono::nanoseconds(wake - now));
+    }
+  }
+}
+
+Status ResultSink::Write(const SampleBatch& batch) {
+  bool send_now = false;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return FailedPreconditionError("sink " + uri_ + " is closed; make a new one");
+    if (batch.empty()) return Status::OK();
+    BITFUSION_RETURN_IF_ERROR(CheckBatch(batch).WithContext("sink " + uri_));
+    StartWorkerLocked();
+    const bool was_empty = pending_.empty();
+    BITFUSION_RETURN_IF_ERROR(AppendLocked(&batch, nullptr));
+    const std::int64_t now = MonoNowNs();
+    if (pending_samples_ >= options_.batch_samples || pending_bytes_ >= options_.batch_bytes ||
+        now - oldest_pending_mono_ns_ >= options_.max_delay.count()) {
+      SealLocked();
+      // A durable sink sends in the caller's thread only when the store is healthy and nothing
+      // older waits; otherwise its thread does, and the caller goes on.
+      send_now = !durable_ || (!degraded_ && backlog_.size() == 1);
+      if (!send_now) wake_.notify_all();
+    } else if (was_empty) {
+      wake_.notify_all();  // the worker now has a max_delay deadline to keep
+    }
+  }
+  if (!send_now) return Status::OK();
+  Status status = Drain(false);
+  if (!status.ok() && durable_) return Status::OK();  // held in the spool, retried
+  return status.WithContext("sink " + uri_);
 }
 
 Status ResultSink::Write(const RunRecord& record) {
-  std::lock_guard lock(mu_);
-  if (closed_) return FailedPreconditionError("sink " + uri_ + " is closed; make a new one");
-  BITFUSION_RETURN_IF_ERROR(SendPendingLocked().WithContext("sink " + uri_));
-  ++counters_.backend_calls;
-  Status status = WriteRun(record);
-  if (!status.ok()) {
-    ++counters_.errors;
-    return status.WithContext("sink " + uri_ + ", run " + record.run_id);
+  bool send_now = false;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return FailedPreconditionError("sink " + uri_ + " is closed; make a new one");
+    BITFUSION_RETURN_IF_ERROR(AppendLocked(nullptr, &record).WithContext("run " + record.run_id));
+    StartWorkerLocked();
+    // The run's pending samples and the run travel in one segment, samples first (the spool
+    // file holds them in that order too).
+    if (!SealLocked()) {
+      backlog_.push_back(std::make_unique<Segment>());
+      if (spool_ != nullptr) {
+        if (Status s = spool_->Seal(*backlog_.back()); !s.ok()) {
+          LogAt(LogLevel::kWarning, "sink ", uri_, ": ", s.message());
+        }
+      }
+    }
+    Segment& last = *backlog_.back();
+    last.run = record;
+    if (!last.loaded) {
+      internal::Spool::Unload(last);  // the run is in the file; keep memory bounded
+    }
+    send_now = !durable_ || (!degraded_ && backlog_.size() == 1);
+    if (!send_now) wake_.notify_all();
   }
-  ++counters_.runs_written;
-  return Status::OK();
+  if (!send_now) return Status::OK();
+  Status status = Drain(false);
+  if (!status.ok() && durable_) return Status::OK();  // held in the spool, retried
+  return status.WithContext("sink " + uri_);
 }
 
 Status ResultSink::Flush(Deadline deadline) {
-  std::lock_guard lock(mu_);
-  if (closed_) return Status::OK();
-  BITFUSION_RETURN_IF_ERROR(SendPendingLocked().WithContext("sink " + uri_));
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return Status::OK();
+    SealLocked();
+  }
+  BITFUSION_RETURN_IF_ERROR(
+      (durable_ ? DrainUntil(deadline) : Drain(false)).WithContext("sink " + uri_));
+  std::lock_guard send(send_mu_);
   return SyncBackend(deadline).WithContext("sink " + uri_);
 }
 
 Status ResultSink::Close(Deadline deadline) {
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return Status::OK();
+    closing_ = true;
+    SealLocked();
+  }
+  StopWorker();
+  Status sent = durable_ ? DrainUntil(deadline) : Drain(false);
+  Status synced = sent;
+  Status closed;
+  {
+    std::lock_guard send(send_mu_);
+    if (sent.ok()) synced = SyncBackend(deadline);
+    // Close even when the last send failed, so files and connections are not leaked; the error
+    // (and how many samples it left unsent) goes to the caller.
+    closed = CloseBackend(deadline);
+  }
   std::lock_guard lock(mu_);
-  if (closed_) return Status::OK();
-  Status sent = SendPendingLocked();
-  Status synced = sent.ok() ? SyncBackend(deadline) : sent;
-  // Close even when the last send failed, so files and connections are not leaked; the error
-  // (and how many samples it left unsent) goes to the caller.
-  Status closed = CloseBackend(deadline);
   closed_ = true;
-  const std::size_t lost = pending_samples_;
+  const std::int64_t held = HeldSamplesLocked();
+  const std::string held_message = HeldMessageLocked();
+  if (spool_ != nullptr) {
+    counters_.spool_bytes = spool_->bytes();
+    spool_.reset();  // unlocks the spool for the next sink
+  }
   if (!synced.ok()) {
-    if (lost == 0) return synced.WithContext("sink " + uri_ + " closed before its data was synced");
-    return synced.WithContext("sink " + uri_ + " closed with " + std::to_string(lost) +
-                              " samples unsent");
+    if (held == 0) return synced.WithContext("sink " + uri_ + " closed before its data was synced");
+    return synced.WithContext("sink " + uri_ + " closed with " + held_message);
   }
   return closed.WithContext("sink " + uri_);
 }
@@ -133,7 +534,9 @@ Status ResultSink::Close(Deadline deadline) {
 SinkCounters ResultSink::counters() const {
   std::lock_guard lock(mu_);
   SinkCounters out = counters_;
-  out.samples_pending = static_cast<std::int64_t>(pending_samples_);
+  out.samples_pending = HeldSamplesLocked();
+  if (spool_ != nullptr) out.spool_bytes = spool_->bytes();
+  out.degraded = degraded_;
   return out;
 }
 

@@ -699,17 +699,45 @@ TEST_P(SinkConformanceTest, MaxDelaySendsOldPendingSamples) {
   ASSERT_TRUE(sink);
   const SampleBatch first = CpuBatch(0, 1);
   ASSERT_TRUE(sink->Write(first).ok());
-  EXPECT_EQ(sink->counters().samples_pending, 3) << "a fresh batch is not old yet";
-  // Sleeping past max_delay makes the next write find the pending batch old, however slow the
-  // machine: this waits for a lower bound, it does not race an upper one.
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // A quiet stream: no further write comes, and the sink's own thread sends the samples once
+  // they are older than max_delay. This waits for a lower bound, it does not race an upper one.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sink->counters().samples_written < 3 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  EXPECT_EQ(sink->counters().samples_written, 3);
+  if (Keeps()) EXPECT_TRUE(SameSamples(Expected({first}), Read().samples));
+  // A write that finds its pending batch old sends it at once, too.
   const SampleBatch second = CpuBatch(1, 1);
   ASSERT_TRUE(sink->Write(second).ok());
-  EXPECT_EQ(sink->counters().samples_pending, 0);
-  EXPECT_EQ(sink->counters().samples_written, 6);
-  if (Keeps()) EXPECT_TRUE(SameSamples(Expected({first, second}), Read().samples));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const SampleBatch third = CpuBatch(2, 1);
+  ASSERT_TRUE(sink->Write(third).ok());
   ASSERT_TRUE(sink->Close().ok());
-  ExpectStored(sink, Expected({first, second}), {});
+  ExpectStored(sink, Expected({first, second, third}), {});
+}
+
+TEST_P(SinkConformanceTest, MaxDelayLeavesYoungSamplesPending) {
+  auto sink = Make("batch_samples=1000000&max_delay=1h");
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Write(CpuBatch(0, 2)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(sink->counters().samples_pending, 6);
+  EXPECT_EQ(sink->counters().backend_calls, 0);
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected({CpuBatch(0, 2)}), {});
+}
+
+TEST_P(SinkConformanceTest, BatchBytesDecidesWhenTheBackendWrites) {
+  // Each CpuBatch(i, 1) takes well over 100 bytes in memory: every write is sent at once.
+  auto sink = Make("batch_samples=1000000&batch_bytes=100&max_delay=1h");
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Write(CpuBatch(0, 1)).ok());
+  EXPECT_EQ(sink->counters().samples_pending, 0);
+  EXPECT_EQ(sink->counters().backend_calls, 1);
+  ASSERT_TRUE(sink->Close().ok());
+  ExpectStored(sink, Expected({CpuBatch(0, 1)}), {});
 }
 
 TEST_P(SinkConformanceTest, RunRecordSendsPendingSamplesFirst) {

@@ -1,0 +1,98 @@
+// The durable spool in front of network sinks: a directory of segment files, each a sequence of
+// cereal-binary records (sample batches, then at most one run record), appended with write(2) as
+// the caller writes and fsync'd when sealed. A segment file is removed once the store has
+// accepted all of it; what a crashed process left is sent first by the next sink that opens the
+// same directory.
+//
+// Layout of DIR:
+//   lock                          flock(2)ed by the one sink using the spool
+//   segment-0000000000000042.bfs  one per sealed or open segment, numbered in write order
+//
+// A segment file starts with the 8 bytes "BFSPOOL1"; each record is a 24-byte header (all
+// little-endian: u32 kind [1 batch, 2 run], u32 samples, u64 payload bytes, u32 CRC-32 of the
+// payload, u32 zero) and the payload: ToBinary(SampleBatch) or ToBinary(RunRecord). A record cut
+// short by a crash (the Write that made it never returned) is ignored; a record whose CRC does
+// not match ends what is read of that file, and the file is kept as NAME.corrupt.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bitfusion/run_record.h"
+#include "bitfusion/sample.h"
+#include "bitfusion/status.h"
+
+namespace bitfusion::internal {
+
+/// A unit of delivery: batches in write order, then at most one run record.
+struct SpoolSegment {
+  std::uint64_t seq = 0;
+  std::vector<SampleBatch> batches;
+  std::optional<RunRecord> run;
+  std::int64_t samples = 0;
+  std::int64_t memory_bytes = 0;  ///< approximate, of `batches` while loaded
+  bool loaded = true;             ///< false: batches and run are only in `file`
+  bool batches_sent = false;      ///< the store took the batches; only the run is left
+  bool replayed = false;          ///< left by an earlier process
+  std::filesystem::path file;     ///< empty for sinks without a spool
+  std::int64_t file_bytes = 0;
+};
+
+/// About how many bytes `batch` holds in memory: what batch_bytes counts.
+std::size_t ApproxBytes(const SampleBatch& batch);
+
+/// $XDG_STATE_HOME/bitfusion/spool/SCHEME-HASH, or ~/.local/state/..., where HASH is 16 hex
+/// digits of SHA-256(redacted_uri).
+std::filesystem::path DefaultSpoolDir(std::string_view scheme, std::string_view redacted_uri);
+
+class Spool {
+ public:
+  /// Creates `dir` if needed and locks it; another process (or sink) holding it is
+  /// FailedPrecondition. Leftover segments are found and listed for TakeLeftovers.
+  static Result<std::unique_ptr<Spool>> Open(const std::filesystem::path& dir);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  /// What earlier processes left, oldest first, not loaded.
+  std::vector<std::unique_ptr<SpoolSegment>> TakeLeftovers();
+
+  /// Appends a record to the open segment, starting one when none is open. The bytes are in the
+  /// file (the page cache) when this returns: they survive the process, not yet a power cut.
+  Status AppendBatch(const SampleBatch& batch);
+  Status AppendRun(const RunRecord& run);
+  /// Fsyncs and closes the open segment and names it in `segment` (seq, file, file_bytes).
+  /// Without an open segment, leaves `segment.file` empty.
+  Status Seal(SpoolSegment& segment);
+  /// Reads a segment's records back from its file.
+  Status Load(SpoolSegment& segment);
+  /// Drops the records of a segment from memory (they stay in the file).
+  static void Unload(SpoolSegment& segment);
+  /// Deletes a delivered segment's file.
+  void Remove(SpoolSegment& segment);
+
+  std::int64_t bytes() const { return bytes_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  Spool(std::filesystem::path dir, int lock_fd);
+  Status Append(std::uint32_t kind, std::uint32_t samples, const std::string& payload);
+  Status Scan();
+
+  const std::filesystem::path dir_;
+  int lock_fd_ = -1;
+  int open_fd_ = -1;  // the open segment, -1 when none
+  std::uint64_t open_seq_ = 0;
+  std::int64_t open_bytes_ = 0;
+  std::uint64_t next_seq_ = 1;
+  std::int64_t bytes_ = 0;
+  std::string scratch_;
+  std::vector<std::unique_ptr<SpoolSegment>> leftovers_;
+};
+
+}  // namespace bitfusion::internal
