@@ -12,7 +12,7 @@
 #include <set>
 #include <sstream>
 
-#include "bitfusion/log.h"
+#include "devices/pci_discovery.h"
 
 namespace bitfusion {
 namespace {
@@ -227,57 +227,18 @@ void ReadCpu(const FingerprintRoots& roots, const std::string& cpuinfo, CpuInfo&
 
 std::vector<AcceleratorInfo> ReadPciAccelerators(const std::string& sys_root) {
   std::vector<AcceleratorInfo> out;
-  std::error_code ec;
-  const fs::path bus = fs::path(sys_root) / "bus/pci/devices";
-  std::vector<fs::path> devices;
-  for (const auto& entry : fs::directory_iterator(bus, ec)) devices.push_back(entry.path());
-  std::sort(devices.begin(), devices.end());
-  for (const auto& dev : devices) {
-    const auto vendor = ReadTrimmed(dev / "vendor");
-    const auto device = ReadTrimmed(dev / "device");
-    const auto klass = ReadTrimmed(dev / "class");
-    if (!vendor || !device || !klass) {
-      LogAt(LogLevel::kWarning, "skipping PCI device ", dev.string(),
-            ": vendor, device or class file missing");
-      continue;
-    }
-    const auto class_code = ParseNumber<unsigned>(*klass, 16);
-    if (!class_code) {
-      LogAt(LogLevel::kWarning, "skipping PCI device ", dev.string(), ": malformed class \"",
-            *klass, "\"");
-      continue;
-    }
-    const unsigned base_class = *class_code >> 16;
+  for (const auto& fn : ScanPciFunctions(sys_root)) {
+    auto cls = ClassifyAccelerator(fn);
+    if (!cls) continue;
     AcceleratorInfo acc;
-    const bool display = base_class == 0x03;
-    const bool processing = base_class == 0x12;
-    if (!display && !processing) continue;  // audio functions, bridges, management PFs
-    if (*vendor == "0x10de") {
-      acc.vendor = "NVIDIA";
-      acc.kind = display ? "gpu" : "accelerator";
-    } else if (*vendor == "0x1002") {
-      acc.vendor = "AMD";
-      acc.kind = display ? "gpu" : "accelerator";
-    } else if (*vendor == "0x10ee") {
-      acc.vendor = "Xilinx";
-      acc.kind = "fpga";
-    } else if (*vendor == "0x1172") {
-      acc.vendor = "Intel/Altera";
-      acc.kind = "fpga";
-    } else if (*vendor == "0x8086" && processing) {
-      acc.vendor = "Intel";
-      acc.kind = "fpga";
-    } else {
-      continue;  // e.g. a BMC's VGA chip: display class, but not an accelerator
-    }
-    acc.vendor_id = *vendor;
-    acc.device_id = *device;
-    acc.class_code = *klass;
-    acc.pci_address = dev.filename().string();
-    acc.numa_node = ReadInt(dev / "numa_node").value_or(-1);
-    if (fs::is_symlink(dev / "driver", ec)) {
-      acc.driver = fs::read_symlink(dev / "driver", ec).filename().string();
-    }
+    acc.kind = cls->kind;
+    acc.vendor = cls->vendor;
+    acc.vendor_id = fn.vendor_id;
+    acc.device_id = fn.device_id;
+    acc.class_code = fn.class_code;
+    acc.pci_address = fn.address;
+    acc.numa_node = fn.numa_node;
+    acc.driver = fn.driver;
     out.push_back(std::move(acc));
   }
   return out;

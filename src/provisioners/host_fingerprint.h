@@ -23,11 +23,10 @@ struct FingerprintRoots {
 /// defaults; missing /proc/cpuinfo or /proc/meminfo is NotFound naming the file.
 Result<MachineInfo> ReadHostFingerprint(const FingerprintRoots& roots);
 
-/// Accelerators on the PCI bus under `sys_root`/bus/pci/devices: functions of display class
-/// (0x03) or processing-accelerator class (0x12) from 0x10de NVIDIA and 0x1002 AMD ("gpu" for
-/// display, "accelerator" otherwise), 0x10ee Xilinx and 0x1172 Altera ("fpga"), and 0x8086
-/// Intel of class 0x12 ("fpga", Intel FPGA PAC). Other classes (audio, bridges, management
-/// functions) and other vendors (a BMC's VGA chip) are skipped.
+/// Accelerators on the PCI bus under `sys_root`/bus/pci/devices, one entry per PCI function,
+/// as devices/pci_discovery.h scans and classifies them (ClassifyAccelerator): NVIDIA and AMD
+/// display or processing functions, Xilinx and Altera FPGAs, Intel FPGA cards. Malformed
+/// entries are skipped with a warning.
 std::vector<AcceleratorInfo> ReadPciAccelerators(const std::string& sys_root);
 
 }  // namespace bitfusion
