@@ -20,7 +20,9 @@ class BITFUSION_EXPORT DeviceLease {
   virtual const std::vector<Device>& devices() const = 0;
 };
 
-/// Backends: null:// (no devices); sysfs-based ones in their own issue.
+/// Backends: local:// (this host's PCI accelerators, from sysfs and /dev, enriched by NVML,
+/// ROCm SMI and XRT when those libraries are installed), sysfs:///ROOT (the same read from a
+/// recorded tree), null:// (no devices).
 ///
 /// Concurrency: all methods may be called from several threads; leases are exclusive across
 /// processes on one host as well.

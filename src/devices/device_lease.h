@@ -1,0 +1,76 @@
+// Cross-process device locks: flock(2) on <lock_dir>/<device id>.lock, LOCK_EX for exclusive
+// leases and LOCK_SH for shared ones. The kernel drops a flock when its holder's last
+// descriptor closes, so a crashed holder's lease frees itself. Who holds what is written to
+// <lock_dir>/<device id>.holders (one line per holder, edited under its own flock), so a
+// refused request can say who holds the rest.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitfusion/status.h"
+
+namespace bitfusion {
+
+/// One holder of a device, as recorded in its .holders file.
+struct LeaseHolder {
+  int pid = 0;
+  std::uint64_t start_ticks = 0;  ///< /proc/PID/stat starttime: tells a live holder from PID reuse
+  std::string host;
+  std::string run_id;         ///< empty = not given
+  std::int64_t since_ns = 0;  ///< wall clock
+  bool exclusive = true;
+
+  /// "pid 4242 on gpu-host-1 (run r-1f2e, exclusive) since 2024-05-01T10:00:00Z"
+  std::string ToString() const;
+};
+
+/// This process as a holder, now.
+LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive);
+
+/// A held flock on one device's lock file. Destroying it removes this holder's record and
+/// closes the descriptor, which releases the lock. Descriptors are close-on-exec, so programs a
+/// holder starts do not keep its leases alive.
+class DeviceLock {
+ public:
+  /// Takes the lock without waiting. ResourceExhausted (naming the current holders) when
+  /// another holder has it in a conflicting mode; IOError/PermissionDenied when the lock file
+  /// cannot be opened.
+  static Result<std::unique_ptr<DeviceLock>> TryAcquire(const std::filesystem::path& lock_dir,
+                                                        const std::string& device_id,
+                                                        const LeaseHolder& holder);
+  ~DeviceLock();
+  DeviceLock(const DeviceLock&) = delete;
+  DeviceLock& operator=(const DeviceLock&) = delete;
+
+  const std::string& device_id() const { return device_id_; }
+
+ private:
+  DeviceLock(int fd, std::filesystem::path holders, std::string device_id, LeaseHolder holder)
+      : fd_(fd),
+        holders_(std::move(holders)),
+        device_id_(std::move(device_id)),
+        holder_(std::move(holder)) {}
+
+  int fd_ = -1;
+  std::filesystem::path holders_;
+  std::string device_id_;
+  LeaseHolder holder_;
+};
+
+/// The live holders of `device_id` (records of processes that have exited are ignored).
+std::vector<LeaseHolder> ReadHolders(const std::filesystem::path& lock_dir,
+                                     const std::string& device_id);
+
+/// /run/bitfusion/devices when it can be created and written, else $XDG_RUNTIME_DIR/bitfusion/
+/// devices, else /tmp/bitfusion-devices. Made world-writable with the sticky bit (like /tmp),
+/// so every user on the host shares one set of locks.
+std::filesystem::path DefaultLockDir();
+
+/// Creates `dir` (and parents) if needed; FailedPrecondition saying what to do when it cannot.
+Status EnsureLockDir(const std::filesystem::path& dir);
+
+}  // namespace bitfusion
