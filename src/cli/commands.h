@@ -18,6 +18,7 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitInterrupted = 130;
 
 int InventoryCommand(const std::vector<std::string>& args);
+int DevicesCommand(const std::vector<std::string>& args);
 int RunCommand(const std::vector<std::string>& args);
 int MetricsCommand(const std::vector<std::string>& args);
 

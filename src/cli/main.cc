@@ -26,6 +26,7 @@ constexpr const char* kUsage = R"(usage: bitfusion <command> [options]
 commands:
   run SPEC        run a benchmark plan (JSON), stream metrics, store results, print a summary
   inventory       print this host's hardware fingerprint
+  devices         list the GPUs and FPGAs that can be leased, and who holds them
   metrics         sample metric sources for a while and store or print the samples
 
 `bitfusion <command> --help` describes each command's options.
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   }
   if (command == "run") return RunCommand(args);
   if (command == "inventory") return InventoryCommand(args);
+  if (command == "devices") return DevicesCommand(args);
   if (command == "metrics") return MetricsCommand(args);
   std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
   return kExitUsage;
