@@ -47,7 +47,8 @@ struct ResultSinkOptions {
 
   /// Spool directory (`spool`); empty means
   /// $XDG_STATE_HOME/bitfusion/spool/SCHEME-HASH (~/.local/state/... without XDG_STATE_HOME),
-  /// HASH being derived from the redacted URI, so restarting with the same URI replays.
+  /// HASH being derived from the redacted URI without its options, so restarting with the
+  /// same store replays.
   std::filesystem::path spool;
   /// Largest the spool may grow while the store is down (`spool_max_bytes`, default 1 GiB);
   /// beyond it Write is ResourceExhausted and queues nothing.

@@ -124,8 +124,10 @@ Status CheckBatch(const SampleBatch& batch) {
 Status ResultSink::OpenSpool() {
   std::filesystem::path dir = options_.spool;
   if (dir.empty()) {
-    const std::size_t colon = uri_.find(':');
-    dir = internal::DefaultSpoolDir(uri_.substr(0, colon), uri_);
+    // Named by where the data goes, not by how it is batched: changing an option must not
+    // leave an earlier spool behind.
+    const std::string where = uri_.substr(0, uri_.find('?'));
+    dir = internal::DefaultSpoolDir(where.substr(0, where.find(':')), where);
   }
   auto opened = internal::Spool::Open(dir);
   if (!opened) return opened.error().WithContext("sink " + uri_);

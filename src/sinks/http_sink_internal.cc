@@ -1,0 +1,77 @@
+#include "sinks/http_sink_internal.h"
+
+#include <utility>
+
+#include "bitfusion/log.h"
+#include "net/gzip.h"
+
+namespace bitfusion::internal {
+
+Result<HttpSinkTarget> ReadHttpSinkUri(const Uri& uri, std::string_view scheme,
+                                       std::uint16_t default_port, std::string_view peer) {
+  HttpSinkTarget out;
+  const bool https = uri.scheme == std::string(scheme) + "+https";
+  if (uri.host.empty()) {
+    return InvalidArgumentError("sink URI " + RedactedUri(uri) + " names no host; write " +
+                                std::string(scheme) + "://HOST:PORT/... (or " +
+                                std::string(scheme) + "+https://...)");
+  }
+  const std::uint16_t port = uri.port.value_or(default_port);
+  // IPv6 literals need their brackets back in a URL.
+  const std::string host =
+      uri.host.find(':') != std::string::npos ? "[" + uri.host + "]" : uri.host;
+  out.client.base_url =
+      std::string(https ? "https://" : "http://") + host + ":" + std::to_string(port);
+  out.client.peer_name = std::string(peer) + " at " + out.client.base_url;
+  out.client.user = uri.user;
+  out.client.password = uri.password;
+  if (auto ca = uri.Query("ca")) {
+    if (!https) {
+      return InvalidArgumentError("option ca= in " + RedactedUri(uri) + " needs TLS; write " +
+                                  std::string(scheme) + "+https://");
+    }
+    out.client.ca_file = *ca;
+  }
+  BITFUSION_ASSIGN_OR_RETURN(out.gzip, uri.QueryBool("gzip", out.gzip));
+  BITFUSION_ASSIGN_OR_RETURN(out.timeout, uri.QueryDuration("timeout", out.timeout));
+  out.client.connect_timeout = std::chrono::milliseconds(5000);
+  // One quick retry for a kept-alive connection the server closed meanwhile; real outages are
+  // the sink's to ride out, with its spool and backoff.
+  out.client.retry.max_attempts = 2;
+  out.client.retry.initial_backoff = std::chrono::milliseconds(20);
+  out.client.retry.retry_statuses = {};
+  return out;
+}
+
+std::string RedactedUri(const Uri& uri) { return Redact(uri.ToString()); }
+
+Result<net::HttpResponse> SendBody(net::HttpClient& client, const HttpSinkTarget& http,
+                                   std::string method, std::string target,
+                                   std::string_view content_type, std::string body,
+                                   net::Headers extra_headers) {
+  net::HttpRequest request;
+  request.method = std::move(method);
+  request.target = std::move(target);
+  request.headers = std::move(extra_headers);
+  request.headers.emplace_back("Content-Type", std::string(content_type));
+  if (http.gzip && !body.empty()) {
+    BITFUSION_ASSIGN_OR_RETURN(request.body, net::Gzip(body));
+    request.headers.emplace_back("Content-Encoding", "gzip");
+  } else {
+    request.body = std::move(body);
+  }
+  request.deadline = DeadlineAfter(http.timeout);
+  // Every sink request is safe to repeat: documents and points carry their own identity.
+  request.idempotent = true;
+  BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse response, client.Send(request));
+  if (response.status == 429 || response.status >= 500) {
+    std::string detail = response.body.substr(0, 300);
+    return UnavailableError(client.options().peer_name + " answered HTTP " +
+                            std::to_string(response.status) + " to " + request.method + " " +
+                            request.target.substr(0, request.target.find('?')) +
+                            (detail.empty() ? "" : ": " + detail));
+  }
+  return response;
+}
+
+}  // namespace bitfusion::internal

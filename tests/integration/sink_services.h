@@ -1,0 +1,109 @@
+// The stores the network sinks are tested against, each started by the tests in a directory of
+// its own on 127.0.0.1 ports nobody else uses, and stopped by PID: a real InfluxDB 1.x, a real
+// PostgreSQL, and the strict Elasticsearch fake (tests/fakes/es_fake.py). Each is started once per
+// test program, on first use, and shared by its tests (every test writes to a store of its own
+// name).
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "integration/service.h"
+#include "net/http_client.h"
+
+namespace bitfusion::testing {
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+inline int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/// GET (or POST) `target` on http://127.0.0.1:port; the body, or "" when it failed.
+inline net::HttpResponse HttpCall(int port, const std::string& method, const std::string& target,
+                                  const std::string& body = "",
+                                  const std::string& content_type = "application/json") {
+  net::HttpClientOptions options;
+  options.base_url = "http://127.0.0.1:" + std::to_string(port);
+  auto client = net::HttpClient::Make(options);
+  net::HttpRequest request;
+  request.method = method;
+  request.target = target;
+  request.body = body;
+  if (!body.empty()) request.headers.emplace_back("Content-Type", content_type);
+  request.deadline = DeadlineAfter(std::chrono::seconds(60));
+  auto response = (*client)->Send(request);
+  return response.ok() ? *response : net::HttpResponse{};
+}
+
+/// influxd with its data in a fresh directory.
+class InfluxService {
+ public:
+  /// The shared instance, or nullptr when it cannot run here (why() says why).
+  static InfluxService* Get() {
+    static std::unique_ptr<InfluxService> instance(new InfluxService());
+    return instance->ready_ ? instance.get() : nullptr;
+  }
+  static std::string Why() {
+    Get();
+    return why_;
+  }
+  /// One of its own, on `port` (0: any free one), for tests that stop or start the store.
+  static std::unique_ptr<InfluxService> Start(int port) {
+    return std::unique_ptr<InfluxService>(new InfluxService(port));
+  }
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+
+ private:
+  explicit InfluxService(int port = 0) {
+    if (!HaveProgram("influxd")) {
+      why_ = "influxd is not installed (Debian package influxdb)";
+      return;
+    }
+    static int instances = 0;
+    dir_ = FreshDir("influxd-" + std::to_string(instances++));
+    port_ = port != 0 ? port : FreePort();
+    const int rpc_port = FreePort();
+    std::ofstream(dir_ / "influxdb.conf")
+        << "reporting-disabled = true\n"
+        << "bind-address = \"127.0.0.1:" << rpc_port << "\"\n"
+        << "[meta]\n  dir = \"" << (dir_ / "meta").string() << "\"\n"
+        << "[data]\n  dir = \"" << (dir_ / "data").string() << "\"\n"
+        << "  wal-dir = \"" << (dir_ / "wal").string() << "\"\n"
+        << "  query-log-enabled = false\n"
+        << "[http]\n  bind-address = \"127.0.0.1:" << port_ << "\"\n"
+        << "  log-enabled = false\n  max-row-limit = 0\n"
+        << "[monitor]\n  store-enabled = false\n";
+    process_ = std::make_unique<ServiceProcess>(
+        std::vector<std::string>{"influxd", "-config", (dir_ / "influxdb.conf").string()},
+        (dir_ / "influxd.log").string());
+    ready_ = process_->WaitReady([&] { return HttpCall(port_, "GET", "/ping").status == 204; });
+    if (!ready_) why_ = "influxd did not start: " + process_->Log().substr(0, 2000);
+  }
+
+  std::filesystem::path dir_;
+  int port_ = 0;
+  bool ready_ = false;
+  std::unique_ptr<ServiceProcess> process_;
+  static inline std::string why_;
+};
+
+}  // namespace bitfusion::testing
