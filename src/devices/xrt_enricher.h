@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bitfusion/device.h"
+#include "bitfusion/status.h"
 
 namespace bitfusion {
 
