@@ -34,6 +34,17 @@ struct DeviceRequestEntry {
   std::map<std::string, std::string> options;
 };
 
+/// An engine-run health check (Docker's HEALTHCHECK); its state shows in ContainerInfo::health
+/// and WaitStrategy::Healthy() waits for it.
+struct HealthCheck {
+  /// argv run inside the container; exit 0 = healthy. Empty = no health check.
+  std::vector<std::string> command;
+  std::int64_t interval_ns = 1'000'000'000;  ///< between checks
+  std::int64_t timeout_ns = 5'000'000'000;   ///< one check taking longer counts as failed
+  std::int64_t start_period_ns = 0;          ///< failures in this first period do not count
+  int retries = 3;                           ///< consecutive failures before "unhealthy"
+};
+
 /// Everything needed to run one container (or, for process://, one child process).
 struct ContainerSpec {
   std::string name;                        ///< empty = generated
@@ -53,8 +64,9 @@ struct ContainerSpec {
   std::int64_t memory_bytes = 0;                 ///< 0 = unlimited
   std::int64_t shm_bytes = 0;                    ///< 0 = engine default
   std::string network_mode;  ///< "none", "host", "bridge"; empty = engine default
-  Labels labels;
+  Labels labels;             ///< keys starting with "bitfusion." are reserved for the runner's own
   std::int64_t timeout_ns = 0;  ///< killed after this long; 0 = no limit
+  HealthCheck health_check;     ///< engines only
 };
 
 /// getrusage-style accounting of what a run consumed (children included).
@@ -82,6 +94,60 @@ struct ExitStatus {
   ResourceUsage usage;
 
   bool success() const { return exit_code == 0 && signal == 0 && !timed_out; }
+};
+
+/// A command run inside an existing, running container.
+struct ExecSpec {
+  std::vector<std::string> command;        ///< argv
+  std::map<std::string, std::string> env;  ///< added to the container's environment
+  std::string working_dir;                 ///< empty = the container's
+  std::string user;                        ///< empty = the container's
+};
+
+/// How an Exec ended, with everything it printed.
+struct ExecResult {
+  int exit_code = -1;
+  std::string output;  ///< stdout
+  std::string errors;  ///< stderr
+};
+
+/// One reading of a container's resource counters (Docker's stats endpoint, or procfs for a
+/// process). Counters are cumulative since the container started.
+struct ContainerStats {
+  std::int64_t time_ns = 0;                 ///< wall clock of the reading
+  std::int64_t cpu_ns = 0;                  ///< CPU time used by the container
+  std::int64_t system_cpu_ns = 0;           ///< CPU time of the whole host (Docker), for ratios
+  int online_cpus = 0;                      ///< CPUs the container may use
+  std::int64_t memory_bytes = 0;            ///< current usage
+  std::int64_t memory_limit_bytes = 0;      ///< limit, or host memory when unlimited
+  std::int64_t pids = 0;                    ///< processes and threads
+  std::int64_t rx_bytes = 0, tx_bytes = 0;  ///< network, all interfaces
+  std::int64_t read_bytes = 0, write_bytes = 0;  ///< block I/O
+};
+
+/// What an engine knows about a container now.
+struct ContainerInfo {
+  std::string id;
+  std::string name;
+  std::string image;     ///< as asked for
+  std::string image_id;  ///< "sha256:..."
+  std::string state;     ///< "created", "running", "paused", "restarting", "exited", "dead"
+  std::string health;    ///< "", "starting", "healthy", "unhealthy"
+  int pid = 0;           ///< main process on the engine's host; 0 when not running
+  int exit_code = 0;     ///< meaningful once exited
+  bool oom_killed = false;
+  std::int64_t created_ns = 0, started_ns = 0, finished_ns = 0;  ///< wall clock; 0 = not yet
+  Labels labels;
+};
+
+/// An image on an engine.
+struct ImageInfo {
+  std::string id;      ///< "sha256:<config digest>"
+  std::string digest;  ///< "repo@sha256:..." when pulled from a registry, else the id
+  std::vector<std::string> tags;
+  std::int64_t size_bytes = 0;
+  std::int64_t created_ns = 0;
+  Labels labels;
 };
 
 }  // namespace bitfusion

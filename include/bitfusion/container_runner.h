@@ -1,27 +1,38 @@
 // ContainerRunner: runs things in containers (or, for process://, as plain child processes).
 #pragma once
 
+#include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bitfusion/clock.h"
 #include "bitfusion/container.h"
+#include "bitfusion/event.h"
 #include "bitfusion/export.h"
 #include "bitfusion/status.h"
 #include "bitfusion/subscription.h"
+#include "bitfusion/wait_strategy.h"
 
 namespace bitfusion {
 
 /// What an engine can do; lets a DeviceAllocator pick how to pass devices in.
 struct RunnerCapabilities {
-  std::string engine;        ///< "process", "docker", "podman", "null"
-  std::string version;       ///< engine version
-  std::string api_version;   ///< negotiated API version, e.g. "1.41"
-  bool images = false;       ///< runs images (false for process://)
-  bool gpu_runtime = false;  ///< Docker DeviceRequests with driver "nvidia" work
-  bool cdi = false;          ///< CDI device names are accepted
+  std::string engine;          ///< "process", "docker", "podman", "null"
+  std::string version;         ///< engine version
+  std::string api_version;     ///< negotiated API version, e.g. "1.41"
+  bool images = false;         ///< runs images (false for process://)
+  bool gpu_runtime = false;    ///< Docker DeviceRequests with driver "nvidia" work
+  bool cdi = false;            ///< CDI device names are accepted
+  bool exec = false;           ///< Container::Exec works
+  bool copy = false;           ///< Container::CopyIn/CopyOut work
+  bool stats = false;          ///< Container::Stats works
+  bool health_checks = false;  ///< ContainerSpec::health_check is run
+  bool events = false;         ///< ContainerRunner::Events delivers lifecycle events
+  bool reap = false;           ///< ContainerRunner::Reap finds what dead runs left behind
 };
 
 enum class LogStream : int { kStdout = 1, kStderr = 2 };
@@ -29,6 +40,76 @@ enum class LogStream : int { kStdout = 1, kStderr = 2 };
 /// Receives output one line at a time, without the trailing newline. A line longer than the
 /// runner's line limit arrives in pieces.
 using LogCallback = std::function<void(LogStream stream, std::string_view line)>;
+
+/// One line of output, kept.
+struct LogLine {
+  LogStream stream = LogStream::kStdout;
+  std::string text;
+};
+
+/// Receives resource readings while a Stats() subscription lasts (on a runner thread).
+using StatsCallback = std::function<void(const ContainerStats& stats)>;
+
+/// Labels every runner puts on what it creates, so that what a crashed process left behind can
+/// be found and removed (ContainerRunner::Reap, `bitfusion reap`).
+inline constexpr const char* kLabelCreator = "bitfusion.creator";  ///< "bitfusion"
+inline constexpr const char* kLabelRunId = "bitfusion.run_id";     ///< the owning run
+inline constexpr const char* kLabelExpires = "bitfusion.expires";  ///< unix seconds
+inline constexpr const char* kLabelHost = "bitfusion.host";        ///< creating host's name
+inline constexpr const char* kLabelPid = "bitfusion.pid";          ///< creating process
+/// Start time of the creating process (clock ticks since boot, /proc/PID/stat field 22): tells
+/// a live creator from an unrelated process that reused its PID.
+inline constexpr const char* kLabelPidStart = "bitfusion.pid_start";
+
+/// Which leftovers Reap removes. Objects without bitfusion's creator label are never touched.
+struct ReapPolicy {
+  /// Objects whose creating process (on this host) no longer runs.
+  bool dead_creators = true;
+  /// Objects past their expiry label that were created on this host.
+  bool expired = true;
+  /// Also expired objects created on other hosts (a shared remote engine).
+  bool expired_any_host = false;
+  /// When non-empty, only objects of this run id, whatever their creator's state.
+  std::string run_id;
+  /// Report what would be removed without removing it.
+  bool dry_run = false;
+};
+
+/// What Reap removed (or, for a dry run, would remove).
+struct ReapReport {
+  std::vector<std::string> containers;  ///< "id name (why)"
+  std::vector<std::string> images;
+  std::vector<std::string> errors;  ///< objects that could not be removed, with the reason
+};
+
+/// How ImportImage makes an image from a root filesystem.
+struct ImportSpec {
+  /// A tar archive of the root filesystem, or a directory that is archived on the fly.
+  std::filesystem::path rootfs;
+  std::string tag;                   ///< "bench/busybox:1"
+  std::vector<std::string> changes;  ///< Dockerfile instructions: "ENV PATH=/bin", CMD ["sh"]
+  Labels labels;
+};
+
+/// How BuildImage builds an image from a context directory with a Dockerfile.
+struct BuildSpec {
+  std::filesystem::path context_dir;
+  std::string dockerfile = "Dockerfile";  ///< relative to the context
+  std::string tag;
+  std::map<std::string, std::string> build_args;
+  Labels labels;
+  /// Extra files put into the context: name in the context -> file on this host (e.g. a static
+  /// benchmark program built elsewhere).
+  std::map<std::string, std::filesystem::path> extra_files;
+};
+
+/// Credentials for a registry (Docker's X-Registry-Auth); never logged.
+struct RegistryAuth {
+  std::string server;  ///< "registry.example:5000"; empty = the image's registry
+  std::string username;
+  std::string password;
+  std::string identity_token;
+};
 
 /// A container (or process) made by ContainerRunner::Create. Destroying the handle kills what
 /// still runs and removes it, unless Keep() was called.
@@ -59,9 +140,39 @@ class BITFUSION_EXPORT Container {
 
   /// Leaves the container in place when the handle is destroyed.
   virtual void Keep() = 0;
+
+  /// Runs `spec.command` inside the running container and waits for it (Unimplemented where
+  /// the backend cannot).
+  virtual Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline);
+
+  /// Copies `host_path` (a file or a directory, recursively) into directory `container_dir`.
+  virtual Status CopyIn(const std::filesystem::path& host_path, const std::string& container_dir);
+
+  /// Copies `container_path` (a file or a directory, recursively) into directory `host_dir`.
+  virtual Status CopyOut(const std::string& container_path, const std::filesystem::path& host_dir);
+
+  /// Whether `path` exists inside the container.
+  virtual Result<bool> PathExists(const std::string& path);
+
+  /// The engine's view of the container now.
+  virtual Result<ContainerInfo> Inspect();
+
+  /// Streams resource readings to `callback` about once per `interval` (engines may be slower:
+  /// Docker 20.10 answers about once a second) until the subscription ends or it exits.
+  virtual Result<Subscription> Stats(StatsCallback callback,
+                                     std::chrono::nanoseconds interval = std::chrono::seconds(1));
+
+  /// Blocks until `strategy` holds (OK), fails (FailedPrecondition saying which condition and
+  /// why, e.g. the container exited first), or `deadline` passes (DeadlineExceeded). Start()
+  /// first.
+  Status WaitFor(const WaitStrategy& strategy, Deadline deadline);
 };
 
-/// Backends: process:// (plain child processes), null://, docker:// in its own issue.
+/// Backends: process:// (plain child processes), null://, docker:// and docker+tls:// (a Docker
+/// Engine API, local or remote; Podman's compatible API too).
+///
+/// Methods past Create() have defaults that answer Unimplemented; backends override what they
+/// can do and say what to use instead for the rest.
 ///
 /// Concurrency: Create() and the other runner methods may be called from several threads.
 class BITFUSION_EXPORT ContainerRunner {
@@ -77,6 +188,34 @@ class BITFUSION_EXPORT ContainerRunner {
   /// Creates (does not start) what `spec` describes. Invalid specs are rejected before
   /// anything is made.
   virtual Result<std::unique_ptr<Container>> Create(const ContainerSpec& spec) = 0;
+
+  /// Makes image `spec.tag` from a root filesystem.
+  virtual Result<ImageInfo> ImportImage(const ImportSpec& spec, Deadline deadline);
+  /// Builds image `spec.tag` from a context directory.
+  virtual Result<ImageInfo> BuildImage(const BuildSpec& spec, Deadline deadline);
+  /// Pulls `image` from its registry.
+  virtual Result<ImageInfo> PullImage(const std::string& image, const RegistryAuth& auth,
+                                      Deadline deadline);
+  /// An image by reference or id; NotFound names it when absent.
+  virtual Result<ImageInfo> InspectImage(const std::string& image);
+  /// Images carrying every label in `labels` (all images when empty).
+  virtual Result<std::vector<ImageInfo>> ListImages(const Labels& labels);
+  /// Removes an image; NotFound when absent.
+  virtual Status RemoveImage(const std::string& image, bool force);
+
+  /// Containers carrying every label in `labels`, running or not.
+  virtual Result<std::vector<ContainerInfo>> ListContainers(const Labels& labels);
+  /// The last `lines` lines a container printed (stdout and stderr, in order where the engine
+  /// keeps it), while the container still exists.
+  virtual Result<std::vector<LogLine>> TailLogs(const std::string& container_id, std::size_t lines);
+
+  /// Streams the engine's lifecycle events (containers created, started, died, destroyed,
+  /// killed by the OOM killer) to `callback` until the subscription ends, reconnecting after
+  /// the engine restarts without losing or repeating events.
+  virtual Result<Subscription> Events(EventCallback callback);
+
+  /// Removes what runs left behind, as `policy` says (see the kLabel* labels).
+  virtual Result<ReapReport> Reap(const ReapPolicy& policy);
 };
 
 /// "process://", "null://", ... An unknown scheme lists the known ones.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "bitfusion/export.h"
@@ -37,5 +38,8 @@ struct Event {
   Labels attributes;         ///< exitCode, image, name, reason, ...
   std::int64_t time_ns = 0;  ///< wall clock
 };
+
+/// Receives events; called on a delivery thread, never concurrently for one subscription.
+using EventCallback = std::function<void(const Event& event)>;
 
 }  // namespace bitfusion

@@ -95,11 +95,15 @@ void serialize(A& ar, DeviceRequestEntry& v) {
   ar(NVP(driver), NVP(count), NVP(device_ids), NVP(capabilities), NVP(options));
 }
 template <class A>
+void serialize(A& ar, HealthCheck& v) {
+  ar(NVP(command), NVP(interval_ns), NVP(timeout_ns), NVP(start_period_ns), NVP(retries));
+}
+template <class A>
 void serialize(A& ar, ContainerSpec& v) {
   ar(NVP(name), NVP(image), NVP(entrypoint), NVP(command), NVP(env), NVP(working_dir), NVP(user),
      NVP(mounts), NVP(devices), NVP(device_requests), NVP(cdi_devices), NVP(device_cgroup_rules),
      NVP(cpuset), NVP(cpus), NVP(memory_bytes), NVP(shm_bytes), NVP(network_mode), LABELS(labels),
-     NVP(timeout_ns));
+     NVP(timeout_ns), NVP(health_check));
 }
 template <class A>
 void serialize(A& ar, ResourceUsage& v) {

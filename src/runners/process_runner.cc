@@ -25,13 +25,17 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
+#include "runners/log_fanout.h"
 
 extern char** environ;
 
@@ -91,22 +95,150 @@ std::int64_t TimevalNs(const timeval& tv) {
   return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 + tv.tv_usec * 1000;
 }
 
+}  // namespace
+
+// What the runner knows of the containers it made: their logs and labels by id, and who
+// listens to lifecycle events.
+struct ProcessRunnerHub {
+  std::string source = "process://";
+
+  std::mutex mu;
+  std::map<std::string, std::weak_ptr<internal::LogFanout>> logs;
+  std::map<std::string, std::function<ContainerInfo()>> live;  // id -> Inspect of a live handle
+
+  std::mutex events_mu;  // held while callbacks run, so a cancelled one is not running
+  int next_subscriber = 0;
+  std::map<int, EventCallback> subscribers;
+
+  void Emit(EventType type, const std::string& action, const std::string& id, const Labels& labels,
+            Labels extra = {}) {
+    Event e;
+    e.type = type;
+    e.source = source;
+    e.subject = id;
+    e.action = action;
+    e.attributes = labels;
+    e.attributes["name"] = id;
+    for (auto& [k, v] : extra) e.attributes[k] = std::move(v);
+    e.time_ns = WallNowNs();
+    std::lock_guard lock(events_mu);
+    for (auto& [key, callback] : subscribers) callback(e);
+  }
+};
+
+namespace {
+
+Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& options,
+                                               const std::shared_ptr<ProcessRunnerHub>& hub,
+                                               const ContainerSpec& spec, bool quiet);
+
+// One Stats() subscription: a thread reading procfs until told to stop.
+struct StatsLoop {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread thread;
+  std::once_flag joined;
+
+  void End() {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    std::call_once(joined, [this] {
+      if (thread.joinable()) {
+        if (thread.get_id() == std::this_thread::get_id()) {
+          thread.detach();
+        } else {
+          thread.join();
+        }
+      }
+    });
+  }
+};
+
+// /proc/PID counters of one process (its reaped children's CPU time included).
+std::optional<ContainerStats> ReadProcStats(pid_t pid) {
+  ContainerStats st;
+  st.time_ns = WallNowNs();
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(paren + 2));
+  std::vector<std::string> f;
+  for (std::string x; fields >> x;) f.push_back(x);
+  // f[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17, threads=20, rss=24.
+  if (f.size() < 22) return std::nullopt;
+  const double tick_ns = 1e9 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const auto field = [&](int n) { return std::strtoll(f[n - 3].c_str(), nullptr, 10); };
+  st.cpu_ns = static_cast<std::int64_t>(
+      static_cast<double>(field(14) + field(15) + field(16) + field(17)) * tick_ns);
+  st.pids = field(20);
+  st.memory_bytes = field(24) * ::sysconf(_SC_PAGESIZE);
+  st.memory_limit_bytes =
+      static_cast<std::int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  cpu_set_t cpus;
+  if (::sched_getaffinity(pid, sizeof cpus, &cpus) == 0) st.online_cpus = CPU_COUNT(&cpus);
+  std::ifstream io("/proc/" + std::to_string(pid) + "/io");
+  for (std::string key, value; io >> key >> value;) {
+    if (key == "read_bytes:") st.read_bytes = std::strtoll(value.c_str(), nullptr, 10);
+    if (key == "write_bytes:") st.write_bytes = std::strtoll(value.c_str(), nullptr, 10);
+  }
+  return st;
+}
+
 class ProcessContainer final : public Container {
  public:
   ProcessContainer(std::string id, const ProcessRunnerOptions& options,
-                   std::filesystem::path executable, std::vector<std::string> args,
-                   std::vector<std::string> env, std::string working_dir,
-                   std::optional<cpu_set_t> cpus, std::int64_t timeout_ns)
+                   std::shared_ptr<ProcessRunnerHub> hub, std::filesystem::path executable,
+                   std::vector<std::string> args, std::vector<std::string> env,
+                   std::string working_dir, std::optional<cpu_set_t> cpus, std::int64_t timeout_ns,
+                   Labels labels, bool quiet)
       : id_(std::move(id)),
         options_(options),
+        hub_(std::move(hub)),
         executable_(std::move(executable)),
         args_(std::move(args)),
         env_(std::move(env)),
         working_dir_(std::move(working_dir)),
         cpus_(cpus),
-        timeout_ns_(timeout_ns) {}
+        timeout_ns_(timeout_ns),
+        labels_(std::move(labels)),
+        quiet_(quiet) {
+    created_ns_ = WallNowNs();
+    if (!quiet_) {
+      std::lock_guard lock(hub_->mu);
+      hub_->logs[id_] = logs_;
+      hub_->live[id_] = [this] { return InspectNow(); };
+    }
+    if (!quiet_) hub_->Emit(EventType::kContainerCreated, "create", id_, labels_);
+  }
 
   ~ProcessContainer() override {
+    if (!quiet_) {
+      // Unlisted first: Inspect through the hub must not reach a handle being destroyed.
+      std::lock_guard lock(hub_->mu);
+      hub_->live.erase(id_);
+    }
+    Teardown();
+    if (!quiet_) {
+      {
+        std::lock_guard lock(hub_->mu);
+        hub_->logs.erase(id_);
+      }
+      hub_->Emit(EventType::kContainerDestroyed, "destroy", id_, labels_);
+    }
+  }
+
+  void Teardown() {
+    std::vector<std::shared_ptr<StatsLoop>> loops;
+    {
+      std::lock_guard lock(mu_);
+      loops.swap(stats_loops_);
+    }
+    for (auto& loop : loops) loop->End();
     if (started_ && !kept_) {
       // Ends the command and anything it left behind in its process group.
       ::kill(-pid_, SIGKILL);
@@ -165,6 +297,7 @@ class ProcessContainer final : public Container {
     out_fd_ = out[0];
     err_fd_ = err[0];
     started_ = true;
+    if (!quiet_) hub_->Emit(EventType::kContainerStarted, "start", id_, labels_);
     reader_ = std::thread([this] { ReadUntilExit(); });
     return Status::OK();
   }
@@ -203,20 +336,128 @@ class ProcessContainer final : public Container {
     return Status::OK();
   }
 
-  Subscription Logs(LogCallback callback) override {
-    std::lock_guard lock(log_mu_);
-    for (const auto& [stream, line] : retained_) callback(stream, line);
-    const int key = next_subscriber_++;
-    subscribers_.emplace(key, std::move(callback));
-    return Subscription([this, key] {
-      std::lock_guard inner(log_mu_);
-      subscribers_.erase(key);
-    });
-  }
+  Subscription Logs(LogCallback callback) override { return logs_->Subscribe(std::move(callback)); }
 
   void Keep() override { kept_ = true; }
 
+  // The "container" of a process is the host: Exec runs a sibling process with this one's
+  // environment and directory.
+  Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline) override {
+    if (!started_ || Finished()) {
+      return FailedPreconditionError("process " + id_ + " is not running; Exec needs it running");
+    }
+    if (!spec.user.empty()) {
+      return InvalidArgumentError("process:// cannot run Exec as another user (\"" + spec.user +
+                                  "\"); use docker://");
+    }
+    ContainerSpec child;
+    child.command = spec.command;
+    for (const auto& kv : env_) {
+      const auto eq = kv.find('=');
+      child.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : spec.env) child.env[k] = v;
+    child.working_dir = spec.working_dir.empty() ? working_dir_ : spec.working_dir;
+    BITFUSION_ASSIGN_OR_RETURN(auto c, MakeProcess(options_, hub_, child, /*quiet=*/true));
+    ExecResult result;
+    std::mutex mu;
+    auto sub = c->Logs([&](LogStream s, std::string_view line) {
+      std::lock_guard lock(mu);
+      (s == LogStream::kStdout ? result.output : result.errors).append(line).append("\n");
+    });
+    BITFUSION_RETURN_IF_ERROR(c->Start());
+    auto exit = c->Wait(deadline);
+    if (!exit) {
+      (void)c->Kill(SIGKILL);
+      return exit.error().WithContext("exec in process " + id_);
+    }
+    sub.Cancel();
+    result.exit_code = exit->signal != 0 ? 128 + exit->signal : exit->exit_code;
+    return result;
+  }
+
+  Status CopyIn(const std::filesystem::path& host_path, const std::string& container_dir) override {
+    return CopyInto(host_path, container_dir);
+  }
+
+  Status CopyOut(const std::string& container_path,
+                 const std::filesystem::path& host_dir) override {
+    return CopyInto(container_path, host_dir);
+  }
+
+  Result<bool> PathExists(const std::string& path) override {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(Resolve(path), ec);
+    if (ec) return ErrnoError(ec.value(), "checking " + path);
+    return exists;
+  }
+
+  Result<ContainerInfo> Inspect() override { return InspectNow(); }
+
+  Result<Subscription> Stats(StatsCallback callback, std::chrono::nanoseconds interval) override {
+    if (!started_) return FailedPreconditionError("process " + id_ + " was not started");
+    if (interval.count() <= 0) return InvalidArgumentError("stats interval must be positive");
+    auto loop = std::make_shared<StatsLoop>();
+    const pid_t pid = pid_;
+    loop->thread = std::thread([this, loop, pid, interval, callback = std::move(callback)] {
+      std::unique_lock lock(loop->mu);
+      while (!loop->stop && !Exited()) {
+        lock.unlock();
+        if (auto st = ReadProcStats(pid)) callback(*st);
+        lock.lock();
+        loop->cv.wait_for(lock, interval, [&] { return loop->stop; });
+      }
+    });
+    {
+      std::lock_guard lock(mu_);
+      stats_loops_.push_back(loop);
+    }
+    return Subscription([loop] { loop->End(); });
+  }
+
+  ContainerInfo InspectNow() {
+    ContainerInfo info;
+    info.id = id_;
+    info.name = id_;
+    info.labels = labels_;
+    info.created_ns = created_ns_;
+    std::lock_guard lock(mu_);
+    info.state = !started_ ? "created" : exited_ ? "exited" : "running";
+    info.pid = started_ && !exited_ ? pid_ : 0;
+    info.started_ns = exit_.start_ns;
+    if (exited_) {
+      info.exit_code = exit_.signal != 0 ? 128 + exit_.signal : exit_.exit_code;
+      info.finished_ns = exit_.end_ns;
+    }
+    return info;
+  }
+
  private:
+  // Paths inside the "container" are host paths; relative ones start at its working directory.
+  std::filesystem::path Resolve(const std::filesystem::path& p) const {
+    if (p.is_absolute() || working_dir_.empty()) return p;
+    return std::filesystem::path(working_dir_) / p;
+  }
+
+  Status CopyInto(const std::filesystem::path& from, const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    const fs::path source = Resolve(from);
+    const fs::path target_dir = Resolve(dir);
+    std::error_code ec;
+    if (!fs::exists(source, ec)) return NotFoundError(source.string() + " does not exist");
+    if (!fs::is_directory(target_dir, ec)) {
+      return NotFoundError("directory " + target_dir.string() + " does not exist");
+    }
+    fs::copy(source, target_dir / source.filename(),
+             fs::copy_options::recursive | fs::copy_options::overwrite_existing |
+                 fs::copy_options::copy_symlinks,
+             ec);
+    if (ec) {
+      return ErrnoError(ec.value(), "copying " + source.string() + " into " + target_dir.string());
+    }
+    return Status::OK();
+  }
+
   struct Stream {
     LogStream kind;
     int* fd;
@@ -228,16 +469,7 @@ class ProcessContainer final : public Container {
     return finished_;
   }
 
-  void Deliver(LogStream stream, std::string_view line) {
-    std::lock_guard lock(log_mu_);
-    retained_.emplace_back(stream, std::string(line));
-    retained_bytes_ += line.size();
-    while (retained_bytes_ > options_.log_buffer_bytes && !retained_.empty()) {
-      retained_bytes_ -= retained_.front().second.size();
-      retained_.pop_front();
-    }
-    for (auto& [key, callback] : subscribers_) callback(stream, line);
-  }
+  void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
 
   // Splits what was read into lines; returns false at end of stream.
   bool Drain(Stream& s) {
@@ -372,21 +604,37 @@ class ProcessContainer final : public Container {
       }
       Reap();
     }
-    std::lock_guard lock(mu_);
-    finished_ = true;
-    cv_.notify_all();
+    ExitStatus ended;
+    {
+      std::lock_guard lock(mu_);
+      finished_ = true;
+      ended = exit_;
+      cv_.notify_all();
+    }
+    if (!quiet_ && !kept_) {
+      // Docker's convention, so reactors read both engines alike: 128+N for signal N.
+      const int code = ended.signal != 0 ? 128 + ended.signal : ended.exit_code;
+      hub_->Emit(EventType::kContainerDied, "die", id_, labels_,
+                 {{"exitCode", std::to_string(code)}});
+    }
   }
 
   const std::string id_;
   const ProcessRunnerOptions options_;
+  const std::shared_ptr<ProcessRunnerHub> hub_;
   const std::filesystem::path executable_;
   const std::vector<std::string> args_;
   const std::vector<std::string> env_;
   const std::string working_dir_;
   const std::optional<cpu_set_t> cpus_;
   const std::int64_t timeout_ns_;
+  const Labels labels_;
+  const bool quiet_;  // an Exec helper: no events, not listed
+  std::int64_t created_ns_ = 0;
+  const std::shared_ptr<internal::LogFanout> logs_ =
+      std::make_shared<internal::LogFanout>(options_.log_buffer_bytes);
 
-  bool started_ = false;
+  std::atomic<bool> started_{false};
   std::atomic<bool> kept_{false};
   std::atomic<bool> stop_reader_{false};
   pid_t pid_ = -1;
@@ -403,11 +651,7 @@ class ProcessContainer final : public Container {
   bool finished_ = false;  // reaped and output drained: Wait may return
   ExitStatus exit_;
 
-  std::mutex log_mu_;  // held while callbacks run, so Cancel() waits for a running one
-  std::deque<std::pair<LogStream, std::string>> retained_;
-  std::size_t retained_bytes_ = 0;
-  int next_subscriber_ = 0;
-  std::map<int, LogCallback> subscribers_;
+  std::vector<std::shared_ptr<StatsLoop>> stats_loops_;  // under mu_
 };
 
 std::string NextId() {
@@ -441,10 +685,18 @@ Result<std::shared_ptr<ProcessRunner>> ProcessRunner::Make(const ProcessRunnerOp
   return std::shared_ptr<ProcessRunner>(new ProcessRunner(options));
 }
 
+ProcessRunner::ProcessRunner(const ProcessRunnerOptions& options)
+    : options_(options), hub_(std::make_shared<ProcessRunnerHub>()) {}
+ProcessRunner::~ProcessRunner() = default;
+
 Result<RunnerCapabilities> ProcessRunner::Capabilities() {
   RunnerCapabilities caps;
   caps.engine = "process";
   caps.version = Version();
+  caps.exec = true;
+  caps.copy = true;
+  caps.stats = true;
+  caps.events = true;
   return caps;
 }
 
@@ -454,8 +706,15 @@ Status ProcessRunner::EnsureImage(const std::string& image, Deadline) {
                               image + "\"); use a docker:// runner for images");
 }
 
-Result<std::unique_ptr<Container>> ProcessRunner::Create(const ContainerSpec& spec) {
-  BITFUSION_RETURN_IF_ERROR(EnsureImage(spec.image, kNoDeadline));
+namespace {
+
+Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& options,
+                                               const std::shared_ptr<ProcessRunnerHub>& hub,
+                                               const ContainerSpec& spec, bool quiet) {
+  if (!spec.image.empty()) {
+    return InvalidArgumentError("process:// runs host commands and has no images (asked for \"" +
+                                spec.image + "\"); use a docker:// runner for images");
+  }
   std::vector<std::string> unsupported;
   if (!spec.mounts.empty()) unsupported.push_back("mounts");
   if (!spec.device_requests.empty()) unsupported.push_back("device_requests");
@@ -465,6 +724,7 @@ Result<std::unique_ptr<Container>> ProcessRunner::Create(const ContainerSpec& sp
   if (spec.cpus != 0) unsupported.push_back("cpus");
   if (spec.memory_bytes != 0) unsupported.push_back("memory_bytes");
   if (spec.shm_bytes != 0) unsupported.push_back("shm_bytes");
+  if (!spec.health_check.command.empty()) unsupported.push_back("health_check");
   if (!spec.network_mode.empty() && spec.network_mode != "host") {
     unsupported.push_back("network_mode");
   }
@@ -543,8 +803,67 @@ Result<std::unique_ptr<Container>> ProcessRunner::Create(const ContainerSpec& sp
   if (spec.timeout_ns < 0) return InvalidArgumentError("timeout must not be negative");
   std::vector<std::string> args(argv.begin() + 1, argv.end());
   return std::unique_ptr<Container>(new ProcessContainer(
-      spec.name.empty() ? NextId() : spec.name, options_, executable, std::move(args),
-      std::move(env), spec.working_dir, cpus, spec.timeout_ns));
+      spec.name.empty() ? NextId() : spec.name, options, hub, executable, std::move(args),
+      std::move(env), spec.working_dir, cpus, spec.timeout_ns, spec.labels, quiet));
+}
+
+bool HasLabels(const Labels& have, const Labels& want) {
+  for (const auto& [k, v] : want) {
+    auto it = have.find(k);
+    if (it == have.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Container>> ProcessRunner::Create(const ContainerSpec& spec) {
+  return MakeProcess(options_, hub_, spec, /*quiet=*/false);
+}
+
+Result<std::vector<ContainerInfo>> ProcessRunner::ListContainers(const Labels& labels) {
+  std::vector<ContainerInfo> out;
+  std::lock_guard lock(hub_->mu);
+  for (const auto& [id, inspect] : hub_->live) {
+    ContainerInfo info = inspect();
+    if (HasLabels(info.labels, labels)) out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<std::vector<LogLine>> ProcessRunner::TailLogs(const std::string& container_id,
+                                                     std::size_t lines) {
+  std::shared_ptr<internal::LogFanout> logs;
+  {
+    std::lock_guard lock(hub_->mu);
+    auto it = hub_->logs.find(container_id);
+    if (it != hub_->logs.end()) logs = it->second.lock();
+  }
+  if (!logs) {
+    return NotFoundError("no process " + container_id +
+                         " in this process:// runner (its handle may be gone)");
+  }
+  return logs->Tail(lines);
+}
+
+Result<Subscription> ProcessRunner::Events(EventCallback callback) {
+  std::lock_guard lock(hub_->events_mu);
+  const int key = hub_->next_subscriber++;
+  hub_->subscribers.emplace(key, std::move(callback));
+  std::weak_ptr<ProcessRunnerHub> weak = hub_;
+  return Subscription([weak, key] {
+    if (auto hub = weak.lock()) {
+      std::lock_guard inner(hub->events_mu);
+      hub->subscribers.erase(key);
+    }
+  });
+}
+
+Result<ReapReport> ProcessRunner::Reap(const ReapPolicy&) {
+  return UnimplementedError(
+      "process:// keeps no engine objects to reap: its processes live in their own process "
+      "groups and are killed when their handle is destroyed; use docker:// for crash-safe "
+      "cleanup by labels");
 }
 
 BITFUSION_REGISTER(ContainerRunner, "process", ProcessRunnerOptions, ProcessRunner);

@@ -1,7 +1,9 @@
 // process:// — runs a ContainerSpec's command as a plain child process of this one: the runner
 // used where no container engine is reachable. Output is captured line by line, the exit
 // status comes with the child's rusage, and a timeout or Stop() ends the child's whole process
-// group. Fields that need an engine (images, mounts, memory/CPU limits, other users) are
+// group. Exec runs a sibling process with the same environment, CopyIn/CopyOut copy host files
+// (the "container" is the host), Stats reads /proc/PID, and lifecycle events are emitted by the
+// runner itself. Fields that need an engine (images, mounts, memory/CPU limits, other users) are
 // rejected at Create with a message saying which, rather than silently ignored.
 #pragma once
 
@@ -28,6 +30,8 @@ struct ProcessRunnerOptions {
   static Result<ProcessRunnerOptions> FromUri(const Uri& uri);
 };
 
+struct ProcessRunnerHub;
+
 class ProcessRunner final : public ContainerRunner {
  public:
   static Result<std::shared_ptr<ProcessRunner>> Make(const ProcessRunnerOptions& options);
@@ -39,9 +43,23 @@ class ProcessRunner final : public ContainerRunner {
   /// directory and cpuset, so a bad spec fails here and not in the child.
   Result<std::unique_ptr<Container>> Create(const ContainerSpec& spec) override;
 
+  /// Processes whose handles are alive.
+  Result<std::vector<ContainerInfo>> ListContainers(const Labels& labels) override;
+  /// From the output each live handle keeps (log_buffer_bytes).
+  Result<std::vector<LogLine>> TailLogs(const std::string& container_id,
+                                        std::size_t lines) override;
+  /// Lifecycle events of this runner's processes (create, start, die with "exitCode" as
+  /// Docker reports it, destroy when the handle goes), delivered on the thread that caused them.
+  Result<Subscription> Events(EventCallback callback) override;
+  /// Unimplemented: nothing outlives its handle in an engine.
+  Result<ReapReport> Reap(const ReapPolicy& policy) override;
+
+  ~ProcessRunner() override;
+
  private:
-  explicit ProcessRunner(const ProcessRunnerOptions& options) : options_(options) {}
+  explicit ProcessRunner(const ProcessRunnerOptions& options);
   ProcessRunnerOptions options_;
+  std::shared_ptr<ProcessRunnerHub> hub_;
 };
 
 }  // namespace bitfusion
