@@ -12,6 +12,8 @@ PACKAGES=(
   python3 python3-pytest        # end-to-end CLI tests (Debian's python, not PyPI)
   python3-dev pybind11-dev      # the Python module
   sqlite3                       # looking at results by hand
+  docker.io busybox-static      # docker:// tests start their own dockerd on a busybox-static image
+  openssl                       # certificates for the mutual-TLS engine test
   zlib1g-dev                    # gzip'd request bodies, spool checksums
   influxdb                      # influx:// sink tests start their own InfluxDB 1.x
 )

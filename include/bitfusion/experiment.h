@@ -30,7 +30,18 @@ struct BenchmarkSpec {
   std::map<std::string, std::string> env;
   std::string working_dir;
   std::chrono::nanoseconds timeout{0};  ///< per run; 0 = none
-  std::string image;                    ///< for container runners
+  /// Image to run in, for container runners (docker://); `program` is then looked up inside it.
+  std::string image;
+};
+
+/// How to build an image a plan names when the engine lacks it (or has an older build of it).
+struct ImageRecipe {
+  std::string context;  ///< build context directory (resolved against the plan's directory)
+  std::string dockerfile = "Dockerfile";  ///< within the context
+  /// Files added to the context: name in the context -> a bundled program ("bf-stream-static",
+  /// found like a benchmark's `program`) or a path (absolute, or relative to the plan).
+  std::map<std::string, std::string> files;
+  std::map<std::string, std::string> build_args;
 };
 
 struct PlanSpec {
@@ -40,6 +51,8 @@ struct PlanSpec {
   std::chrono::nanoseconds interval = std::chrono::milliseconds(10);
   std::vector<std::string> sinks;  ///< none = results only printed
   std::vector<BenchmarkSpec> benchmarks;
+  /// Images the plan builds itself when missing, by reference ("bitfusion/quickstart:0.1").
+  std::map<std::string, ImageRecipe> images;
   std::string source_file;  ///< where it was read from, for messages
 };
 
@@ -87,7 +100,11 @@ struct ExperimentOptions {
 /// A benchmark line "BITFUSION_RESULT <metric> <value> [unit]" on stdout reports a result.
 inline constexpr std::string_view kResultLinePrefix = "BITFUSION_RESULT ";
 
-/// Runs the plan on this host. Sinks are opened (and fail) before the first run.
+/// Runs the plan on this host. Sinks are opened (and fail) before the first run. With a container
+/// runner, containers and images that dead runs on this host left behind are removed first,
+/// the plan's images are built when missing, every record carries its image's digest, and the
+/// engine's events feed reactors: a failed run gets the container's last log lines, one the
+/// OOM killer ended is marked failed.
 BITFUSION_EXPORT Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& options);
 
 /// The summary as an aligned text table.

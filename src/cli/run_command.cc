@@ -53,7 +53,11 @@ int RunCommand(const std::vector<std::string>& args) {
   auto result = RunPlan(*plan, experiment);
   if (!result) {
     std::cerr << "bitfusion run: " << result.error().message() << "\n";
-    return result.error().code() == StatusCode::kInternal ? kExitFailed : kExitUsage;
+    // Bad plans and inputs are usage errors; an engine that cannot be reached or refuses is a
+    // failed run.
+    const StatusCode code = result.error().code();
+    return code == StatusCode::kInvalidArgument || code == StatusCode::kNotFound ? kExitUsage
+                                                                                 : kExitFailed;
   }
   if (vm.count("json")) {
     std::cout << FormatSummaryJson(*result) << "\n";

@@ -139,6 +139,29 @@ Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
   return b;
 }
 
+Result<ImageRecipe> ParseImageRecipe(const FieldReader& r, const json::value& v,
+                                     const std::string& path) {
+  if (!v.is_object()) return r.Error(path, "expected an object");
+  BITFUSION_RETURN_IF_ERROR(
+      r.CheckKeys(v.get_object(), path, {"context", "dockerfile", "files", "build_args"}));
+  ImageRecipe recipe;
+  for (const auto& kv : v.get_object()) {
+    const std::string key(kv.key());
+    const std::string field = path + "." + key;
+    if (key == "context") {
+      BITFUSION_ASSIGN_OR_RETURN(recipe.context, r.String(kv.value(), field));
+    } else if (key == "dockerfile") {
+      BITFUSION_ASSIGN_OR_RETURN(recipe.dockerfile, r.String(kv.value(), field));
+    } else if (key == "files") {
+      BITFUSION_ASSIGN_OR_RETURN(recipe.files, r.StringMap(kv.value(), field));
+    } else if (key == "build_args") {
+      BITFUSION_ASSIGN_OR_RETURN(recipe.build_args, r.StringMap(kv.value(), field));
+    }
+  }
+  if (recipe.context.empty()) return r.Error(path + ".context", "missing; name the build context");
+  return recipe;
+}
+
 // "line L, column C" of a byte offset.
 std::string Position(std::string_view text, std::size_t offset) {
   std::size_t line = 1, column = 1;
@@ -177,7 +200,7 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
   if (!root.is_object()) return r.Error("(top level)", "expected a JSON object");
   const auto& obj = root.get_object();
   BITFUSION_RETURN_IF_ERROR(
-      r.CheckKeys(obj, "", {"name", "runner", "metrics", "sinks", "benchmarks"}));
+      r.CheckKeys(obj, "", {"name", "runner", "metrics", "sinks", "benchmarks", "images"}));
   PlanSpec plan;
   plan.source_file = source;
   for (const auto& kv : obj) {
@@ -200,6 +223,13 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
         if (plan.interval < std::chrono::milliseconds(1)) {
           return r.Error("metrics.interval", "must be at least 1ms");
         }
+      }
+    } else if (key == "images") {
+      if (!value.is_object()) return r.Error(key, "expected an object of image recipes");
+      for (const auto& image : value.get_object()) {
+        const std::string ref(image.key());
+        BITFUSION_ASSIGN_OR_RETURN(plan.images[ref],
+                                   ParseImageRecipe(r, image.value(), "images[\"" + ref + "\"]"));
       }
     } else if (key == "benchmarks") {
       if (!value.is_array() || value.get_array().empty()) {

@@ -1,17 +1,24 @@
 // RunPlan: the five interfaces composed into one workflow — fingerprint the machine, open the
 // sinks, then for every benchmark run its warm-ups and repetitions under a metric stream, and
 // store a run record for each.
+#include <openssl/evp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "bitfusion/container_runner.h"
+#include "bitfusion/events.h"
 #include "bitfusion/experiment.h"
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
@@ -40,6 +47,39 @@ bool Executable(const fs::path& p) {
   return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
 }
 
+// A bundled program ("bf-stream") next to the CLI first, then in PATH; or a path (relative to
+// the plan). `field` names where it was asked for, for the error.
+Result<std::string> LocateProgram(const PlanSpec& plan, const std::string& program,
+                                  const std::string& field, const ExperimentOptions& options) {
+  if (program.find('/') != std::string::npos) {
+    fs::path p(program);
+    if (p.is_relative() && !plan.source_file.empty()) {
+      p = fs::path(plan.source_file).parent_path() / p;
+    }
+    if (!Executable(p)) {
+      return NotFoundError(field + ": \"" + p.string() + "\" is not an executable file");
+    }
+    return fs::absolute(p).string();
+  }
+  std::string looked;
+  for (const auto& dir : options.program_dirs) {
+    const fs::path candidate = fs::path(dir) / program;
+    if (Executable(candidate)) return candidate.string();
+    looked += (looked.empty() ? "" : ", ") + dir;
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "";
+  while (!dirs.empty()) {
+    const auto colon = dirs.find(':');
+    const fs::path candidate = fs::path(std::string(dirs.substr(0, colon))) / program;
+    if (Executable(candidate)) return candidate.string();
+    dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
+  }
+  return NotFoundError(field + ": \"" + program + "\" is neither a bundled benchmark (looked in " +
+                       (looked.empty() ? std::string("no program directories") : looked) +
+                       ") nor in PATH; build it or give a path");
+}
+
 // argv for one benchmark: bundled programs are looked up next to the CLI first.
 Result<std::vector<std::string>> ResolveCommand(const PlanSpec& plan, const BenchmarkSpec& b,
                                                 std::size_t index,
@@ -50,45 +90,134 @@ Result<std::vector<std::string>> ResolveCommand(const PlanSpec& plan, const Benc
   std::vector<std::string> argv;
   if (!b.image.empty()) {
     argv.push_back(b.program);  // resolved inside the image
-  } else if (b.program.find('/') != std::string::npos) {
-    fs::path p(b.program);
-    if (p.is_relative() && !plan.source_file.empty()) {
-      p = fs::path(plan.source_file).parent_path() / p;
-    }
-    if (!Executable(p)) {
-      return NotFoundError(field + ": \"" + p.string() + "\" is not an executable file");
-    }
-    argv.push_back(fs::absolute(p).string());
   } else {
-    std::string looked;
-    for (const auto& dir : options.program_dirs) {
-      const fs::path candidate = fs::path(dir) / b.program;
-      if (Executable(candidate)) {
-        argv.push_back(candidate.string());
-        break;
-      }
-      looked += (looked.empty() ? "" : ", ") + dir;
-    }
-    if (argv.empty()) {
-      const char* path = std::getenv("PATH");
-      std::string_view dirs = path ? path : "";
-      while (argv.empty() && !dirs.empty()) {
-        const auto colon = dirs.find(':');
-        const fs::path candidate = fs::path(std::string(dirs.substr(0, colon))) / b.program;
-        if (Executable(candidate)) argv.push_back(candidate.string());
-        dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
-      }
-    }
-    if (argv.empty()) {
-      return NotFoundError(field + ": \"" + b.program +
-                           "\" is neither a bundled benchmark (looked in " +
-                           (looked.empty() ? std::string("no program directories") : looked) +
-                           ") nor in PATH; build it or give a path");
-    }
+    BITFUSION_ASSIGN_OR_RETURN(auto program, LocateProgram(plan, b.program, field, options));
+    argv.push_back(std::move(program));
   }
   argv.insert(argv.end(), b.args.begin(), b.args.end());
   return argv;
 }
+
+fs::path PlanRelative(const PlanSpec& plan, const std::string& path) {
+  fs::path p(path);
+  if (p.is_relative() && !plan.source_file.empty()) {
+    p = fs::path(plan.source_file).parent_path() / p;
+  }
+  return p.lexically_normal();
+}
+
+// SHA-256 over every file of a build (names and contents), so a changed benchmark program or
+// Dockerfile makes the image be built again.
+Result<std::string> ContextDigest(const BuildSpec& build) {
+  std::vector<std::pair<std::string, fs::path>> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(build.context_dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file()) {
+      files.emplace_back(fs::relative(it->path(), build.context_dir).string(), it->path());
+    }
+  }
+  if (ec) return ErrnoError(ec.value(), "reading build context " + build.context_dir.string());
+  for (const auto& [name, path] : build.extra_files) files.emplace_back(name, path);
+  std::sort(files.begin(), files.end());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  for (const auto& [name, path] : files) {
+    EVP_DigestUpdate(ctx.get(), name.data(), name.size() + 1);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return ErrnoError(errno, "reading " + path.string());
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      EVP_DigestUpdate(ctx.get(), buf, static_cast<std::size_t>(in.gcount()));
+    }
+  }
+  for (const auto& [k, v] : build.build_args) {
+    EVP_DigestUpdate(ctx.get(), k.data(), k.size() + 1);
+    EVP_DigestUpdate(ctx.get(), v.data(), v.size() + 1);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    hex += kHex[md[i] >> 4];
+    hex += kHex[md[i] & 15];
+  }
+  return hex;
+}
+
+// Label holding ContextDigest on images a plan built.
+constexpr const char* kContextLabel = "bitfusion.context_sha256";
+
+// The plan's own recipe for `ref`: built when the engine lacks the image or holds an older
+// build of it.
+Status BuildPlanImage(ContainerRunner& runner, const PlanSpec& plan, const std::string& ref,
+                      const ImageRecipe& recipe, const ExperimentOptions& options) {
+  const std::string field = plan.source_file + ": images[\"" + ref + "\"]";
+  BuildSpec build;
+  build.context_dir = PlanRelative(plan, recipe.context);
+  build.dockerfile = recipe.dockerfile;
+  build.tag = ref;
+  build.build_args = recipe.build_args;
+  for (const auto& [name, source] : recipe.files) {
+    if (source.find('/') != std::string::npos) {
+      build.extra_files[name] = PlanRelative(plan, source);
+      std::error_code ec;
+      if (!fs::exists(build.extra_files[name], ec)) {
+        return NotFoundError(field + ".files." + name + ": " + build.extra_files[name].string() +
+                             " does not exist");
+      }
+    } else {
+      BITFUSION_ASSIGN_OR_RETURN(auto program,
+                                 LocateProgram(plan, source, field + ".files." + name, options));
+      build.extra_files[name] = program;
+    }
+  }
+  BITFUSION_ASSIGN_OR_RETURN(std::string digest, ContextDigest(build));
+  auto present = runner.InspectImage(ref);
+  if (present.ok()) {
+    auto it = present->labels.find(kContextLabel);
+    if (it != present->labels.end() && it->second == digest) return Status::OK();
+  } else if (present.error().code() != StatusCode::kNotFound) {
+    return present.error();
+  }
+  build.labels[kContextLabel] = digest;
+  LogAt(LogLevel::kInfo, "building image ", ref, " from ", build.context_dir.string());
+  return runner.BuildImage(build, DeadlineAfter(10min)).status().WithContext(field);
+}
+
+// What reactors learned about runs from the engine's events, by run id.
+class RunNotes {
+ public:
+  void AddTail(const std::string& run_id, std::vector<LogLine> tail) {
+    std::lock_guard lock(mu_);
+    tails_[run_id] = std::move(tail);
+    cv_.notify_all();
+  }
+  void MarkOom(const std::string& run_id) {
+    std::lock_guard lock(mu_);
+    oom_.insert(run_id);
+  }
+  bool Oom(const std::string& run_id) {
+    std::lock_guard lock(mu_);
+    return oom_.count(run_id) > 0;
+  }
+  // The tail for a failed run; the engine reports the death a moment after Wait() returns.
+  std::optional<std::vector<LogLine>> WaitForTail(const std::string& run_id, Deadline deadline) {
+    std::unique_lock lock(mu_);
+    cv_.wait_until(lock, deadline, [&] { return tails_.count(run_id) > 0; });
+    auto it = tails_.find(run_id);
+    if (it == tails_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::vector<LogLine>> tails_;
+  std::set<std::string> oom_;
+};
 
 // "BITFUSION_RESULT <metric> <value> [unit]"
 std::optional<Sample> ParseResultLine(std::string_view line) {
@@ -158,6 +287,8 @@ struct RunContext {
   const std::vector<std::shared_ptr<ResultSink>>& sinks;
   const MachineInfo& machine;
   std::string plan_run_id;
+  std::map<std::string, std::string> image_digests;
+  RunNotes* notes = nullptr;  // null when the runner has no event stream
 };
 
 void Fail(RunRecord& record, const char* status, const Status& why) {
@@ -178,6 +309,9 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   record.runner = ctx.plan.runner;
   record.command = argv;
   record.image = b.image;
+  if (auto it = ctx.image_digests.find(b.image); it != ctx.image_digests.end()) {
+    record.image_digest = it->second;
+  }
   record.machine = ctx.machine;
   record.labels = {{"plan", ctx.plan.name},
                    {"plan_run_id", ctx.plan_run_id},
@@ -274,12 +408,25 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   } else if (exit->timed_out) {
     record.status = kRunTimedOut;
     record.error = "killed after the timeout of " + FormatDuration(b.timeout);
+  } else if (exit->oom_killed || (ctx.notes != nullptr && ctx.notes->Oom(record.run_id))) {
+    record.status = kRunFailed;
+    record.exit.oom_killed = true;
+    record.error = "killed by the out-of-memory killer (exit status " +
+                   std::to_string(exit->exit_code) + "); give it more memory";
   } else if (!exit->success()) {
     record.status = kRunFailed;
     record.error = exit->signal ? "killed by signal " + std::to_string(exit->signal)
                                 : "exit status " + std::to_string(exit->exit_code);
-    const std::string tail = output.stderr_tail();
-    if (!tail.empty()) record.error += "; last stderr lines:\n" + tail;
+    // The engine's own record of its last lines (a reactor fetched them when it died), else
+    // what this process saw on stderr.
+    std::optional<std::vector<LogLine>> tail;
+    if (ctx.notes != nullptr) tail = ctx.notes->WaitForTail(record.run_id, DeadlineAfter(2s));
+    if (tail && !tail->empty()) {
+      record.error += "; last log lines:";
+      for (const auto& l : *tail) record.error += "\n" + l.text;
+    } else if (const std::string err = output.stderr_tail(); !err.empty()) {
+      record.error += "; last stderr lines:\n" + err;
+    }
   }
   return record;
 }
@@ -328,9 +475,48 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     argvs.push_back(std::move(argv));
   }
   BITFUSION_ASSIGN_OR_RETURN(auto runner, ContainerRunnerFromUri(plan.runner));
+  auto caps = runner->Capabilities();
+  if (!caps) {
+    if (caps.error().code() != StatusCode::kUnavailable) return caps.error();
+    return UnavailableError(caps.error().message() +
+                            "\nNo container engine is reachable for this plan. To run the "
+                            "benchmarks as plain processes instead, use a plan with \"runner\": "
+                            "\"process://\", such as examples/specs/quickstart.json.");
+  }
+  std::map<std::string, std::string> digests;
+  if (caps->images) {
+    for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
+      if (plan.benchmarks[i].image.empty()) {
+        return InvalidArgumentError(plan.source_file + ": benchmarks[" + std::to_string(i) +
+                                    "].image: missing; runner " + plan.runner +
+                                    " runs images (or use \"runner\": \"process://\")");
+      }
+    }
+    // What runs killed on this host left behind goes first (their containers still hold CPUs).
+    ReapPolicy dead;
+    dead.expired = false;
+    if (auto reaped = runner->Reap(dead); reaped.ok()) {
+      if (!reaped->containers.empty() || !reaped->images.empty()) {
+        LogAt(LogLevel::kWarning, "removed ", reaped->containers.size(), " container(s) and ",
+              reaped->images.size(), " image(s) left by runs that died");
+      }
+      for (const auto& e : reaped->errors) LogAt(LogLevel::kWarning, "reap: ", e);
+    } else if (reaped.error().code() != StatusCode::kUnimplemented) {
+      return reaped.error().WithContext("removing what dead runs left on " + plan.runner);
+    }
+    for (const auto& [ref, recipe] : plan.images) {
+      BITFUSION_RETURN_IF_ERROR(BuildPlanImage(*runner, plan, ref, recipe, options));
+    }
+  }
   for (const auto& b : plan.benchmarks) {
-    BITFUSION_RETURN_IF_ERROR(
-        runner->EnsureImage(b.image, DeadlineAfter(10min)).WithContext("benchmark " + b.name));
+    if (!b.image.empty() && digests.count(b.image)) continue;
+    if (!plan.images.count(b.image)) {
+      BITFUSION_RETURN_IF_ERROR(
+          runner->EnsureImage(b.image, DeadlineAfter(10min)).WithContext("benchmark " + b.name));
+    }
+    if (b.image.empty()) continue;
+    BITFUSION_ASSIGN_OR_RETURN(auto info, runner->InspectImage(b.image));
+    digests[b.image] = info.digest;
   }
   for (const auto& source : plan.sources) {
     BITFUSION_RETURN_IF_ERROR(
@@ -345,10 +531,37 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   BITFUSION_ASSIGN_OR_RETURN(MachineInfo machine,
                              provisioner->WaitReady("local", DeadlineAfter(10s)));
 
+  // Reactors on the engine's events: the last log lines of a container that failed, and the
+  // OOM killer's verdict, both keyed by the run id label each container carries.
+  RunNotes notes;
+  EventBus bus;
+  Reactor reactor(bus);
+  Subscription events;
+  if (caps->events) {
+    auto by_run = [](const Event& e) { return EventAttribute(e, "run_id"); };
+    reactor.Add(AttachLogTailOnFailure(runner, kStderrTail,
+                                       [&notes, by_run](const Event& e, std::vector<LogLine> tail) {
+                                         if (!by_run(e).empty()) notes.AddTail(by_run(e), tail);
+                                       }));
+    reactor.Add(MarkFailedOnOom([&notes, by_run](const Event& e) {
+      if (!by_run(e).empty()) notes.MarkOom(by_run(e));
+    }));
+    auto subscribed = runner->Events(bus.Publisher());
+    if (subscribed.ok()) {
+      events = std::move(*subscribed);
+    } else {
+      LogAt(LogLevel::kWarning, "no events from ", plan.runner, " (", subscribed.error().ToString(),
+            "); failed runs get stderr only");
+    }
+  }
+
   PlanResult result;
   result.plan = plan.name;
   result.plan_run_id = NewRunId();
-  RunContext ctx{plan, options, *runner, sinks, machine, result.plan_run_id};
+  RunContext ctx{plan,    options,
+                 *runner, sinks,
+                 machine, result.plan_run_id,
+                 digests, events.active() ? &notes : nullptr};
   for (std::size_t i = 0; i < plan.benchmarks.size() && !result.interrupted; ++i) {
     const BenchmarkSpec& b = plan.benchmarks[i];
     const int total = b.warmup + b.repetitions;
