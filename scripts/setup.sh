@@ -16,6 +16,7 @@ PACKAGES=(
   openssl                       # certificates for the mutual-TLS engine test
   zlib1g-dev                    # gzip'd request bodies, spool checksums
   influxdb                      # influx:// sink tests start their own InfluxDB 1.x
+  libpq-dev postgresql           # postgres:// sink (libpq); its tests start their own server
 )
 
 missing=()

@@ -307,8 +307,8 @@ Status ResultSink::DrainUntil(Deadline deadline) {
     const auto wait = RetryBackoff(attempt);
     if (std::chrono::steady_clock::now() + wait >= deadline) {
       std::lock_guard lock(mu_);
-      return status.WithContext(HeldMessageLocked() + " after " + std::to_string(attempt) +
-                                " attempts");
+      return status.WithContext("after " + std::to_string(attempt) + " attempts, " +
+                                HeldMessageLocked());
     }
     std::this_thread::sleep_for(wait);
   }
@@ -528,6 +528,8 @@ Status ResultSink::Close(Deadline deadline) {
   }
   if (!synced.ok()) {
     if (held == 0) return synced.WithContext("sink " + uri_ + " closed before its data was synced");
+    // A durable sink's failed drain already says what is held, and where.
+    if (durable_) return synced.WithContext("sink " + uri_ + " closed");
     return synced.WithContext("sink " + uri_ + " closed with " + held_message);
   }
   return closed.WithContext("sink " + uri_);

@@ -414,23 +414,10 @@ Status SqliteSink::WriteRun(const RunRecord& record) {
   Db& db = *db_;
   // Encoded before the transaction: nothing to undo when they fail.
   BITFUSION_ASSIGN_OR_RETURN(const std::string record_json, internal::RunRecordJson(record, false));
-  MachineInfo fingerprint = record.machine;
-  fingerprint.address.clear();
-  fingerprint.state.clear();
-  fingerprint.labels.clear();
-  fingerprint.created_ns = 0;
-  fingerprint.ready_ns = 0;
-  BITFUSION_ASSIGN_OR_RETURN(const std::string fingerprint_json,
-                             internal::MachineInfoJson(fingerprint));
-  BITFUSION_ASSIGN_OR_RETURN(const std::string no_machine_json,
-                             internal::MachineInfoJson(MachineInfo{}));
-  std::string machine_id;
-  if (fingerprint_json != no_machine_json) {
-    const std::string& name = !record.machine.id.empty()         ? record.machine.id
-                              : !record.machine.hostname.empty() ? record.machine.hostname
-                                                                 : std::string("machine");
-    machine_id = name + "-" + internal::Sha256Hex(fingerprint_json).substr(0, 16);
-  }
+  BITFUSION_ASSIGN_OR_RETURN(const internal::MachineIdentity identity,
+                             internal::IdentifyMachine(record.machine));
+  const std::string& machine_id = identity.machine_id;
+  const std::string& fingerprint_json = identity.fingerprint_json;
   std::string labels_json;
   internal::AppendJsonLabels(labels_json, record.labels);
 

@@ -263,6 +263,25 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
+Result<MachineIdentity> IdentifyMachine(const MachineInfo& machine) {
+  MachineInfo fingerprint = machine;
+  fingerprint.address.clear();
+  fingerprint.state.clear();
+  fingerprint.labels.clear();
+  fingerprint.created_ns = 0;
+  fingerprint.ready_ns = 0;
+  MachineIdentity out;
+  BITFUSION_ASSIGN_OR_RETURN(out.fingerprint_json, MachineInfoJson(fingerprint));
+  BITFUSION_ASSIGN_OR_RETURN(const std::string no_machine_json, MachineInfoJson(MachineInfo{}));
+  if (out.fingerprint_json != no_machine_json) {
+    const std::string& name = !machine.id.empty()         ? machine.id
+                              : !machine.hostname.empty() ? machine.hostname
+                                                          : std::string("machine");
+    out.machine_id = name + "-" + Sha256Hex(out.fingerprint_json).substr(0, 16);
+  }
+  return out;
+}
+
 Result<std::string> RunRecordJson(const RunRecord& record, bool with_type) {
   // cereal would write NaN/Infinity as bare words, which are not JSON: encode a copy holding
   // finite stand-ins and put the real values back into the tree.

@@ -36,6 +36,15 @@ void AppendJsonValue(std::string& out, const boost::json::value& v);
 /// SHA-256 of `data` as 64 lower-case hex digits.
 std::string Sha256Hex(std::string_view data);
 
+/// How the stores that keep a table of machines name one: its fingerprint is the MachineInfo as
+/// JSON without the fields that change while the hardware does not (address, state, labels,
+/// created_ns, ready_ns), and its id "<id or hostname>-<16 hex of SHA-256(fingerprint)>".
+struct MachineIdentity {
+  std::string machine_id;  ///< empty when the record names no machine
+  std::string fingerprint_json;
+};
+Result<MachineIdentity> IdentifyMachine(const MachineInfo& machine);
+
 /// The RunRecord as one line of compact JSON (no newline), with `{"type":"run",` in front when
 /// `with_type` is set. Non-finite result values become null plus "value_text".
 Result<std::string> RunRecordJson(const RunRecord& record, bool with_type);

@@ -5,6 +5,8 @@
 // what the network sinks promise beyond the suite: outages ridden out through the spool,
 // deterministic identity, bad input.
 
+#include <libpq-fe.h>
+
 #include <gtest/gtest.h>
 
 #include <boost/url/encode.hpp>
@@ -23,6 +25,7 @@ namespace {
 
 using namespace conformance;  // NOLINT(google-build-using-namespace): the suite's vocabulary
 using testing::InfluxService;
+using testing::PostgresService;
 
 std::string Encode(std::string_view text) {
   return boost::urls::encode(text, boost::urls::unreserved_chars);
@@ -258,8 +261,208 @@ TEST_F(InfluxSinkTest, AStoreThatIsDownIsWaitedForAndGetsEverythingOnce) {
   EXPECT_NE(runs.body.find("[[0,1]]"), std::string::npos) << runs.body.substr(0, 500);
 }
 
-INSTANTIATE_TEST_SUITE_P(NetworkSinks, SinkConformanceTest, ::testing::Values(InfluxKind()),
-                         KindName);
+// ---- PostgreSQL ----------------------------------------------------------------------------
+
+// A libpq connection to the test server, for reading back and for poking at it.
+class PgReader {
+ public:
+  PgReader() : conn_(PQconnectdb(PostgresService::Get()->conninfo().c_str())) {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      throw std::runtime_error(std::string("cannot connect: ") + PQerrorMessage(conn_));
+    }
+  }
+  ~PgReader() { PQfinish(conn_); }
+  PgReader(const PgReader&) = delete;
+  PgReader& operator=(const PgReader&) = delete;
+
+  // The rows of `sql` as text (NULL as "NULL"), with `arg` as $1 when given.
+  std::vector<std::vector<std::string>> Query(const std::string& sql,
+                                              const std::string* arg = nullptr) {
+    const char* values[1] = {arg != nullptr ? arg->c_str() : nullptr};
+    PGresult* r = PQexecParams(conn_, sql.c_str(), arg != nullptr ? 1 : 0, nullptr, values, nullptr,
+                               nullptr, 0);
+    const ExecStatusType status = PQresultStatus(r);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      const std::string error = PQresultErrorMessage(r);
+      PQclear(r);
+      throw std::runtime_error(sql + ": " + error);
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (int i = 0; i < PQntuples(r); ++i) {
+      std::vector<std::string> row;
+      for (int j = 0; j < PQnfields(r); ++j) {
+        row.push_back(PQgetisnull(r, i, j) ? "NULL" : PQgetvalue(r, i, j));
+      }
+      rows.push_back(std::move(row));
+    }
+    PQclear(r);
+    return rows;
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+double PgValue(const std::string& text) {
+  if (text == "NaN" || text == "Infinity" || text == "-Infinity") return NonFinite(text);
+  return ParseDouble(text);
+}
+
+Stored ReadPostgres(const std::string& schema) {
+  PgReader db;
+  Stored out;
+  const std::string s = "\"" + schema + "\"";
+  if (db.Query("SELECT to_regclass('" + s + ".samples')")[0][0] == "NULL") return out;
+  for (const auto& row :
+       db.Query("SELECT se.metric, se.unit, se.labels::text, sa.timestamp_ns, sa.monotonic_ns, "
+                "sa.value::text FROM " +
+                s + ".samples sa JOIN " + s + ".series se USING (series_id)")) {
+    out.samples.push_back({row[0], row[1], LabelsFromJson(json::parse(row[2])), ParseInt(row[3]),
+                           ParseInt(row[4]), PgValue(row[5])});
+  }
+  for (const auto& row : db.Query("SELECT run_id, benchmark, status, repetition, exit_code, "
+                                  "wall_time_ns, record::text FROM " +
+                                  s + ".runs")) {
+    StoredRun r{row[0], row[1], row[2], ParseInt(row[3]), ParseInt(row[4]), ParseInt(row[5]), {}};
+    if (Str(json::parse(row[6]).at("run_id")) != r.run_id) {
+      throw std::runtime_error("record column does not match run " + r.run_id);
+    }
+    for (const auto& res : db.Query("SELECT metric, unit, value::text, labels::text, "
+                                    "timestamp_ns FROM " +
+                                        s + ".results WHERE run_id = $1",
+                                    &r.run_id)) {
+      r.results.push_back({res[0], res[1], LabelsFromJson(json::parse(res[3])), ParseInt(res[4]), 0,
+                           PgValue(res[2])});
+    }
+    out.runs.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string PostgresUri(const fs::path& dir, const std::string& schema, const std::string& query) {
+  return "postgres://postgres@127.0.0.1:" + std::to_string(PostgresService::Get()->port()) +
+         "/postgres?schema=" + schema + "&spool=" + (dir / "spool").string() +
+         (query.empty() ? "" : "&" + query);
+}
+
+SinkKind PostgresKind() {
+  SinkKind kind;
+  kind.scheme = "postgres";
+  kind.read = &ReadPostgres;
+  kind.uri = &PostgresUri;
+  kind.unavailable = [] { return PostgresService::Get() ? "" : PostgresService::Why(); };
+  return kind;
+}
+
+// ---- what the PostgreSQL sink promises beyond the suite --------------------------------------
+
+class PostgresSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BITFUSION_REQUIRE_SERVICE(PostgresService::Get() != nullptr, PostgresService::Why());
+    dir_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    static int counter = 0;
+    schema_ = "pgsink_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+  }
+  std::shared_ptr<ResultSink> Make(const std::string& query = "") {
+    auto sink = ResultSinkFromUri(PostgresUri(dir_, schema_, query));
+    EXPECT_TRUE(sink.ok()) << sink.status().ToString();
+    return sink.ok() ? *sink : nullptr;
+  }
+  fs::path dir_;
+  std::string schema_;
+};
+
+TEST_F(PostgresSinkTest, SamplesSentTwiceAreStoredOnce) {
+  const SampleBatch batch = CpuBatch(0, 50);
+  for (int i = 0; i < 2; ++i) {
+    auto sink = Make();
+    ASSERT_TRUE(sink);
+    ASSERT_TRUE(sink->Write(batch).ok());
+    ASSERT_TRUE(sink->Write(MakeRun("run-twice", 0)).ok());
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  const Stored stored = ReadPostgres(schema_);
+  EXPECT_TRUE(SameSamples(Expected({batch}), stored.samples));
+  EXPECT_TRUE(SameRuns({MakeRun("run-twice", 0)}, stored.runs));
+}
+
+TEST_F(PostgresSinkTest, NulCharactersBecomeReplacementCharacters) {
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  SampleBatch b;
+  using namespace std::string_literals;
+  b.Append(b.AddSeries({"nul\0metric"s, "u\0"s, {{"k\0"s, "v\0v"s}}}), kT0, 1, 1.5);
+  RunRecord run = MakeRun("run-nul", 0);
+  run.error = "bad\0byte"s;
+  run.machine.kernel = "6.1\0"s;
+  ASSERT_TRUE(sink->Write(b).ok());
+  ASSERT_TRUE(sink->Write(run).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const std::string fffd = "\xEF\xBF\xBD";
+  const Stored stored = ReadPostgres(schema_);
+  ASSERT_EQ(stored.samples.size(), 1u);
+  EXPECT_EQ(stored.samples[0].metric, "nul" + fffd + "metric");
+  EXPECT_EQ(stored.samples[0].unit, "u" + fffd);
+  EXPECT_EQ(stored.samples[0].labels, (Labels{{"k" + fffd, "v" + fffd + "v"}}));
+  PgReader db;
+  const auto rows = db.Query("SELECT error, record->>'error' FROM \"" + schema_ + "\".runs");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], "bad" + fffd + "byte");
+  EXPECT_EQ(rows[0][1], "bad" + fffd + "byte");
+  EXPECT_EQ(sink->counters().samples_dropped, 0);
+}
+
+TEST_F(PostgresSinkTest, RowsPostgresRefusesAreDroppedAndTheirNeighboursStored) {
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Write(CpuBatch(0, 1)).ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  // A rule of the DBA's that some samples break.
+  PgReader db;
+  db.Query("ALTER TABLE \"" + schema_ + "\".samples ADD CHECK (value <> 13)");
+  SampleBatch b;
+  const auto s = b.AddSeries({"checked", "1", {}});
+  for (int i = 0; i < 20; ++i) b.Append(s, kT0 + i, i, i);
+  ASSERT_TRUE(sink->Write(b).ok());
+  ASSERT_TRUE(sink->Write(MakeRun("run-checked", 0)).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const SinkCounters c = sink->counters();
+  EXPECT_EQ(c.samples_dropped, 1);
+  EXPECT_EQ(c.samples_written, 3 + 19);
+  EXPECT_EQ(c.samples_pending, 0);
+  const Stored stored = ReadPostgres(schema_);
+  EXPECT_EQ(stored.samples.size(), 3u + 19u);
+  for (const StoredSample& x : stored.samples) EXPECT_NE(x.value, 13);
+  EXPECT_EQ(stored.runs.size(), 1u) << "the run behind the refused sample is stored";
+}
+
+TEST_F(PostgresSinkTest, ALostConnectionIsMadeAgainAndNothingIsLost) {
+  auto sink = Make("batch_samples=30&retry_initial=10ms&retry_max=100ms");
+  ASSERT_TRUE(sink);
+  std::vector<SampleBatch> written;
+  for (int i = 0; i < 3; ++i) {
+    written.push_back(CpuBatch(i * 10, 10));
+    ASSERT_TRUE(sink->Write(written.back()).ok());
+  }
+  ASSERT_EQ(sink->counters().samples_written, 90);
+  // The server ends the sink's session, as a restart or a failover would.
+  PgReader db;
+  const auto killed = db.Query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+      "'bitfusion' AND pid <> pg_backend_pid()");
+  ASSERT_FALSE(killed.empty());
+  for (int i = 3; i < 9; ++i) {
+    written.push_back(CpuBatch(i * 10, 10));
+    ASSERT_TRUE(sink->Write(written.back()).ok()) << "held in the spool while it reconnects";
+  }
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_GT(sink->counters().errors, 0) << "the dead session was noticed";
+  EXPECT_TRUE(SameSamples(Expected(written), ReadPostgres(schema_).samples));
+}
+
+INSTANTIATE_TEST_SUITE_P(NetworkSinks, SinkConformanceTest,
+                         ::testing::Values(InfluxKind(), PostgresKind()), KindName);
 
 }  // namespace
 }  // namespace bitfusion

@@ -6,8 +6,10 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -97,6 +99,93 @@ class InfluxService {
         (dir_ / "influxd.log").string());
     ready_ = process_->WaitReady([&] { return HttpCall(port_, "GET", "/ping").status == 204; });
     if (!ready_) why_ = "influxd did not start: " + process_->Log().substr(0, 2000);
+  }
+
+  std::filesystem::path dir_;
+  int port_ = 0;
+  bool ready_ = false;
+  std::unique_ptr<ServiceProcess> process_;
+  static inline std::string why_;
+};
+
+/// A PostgreSQL server of its own (initdb into a fresh directory, trust authentication, fsync
+/// off: the tests check what the server answers, not its durability).
+class PostgresService {
+ public:
+  static PostgresService* Get() {
+    static std::unique_ptr<PostgresService> instance(new PostgresService());
+    return instance->ready_ ? instance.get() : nullptr;
+  }
+  static std::string Why() {
+    Get();
+    return why_;
+  }
+  int port() const { return port_; }
+  /// libpq connection string for the superuser.
+  std::string conninfo() const {
+    return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
+  }
+  ~PostgresService() {
+    // Fast shutdown (SIGTERM would wait for clients to leave).
+    if (process_ && process_->pid() > 0) ::kill(-process_->pid(), SIGINT);
+  }
+
+ private:
+  PostgresService() {
+    std::string bin;
+    for (const char* dir : {"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
+                            "/usr/lib/postgresql/17/bin"}) {
+      if (::access((std::string(dir) + "/postgres").c_str(), X_OK) == 0) bin = dir;
+    }
+    if (bin.empty()) {
+      why_ = "the PostgreSQL server is not installed (Debian package postgresql)";
+      return;
+    }
+    // As root the server must run as another user: postgres, which the package creates.
+    std::vector<std::string> as_user;
+    const passwd* pg = ::getpwnam("postgres");
+    if (IsRoot()) {
+      if (pg == nullptr) {
+        why_ = "running as root, but there is no postgres user to run the server as";
+        return;
+      }
+      as_user = {"runuser", "-u", "postgres", "--"};
+    }
+    dir_ = FreshDir("postgres");
+    const auto data = dir_ / "data";
+    const auto sockets = dir_ / "sockets";
+    std::filesystem::create_directories(sockets);
+    if (IsRoot()) {
+      for (const auto& d : {dir_, sockets}) {
+        if (::chown(d.c_str(), pg->pw_uid, pg->pw_gid) != 0) {
+          why_ = "cannot give " + d.string() + " to the postgres user";
+          return;
+        }
+      }
+    }
+    std::string initdb;
+    for (const auto& a : as_user) initdb += a + " ";
+    initdb += bin + "/initdb -D " + data.string() +
+              " -A trust -U postgres --no-sync -E UTF8 --locale=C > " +
+              (dir_ / "initdb.log").string() + " 2>&1";
+    if (std::system(initdb.c_str()) != 0) {
+      std::ifstream log(dir_ / "initdb.log");
+      why_ = "initdb failed: " + std::string(std::istreambuf_iterator<char>(log), {});
+      return;
+    }
+    port_ = FreePort();
+    std::vector<std::string> argv = as_user;
+    for (const std::string& a :
+         {bin + "/postgres", std::string("-D"), data.string(), std::string("-k"), sockets.string(),
+          std::string("-p"), std::to_string(port_), std::string("-c"),
+          std::string("listen_addresses=127.0.0.1"), std::string("-c"), std::string("fsync=off"),
+          std::string("-c"), std::string("synchronous_commit=off"), std::string("-c"),
+          std::string("full_page_writes=off")}) {
+      argv.push_back(a);
+    }
+    process_ = std::make_unique<ServiceProcess>(argv, (dir_ / "postgres.log").string());
+    ready_ = process_->WaitReady([&] { return PQping(conninfo().c_str()) == PQPING_OK; });
+    if (!ready_) why_ = "postgres did not start: " + process_->Log().substr(0, 2000);
   }
 
   std::filesystem::path dir_;
