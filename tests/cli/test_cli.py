@@ -17,8 +17,9 @@ BIN = os.environ.get("BITFUSION_BIN", "bitfusion")
 SPECS = Path(os.environ.get("BITFUSION_SPECS", Path(__file__).parents[2] / "examples" / "specs"))
 
 
-def run(*args, cwd=None, timeout=300, check=None):
-    proc = subprocess.run([BIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run(*args, cwd=None, timeout=300, check=None, env=None):
+    proc = subprocess.run([BIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
@@ -29,7 +30,7 @@ def write_spec(path: Path, spec: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["run", "inventory", "metrics"])
+@pytest.mark.parametrize("command", ["run", "inventory", "metrics", "reap"])
 def test_every_subcommand_has_help(command):
     proc = run(command, "--help", check=0)
     assert f"usage: bitfusion {command}" in proc.stdout
@@ -180,3 +181,29 @@ def test_metrics_of_a_process(tmp_path):
 def test_metrics_bad_duration():
     proc = run("metrics", "--duration", "forever", check=2)
     assert "--duration" in proc.stderr
+
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///tmp/bf-no-engine-here.sock"}
+
+
+def test_reap_help_names_its_options():
+    out = run("reap", "--help", check=0).stdout
+    for option in ("--runner", "--all-expired", "--run-id", "--dry-run"):
+        assert option in out
+
+
+def test_docker_quickstart_without_an_engine_points_at_the_process_quickstart(tmp_path):
+    proc = run("run", str(SPECS / "quickstart-docker.json"), cwd=tmp_path, env=NO_ENGINE, check=1)
+    assert "/tmp/bf-no-engine-here.sock" in proc.stderr
+    assert "is dockerd running?" in proc.stderr
+    assert "process://" in proc.stderr and "quickstart.json" in proc.stderr
+
+
+def test_reap_without_an_engine_names_the_socket():
+    proc = run("reap", env=NO_ENGINE, check=1)
+    assert "/tmp/bf-no-engine-here.sock" in proc.stderr
+
+
+def test_reap_rejects_an_unknown_runner_scheme():
+    proc = run("reap", "--runner", "nosuch://", check=2)
+    assert "docker" in proc.stderr  # the known schemes are listed
