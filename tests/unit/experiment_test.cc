@@ -75,6 +75,28 @@ TEST(PlanParserTest, FieldErrorsNameTheField) {
             std::string::npos);
 }
 
+TEST(PlanParserTest, ImagesAreBuildRecipes) {
+  auto plan = ParsePlan(R"({"runner": "docker://",
+      "images": {"bench/q:1": {"context": "../images/q", "files": {"tool": "bf-stream-static"},
+                               "build_args": {"N": "4"}}},
+      "benchmarks": [{"program": "bf-stream", "image": "bench/q:1"}]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  const ImageRecipe& r = plan->images.at("bench/q:1");
+  EXPECT_EQ(r.context, "../images/q");
+  EXPECT_EQ(r.dockerfile, "Dockerfile");
+  EXPECT_EQ(r.files.at("tool"), "bf-stream-static");
+  EXPECT_EQ(r.build_args.at("N"), "4");
+  EXPECT_EQ(plan->benchmarks[0].image, "bench/q:1");
+  EXPECT_NE(ErrorOf(R"({"images": {"a:1": {"files": {}}}, "benchmarks": [{"program": "x"}]})")
+                .find("images[\"a:1\"].context: missing"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"images": {"a:1": {"context": "c", "from": "x"}},
+                        "benchmarks": [{"program": "x"}]})")
+                .find("images[\"a:1\"].from: unknown field"),
+            std::string::npos);
+}
+
 TEST(PlanParserTest, LoadPlanNamesAMissingFile) {
   auto plan = LoadPlan("/nonexistent/plan.json");
   ASSERT_FALSE(plan.ok());

@@ -1,0 +1,209 @@
+// What docker:// decides without an engine: URIs and the environment, refusals before anything
+// is sent, and the tar archives it moves files in. The engine itself is exercised in
+// tests/integration/docker_integration_test.cc.
+#include "runners/docker_runner.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "runners/tar_archive.h"
+
+namespace bitfusion {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Sets (or clears) environment variables for one test and restores them after.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = std::getenv(name);
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      if (value) {
+        ::setenv(name, value, 1);
+      } else {
+        ::unsetenv(name);
+      }
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        ::setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+Result<DockerRunnerOptions> Options(const std::string& uri) {
+  auto parsed = Uri::Parse(uri);
+  if (!parsed) return parsed.error();
+  return DockerRunnerOptions::FromUri(*parsed);
+}
+
+TEST(DockerRunnerOptionsTest, SocketPathsAndTheDefault) {
+  ScopedEnv env({{"DOCKER_HOST", nullptr}, {"DOCKER_TLS_VERIFY", nullptr}});
+  auto plain = Options("docker://");
+  ASSERT_TRUE(plain.ok()) << plain.error().ToString();
+  EXPECT_EQ(plain->socket_path, "/var/run/docker.sock");
+  EXPECT_EQ(plain->Endpoint(), "unix:///var/run/docker.sock");
+  auto path = Options("docker:///tmp/x/d.sock?ttl=2h&init=false&api=1.43");
+  ASSERT_TRUE(path.ok()) << path.error().ToString();
+  EXPECT_EQ(path->socket_path, "/tmp/x/d.sock");
+  EXPECT_EQ(path->ttl, std::chrono::hours(2));
+  EXPECT_FALSE(path->init);
+  EXPECT_EQ(path->api_version, "1.43");
+  auto tcp = Options("docker://10.0.0.5:2375");
+  ASSERT_TRUE(tcp.ok());
+  EXPECT_TRUE(tcp->socket_path.empty());
+  EXPECT_EQ(tcp->Endpoint(), "http://10.0.0.5:2375");
+}
+
+TEST(DockerRunnerOptionsTest, DockerHostAndTlsVerifyFromTheEnvironment) {
+  {
+    ScopedEnv env({{"DOCKER_HOST", "unix:///run/other.sock"}, {"DOCKER_TLS_VERIFY", nullptr}});
+    auto o = Options("docker://");
+    ASSERT_TRUE(o.ok());
+    EXPECT_EQ(o->socket_path, "/run/other.sock");
+    // An explicit path wins over the environment.
+    EXPECT_EQ(Options("docker:///tmp/mine.sock")->socket_path, "/tmp/mine.sock");
+  }
+  const fs::path certs =
+      fs::path(::testing::TempDir()) / ("bf-certs-" + std::to_string(::getpid()));
+  fs::create_directories(certs);
+  for (const char* f : {"ca.pem", "cert.pem", "key.pem"}) std::ofstream(certs / f) << "x";
+  {
+    ScopedEnv env({{"DOCKER_HOST", "tcp://127.0.0.1:2376"},
+                   {"DOCKER_TLS_VERIFY", "1"},
+                   {"DOCKER_CERT_PATH", certs.c_str()}});
+    auto o = Options("docker://");
+    ASSERT_TRUE(o.ok()) << o.error().ToString();
+    EXPECT_TRUE(o->tls);
+    EXPECT_EQ(o->Endpoint(), "https://127.0.0.1:2376");
+    EXPECT_EQ(o->ca_file, (certs / "ca.pem").string());
+    EXPECT_EQ(o->cert_file, (certs / "cert.pem").string());
+    EXPECT_EQ(o->key_file, (certs / "key.pem").string());
+  }
+  {
+    ScopedEnv env({{"DOCKER_HOST", "tcp://127.0.0.1:2375"}, {"DOCKER_TLS_VERIFY", nullptr}});
+    auto o = Options("docker://");
+    ASSERT_TRUE(o.ok());
+    EXPECT_FALSE(o->tls) << "without DOCKER_TLS_VERIFY a tcp:// host is plain HTTP";
+  }
+  fs::remove_all(certs);
+}
+
+TEST(DockerRunnerOptionsTest, TlsCertificatesFromTheUri) {
+  ScopedEnv env({{"DOCKER_CERT_PATH", "/nonexistent"}, {"HOME", "/nonexistent"}});
+  auto none = Options("docker+tls://127.0.0.1:2376");
+  ASSERT_TRUE(none.ok()) << none.error().ToString();
+  EXPECT_TRUE(none->tls);
+  EXPECT_TRUE(none->cert_file.empty());
+  auto missing = Options("docker+tls://127.0.0.1:2376?ca=/nonexistent/ca.pem");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.error().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+TEST(DockerRunnerOptionsTest, MistakesAreNamed) {
+  ScopedEnv env({{"DOCKER_HOST", nullptr}});
+  for (const char* bad : {"docker:///x.sock?tll=1h", "docker+tls://", "docker:///x.sock?api=1.30",
+                          "docker:///x.sock?cert=/etc/hosts", "docker:///x.sock?ttl=0s"}) {
+    auto o = Options(bad);
+    EXPECT_FALSE(o.ok()) << bad;
+    if (!o.ok()) EXPECT_EQ(o.error().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  ScopedEnv ssh({{"DOCKER_HOST", "ssh://user@host"}});
+  auto o = Options("docker://");
+  ASSERT_FALSE(o.ok());
+  EXPECT_NE(o.error().message().find("DOCKER_HOST"), std::string::npos);
+}
+
+TEST(DockerRunnerTest, UnreachableEngineSaysWhereAndWhatToDo) {
+  auto runner = ContainerRunnerFromUri("docker:///tmp/bf-unit-no-engine.sock");
+  ASSERT_TRUE(runner.ok());
+  auto caps = (*runner)->Capabilities();
+  ASSERT_FALSE(caps.ok());
+  EXPECT_EQ(caps.error().code(), StatusCode::kUnavailable);
+  EXPECT_NE(caps.error().message().find("no socket at /tmp/bf-unit-no-engine.sock"),
+            std::string::npos)
+      << caps.error().message();
+  // Invalid input is refused before the engine is asked anything.
+  ContainerSpec spec;
+  spec.image = "Upper:1";  // a single name component must be lower-case
+  EXPECT_EQ((*runner)->Create(spec).error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*runner)->InspectImage("bad image").error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*runner)->EnsureImage("", kNoDeadline).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(TarArchiveTest, RoundTripWithLongNamesLinksAndModes) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("bf-tar-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string long_dir(120, 'd');
+  fs::create_directories(dir / "in" / long_dir);
+  std::ofstream(dir / "in" / long_dir / "file.txt") << "content";
+  std::ofstream(dir / "in" / "run.sh") << "#!/bin/sh\n";
+  fs::permissions(dir / "in" / "run.sh", fs::perms(0755));
+  fs::create_symlink("run.sh", dir / "in" / "link");
+  internal::TarWriter w;
+  ASSERT_TRUE(w.AddPath(dir / "in", "top").ok());
+  const std::string archive = w.Finish();
+  ASSERT_EQ(archive.size() % 512, 0u);
+
+  auto entries = internal::ReadTar(archive);
+  ASSERT_TRUE(entries.ok()) << entries.error().ToString();
+  bool saw_long = false;
+  for (const auto& e : *entries) saw_long = saw_long || e.name == "top/" + long_dir + "/file.txt";
+  EXPECT_TRUE(saw_long) << "a name over 100 bytes survives (PAX path record)";
+
+  fs::create_directories(dir / "out");
+  ASSERT_TRUE(internal::ExtractTar(archive, dir / "out").ok());
+  std::ifstream in(dir / "out" / "top" / long_dir / "file.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "content");
+  EXPECT_EQ(fs::read_symlink(dir / "out" / "top" / "link"), "run.sh");
+  EXPECT_EQ(fs::status(dir / "out" / "top" / "run.sh").permissions() & fs::perms::owner_exec,
+            fs::perms::owner_exec);
+  fs::remove_all(dir);
+}
+
+TEST(TarArchiveTest, ArchivesCannotWriteOutsideTheTarget) {
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("bf-tar-evil-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "out");
+  internal::TarWriter dots;
+  dots.AddFile("a/../../escaped.txt", "x");
+  Status s = internal::ExtractTar(dots.Finish(), dir / "out");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_FALSE(fs::exists(dir / "escaped.txt"));
+
+  internal::TarWriter through_link;
+  through_link.AddSymlink("up", "..");
+  through_link.AddFile("up/escaped.txt", "x");
+  s = internal::ExtractTar(through_link.Finish(), dir / "out");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_FALSE(fs::exists(dir / "escaped.txt"));
+
+  std::string corrupt = [] {
+    internal::TarWriter w;
+    w.AddFile("f", "data");
+    return w.Finish();
+  }();
+  corrupt[10] ^= 1;  // the header checksum no longer matches
+  EXPECT_EQ(internal::ReadTar(corrupt).error().code(), StatusCode::kInvalidArgument);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace bitfusion
