@@ -17,6 +17,7 @@ PACKAGES=(
   zlib1g-dev                    # gzip'd request bodies, spool checksums
   influxdb                      # influx:// sink tests start their own InfluxDB 1.x
   libpq-dev postgresql           # postgres:// sink (libpq); its tests start their own server
+  python3-elasticsearch         # Elastic's Python client: checks the es:// fake, benchmark reference
 )
 
 missing=()

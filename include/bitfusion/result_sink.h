@@ -3,6 +3,7 @@
 // the hooks that encode and send.
 #pragma once
 
+#include <any>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -155,6 +156,10 @@ class BITFUSION_EXPORT ResultSink {
   Status OpenSpool();
   /// For WriteSamples: `samples` were refused by the store for good (`why`, from the store).
   void RecordDropped(std::int64_t samples, std::string_view why);
+  /// Inside WriteSamples and WriteRun: a slot that lives as long as the data being sent is not
+  /// delivered, for the backend to note what of it the store already took (a partial success),
+  /// so that the retry of the same data sends only the rest. Empty on the first attempt.
+  std::any& DeliveryProgress();
   /// Backoff before retry number `attempt` (1-based), with jitter, from the options.
   std::chrono::nanoseconds RetryBackoff(int attempt) const;
   const ResultSinkOptions& sink_options() const { return options_; }
@@ -197,10 +202,13 @@ class BITFUSION_EXPORT ResultSink {
   bool degraded_ = false;
   int failures_ = 0;  // consecutive failed sends
   std::int64_t degraded_since_mono_ns_ = 0;
+  std::int64_t last_degraded_log_mono_ns_ = 0;
+  bool degraded_said_ = false;  // this outage was logged as a warning
   std::int64_t next_retry_mono_ns_ = 0;
   std::function<void(const Event&)> on_event_;
 
-  std::mutex send_mu_;  // serialises hooks; taken before mu_, never while holding it
+  std::mutex send_mu_;          // serialises hooks; taken before mu_, never while holding it
+  Segment* sending_ = nullptr;  // the segment the hooks are sending; guarded by send_mu_
 
   std::thread worker_;
   std::condition_variable wake_;

@@ -218,7 +218,17 @@ std::string ResultSink::HeldMessageLocked() const {
          " and are sent when a sink with that spool opens again";
 }
 
+std::any& ResultSink::DeliveryProgress() {
+  // Only called from hooks, which run under send_mu_ with sending_ set.
+  static thread_local std::any outside;
+  return sending_ != nullptr ? sending_->backend_progress : outside;
+}
+
 Status ResultSink::SendSegment(Segment& segment) {
+  struct Sending {
+    Segment*& slot;
+    ~Sending() { slot = nullptr; }
+  } sending{sending_ = &segment};
   if (!segment.batches_sent && !segment.batches.empty()) {
     std::int64_t dropped_before = 0;
     {
@@ -288,12 +298,16 @@ Status ResultSink::Drain(bool stop_on_degraded) {
       SetDegraded(status);
       return status;
     }
+    bool empty = false;
     {
       std::lock_guard lock(mu_);
       if (spool_ != nullptr) spool_->Remove(*segment);
       backlog_.pop_front();
+      failures_ = 0;  // the store works: the next failure starts the backoff afresh
+      empty = backlog_.empty();
     }
-    SetRecovered();
+    // Recovered means nothing is held back any more, not merely that one send worked.
+    if (empty) SetRecovered();
   }
 }
 
@@ -316,42 +330,51 @@ Status ResultSink::DrainUntil(Deadline deadline) {
 
 void ResultSink::SetDegraded(const Status& why) {
   bool first = false;
+  bool say = false;
   std::int64_t held = 0;
   std::chrono::nanoseconds wait{0};
   {
     std::lock_guard lock(mu_);
     ++failures_;
     wait = RetryBackoff(failures_);
-    next_retry_mono_ns_ = MonoNowNs() + wait.count();
+    const std::int64_t now = MonoNowNs();
+    next_retry_mono_ns_ = now + wait.count();
     if (!degraded_) {
       degraded_ = true;
       first = true;
-      degraded_since_mono_ns_ = MonoNowNs();
+      degraded_since_mono_ns_ = now;
       held = HeldSamplesLocked();
+      // A store that keeps failing and recovering is said to do so once a minute, not at
+      // every turn.
+      say = last_degraded_log_mono_ns_ == 0 ||
+            now - last_degraded_log_mono_ns_ >= std::int64_t{60'000'000'000};
+      if (say) last_degraded_log_mono_ns_ = now;
+      degraded_said_ = say;
     }
   }
   wake_.notify_all();  // the worker has a retry to schedule
   if (!first) return;
   // A sink that is not durable returns its errors to the caller, who decides what to say.
   if (durable_) {
-    LogAt(LogLevel::kWarning, "sink ", uri_, " degraded: ", why.message(), "; ", held,
-          " samples are held in its spool and retried with backoff (next in ", FormatDuration(wait),
-          "); nothing is lost");
+    LogAt(say ? LogLevel::kWarning : LogLevel::kDebug, "sink ", uri_, " degraded: ", why.message(),
+          "; ", held, " samples are held in its spool and retried with backoff (next in ",
+          FormatDuration(wait), "); nothing is lost");
   }
   Emit(EventType::kSinkDegraded, why.message());
 }
 
 void ResultSink::SetRecovered() {
   std::int64_t outage_ns = 0;
+  bool say = false;
   {
     std::lock_guard lock(mu_);
-    failures_ = 0;
     if (!degraded_) return;
     degraded_ = false;
+    say = degraded_said_;
     outage_ns = MonoNowNs() - degraded_since_mono_ns_;
   }
   if (durable_) {
-    LogAt(LogLevel::kWarning, "sink ", uri_, " recovered after ",
+    LogAt(say ? LogLevel::kWarning : LogLevel::kDebug, "sink ", uri_, " recovered after ",
           FormatDuration(std::chrono::nanoseconds(outage_ns)),
           "; what its spool held has been sent");
   }

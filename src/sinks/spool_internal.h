@@ -15,6 +15,7 @@
 // not match ends what is read of that file, and the file is kept as NAME.corrupt.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -39,7 +40,10 @@ struct SpoolSegment {
   bool loaded = true;             ///< false: batches and run are only in `file`
   bool batches_sent = false;      ///< the store took the batches; only the run is left
   bool replayed = false;          ///< left by an earlier process
-  std::filesystem::path file;     ///< empty for sinks without a spool
+  /// What the backend has already delivered of this segment, in its own terms (e.g. which
+  /// documents of a bulk request the store took), so a retry sends only the rest.
+  std::any backend_progress;
+  std::filesystem::path file;  ///< empty for sinks without a spool
   std::int64_t file_bytes = 0;
 };
 

@@ -6,12 +6,18 @@
 // deterministic identity, bad input.
 
 #include <libpq-fe.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +30,7 @@ namespace bitfusion {
 namespace {
 
 using namespace conformance;  // NOLINT(google-build-using-namespace): the suite's vocabulary
+using testing::EsFakeService;
 using testing::InfluxService;
 using testing::PostgresService;
 
@@ -142,6 +149,133 @@ SinkKind InfluxKind() {
   kind.uri = &InfluxUri;
   kind.adjust_odd = &AdjustInflux;
   kind.unavailable = [] { return InfluxService::Get() ? "" : InfluxService::Why(); };
+  return kind;
+}
+
+// ---- Elasticsearch (the fake) ----------------------------------------------------------------
+
+// The ES document's RFC 3339 timestamp, read independently of the sink's encoder.
+std::int64_t ParseRfc3339Nanos(const std::string& text) {
+  int y = 0;
+  unsigned mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  char nanos[10] = {};
+  if (std::sscanf(text.c_str(), "%4d-%2u-%2uT%2u:%2u:%2u.%9[0-9]Z", &y, &mo, &d, &h, &mi, &s,
+                  nanos) != 7 ||
+      std::strlen(nanos) != 9 || text.back() != 'Z') {
+    throw std::runtime_error("timestamp is not RFC 3339 with nine fractional digits: " + text);
+  }
+  const auto days =
+      std::chrono::sys_days(std::chrono::year(y) / std::chrono::month(mo) / std::chrono::day(d))
+          .time_since_epoch()
+          .count();
+  return ((days * 24 + h) * 60 + mi) * 60'000'000'000LL + s * 1'000'000'000LL + ParseInt(nanos);
+}
+
+double EsValue(const json::object& o) {
+  const json::value& v = o.at("value");
+  if (v.is_null()) return NonFinite(Str(o.at("value_text")));
+  return ExactDouble(v);
+}
+
+Labels EsLabels(const json::value& v) {
+  Labels out;
+  for (const auto& [k, x] : v.as_object()) out[std::string(k)] = Str(x);
+  return out;
+}
+
+json::value EsSearch(int port, const std::string& target, const std::string& body) {
+  const net::HttpResponse r =
+      testing::HttpCall(port, "POST", "/" + target + "/_search?ignore_unavailable=true", body);
+  if (r.status == 404) return json::value();
+  if (r.status != 200) {
+    throw std::runtime_error("_search " + target + ": HTTP " + std::to_string(r.status) + " " +
+                             r.body.substr(0, 300));
+  }
+  return ParseJsonExact(r.body);
+}
+
+Stored ReadEsOn(int port, const std::string& index) {
+  Stored out;
+  const json::value samples = EsSearch(port, index + "," + index + "-*",
+                                       R"({"query":{"exists":{"field":"metric"}},"size":10000})");
+  if (!samples.is_null()) {
+    if (ExactInt(samples.at("hits").at("total").at("value")) > 10000) {
+      throw std::runtime_error("more than 10000 documents: the reader would need to page");
+    }
+    for (const json::value& hit : samples.at("hits").at("hits").as_array()) {
+      const json::object& o = hit.at("_source").as_object();
+      StoredSample s;
+      s.metric = Str(o.at("metric"));
+      s.unit = Str(o.at("unit"));
+      s.labels = EsLabels(o.at("metadata"));
+      s.timestamp_ns = ExactInt(o.at("timestamp_ns"));
+      s.monotonic_ns = ExactInt(o.at("monotonic_ns"));
+      s.value = EsValue(o);
+      if (ParseRfc3339Nanos(Str(o.at("timestamp"))) != s.timestamp_ns) {
+        throw std::runtime_error("timestamp disagrees with timestamp_ns in " +
+                                 json::serialize(hit).substr(0, 300));
+      }
+      out.samples.push_back(std::move(s));
+    }
+  }
+  const json::value runs = EsSearch(port, index + "-runs", R"({"size":1000})");
+  if (!runs.is_null()) {
+    for (const json::value& hit : runs.at("hits").at("hits").as_array()) {
+      const json::object& o = hit.at("_source").as_object();
+      StoredRun r;
+      r.run_id = Str(o.at("run_id"));
+      if (Str(hit.at("_id")) != r.run_id) throw std::runtime_error("run _id is not its run_id");
+      r.benchmark = Str(o.at("benchmark"));
+      r.status = Str(o.at("status"));
+      r.repetition = ExactInt(o.at("repetition"));
+      r.exit_code = ExactInt(o.at("exit").at("exit_code"));
+      r.wall_time_ns = ExactInt(o.at("exit").at("wall_time_ns"));
+      for (const json::value& rv : o.at("results").as_array()) {
+        const json::object& ro = rv.as_object();
+        r.results.push_back({Str(ro.at("metric")), Str(ro.at("unit")), EsLabels(ro.at("metadata")),
+                             ExactInt(ro.at("timestamp_ns")), 0, EsValue(ro)});
+      }
+      out.runs.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+Stored ReadEs(const std::string& index) { return ReadEsOn(EsFakeService::Get()->port(), index); }
+
+std::string EsUriOn(int port, const fs::path& dir, const std::string& index,
+                    const std::string& query) {
+  return "es://127.0.0.1:" + std::to_string(port) + "/" + index +
+         "?spool=" + (dir / "spool").string() + (query.empty() ? "" : "&" + query);
+}
+
+std::string EsUri(const fs::path& dir, const std::string& index, const std::string& query) {
+  return EsUriOn(EsFakeService::Get()->port(), dir, index, query);
+}
+
+SinkKind EsKind() {
+  SinkKind kind;
+  kind.scheme = "es";
+  kind.read = &ReadEs;
+  kind.uri = &EsUri;
+  kind.unavailable = [] { return EsFakeService::Get() ? "" : EsFakeService::Why(); };
+  return kind;
+}
+
+// The same suite against the fake in Elasticsearch 8 mode.
+EsFakeService* Es8() {
+  static std::unique_ptr<EsFakeService> fake = EsFakeService::Start({"--version", "8.11.0"});
+  return fake->ready() ? fake.get() : nullptr;
+}
+
+SinkKind Es8Kind() {
+  SinkKind kind = EsKind();
+  kind.name = "es8";
+  kind.read = [](const std::string& index) { return ReadEsOn(Es8()->port(), index); };
+  kind.uri = [](const fs::path& dir, const std::string& index, const std::string& query) {
+    return EsUriOn(Es8()->port(), dir, index, query);
+  };
+  kind.unavailable = [] { return Es8() ? "" : EsFakeService::Why(); };
   return kind;
 }
 
@@ -461,8 +595,299 @@ TEST_F(PostgresSinkTest, ALostConnectionIsMadeAgainAndNothingIsLost) {
   EXPECT_TRUE(SameSamples(Expected(written), ReadPostgres(schema_).samples));
 }
 
+// ---- what the Elasticsearch sink promises beyond the suite -------------------------------------
+
+class EsSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BITFUSION_REQUIRE_SERVICE(EsFakeService::Get() != nullptr, EsFakeService::Why());
+    dir_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    static int counter = 0;
+    index_ = "es_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+  }
+  // A fake of the test's own, with es_fake.py's options.
+  std::unique_ptr<EsFakeService> Fake(const std::vector<std::string>& args) {
+    auto fake = EsFakeService::Start(args);
+    EXPECT_TRUE(fake->ready()) << fake->Log();
+    return fake;
+  }
+  std::shared_ptr<ResultSink> Make(int port, const std::string& query = "") {
+    auto sink = ResultSinkFromUri(EsUriOn(port, dir_, index_, query));
+    EXPECT_TRUE(sink.ok()) << sink.status().ToString();
+    return sink.ok() ? *sink : nullptr;
+  }
+  json::value Stats(int port) {
+    return json::parse(testing::HttpCall(port, "GET", "/_fake/stats").body);
+  }
+  fs::path dir_;
+  std::string index_;
+};
+
+TEST_F(EsSinkTest, DottedLabelKeysBecomeFieldNamesElasticsearchTakes) {
+  const int port = EsFakeService::Get()->port();
+  auto sink = Make(port);
+  ASSERT_TRUE(sink);
+  SampleBatch b;
+  // Written as they are, "gpu" and "gpu.model" make "gpu" both a value and an object: the fake
+  // (as Elasticsearch) refuses such a document.
+  b.labels = {{"gpu", "h100"},  {"gpu.model", "sxm5"}, {"a.b", "dotted"},
+              {"a_b", "plain"}, {"", "empty"},         {"cpu", "0"}};
+  b.Append(b.AddSeries({"m", "1", {}}), kT0, 1, 1);
+  b.Append(b.AddSeries({"m", "1", {{"x.y.z", "deep"}}}), kT0, 1, 2);
+  ASSERT_TRUE(sink->Write(b).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(sink->counters().samples_dropped, 0);
+  const Stored stored = ReadEs(index_);
+  ASSERT_EQ(stored.samples.size(), 2u);
+  const Labels base = {{"gpu", "h100"},    {"gpu_model", "sxm5"}, {"a_b", "plain"},
+                       {"a_b_", "dotted"}, {"_", "empty"},        {"cpu", "0"}};
+  Labels deep = base;
+  deep["x_y_z"] = "deep";
+  std::set<Labels> got;
+  for (const StoredSample& s : stored.samples) got.insert(s.labels);
+  EXPECT_EQ(got, (std::set<Labels>{base, deep}));
+}
+
+TEST_F(EsSinkTest, TemplateIsInstalledAndMapsTheFields) {
+  const int port = EsFakeService::Get()->port();
+  auto sink = Make(port);
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Write(CpuBatch(0, 2)).ok());
+  ASSERT_TRUE(sink->Write(MakeRun("run-t", 0)).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const net::HttpResponse tpl =
+      testing::HttpCall(port, "GET", "/_index_template/bitfusion-" + index_);
+  ASSERT_EQ(tpl.status, 200) << tpl.body;
+  const json::value mapping =
+      json::parse(testing::HttpCall(port, "GET", "/" + index_ + "/_mapping").body);
+  const json::value& props = mapping.at(index_).at("mappings").at("properties");
+  EXPECT_EQ(Str(props.at("value").at("type")), "double");
+  EXPECT_EQ(Str(props.at("timestamp").at("type")), "date_nanos");
+  EXPECT_EQ(Str(props.at("metric").at("type")), "keyword");
+  EXPECT_EQ(Str(props.at("metadata").at("properties").at("cpu").at("type")), "keyword");
+  const json::value runs =
+      json::parse(testing::HttpCall(port, "GET", "/" + index_ + "-runs/_mapping").body);
+  EXPECT_EQ(Str(runs.at(index_ + "-runs")
+                    .at("mappings")
+                    .at("properties")
+                    .at("results")
+                    .at("properties")
+                    .at("value")
+                    .at("type")),
+            "double");
+}
+
+TEST_F(EsSinkTest, IndexPerDayAndPerRun) {
+  const int port = EsFakeService::Get()->port();
+  constexpr std::int64_t kDay = 86'400'000'000'000;
+  const std::int64_t midnight = 1'700'006'400'000'000'000;  // 2023-11-15T00:00:00Z
+  {
+    auto sink = Make(port, "index_per=day");
+    ASSERT_TRUE(sink);
+    SampleBatch b;
+    const auto s = b.AddSeries({"m", "1", {}});
+    b.Append(s, midnight - 1, 1, 1);
+    b.Append(s, midnight, 2, 2);
+    b.Append(s, midnight + kDay + 5, 3, 3);
+    ASSERT_TRUE(sink->Write(b).ok());
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  for (const char* day : {"-2023.11.14", "-2023.11.15", "-2023.11.16"}) {
+    const net::HttpResponse r = testing::HttpCall(port, "GET", "/" + index_ + day + "/_count");
+    EXPECT_NE(r.body.find("\"count\": 1"), std::string::npos) << day << ": " << r.body;
+  }
+  index_ += "_runs";
+  auto sink = Make(port, "index_per=run");
+  ASSERT_TRUE(sink);
+  SampleBatch b;
+  b.labels = {{"run", "Run/A 1"}};
+  b.Append(b.AddSeries({"m", "1", {}}), kT0, 1, 1);
+  ASSERT_TRUE(sink->Write(b).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const net::HttpResponse r = testing::HttpCall(port, "GET", "/" + index_ + "-run_a_1/_count");
+  EXPECT_NE(r.body.find("\"count\": 1"), std::string::npos) << r.body;
+}
+
+TEST_F(EsSinkTest, DocumentsElasticsearchRefusesAreDroppedAndTheirNeighboursKept) {
+  const int port = EsFakeService::Get()->port();
+  auto sink = Make(port);
+  ASSERT_TRUE(sink);
+  SampleBatch b;
+  const auto s = b.AddSeries({"m", "1", {}});
+  b.Append(s, kT0, 1, 1);
+  b.Append(s, -5'000'000'000, 2, 2);  // 1969: date_nanos cannot hold it
+  b.Append(s, kT0 + 1, 3, 3);
+  ASSERT_TRUE(sink->Write(b).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  const SinkCounters c = sink->counters();
+  EXPECT_EQ(c.samples_dropped, 1);
+  EXPECT_EQ(c.samples_written, 2);
+  EXPECT_EQ(ReadEs(index_).samples.size(), 2u);
+}
+
+TEST_F(EsSinkTest, ItemsRejectedWith429AreSentAgainAloneAndStoredOnce) {
+  auto fake = Fake({"--item-429", "0.5", "--seed", "3"});
+  auto sink = Make(fake->port(), "batch_samples=200&retry_initial=5ms&retry_max=20ms");
+  ASSERT_TRUE(sink);
+  std::vector<SampleBatch> written;
+  for (int i = 0; i < 10; ++i) {
+    written.push_back(CpuBatch(i * 20, 20));
+    ASSERT_TRUE(sink->Write(written.back()).ok());
+  }
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_TRUE(SameSamples(Expected(written), ReadEsOn(fake->port(), index_).samples));
+  const json::value stats = Stats(fake->port());
+  EXPECT_GT(stats.at("injected_item_429").as_int64(), 100);
+  // Only what was refused went again: about one extra item per refusal, not whole requests.
+  EXPECT_EQ(stats.at("bulk_items").as_int64(),
+            600 + stats.at("injected_item_429").as_int64() + 1 /* template's index run */ - 1);
+}
+
+TEST_F(EsSinkTest, WholeRequestFaultsAreRiddenOutThroughTheSpool) {
+  auto fake = Fake({"--bulk-429", "0.3", "--bulk-500", "0.2", "--drop", "0.2", "--seed", "11"});
+  auto sink = Make(fake->port(), "batch_samples=30&retry_initial=5ms&retry_max=50ms&timeout=5s");
+  ASSERT_TRUE(sink);
+  std::vector<SampleBatch> written;
+  for (int i = 0; i < 20; ++i) {
+    written.push_back(CpuBatch(i * 10, 10));
+    ASSERT_TRUE(sink->Write(written.back()).ok()) << "held in the spool, not refused";
+  }
+  ASSERT_TRUE(sink->Write(MakeRun("run-faults", 0)).ok());
+  ASSERT_TRUE(sink->Close(DeadlineAfter(std::chrono::seconds(60))).ok());
+  const SinkCounters c = sink->counters();
+  EXPECT_GT(c.retries, 0);
+  EXPECT_EQ(c.samples_pending, 0);
+  const Stored stored = ReadEsOn(fake->port(), index_);
+  EXPECT_TRUE(SameSamples(Expected(written), stored.samples));
+  EXPECT_TRUE(SameRuns({MakeRun("run-faults", 0)}, stored.runs));
+  const json::value stats = Stats(fake->port());
+  for (const char* fault : {"injected_bulk_429", "injected_bulk_500", "injected_drop"}) {
+    EXPECT_GT(stats.at(fault).as_int64(), 0) << fault;
+  }
+}
+
+TEST_F(EsSinkTest, SlowAnswersPastTheTimeoutAreRetried) {
+  auto fake = Fake({"--slow-ms", "400"});
+  auto sink = Make(fake->port(), "timeout=150ms&retry_initial=5ms&retry_max=20ms");
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Write(CpuBatch(0, 5)).ok());
+  const Status flushed = sink->Flush(DeadlineAfter(std::chrono::milliseconds(700)));
+  EXPECT_EQ(flushed.code(), StatusCode::kDeadlineExceeded) << flushed.ToString();
+  EXPECT_TRUE(sink->counters().degraded);
+  testing::HttpCall(fake->port(), "POST", "/_fake/faults", R"({"slow_ms":0})");
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_TRUE(SameSamples(Expected({CpuBatch(0, 5)}), ReadEsOn(fake->port(), index_).samples));
+}
+
+TEST_F(EsSinkTest, BasicAuthAndApiKeysAndGzip) {
+  auto fake = Fake({"--user", "elastic:s3cret", "--api-key", "kid:ksecret"});
+  const std::string port = std::to_string(fake->port());
+  for (const std::string& uri :
+       {"es://elastic:s3cret@127.0.0.1:" + port + "/" + index_ + "_basic?gzip=true",
+        "es://127.0.0.1:" + port + "/" + index_ + "_key?api_key=kid:ksecret"}) {
+    auto sink = ResultSinkFromUri(uri + "&spool=" + (dir_ / "spool").string());
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    EXPECT_EQ((*sink)->uri().find("s3cret"), std::string::npos) << "secrets are not shown";
+    EXPECT_EQ((*sink)->uri().find("ksecret"), std::string::npos) << "secrets are not shown";
+    ASSERT_TRUE((*sink)->Write(CpuBatch(0, 3)).ok());
+    ASSERT_TRUE((*sink)->Close().ok()) << uri;
+    EXPECT_EQ((*sink)->counters().samples_written, 9);
+  }
+  auto wrong = ResultSinkFromUri("es://elastic:wrong@127.0.0.1:" + port + "/" + index_ +
+                                 "?spool=" + (dir_ / "spool").string() + "&flush_timeout=100ms");
+  ASSERT_TRUE(wrong.ok());
+  ASSERT_TRUE((*wrong)->Write(CpuBatch(0, 1)).ok());
+  const Status closed = (*wrong)->Close();
+  EXPECT_EQ(closed.code(), StatusCode::kPermissionDenied) << closed.ToString();
+  EXPECT_EQ(closed.message().find("wrong"), std::string::npos) << closed.ToString();
+}
+
+TEST_F(EsSinkTest, TlsWithACaBundle) {
+  BITFUSION_REQUIRE_SERVICE(testing::HaveProgram("openssl"), "openssl is not installed");
+  const fs::path cert = dir_ / "cert.pem";
+  const fs::path key = dir_ / "key.pem";
+  const std::string make_cert =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
+      "subjectAltName=IP:127.0.0.1 -keyout " +
+      key.string() + " -out " + cert.string() + " > " + (dir_ / "openssl.log").string() + " 2>&1";
+  ASSERT_EQ(std::system(make_cert.c_str()), 0);
+  auto fake = Fake({"--tls-cert", cert.string(), "--tls-key", key.string()});
+  const std::string base = "es+https://127.0.0.1:" + std::to_string(fake->port()) + "/" + index_;
+  auto sink =
+      ResultSinkFromUri(base + "?ca=" + cert.string() + "&spool=" + (dir_ / "spool").string());
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  ASSERT_TRUE((*sink)->Write(CpuBatch(0, 2)).ok());
+  ASSERT_TRUE((*sink)->Close().ok());
+  EXPECT_EQ((*sink)->counters().samples_written, 6);
+  // Without the CA bundle the server cannot be verified: nothing is sent, all is kept.
+  auto untrusted =
+      ResultSinkFromUri(base + "?spool=" + (dir_ / "spool2").string() + "&flush_timeout=100ms");
+  ASSERT_TRUE(untrusted.ok());
+  ASSERT_TRUE((*untrusted)->Write(CpuBatch(0, 2)).ok());
+  const Status closed = (*untrusted)->Close();
+  EXPECT_EQ(closed.code(), StatusCode::kPermissionDenied) << closed.ToString();
+  EXPECT_EQ((*untrusted)->counters().samples_written, 0);
+}
+
+// ---- the crash test ----------------------------------------------------------------------------
+
+// A writer is killed with SIGKILL while Elasticsearch answers 429 to half the bulk requests; a new
+// writer on the same spool then sends what the first left behind. The store must hold every
+// sample the first writer acknowledged, each exactly once, and nothing it never wrote.
+TEST_F(EsSinkTest, AWriterKilledDuringAnOutageLosesNothingAndDuplicatesNothing) {
+  auto fake = Fake({"--bulk-429", "0.5", "--seed", "5"});
+  const std::string uri =
+      EsUriOn(fake->port(), dir_, index_, "batch_samples=500&retry_initial=10ms&retry_max=100ms");
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    ::close(out[1]);
+    ::execl(BITFUSION_SINK_CRASH_WRITER, BITFUSION_SINK_CRASH_WRITER, uri.c_str(), "100",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* acks = ::fdopen(out[0], "r");
+  long long last = -1;
+  long long batch = 0;
+  while (last < 60 && std::fscanf(acks, "%lld", &batch) == 1) last = batch;
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  std::fclose(acks);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the writer stopped on its own, status " << status;
+  ASSERT_GE(last, 60) << "the writer acknowledged too little before it was killed";
+
+  // The restart: a writer on the same spool, with the store still refusing half the requests.
+  auto sink = ResultSinkFromUri(uri);
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  ASSERT_TRUE((*sink)->Close(DeadlineAfter(std::chrono::seconds(90))).ok());
+  EXPECT_GT((*sink)->counters().samples_replayed, 0) << "the dead writer left data to replay";
+
+  const Stored stored = ReadEsOn(fake->port(), index_);
+  std::map<std::int64_t, int> copies;
+  for (const StoredSample& s : stored.samples) ++copies[s.timestamp_ns - kT0];
+  const std::int64_t acknowledged = (last + 1) * 100;
+  for (std::int64_t n = 0; n < acknowledged; ++n) {
+    ASSERT_EQ(copies[n], 1) << "sample " << n << " of " << acknowledged << " acknowledged";
+  }
+  // Beyond what was acknowledged: at most the batch being written at the kill, whole.
+  const std::int64_t extra = static_cast<std::int64_t>(copies.size()) - acknowledged;
+  EXPECT_TRUE(extra == 0 || extra == 100) << extra << " samples beyond the acknowledged";
+  for (const auto& [n, k] : copies) EXPECT_EQ(k, 1) << "sample " << n;
+  const json::value count =
+      json::parse(testing::HttpCall(fake->port(), "GET", "/" + index_ + "/_count").body);
+  EXPECT_EQ(count.at("count").as_int64(), static_cast<std::int64_t>(copies.size()));
+  EXPECT_GT(Stats(fake->port()).at("injected_bulk_429").as_int64(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(NetworkSinks, SinkConformanceTest,
-                         ::testing::Values(InfluxKind(), PostgresKind()), KindName);
+                         ::testing::Values(InfluxKind(), PostgresKind(), EsKind(), Es8Kind()),
+                         KindName);
 
 }  // namespace
 }  // namespace bitfusion

@@ -195,4 +195,56 @@ class PostgresService {
   static inline std::string why_;
 };
 
+/// The Elasticsearch fake (tests/fakes/es_fake.py), run with Debian's python.
+class EsFakeService {
+ public:
+  /// The shared instance (7.17, no faults), or nullptr when it cannot run (Why() says why).
+  static EsFakeService* Get() {
+    static std::unique_ptr<EsFakeService> instance(new EsFakeService({}));
+    return instance->ready_ ? instance.get() : nullptr;
+  }
+  static std::string Why() {
+    Get();
+    return why_;
+  }
+  /// One of its own, with es_fake.py's options ("--version", "8.11.0", "--bulk-429", "0.5").
+  static std::unique_ptr<EsFakeService> Start(const std::vector<std::string>& args) {
+    return std::unique_ptr<EsFakeService>(new EsFakeService(args));
+  }
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+  std::string Log() const { return process_ ? process_->Log() : why_; }
+  /// Stops it (SIGTERM): a store that is down.
+  void Stop() {
+    if (process_) process_->Stop();
+  }
+
+ private:
+  explicit EsFakeService(const std::vector<std::string>& args) {
+    const std::string python = BITFUSION_PYTHON;
+    const std::string script = std::string(BITFUSION_SOURCE_DIR) + "/tests/fakes/es_fake.py";
+    if (!HaveProgram(python)) {
+      why_ = python + " is not installed";
+      return;
+    }
+    static int instances = 0;
+    dir_ = FreshDir("es-fake-" + std::to_string(instances++));
+    const auto port_file = dir_ / "port";
+    std::vector<std::string> argv = {python, script, "--port-file", port_file.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    process_ = std::make_unique<ServiceProcess>(argv, (dir_ / "es_fake.log").string());
+    ready_ = process_->WaitReady([&] {
+      std::ifstream in(port_file);
+      return static_cast<bool>(in >> port_);
+    });
+    if (!ready_) why_ = "es_fake.py did not start: " + process_->Log().substr(0, 2000);
+  }
+
+  std::filesystem::path dir_;
+  int port_ = 0;
+  bool ready_ = false;
+  std::unique_ptr<ServiceProcess> process_;
+  static inline std::string why_;
+};
+
 }  // namespace bitfusion::testing

@@ -193,7 +193,7 @@ inline std::int64_t ExactInt(const json::value& v) {
 // ---- the sinks under test ------------------------------------------------------------------
 
 struct SinkKind {
-  std::string scheme;
+  std::string scheme;     // also the test name's suffix, unless `name` is set
   std::string extension;  // file sinks: the file's extension; empty for the others
   // Reads back what the sink stored at `where` (the file, or the store's name for the test);
   // empty: the sink keeps nothing.
@@ -208,10 +208,11 @@ struct SinkKind {
   std::function<void(StoredSample&)> adjust_odd;
   // Services: why the store cannot be used here, or "" when it can.
   std::function<std::string()> unavailable;
+  std::string name;  // test name suffix, when one scheme is tested twice
 };
 
 inline std::string KindName(const ::testing::TestParamInfo<SinkKind>& info) {
-  std::string name = info.param.scheme;
+  std::string name = info.param.name.empty() ? info.param.scheme : info.param.name;
   std::replace(name.begin(), name.end(), '+', '_');
   return name;
 }

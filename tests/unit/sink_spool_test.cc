@@ -235,6 +235,8 @@ TEST_F(SpoolTest, OutageIsSpooledRetriedInTheBackgroundAndRecovered) {
     return now.samples_written == 80 && now.runs_written == 1;
   }));
   ASSERT_TRUE(WaitFor([&] { return !sink->counters().degraded; }));
+  // Said once, right after the state changes (the log line may trail the counter a moment).
+  ASSERT_TRUE(WaitFor([&] { return log.Count("memory://test recovered after") > 0; }));
   EXPECT_EQ(log.Count("memory://test recovered after"), 1);
   c = sink->counters();
   EXPECT_GT(c.retries, 0);
