@@ -21,6 +21,7 @@ int InventoryCommand(const std::vector<std::string>& args);
 int DevicesCommand(const std::vector<std::string>& args);
 int RunCommand(const std::vector<std::string>& args);
 int MetricsCommand(const std::vector<std::string>& args);
+int ImportCommand(const std::vector<std::string>& args);
 int ReapCommand(const std::vector<std::string>& args);
 
 /// Parses `args` for command `name`. Returns an exit status when the command should end now

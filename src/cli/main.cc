@@ -28,6 +28,7 @@ commands:
   inventory       print this host's hardware fingerprint
   devices         list the GPUs and FPGAs that can be leased, and who holds them
   metrics         sample metric sources for a while and store or print the samples
+  import          store results measured elsewhere (Google Benchmark JSON) in any sink
   reap            remove containers and images that dead or expired runs left on an engine
 
 `bitfusion <command> --help` describes each command's options.
@@ -100,6 +101,7 @@ int main(int argc, char** argv) {
   if (command == "inventory") return InventoryCommand(args);
   if (command == "devices") return DevicesCommand(args);
   if (command == "metrics") return MetricsCommand(args);
+  if (command == "import") return ImportCommand(args);
   if (command == "reap") return ReapCommand(args);
   std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
   return kExitUsage;

@@ -30,7 +30,7 @@ def write_spec(path: Path, spec: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["run", "inventory", "metrics", "reap"])
+@pytest.mark.parametrize("command", ["run", "inventory", "metrics", "reap", "import"])
 def test_every_subcommand_has_help(command):
     proc = run(command, "--help", check=0)
     assert f"usage: bitfusion {command}" in proc.stdout
@@ -207,3 +207,53 @@ def test_reap_without_an_engine_names_the_socket():
 def test_reap_rejects_an_unknown_runner_scheme():
     proc = run("reap", "--runner", "nosuch://", check=2)
     assert "docker" in proc.stderr  # the known schemes are listed
+
+
+def test_import_gbench_json_of_a_real_benchmark_program(tmp_path):
+    """One of bitfusion's own benchmark programs writes real Google Benchmark JSON; importing it
+    stores every number exactly, once, with the run and its machine."""
+    program = Path(BIN).parent / "sink_benchmark"
+    if not program.exists():
+        pytest.fail(f"{program} is not built; build the benchmarks (BITFUSION_BUILD_BENCHMARKS)")
+    out = tmp_path / "gbench.json"
+    subprocess.run([str(program), "--benchmark_filter=BM_CsvEncode", "--benchmark_min_time=0.01",
+                    "--benchmark_repetitions=2", f"--benchmark_out={out}",
+                    "--benchmark_out_format=json"], check=True, capture_output=True, timeout=120)
+    gbench = json.loads(out.read_text())
+    db = tmp_path / "r.db"
+    lines = tmp_path / "r.jsonl"
+    proc = run("import", "gbench", str(out), "--sink", f"sqlite://{db}", "--sink",
+               f"jsonl://{lines}", "--label", "team=perf", check=0)
+    assert "imported" in proc.stdout
+    samples = [json.loads(x) for x in lines.read_text().splitlines()]
+    runs = [s for s in samples if s["type"] == "run"]
+    samples = [s for s in samples if s["type"] == "sample"]
+    assert len(runs) == 1 and runs[0]["benchmark"] == "sink_benchmark"
+    by_key = {(s["metadata"]["benchmark"], s["metadata"].get("repetition_index"), s["metric"]): s
+              for s in samples}
+    entries = gbench["benchmarks"]
+    assert len(entries) == 2 + 4  # two repetitions, mean/median/stddev/cv
+    for e in entries:
+        key = (e["name"], str(e["repetition_index"]) if "repetition_index" in e else None)
+        assert by_key[key + ("gbench.real_time",)]["value"] == e["real_time"]
+        assert by_key[key + ("gbench.cpu_time",)]["value"] == e["cpu_time"]
+        assert by_key[key + ("gbench.counter.samples/s",)]["value"] == e["samples/s"]
+        assert by_key[key + ("gbench.real_time",)]["metadata"]["team"] == "perf"
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == len(samples)
+    host = con.execute("SELECT hostname FROM machines").fetchone()[0]
+    assert host == gbench["context"]["host_name"]
+    # The same file again names the same run: it replaces itself.
+    run("import", "gbench", str(out), "--sink", f"sqlite://{db}", check=0)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+def test_import_refuses_what_it_cannot_read(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"results": []}')
+    proc = run("import", "gbench", str(bad), "--sink", "null://", check=2)
+    assert "benchmarks" in proc.stderr
+    proc = run("import", "csv", str(bad), "--sink", "null://", check=2)
+    assert "gbench" in proc.stderr
+    assert "--sink" in run("import", "gbench", str(bad), check=2).stderr

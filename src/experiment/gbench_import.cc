@@ -1,0 +1,257 @@
+#include "bitfusion/gbench_import.h"
+
+#include <openssl/evp.h>
+
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <string>
+
+namespace bitfusion {
+namespace {
+
+namespace json = boost::json;
+
+// Boost 1.81 parses doubles fast, not exactly; the numbers of a benchmark are its results, so
+// each number is kept as its own text (a string starting with '#') and read with from_chars.
+std::string NumbersAsText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < text.size()) {
+        out.push_back(text[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out.push_back(c);
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t end = i;
+      while (end < text.size() &&
+             std::string_view("+-.eE0123456789").find(text[end]) != std::string_view::npos) {
+        ++end;
+      }
+      out += "\"#";
+      out.append(text.substr(i, end - i));
+      out.push_back('"');
+      i = end - 1;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool IsNumber(const json::value& v) {
+  return v.is_string() && !v.get_string().empty() && v.get_string()[0] == '#';
+}
+
+std::optional<double> Number(const json::value* v) {
+  if (v == nullptr || !IsNumber(*v)) return std::nullopt;
+  const json::string& s = v->get_string();
+  double out = 0;
+  auto [p, ec] = std::from_chars(s.data() + 1, s.data() + s.size(), out);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return out;
+}
+
+std::string Text(const json::value* v) {
+  if (v == nullptr) return "";
+  if (v->is_string()) {
+    std::string s(v->get_string());
+    return IsNumber(*v) ? s.substr(1) : s;
+  }
+  if (v->is_bool()) return v->get_bool() ? "true" : "false";
+  return "";
+}
+
+// "2024-01-02T03:04:05+01:00" (what the library writes) as ns since the epoch; 0 if unreadable.
+std::int64_t ParseDate(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, oh = 0, om = 0;
+  char sign = '+';
+  const int n = std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d%c%d:%d", &y, &mo, &d, &h, &mi, &s,
+                            &sign, &oh, &om);
+  if (n < 6) return 0;
+  namespace c = std::chrono;
+  const auto day = c::sys_days(c::year(y) / c::month(static_cast<unsigned>(mo)) /
+                               c::day(static_cast<unsigned>(d)));
+  std::int64_t secs = day.time_since_epoch().count() * 86400 + h * 3600 + mi * 60 + s;
+  if (n == 9 && (sign == '+' || sign == '-')) {
+    secs -= (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  }
+  return secs * 1'000'000'000;
+}
+
+std::string Sha256Hex32(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < size && out.size() < 32; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xF]);
+  }
+  return out;
+}
+
+// Fields of a benchmark entry that are not user counters.
+const std::set<std::string, std::less<>> kEntryFields = {"name",
+                                                         "family_index",
+                                                         "per_family_instance_index",
+                                                         "run_name",
+                                                         "run_type",
+                                                         "repetitions",
+                                                         "repetition_index",
+                                                         "threads",
+                                                         "iterations",
+                                                         "real_time",
+                                                         "cpu_time",
+                                                         "time_unit",
+                                                         "bytes_per_second",
+                                                         "items_per_second",
+                                                         "label",
+                                                         "aggregate_name",
+                                                         "aggregate_unit",
+                                                         "error_occurred",
+                                                         "error_message",
+                                                         "big_o",
+                                                         "rms",
+                                                         "complexity"};
+
+}  // namespace
+
+Result<GbenchImport> ImportGoogleBenchmarkJson(std::string_view text,
+                                               const GbenchImportOptions& options) {
+  json::error_code ec;
+  const json::value doc = json::parse(NumbersAsText(text), ec);
+  if (ec) {
+    return InvalidArgumentError("not Google Benchmark JSON: it does not parse (" + ec.message() +
+                                "); write it with --benchmark_format=json or "
+                                "--benchmark_out=FILE");
+  }
+  const json::object* root = doc.if_object();
+  const json::value* context_value = root ? root->if_contains("context") : nullptr;
+  const json::value* benchmarks_value = root ? root->if_contains("benchmarks") : nullptr;
+  if (context_value == nullptr || !context_value->is_object() || benchmarks_value == nullptr ||
+      !benchmarks_value->is_array()) {
+    return InvalidArgumentError(
+        "not Google Benchmark JSON: it needs an object with \"context\" and a \"benchmarks\" "
+        "array, as --benchmark_format=json writes");
+  }
+  const json::object& context = context_value->get_object();
+  GbenchImport out;
+  RunRecord& run = out.run;
+  run.run_id = options.run_id.empty() ? Sha256Hex32(text) : options.run_id;
+  const std::string executable = Text(context.if_contains("executable"));
+  const std::string program =
+      executable.empty() ? "gbench" : std::filesystem::path(executable).filename().string();
+  run.benchmark = program;
+  run.runner = "import://gbench";
+  if (!executable.empty()) run.command = {executable};
+  run.exit.start_ns = ParseDate(Text(context.if_contains("date")));
+  run.exit.end_ns = run.exit.start_ns;
+  run.machine.hostname = Text(context.if_contains("host_name"));
+  const int cpus = static_cast<int>(Number(context.if_contains("num_cpus")).value_or(0));
+  run.machine.cpu.threads = cpus;
+  run.machine.cpu.max_mhz = Number(context.if_contains("mhz_per_cpu")).value_or(0);
+  if (const auto* caches = context.if_contains("caches"); caches && caches->is_array()) {
+    for (const json::value& c : caches->get_array()) {
+      if (!c.is_object()) continue;
+      const json::object& o = c.get_object();
+      CacheInfo cache;
+      cache.type = Text(o.if_contains("type"));
+      cache.level = static_cast<int>(Number(o.if_contains("level")).value_or(0));
+      cache.size_bytes = static_cast<std::uint64_t>(Number(o.if_contains("size")).value_or(0));
+      const int sharing = static_cast<int>(Number(o.if_contains("num_sharing")).value_or(0));
+      cache.instances = sharing > 0 && cpus > 0 ? cpus / sharing : 0;
+      run.machine.cpu.caches.push_back(cache);
+    }
+  }
+  run.labels = options.labels;
+  for (const char* key : {"library_build_type", "cpu_scaling_enabled", "library_version"}) {
+    const std::string v = Text(context.if_contains(key));
+    if (!v.empty())
+      run.labels[key == std::string("library_version") ? "gbench_library_version" : key] = v;
+  }
+  if (const auto* load = context.if_contains("load_avg"); load && load->is_array()) {
+    const char* names[] = {"load_avg_1m", "load_avg_5m", "load_avg_15m"};
+    for (std::size_t i = 0; i < load->get_array().size() && i < 3; ++i) {
+      run.labels[names[i]] = Text(&load->get_array()[i]);
+    }
+  }
+
+  SampleBatch& batch = out.samples;
+  batch.labels = options.labels;
+  batch.labels["run"] = run.run_id;
+  batch.labels["program"] = program;
+  const std::int64_t at = run.exit.start_ns;
+  std::string errors;
+  for (const json::value& entry_value : benchmarks_value->get_array()) {
+    if (!entry_value.is_object()) continue;
+    const json::object& e = entry_value.get_object();
+    Labels labels = {{"benchmark", Text(e.if_contains("name"))},
+                     {"run_name", Text(e.if_contains("run_name"))},
+                     {"run_type", Text(e.if_contains("run_type"))},
+                     {"threads", Text(e.if_contains("threads"))},
+                     {"family_index", Text(e.if_contains("family_index"))}};
+    for (const char* key : {"repetition_index", "aggregate_name", "label"}) {
+      const std::string v = Text(e.if_contains(key));
+      if (!v.empty()) labels[key] = v;
+    }
+    for (auto it = labels.begin(); it != labels.end();) {
+      it = it->second.empty() ? labels.erase(it) : std::next(it);
+    }
+    auto add = [&](const std::string& metric, const std::string& unit, double value) {
+      batch.Append(batch.AddSeries({metric, unit, labels}), at, 0, value);
+    };
+    if (Text(e.if_contains("error_occurred")) == "true") {
+      const std::string message = Text(e.if_contains("error_message"));
+      labels["error_message"] = message;
+      add("gbench.error", "1", 1);
+      errors += (errors.empty() ? "" : "; ") + labels["benchmark"] + ": " + message;
+      continue;
+    }
+    const std::string time_unit = Text(e.if_contains("time_unit"));
+    const bool percentage = Text(e.if_contains("aggregate_unit")) == "percentage";
+    if (auto v = Number(e.if_contains("real_time"))) {
+      add("gbench.real_time", percentage ? "%" : time_unit, *v);
+    }
+    if (auto v = Number(e.if_contains("cpu_time"))) {
+      add("gbench.cpu_time", percentage ? "%" : time_unit, *v);
+    }
+    if (auto v = Number(e.if_contains("iterations"))) add("gbench.iterations", "1", *v);
+    if (auto v = Number(e.if_contains("bytes_per_second"))) {
+      add("gbench.bytes_per_second", percentage ? "%" : "B/s", *v);
+    }
+    if (auto v = Number(e.if_contains("items_per_second"))) {
+      add("gbench.items_per_second", percentage ? "%" : "1/s", *v);
+    }
+    for (const auto& member : e) {
+      const std::string_view key(member.key().data(), member.key().size());
+      if (kEntryFields.count(key) != 0) continue;
+      if (auto v = Number(&member.value())) {
+        add("gbench.counter." + std::string(key), percentage ? "%" : "1", *v);
+      }
+    }
+  }
+  if (!errors.empty()) {
+    run.status = kRunFailed;
+    run.error = errors;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) run.results.push_back(batch.At(i));
+  return out;
+}
+
+}  // namespace bitfusion
