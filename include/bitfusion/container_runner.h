@@ -141,8 +141,8 @@ class BITFUSION_EXPORT Container {
   /// Leaves the container in place when the handle is destroyed.
   virtual void Keep() = 0;
 
-  /// Runs `spec.command` inside the running container and waits for it (Unimplemented where
-  /// the backend cannot).
+  /// Runs `spec.command` inside the running container and waits for it, collecting what it
+  /// prints. At the deadline it returns DeadlineExceeded; the command may still be running.
   virtual Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline);
 
   /// Copies `host_path` (a file or a directory, recursively) into directory `container_dir`.

@@ -86,14 +86,14 @@ void TarWriter::Entry(std::string_view name_in, char type, std::string_view cont
   }
   char h[kBlock];
   std::memset(h, 0, sizeof h);
-  std::memcpy(h, name.data(), std::min<std::size_t>(name.size(), 100));
+  if (!name.empty()) std::memcpy(h, name.data(), std::min<std::size_t>(name.size(), 100));
   PutOctal(h + 100, 8, mode & 07777);
   PutOctal(h + 108, 8, 0);  // uid: root in the container
   PutOctal(h + 116, 8, 0);
   PutOctal(h + 124, 12, content.size());
   PutOctal(h + 136, 12, 0);  // mtime: fixed, so the same input gives the same archive
   h[156] = type;
-  std::memcpy(h + 157, link.data(), std::min<std::size_t>(link.size(), 100));
+  if (!link.empty()) std::memcpy(h + 157, link.data(), std::min<std::size_t>(link.size(), 100));
   std::memcpy(h + 257, "ustar", 6);
   std::memcpy(h + 263, "00", 2);
   std::memset(h + 148, ' ', 8);
