@@ -13,10 +13,21 @@
 //   object per sample, serialised; counters boost_json_samples/s and vs_boost_json. The whole
 //   jsonl:// sink writing to /dev/null, and CSV encoding, are measured too.
 //
+// - Elasticsearch: the _bulk NDJSON encoder (BM_EsBulkEncode, samples/s), and the CPU that the
+//   whole es:// sink spends per sample (encoding, spool, HTTP, reading the answers) against the
+//   official Python client's helpers.bulk (python3-elasticsearch) sending the same samples, same
+//   document shape, same documents per request, to the same Elasticsearch fake, in the same run
+//   (BM_EsSinkVsPythonBulk). Target: vs_python = sink CPU per sample / Python's <= 0.2. Both CPU
+//   times come from getrusage; the fake's own CPU is in neither. It runs once (40960 samples),
+//   whatever --benchmark_min_time says.
+//
 //   sink_benchmark [Google Benchmark flags], e.g. --benchmark_min_time=2
 // Files go to $TMPDIR (default /tmp) and are removed afterwards.
 #include <benchmark/benchmark.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -24,11 +35,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <thread>
 
 #include "bitfusion/result_sink.h"
 #include "sinks/csv_sink.h"
+#include "sinks/es_sink.h"
 #include "sinks/jsonl_sink.h"
 
 namespace {
@@ -285,6 +300,126 @@ void BM_CsvEncode(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_CsvEncode)->UseRealTime();
+
+// ---- Elasticsearch -----------------------------------------------------------------------------
+
+void BM_EsBulkEncode(benchmark::State& state) {
+  const SampleBatch batch = MakeBatch();
+  bitfusion::internal::EsBulkEncoder encoder("bench");
+  std::string out;
+  std::int64_t samples = 0;
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    out.clear();
+    encoder.Append(batch, out);
+    benchmark::DoNotOptimize(out.data());
+    samples += batch.size();
+    bytes += out.size();
+  }
+  state.counters["samples/s"] =
+      benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
+  state.counters["bytes/sample"] = static_cast<double>(bytes) / static_cast<double>(samples);
+}
+BENCHMARK(BM_EsBulkEncode)->UseRealTime();
+
+double CpuSeconds() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+         static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+// tests/fakes/es_fake.py, run for the benchmark's lifetime.
+class EsFake {
+ public:
+  EsFake() {
+    const fs::path port_file = dir_.path() / "port";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      std::freopen("/dev/null", "w", stdout);
+      ::execl(BITFUSION_PYTHON, BITFUSION_PYTHON, BITFUSION_ES_FAKE, "--port-file",
+              port_file.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 400 && port_ == 0; ++i) {
+      std::ifstream in(port_file);
+      if (!(in >> port_)) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  }
+  ~EsFake() {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+
+ private:
+  ScratchDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+void BM_EsSinkVsPythonBulk(benchmark::State& state) {
+  constexpr int kWrites = 40;
+  constexpr int kSamples = kWrites * kSamplesPerBatch;
+  constexpr int kPerRequest = 16384;
+  EsFake fake;
+  if (fake.port() == 0) {
+    state.SkipWithError("the Elasticsearch fake did not start");
+    return;
+  }
+  ScratchDir dir;
+  const std::string base = "http://127.0.0.1:" + std::to_string(fake.port());
+  double sink_cpu = 0;
+  double python_cpu = 0;
+  for (auto _ : state) {
+    SampleBatch batch = MakeBatch();
+    const double start = CpuSeconds();
+    auto sink = bitfusion::ResultSinkFromUri(
+        "es://127.0.0.1:" + std::to_string(fake.port()) + "/bench_sink?max_delay=1h&spool=" +
+        (dir.path() / "spool").string() + "&batch_samples=" + std::to_string(kPerRequest));
+    if (!sink.ok()) {
+      state.SkipWithError(sink.error().ToString().c_str());
+      return;
+    }
+    for (int w = 0; w < kWrites; ++w) {
+      for (auto& t : batch.timestamp_ns) t += 1'000'000'000;
+      if (!(*sink)->Write(batch).ok()) {
+        state.SkipWithError("write failed");
+        return;
+      }
+    }
+    if (!(*sink)->Close().ok() || (*sink)->counters().samples_written != kSamples) {
+      state.SkipWithError("the sink did not store every sample");
+      return;
+    }
+    sink_cpu = CpuSeconds() - start;
+
+    state.PauseTiming();
+    const std::string command = std::string(BITFUSION_PYTHON) + " " + BITFUSION_ES_REFERENCE +
+                                " --url " + base + " --index bench_python --samples " +
+                                std::to_string(kSamples) + " --chunk " +
+                                std::to_string(kPerRequest);
+    FILE* python = ::popen(command.c_str(), "r");
+    char line[512] = {};
+    const bool read = python != nullptr && std::fgets(line, sizeof(line), python) != nullptr;
+    const int status = python != nullptr ? ::pclose(python) : -1;
+    const char* at = std::strstr(line, "\"cpu_s\": ");
+    if (!read || status != 0 || at == nullptr) {
+      state.SkipWithError("the Python reference failed (is python3-elasticsearch installed?)");
+      return;
+    }
+    python_cpu = std::atof(at + 9);
+    state.ResumeTiming();
+  }
+  state.counters["samples"] = kSamples;
+  state.counters["sink_cpu_us/sample"] = sink_cpu * 1e6 / kSamples;
+  state.counters["python_cpu_us/sample"] = python_cpu * 1e6 / kSamples;
+  state.counters["vs_python"] = sink_cpu / python_cpu;
+}
+BENCHMARK(BM_EsSinkVsPythonBulk)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include "bitfusion/device_allocator.h"
 #include "bitfusion/event.h"
 #include "bitfusion/experiment.h"
+#include "bitfusion/gbench_import.h"
 #include "bitfusion/export.h"
 #include "bitfusion/log.h"
 #include "bitfusion/machine.h"

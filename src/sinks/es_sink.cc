@@ -48,6 +48,16 @@ std::string Base64(std::string_view data) {
   return out;
 }
 
+// Whether a bulk answer starts by saying "errors": false (whitespace allowed, as any JSON).
+bool NoErrors(std::string_view answer) {
+  const std::string_view head = answer.substr(0, 128);
+  std::size_t at = head.find("\"errors\"");
+  if (at == std::string_view::npos) return false;
+  at += 8;
+  while (at < head.size() && (head[at] == ' ' || head[at] == ':' || head[at] == '\n')) ++at;
+  return head.substr(at, 5) == "false";
+}
+
 std::string Trim(std::string text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   std::size_t start = 0;
@@ -376,13 +386,14 @@ Result<std::shared_ptr<ElasticsearchSink>> ElasticsearchSink::Make(
 
 Result<net::HttpResponse> ElasticsearchSink::Send(const std::string& method,
                                                   const std::string& target,
-                                                  std::string_view content_type, std::string body) {
+                                                  std::string_view content_type,
+                                                  std::string& body) {
   net::Headers headers;
   if (!options_.api_key.empty())
     headers.emplace_back("Authorization", "ApiKey " + options_.api_key);
   BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse response,
                              internal::SendBody(*client_, options_.http, method, target,
-                                                content_type, std::move(body), std::move(headers)));
+                                                content_type, body, std::move(headers)));
   if (response.status == 401 || response.status == 403) {
     return PermissionDeniedError(client_->options().peer_name + " refused " + method + " " +
                                  target + " (HTTP " + std::to_string(response.status) +
@@ -395,7 +406,8 @@ Result<net::HttpResponse> ElasticsearchSink::Send(const std::string& method,
 
 Status ElasticsearchSink::Prepare() {
   if (prepared_) return Status::OK();
-  BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse root, Send("GET", "/", "application/json", ""));
+  std::string no_body;
+  BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse root, Send("GET", "/", "application/json", no_body));
   if (root.status != 200) {
     return UnavailableError(client_->options().peer_name + " answered HTTP " +
                             std::to_string(root.status) + " to GET /: " + root.body.substr(0, 300));
@@ -443,7 +455,7 @@ Status ElasticsearchSink::Prepare() {
       patterns += ",";
       internal::AppendJsonString(patterns, options_.index + "-*");
       patterns += "]";
-      const std::string body =
+      std::string body =
           composable
               ? R"({"index_patterns":)" + patterns +
                     R"(,"priority":200,"_meta":{"created_by":"bitfusion"},"template":{)"
@@ -471,7 +483,7 @@ Status ElasticsearchSink::Prepare() {
   return Status::OK();
 }
 
-Status ElasticsearchSink::Bulk(std::string body, std::vector<std::size_t> offsets,
+Status ElasticsearchSink::Bulk(std::string& body, std::vector<std::size_t> offsets,
                                std::vector<std::size_t> items, std::vector<bool>* done,
                                const std::string& run_id) {
   // An item is settled -- stored, or refused for good -- once; a retry of the call skips it.
@@ -492,9 +504,11 @@ Status ElasticsearchSink::Bulk(std::string body, std::vector<std::size_t> offset
       std::vector<std::size_t> second_items(items.begin() + mid, items.end());
       offsets.resize(half);
       items.resize(half);
+      std::string first_half = body.substr(0, cut);
+      std::string second_half = body.substr(cut);
       BITFUSION_RETURN_IF_ERROR(
-          Bulk(body.substr(0, cut), std::move(offsets), std::move(items), done, run_id));
-      return Bulk(body.substr(cut), std::move(second), std::move(second_items), done, run_id);
+          Bulk(first_half, std::move(offsets), std::move(items), done, run_id));
+      return Bulk(second_half, std::move(second), std::move(second_items), done, run_id);
     }
     if (r.status != 200) {
       // The whole request refused (malformed, a missing pipeline...): sending it again would
@@ -510,8 +524,7 @@ Status ElasticsearchSink::Bulk(std::string body, std::vector<std::size_t> offset
       return Status::OK();
     }
     // Elasticsearch puts "errors" before "items": most answers are settled without parsing.
-    const std::string_view head = std::string_view(r.body).substr(0, 64);
-    if (head.find("\"errors\":false") != std::string_view::npos) {
+    if (NoErrors(r.body)) {
       for (std::size_t i = 0; i < offsets.size(); ++i) settle(i);
       return Status::OK();
     }
@@ -597,7 +610,7 @@ Status ElasticsearchSink::WriteSamples(const std::vector<SampleBatch>& batches) 
   std::vector<std::size_t> items;
   std::size_t next = 0;
   auto send = [&]() -> Status {
-    Status status = Bulk(std::move(body_), std::move(offsets), std::move(items), &done, "");
+    Status status = Bulk(body_, std::move(offsets), std::move(items), &done, "");
     body_.clear();
     offsets.clear();
     items.clear();
@@ -646,7 +659,7 @@ Status ElasticsearchSink::WriteRun(const RunRecord& record) {
   body += R"(,"_id":)";
   internal::AppendJsonString(body, record.run_id);
   body += "}}\n" + doc + "\n";
-  return Bulk(std::move(body), {0}, {0}, nullptr, record.run_id);
+  return Bulk(body, {0}, {0}, nullptr, record.run_id);
 }
 
 BITFUSION_REGISTER(ResultSink, "es", ElasticsearchSinkOptions, ElasticsearchSink);

@@ -140,10 +140,10 @@ class ElasticsearchSink final : public ResultSink {
   /// Sends a _bulk body whose items start at `offsets`, retrying what may be retried; marks in
   /// `done` (indexed by `items`) what Elasticsearch settled. `run_id`: the body is that run's
   /// record (what is refused is a run, not samples).
-  Status Bulk(std::string body, std::vector<std::size_t> offsets, std::vector<std::size_t> items,
+  Status Bulk(std::string& body, std::vector<std::size_t> offsets, std::vector<std::size_t> items,
               std::vector<bool>* done, const std::string& run_id);
   Result<net::HttpResponse> Send(const std::string& method, const std::string& target,
-                                 std::string_view content_type, std::string body);
+                                 std::string_view content_type, std::string& body);
 
   const ElasticsearchSinkOptions options_;
   std::unique_ptr<net::HttpClient> client_;

@@ -47,7 +47,7 @@ std::string RedactedUri(const Uri& uri) { return Redact(uri.ToString()); }
 
 Result<net::HttpResponse> SendBody(net::HttpClient& client, const HttpSinkTarget& http,
                                    std::string method, std::string target,
-                                   std::string_view content_type, std::string body,
+                                   std::string_view content_type, std::string& body,
                                    net::Headers extra_headers) {
   net::HttpRequest request;
   request.method = std::move(method);
@@ -58,12 +58,14 @@ Result<net::HttpResponse> SendBody(net::HttpClient& client, const HttpSinkTarget
     BITFUSION_ASSIGN_OR_RETURN(request.body, net::Gzip(body));
     request.headers.emplace_back("Content-Encoding", "gzip");
   } else {
-    request.body = std::move(body);
+    request.body.swap(body);
   }
   request.deadline = DeadlineAfter(http.timeout);
   // Every sink request is safe to repeat: documents and points carry their own identity.
   request.idempotent = true;
-  BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse response, client.Send(request));
+  auto sent = client.Send(request);
+  if (!(http.gzip && !body.empty())) body.swap(request.body);
+  BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse response, std::move(sent));
   if (response.status == 429 || response.status >= 500) {
     std::string detail = response.body.substr(0, 300);
     return UnavailableError(client.options().peer_name + " answered HTTP " +

@@ -38,13 +38,14 @@ Result<HttpSinkTarget> ReadHttpSinkUri(const Uri& uri, std::string_view scheme,
 /// with secrets in options masked too.
 std::string RedactedUri(const Uri& uri);
 
-/// Sends `body` (moved: bulk bodies are large) to `target` with `method`, gzip'd when `http.gzip`
-/// says so, with the request deadline of `http.timeout`. A connection failure, timeout, 5xx or 429
-/// is Unavailable, with the store's own words, so the sink retries; other statuses are returned as
-/// responses.
+/// Sends `body` (borrowed for the request, and given back unchanged: bulk bodies are large,
+/// copying them would cost more than encoding them) to `target` with `method`, gzip'd when
+/// `http.gzip` says so, with the request deadline of `http.timeout`. A connection failure, timeout,
+/// 5xx or 429 is Unavailable, with the store's own words, so the sink retries; other statuses are
+/// returned as responses.
 Result<net::HttpResponse> SendBody(net::HttpClient& client, const HttpSinkTarget& http,
                                    std::string method, std::string target,
-                                   std::string_view content_type, std::string body,
+                                   std::string_view content_type, std::string& body,
                                    net::Headers extra_headers = {});
 
 }  // namespace bitfusion::internal

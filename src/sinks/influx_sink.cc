@@ -256,11 +256,12 @@ Status InfluxSink::EnsureDatabase() {
     if (c == '"' || c == '\\') name.push_back('\\');
     name.push_back(c);
   }
+  std::string no_body;
   BITFUSION_ASSIGN_OR_RETURN(
       net::HttpResponse response,
       internal::SendBody(*client_, options_.http, "POST",
                          "/query?q=" + QueryEncode("CREATE DATABASE \"" + name + "\""),
-                         "application/x-www-form-urlencoded", ""));
+                         "application/x-www-form-urlencoded", no_body));
   if (response.status == 401 || response.status == 403) {
     return PermissionDeniedError("InfluxDB refused CREATE DATABASE for " + options_.redacted_uri +
                                  " (HTTP " + std::to_string(response.status) +
@@ -276,10 +277,10 @@ Status InfluxSink::EnsureDatabase() {
   return Status::OK();
 }
 
-Status InfluxSink::Post(std::string lines, std::int64_t points) {
+Status InfluxSink::Post(std::string& lines, std::int64_t points) {
   BITFUSION_ASSIGN_OR_RETURN(net::HttpResponse response,
                              internal::SendBody(*client_, options_.http, "POST", write_target_,
-                                                "text/plain; charset=utf-8", std::move(lines)));
+                                                "text/plain; charset=utf-8", lines));
   if (response.status == 204 || response.status == 200) return Status::OK();
   const std::string error = response.Header("x-influxdb-error").value_or(response.body);
   if (response.status == 404) {
@@ -316,12 +317,12 @@ Status InfluxSink::WriteSamples(const std::vector<SampleBatch>& batches) {
     points += static_cast<std::int64_t>(encoder.Append(batch, body_));
     if (body_.size() >= options_.request_bytes) {
       // Sending part of a call and failing later is fine: points overwrite themselves.
-      BITFUSION_RETURN_IF_ERROR(Post(std::move(body_), points));
+      BITFUSION_RETURN_IF_ERROR(Post(body_, points));
       body_.clear();
       points = 0;
     }
   }
-  if (points > 0) BITFUSION_RETURN_IF_ERROR(Post(std::move(body_), points));
+  if (points > 0) BITFUSION_RETURN_IF_ERROR(Post(body_, points));
   body_.clear();
   return Status::OK();
 }
@@ -330,7 +331,7 @@ Status InfluxSink::WriteRun(const RunRecord& record) {
   BITFUSION_RETURN_IF_ERROR(EnsureDatabase());
   std::string lines;
   internal::InfluxEncoder().AppendRun(record, lines);
-  return Post(std::move(lines), 1 + static_cast<std::int64_t>(record.results.size()));
+  return Post(lines, 1 + static_cast<std::int64_t>(record.results.size()));
 }
 
 BITFUSION_REGISTER(ResultSink, "influx", InfluxSinkOptions, InfluxSink);

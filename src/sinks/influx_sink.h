@@ -73,7 +73,7 @@ class InfluxSink final : public ResultSink {
   Status WriteSamples(const std::vector<SampleBatch>& batches) override;
   Status WriteRun(const RunRecord& record) override;
   Status EnsureDatabase();
-  Status Post(std::string lines, std::int64_t points);
+  Status Post(std::string& lines, std::int64_t points);
 
   const InfluxSinkOptions options_;
   std::unique_ptr<net::HttpClient> client_;
