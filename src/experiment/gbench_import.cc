@@ -11,47 +11,12 @@
 #include <set>
 #include <string>
 
+#include "sinks/text_encoding_internal.h"
+
 namespace bitfusion {
 namespace {
 
 namespace json = boost::json;
-
-// Boost 1.81 parses doubles fast, not exactly; the numbers of a benchmark are its results, so
-// each number is kept as its own text (a string starting with '#') and read with from_chars.
-std::string NumbersAsText(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 8);
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      out.push_back(c);
-      if (c == '\\' && i + 1 < text.size()) {
-        out.push_back(text[++i]);
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      out.push_back(c);
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      std::size_t end = i;
-      while (end < text.size() &&
-             std::string_view("+-.eE0123456789").find(text[end]) != std::string_view::npos) {
-        ++end;
-      }
-      out += "\"#";
-      out.append(text.substr(i, end - i));
-      out.push_back('"');
-      i = end - 1;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 bool IsNumber(const json::value& v) {
   return v.is_string() && !v.get_string().empty() && v.get_string()[0] == '#';
@@ -135,7 +100,9 @@ const std::set<std::string, std::less<>> kEntryFields = {"name",
 Result<GbenchImport> ImportGoogleBenchmarkJson(std::string_view text,
                                                const GbenchImportOptions& options) {
   json::error_code ec;
-  const json::value doc = json::parse(NumbersAsText(text), ec);
+  // Boost 1.81 parses doubles fast, not exactly; the numbers of a benchmark are its results, so
+  // each number is kept as its own text and read with from_chars.
+  const json::value doc = json::parse(internal::JsonNumbersAsText(text), ec);
   if (ec) {
     return InvalidArgumentError("not Google Benchmark JSON: it does not parse (" + ec.message() +
                                 "); write it with --benchmark_format=json or "

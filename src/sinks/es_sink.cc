@@ -68,10 +68,8 @@ std::string Trim(std::string text) {
 }  // namespace
 
 Result<ElasticsearchSinkOptions> ElasticsearchSinkOptions::FromUri(const Uri& uri) {
-  std::vector<std::string_view> keys = ResultSinkOptions::DurableQueryKeysWith(
-      {"index_per", "api_key", "api_key_file", "template", "request_bytes", "item_attempts"});
-  keys.insert(keys.end(), std::begin(internal::kHttpSinkKeys), std::end(internal::kHttpSinkKeys));
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(keys));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(internal::HttpSinkQueryKeys(
+      {"index_per", "api_key", "api_key_file", "template", "request_bytes", "item_attempts"})));
   ElasticsearchSinkOptions options;
   options.redacted_uri = internal::RedactedUri(uri);
   BITFUSION_ASSIGN_OR_RETURN(options.http,
@@ -334,14 +332,7 @@ void EsBulkEncoder::Append(const SampleBatch& batch, std::string& out,
     AppendId(out, code.id_hi, code.id_lo, ns);
     out += "\"}}\n";
     out += code.before_value;
-    const double v = batch.value[i];
-    if (std::isfinite(v)) {
-      AppendDouble(out, v);
-    } else {
-      out += R"(null,"value_text":")";
-      out += NonFiniteText(v);
-      out.push_back('"');
-    }
+    AppendJsonSampleValue(out, batch.value[i]);
     out += code.after_value;
     AppendTimestamp(out, ns);
     out += R"(","timestamp_ns":)";

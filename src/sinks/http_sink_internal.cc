@@ -3,9 +3,17 @@
 #include <utility>
 
 #include "bitfusion/log.h"
+#include "bitfusion/result_sink.h"
 #include "net/gzip.h"
 
 namespace bitfusion::internal {
+
+std::vector<std::string_view> HttpSinkQueryKeys(
+    std::initializer_list<std::string_view> backend_keys) {
+  std::vector<std::string_view> keys = ResultSinkOptions::DurableQueryKeysWith(backend_keys);
+  keys.insert(keys.end(), {"ca", "gzip", "timeout"});
+  return keys;
+}
 
 Result<HttpSinkTarget> ReadHttpSinkUri(const Uri& uri, std::string_view scheme,
                                        std::uint16_t default_port, std::string_view peer) {

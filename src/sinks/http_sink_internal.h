@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bitfusion/status.h"
 #include "bitfusion/uri.h"
@@ -24,8 +25,10 @@ struct HttpSinkTarget {
   bool gzip = false;
 };
 
-/// The query keys ReadHttpSinkUri reads, for the backend's CheckQueryKeys.
-inline constexpr std::string_view kHttpSinkKeys[] = {"ca", "gzip", "timeout"};
+/// Every query key an HTTP sink takes: `backend_keys`, the keys ReadHttpSinkUri reads and the
+/// spool and batching keys, for the backend's Uri::CheckQueryKeys.
+std::vector<std::string_view> HttpSinkQueryKeys(
+    std::initializer_list<std::string_view> backend_keys);
 
 /// "SCHEME://[USER[:PASSWORD]@]HOST[:PORT]/..." and "SCHEME+https://...": TCP to HOST:PORT
 /// (`default_port` when none is given), TLS for the +https form verified against the system

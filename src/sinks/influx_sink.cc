@@ -24,10 +24,8 @@ std::string QueryEncode(std::string_view text) {
 }  // namespace
 
 Result<InfluxSinkOptions> InfluxSinkOptions::FromUri(const Uri& uri) {
-  std::vector<std::string_view> keys =
-      ResultSinkOptions::DurableQueryKeysWith({"rp", "create_db", "request_bytes"});
-  keys.insert(keys.end(), std::begin(internal::kHttpSinkKeys), std::end(internal::kHttpSinkKeys));
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(keys));
+  BITFUSION_RETURN_IF_ERROR(
+      uri.CheckQueryKeys(internal::HttpSinkQueryKeys({"rp", "create_db", "request_bytes"})));
   InfluxSinkOptions options;
   options.redacted_uri = internal::RedactedUri(uri);
   BITFUSION_ASSIGN_OR_RETURN(options.http,

@@ -46,14 +46,7 @@ void JsonlEncoder::Append(const SampleBatch& batch, std::string& out) {
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t s = batch.series_index[i];
     out += before_value_[s];
-    const double v = batch.value[i];
-    if (std::isfinite(v)) {
-      AppendDouble(out, v);
-    } else {
-      out += R"(null,"value_text":")";
-      out += NonFiniteText(v);
-      out.push_back('"');
-    }
+    AppendJsonSampleValue(out, batch.value[i]);
     out += after_value_[s];
     const std::int64_t wall_ns = batch.timestamp_ns[i];
     AppendDouble(out, static_cast<double>(wall_ns) / 1e9);

@@ -29,6 +29,12 @@ void AppendDouble(std::string& out, double value);
 void AppendInt(std::string& out, std::int64_t value);
 /// "NaN", "Infinity" or "-Infinity" for a non-finite value.
 std::string_view NonFiniteText(double value);
+/// Appends the JSON for a sample's value after `"value":`: the number, or for NaN and
+/// ±infinity (not JSON numbers) `null,"value_text":"NaN"` -- the shape every JSON sink writes.
+void AppendJsonSampleValue(std::string& out, double value);
+/// `json` with every number outside strings turned into a string holding "#" and the number's
+/// own text, for readers that need numbers exactly (Boost 1.81 parses doubles fast, not exactly).
+std::string JsonNumbersAsText(std::string_view json);
 /// Appends a Boost.JSON tree as compact JSON, numbers and strings formatted as above (a
 /// non-finite double becomes null).
 void AppendJsonValue(std::string& out, const boost::json::value& v);

@@ -503,6 +503,16 @@ class Store:
                               "Failed to parse mapping: a dynamic template must be an object "
                               "with one named template")
 
+    @staticmethod
+    def index_patterns(body):
+        patterns = body.get("index_patterns")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns:
+            raise EsError(400, "action_request_validation_exception",
+                          "Validation Failed: 1: index patterns are missing;")
+        return patterns
+
     def put_index_template(self, name, body, create=False):
         allowed = {"index_patterns", "template", "priority", "version", "_meta", "composed_of",
                    "data_stream", "allow_auto_create"}
@@ -510,12 +520,7 @@ class Store:
             if key not in allowed:
                 raise EsError(400, "x_content_parse_exception",
                               f"[1:2] [index_template] unknown field [{key}]")
-        patterns = body.get("index_patterns")
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        if not patterns:
-            raise EsError(400, "action_request_validation_exception",
-                          "Validation Failed: 1: index patterns are missing;")
+        patterns = self.index_patterns(body)
         tpl = body.get("template", {})
         for key in tpl:
             if key not in ("settings", "mappings", "aliases"):
@@ -549,12 +554,7 @@ class Store:
             if key not in allowed:
                 raise EsError(400, "illegal_argument_exception",
                               f"unknown key [{key}] in the template ")
-        patterns = body.get("index_patterns")
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        if not patterns:
-            raise EsError(400, "action_request_validation_exception",
-                          "Validation Failed: 1: index patterns are missing;")
+        patterns = self.index_patterns(body)
         self.check_mappings(body.get("mappings", {}), "mappings")
         with self.lock:
             self.legacy_templates[name] = dict(body, index_patterns=patterns)

@@ -36,6 +36,7 @@
 #include "bitfusion/run_record.h"
 #include "bitfusion/sample.h"
 #include "integration/service.h"
+#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion::conformance {
 
@@ -139,37 +140,7 @@ inline std::string ReadFile(const fs::path& path) {
 // are turned into strings ("#" and the number's own text) before parsing, and read with
 // from_chars: a lossy encoder cannot hide behind a lossy reader.
 inline json::value ParseJsonExact(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 8);
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      out.push_back(c);
-      if (c == '\\' && i + 1 < text.size()) {
-        out.push_back(text[++i]);
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      out.push_back(c);
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      std::size_t end = i;
-      while (end < text.size() &&
-             std::string_view("+-.eE0123456789").find(text[end]) != std::string_view::npos) {
-        ++end;
-      }
-      out += "\"#";
-      out.append(text.substr(i, end - i));
-      out.push_back('"');
-      i = end - 1;
-    } else {
-      out.push_back(c);
-    }
-  }
+  const std::string out = internal::JsonNumbersAsText(text);
   json::error_code ec;
   json::value v = json::parse(out, ec);
   if (ec)
