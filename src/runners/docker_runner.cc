@@ -1090,8 +1090,13 @@ class DockerContainer final : public Container {
         exit.oom_killed = info->oom_killed;
         exit.start_ns = info->started_ns;
         exit.end_ns = info->finished_ns;
-        exit.wall_time_ns =
-            exit.end_ns > exit.start_ns ? exit.end_ns - exit.start_ns : end_mono - start_mono_ns_;
+        exit.wall_time_ns = exit.end_ns - exit.start_ns;
+        if (exit.wall_time_ns <= 0) {
+          // Podman can record a short-lived container's start after its end: fall back to
+          // this side's clock, ending where the engine says it ended.
+          exit.wall_time_ns = std::max<std::int64_t>(end_mono - start_mono_ns_, 1);
+          exit.start_ns = exit.end_ns - exit.wall_time_ns;
+        }
       } else {
         // Removed by someone else the moment it ended: /wait's answer still has the code.
         boost::system::error_code ec;
@@ -1265,7 +1270,8 @@ class EventPump {
     if (action == "create") return EventType::kContainerCreated;
     if (action == "start") return EventType::kContainerStarted;
     if (action == "die") return EventType::kContainerDied;
-    if (action == "destroy") return EventType::kContainerDestroyed;
+    // Podman says "remove" where Docker says "destroy".
+    if (action == "destroy" || action == "remove") return EventType::kContainerDestroyed;
     if (action == "oom") return EventType::kContainerOom;
     return EventType::kOther;
   }
@@ -1576,10 +1582,10 @@ Result<ImageInfo> DockerRunner::ImportImage(const ImportSpec& spec, Deadline dea
     if (!in) return ErrnoError(errno, "reading root filesystem archive " + spec.rootfs.string());
     archive.assign(std::istreambuf_iterator<char>(in), {});
   }
-  const auto [repo, tag] = SplitRef(spec.tag);
   DockerApi::Call c;
   c.method = "POST";
-  c.path = "/images/create?fromSrc=-&repo=" + PercentEncode(repo) + "&tag=" + PercentEncode(tag) +
+  // The tag goes inside `repo` (which may carry one): Podman ignores a separate `tag`.
+  c.path = "/images/create?fromSrc=-&repo=" + PercentEncode(spec.tag) +
            "&message=" + PercentEncode("imported by bitfusion");
   Labels labels = spec.labels;
   labels[kLabelCreator] = "bitfusion";

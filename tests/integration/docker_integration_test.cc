@@ -67,9 +67,30 @@ class DockerEnvironment : public ::testing::Environment {
 
 std::string Unavailable() { return State().unavailable; }
 
-INSTANTIATE_TEST_SUITE_P(Docker, RunnerConformanceTest,
-                         ::testing::Values(RunnerCase{"docker", MainUri(), kBusyboxImage,
-                                                      &Unavailable}),
+// Podman's Docker-compatible API joins when BITFUSION_TEST_PODMAN_SOCKET names a running
+// `podman system service` socket (opt-in: this test does not start Podman itself).
+std::string PodmanSocket() {
+  const char* p = std::getenv("BITFUSION_TEST_PODMAN_SOCKET");
+  return p != nullptr ? p : "";
+}
+
+std::string PodmanUnavailable() {
+  static const std::string why = [] {
+    Status imported = testing::ImportBusybox("docker://" + PodmanSocket());
+    return imported.ok() ? std::string() : "importing into Podman: " + imported.ToString();
+  }();
+  return why;
+}
+
+std::vector<RunnerCase> Engines() {
+  std::vector<RunnerCase> cases = {{"docker", MainUri(), kBusyboxImage, &Unavailable}};
+  if (!PodmanSocket().empty()) {
+    cases.push_back({"podman", "docker://" + PodmanSocket(), kBusyboxImage, &PodmanUnavailable});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, RunnerConformanceTest, ::testing::ValuesIn(Engines()),
                          [](const auto& info) { return info.param.name; });
 
 // Raw engine calls, to look at what the runner made (and to make what it must not touch).
