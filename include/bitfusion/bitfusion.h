@@ -7,6 +7,7 @@
 #include "bitfusion/device.h"
 #include "bitfusion/device_allocator.h"
 #include "bitfusion/event.h"
+#include "bitfusion/events.h"
 #include "bitfusion/experiment.h"
 #include "bitfusion/export.h"
 #include "bitfusion/gbench_import.h"
@@ -23,3 +24,4 @@
 #include "bitfusion/subscription.h"
 #include "bitfusion/uri.h"
 #include "bitfusion/version.h"
+#include "bitfusion/wait_strategy.h"
