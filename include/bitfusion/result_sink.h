@@ -207,8 +207,9 @@ class BITFUSION_EXPORT ResultSink {
   std::int64_t next_retry_mono_ns_ = 0;
   std::function<void(const Event&)> on_event_;
 
-  std::mutex send_mu_;          // serialises hooks; taken before mu_, never while holding it
-  Segment* sending_ = nullptr;  // the segment the hooks are sending; guarded by send_mu_
+  std::mutex send_mu_;           // serialises hooks; taken before mu_, never while holding it
+  Segment* sending_ = nullptr;   // the segment the hooks are sending; guarded by send_mu_
+  bool backend_closed_ = false;  // CloseBackend ran; guarded by send_mu_
 
   std::thread worker_;
   std::condition_variable wake_;

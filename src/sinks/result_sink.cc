@@ -269,6 +269,9 @@ Status ResultSink::SendSegment(Segment& segment) {
 // callers add the "sink URI" context once.
 Status ResultSink::Drain(bool stop_on_degraded) {
   std::lock_guard send(send_mu_);
+  // A Write that raced a Close: its batch is held (in the spool, for a durable sink) but the
+  // backend is gone.
+  if (backend_closed_) return FailedPreconditionError("the sink was closed meanwhile");
   for (;;) {
     Segment* segment = nullptr;
     Status loaded;
@@ -520,6 +523,7 @@ Status ResultSink::Flush(Deadline deadline) {
   BITFUSION_RETURN_IF_ERROR(
       (durable_ ? DrainUntil(deadline) : Drain(false)).WithContext("sink " + uri_));
   std::lock_guard send(send_mu_);
+  if (backend_closed_) return Status::OK();  // a Close ran meanwhile, and synced
   return SyncBackend(deadline).WithContext("sink " + uri_);
 }
 
@@ -540,6 +544,7 @@ Status ResultSink::Close(Deadline deadline) {
     // Close even when the last send failed, so files and connections are not leaked; the error
     // (and how many samples it left unsent) goes to the caller.
     closed = CloseBackend(deadline);
+    backend_closed_ = true;
   }
   std::lock_guard lock(mu_);
   closed_ = true;
