@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bitfusion/device.h"
 #include "bitfusion/export.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/status.h"
@@ -32,6 +33,9 @@ struct BenchmarkSpec {
   std::chrono::nanoseconds timeout{0};  ///< per run; 0 = none
   /// Image to run in, for container runners (docker://); `program` is then looked up inside it.
   std::string image;
+  /// Accelerators leased for all of this benchmark's runs (warm-ups included) and passed in
+  /// the way the runner accepts (see DeviceAllocator::EditsFor).
+  std::vector<DeviceRequest> devices;
 };
 
 /// How to build an image a plan names when the engine lacks it (or has an older build of it).
@@ -53,6 +57,10 @@ struct PlanSpec {
   std::vector<BenchmarkSpec> benchmarks;
   /// Images the plan builds itself when missing, by reference ("bitfusion/quickstart:0.1").
   std::map<std::string, ImageRecipe> images;
+  /// Where benchmarks' devices come from: local:// (this host) or sysfs:///ROOT.
+  std::string device_allocator = "local://";
+  /// How long to wait for devices other holders have; 0 = fail at once if they are busy.
+  std::chrono::nanoseconds device_wait{0};
   std::string source_file;  ///< where it was read from, for messages
 };
 

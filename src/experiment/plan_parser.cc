@@ -8,6 +8,7 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/experiment.h"
+#include "devices/device_request.h"
 
 namespace bitfusion {
 namespace {
@@ -20,6 +21,11 @@ class FieldReader {
 
   Status Error(const std::string& path, const std::string& what) const {
     return InvalidArgumentError(source_ + ": " + path + ": " + what);
+  }
+
+  /// An error whose message already names the field, prefixed with the file.
+  Status InFile(const Status& status) const {
+    return InvalidArgumentError(source_ + ": " + status.message());
   }
 
   Status CheckKeys(const json::object& obj, const std::string& path,
@@ -93,9 +99,10 @@ Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
                                      const std::string& path) {
   if (!v.is_object()) return r.Error(path, "expected an object");
   const auto& obj = v.get_object();
-  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(obj, path,
-                                        {"name", "program", "args", "command", "repetitions",
-                                         "warmup", "env", "working_dir", "timeout", "image"}));
+  BITFUSION_RETURN_IF_ERROR(
+      r.CheckKeys(obj, path,
+                  {"name", "program", "args", "command", "repetitions", "warmup", "env",
+                   "working_dir", "timeout", "image", "devices"}));
   BenchmarkSpec b;
   for (const auto& kv : obj) {
     const std::string key(kv.key());
@@ -121,6 +128,10 @@ Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
       BITFUSION_ASSIGN_OR_RETURN(b.timeout, r.Duration(value, field));
     } else if (key == "image") {
       BITFUSION_ASSIGN_OR_RETURN(b.image, r.String(value, field));
+    } else if (key == "devices") {
+      auto devices = ParseDeviceRequestList(value, field);
+      if (!devices) return r.InFile(devices.error());
+      b.devices = std::move(*devices);
     }
   }
   if (b.program.empty() == b.command.empty()) {
@@ -199,8 +210,9 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
   FieldReader r(source);
   if (!root.is_object()) return r.Error("(top level)", "expected a JSON object");
   const auto& obj = root.get_object();
-  BITFUSION_RETURN_IF_ERROR(
-      r.CheckKeys(obj, "", {"name", "runner", "metrics", "sinks", "benchmarks", "images"}));
+  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(obj, "",
+                                        {"name", "runner", "metrics", "sinks", "benchmarks",
+                                         "images", "device_allocator", "device_wait"}));
   PlanSpec plan;
   plan.source_file = source;
   for (const auto& kv : obj) {
@@ -224,6 +236,10 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
           return r.Error("metrics.interval", "must be at least 1ms");
         }
       }
+    } else if (key == "device_allocator") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.device_allocator, r.String(value, key));
+    } else if (key == "device_wait") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.device_wait, r.Duration(value, key));
     } else if (key == "images") {
       if (!value.is_object()) return r.Error(key, "expected an object of image recipes");
       for (const auto& image : value.get_object()) {

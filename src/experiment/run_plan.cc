@@ -18,12 +18,14 @@
 #include <thread>
 
 #include "bitfusion/container_runner.h"
+#include "bitfusion/device_allocator.h"
 #include "bitfusion/events.h"
 #include "bitfusion/experiment.h"
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "devices/sysfs_allocator.h"
 
 namespace bitfusion {
 namespace {
@@ -291,6 +293,43 @@ struct RunContext {
   RunNotes* notes = nullptr;  // null when the runner has no event stream
 };
 
+// The devices one benchmark holds for all its runs, and what they add to each container.
+struct LeasedDevices {
+  std::vector<std::unique_ptr<DeviceLease>> leases;
+  std::vector<ContainerEdits> edits;  // one per request
+  std::string ids;                    // comma-separated, for the runs' "devices" label
+};
+
+// Leases every device `b` asks for; the first request that cannot be met is the error.
+Result<LeasedDevices> LeaseDevices(DeviceAllocator& allocator, const RunnerCapabilities& caps,
+                                   const PlanSpec& plan, const BenchmarkSpec& b) {
+  LeasedDevices out;
+  for (const auto& request : b.devices) {
+    BITFUSION_ASSIGN_OR_RETURN(auto lease,
+                               allocator.Acquire(request, DeadlineAfter(plan.device_wait)));
+    BITFUSION_ASSIGN_OR_RETURN(ContainerEdits edits, allocator.EditsFor(*lease, caps));
+    out.edits.push_back(std::move(edits));
+    for (const auto& d : lease->devices()) out.ids += (out.ids.empty() ? "" : ",") + d.id;
+    out.leases.push_back(std::move(lease));
+  }
+  return out;
+}
+
+// A plan's allocator, its leases and releases published on the run's event bus.
+Result<std::shared_ptr<DeviceAllocator>> MakeAllocator(const PlanSpec& plan,
+                                                       const std::string& plan_run_id,
+                                                       EventBus& bus) {
+  BITFUSION_ASSIGN_OR_RETURN(Uri uri, Uri::Parse(plan.device_allocator));
+  if (uri.scheme != "local" && uri.scheme != "sysfs") {
+    return DeviceAllocatorFromUri(plan.device_allocator);
+  }
+  BITFUSION_ASSIGN_OR_RETURN(SysfsAllocatorOptions options, SysfsAllocatorOptions::FromUri(uri));
+  options.run_id = plan_run_id;
+  options.on_event = bus.Publisher();
+  BITFUSION_ASSIGN_OR_RETURN(auto allocator, SysfsAllocator::Make(options));
+  return std::shared_ptr<DeviceAllocator>(std::move(allocator));
+}
+
 void Fail(RunRecord& record, const char* status, const Status& why) {
   record.status = status;
   record.error = why.ToString();
@@ -298,7 +337,8 @@ void Fail(RunRecord& record, const char* status, const Status& why) {
 
 // One execution of one benchmark. Never returns an error: what went wrong is in the record.
 RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
-                  const std::vector<std::string>& argv, int repetition, bool warmup) {
+                  const std::vector<std::string>& argv, const LeasedDevices& devices,
+                  int repetition, bool warmup) {
   RunRecord record;
   record.run_id = NewRunId();
   record.plan = ctx.plan.name;
@@ -320,6 +360,7 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
                    {"repetition", std::to_string(repetition)},
                    {"warmup", warmup ? "true" : "false"},
                    {"machine", ctx.machine.hostname}};
+  if (!devices.ids.empty()) record.labels["devices"] = devices.ids;
 
   MetricStreamOptions stream_options;
   stream_options.interval = ctx.plan.interval;
@@ -349,6 +390,8 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   spec.working_dir = b.working_dir;
   spec.timeout_ns = b.timeout.count();
   spec.labels = record.labels;
+  // The lease's settings win over the benchmark's env: a benchmark must not see other devices.
+  for (const auto& edits : devices.edits) edits.ApplyTo(spec);
   auto container = ctx.runner.Create(spec);
   if (!container) {
     Fail(record, kRunError, container.error());
@@ -558,12 +601,47 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   PlanResult result;
   result.plan = plan.name;
   result.plan_run_id = NewRunId();
+  // Every record goes to the sinks and the caller as soon as it is made.
+  auto store = [&](RunRecord record) {
+    if (record.status == kRunInterrupted) result.interrupted = true;
+    if (record.status != kRunOk && record.status != kRunInterrupted) ++result.failed_runs;
+    for (const auto& sink : sinks) {
+      if (Status s = sink->Write(record); !s.ok()) result.sink_errors.push_back(s.ToString());
+    }
+    if (options.on_run) options.on_run(record);
+    result.runs.push_back(std::move(record));
+  };
+  std::shared_ptr<DeviceAllocator> allocator;
+  if (std::any_of(plan.benchmarks.begin(), plan.benchmarks.end(),
+                  [](const BenchmarkSpec& b) { return !b.devices.empty(); })) {
+    auto made = MakeAllocator(plan, result.plan_run_id, bus);
+    if (!made) return made.error().WithContext("device_allocator " + plan.device_allocator);
+    allocator = std::move(*made);
+  }
   RunContext ctx{plan,    options,
                  *runner, sinks,
                  machine, result.plan_run_id,
                  digests, events.active() ? &notes : nullptr};
   for (std::size_t i = 0; i < plan.benchmarks.size() && !result.interrupted; ++i) {
     const BenchmarkSpec& b = plan.benchmarks[i];
+    LeasedDevices devices;
+    if (!b.devices.empty()) {
+      auto leased = LeaseDevices(*allocator, *caps, plan, b);
+      if (!leased) {
+        // The benchmark cannot run; one record says why, and the plan goes on.
+        RunRecord record;
+        record.run_id = NewRunId();
+        record.plan = plan.name;
+        record.plan_run_id = result.plan_run_id;
+        record.benchmark = b.name;
+        record.runner = plan.runner;
+        record.machine = machine;
+        Fail(record, kRunError, leased.error().WithContext("leasing devices"));
+        store(std::move(record));
+        continue;
+      }
+      devices = std::move(*leased);
+    }
     const int total = b.warmup + b.repetitions;
     for (int k = 0; k < total; ++k) {
       if (Cancelled(options)) {
@@ -571,14 +649,8 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
         break;
       }
       const bool warmup = k < b.warmup;
-      RunRecord record = RunOnce(ctx, b, argvs[i], warmup ? k : k - b.warmup, warmup);
-      if (record.status == kRunInterrupted) result.interrupted = true;
-      if (record.status != kRunOk && record.status != kRunInterrupted) ++result.failed_runs;
-      for (const auto& sink : sinks) {
-        if (Status s = sink->Write(record); !s.ok()) result.sink_errors.push_back(s.ToString());
-      }
-      if (options.on_run) options.on_run(record);
-      result.runs.push_back(std::move(record));
+      RunRecord record = RunOnce(ctx, b, argvs[i], devices, warmup ? k : k - b.warmup, warmup);
+      store(std::move(record));
       if (result.interrupted) break;
     }
   }

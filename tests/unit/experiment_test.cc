@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +44,22 @@ TEST(PlanParserTest, ReadsAFullPlan) {
   EXPECT_EQ(plan->benchmarks[0].env.at("A"), "1");
   EXPECT_EQ(plan->benchmarks[1].repetitions, 5) << "default repetitions";
   EXPECT_EQ(plan->benchmarks[1].warmup, 1) << "default warm-up";
+}
+
+TEST(PlanParserTest, BenchmarksAskForDevices) {
+  auto plan = ParsePlan(R"({"device_allocator": "sysfs:///srv/tree", "device_wait": "5s",
+    "benchmarks": [{"command": ["true"],
+                    "devices": [{"kind": "gpu", "vendor": "NVIDIA", "count": 2}]}]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  EXPECT_EQ(plan->device_allocator, "sysfs:///srv/tree");
+  EXPECT_EQ(plan->device_wait, 5s);
+  ASSERT_EQ(plan->benchmarks[0].devices.size(), 1u);
+  EXPECT_EQ(plan->benchmarks[0].devices[0].count, 2);
+  EXPECT_EQ(plan->benchmarks[0].devices[0].vendor, "NVIDIA");
+  const std::string message =
+      ErrorOf(R"({"benchmarks": [{"command": ["true"], "devices": [{"count": "many"}]}]})");
+  EXPECT_EQ(message.rfind("plan.json: benchmarks[0].devices", 0), 0u) << message;
 }
 
 TEST(PlanParserTest, SyntaxErrorsNameFileLineAndColumn) {
@@ -272,6 +289,41 @@ TEST_F(RunPlanTest, UnknownProgramNamesWhereItLooked) {
   EXPECT_EQ(result.error().code(), StatusCode::kNotFound);
   EXPECT_NE(result.error().message().find("benchmarks[0].program"), std::string::npos);
   EXPECT_NE(result.error().message().find(dir_.string()), std::string::npos);
+}
+
+TEST_F(RunPlanTest, LeasedDevicesReachTheBenchmarkAndAreHeldForAllItsRuns) {
+  // Two of the recorded DGX A100's eight GPUs, for a process:// benchmark: CUDA_VISIBLE_DEVICES.
+  PlanSpec plan = Plan({"sh", "-c",
+                        "echo \"$CUDA_VISIBLE_DEVICES\" | tr , '\\n' | grep -c . | "
+                        "sed 's/^/BITFUSION_RESULT visible.gpus /'"},
+                       2, 1);
+  plan.sources = {"null"};
+  plan.device_allocator = "sysfs://" + std::string(BITFUSION_TEST_FIXTURES) +
+                          "/sysfs/dgx-a100?lock_dir=" + (dir_ / "locks").string();
+  DeviceRequest request;
+  request.vendor = "NVIDIA";
+  request.count = 2;
+  plan.benchmarks[0].devices = {request};
+  auto result = RunPlan(plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 3u);
+  const std::string ids = result->runs[0].labels.at("devices");
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), ','), 1) << ids;
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_EQ(r.labels.at("devices"), ids) << "the same lease serves every run";
+  }
+  EXPECT_EQ(result->summary.at(1).metric, "visible.gpus");
+  EXPECT_EQ(result->summary.at(1).stats.median, 2);
+
+  // Asking for more than the host has is one error record, and the plan goes on.
+  plan.benchmarks[0].devices[0].count = 9;
+  result = RunPlan(plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 1u);
+  EXPECT_EQ(result->runs[0].status, kRunError);
+  EXPECT_NE(result->runs[0].error.find("leasing devices"), std::string::npos);
+  EXPECT_EQ(result->failed_runs, 1);
 }
 
 TEST_F(RunPlanTest, BundledProgramsAreFoundInProgramDirs) {
