@@ -40,11 +40,22 @@ Sample SampleBatch::At(std::size_t i) const {
 
 void SampleBatch::AppendBatch(const SampleBatch& other) {
   if (empty() && series.empty()) labels = other.labels;
-  // Labels of `other` that this batch does not share become labels of the copied series.
+  // Shared labels that `other` does not carry with the same value stop being shared: they move
+  // into this batch's own series (whose labels win over shared ones anyway), so they never
+  // reach the samples appended below.
+  for (auto it = labels.begin(); it != labels.end();) {
+    auto theirs = other.labels.find(it->first);
+    if (theirs != other.labels.end() && theirs->second == it->second) {
+      ++it;
+      continue;
+    }
+    for (Series& s : series) s.labels.emplace(it->first, it->second);
+    it = labels.erase(it);
+  }
+  // Labels of `other` that are not shared here become labels of the copied series.
   Labels extra;
   for (const auto& [key, v] : other.labels) {
-    auto it = labels.find(key);
-    if (it == labels.end() || it->second != v) extra[key] = v;
+    if (labels.count(key) == 0) extra[key] = v;
   }
   std::vector<std::uint32_t> remap(other.series.size());
   for (std::size_t i = 0; i < other.series.size(); ++i) {

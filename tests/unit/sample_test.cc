@@ -50,5 +50,18 @@ TEST(SampleBatchTest, AppendBatchRemapsSeriesAndKeepsDifferingLabels) {
   EXPECT_EQ(a.At(1).metadata.at("run"), "r2");
 }
 
+TEST(SampleBatchTest, AppendBatchNeverLendsLabelsToSamplesThatLackThem) {
+  SampleBatch a;
+  a.labels = {{"run", "r1"}, {"container", "c1"}, {"host", "h"}};
+  a.Append(a.AddSeries({"x", "1", {}}), 1, 1, 1);
+  SampleBatch b;
+  b.labels = {{"run", "r2"}, {"host", "h"}};  // no container label
+  b.Append(b.AddSeries({"y", "1", {}}), 2, 2, 2);
+  a.AppendBatch(b);
+  EXPECT_EQ(a.At(0).metadata, (Labels{{"run", "r1"}, {"container", "c1"}, {"host", "h"}}));
+  EXPECT_EQ(a.At(1).metadata, (Labels{{"run", "r2"}, {"host", "h"}}));
+  EXPECT_EQ(a.labels, (Labels{{"host", "h"}})) << "only what both share stays shared";
+}
+
 }  // namespace
 }  // namespace bitfusion
