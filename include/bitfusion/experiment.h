@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bitfusion/device.h"
+#include "bitfusion/event.h"
 #include "bitfusion/export.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/status.h"
@@ -103,6 +104,10 @@ struct ExperimentOptions {
   const std::atomic<bool>* cancel = nullptr;
   /// Called after every run, on the calling thread.
   std::function<void(const RunRecord&)> on_run;
+  /// Called for every event of the plan's runs — containers (from engines that stream events),
+  /// device leases and releases, sinks degrading and recovering — on the plan's event-bus
+  /// thread, in order.
+  std::function<void(const Event&)> on_event;
 };
 
 /// A benchmark line "BITFUSION_RESULT <metric> <value> [unit]" on stdout reports a result.

@@ -579,6 +579,9 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   RunNotes notes;
   EventBus bus;
   Reactor reactor(bus);
+  Subscription host_events;
+  if (options.on_event) host_events = bus.Subscribe({}, nullptr, options.on_event);
+  for (const auto& sink : sinks) sink->SetEventCallback(bus.Publisher());
   Subscription events;
   if (caps->events) {
     auto by_run = [](const Event& e) { return EventAttribute(e, "run_id"); };
@@ -658,6 +661,10 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     if (Status s = sink->Close(DeadlineAfter(60s)); !s.ok()) {
       result.sink_errors.push_back(s.ToString());
     }
+  }
+  // The caller sees every event of the plan before RunPlan returns.
+  if (Status s = bus.Flush(DeadlineAfter(10s)); !s.ok()) {
+    LogAt(LogLevel::kWarning, "delivering the plan's last events: ", s.ToString());
   }
   result.summary = Summaries(plan, result.runs);
   return result;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "bitfusion/serialize.h"
@@ -304,7 +306,14 @@ TEST_F(RunPlanTest, LeasedDevicesReachTheBenchmarkAndAreHeldForAllItsRuns) {
   request.vendor = "NVIDIA";
   request.count = 2;
   plan.benchmarks[0].devices = {request};
-  auto result = RunPlan(plan, {});
+  std::mutex mu;
+  std::map<std::string, int> events;
+  ExperimentOptions options;
+  options.on_event = [&](const Event& e) {
+    std::lock_guard lock(mu);
+    ++events[EventTypeName(e.type)];
+  };
+  auto result = RunPlan(plan, options);
   ASSERT_TRUE(result.ok()) << result.error().ToString();
   ASSERT_EQ(result->runs.size(), 3u);
   const std::string ids = result->runs[0].labels.at("devices");
@@ -315,6 +324,11 @@ TEST_F(RunPlanTest, LeasedDevicesReachTheBenchmarkAndAreHeldForAllItsRuns) {
   }
   EXPECT_EQ(result->summary.at(1).metric, "visible.gpus");
   EXPECT_EQ(result->summary.at(1).stats.median, 2);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(events["device.leased"], 2) << "one event per device, once for all runs";
+    EXPECT_EQ(events["device.released"], 2);
+  }
 
   // Asking for more than the host has is one error record, and the plan goes on.
   plan.benchmarks[0].devices[0].count = 9;
