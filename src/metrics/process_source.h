@@ -21,7 +21,7 @@
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
-#include "metrics/host_source.h"
+#include "metrics/source_internal.h"
 
 namespace bitfusion {
 

@@ -16,6 +16,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
+#include "metrics/source_internal.h"
 
 namespace bitfusion {
 namespace {
