@@ -25,6 +25,9 @@ enum class EventType : int {
   kSinkRecovered,
   kRunStarted,
   kRunFinished,
+  /// A metric source stopped for good (its process or container is gone); subject is the
+  /// source's URI, attribute "reason" says why.
+  kMetricSourceEnded,
 };
 
 /// "container.died", "sink.degraded", ...

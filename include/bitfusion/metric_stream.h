@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "bitfusion/clock.h"
+#include "bitfusion/event.h"
 #include "bitfusion/export.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/sample.h"
@@ -18,7 +19,8 @@
 
 namespace bitfusion {
 
-/// One thing to sample. Made from a source URI: "host", "process:PID", "null".
+/// One thing to sample. Made from a source URI: "host", "process:PID", "cgroup:PATH",
+/// "container:ID", "gpu", "docker-stats:ID", "probe:ID", "null".
 ///
 /// Concurrency: a source is used by one sampling thread only; it needs no locking.
 class BITFUSION_EXPORT MetricSource {
@@ -37,10 +39,24 @@ class BITFUSION_EXPORT MetricSource {
   /// logged once per source, counted, and the source is asked again on the next tick (samples
   /// it appended before failing are kept).
   virtual Status Collect(Timestamp now, SampleBatch& batch) = 0;
+
+  /// CPU time (ns) this source has used outside Collect: a thread of its own reading an engine's
+  /// stream, a probe inside a container. Counted in StreamOverhead::source_cpu_ns, so the
+  /// observer's cost is complete. Called from any thread; 0 (the default) for sources that do
+  /// all their work in Collect, which the stream measures itself.
+  virtual std::int64_t BackgroundCpuNs() const;
 };
 
-/// "host", "process:1234", "null" -> a source. An unknown scheme lists the known ones.
+/// "host", "process:1234", "null" -> a source. An unknown scheme lists the known ones. Every
+/// source takes the query key "rate" ("host?rate=true"): its counters (Series::counter) are
+/// then delivered as per-second rates (see MetricStreamOptions::rates).
 BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(std::string_view uri);
+
+/// Wraps `source` so that its counters come out as per-second rates: each counter sample
+/// becomes (value - previous value) / (monotonic time between them) with unit "UNIT/s", and the
+/// first sample of each counter (which has no previous one) and a sample after a reset (a value
+/// lower than the previous one: a restarted container) are not delivered. Gauges pass through.
+BITFUSION_EXPORT std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> source);
 
 enum class OverflowPolicy : int {
   kDropOldest = 0,  ///< the sampler never waits; dropped samples are counted
@@ -57,12 +73,20 @@ struct MetricStreamOptions {
   std::size_t queue_batches = 256;
   OverflowPolicy overflow = OverflowPolicy::kDropOldest;
   Labels labels;  ///< added to every batch (run, benchmark, machine ...)
+  /// Deliver every source's counters as per-second rates (CountersAsRates on each source Add
+  /// is given); false delivers them as read.
+  bool rates = false;
+  /// Receives kMetricSourceEnded when a source stops for good (e.g. EventBus::Publisher()), on
+  /// the sampling thread: it must not block. Empty: only the log line says so.
+  EventCallback on_event;
 };
 
 /// What the observer cost and did.
 struct StreamOverhead {
   std::int64_t sampler_cpu_ns = 0;   ///< CPU time of the sampling thread
   std::int64_t delivery_cpu_ns = 0;  ///< CPU time of the delivery thread
+  /// CPU time sources used outside the stream's threads (MetricSource::BackgroundCpuNs)
+  std::int64_t source_cpu_ns = 0;
   std::int64_t ticks = 0;
   std::int64_t ticks_missed = 0;  ///< deadlines skipped because a tick overran
   std::int64_t samples = 0;
@@ -79,10 +103,10 @@ using BatchCallback = std::function<void(const SampleBatch& batch)>;
 /// them is a bounded queue (see OverflowPolicy); batches are recycled, so the steady state
 /// allocates nothing in the stream itself.
 ///
-/// Source errors: NotFound drops the source (one info line; counted in sources_dropped); any
-/// other error is logged once per source as a warning, counted in source_errors, and the source
-/// is asked again every tick, because most such errors (a busy file, a transient read failure)
-/// pass.
+/// Source errors: NotFound drops the source (one info line and a kMetricSourceEnded event to
+/// options.on_event; counted in sources_dropped); any other error is logged once per source as
+/// a warning, counted in source_errors, and the source is asked again every tick, because most
+/// such errors (a busy file, a transient read failure) pass.
 ///
 /// Concurrency: Add/Attach before Start; Subscribe and Overhead() any time, from any thread;
 /// Start/Stop from one controlling thread, never from a callback. A stream runs once.

@@ -31,6 +31,10 @@ struct Series {
   std::string metric;
   std::string unit;
   Labels labels;  ///< labels this series adds to the batch's shared ones, e.g. {"cpu": "3"}
+  /// True for a cumulative counter (CPU seconds, bytes read since boot): what a metric stream
+  /// turns into a per-second rate when asked to (MetricStreamOptions::rates, "?rate=true").
+  /// Set by the source that declares the series; sinks do not store it.
+  bool counter = false;
 };
 
 /// Columnar samples: shared labels once, a series table, then four parallel arrays with one

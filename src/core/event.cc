@@ -18,6 +18,7 @@ const char* EventTypeName(EventType type) {
     case EventType::kSinkRecovered: return "sink.recovered";
     case EventType::kRunStarted: return "run.started";
     case EventType::kRunFinished: return "run.finished";
+    case EventType::kMetricSourceEnded: return "metric_source.ended";
   }
   return "other";
 }

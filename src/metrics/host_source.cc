@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
 #include <utility>
 
@@ -56,6 +58,7 @@ constexpr MemField kMemFields[] = {
 struct Field {
   const char* metric;
   const char* unit;
+  bool counter = false;
 };
 // Order matters: Collect appends in this order.
 constexpr Field kLoadFields[] = {{"load.1m", "1"},
@@ -63,13 +66,21 @@ constexpr Field kLoadFields[] = {{"load.1m", "1"},
                                  {"load.15m", "1"},
                                  {"tasks.running", "1"},
                                  {"tasks.total", "1"}};
-constexpr Field kDiskFields[] = {{"disk.reads", "1"},           {"disk.read_bytes", "bytes"},
-                                 {"disk.read_time", "s"},       {"disk.writes", "1"},
-                                 {"disk.write_bytes", "bytes"}, {"disk.write_time", "s"},
-                                 {"disk.in_flight", "1"},       {"disk.io_time", "s"}};
+constexpr Field kDiskFields[] = {
+    {"disk.reads", "1", true},           {"disk.read_bytes", "bytes", true},
+    {"disk.read_time", "s", true},       {"disk.writes", "1", true},
+    {"disk.write_bytes", "bytes", true}, {"disk.write_time", "s", true},
+    {"disk.in_flight", "1", false},      {"disk.io_time", "s", true}};
 constexpr Field kNetFields[] = {
-    {"net.rx_bytes", "bytes"}, {"net.rx_packets", "1"}, {"net.rx_errs", "1"}, {"net.rx_drop", "1"},
-    {"net.tx_bytes", "bytes"}, {"net.tx_packets", "1"}, {"net.tx_errs", "1"}, {"net.tx_drop", "1"}};
+    {"net.rx_bytes", "bytes", true}, {"net.rx_packets", "1", true}, {"net.rx_errs", "1", true},
+    {"net.rx_drop", "1", true},      {"net.tx_bytes", "bytes", true}, {"net.tx_packets", "1", true},
+    {"net.tx_errs", "1", true},      {"net.tx_drop", "1", true}};
+// Per line of a /proc/pressure file ("some", then "full"): the three averages, then the total.
+constexpr Field kPressureFields[] = {
+    {"pressure.some.avg10", "%"},  {"pressure.some.avg60", "%"}, {"pressure.some.avg300", "%"},
+    {"pressure.some.total", "s", true}, {"pressure.full.avg10", "%"}, {"pressure.full.avg60", "%"},
+    {"pressure.full.avg300", "%"}, {"pressure.full.total", "s", true}};
+constexpr const char* kPressureResources[] = {"cpu", "memory", "io"};
 
 // Disks that only mirror memory or files: their I/O is counted elsewhere.
 bool IsVirtualDisk(std::string_view name) {
@@ -80,7 +91,7 @@ std::uint32_t DeclareSeries(SampleBatch& batch, const Field* fields, std::size_t
                             const char* label, std::string_view label_value) {
   const auto first = static_cast<std::uint32_t>(batch.series.size());
   for (std::size_t i = 0; i < count; ++i) {
-    Series s{fields[i].metric, fields[i].unit, {}};
+    Series s{fields[i].metric, fields[i].unit, {}, fields[i].counter};
     if (label != nullptr) s.labels.emplace(label, std::string(label_value));
     batch.AddSeries(std::move(s));
   }
@@ -99,7 +110,7 @@ Result<ProcFile> OpenOptional(const std::string& root, const char* name, ProcFil
 }  // namespace
 
 Result<HostSourceOptions> HostSourceOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"proc_root"}));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"proc_root", "sys_root"}));
   if (!uri.host.empty() || !uri.path.empty()) {
     return InvalidArgumentError("metric source " + uri.ToString() +
                                 " takes no path; write \"host\" (or \"host:?proc_root=DIR\")");
@@ -112,13 +123,72 @@ Result<HostSourceOptions> HostSourceOptions::FromUri(const Uri& uri) {
     }
     options.proc_root = *root;
   }
+  if (auto root = uri.Query("sys_root")) {
+    if (root->empty()) {
+      return InvalidArgumentError("option sys_root in " + uri.ToString() +
+                                  " is empty; give the directory sysfs is mounted on");
+    }
+    options.sys_root = *root;
+  }
   return options;
 }
+
+namespace {
+
+// Pressure files that cannot be opened or read (no PSI in the kernel, or psi=0) are left closed;
+// one warning covers the three.
+void OpenPressure(const std::string& root, internal::ProcFile* files, std::vector<char>* buffers) {
+  std::string missing;
+  Status why;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = std::string("pressure/") + kPressureResources[i];
+    auto file = ProcFile::Open(root + "/" + name, ProcFile::Shape::kSingleRecord);
+    Status status = file.status();
+    if (file) status = file->Read(buffers[i]).status();
+    if (status.ok()) {
+      files[i] = std::move(*file);
+      continue;
+    }
+    missing += (missing.empty() ? "" : ", ") + name;
+    if (why.ok()) why = status;
+  }
+  if (!missing.empty()) {
+    LogAt(LogLevel::kWarning, "host metrics: ", why.message(),
+          " (a kernel without pressure stall information, CONFIG_PSI, or booted with psi=0?); ",
+          missing, " will not be sampled");
+  }
+}
+
+// The CPUs whose frequency sysfs shows, in CPU order.
+std::vector<std::pair<std::string, std::string>> CpufreqFiles(const std::string& sys_root) {
+  std::vector<std::pair<std::string, std::string>> found;  // cpu number, file
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::path(sys_root) / "devices/system/cpu";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() < 4 || !name.starts_with("cpu") ||
+        !std::all_of(name.begin() + 3, name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    const auto file = entry.path() / "cpufreq/scaling_cur_freq";
+    if (std::filesystem::exists(file, ec)) found.emplace_back(name.substr(3), file.string());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return a.first.size() != b.first.size() ? a.first.size() < b.first.size() : a.first < b.first;
+  });
+  return found;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<HostSource>> HostSource::Make(const HostSourceOptions& options) {
   std::shared_ptr<HostSource> source(new HostSource());
   const std::string& root = options.proc_root;
-  source->uri_ = root == "/proc" ? "host" : "host:?proc_root=" + root;
+  source->uri_ = "host";
+  if (root != "/proc") source->uri_ += "?proc_root=" + root;
+  if (options.sys_root != "/sys") {
+    source->uri_ += (root != "/proc" ? "&sys_root=" : "?sys_root=") + options.sys_root;
+  }
   const long hz = ::sysconf(_SC_CLK_TCK);
   source->seconds_per_tick_ = 1.0 / static_cast<double>(hz > 0 ? hz : 100);
 
@@ -137,15 +207,26 @@ Result<std::shared_ptr<HostSource>> HostSource::Make(const HostSourceOptions& op
   if (auto f = OpenOptional(root, "loadavg", ProcFile::Shape::kSingleRecord)) {
     source->files_[kLoadavg] = std::move(*f);
   }
+  // /proc/stat grows with CPUs and interrupts; the rest are small. Buffers grow when needed.
+  source->buffers_[kStat].resize(64 * 1024);
+  for (int part = kMeminfo; part < kParts; ++part) source->buffers_[part].resize(16 * 1024);
+  OpenPressure(root, &source->files_[kPressureCpu], &source->buffers_[kPressureCpu]);
   if (auto f = OpenOptional(root, "diskstats", ProcFile::Shape::kRecords)) {
     source->files_[kDiskstats] = std::move(*f);
   }
   if (auto f = OpenOptional(root, "net/dev", ProcFile::Shape::kRecords)) {
     source->files_[kNetDev] = std::move(*f);
   }
-  // /proc/stat grows with CPUs and interrupts; the rest are small. Buffers grow when needed.
-  source->buffers_[kStat].resize(64 * 1024);
-  for (int part = kMeminfo; part < kParts; ++part) source->buffers_[part].resize(16 * 1024);
+  for (auto& [cpu, path] : CpufreqFiles(options.sys_root)) {
+    auto file = ProcFile::Open(path, ProcFile::Shape::kSingleRecord);
+    if (file) source->cpufreq_.push_back(Cpufreq{cpu, std::move(*file), 0});
+  }
+  if (source->cpufreq_.empty()) {
+    LogAt(LogLevel::kWarning, "host metrics: no CPU frequency under ", options.sys_root,
+          "/devices/system/cpu/cpu*/cpufreq (a VM, or no cpufreq driver); cpu.frequency will "
+          "not be sampled");
+  }
+  source->cpufreq_buffer_.resize(256);
   return source;
 }
 
@@ -157,6 +238,16 @@ void HostSource::Reset(SampleBatch& batch) {
   disk_rows_.Clear();
   net_rows_.Clear();
   load_first_series_ = DeclareSeries(batch, kLoadFields, std::size(kLoadFields), nullptr, {});
+  for (int part = kPressureCpu; part <= kPressureIo; ++part) {
+    if (!files_[part].is_open()) continue;
+    pressure_first_series_[part] =
+        DeclareSeries(batch, kPressureFields, std::size(kPressureFields), "resource",
+                      kPressureResources[part - kPressureCpu]);
+  }
+  for (Cpufreq& f : cpufreq_) {
+    const Field field{"cpu.frequency", "Hz"};
+    f.series = DeclareSeries(batch, &field, 1, "cpu", f.cpu);
+  }
   declared_ = true;
 }
 
@@ -186,8 +277,13 @@ Status HostSource::Collect(Timestamp now, SampleBatch& batch) {
       Status load = ParseLoad(text[kLoadavg], out);
       if (first.ok()) first = std::move(load);
     }
+    for (int part = kPressureCpu; part <= kPressureIo; ++part) {
+      if (have[part]) ParsePressure(part, text[part], out);
+    }
     if (have[kDiskstats]) ParseDisks(text[kDiskstats], batch, out);
     if (have[kNetDev]) ParseNet(text[kNetDev], batch, out);
+    Status freq = CollectFrequencies(out);
+    if (first.ok()) first = std::move(freq);
     last_samples_ = out.size() - before;
   }
   series_end_ = batch.series.size();
@@ -206,7 +302,7 @@ void HostSource::ParseCpu(std::string_view text, SampleBatch& batch, BatchWriter
     if (row == nullptr) {
       const std::string_view cpu = key.size() == 3 ? std::string_view("all") : key.substr(3);
       Field fields[kCpuFieldCount];
-      for (std::uint32_t i = 0; i < kCpuFieldCount; ++i) fields[i] = {kCpuFields[i], "s"};
+      for (std::uint32_t i = 0; i < kCpuFieldCount; ++i) fields[i] = {kCpuFields[i], "s", true};
       row = cpu_rows_.Add(position, key, DeclareSeries(batch, fields, kCpuFieldCount, "cpu", cpu),
                           true);
     }
@@ -367,6 +463,58 @@ void HostSource::ParseNet(std::string_view text, SampleBatch& batch, BatchWriter
     out.Append(s + 6, static_cast<double>(f[10]));
     out.Append(s + 7, static_cast<double>(f[11]));
   }
+}
+
+// "some avg10=1.23 avg60=0.50 avg300=0.10 total=123456\nfull avg10=..." (total in µs;
+// Documentation/accounting/psi.rst). The cpu file has a "full" line from Linux 5.13 on.
+void HostSource::ParsePressure(int part, std::string_view text, BatchWriter& out) {
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  while (p < end) {
+    const char* const line_end = NextLine(p, end);
+    std::uint32_t s = pressure_first_series_[part];
+    if (line_end - p > 5 && std::memcmp(p, "full ", 5) == 0) {
+      s += 4;
+    } else if (line_end - p <= 5 || std::memcmp(p, "some ", 5) != 0) {
+      p = line_end;
+      continue;
+    }
+    const char* q = p + 5;
+    for (int field = 0; field < 4; ++field) {
+      const void* eq = std::memchr(q, '=', static_cast<std::size_t>(line_end - q));
+      if (eq == nullptr) break;
+      q = static_cast<const char*>(eq) + 1;
+      if (field < 3) {
+        double v = 0;
+        const auto [next, ec] = std::from_chars(q, line_end, v);
+        if (ec != std::errc()) break;
+        out.Append(s + static_cast<std::uint32_t>(field), v);
+        q = next;
+      } else {
+        std::uint64_t total_us = 0;
+        if (ParseU64(q, line_end, total_us)) {
+          out.Append(s + 3, static_cast<double>(total_us) / 1e6);
+        }
+      }
+    }
+    p = line_end;
+  }
+}
+
+// One small file per CPU, in kHz.
+Status HostSource::CollectFrequencies(BatchWriter& out) {
+  Status first;
+  for (const Cpufreq& f : cpufreq_) {
+    auto text = f.file.Read(cpufreq_buffer_);
+    if (!text) {
+      if (first.ok()) first = text.error();
+      continue;
+    }
+    const char* p = text->data();
+    std::uint64_t khz = 0;
+    if (ParseU64(p, p + text->size(), khz)) out.Append(f.series, static_cast<double>(khz) * 1e3);
+  }
+  return first;
 }
 
 BITFUSION_REGISTER(MetricSource, "host", HostSourceOptions, HostSource);

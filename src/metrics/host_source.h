@@ -1,17 +1,21 @@
-// "host" metric source: CPU times, memory, load, block devices and network interfaces of the
-// whole machine, read from procfs.
+// "host" metric source: CPU times and frequencies, memory, load, pressure stalls, block devices
+// and network interfaces of the whole machine, read from procfs and sysfs.
 //
-// Metrics (all cumulative counters are reported as read; rates are the consumer's business):
-//   cpu.{user,nice,system,idle,iowait,irq,softirq,steal}  s      labels cpu="all" | cpu="N"
+// Metrics (counters, marked *, are reported as read unless rates are asked for: "host?rate=true"):
+//   cpu.{user,nice,system,idle,iowait,irq,softirq,steal}* s      labels cpu="all" | cpu="N"
+//   cpu.frequency                                          Hz     label cpu="N" (cpufreq's
+//                                                                 scaling_cur_freq)
 //   mem.{total,free,available,buffers,cached,swap_cached,active,inactive,anon,mapped,shmem,
 //        slab,slab_reclaimable,dirty,writeback,swap_total,swap_free,committed}  bytes
 //   load.{1m,5m,15m}                                       1
 //   tasks.{running,total}                                  1
-//   disk.{reads,writes,in_flight}                          1      label device (whole disks)
-//   disk.{read_bytes,write_bytes}                          bytes
-//   disk.{read_time,write_time,io_time}                    s
-//   net.{rx,tx}_{bytes}                                    bytes  label iface
-//   net.{rx,tx}_{packets,errs,drop}                        1
+//   pressure.{some,full}.{avg10,avg60,avg300}              %      label resource=cpu|memory|io
+//   pressure.{some,full}.total*                            s      (/proc/pressure, PSI)
+//   disk.{reads*,writes*,in_flight}                        1      label device (whole disks)
+//   disk.{read_bytes,write_bytes}*                         bytes
+//   disk.{read_time,write_time,io_time}*                   s
+//   net.{rx,tx}_{bytes}*                                   bytes  label iface
+//   net.{rx,tx}_{packets,errs,drop}*                       1
 //
 // Cost: every file is opened once and re-read with pread into its own reusable buffer, all of
 // them before any is parsed; numbers are parsed in place over string_views, series are looked
@@ -33,18 +37,24 @@
 namespace bitfusion {
 
 struct HostSourceOptions {
-  /// Where procfs is mounted. A recorded tree (with stat, meminfo, loadavg, diskstats, net/dev)
-  /// makes the source read fixtures. Query key `proc_root`; default "/proc".
+  /// Where procfs is mounted. A recorded tree (with stat, meminfo, loadavg, pressure/,
+  /// diskstats, net/dev) makes the source read fixtures. Query key `proc_root`; default "/proc".
   std::string proc_root = "/proc";
+  /// Where sysfs is mounted (for devices/system/cpu/cpuN/cpufreq/scaling_cur_freq). Query key
+  /// `sys_root`; default "/sys".
+  std::string sys_root = "/sys";
 
-  /// "host", "host:?proc_root=/path/to/tree". Unknown query keys are InvalidArgument.
+  /// "host", "host:?proc_root=/path/to/tree&sys_root=/path/to/sys". Unknown query keys are
+  /// InvalidArgument.
   static Result<HostSourceOptions> FromUri(const Uri& uri);
 };
 
 /// Concurrency: one sampling thread at a time (see MetricSource).
 ///
-/// stat and meminfo are required (Make fails without them); loadavg, diskstats and net/dev are
-/// optional: a missing one is logged once as a warning and that part is not sampled. A read
+/// stat and meminfo are required (Make fails without them); loadavg, pressure (a kernel without
+/// PSI has no /proc/pressure), diskstats, net/dev and the CPU frequencies (a VM often has no
+/// cpufreq) are optional: a missing one is logged once as a warning and that part is not
+/// sampled. CPUs are those with a cpufreq directory when the source is made. A read
 /// error in one part does not stop the others; Collect returns the first error after sampling
 /// everything it could.
 class HostSource final : public MetricSource {
@@ -65,13 +75,34 @@ class HostSource final : public MetricSource {
   Status ParseLoad(std::string_view text, internal::BatchWriter& out);
   void ParseDisks(std::string_view text, SampleBatch& batch, internal::BatchWriter& out);
   void ParseNet(std::string_view text, SampleBatch& batch, internal::BatchWriter& out);
+  void ParsePressure(int part, std::string_view text, internal::BatchWriter& out);
+  Status CollectFrequencies(internal::BatchWriter& out);
   void Reset(SampleBatch& batch);
 
   std::string uri_;
   double seconds_per_tick_ = 0.01;  // 1 / USER_HZ
-  enum Part { kStat, kMeminfo, kLoadavg, kDiskstats, kNetDev, kParts };
+  enum Part {
+    kStat,
+    kMeminfo,
+    kLoadavg,
+    kPressureCpu,
+    kPressureMemory,
+    kPressureIo,
+    kDiskstats,
+    kNetDev,
+    kParts
+  };
   internal::ProcFile files_[kParts];  // closed for an optional file that is missing
   std::vector<char> buffers_[kParts];
+  std::uint32_t pressure_first_series_[kParts] = {};  // for the kPressure* parts
+
+  struct Cpufreq {
+    std::string cpu;
+    internal::ProcFile file;
+    std::uint32_t series = 0;
+  };
+  std::vector<Cpufreq> cpufreq_;
+  std::vector<char> cpufreq_buffer_;
 
   std::size_t series_end_ = 0;  // batch.series.size() after this source's declarations
   bool declared_ = false;

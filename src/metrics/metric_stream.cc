@@ -121,7 +121,7 @@ class MetricStream::Impl {
       }
     }
     SourceSlot slot;
-    slot.source = std::move(source);
+    slot.source = options_.rates ? CountersAsRates(std::move(source)) : std::move(source);
     slots_.push_back(std::move(slot));
     return Status::OK();
   }
@@ -210,6 +210,10 @@ class MetricStream::Impl {
     StreamOverhead o;
     o.sampler_cpu_ns = sampler_clock_.Read();
     o.delivery_cpu_ns = delivery_clock_.Read();
+    // The slots are fixed once started; before that Add may be changing them.
+    if (state_.load() != State::kIdle) {
+      for (const SourceSlot& slot : slots_) o.source_cpu_ns += slot.source->BackgroundCpuNs();
+    }
     o.ticks = ticks_.load(std::memory_order_relaxed);
     o.ticks_missed = ticks_missed_.load(std::memory_order_relaxed);
     o.samples = samples_.load(std::memory_order_relaxed);
@@ -325,6 +329,20 @@ class MetricStream::Impl {
       sources_dropped_.fetch_add(1, std::memory_order_relaxed);
       LogAt(LogLevel::kInfo, "metric source ", slot.source->uri(), " stopped: ", status.message(),
             "; it is no longer sampled");
+      if (options_.on_event) {
+        Event event;
+        event.type = EventType::kMetricSourceEnded;
+        event.source = "metric_stream";
+        event.subject = slot.source->uri();
+        event.action = "ended";
+        event.attributes["reason"] = status.message();
+        event.time_ns = WallNowNs();
+        try {
+          options_.on_event(event);
+        } catch (const std::exception& e) {
+          LogAt(LogLevel::kWarning, "metric stream: the event callback threw ", e.what());
+        }
+      }
       return;
     }
     source_errors_.fetch_add(1, std::memory_order_relaxed);

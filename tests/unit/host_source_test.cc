@@ -57,9 +57,11 @@ std::set<std::string> LabelValues(const SampleBatch& batch, const std::string& m
   return out;
 }
 
+// Each recorded tree carries its sysfs (for the CPU frequencies) in sys/.
 std::shared_ptr<HostSource> MakeHost(const std::string& root) {
   HostSourceOptions options;
   options.proc_root = root;
+  options.sys_root = root + "/sys";
   auto source = HostSource::Make(options);
   EXPECT_TRUE(source.ok()) << source.status().ToString();
   return source.ok() ? *source : nullptr;
@@ -89,9 +91,9 @@ TEST(HostSourceTest, RecordedTreeGivesExactValues) {
   SampleBatch batch;
   ASSERT_TRUE(host->Collect(Timestamp{111, 222}, batch).ok());
 
-  // cpu: all, 0, 1 x 8 fields; 18 memory fields; 5 load; vda x 8 (loop and zram skipped);
-  // lo, ifb0, ifb1, eth0 x 8. One sample per series.
-  EXPECT_EQ(batch.series.size(), 3u * 8 + 18 + 5 + 8 + 4 * 8);
+  // cpu: all, 0, 1 x 8 fields; 18 memory fields; 5 load; cpu, memory, io pressure x 8; vda x 8
+  // (loop and zram skipped); lo, ifb0, ifb1, eth0 x 8; 2 CPU frequencies. One sample per series.
+  EXPECT_EQ(batch.series.size(), 3u * 8 + 18 + 5 + 3 * 8 + 8 + 4 * 8 + 2);
   EXPECT_EQ(batch.size(), batch.series.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     EXPECT_EQ(batch.timestamp_ns[i], 111);
@@ -137,10 +139,37 @@ TEST(HostSourceTest, RecordedTreeGivesExactValues) {
   EXPECT_EQ(*ValueOf(batch, "net.tx_packets", "iface", "eth0"), 634.0);
   EXPECT_EQ(*ValueOf(batch, "net.tx_bytes", "iface", "lo"), 3319.0);
 
-  // Units travel with the series.
+  // Pressure as recorded from this project's build machine (Linux 6.18).
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg10", "resource", "cpu"), 23.69);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg60", "resource", "cpu"), 67.59);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg300", "resource", "cpu"), 57.58);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.total", "resource", "cpu"), 5466.105798);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "cpu"), 0.0);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg300", "resource", "memory"), 0.24);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "memory"), 32.802329);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.total", "resource", "io"), 0.014086);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "io"), 0.004854);
+
+  // cpufreq's kHz; the policy directory beside the CPUs is not a CPU.
+  EXPECT_EQ(LabelValues(batch, "cpu.frequency", "cpu"), (std::set<std::string>{"0", "1"}));
+  EXPECT_EQ(*ValueOf(batch, "cpu.frequency", "cpu", "0"), 2596146e3);
+  EXPECT_EQ(*ValueOf(batch, "cpu.frequency", "cpu", "1"), 1200000e3);
+
+  // Units travel with the series, and counters are marked as such.
   for (const Series& s : batch.series) {
-    if (s.metric.starts_with("cpu.")) EXPECT_EQ(s.unit, "s") << s.metric;
-    if (s.metric.starts_with("mem.")) EXPECT_EQ(s.unit, "bytes") << s.metric;
+    if (s.metric.starts_with("cpu.") && s.metric != "cpu.frequency") {
+      EXPECT_EQ(s.unit, "s") << s.metric;
+      EXPECT_TRUE(s.counter) << s.metric;
+    }
+    if (s.metric.starts_with("mem.")) {
+      EXPECT_EQ(s.unit, "bytes") << s.metric;
+      EXPECT_FALSE(s.counter) << s.metric;
+    }
+    if (s.metric.starts_with("net.")) EXPECT_TRUE(s.counter) << s.metric;
+    if (s.metric.starts_with("pressure.")) {
+      EXPECT_EQ(s.counter, s.metric.ends_with(".total")) << s.metric;
+      EXPECT_EQ(s.unit, s.counter ? "s" : "%") << s.metric;
+    }
   }
 }
 
@@ -201,6 +230,14 @@ TEST(HostSourceTest, SkipsPartitionsAndVirtualDisksAndReadsEveryLayout) {
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "load.1m"), 12.5);
   EXPECT_EQ(*ValueOf(batch, "tasks.running"), 7.0);
   EXPECT_EQ(*ValueOf(batch, "tasks.total"), 1234.0);
+
+  // A kernel before 5.13 has no "full" line for CPU pressure.
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg10", "resource", "cpu"), 12.5);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.total", "resource", "cpu"), 1.234567);
+  EXPECT_FALSE(ValueOf(batch, "pressure.full.avg10", "resource", "cpu").has_value());
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.avg300", "resource", "io"), 2.5);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "io"), 42e-6);
+  EXPECT_FALSE(ValueOf(batch, "cpu.frequency", "cpu", "0").has_value()) << "no sysfs here";
 }
 
 TEST(HostSourceTest, MissingOptionalFilesAreWarnedOnceAndSkipped) {
@@ -210,15 +247,20 @@ TEST(HostSourceTest, MissingOptionalFilesAreWarnedOnceAndSkipped) {
   EXPECT_EQ(log.Count("loadavg"), 1);
   EXPECT_EQ(log.Count("diskstats"), 1);
   EXPECT_EQ(log.Count("net/dev"), 1);
+  EXPECT_EQ(log.Count("pressure/cpu, pressure/memory, pressure/io will not be sampled"), 1)
+      << "one warning for the three pressure files";
+  EXPECT_EQ(log.Count("cpu.frequency will not be sampled"), 1);
   SampleBatch batch;
   ASSERT_TRUE(host->Collect(Timestamp{1, 1}, batch).ok());
   batch.ClearSamples();
   ASSERT_TRUE(host->Collect(Timestamp{1, 1}, batch).ok());
-  EXPECT_EQ(log.lines().size(), 3u) << "nothing more is logged while sampling";
+  EXPECT_EQ(log.lines().size(), 5u) << "nothing more is logged while sampling";
   EXPECT_TRUE(ValueOf(batch, "mem.total").has_value());
   EXPECT_TRUE(ValueOf(batch, "cpu.user", "cpu", "all").has_value());
   for (const Series& s : batch.series) {
-    EXPECT_FALSE(s.metric.starts_with("disk.") || s.metric.starts_with("net.")) << s.metric;
+    EXPECT_FALSE(s.metric.starts_with("disk.") || s.metric.starts_with("net.") ||
+                 s.metric.starts_with("pressure.") || s.metric == "cpu.frequency")
+        << s.metric;
   }
   EXPECT_FALSE(ValueOf(batch, "load.1m").has_value());
 }
@@ -344,6 +386,17 @@ TEST(HostSourceTest, FromUri) {
   auto empty = HostSourceOptions::FromUri(*Uri::Parse("host:?proc_root="));
   EXPECT_FALSE(empty.ok());
 
+  auto both = HostSourceOptions::FromUri(*Uri::Parse("host?proc_root=/p&sys_root=/s"));
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->proc_root, "/p");
+  EXPECT_EQ(both->sys_root, "/s");
+  EXPECT_FALSE(HostSourceOptions::FromUri(*Uri::Parse("host?sys_root=")).ok());
+  auto made = HostSource::Make(*HostSourceOptions::FromUri(
+      *Uri::Parse("host?proc_root=" + kFixtures + "/host_a&sys_root=" + kFixtures + "/host_a/sys")));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_EQ((*made)->uri(),
+            "host?proc_root=" + kFixtures + "/host_a&sys_root=" + kFixtures + "/host_a/sys");
+
   auto registered = MetricSourceFromUri("host:?proc_root=" + kFixtures + "/host_a");
   ASSERT_TRUE(registered.ok()) << registered.status().ToString();
   SampleBatch batch;
@@ -379,6 +432,11 @@ TEST(HostSourceTest, LiveProcIsSane) {
   EXPECT_GE(*ValueOf(batch, "load.1m"), 0);
   EXPECT_GE(*ValueOf(batch, "tasks.total"), 1);
   EXPECT_TRUE(ValueOf(batch, "net.rx_bytes", "iface", "lo").has_value());
+  if (fs::exists("/proc/pressure/cpu")) {
+    EXPECT_GE(*ValueOf(batch, "pressure.some.total", "resource", "cpu"), 0.0);
+    EXPECT_GE(*ValueOf(batch, "pressure.some.avg10", "resource", "memory"), 0.0);
+    EXPECT_LE(*ValueOf(batch, "pressure.some.avg10", "resource", "io"), 100.0);
+  }
   for (const Series& s : batch.series) {
     if (s.metric.starts_with("disk.")) {
       const std::string& dev = s.labels.at("device");

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,11 +81,19 @@ TEST(ProcessSourceTest, RecordedProcessGivesExactValues) {
   SampleBatch batch;
   ASSERT_TRUE(source->Collect(Timestamp{7, 8}, batch).ok());
 
-  EXPECT_EQ(batch.series.size(), 13u);
-  EXPECT_EQ(batch.size(), 13u);
+  EXPECT_EQ(batch.series.size(), 15u);
+  EXPECT_EQ(batch.size(), 15u);
   for (const Series& s : batch.series) EXPECT_EQ(s.labels, (Labels{{"pid", "5417"}}));
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.user"), 1 * Tick());
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.system"), 5 * Tick());
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.children_user"), 80 * Tick());
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.children_system"), 31 * Tick());
+  // Counters are marked, so that rates can be made of them; gauges are not.
+  for (const Series& s : batch.series) {
+    const bool gauge = s.metric == "proc.threads" || s.metric == "proc.rss" ||
+                       s.metric == "proc.vsize";
+    EXPECT_EQ(s.counter, !gauge) << s.metric;
+  }
   EXPECT_EQ(*ValueOf(batch, "proc.minflt"), 5674.0);
   EXPECT_EQ(*ValueOf(batch, "proc.majflt"), 0.0);
   EXPECT_EQ(*ValueOf(batch, "proc.threads"), 1.0);
@@ -105,8 +114,8 @@ TEST(ProcessSourceTest, RecordedProcessGivesExactValues) {
   const double* storage = batch.value.data();
   batch.ClearSamples();
   ASSERT_TRUE(source->Collect(Timestamp{9, 9}, batch).ok());
-  EXPECT_EQ(batch.series.size(), 13u);
-  EXPECT_EQ(batch.size(), 13u);
+  EXPECT_EQ(batch.series.size(), 15u);
+  EXPECT_EQ(batch.size(), 15u);
   EXPECT_EQ(batch.value.data(), storage);
 }
 
@@ -121,7 +130,7 @@ TEST(ProcessSourceTest, OddCommandNameAndMissingIoFile) {
 
   SampleBatch batch;
   ASSERT_TRUE((*made)->Collect(Timestamp{1, 1}, batch).ok());
-  EXPECT_EQ(batch.size(), 9u) << "no proc.io series without /proc/PID/io";
+  EXPECT_EQ(batch.size(), 11u) << "no proc.io series without /proc/PID/io";
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.user"), 250 * Tick());
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.system"), 75 * Tick());
   EXPECT_EQ(*ValueOf(batch, "proc.minflt"), 1500.0);
@@ -244,6 +253,73 @@ TEST(ProcessSourceTest, OwnProcessCountsCpuTime) {
   const double after = *ValueOf(batch, "proc.cpu.user") + *ValueOf(batch, "proc.cpu.system");
   EXPECT_GE(after, before) << "CPU time never goes back";
   EXPECT_GT(after, 0.0);
+}
+
+// The pids with samples of `metric`.
+std::set<std::string> SampledPids(const SampleBatch& batch, const std::string& metric) {
+  std::set<std::string> pids;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Series& s = batch.series[batch.series_index[i]];
+    if (s.metric == metric) pids.insert(s.labels.at("pid"));
+  }
+  return pids;
+}
+
+TEST(ProcessSourceTest, ChildrenAreFollowedUntilTheyExit) {
+  // A shell with two children of its own.
+  pid_t shell = -1;
+  char arg0[] = "sh";
+  char arg1[] = "-c";
+  char arg2[] = "sleep 30 & sleep 30 & wait";
+  char* argv[] = {arg0, arg1, arg2, nullptr};
+  ASSERT_EQ(::posix_spawnp(&shell, "sh", nullptr, nullptr, argv, environ), 0);
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{shell};
+
+  auto made = MetricSourceFromUri("process:" + std::to_string(shell) + "?children=true");
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto source = *made;
+  EXPECT_EQ(source->uri(), "process:" + std::to_string(shell) + "?children=true");
+
+  SampleBatch batch;
+  std::set<std::string> pids;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pids.size() < 3 && std::chrono::steady_clock::now() < until) {
+    batch.ClearSamples();
+    ASSERT_TRUE(source->Collect(Now(), batch).ok());
+    pids = SampledPids(batch, "proc.rss");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(pids.size(), 3u) << "the shell and its two sleeps";
+  ASSERT_EQ(pids.count(std::to_string(shell)), 1u);
+  EXPECT_EQ(SampledPids(batch, "proc.cpu.user"), pids);
+  EXPECT_EQ(SampledPids(batch, "proc.ctxt.voluntary"), pids);
+
+  // A child that exits is dropped without an error; the others go on.
+  pids.erase(std::to_string(shell));
+  const pid_t first = static_cast<pid_t>(std::stol(*pids.begin()));
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  std::set<std::string> after;
+  const auto until_dropped = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    batch.ClearSamples();
+    ASSERT_TRUE(source->Collect(Now(), batch).ok());
+    after = SampledPids(batch, "proc.rss");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (after.size() == 3 && std::chrono::steady_clock::now() < until_dropped);
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_EQ(after.count(std::to_string(first)), 0u);
+
+  // The named process ending ends the source.
+  ::kill(shell, SIGKILL);
+  ::waitpid(shell, nullptr, 0);
+  batch.ClearSamples();
+  EXPECT_EQ(source->Collect(Now(), batch).code(), StatusCode::kNotFound);
 }
 
 }  // namespace
