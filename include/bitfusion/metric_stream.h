@@ -56,7 +56,8 @@ BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(std::
 /// becomes (value - previous value) / (monotonic time between them) with unit "UNIT/s", and the
 /// first sample of each counter (which has no previous one) and a sample after a reset (a value
 /// lower than the previous one: a restarted container) are not delivered. Gauges pass through.
-BITFUSION_EXPORT std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> source);
+BITFUSION_EXPORT std::shared_ptr<MetricSource> CountersAsRates(
+    std::shared_ptr<MetricSource> source);
 
 enum class OverflowPolicy : int {
   kDropOldest = 0,  ///< the sampler never waits; dropped samples are counted

@@ -14,7 +14,8 @@ namespace bitfusion {
 
 /// What the observers (metric streams) cost while a run was measured.
 struct ObserverOverhead {
-  std::int64_t cpu_ns = 0;           ///< CPU time used by sampling and delivery threads
+  std::int64_t cpu_ns =
+      0;  ///< CPU time of sampling and delivery, and of sources' own threads and probes
   std::int64_t samples = 0;          ///< samples taken
   std::int64_t samples_dropped = 0;  ///< samples lost to a full queue (never silently)
   std::int64_t interval_ns = 0;      ///< the sampling interval

@@ -429,7 +429,8 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   logs.Cancel();
 
   const StreamOverhead overhead = (*stream)->Overhead();
-  record.overhead.cpu_ns = overhead.sampler_cpu_ns + overhead.delivery_cpu_ns;
+  record.overhead.cpu_ns =
+      overhead.sampler_cpu_ns + overhead.delivery_cpu_ns + overhead.source_cpu_ns;
   record.overhead.samples = overhead.samples;
   record.overhead.samples_dropped = overhead.samples_dropped;
   record.overhead.interval_ns = ctx.plan.interval.count();

@@ -71,14 +71,15 @@ constexpr Field kDiskFields[] = {
     {"disk.read_time", "s", true},       {"disk.writes", "1", true},
     {"disk.write_bytes", "bytes", true}, {"disk.write_time", "s", true},
     {"disk.in_flight", "1", false},      {"disk.io_time", "s", true}};
-constexpr Field kNetFields[] = {
-    {"net.rx_bytes", "bytes", true}, {"net.rx_packets", "1", true}, {"net.rx_errs", "1", true},
-    {"net.rx_drop", "1", true},      {"net.tx_bytes", "bytes", true}, {"net.tx_packets", "1", true},
-    {"net.tx_errs", "1", true},      {"net.tx_drop", "1", true}};
+constexpr Field kNetFields[] = {{"net.rx_bytes", "bytes", true}, {"net.rx_packets", "1", true},
+                                {"net.rx_errs", "1", true},      {"net.rx_drop", "1", true},
+                                {"net.tx_bytes", "bytes", true}, {"net.tx_packets", "1", true},
+                                {"net.tx_errs", "1", true},      {"net.tx_drop", "1", true}};
 // Per line of a /proc/pressure file ("some", then "full"): the three averages, then the total.
 constexpr Field kPressureFields[] = {
-    {"pressure.some.avg10", "%"},  {"pressure.some.avg60", "%"}, {"pressure.some.avg300", "%"},
-    {"pressure.some.total", "s", true}, {"pressure.full.avg10", "%"}, {"pressure.full.avg60", "%"},
+    {"pressure.some.avg10", "%"},  {"pressure.some.avg60", "%"},
+    {"pressure.some.avg300", "%"}, {"pressure.some.total", "s", true},
+    {"pressure.full.avg10", "%"},  {"pressure.full.avg60", "%"},
     {"pressure.full.avg300", "%"}, {"pressure.full.total", "s", true}};
 constexpr const char* kPressureResources[] = {"cpu", "memory", "io"};
 

@@ -88,8 +88,8 @@ Result<ProcessSourceOptions> ProcessSourceOptions::FromUri(const Uri& uri) {
 }
 
 Result<std::unique_ptr<ProcessSource::Tracked>> ProcessSource::Open(const std::string& proc_root,
-                                                                     pid_t pid, bool need_io,
-                                                                     std::vector<char>& buffer) {
+                                                                    pid_t pid, bool need_io,
+                                                                    std::vector<char>& buffer) {
   auto t = std::make_unique<Tracked>();
   t->pid = pid;
   const std::string p = std::to_string(pid);
@@ -149,8 +149,8 @@ Result<std::shared_ptr<ProcessSource>> ProcessSource::Make(const ProcessSourceOp
   source->page_bytes_ = static_cast<double>(page > 0 ? page : 4096);
   for (auto& buffer : source->buffers_) buffer.resize(4096);
 
-  BITFUSION_ASSIGN_OR_RETURN(auto root, Open(options.proc_root, options.pid, /*need_io=*/true,
-                                             source->buffers_[2]));
+  BITFUSION_ASSIGN_OR_RETURN(
+      auto root, Open(options.proc_root, options.pid, /*need_io=*/true, source->buffers_[2]));
   if (options.children) {
     const std::string file = options.proc_root + "/" + pid + "/task/" + pid + "/children";
     auto children = ProcFile::Open(file, ProcFile::Shape::kSingleRecord);
@@ -285,7 +285,8 @@ void ProcessSource::FindChildren(Timestamp now) {
     const std::string task_dir = proc_root_ + "/" + std::to_string(t->pid) + "/task";
     std::error_code ec;
     for (const auto& task : std::filesystem::directory_iterator(task_dir, ec)) {
-      auto file = ProcFile::Open(task.path().string() + "/children", ProcFile::Shape::kSingleRecord);
+      auto file =
+          ProcFile::Open(task.path().string() + "/children", ProcFile::Shape::kSingleRecord);
       if (!file) continue;
       if (auto list = file->Read(buffers_[3])) AddChildren(*list, found_);
     }

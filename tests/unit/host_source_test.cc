@@ -145,10 +145,11 @@ TEST(HostSourceTest, RecordedTreeGivesExactValues) {
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg300", "resource", "cpu"), 57.58);
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.total", "resource", "cpu"), 5466.105798);
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "cpu"), 0.0);
-  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg300", "resource", "memory"), 0.24);
-  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "memory"), 32.802329);
-  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.total", "resource", "io"), 0.014086);
-  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "io"), 0.004854);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.total", "resource", "memory"), 0.014086);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "memory"), 0.004854);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg10", "resource", "io"), 0.12);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.some.avg300", "resource", "io"), 0.24);
+  EXPECT_DOUBLE_EQ(*ValueOf(batch, "pressure.full.total", "resource", "io"), 32.802329);
 
   // cpufreq's kHz; the policy directory beside the CPUs is not a CPU.
   EXPECT_EQ(LabelValues(batch, "cpu.frequency", "cpu"), (std::set<std::string>{"0", "1"}));
@@ -391,8 +392,8 @@ TEST(HostSourceTest, FromUri) {
   EXPECT_EQ(both->proc_root, "/p");
   EXPECT_EQ(both->sys_root, "/s");
   EXPECT_FALSE(HostSourceOptions::FromUri(*Uri::Parse("host?sys_root=")).ok());
-  auto made = HostSource::Make(*HostSourceOptions::FromUri(
-      *Uri::Parse("host?proc_root=" + kFixtures + "/host_a&sys_root=" + kFixtures + "/host_a/sys")));
+  auto made = HostSource::Make(*HostSourceOptions::FromUri(*Uri::Parse(
+      "host?proc_root=" + kFixtures + "/host_a&sys_root=" + kFixtures + "/host_a/sys")));
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   EXPECT_EQ((*made)->uri(),
             "host?proc_root=" + kFixtures + "/host_a&sys_root=" + kFixtures + "/host_a/sys");

@@ -513,6 +513,12 @@ TEST(MetricStreamTest, GoneSourceIsDroppedOthersContinue) {
   MetricStreamOptions o;
   o.interval = 1ms;
   o.delivery_interval = 0ms;
+  std::mutex events_mu;
+  std::vector<Event> events;
+  o.on_event = [&](const Event& e) {
+    std::lock_guard lock(events_mu);
+    events.push_back(e);
+  };
   auto stream = MakeStream(o);
   auto gone = std::make_shared<FakeSource>("process:gone");
   gone->FailAfter(3, NotFoundError("process 1 is gone"));
@@ -535,6 +541,130 @@ TEST(MetricStreamTest, GoneSourceIsDroppedOthersContinue) {
   EXPECT_EQ(log.Count("disk on fire"), 1);
   EXPECT_EQ(steady->calls(), over.ticks);
   EXPECT_EQ(over.samples, 3 + over.ticks);
+
+  // One event for the source that ended; none for the one that keeps failing.
+  std::lock_guard lock(events_mu);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, EventType::kMetricSourceEnded);
+  EXPECT_STREQ(EventTypeName(events[0].type), "metric_source.ended");
+  EXPECT_EQ(events[0].subject, "process:gone");
+  EXPECT_EQ(events[0].attributes.at("reason"), "process 1 is gone");
+  EXPECT_GT(events[0].time_ns, 0);
+}
+
+// Replays scripted ticks: each call appends one sample per series from the script, stamped with
+// the script's monotonic time. Series 0 is a counter, series 1 a gauge.
+class ScriptedSource final : public MetricSource {
+ public:
+  struct Tick {
+    std::int64_t mono_ns;
+    double counter, gauge;
+  };
+  explicit ScriptedSource(std::vector<Tick> ticks) : ticks_(std::move(ticks)) {}
+  const std::string& uri() const override { return uri_; }
+  std::int64_t BackgroundCpuNs() const override { return 1234; }
+  Status Collect(Timestamp, SampleBatch& batch) override {
+    if (batch.series.empty()) {
+      batch.AddSeries({"bytes.read", "bytes", {}, true});
+      batch.AddSeries({"queue.depth", "1", {}});
+    }
+    const Tick& t = ticks_.at(next_++);
+    batch.Append(0, t.mono_ns + 1, t.mono_ns, t.counter);
+    batch.Append(1, t.mono_ns + 1, t.mono_ns, t.gauge);
+    return Status::OK();
+  }
+
+ private:
+  std::string uri_ = "scripted";
+  std::vector<Tick> ticks_;
+  std::size_t next_ = 0;
+};
+
+TEST(CountersAsRatesTest, CountersBecomePerSecondRatesAndGaugesPassThrough) {
+  auto rates = CountersAsRates(std::make_shared<ScriptedSource>(std::vector<ScriptedSource::Tick>{
+      {1'000'000'000, 100, 7},
+      {1'500'000'000, 150, 8},  // +50 in 0.5 s
+      {3'500'000'000, 250, 9},  // +100 in 2 s
+      {4'000'000'000, 20, 10},  // reset (a restarted container): no rate
+      {5'000'000'000, 50, 11},  // +30 in 1 s after the reset
+  }));
+  EXPECT_EQ(rates->uri(), "scripted?rate=true");
+  EXPECT_EQ(rates->BackgroundCpuNs(), 1234) << "the wrapped source's own CPU shows through";
+  SampleBatch batch;
+  std::vector<std::vector<double>> counter, gauge;
+  for (int tick = 0; tick < 5; ++tick) {
+    batch.ClearSamples();
+    ASSERT_TRUE(rates->Collect(Timestamp{}, batch).ok());
+    counter.emplace_back();
+    gauge.emplace_back();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      (batch.series_index[i] == 0 ? counter : gauge).back().push_back(batch.value[i]);
+      EXPECT_EQ(batch.timestamp_ns[i], batch.monotonic_ns[i] + 1) << "stamps are kept";
+    }
+  }
+  EXPECT_EQ(counter, (std::vector<std::vector<double>>{{}, {100.0}, {50.0}, {}, {30.0}}));
+  EXPECT_EQ(gauge, (std::vector<std::vector<double>>{{7}, {8}, {9}, {10}, {11}}));
+  ASSERT_EQ(batch.series.size(), 2u);
+  EXPECT_EQ(batch.series[0].unit, "bytes/s");
+  EXPECT_FALSE(batch.series[0].counter) << "a rate is no longer a counter";
+  EXPECT_EQ(batch.series[1].unit, "1");
+}
+
+TEST(CountersAsRatesTest, EverySourceTakesTheRateKey) {
+  auto host = MetricSourceFromUri("host?rate=true");
+  ASSERT_TRUE(host.ok()) << host.status().ToString();
+  EXPECT_EQ((*host)->uri(), "host?rate=true");
+  SampleBatch batch;
+  ASSERT_TRUE((*host)->Collect(Now(), batch).ok());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_FALSE(batch.series[batch.series_index[i]].metric.starts_with("cpu.user"))
+        << "the first tick has no rate yet";
+  }
+  std::this_thread::sleep_for(20ms);
+  batch.ClearSamples();
+  ASSERT_TRUE((*host)->Collect(Now(), batch).ok());
+  bool saw_cpu_rate = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Series& s = batch.series[batch.series_index[i]];
+    if (s.metric != "cpu.user" || s.labels.at("cpu") != "all") continue;
+    saw_cpu_rate = true;
+    EXPECT_EQ(s.unit, "s/s");
+    EXPECT_GE(batch.value[i], 0.0);
+  }
+  EXPECT_TRUE(saw_cpu_rate);
+
+  auto plain = MetricSourceFromUri("host?rate=false");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ((*plain)->uri(), "host");
+  auto bad = MetricSourceFromUri("host?rate=maybe");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message().find("rate"), std::string::npos) << bad.error().message();
+}
+
+TEST(CountersAsRatesTest, StreamOptionConvertsEverySourceAndCountsBackgroundCpu) {
+  MetricStreamOptions o;
+  o.interval = 1ms;
+  o.rates = true;
+  auto stream = MakeStream(o);
+  std::vector<ScriptedSource::Tick> ticks;
+  for (int i = 0; i < 100000; ++i) ticks.push_back({i * 1'000'000'000LL, 10.0 * i, 1});
+  ASSERT_TRUE(stream->Add(std::make_shared<ScriptedSource>(ticks)).ok());
+  Received received;
+  std::atomic<int> rate_batches{0};
+  Subscription sub = stream->Subscribe([&](const SampleBatch& b) {
+    received.Add(b);
+    if (!b.series.empty() && b.series[0].unit == "bytes/s") ++rate_batches;
+  });
+  EXPECT_EQ(stream->Overhead().source_cpu_ns, 0) << "sources are not asked before Start";
+  ASSERT_TRUE(stream->Start().ok());
+  ASSERT_TRUE(WaitUntil([&] { return stream->Overhead().ticks >= 5; }));
+  ASSERT_TRUE(stream->Stop().ok());
+  const StreamOverhead over = stream->Overhead();
+  EXPECT_EQ(over.source_cpu_ns, 1234);
+  EXPECT_GT(rate_batches.load(), 0);
+  std::lock_guard lock(received.mu);
+  for (double v : received.values) EXPECT_TRUE(v == 10.0 || v == 1.0) << v;
 }
 
 TEST(MetricStreamTest, OverheadIsLiveThenFinal) {

@@ -90,8 +90,8 @@ TEST(ProcessSourceTest, RecordedProcessGivesExactValues) {
   EXPECT_DOUBLE_EQ(*ValueOf(batch, "proc.cpu.children_system"), 31 * Tick());
   // Counters are marked, so that rates can be made of them; gauges are not.
   for (const Series& s : batch.series) {
-    const bool gauge = s.metric == "proc.threads" || s.metric == "proc.rss" ||
-                       s.metric == "proc.vsize";
+    const bool gauge =
+        s.metric == "proc.threads" || s.metric == "proc.rss" || s.metric == "proc.vsize";
     EXPECT_EQ(s.counter, !gauge) << s.metric;
   }
   EXPECT_EQ(*ValueOf(batch, "proc.minflt"), 5674.0);
