@@ -4,110 +4,42 @@
 #include <cstdio>
 
 #include "bitfusion/log.h"
-#include "devices/dynamic_library.h"
+#include "devices/nvml_api.h"
 
 namespace bitfusion {
-namespace {
-
-// The few NVML declarations used, as nvml.h publishes them (NVML API reference, "Device
-// Queries", "System Queries", "NvLink Methods"). Struct layouts must match exactly: the
-// library writes into them.
-using nvmlReturn_t = int;
-constexpr nvmlReturn_t NVML_SUCCESS = 0;
-constexpr nvmlReturn_t NVML_ERROR_INVALID_ARGUMENT = 2;
-constexpr nvmlReturn_t NVML_ERROR_NOT_SUPPORTED = 3;
-using nvmlDevice_t = struct nvmlDevice_st*;
-using nvmlEnableState_t = int;  // NVML_FEATURE_DISABLED = 0, NVML_FEATURE_ENABLED = 1
-
-constexpr unsigned NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE = 32;
-constexpr unsigned NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE = 16;
-constexpr unsigned NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
-constexpr unsigned NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
-constexpr unsigned NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE = 80;
-constexpr unsigned NVML_NVLINK_MAX_LINKS = 18;
-
-struct nvmlPciInfo_t {
-  char busIdLegacy[NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE];
-  unsigned int domain;
-  unsigned int bus;
-  unsigned int device;
-  unsigned int pciDeviceId;
-  unsigned int pciSubSystemId;
-  char busId[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
-};
-
-struct nvmlMemory_t {
-  unsigned long long total;
-  unsigned long long free;
-  unsigned long long used;
-};
-
-using InitFn = nvmlReturn_t();
-using ShutdownFn = nvmlReturn_t();
-using ErrorStringFn = const char*(nvmlReturn_t);
-using CountFn = nvmlReturn_t(unsigned int*);
-using HandleByBusIdFn = nvmlReturn_t(const char*, nvmlDevice_t*);
-using StringFn = nvmlReturn_t(nvmlDevice_t, char*, unsigned int);
-using MemoryFn = nvmlReturn_t(nvmlDevice_t, nvmlMemory_t*);
-using UintFn = nvmlReturn_t(nvmlDevice_t, unsigned int*);
-using SystemStringFn = nvmlReturn_t(char*, unsigned int);
-using CudaVersionFn = nvmlReturn_t(int*);
-using MigModeFn = nvmlReturn_t(nvmlDevice_t, unsigned int*, unsigned int*);
-using LinkStateFn = nvmlReturn_t(nvmlDevice_t, unsigned int, nvmlEnableState_t*);
-using RemotePciFn = nvmlReturn_t(nvmlDevice_t, unsigned int, nvmlPciInfo_t*);
-
-// NVML writes bus ids as "00000000:C4:00.0"; sysfs as "0000:c4:00.0".
-std::string NormalizeBusId(const char* bus_id) {
-  unsigned domain = 0, bus = 0, device = 0, function = 0;
-  if (std::sscanf(bus_id, "%x:%x:%x.%x", &domain, &bus, &device, &function) != 4) return {};
-  char out[16];
-  std::snprintf(out, sizeof out, "%04x:%02x:%02x.%x", domain & 0xffff, bus & 0xff, device & 0x1f,
-                function & 0x7);
-  return out;
-}
-
-std::string Terminated(const char* buffer, std::size_t size) {
-  std::size_t n = 0;
-  while (n < size && buffer[n] != '\0') ++n;
-  return std::string(buffer, n);
-}
-
-}  // namespace
 
 Status EnrichWithNvml(const NvmlEnricherOptions& options, std::vector<Device>& devices) {
+  using namespace nvml;  // NOLINT: NVML's own names read as in its reference
   bool any_nvidia = false;
   for (const auto& d : devices) any_nvidia = any_nvidia || d.vendor == "NVIDIA";
   if (!any_nvidia) return Status::OK();
 
-  BITFUSION_ASSIGN_OR_RETURN(auto lib, DynamicLibrary::Open({options.library}));
-  BITFUSION_ASSIGN_OR_RETURN(auto init, lib.Function<InitFn>("nvmlInit_v2"));
-  BITFUSION_ASSIGN_OR_RETURN(auto shutdown, lib.Function<ShutdownFn>("nvmlShutdown"));
-  BITFUSION_ASSIGN_OR_RETURN(auto by_bus_id,
-                             lib.Function<HandleByBusIdFn>("nvmlDeviceGetHandleByPciBusId_v2"));
-  auto* error_string = lib.OptionalFunction<ErrorStringFn>("nvmlErrorString");
-  auto why = [&](nvmlReturn_t rc) {
-    return error_string ? std::string(error_string(rc)) : "NVML error " + std::to_string(rc);
-  };
+  BITFUSION_ASSIGN_OR_RETURN(const NvmlFunctions api, NvmlFunctions::Load(options.library));
+  if (api.handle_by_pci_bus_id == nullptr) {
+    return NotFoundError(options.library +
+                         " has no symbol nvmlDeviceGetHandleByPciBusId_v2; the library is older "
+                         "than bitfusion expects");
+  }
+  auto why = [&](nvmlReturn_t rc) { return api.Why(rc); };
 
-  const nvmlReturn_t rc = init();
+  const nvmlReturn_t rc = api.init();
   if (rc != NVML_SUCCESS) {
     return UnavailableError(options.library + " loaded but nvmlInit_v2 failed: " + why(rc) +
                             " (is the NVIDIA driver loaded?)");
   }
   // Every call below is optional: an old driver lacking one still yields the others.
-  auto* count_fn = lib.OptionalFunction<CountFn>("nvmlDeviceGetCount_v2");
-  auto* name_fn = lib.OptionalFunction<StringFn>("nvmlDeviceGetName");
-  auto* uuid_fn = lib.OptionalFunction<StringFn>("nvmlDeviceGetUUID");
-  auto* memory_fn = lib.OptionalFunction<MemoryFn>("nvmlDeviceGetMemoryInfo");
-  auto* index_fn = lib.OptionalFunction<UintFn>("nvmlDeviceGetIndex");
-  auto* minor_fn = lib.OptionalFunction<UintFn>("nvmlDeviceGetMinorNumber");
-  auto* driver_fn = lib.OptionalFunction<SystemStringFn>("nvmlSystemGetDriverVersion");
-  auto* cuda_fn = lib.OptionalFunction<CudaVersionFn>("nvmlSystemGetCudaDriverVersion_v2");
-  if (cuda_fn == nullptr)
-    cuda_fn = lib.OptionalFunction<CudaVersionFn>("nvmlSystemGetCudaDriverVersion");
-  auto* mig_fn = lib.OptionalFunction<MigModeFn>("nvmlDeviceGetMigMode");
-  auto* link_state_fn = lib.OptionalFunction<LinkStateFn>("nvmlDeviceGetNvLinkState");
-  auto* remote_fn = lib.OptionalFunction<RemotePciFn>("nvmlDeviceGetNvLinkRemotePciInfo_v2");
+  auto* const count_fn = api.device_count;
+  auto* const by_bus_id = api.handle_by_pci_bus_id;
+  auto* const name_fn = api.name;
+  auto* const uuid_fn = api.uuid;
+  auto* const memory_fn = api.memory_info;
+  auto* const index_fn = api.index;
+  auto* const minor_fn = api.minor_number;
+  auto* const driver_fn = api.driver_version;
+  auto* const cuda_fn = api.cuda_driver_version;
+  auto* const mig_fn = api.mig_mode;
+  auto* const link_state_fn = api.nvlink_state;
+  auto* const remote_fn = api.nvlink_remote_pci_info;
 
   std::string driver_version, cuda_version;
   char text[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE] = {};
@@ -180,7 +112,7 @@ Status EnrichWithNvml(const NvmlEnricherOptions& options, std::vector<Device>& d
     LogAt(LogLevel::kInfo, "NVML reports ", nvml_count, " GPU(s), sysfs showed ", matched,
           " of them; the others are hidden from this allocator's root");
   }
-  shutdown();
+  api.shutdown();
   return Status::OK();
 }
 

@@ -6,66 +6,31 @@
 #include <map>
 
 #include "bitfusion/log.h"
-#include "devices/dynamic_library.h"
+#include "devices/rocm_smi_api.h"
 
 namespace bitfusion {
-namespace {
-
-// From rocm_smi/rocm_smi.h (ROCm SMI 5.x, Debian librocm-smi-dev 5.2.3): enums are plain ints.
-using rsmi_status_t = int;
-constexpr rsmi_status_t RSMI_STATUS_SUCCESS = 0;
-constexpr int RSMI_MEM_TYPE_VRAM = 0;
-constexpr int RSMI_SW_COMP_DRIVER = 0;
-constexpr int RSMI_IOLINK_TYPE_XGMI = 2;
-
-using InitFn = rsmi_status_t(std::uint64_t);
-using ShutDownFn = rsmi_status_t();
-using NumDevicesFn = rsmi_status_t(std::uint32_t*);
-using PciIdFn = rsmi_status_t(std::uint32_t, std::uint64_t*);
-using NameFn = rsmi_status_t(std::uint32_t, char*, std::size_t);
-using MemoryTotalFn = rsmi_status_t(std::uint32_t, int, std::uint64_t*);
-using UniqueIdFn = rsmi_status_t(std::uint32_t, std::uint64_t*);
-using VersionStrFn = rsmi_status_t(int, char*, std::uint32_t);
-using LinkTypeFn = rsmi_status_t(std::uint32_t, std::uint32_t, std::uint64_t*, int*);
-
-// BDFID = domain << 32 | bus << 8 | device << 3 | function (rsmi_dev_pci_id_get).
-std::string AddressOf(std::uint64_t bdfid) {
-  char out[16];
-  std::snprintf(out, sizeof out, "%04x:%02x:%02x.%x", static_cast<unsigned>((bdfid >> 32) & 0xffff),
-                static_cast<unsigned>((bdfid >> 8) & 0xff),
-                static_cast<unsigned>((bdfid >> 3) & 0x1f), static_cast<unsigned>(bdfid & 0x7));
-  return out;
-}
-
-std::string Terminated(const char* buffer, std::size_t size) {
-  std::size_t n = 0;
-  while (n < size && buffer[n] != '\0') ++n;
-  return std::string(buffer, n);
-}
-
-}  // namespace
 
 Status EnrichWithRocmSmi(const RocmSmiEnricherOptions& options, std::vector<Device>& devices) {
+  using namespace rocm_smi;  // NOLINT: ROCm SMI's own names read as in its header
   bool any_amd = false;
   for (const auto& d : devices) any_amd = any_amd || d.vendor == "AMD";
   if (!any_amd) return Status::OK();
 
-  BITFUSION_ASSIGN_OR_RETURN(auto lib, DynamicLibrary::Open(options.libraries));
-  BITFUSION_ASSIGN_OR_RETURN(auto init, lib.Function<InitFn>("rsmi_init"));
-  BITFUSION_ASSIGN_OR_RETURN(auto shut_down, lib.Function<ShutDownFn>("rsmi_shut_down"));
-  BITFUSION_ASSIGN_OR_RETURN(auto num_devices,
-                             lib.Function<NumDevicesFn>("rsmi_num_monitor_devices"));
-  BITFUSION_ASSIGN_OR_RETURN(auto pci_id, lib.Function<PciIdFn>("rsmi_dev_pci_id_get"));
-  auto* name_fn = lib.OptionalFunction<NameFn>("rsmi_dev_name_get");
-  auto* memory_fn = lib.OptionalFunction<MemoryTotalFn>("rsmi_dev_memory_total_get");
-  auto* unique_fn = lib.OptionalFunction<UniqueIdFn>("rsmi_dev_unique_id_get");
-  auto* version_fn = lib.OptionalFunction<VersionStrFn>("rsmi_version_str_get");
-  auto* link_fn = lib.OptionalFunction<LinkTypeFn>("rsmi_topo_get_link_type");
+  BITFUSION_ASSIGN_OR_RETURN(const RocmSmiFunctions api, RocmSmiFunctions::Load(options.libraries));
+  auto* const init = api.init;
+  auto* const shut_down = api.shut_down;
+  auto* const num_devices = api.num_monitor_devices;
+  auto* const pci_id = api.pci_id;
+  auto* const name_fn = api.name;
+  auto* const memory_fn = api.memory_total;
+  auto* const unique_fn = api.unique_id;
+  auto* const version_fn = api.version_str;
+  auto* const link_fn = api.link_type;
 
   const rsmi_status_t rc = init(0);
   if (rc != RSMI_STATUS_SUCCESS) {
-    return UnavailableError(lib.name() + " loaded but rsmi_init failed with status " +
-                            std::to_string(rc) + " (is the amdgpu driver loaded?)");
+    return UnavailableError(api.library + " loaded but rsmi_init failed: " + api.Why(rc) +
+                            " (is the amdgpu driver loaded?)");
   }
   std::uint32_t count = 0;
   if (num_devices(&count) != RSMI_STATUS_SUCCESS) count = 0;
