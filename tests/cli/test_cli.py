@@ -178,6 +178,58 @@ def test_metrics_of_a_process(tmp_path):
     assert all(line["metadata"].get("pid") == str(sleeper.pid) for line in lines)
 
 
+def run_in_terminal(*args, rows=30, columns=120, timeout=60):
+    """Runs the command with stdout on a pseudo-terminal of the given size; returns its output."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: fds 0-2 are the terminal; pytest's sys.stdout is not
+        try:
+            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+            os.execvp(BIN, [BIN, *args])
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_metrics_on_a_terminal_shows_a_live_view_instead_of_jsonl():
+    code, out = run_in_terminal("metrics", "--source", "host", "--interval", "10ms",
+                                "--duration", "2500ms", rows=30, columns=120)
+    assert code == 0, out
+    frames = out.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 3, out  # redrawn each second, then a final frame
+    last = frames[-1]
+    assert "METRIC" in last and "observer" in last
+    lines = [line for line in last.splitlines() if line.strip()]
+    # Header, column titles, 27 series, a "more" line: cut to the terminal's 30 rows.
+    assert any("more series" in line for line in lines), last
+    assert all(len(line) <= 120 for line in lines if "bitfusion metrics:" not in line)
+    assert "cpu.user" in last and "s/s" in last  # a counter shown as a rate
+    assert '"metric"' not in out  # no JSON lines on the terminal
+
+
+def test_metrics_live_view_can_be_forced_and_refused():
+    proc = run("metrics", "--live", "always", "--duration", "300ms", check=0)
+    assert "\x1b[H\x1b[2J" in proc.stdout and "METRIC" in proc.stdout
+    proc = run("metrics", "--live", "sometimes", check=2)
+    assert "--live must be auto, always or never" in proc.stderr
+
+
 def test_metrics_bad_duration():
     proc = run("metrics", "--duration", "forever", check=2)
     assert "--duration" in proc.stderr
