@@ -12,13 +12,21 @@
 //    "devices": [{"bus_id": "00000000:07:00.0", "name": "...", "uuid": "GPU-...",
 //                 "memory_total": 42949672960, "memory_used": 0, "minor": 0,
 //                 "mig_mode": 0 | 1 | null (not supported),
-//                 "nvlinks": ["00000000:C4:00.0", ...] (absent = no NVLink)}]}
+//                 "nvlinks": ["00000000:C4:00.0", ...] (absent = no NVLink),
+//                 "telemetry": {"utilization_gpu": [..], "utilization_memory": [..],
+//                               "memory_used": [..], "power_mw": [..], "temperature_c": [..],
+//                               "clock_graphics_mhz": [..], "clock_sm_mhz": [..],
+//                               "clock_mem_mhz": [..]}}]}
+// Each telemetry query answers the next value of its list on every call (wrapping), so
+// successive samples differ; a query whose list is absent answers NVML_ERROR_NOT_SUPPORTED, as
+// for a device without that sensor (nvmlDeviceGetMemoryInfo then reports "memory_used").
 // Device indices are positions in "devices". No config file behaves like a host without the
 // driver: nvmlInit_v2 returns NVML_ERROR_DRIVER_NOT_LOADED.
 #include <boost/json.hpp>
 
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -60,6 +68,31 @@ struct nvmlMemory_t {
   unsigned long long used;
 };
 
+struct nvmlUtilization_t {
+  unsigned int gpu;
+  unsigned int memory;
+};
+
+typedef enum nvmlTemperatureSensors_enum { NVML_TEMPERATURE_GPU = 0 } nvmlTemperatureSensors_t;
+typedef enum nvmlClockType_enum {
+  NVML_CLOCK_GRAPHICS = 0,
+  NVML_CLOCK_SM = 1,
+  NVML_CLOCK_MEM = 2,
+  NVML_CLOCK_VIDEO = 3,
+} nvmlClockType_t;
+
+// Lists of values by query name, each read in turn.
+struct Telemetry {
+  std::map<std::string, std::vector<unsigned long long>> values;
+  std::map<std::string, std::size_t> calls;
+  bool Next(const std::string& key, unsigned long long& out) {
+    auto it = values.find(key);
+    if (it == values.end() || it->second.empty()) return false;
+    out = it->second[calls[key]++ % it->second.size()];
+    return true;
+  }
+};
+
 struct FakeDevice {
   unsigned domain = 0, bus = 0, dev = 0, function = 0;
   std::string name, uuid;
@@ -68,6 +101,7 @@ struct FakeDevice {
   int mig_mode = -1;  // -1: not supported
   bool has_nvlink = false;
   std::vector<std::string> nvlinks;
+  Telemetry telemetry;
 };
 }  // namespace
 
@@ -135,6 +169,14 @@ nvmlReturn_t Load() {
       if (const auto* links = o.if_contains("nvlinks")) {
         d.has_nvlink = true;
         for (const auto& l : links->as_array()) d.nvlinks.emplace_back(l.as_string());
+      }
+      if (const auto* t = o.if_contains("telemetry")) {
+        for (const auto& kv : t->as_object()) {
+          auto& list = d.telemetry.values[std::string(kv.key())];
+          for (const auto& x : kv.value().as_array()) {
+            list.push_back(x.to_number<unsigned long long>());
+          }
+        }
       }
       devices.push_back(std::move(entry));
     }
@@ -224,9 +266,11 @@ BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uui
 
 BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
   FAKE_DEVICE_CHECK(device, memory);
+  unsigned long long used = device->d.memory_used;
+  device->d.telemetry.Next("memory_used", used);
   memory->total = device->d.memory_total;
-  memory->used = device->d.memory_used;
-  memory->free = device->d.memory_total - device->d.memory_used;
+  memory->used = used;
+  memory->free = device->d.memory_total - used;
   return NVML_SUCCESS;
 }
 
@@ -298,4 +342,76 @@ BITFUSION_FAKE_API nvmlReturn_t nvmlSystemGetCudaDriverVersion(int* version) {
 
 BITFUSION_FAKE_API nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int* version) {
   return nvmlSystemGetCudaDriverVersion(version);
+}
+
+BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index,
+                                                              nvmlDevice_t* device) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (refcount == 0) return NVML_ERROR_UNINITIALIZED;
+  if (device == nullptr || index >= devices.size()) return NVML_ERROR_INVALID_ARGUMENT;
+  *device = &devices[index];
+  return NVML_SUCCESS;
+}
+
+BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
+  FAKE_DEVICE_CHECK(device, pci);
+  const FakeDevice& d = device->d;
+  std::memset(pci, 0, sizeof *pci);
+  pci->domain = d.domain;
+  pci->bus = d.bus;
+  pci->device = d.dev;
+  std::snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", d.domain, d.bus, d.dev,
+                d.function);
+  std::snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", d.domain, d.bus,
+                d.dev, d.function);
+  return NVML_SUCCESS;
+}
+
+BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
+                                                              nvmlUtilization_t* utilization) {
+  FAKE_DEVICE_CHECK(device, utilization);
+  unsigned long long gpu = 0, memory = 0;
+  if (!device->d.telemetry.Next("utilization_gpu", gpu) ||
+      !device->d.telemetry.Next("utilization_memory", memory)) {
+    return NVML_ERROR_NOT_SUPPORTED;
+  }
+  utilization->gpu = static_cast<unsigned>(gpu);
+  utilization->memory = static_cast<unsigned>(memory);
+  return NVML_SUCCESS;
+}
+
+BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int* power) {
+  FAKE_DEVICE_CHECK(device, power);
+  unsigned long long mw = 0;
+  if (!device->d.telemetry.Next("power_mw", mw)) return NVML_ERROR_NOT_SUPPORTED;
+  *power = static_cast<unsigned>(mw);
+  return NVML_SUCCESS;
+}
+
+BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device,
+                                                         nvmlTemperatureSensors_t sensor,
+                                                         unsigned int* temp) {
+  FAKE_DEVICE_CHECK(device, temp);
+  if (sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
+  unsigned long long c = 0;
+  if (!device->d.telemetry.Next("temperature_c", c)) return NVML_ERROR_NOT_SUPPORTED;
+  *temp = static_cast<unsigned>(c);
+  return NVML_SUCCESS;
+}
+
+BITFUSION_FAKE_API nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type,
+                                                       unsigned int* clock) {
+  FAKE_DEVICE_CHECK(device, clock);
+  const char* key = nullptr;
+  switch (type) {
+    case NVML_CLOCK_GRAPHICS: key = "clock_graphics_mhz"; break;
+    case NVML_CLOCK_SM: key = "clock_sm_mhz"; break;
+    case NVML_CLOCK_MEM: key = "clock_mem_mhz"; break;
+    case NVML_CLOCK_VIDEO: return NVML_ERROR_NOT_SUPPORTED;
+    default: return NVML_ERROR_INVALID_ARGUMENT;
+  }
+  unsigned long long mhz = 0;
+  if (!device->d.telemetry.Next(key, mhz)) return NVML_ERROR_NOT_SUPPORTED;
+  *clock = static_cast<unsigned>(mhz);
+  return NVML_SUCCESS;
 }
