@@ -1,0 +1,347 @@
+// What one sample of the "gpu" source costs next to the floor: the same sequence of library
+// calls (NVML: utilisation, memory, power, temperature, three clocks per GPU; ROCm SMI: busy,
+// memory busy, VRAM used and total, power, temperature, two clocks) made directly on handles
+// taken once, doing nothing with the answers. Both sides call the fake libraries the unit tests
+// use (tests/fakes), set up with eight GPUs, so the figure is the source's own overhead over
+// whatever the library costs; a real NVML call is an ioctl to the driver and costs far more.
+//
+// Target: gpu sample / raw calls <= 1.10. The pairs run interleaved in rounds; the ratio is the
+// median over rounds of the per-round ratio of CPU time per iteration. Allocations per
+// iteration are counted on both sides (the fakes allocate too); the difference is the source's.
+//
+//   gpu_sample_benchmark [--rounds=N] [Google Benchmark flags]
+#include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "bitfusion/log.h"
+#include "devices/nvml_api.h"
+#include "devices/rocm_smi_api.h"
+#include "metrics/gpu_source.h"
+
+namespace {
+
+std::atomic<std::int64_t> g_allocations{0};
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using bitfusion::SampleBatch;
+using bitfusion::Timestamp;
+namespace nvml = bitfusion::nvml;
+namespace rocm_smi = bitfusion::rocm_smi;
+
+constexpr int kGpus = 8;
+
+// Eight GPUs whose every telemetry query answers, for each fake; the files are named by the
+// fakes' environment variables.
+void WriteConfigs() {
+  std::string nvml = R"({"devices": [)";
+  std::string rocm = R"({"devices": [)";
+  for (int i = 0; i < kGpus; ++i) {
+    char bus[8];
+    std::snprintf(bus, sizeof bus, "%02X", 0x10 + i * 0x10);
+    nvml += std::string(i ? "," : "") + R"({"bus_id": "00000000:)" + bus +
+            R"(:00.0", "name": "GPU", "uuid": "GPU-)" + std::to_string(i) +
+            R"(", "memory_total": 42949672960, "telemetry": {"utilization_gpu": [10, 90],
+             "utilization_memory": [5, 50], "memory_used": [1024, 2048],
+             "power_mw": [100000, 250000], "temperature_c": [40, 70],
+             "clock_graphics_mhz": [1400, 1410], "clock_sm_mhz": [1400, 1410],
+             "clock_mem_mhz": [1215, 1215]}})";
+    rocm += std::string(i ? "," : "") + R"({"address": "0000:)" + bus +
+            R"(:00.0", "name": "GPU", "vram_total": 68702699520, "unique_id": )" +
+            std::to_string(1000 + i) + R"(, "telemetry": {"busy_percent": [10, 90],
+             "memory_busy_percent": [5, 50], "vram_used": [1024, 2048],
+             "power_uw": [100000000, 300000000], "temp_edge_mc": [40000, 70000],
+             "sclk_hz": [500000000, 1700000000], "mclk_hz": [400000000, 1600000000]}})";
+  }
+  nvml += "]}";
+  rocm += "]}";
+  const std::string dir = "/tmp/bitfusion_gpu_benchmark_" + std::to_string(::getpid());
+  std::ofstream(dir + "_nvml.json") << nvml;
+  std::ofstream(dir + "_rocm.json") << rocm;
+  ::setenv("BITFUSION_FAKE_NVML_CONFIG", (dir + "_nvml.json").c_str(), 1);
+  ::setenv("BITFUSION_FAKE_ROCM_SMI_CONFIG", (dir + "_rocm.json").c_str(), 1);
+}
+
+void RemoveConfigs() {
+  const std::string dir = "/tmp/bitfusion_gpu_benchmark_" + std::to_string(::getpid());
+  std::remove((dir + "_nvml.json").c_str());
+  std::remove((dir + "_rocm.json").c_str());
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "gpu_sample_benchmark: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// The floor for NVML: the calls the source makes, on handles taken once.
+struct RawNvml {
+  nvml::NvmlFunctions f;
+  std::vector<nvml::nvmlDevice_t> handles;
+
+  static RawNvml& Get() {
+    static RawNvml* raw = [] {
+      auto f = nvml::NvmlFunctions::Load(BITFUSION_FAKE_NVML);
+      if (!f || f->init() != nvml::NVML_SUCCESS) Die("cannot load or initialise the fake NVML");
+      auto* r = new RawNvml{*f, {}};
+      for (unsigned i = 0; i < kGpus; ++i) {
+        nvml::nvmlDevice_t h = nullptr;
+        if (r->f.handle_by_index(i, &h) != nvml::NVML_SUCCESS) Die("no NVML handle");
+        r->handles.push_back(h);
+      }
+      return r;
+    }();
+    return *raw;
+  }
+
+  double Sample() const {
+    double sum = 0;
+    for (nvml::nvmlDevice_t h : handles) {
+      nvml::nvmlUtilization_t u{};
+      nvml::nvmlMemory_t m{};
+      unsigned v = 0;
+      if (f.utilization_rates(h, &u) == nvml::NVML_SUCCESS) sum += u.gpu + u.memory;
+      if (f.memory_info(h, &m) == nvml::NVML_SUCCESS) sum += static_cast<double>(m.used + m.total);
+      if (f.power_usage(h, &v) == nvml::NVML_SUCCESS) sum += v;
+      if (f.temperature(h, nvml::NVML_TEMPERATURE_GPU, &v) == nvml::NVML_SUCCESS) sum += v;
+      for (int type : {nvml::NVML_CLOCK_GRAPHICS, nvml::NVML_CLOCK_SM, nvml::NVML_CLOCK_MEM}) {
+        if (f.clock_info(h, type, &v) == nvml::NVML_SUCCESS) sum += v;
+      }
+    }
+    return sum;
+  }
+};
+
+// The floor for ROCm SMI.
+struct RawRocm {
+  rocm_smi::RocmSmiFunctions f;
+  mutable rocm_smi::FrequencyBuffer frequencies{};
+
+  static RawRocm& Get() {
+    static RawRocm* raw = [] {
+      auto f = rocm_smi::RocmSmiFunctions::Load({BITFUSION_FAKE_ROCM_SMI});
+      if (!f || f->init(0) != rocm_smi::RSMI_STATUS_SUCCESS) {
+        Die("cannot load or initialise the fake ROCm SMI");
+      }
+      return new RawRocm{*f};
+    }();
+    return *raw;
+  }
+
+  double Sample() const {
+    using rocm_smi::RSMI_STATUS_SUCCESS;
+    double sum = 0;
+    for (std::uint32_t i = 0; i < kGpus; ++i) {
+      std::uint32_t percent = 0;
+      std::uint64_t value = 0;
+      std::int64_t temp = 0;
+      if (f.busy_percent(i, &percent) == RSMI_STATUS_SUCCESS) sum += percent;
+      if (f.memory_busy_percent(i, &percent) == RSMI_STATUS_SUCCESS) sum += percent;
+      if (f.memory_usage(i, rocm_smi::RSMI_MEM_TYPE_VRAM, &value) == RSMI_STATUS_SUCCESS) {
+        sum += static_cast<double>(value);
+      }
+      if (f.memory_total(i, rocm_smi::RSMI_MEM_TYPE_VRAM, &value) == RSMI_STATUS_SUCCESS) {
+        sum += static_cast<double>(value);
+      }
+      if (f.power_ave(i, 0, &value) == RSMI_STATUS_SUCCESS) sum += static_cast<double>(value);
+      if (f.temp_metric(i, rocm_smi::RSMI_TEMP_TYPE_EDGE, rocm_smi::RSMI_TEMP_CURRENT, &temp) ==
+          RSMI_STATUS_SUCCESS) {
+        sum += static_cast<double>(temp);
+      }
+      for (int type : {rocm_smi::RSMI_CLK_TYPE_SYS, rocm_smi::RSMI_CLK_TYPE_MEM}) {
+        if (f.gpu_clk_freq(i, type, frequencies.bytes) == RSMI_STATUS_SUCCESS) {
+          std::uint32_t current = 0;
+          std::memcpy(&current, frequencies.bytes + 4, sizeof current);
+          std::uint64_t hz = 0;
+          std::memcpy(&hz, frequencies.bytes + 8 + (current % 32) * 8, sizeof hz);
+          sum += static_cast<double>(hz);
+        }
+      }
+    }
+    return sum;
+  }
+};
+
+std::shared_ptr<bitfusion::GpuSource> Source(const char* vendor, const char* library) {
+  bitfusion::GpuSourceOptions options;
+  options.vendor = vendor;
+  options.library = library;
+  auto made = bitfusion::GpuSource::Make(options);
+  if (!made || !(*made)->enabled() || (*made)->device_count() != kGpus) {
+    Die(std::string("gpu source on the fake ") + vendor + " is not sampling " +
+        std::to_string(kGpus) + " GPUs");
+  }
+  return *made;
+}
+
+bitfusion::GpuSource& NvmlSource() {
+  static auto source = Source("nvml", BITFUSION_FAKE_NVML);
+  return *source;
+}
+
+bitfusion::GpuSource& RocmSource() {
+  static auto source = Source("rocm", BITFUSION_FAKE_ROCM_SMI);
+  return *source;
+}
+
+void CountAllocations(benchmark::State& state, std::int64_t before) {
+  state.counters["allocs_per_iteration"] =
+      static_cast<double>(g_allocations.load() - before) /
+      static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+}
+
+template <class Raw>
+void RawCalls(benchmark::State& state, const Raw& raw) {
+  const std::int64_t before = g_allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(raw.Sample());
+  CountAllocations(state, before);
+}
+
+void Collect(benchmark::State& state, bitfusion::GpuSource& source) {
+  SampleBatch batch;
+  const Timestamp now = bitfusion::Now();
+  // The first call declares the series; the benchmark measures the steady state after it.
+  if (!source.Collect(now, batch).ok()) {
+    state.SkipWithError("Collect failed");
+    return;
+  }
+  const std::int64_t before = g_allocations.load();
+  for (auto _ : state) {
+    batch.ClearSamples();
+    const bitfusion::Status status = source.Collect(now, batch);
+    benchmark::DoNotOptimize(status.ok());
+    benchmark::DoNotOptimize(batch.value.data());
+  }
+  state.counters["samples"] = static_cast<double>(batch.size());
+  CountAllocations(state, before);
+}
+
+// Keeps every measurement so main can compare the pairs round by round.
+class CapturingReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration || run.error_occurred) continue;
+      cpu_ns_[run.benchmark_name()].push_back(run.GetAdjustedCPUTime());
+      auto it = run.counters.find("allocs_per_iteration");
+      if (it != run.counters.end()) allocs_[run.benchmark_name()] = it->second.value;
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+  double MedianCpu(const std::string& name) const { return Median(Get(name)); }
+  // The median over rounds of the per-round ratio: both sides of a round ran back to back.
+  double MedianRatio(const std::string& numerator, const std::string& denominator) const {
+    const std::vector<double>& a = Get(numerator);
+    const std::vector<double>& b = Get(denominator);
+    std::vector<double> ratios;
+    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+      if (b[i] > 0) ratios.push_back(a[i] / b[i]);
+    }
+    return Median(ratios);
+  }
+  double Allocs(const std::string& name) const {
+    auto it = allocs_.find(name);
+    return it == allocs_.end() ? 0 : it->second;
+  }
+
+ private:
+  const std::vector<double>& Get(const std::string& name) const {
+    static const std::vector<double> kNone;
+    auto it = cpu_ns_.find(name);
+    return it == cpu_ns_.end() ? kNone : it->second;
+  }
+  static double Median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+  std::map<std::string, std::vector<double>> cpu_ns_;
+  std::map<std::string, double> allocs_;
+};
+
+void Report(const CapturingReporter& r, const char* what, const std::string& raw,
+            const std::string& sample, double target) {
+  const double raw_ns = r.MedianCpu(raw);
+  const double sample_ns = r.MedianCpu(sample);
+  if (raw_ns <= 0 || sample_ns <= 0) return;
+  const double ratio = r.MedianRatio(sample, raw);
+  std::printf(
+      "%s: gpu sample %.0f ns, raw library calls %.0f ns (%d GPUs); allocations per "
+      "sample beyond the library's own: %.2f\n",
+      what, sample_ns, raw_ns, kGpus, r.Allocs(sample) - r.Allocs(raw));
+  std::printf("%s gpu sample / raw calls ratio: %.3f (target <= %.2f): %s\n", what, ratio, target,
+              ratio <= target ? "met" : "MISSED");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rounds = 7;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--rounds=", 9) == 0) {
+      rounds = std::max(1, std::atoi(argv[i] + 9));
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+
+  WriteConfigs();
+  RawNvml::Get();
+  RawRocm::Get();
+  NvmlSource();
+  RocmSource();
+  for (int round = 0; round < rounds; ++round) {
+    benchmark::RegisterBenchmark("nvml_raw_calls",
+                                 [](benchmark::State& s) { RawCalls(s, RawNvml::Get()); });
+    benchmark::RegisterBenchmark("nvml_gpu_collect",
+                                 [](benchmark::State& s) { Collect(s, NvmlSource()); });
+    benchmark::RegisterBenchmark("rocm_raw_calls",
+                                 [](benchmark::State& s) { RawCalls(s, RawRocm::Get()); });
+    benchmark::RegisterBenchmark("rocm_gpu_collect",
+                                 [](benchmark::State& s) { Collect(s, RocmSource()); });
+  }
+  CapturingReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  RemoveConfigs();
+
+  std::printf(
+      "\nmedians over %d interleaved rounds of CPU time per iteration (ratios: median of the "
+      "per-round ratios), on the fake libraries:\n",
+      rounds);
+  Report(reporter, "NVML", "nvml_raw_calls", "nvml_gpu_collect", 1.10);
+  Report(reporter, "ROCm SMI", "rocm_raw_calls", "rocm_gpu_collect", 1.10);
+  return 0;
+}
