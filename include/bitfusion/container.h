@@ -123,6 +123,10 @@ struct ContainerStats {
   std::int64_t pids = 0;                    ///< processes and threads
   std::int64_t rx_bytes = 0, tx_bytes = 0;  ///< network, all interfaces
   std::int64_t read_bytes = 0, write_bytes = 0;  ///< block I/O
+  /// False for a reading that carries no values: Docker sends an empty one about once a second
+  /// while the container is not running (created, exited) until it is removed, and Stats ends
+  /// every stream the engine closes with one (see Container::Stats).
+  bool running = true;
 };
 
 /// What an engine knows about a container now.

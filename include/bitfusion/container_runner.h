@@ -158,7 +158,9 @@ class BITFUSION_EXPORT Container {
   virtual Result<ContainerInfo> Inspect();
 
   /// Streams resource readings to `callback` about once per `interval` (engines may be slower:
-  /// Docker 20.10 answers about once a second) until the subscription ends or it exits.
+  /// Docker 20.10 answers about once a second) until the subscription ends or it exits. When
+  /// the engine ends the stream itself (the container was removed, the engine went away), the
+  /// callback gets one last reading with `running` false.
   virtual Result<Subscription> Stats(StatsCallback callback,
                                      std::chrono::nanoseconds interval = std::chrono::seconds(1));
 
@@ -205,6 +207,11 @@ class BITFUSION_EXPORT ContainerRunner {
 
   /// Containers carrying every label in `labels`, running or not.
   virtual Result<std::vector<ContainerInfo>> ListContainers(const Labels& labels);
+  /// A handle on an existing container (id, unique id prefix or name), whoever made it: Inspect,
+  /// Stats, Exec, the copies, Kill, Stop, Wait and Logs work; Start is FailedPrecondition, and
+  /// destroying the handle leaves the container as it is (Keep() is implied). NotFound when the
+  /// engine has no such container.
+  virtual Result<std::unique_ptr<Container>> OpenContainer(const std::string& id);
   /// The last `lines` lines a container printed (stdout and stderr, in order where the engine
   /// keeps it), while the container still exists.
   virtual Result<std::vector<LogLine>> TailLogs(const std::string& container_id, std::size_t lines);

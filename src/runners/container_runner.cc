@@ -58,6 +58,9 @@ Status ContainerRunner::RemoveImage(const std::string&, bool) {
 Result<std::vector<ContainerInfo>> ContainerRunner::ListContainers(const Labels&) {
   return NotSupported("ListContainers");
 }
+Result<std::unique_ptr<Container>> ContainerRunner::OpenContainer(const std::string&) {
+  return NotSupported("OpenContainer");
+}
 Result<std::vector<LogLine>> ContainerRunner::TailLogs(const std::string&, std::size_t) {
   return NotSupported("TailLogs");
 }

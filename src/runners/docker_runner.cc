@@ -763,6 +763,9 @@ struct DockerStatsLoop {
 ContainerStats ParseStats(const json::value& v) {
   ContainerStats st;
   st.time_ns = ParseTime(JsonString(Path(v, {"read"})));
+  // A container that is not running gets readings with only its name and id, read
+  // "0001-01-01T00:00:00Z".
+  st.running = st.time_ns != 0;
   if (st.time_ns == 0) st.time_ns = WallNowNs();
   st.cpu_ns = JsonInt(Path(v, {"cpu_stats", "cpu_usage", "total_usage"}));
   st.system_cpu_ns = JsonInt(Path(v, {"cpu_stats", "system_cpu_usage"}));
@@ -793,6 +796,17 @@ class DockerContainer final : public Container {
   DockerContainer(std::shared_ptr<DockerApi> api, std::string id, std::int64_t timeout_ns)
       : api_(std::move(api)), id_(std::move(id)), timeout_ns_(timeout_ns) {}
 
+  // A handle on a container made elsewhere (ContainerRunner::OpenContainer): never removed, and
+  // its output and exit are only followed once someone waits or subscribes to its logs.
+  static std::unique_ptr<DockerContainer> Attach(std::shared_ptr<DockerApi> api, std::string id) {
+    auto c = std::make_unique<DockerContainer>(std::move(api), std::move(id), 0);
+    c->attached_ = true;
+    c->kept_ = true;
+    c->started_ = true;
+    c->start_mono_ns_ = MonoNowNs();
+    return c;
+  }
+
   ~DockerContainer() override {
     {
       std::lock_guard lock(mu_);
@@ -822,6 +836,11 @@ class DockerContainer final : public Container {
   const std::string& id() const override { return id_; }
 
   Status Start() override {
+    if (attached_) {
+      return FailedPreconditionError("container " + id_ +
+                                     " was opened, not created, by this handle; its creator "
+                                     "starts it");
+    }
     if (started_.exchange(true)) {
       return FailedPreconditionError("container " + id_ + " was already started");
     }
@@ -842,6 +861,7 @@ class DockerContainer final : public Container {
 
   Result<ExitStatus> Wait(Deadline deadline) override {
     if (!started_) return FailedPreconditionError("container " + id_ + " was not started");
+    FollowIfAttached();
     std::unique_lock lock(mu_);
     auto done = [&] { return finished_; };
     if (deadline == kNoDeadline) {
@@ -884,7 +904,11 @@ class DockerContainer final : public Container {
     return api_->ApiError(r, c.method, c.path);
   }
 
-  Subscription Logs(LogCallback callback) override { return logs_->Subscribe(std::move(callback)); }
+  Subscription Logs(LogCallback callback) override {
+    Subscription subscription = logs_->Subscribe(std::move(callback));
+    FollowIfAttached();
+    return subscription;
+  }
 
   void Keep() override { kept_ = true; }
 
@@ -1024,6 +1048,13 @@ class DockerContainer final : public Container {
       if (!r && r.error().code() != StatusCode::kCancelled) {
         LogAt(LogLevel::kWarning, "stats of container ", id, " ended: ", r.error().ToString());
       }
+      if (!loop->canceller.cancelled()) {
+        // The engine closed the stream (container removed, engine gone): say so once.
+        ContainerStats last;
+        last.time_ns = WallNowNs();
+        last.running = false;
+        callback(last);
+      }
     });
     {
       std::lock_guard lock(mu_);
@@ -1036,6 +1067,11 @@ class DockerContainer final : public Container {
   bool Finished() {
     std::lock_guard lock(mu_);
     return finished_;
+  }
+
+  void FollowIfAttached() {
+    if (!attached_) return;
+    std::call_once(follow_once_, [this] { monitor_ = std::thread([this] { Monitor(); }); });
   }
 
   void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
@@ -1131,6 +1167,8 @@ class DockerContainer final : public Container {
   const std::int64_t timeout_ns_;
   std::atomic<bool> started_{false};
   std::atomic<bool> kept_{false};
+  bool attached_ = false;  // made by OpenContainer
+  std::once_flag follow_once_;
   std::int64_t start_mono_ns_ = 0;
   net::StreamCanceller logs_cancel_, wait_cancel_;
   std::thread monitor_, timer_;
@@ -1740,6 +1778,21 @@ Result<std::vector<ContainerInfo>> DockerRunner::ListContainers(const Labels& la
     out.push_back(std::move(info));
   }
   return out;
+}
+
+Result<std::unique_ptr<Container>> DockerRunner::OpenContainer(const std::string& id) {
+  if (id.empty() || id.find_first_of("/?#% ") != std::string::npos) {
+    return InvalidArgumentError("\"" + id + "\" is not a container id or name");
+  }
+  auto info = api_->InspectContainer(id);
+  if (!info) {
+    if (info.error().code() == StatusCode::kNotFound) {
+      return NotFoundError("no container \"" + id + "\" on the Docker engine at " +
+                           options_.Endpoint());
+    }
+    return info.error();
+  }
+  return std::unique_ptr<Container>(DockerContainer::Attach(api_, info->id));
 }
 
 Result<std::vector<LogLine>> DockerRunner::TailLogs(const std::string& container_id,
