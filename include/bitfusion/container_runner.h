@@ -212,6 +212,9 @@ class BITFUSION_EXPORT ContainerRunner {
   /// destroying the handle leaves the container as it is (Keep() is implied). NotFound when the
   /// engine has no such container.
   virtual Result<std::unique_ptr<Container>> OpenContainer(const std::string& id);
+  /// The engine's view of one container, by id, unique id prefix or name, whoever made it;
+  /// NotFound when the engine has none such.
+  virtual Result<ContainerInfo> InspectContainer(const std::string& id);
   /// The last `lines` lines a container printed (stdout and stderr, in order where the engine
   /// keeps it), while the container still exists.
   virtual Result<std::vector<LogLine>> TailLogs(const std::string& container_id, std::size_t lines);

@@ -52,6 +52,20 @@ class BITFUSION_EXPORT MetricSource {
 /// then delivered as per-second rates (see MetricStreamOptions::rates).
 BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(std::string_view uri);
 
+class ContainerRunner;
+
+/// The "container:ID" source for a container of a runner the caller already holds (no runner
+/// URI needed): the cgroup metrics (cgroup.cpu.*, cgroup.memory.*, cgroup.io.*, cgroup.pids.*)
+/// of container `container_id` (id, unique prefix or name), labelled container="SHORT_ID" and
+/// container_name. The runner must be able to inspect containers (docker://, docker+tls://;
+/// process:// and null:// cannot: InvalidArgument). A container created but not started yet is
+/// fine: a small thread (its CPU time reported through BackgroundCpuNs) waits for it to run and
+/// the source appends nothing until then. NotFound when there is no such container,
+/// FailedPrecondition when it has already exited. When it exits while sampled, Collect answers
+/// NotFound and the stream ends the source (kMetricSourceEnded). Keeps `runner` alive.
+BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> ContainerMetricSource(
+    std::shared_ptr<ContainerRunner> runner, std::string_view container_id);
+
 /// Wraps `source` so that its counters come out as per-second rates: each counter sample
 /// becomes (value - previous value) / (monotonic time between them) with unit "UNIT/s", and the
 /// first sample of each counter (which has no previous one) and a sample after a reset (a value

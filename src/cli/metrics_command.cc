@@ -20,7 +20,10 @@ namespace po = boost::program_options;
 int MetricsCommand(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()("source", po::value<std::vector<std::string>>()->composing(),
-                        "what to sample (repeatable): host, process:PID (default: host)")(
+                        "what to sample (repeatable): host, process:PID, cgroup:PATH (e.g. "
+                        "cgroup:/docker/ID), container:ID (a docker container by id or name; "
+                        "?runner=docker:///path.sock, default $DOCKER_HOST or "
+                        "/var/run/docker.sock) (default: host)")(
       "interval", po::value<std::string>()->default_value("10ms"), "time between samples")(
       "duration", po::value<std::string>()->default_value("5s"), "how long to sample")(
       "sink", po::value<std::vector<std::string>>()->composing(),

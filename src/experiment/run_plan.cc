@@ -25,6 +25,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "bitfusion/uri.h"
 #include "devices/sysfs_allocator.h"
 
 namespace bitfusion {
@@ -335,6 +336,16 @@ void Fail(RunRecord& record, const char* status, const Status& why) {
   record.error = why.ToString();
 }
 
+// A plan source "container" (or "container?rate=true") means each run's own container: it is
+// made for every run once the container exists (see RunOnce). Other "container:ID" sources
+// name a container of their own and are ordinary sources.
+Result<bool> IsOwnContainerSource(const std::string& source) {
+  BITFUSION_ASSIGN_OR_RETURN(Uri uri, Uri::Parse(source));
+  if (uri.scheme != "container" || !uri.host.empty() || !uri.path.empty()) return false;
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"rate"}));
+  return true;
+}
+
 // One execution of one benchmark. Never returns an error: what went wrong is in the record.
 RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
                   const std::vector<std::string>& argv, const LeasedDevices& devices,
@@ -371,6 +382,7 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
     return record;
   }
   for (const auto& source : ctx.plan.sources) {
+    if (auto own = IsOwnContainerSource(source); own.ok() && *own) continue;
     if (Status s = (*stream)->Add(source); !s.ok()) {
       Fail(record, kRunError, s.WithContext("metric source " + source));
       return record;
@@ -396,6 +408,28 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   if (!container) {
     Fail(record, kRunError, container.error());
     return record;
+  }
+  // "container": this run's container, sampled through its cgroup from its first instruction (the
+  // source waits, off the sampling thread, for the container to start).
+  for (const auto& source : ctx.plan.sources) {
+    auto own = IsOwnContainerSource(source);
+    if (!own.ok() || !*own) continue;
+    // The runner outlives the stream, which is stopped before this function returns.
+    auto made = ContainerMetricSource(
+        std::shared_ptr<ContainerRunner>(std::shared_ptr<void>(), &ctx.runner), (*container)->id());
+    if (!made) {
+      Fail(record, kRunError, made.error().WithContext("metric source " + source));
+      return record;
+    }
+    std::shared_ptr<MetricSource> added = std::move(*made);
+    auto uri = Uri::Parse(source);
+    if (uri.ok() && uri->QueryBool("rate", false).ok() && *uri->QueryBool("rate", false)) {
+      added = CountersAsRates(std::move(added));
+    }
+    if (Status s = (*stream)->Add(std::move(added)); !s.ok()) {
+      Fail(record, kRunError, s.WithContext("metric source " + source));
+      return record;
+    }
   }
   OutputCollector output;
   Subscription logs =
@@ -563,6 +597,21 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     digests[b.image] = info.digest;
   }
   for (const auto& source : plan.sources) {
+    auto own = IsOwnContainerSource(source);
+    if (!own) return own.error().WithContext("metric source \"" + source + "\"");
+    if (*own) {
+      // process:// runs plain child processes, which have no cgroup of their own to sample.
+      if (caps->engine != "docker" && caps->engine != "podman") {
+        return InvalidArgumentError(
+            (plan.source_file.empty() ? "plan " + plan.name : plan.source_file) +
+            ": metric source \"container\" samples each benchmark's own container through its "
+            "cgroup, but runner " +
+            plan.runner + " (" + caps->engine +
+            ") runs no containers; use a docker:// runner, or drop \"container\" (the run "
+            "record's exit usage has each benchmark's CPU time and peak memory)");
+      }
+      continue;
+    }
     BITFUSION_RETURN_IF_ERROR(
         MetricSourceFromUri(source).status().WithContext("metric source \"" + source + "\""));
   }

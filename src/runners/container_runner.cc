@@ -58,6 +58,9 @@ Status ContainerRunner::RemoveImage(const std::string&, bool) {
 Result<std::vector<ContainerInfo>> ContainerRunner::ListContainers(const Labels&) {
   return NotSupported("ListContainers");
 }
+Result<ContainerInfo> ContainerRunner::InspectContainer(const std::string&) {
+  return NotSupported("InspectContainer");
+}
 Result<std::unique_ptr<Container>> ContainerRunner::OpenContainer(const std::string&) {
   return NotSupported("OpenContainer");
 }

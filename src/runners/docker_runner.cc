@@ -1780,6 +1780,18 @@ Result<std::vector<ContainerInfo>> DockerRunner::ListContainers(const Labels& la
   return out;
 }
 
+Result<ContainerInfo> DockerRunner::InspectContainer(const std::string& id) {
+  if (id.empty() || id.find_first_of("/?#% ") != std::string::npos) {
+    return InvalidArgumentError("\"" + id + "\" is not a container id or name");
+  }
+  auto info = api_->InspectContainer(id);
+  if (!info && info.error().code() == StatusCode::kNotFound) {
+    return NotFoundError("no container \"" + id + "\" on the Docker engine at " +
+                         options_.Endpoint() + " (" + info.error().message() + ")");
+  }
+  return info;
+}
+
 Result<std::unique_ptr<Container>> DockerRunner::OpenContainer(const std::string& id) {
   if (id.empty() || id.find_first_of("/?#% ") != std::string::npos) {
     return InvalidArgumentError("\"" + id + "\" is not a container id or name");

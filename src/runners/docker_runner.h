@@ -93,6 +93,7 @@ class DockerRunner final : public ContainerRunner {
   Status RemoveImage(const std::string& image, bool force) override;
   Result<std::vector<ContainerInfo>> ListContainers(const Labels& labels) override;
   Result<std::unique_ptr<Container>> OpenContainer(const std::string& id) override;
+  Result<ContainerInfo> InspectContainer(const std::string& id) override;
   Result<std::vector<LogLine>> TailLogs(const std::string& container_id,
                                         std::size_t lines) override;
   /// Container events from /events, resumed with `since` after a dropped connection (an

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bitfusion/event.h"
+#include "bitfusion/experiment.h"
 #include "bitfusion/metric_stream.h"
 
 namespace bitfusion {
@@ -216,6 +217,44 @@ TEST(CgroupSource, BadInputIsRefusedWithWhatToDo) {
   EXPECT_EQ(v2.status().code(), StatusCode::kNotFound);
   EXPECT_NE(v2.status().message().find(kV2Root + "/nosuch.scope"), std::string::npos)
       << v2.status().ToString();
+}
+
+TEST(ContainerSource, BadInputIsRefusedWithWhatToDo) {
+  auto unknown = MetricSourceFromUri("container:abc?runnr=docker://");
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("runnr"), std::string::npos);
+
+  auto no_id = MetricSourceFromUri("container");
+  EXPECT_EQ(no_id.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_id.status().message().find("container:ID"), std::string::npos);
+
+  // process:// has no containers to inspect.
+  auto process = MetricSourceFromUri("container:abc?runner=process://");
+  EXPECT_EQ(process.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(process.status().message().find("cannot inspect containers"), std::string::npos)
+      << process.status().ToString();
+  EXPECT_NE(process.status().message().find("process:PID"), std::string::npos);
+}
+
+TEST(ContainerSource, PlanSourceContainerIsRefusedForProcessRunners) {
+  PlanSpec plan;
+  plan.name = "own-container";
+  plan.runner = "process://";
+  plan.sources = {"host", "container"};
+  BenchmarkSpec b;
+  b.name = "t";
+  b.command = {"true"};
+  b.repetitions = 1;
+  b.warmup = 0;
+  plan.benchmarks.push_back(b);
+  auto result = RunPlan(plan, {});
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find("\"container\""), std::string::npos)
+      << result.status().ToString();
+  EXPECT_NE(result.status().message().find("docker://"), std::string::npos);
+
+  plan.sources = {"container?rat=true"};
+  EXPECT_EQ(RunPlan(plan, {}).status().code(), StatusCode::kInvalidArgument);
 }
 
 class CgroupTreeCopy : public ::testing::Test {
