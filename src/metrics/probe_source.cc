@@ -1,0 +1,428 @@
+#include "metrics/probe_source.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "bitfusion/log.h"
+#include "bitfusion/probe.h"
+#include "bitfusion/registry.h"
+#include "probe/probe_wire.h"
+
+namespace bitfusion {
+namespace {
+
+namespace wire = probe_wire;
+
+std::int64_t ThreadCpuNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string ExitText(const wire::End& end) {
+  if (!end.has_exit) return "the probe was stopped";
+  if (end.signal != 0) {
+    return "the probed command was killed by signal " + std::to_string(end.signal);
+  }
+  return "the probed command exited with code " + std::to_string(end.exit_code);
+}
+
+}  // namespace
+
+Result<ProbeSourceOptions> ProbeSourceOptions::FromUri(const Uri& uri) {
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"socket", "connect_timeout"}));
+  ProbeSourceOptions o;
+  o.name = uri.host.empty() ? uri.path : uri.host + uri.path;
+  if (o.name.empty()) {
+    return InvalidArgumentError("metric source " + uri.ToString() +
+                                " names no container; write probe:NAME?socket=PATH");
+  }
+  o.socket_path = uri.Query("socket").value_or("");
+  if (o.socket_path.empty()) {
+    return InvalidArgumentError("metric source " + uri.ToString() +
+                                " needs the unix socket to listen on: probe:" + o.name +
+                                "?socket=/path/to/probe.sock (ProbeContainer makes one)");
+  }
+  if (o.socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgumentError("metric source " + uri.ToString() + ": socket path " +
+                                o.socket_path + " is longer than the " +
+                                std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                " bytes a unix socket path may have");
+  }
+  BITFUSION_ASSIGN_OR_RETURN(o.connect_timeout,
+                             uri.QueryDuration("connect_timeout", std::chrono::nanoseconds(0)));
+  return o;
+}
+
+Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions& options) {
+  if (options.socket_path.empty() || options.socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgumentError("probe source: socket path \"" + options.socket_path +
+                                "\" is empty or too long for a unix socket");
+  }
+  std::shared_ptr<ProbeSource> s(new ProbeSource());
+  s->options_ = options;
+  s->uri_ = "probe:" + options.name + "?socket=" + options.socket_path;
+
+  struct stat st;
+  if (::lstat(options.socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return AlreadyExistsError("probe source: " + options.socket_path +
+                                " exists and is not a socket; choose another path");
+    }
+    ::unlink(options.socket_path.c_str());  // a stale socket of an earlier run
+  }
+  s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s->listen_fd_ < 0) return ErrnoError(errno, "probe source: socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
+  if (::bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    return ErrnoError(errno, "probe source: bind " + options.socket_path);
+  }
+  // The probe may run as any user inside the container.
+  ::chmod(options.socket_path.c_str(), 0777);
+  if (::listen(s->listen_fd_, 4) != 0) {
+    return ErrnoError(errno, "probe source: listen " + options.socket_path);
+  }
+  s->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (s->wake_fd_ < 0) return ErrnoError(errno, "probe source: eventfd");
+  s->reader_ = std::thread([p = s.get()] { p->Read(); });
+  return s;
+}
+
+ProbeSource::~ProbeSource() {
+  if (reader_.joinable()) {
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+    reader_.join();
+  }
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (!options_.socket_path.empty()) {
+    ::unlink(options_.socket_path.c_str());
+    if (options_.remove_dir) {
+      ::rmdir(std::filesystem::path(options_.socket_path).parent_path().c_str());
+    }
+  }
+}
+
+std::int64_t ProbeSource::BackgroundCpuNs() const {
+  return reader_cpu_ns_.load(std::memory_order_relaxed) +
+         probe_cpu_ns_.load(std::memory_order_relaxed);
+}
+
+void ProbeSource::Read() {
+  // Wait for the probe.
+  const bool forever = options_.connect_timeout.count() <= 0;
+  const std::int64_t give_up = MonoNowNs() + options_.connect_timeout.count();
+  int conn = -1;
+  while (conn < 0) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const std::int64_t left = give_up - MonoNowNs();
+    const int timeout_ms =
+        forever ? -1 : static_cast<int>(std::max<std::int64_t>(0, left) / 1'000'000 + 1);
+    const int r = ::poll(fds, 2, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (fds[1].revents & POLLIN)) return;
+    if (fds[0].revents & POLLIN) {
+      conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    } else if (!forever && MonoNowNs() >= give_up) {
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      end_reason_ = "no bitfusion-probe connected to " + options_.socket_path + " within " +
+                    FormatDuration(options_.connect_timeout) +
+                    ": is it mounted into the container and running (ProbeContainer)?";
+      return;
+    }
+  }
+  // One probe per source: later connections are refused.
+  ::close(listen_fd_);
+  listen_fd_ = -1;
+
+  std::vector<unsigned char> buffer(64 * 1024);
+  std::size_t have = 0;
+  bool clean_end = false;
+  for (;;) {
+    pollfd fds[2] = {{conn, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int r = ::poll(fds, 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (fds[1].revents & POLLIN)) break;
+    if (have == buffer.size()) buffer.resize(buffer.size() * 2);  // a record bigger than the buffer
+    const ssize_t n = ::read(conn, buffer.data() + have, buffer.size() - have);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      if (n < 0) {
+        end_reason_ =
+            "probe " + options_.name + ": reading its socket failed: " + std::strerror(errno);
+      } else if (have > 0) {
+        end_reason_ = "probe " + options_.name + "'s connection closed inside a record (" +
+                      std::to_string(have) + " bytes of it arrived): was it killed?";
+      } else if (!clean_end) {
+        end_reason_ = "probe " + options_.name +
+                      "'s connection closed without its END record: was it killed?";
+      }
+      break;
+    }
+    have += static_cast<std::size_t>(n);
+    std::size_t used = 0;
+    const bool ok = Handle(buffer.data(), have, used);
+    reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+    if (!ok) break;
+    std::memmove(buffer.data(), buffer.data() + used, have - used);
+    have -= used;
+    {
+      std::lock_guard lock(mu_);
+      clean_end = ended_;
+    }
+    if (clean_end) break;
+  }
+  reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+  ::close(conn);
+}
+
+// Decodes every whole record in [data, data + size) under one lock; false after a corrupt one.
+bool ProbeSource::Handle(const unsigned char* data, std::size_t size, std::size_t& used) {
+  std::string error;
+  std::lock_guard lock(mu_);
+  while (true) {
+    wire::Record record;
+    std::size_t consumed = 0;
+    const wire::Next next = wire::NextRecord(data + used, size - used, record, consumed, error);
+    if (next == wire::Next::kNeedMore) return true;
+    if (next == wire::Next::kError) break;
+    used += consumed;
+    if (!hello_ && record.type != wire::RecordType::kHello) {
+      error = "the first record is not HELLO (type " +
+              std::to_string(static_cast<int>(record.type)) +
+              "): the peer is not a bitfusion-probe";
+      break;
+    }
+    switch (record.type) {
+      case wire::RecordType::kHello: {
+        wire::Hello hello;
+        if (!wire::ParseHello(record, hello, error)) goto corrupt;
+        if (hello_) {
+          error = "a second HELLO record";
+          goto corrupt;
+        }
+        hello_ = true;
+        LogAt(LogLevel::kDebug, "probe ", options_.name, " connected: pid ", hello.probe_pid,
+              " in ", hello.hostname, ", cgroup ", hello.cgroup, ", every ",
+              FormatDuration(std::chrono::nanoseconds(hello.interval_ns)));
+        break;
+      }
+      case wire::RecordType::kDeclare: {
+        wire::Declare d;
+        if (!wire::ParseDeclare(record, d, error)) goto corrupt;
+        if (d.index != declared_) {
+          error = "DECLARE of series " + std::to_string(d.index) + " where series " +
+                  std::to_string(declared_) + " was due (series are declared in order)";
+          goto corrupt;
+        }
+        Series s;
+        s.metric = d.metric;
+        s.unit = d.unit;
+        s.counter = d.counter;
+        for (std::size_t i = 0; i < d.label_count; ++i) {
+          s.labels[std::string(d.labels[i].key)] = std::string(d.labels[i].value);
+        }
+        s.labels["view"] = "inside";
+        s.labels["container"] = options_.name;
+        new_series_.push_back(std::move(s));
+        ++declared_;
+        break;
+      }
+      case wire::RecordType::kTick: {
+        wire::Tick t;
+        if (!wire::ParseTick(record, t, error)) goto corrupt;
+        probe_cpu_ns_.store(t.probe_cpu_ns, std::memory_order_relaxed);
+        ticks_.fetch_add(1, std::memory_order_relaxed);
+        if (pending_value_.size() + t.count > kMaxPendingSamples) {
+          dropped_.fetch_add(t.count, std::memory_order_relaxed);
+          if (!drop_warned_) {
+            drop_warned_ = true;
+            LogAt(LogLevel::kWarning, "probe ", options_.name, ": ", kMaxPendingSamples,
+                  " samples wait to be collected; later ones are dropped (counted) until the "
+                  "metric stream collects them");
+          }
+          break;
+        }
+        for (std::uint32_t i = 0; i < t.count; ++i) {
+          std::uint32_t series = 0;
+          double value = 0;
+          wire::TickValueAt(record, i, series, value);
+          if (series >= declared_) {
+            error = "TICK refers to series " + std::to_string(series) + " but only " +
+                    std::to_string(declared_) + " were declared";
+            goto corrupt;
+          }
+          pending_index_.push_back(series);
+          pending_wall_.push_back(t.wall_ns);
+          pending_mono_.push_back(t.mono_ns);
+          pending_value_.push_back(value);
+        }
+        break;
+      }
+      case wire::RecordType::kEnd: {
+        wire::End end;
+        if (!wire::ParseEnd(record, end, error)) goto corrupt;
+        probe_cpu_ns_.store(end.probe_cpu_ns, std::memory_order_relaxed);
+        ended_ = true;
+        end_reason_ = "probe " + options_.name + " ended: " + ExitText(end);
+        return true;
+      }
+    }
+  }
+corrupt:
+  if (error_.empty()) error_ = "probe " + options_.name + " sent a corrupt stream: " + error;
+  ended_ = true;
+  end_reason_ = "probe " + options_.name + " ended after a corrupt stream";
+  return false;
+}
+
+Status ProbeSource::Collect(Timestamp /*now*/, SampleBatch& batch) {
+  std::lock_guard lock(mu_);
+  for (Series& s : new_series_) to_batch_.push_back(batch.AddSeries(std::move(s)));
+  new_series_.clear();
+  const std::size_t n = pending_value_.size();
+  if (n > 0) {
+    const std::size_t at = batch.size();
+    batch.series_index.resize(at + n);
+    batch.timestamp_ns.resize(at + n);
+    batch.monotonic_ns.resize(at + n);
+    batch.value.resize(at + n);
+    for (std::size_t i = 0; i < n; ++i) batch.series_index[at + i] = to_batch_[pending_index_[i]];
+    std::memcpy(batch.timestamp_ns.data() + at, pending_wall_.data(), n * sizeof(std::int64_t));
+    std::memcpy(batch.monotonic_ns.data() + at, pending_mono_.data(), n * sizeof(std::int64_t));
+    std::memcpy(batch.value.data() + at, pending_value_.data(), n * sizeof(double));
+    pending_index_.clear();
+    pending_wall_.clear();
+    pending_mono_.clear();
+    pending_value_.clear();
+    return Status::OK();  // an end waits for the next call, so these samples are kept
+  }
+  if (!error_.empty() && !error_reported_) {
+    error_reported_ = true;
+    return IOError(error_);
+  }
+  if (ended_) return NotFoundError(end_reason_);
+  return Status::OK();
+}
+
+// ---- the public setup ----------------------------------------------------------------------
+
+Result<std::string> FindProbe() {
+  constexpr const char* kName = "bitfusion-probe";
+  std::vector<std::filesystem::path> candidates;
+  if (const char* env = std::getenv("BITFUSION_PROBE"); env != nullptr && *env != '\0') {
+    if (::access(env, X_OK) == 0) return std::string(env);
+    return NotFoundError(std::string("BITFUSION_PROBE=") + env +
+                         " is not an executable file; unset it or point it at bitfusion-probe");
+  }
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / kName);
+    candidates.push_back(exe.parent_path().parent_path() / "libexec" / "bitfusion" / kName);
+  }
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&FindProbe), &info) != 0 && info.dli_fname != nullptr) {
+    const auto lib = std::filesystem::absolute(info.dli_fname, ec).parent_path();
+    candidates.push_back(lib.parent_path() / "libexec" / "bitfusion" / kName);
+  }
+  std::string looked;
+  for (const auto& c : candidates) {
+    if (::access(c.c_str(), X_OK) == 0) return c.lexically_normal().string();
+    looked += (looked.empty() ? "" : ", ") + c.lexically_normal().string();
+  }
+  return NotFoundError("bitfusion-probe not found (looked at " + looked +
+                       "); install it or set BITFUSION_PROBE to its path");
+}
+
+Result<ContainerProbe> ProbeContainer(const ContainerProbeOptions& options, ContainerSpec& spec) {
+  using std::chrono::nanoseconds;
+  if (options.interval < std::chrono::milliseconds(1) || options.interval > std::chrono::hours(1)) {
+    return InvalidArgumentError("probe interval " + FormatDuration(options.interval) +
+                                " is outside 1ms .. 1h");
+  }
+  if (options.wrap && spec.entrypoint.empty() && spec.command.empty()) {
+    return InvalidArgumentError(
+        "a probed container needs its command (or entrypoint) in the spec: the probe replaces "
+        "the entrypoint and runs what follows it");
+  }
+  if (options.mount_dir.empty() || options.mount_dir[0] != '/') {
+    return InvalidArgumentError("probe mount_dir \"" + options.mount_dir +
+                                "\" is not an absolute path inside the container");
+  }
+  std::string probe = options.probe_path;
+  if (probe.empty()) {
+    BITFUSION_ASSIGN_OR_RETURN(probe, FindProbe());
+  } else if (::access(probe.c_str(), X_OK) != 0) {
+    return ErrnoError(errno, "probe_path " + probe);
+  }
+
+  ProbeSourceOptions so;
+  so.name = !options.name.empty() ? options.name : !spec.name.empty() ? spec.name : "container";
+  std::string dir = options.socket_dir;
+  if (dir.empty()) {
+    char pattern[] = "/tmp/bitfusion-probe-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) return ErrnoError(errno, "probe: mkdtemp /tmp");
+    dir = pattern;
+    ::chmod(dir.c_str(), 0755);
+    so.remove_dir = true;
+  }
+  so.socket_path = dir + "/probe.sock";
+  auto source = ProbeSource::Make(so);
+  if (!source.ok()) {
+    if (so.remove_dir) ::rmdir(dir.c_str());
+    return source.error();
+  }
+
+  const std::string inside_probe = options.mount_dir + "/bitfusion-probe";
+  const std::string inside_socket = options.mount_dir + "/run/probe.sock";
+  Mount bin;
+  bin.source = std::filesystem::absolute(probe).string();
+  bin.target = inside_probe;
+  bin.read_only = true;
+  Mount run;
+  run.source = std::filesystem::absolute(dir).string();
+  run.target = options.mount_dir + "/run";
+  spec.mounts.push_back(bin);
+  spec.mounts.push_back(run);
+
+  std::vector<std::string> argv = {inside_probe, "--socket", inside_socket, "--interval",
+                                   std::to_string(options.interval.count()) + "ns"};
+  if (!options.processes) argv.push_back("--no-processes");
+
+  ContainerProbe out;
+  out.source = *source;
+  out.socket_path = so.socket_path;
+  out.exec_command = argv;
+  if (options.wrap) {
+    argv.push_back("--");
+    // The engine appends the command to the entrypoint, so it follows the "--" too.
+    argv.insert(argv.end(), spec.entrypoint.begin(), spec.entrypoint.end());
+    spec.entrypoint = std::move(argv);
+  }
+  return out;
+}
+
+BITFUSION_REGISTER(MetricSource, "probe", ProbeSourceOptions, ProbeSource);
+
+}  // namespace bitfusion

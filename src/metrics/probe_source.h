@@ -1,0 +1,104 @@
+// "probe:NAME" metric source: receives what a bitfusion-probe inside a container samples (the
+// container's own view; see src/probe/probe_sampler.h for the metrics and probe_wire.h for the
+// format) over a unix socket this source listens on.
+//
+//   probe:NAME?socket=/tmp/dir/probe.sock[&connect_timeout=30s]
+//
+// A thread of its own accepts one probe and reads its records as they come; Collect moves the
+// samples received since the last call into the batch with the probe's own timestamps (one
+// wall and one monotonic stamp per probe tick, on the host's clocks: see probe.h). Every series
+// gets labels view="inside" and container=NAME on top of the probe's own (pid, comm, cpu).
+//
+// BackgroundCpuNs is the reader thread's CPU time plus the CPU time the probe reports for
+// itself, so the stream's overhead includes the observer inside the container.
+//
+// Ending: when the probe closes the connection (its command exited, or it was stopped), Collect
+// delivers what is left and then answers NotFound (the stream publishes kMetricSourceEnded). A
+// corrupt stream (bad size, unknown type, wrong version, series out of range) is reported once
+// as an error naming what was wrong, then the source ends the same way. No probe connecting
+// within connect_timeout (0 = wait for ever) ends it too, saying so.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bitfusion/metric_stream.h"
+#include "bitfusion/uri.h"
+
+namespace bitfusion {
+
+struct ProbeSourceOptions {
+  std::string name;         ///< label container=NAME; the URI's path
+  std::string socket_path;  ///< query key `socket`: where to listen (a stale socket is replaced)
+  /// query key `connect_timeout`: end the source when no probe connected in this long; 0 = never
+  std::chrono::nanoseconds connect_timeout{0};
+  /// Remove the socket's directory (if empty) with the source; not a URI key (ProbeContainer
+  /// sets it for the directories it makes).
+  bool remove_dir = false;
+
+  /// "probe:NAME?socket=PATH&connect_timeout=DURATION". InvalidArgument for a missing name or
+  /// socket, a socket path too long for a unix socket, or unknown keys.
+  static Result<ProbeSourceOptions> FromUri(const Uri& uri);
+};
+
+/// Concurrency: Collect from one sampling thread (see MetricSource); the reader thread and
+/// Collect share the pending samples under a mutex held only to copy them.
+class ProbeSource final : public MetricSource {
+ public:
+  /// Samples kept while nobody collects them; more are dropped (counted, one warning).
+  static constexpr std::size_t kMaxPendingSamples = 1 << 20;
+
+  /// Binds and listens on the socket (mode 0777, so a probe running as any user may connect)
+  /// and starts the reader. AlreadyExists when something other than a socket is at the path.
+  static Result<std::shared_ptr<ProbeSource>> Make(const ProbeSourceOptions& options);
+  ~ProbeSource() override;
+
+  const std::string& uri() const override { return uri_; }
+  Status Collect(Timestamp now, SampleBatch& batch) override;
+  std::int64_t BackgroundCpuNs() const override;
+
+  /// Probe ticks received and samples dropped because nobody collected them.
+  std::int64_t ticks_received() const { return ticks_.load(std::memory_order_relaxed); }
+  std::int64_t samples_dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  ProbeSource() = default;
+  void Read();
+  bool Handle(const unsigned char* data, std::size_t size, std::size_t& used);
+
+  ProbeSourceOptions options_;
+  std::string uri_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: the destructor wakes the reader
+  std::thread reader_;
+
+  // Reader-thread state.
+  bool hello_ = false;
+  std::uint32_t declared_ = 0;
+  std::vector<std::uint32_t> index_scratch_;
+
+  // Shared with Collect, under mu_.
+  std::mutex mu_;
+  std::vector<Series> new_series_;            // declared by the probe, not yet in the batch
+  std::vector<std::uint32_t> pending_index_;  // probe series index
+  std::vector<std::int64_t> pending_wall_, pending_mono_;
+  std::vector<double> pending_value_;
+  bool ended_ = false;      // the connection is over; nothing more will come
+  std::string end_reason_;  // for the NotFound
+  std::string error_;       // a corrupt stream, reported once
+  bool drop_warned_ = false;
+
+  // Collect's own.
+  std::vector<std::uint32_t> to_batch_;  // probe series index -> batch series index
+  bool error_reported_ = false;
+
+  std::atomic<std::int64_t> reader_cpu_ns_{0}, probe_cpu_ns_{0}, ticks_{0}, dropped_{0};
+};
+
+}  // namespace bitfusion
