@@ -49,7 +49,7 @@ constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
 const char kUsage[] =
     "usage: bitfusion-probe (--socket PATH | --stdout) [--interval DURATION] [--count N]\n"
     "                       [--connect-timeout DURATION] [--proc-root DIR] [--cgroup-root DIR]\n"
-    "                       [--no-processes] [-- COMMAND ARGS...]\n"
+    "                       [--no-processes] [--stats] [-- COMMAND ARGS...]\n"
     "Samples this container's cgroup, /proc/stat, /proc/meminfo and processes every interval\n"
     "(default 10ms) and streams them to the bitfusion host over a unix socket (or stdout).\n"
     "With a COMMAND, runs it, samples until it exits and exits with its status.\n";
@@ -60,6 +60,7 @@ struct Args {
   std::int64_t interval_ns = 10'000'000;
   std::int64_t count = 0;  // 0 = no limit
   std::int64_t connect_timeout_ns = 10'000'000'000;
+  bool stats = false;  // print the probe's own cost on stderr at exit
   SamplerOptions sampler;
   char** command = nullptr;  // argv from after "--"
 };
@@ -133,6 +134,8 @@ Args ParseArgs(int argc, char** argv) {
       a.sampler.proc_root = value();
     } else if (arg == "--cgroup-root") {
       a.sampler.cgroup_root = value();
+    } else if (arg == "--stats") {
+      a.stats = true;
     } else if (arg == "--no-processes") {
       a.sampler.processes = false;
     } else if (arg == "--help" || arg == "-h") {
@@ -278,7 +281,8 @@ int main(int argc, char** argv) {
     }
     declares.Clear();
     tick.Clear();
-    if (args.count > 0 && ++ticks >= args.count) sampling = false;
+    ++ticks;
+    if (args.count > 0 && ticks >= args.count) sampling = false;
   };
   sample();  // the first sample precedes the command
 
@@ -379,6 +383,16 @@ int main(int argc, char** argv) {
     tick.Clear();
     wire::EncodeEnd(declares, end);
     out.Send(declares, tick);
+  }
+  if (args.stats) {
+    rusage ru;
+    ::getrusage(RUSAGE_SELF, &ru);
+    std::fprintf(stderr,
+                 "bitfusion-probe: %lld ticks, %d processes, CPU %.3f ms in all, %.2f us per tick, "
+                 "max RSS %ld KiB\n",
+                 static_cast<long long>(ticks), sampler.processes(), end.probe_cpu_ns / 1e6,
+                 ticks > 0 ? end.probe_cpu_ns / 1e3 / static_cast<double>(ticks) : 0.0,
+                 ru.ru_maxrss);
   }
   if (!child_done) return 0;
   return exit_signal != 0 ? 128 + exit_signal : exit_code;

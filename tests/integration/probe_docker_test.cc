@@ -1,0 +1,157 @@
+// bitfusion-probe inside a real container: a dockerd of the test's own, the probe bind-mounted
+// into a busybox container and wrapping a CPU-burning shell loop, the "probe:NAME" source in a
+// MetricStream. The samples must come over the socket with the probe's own stamps, lie between
+// the container's start and end as this host saw them (one timeline: the container shares the
+// host's clocks), show the container's own cgroup CPU usage growing, pass the loop's exit code
+// through, and end the source with kMetricSourceEnded.
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "bitfusion/events.h"
+#include "bitfusion/probe.h"
+#include "integration/docker_daemon.h"
+
+namespace bitfusion {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::kBusyboxImage;
+
+struct Output {
+  std::mutex mu;
+  std::string out, err;
+  LogCallback Callback() {
+    return [this](LogStream s, std::string_view line) {
+      std::lock_guard lock(mu);
+      (s == LogStream::kStdout ? out : err).append(line).append("\n");
+    };
+  }
+};
+
+class ProbeDockerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string why = testing::WhyNoDocker();
+    BITFUSION_REQUIRE_SERVICE(why.empty(), why);
+    daemon_ = std::make_unique<testing::DockerDaemon>("probe");
+    const std::string down = daemon_->Start();
+    BITFUSION_REQUIRE_SERVICE(down.empty(), down);
+    const Status imported = testing::ImportBusybox(daemon_->uri());
+    ASSERT_TRUE(imported.ok()) << imported.ToString();
+    auto runner = ContainerRunnerFromUri(daemon_->uri());
+    ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+    runner_ = *runner;
+  }
+  void TearDown() override { daemon_.reset(); }
+
+  std::unique_ptr<testing::DockerDaemon> daemon_;
+  std::shared_ptr<ContainerRunner> runner_;
+};
+
+TEST_F(ProbeDockerTest, AWrappedBusyboxLoopIsSampledFromInsideOnTheHostsTimeline) {
+  ContainerSpec spec;
+  spec.image = kBusyboxImage;
+  spec.network_mode = "none";
+  // About half a second of CPU, then a distinctive exit code.
+  spec.command = {"sh", "-c", "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; exit 7"};
+  ContainerProbeOptions po;
+  po.name = "burn";
+  po.interval = 10ms;
+  po.probe_path = std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe";
+  auto probe = ProbeContainer(po, spec);
+  ASSERT_TRUE(probe.ok()) << probe.error().ToString();
+
+  std::mutex mu;
+  SampleBatch got;
+  std::vector<Event> ended;
+  MetricStreamOptions so;
+  so.interval = 10ms;
+  so.delivery_interval = 50ms;
+  so.on_event = [&](const Event& e) {
+    std::lock_guard lock(mu);
+    if (e.type == EventType::kMetricSourceEnded) ended.push_back(e);
+  };
+  auto stream = MetricStream::Make(so);
+  ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+  ASSERT_TRUE((*stream)->Add(probe->source).ok());
+  auto sub = (*stream)->Subscribe([&](const SampleBatch& b) {
+    std::lock_guard lock(mu);
+    got.AppendBatch(b);
+  });
+  ASSERT_TRUE((*stream)->Start().ok());
+
+  auto c = runner_->Create(spec);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Output out;
+  auto logs = (*c)->Logs(out.Callback());
+  const Timestamp before = Now();
+  ASSERT_TRUE((*c)->Start().ok());
+  auto exit = (*c)->Wait(DeadlineAfter(120s));
+  const Timestamp after = Now();
+  ASSERT_TRUE(exit.ok()) << exit.error().ToString();
+  EXPECT_EQ(exit->exit_code, 7) << "the loop's exit code did not pass through; stderr:\n"
+                                << out.err;
+
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (!ended.empty()) break;
+    }
+    if (std::chrono::steady_clock::now() > give_up) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE((*stream)->Stop().ok());
+  const StreamOverhead overhead = (*stream)->Overhead();
+
+  std::lock_guard lock(mu);
+  ASSERT_EQ(ended.size(), 1u) << "no kMetricSourceEnded after the container exited";
+  EXPECT_EQ(ended[0].subject, probe->source->uri());
+  EXPECT_NE(ended[0].attributes["reason"].find("exited with code 7"), std::string::npos)
+      << ended[0].attributes["reason"];
+  EXPECT_EQ(overhead.sources_dropped, 1);
+  EXPECT_EQ(overhead.source_errors, 0);
+  EXPECT_GT(overhead.source_cpu_ns, 0) << "the probe's own CPU is not counted";
+
+  ASSERT_GT(got.size(), 0u) << "no samples came over the socket; container stderr:\n" << out.err;
+  const std::int64_t offset = after.wall_ns - after.mono_ns;
+  double usage_first = -1, usage_last = -1;
+  std::int64_t usage_first_ns = 0, usage_last_ns = 0;
+  bool saw_sh = false;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    // Between the container's start and end as this host saw them, on both clocks.
+    ASSERT_GE(got.timestamp_ns[i], before.wall_ns) << i;
+    ASSERT_LE(got.timestamp_ns[i], after.wall_ns) << i;
+    ASSERT_GE(got.monotonic_ns[i], before.mono_ns) << i;
+    ASSERT_LE(got.monotonic_ns[i], after.mono_ns) << i;
+    // The container's wall - monotonic offset is the host's: the same clocks.
+    ASSERT_LT(std::llabs(got.timestamp_ns[i] - got.monotonic_ns[i] - offset), 5'000'000) << i;
+    const Sample s = got.At(i);
+    EXPECT_EQ(s.metadata.at("view"), "inside");
+    EXPECT_EQ(s.metadata.at("container"), "burn");
+    if (s.metric == "cgroup.cpu.usage") {
+      if (usage_first < 0 || s.monotonic_ns < usage_first_ns) {
+        usage_first = s.value;
+        usage_first_ns = s.monotonic_ns;
+      }
+      if (s.monotonic_ns >= usage_last_ns) {
+        usage_last = s.value;
+        usage_last_ns = s.monotonic_ns;
+      }
+    }
+    if (s.metric == "proc.cpu.user" && s.metadata.at("comm") == "sh") saw_sh = true;
+  }
+  // The container's own cgroup, read from inside, counts the loop's CPU.
+  ASSERT_GE(usage_first, 0) << "no cgroup.cpu.usage from inside";
+  EXPECT_GT(usage_last - usage_first, 0.1) << usage_first << " -> " << usage_last;
+  EXPECT_TRUE(saw_sh) << "the wrapped shell was not among the container's processes";
+  std::printf(
+      "probe in container: %zu samples, first %.1f ms after start, last %.1f ms before "
+      "the end; cgroup CPU %.3f s -> %.3f s; observer CPU %.2f ms\n",
+      got.size(), (usage_first_ns - before.mono_ns) / 1e6, (after.mono_ns - usage_last_ns) / 1e6,
+      usage_first, usage_last, overhead.source_cpu_ns / 1e6);
+}
+
+}  // namespace
+}  // namespace bitfusion
