@@ -23,7 +23,10 @@ int MetricsCommand(const std::vector<std::string>& args) {
                         "what to sample (repeatable): host, process:PID, cgroup:PATH (e.g. "
                         "cgroup:/docker/ID), container:ID (a docker container by id or name; "
                         "?runner=docker:///path.sock, default $DOCKER_HOST or "
-                        "/var/run/docker.sock) (default: host)")(
+                        "/var/run/docker.sock), docker-stats:ID (the engine's stats stream, "
+                        "about once a second, for engines whose cgroups are not readable; same "
+                        "?runner=), gpu (NVML or ROCm SMI; ?vendor=nvml|rocm&devices=0,1) "
+                        "(default: host)")(
       "interval", po::value<std::string>()->default_value("10ms"), "time between samples")(
       "duration", po::value<std::string>()->default_value("5s"), "how long to sample")(
       "sink", po::value<std::vector<std::string>>()->composing(),
