@@ -1,11 +1,16 @@
-// Python SDK, first cut: inventory, plans, and the status codes as exception classes. Names
-// mirror the C++ API in snake_case; the GIL is released around every blocking call.
+// Python SDK: inventory, plans, metric streams, and the status codes as exception classes.
+// Names mirror the C++ API in snake_case; the GIL is released around every blocking call.
+#include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <bitfusion/bitfusion.h>
 
+#include <chrono>
 #include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace py = pybind11;
 
@@ -59,6 +64,134 @@ py::object RunPlan(const std::string& spec_path, const std::vector<std::string>&
   return JsonToPython(summary);
 }
 
+py::dict SampleToPython(const bitfusion::Sample& sample) {
+  py::dict d;
+  d["metric"] = sample.metric;
+  d["value"] = sample.value;
+  d["unit"] = sample.unit;
+  d["labels"] = sample.metadata;
+  d["timestamp_ns"] = sample.timestamp_ns;
+  d["monotonic_ns"] = sample.monotonic_ns;
+  return d;
+}
+
+std::chrono::nanoseconds Seconds(double s) {
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(s * 1e9));
+}
+
+// A MetricStream for Python. Subscriber callbacks run on the stream's delivery thread with the
+// GIL taken; stop() and the destructor release the GIL while they wait for that thread, which
+// would otherwise wait for the GIL forever.
+class PyMetricStream {
+ public:
+  PyMetricStream(const std::vector<std::string>& sources, double interval_s,
+                 const std::vector<std::string>& sinks, bool rates, double delivery_interval_s,
+                 const bitfusion::Labels& labels, const std::string& overflow) {
+    bitfusion::MetricStreamOptions options;
+    options.interval = Seconds(interval_s);
+    options.delivery_interval = Seconds(delivery_interval_s);
+    options.rates = rates;
+    options.labels = labels;
+    if (overflow == "block") {
+      options.overflow = bitfusion::OverflowPolicy::kBlock;
+    } else if (overflow != "drop_oldest") {
+      Raise(bitfusion::InvalidArgumentError(
+          "overflow must be \"drop_oldest\" or \"block\", not \"" + overflow + "\""));
+    }
+    stream_ = Unwrap(bitfusion::MetricStream::Make(options));
+    if (sources.empty()) {
+      Raise(bitfusion::InvalidArgumentError(
+          "a metric stream needs at least one source, e.g. sources=[\"host\"]"));
+    }
+    for (const auto& source : sources) {
+      if (Status s = stream_->Add(source); !s.ok()) Raise(s);
+    }
+    for (const auto& uri : sinks) {
+      auto sink = Unwrap(bitfusion::ResultSinkFromUri(uri));
+      if (Status s = stream_->Attach(sink); !s.ok()) Raise(s);
+      sinks_.push_back(std::move(sink));
+    }
+  }
+
+  ~PyMetricStream() {
+    py::gil_scoped_release release;
+    // Errors here have nowhere to go but the log; stop() is the way to see them.
+    if (Status s = Shutdown(); !s.ok()) {
+      bitfusion::Log(bitfusion::LogLevel::kWarning, "bitfusion.MetricStream: " + s.ToString());
+    }
+  }
+
+  // `callback(samples)` gets each delivered batch as a list of sample dicts.
+  void Subscribe(py::function callback) {
+    // The Python function must be released with the GIL held, whichever thread drops it last.
+    std::shared_ptr<py::function> fn(new py::function(std::move(callback)), [](py::function* f) {
+      py::gil_scoped_acquire gil;
+      delete f;
+    });
+    subscriptions_.push_back(stream_->Subscribe([fn](const bitfusion::SampleBatch& batch) {
+      py::gil_scoped_acquire gil;
+      try {
+        py::list samples;
+        for (std::size_t i = 0; i < batch.size(); ++i) samples.append(SampleToPython(batch.At(i)));
+        (*fn)(samples);
+      } catch (py::error_already_set& e) {
+        // An exception in a callback must not end the delivery thread: report it the way
+        // Python reports exceptions it cannot raise (sys.unraisablehook).
+        e.discard_as_unraisable("bitfusion.MetricStream subscriber");
+      }
+    }));
+  }
+
+  void Start() {
+    py::gil_scoped_release release;
+    if (Status s = stream_->Start(); !s.ok()) Raise(s);
+  }
+
+  void Stop() {
+    Status status;
+    {
+      py::gil_scoped_release release;
+      status = Shutdown();
+    }
+    if (!status.ok()) Raise(status);
+  }
+
+  py::dict Overhead() const {
+    const bitfusion::StreamOverhead o = stream_->Overhead();
+    py::dict d;
+    d["sampler_cpu_ns"] = o.sampler_cpu_ns;
+    d["delivery_cpu_ns"] = o.delivery_cpu_ns;
+    d["source_cpu_ns"] = o.source_cpu_ns;
+    d["ticks"] = o.ticks;
+    d["ticks_missed"] = o.ticks_missed;
+    d["samples"] = o.samples;
+    d["samples_dropped"] = o.samples_dropped;
+    d["delivery_errors"] = o.delivery_errors;
+    d["source_errors"] = o.source_errors;
+    d["sources_dropped"] = o.sources_dropped;
+    return d;
+  }
+
+ private:
+  // Stops sampling, delivers what is left, closes the sinks and ends the subscriptions. Called
+  // without the GIL.
+  Status Shutdown() {
+    if (stopped_) return Status();
+    stopped_ = true;
+    Status status = stream_->Stop();
+    for (auto& sink : sinks_) {
+      if (Status s = sink->Close(); !s.ok() && status.ok()) status = s;
+    }
+    subscriptions_.clear();
+    return status;
+  }
+
+  std::unique_ptr<bitfusion::MetricStream> stream_;
+  std::vector<std::shared_ptr<bitfusion::ResultSink>> sinks_;
+  std::vector<bitfusion::Subscription> subscriptions_;
+  bool stopped_ = false;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(bitfusion, m) {
@@ -105,4 +238,32 @@ PYBIND11_MODULE(bitfusion, m) {
         py::arg("program_dirs") = std::vector<std::string>{},
         "Runs a plan file; returns the summary, the runs and any sink errors as a dict. `sinks` "
         "replaces the plan's sinks when given.");
+
+  py::class_<PyMetricStream>(m, "MetricStream",
+                             "Samples sources (\"host\", \"process:PID\", \"cgroup:PATH\", ...) "
+                             "every `interval` seconds on a thread of its own and delivers "
+                             "batches to sinks and subscribers from another. Use as a context "
+                             "manager, or start() and stop().")
+      .def(py::init<const std::vector<std::string>&, double, const std::vector<std::string>&, bool,
+                    double, const bitfusion::Labels&, const std::string&>(),
+           py::arg("sources"), py::arg("interval") = 0.01,
+           py::arg("sinks") = std::vector<std::string>{}, py::arg("rates") = false,
+           py::arg("delivery_interval") = 0.1, py::arg("labels") = bitfusion::Labels{},
+           py::arg("overflow") = "drop_oldest")
+      .def("subscribe", &PyMetricStream::Subscribe, py::arg("callback"),
+           "callback(samples) runs on the delivery thread for each batch, with a list of dicts "
+           "(metric, value, unit, labels, timestamp_ns, monotonic_ns). Before start().")
+      .def("start", &PyMetricStream::Start)
+      .def("stop", &PyMetricStream::Stop,
+           "Stops sampling, delivers everything sampled, closes the sinks. Idempotent.")
+      .def("overhead", &PyMetricStream::Overhead,
+           "What observing cost: sampler/delivery/source CPU ns, ticks, samples, drops, errors.")
+      .def(
+          "__enter__",
+          [](PyMetricStream& self) -> PyMetricStream& {
+            self.Start();
+            return self;
+          },
+          py::return_value_policy::reference)
+      .def("__exit__", [](PyMetricStream& self, const py::args&) { self.Stop(); });
 }

@@ -36,3 +36,58 @@ def test_run_plan(tmp_path):
     assert rows["answer"]["median"] == 42
     assert len(out["runs"]) == 2
     assert (tmp_path / "r.jsonl").read_text().count('"type":"run"') == 2
+
+
+def test_metric_stream_delivers_to_subscribers_and_sinks(tmp_path):
+    got = []
+    stream = bitfusion.MetricStream(["host"], interval=0.01, sinks=[f"jsonl://{tmp_path}/m.jsonl"],
+                                    labels={"job": "py"})
+    stream.subscribe(got.extend)
+    with stream:
+        import time
+        time.sleep(0.3)
+    overhead = stream.overhead()
+    assert overhead["ticks"] >= 10
+    assert overhead["samples"] == len(got) > 0
+    assert overhead["sampler_cpu_ns"] > 0
+    metrics = {s["metric"] for s in got}
+    assert {"cpu.user", "mem.available"} <= metrics
+    assert all(s["labels"]["job"] == "py" for s in got)
+    stamps = sorted({s["monotonic_ns"] for s in got})
+    assert len(stamps) == overhead["ticks"]
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert len(lines) == len(got)
+    stream.stop()  # idempotent
+
+
+def test_metric_stream_rates_and_callback_errors(monkeypatch):
+    calls = []
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+
+    def callback(samples):
+        calls.append(samples)
+        raise RuntimeError("subscriber bug")
+
+    stream = bitfusion.MetricStream(["host"], interval=0.01, rates=True, delivery_interval=0)
+    stream.subscribe(callback)
+    stream.start()
+    import time
+    time.sleep(0.2)
+    stream.stop()
+    assert len(calls) > 1  # an exception in one callback does not stop delivery
+    units = {s["metric"]: s["unit"] for batch in calls for s in batch}
+    assert units["cpu.user"] == "s/s" and units["mem.available"] == "bytes"  # counters as rates
+    assert len(unraisable) == len(calls)  # each one reported the way Python reports such errors
+    assert "subscriber bug" in str(unraisable[0].exc_value)
+
+
+def test_metric_stream_bad_input():
+    with pytest.raises(bitfusion.InvalidArgumentError, match="unknown scheme"):
+        bitfusion.MetricStream(["nosuch:1"])
+    with pytest.raises(bitfusion.InvalidArgumentError, match="at least one source"):
+        bitfusion.MetricStream([])
+    with pytest.raises(bitfusion.InvalidArgumentError, match="interval"):
+        bitfusion.MetricStream(["host"], interval=0)
+    with pytest.raises(bitfusion.InvalidArgumentError, match="overflow"):
+        bitfusion.MetricStream(["host"], overflow="sometimes")
