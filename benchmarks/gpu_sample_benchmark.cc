@@ -176,11 +176,10 @@ struct RawRocm {
         sum += static_cast<double>(temp);
       }
       for (int type : {rocm_smi::RSMI_CLK_TYPE_SYS, rocm_smi::RSMI_CLK_TYPE_MEM}) {
-        if (f.gpu_clk_freq(i, type, frequencies.bytes) == RSMI_STATUS_SUCCESS) {
-          std::uint32_t current = 0;
-          std::memcpy(&current, frequencies.bytes + 4, sizeof current);
-          std::uint64_t hz = 0;
-          std::memcpy(&hz, frequencies.bytes + 8 + (current % 32) * 8, sizeof hz);
+        std::memset(frequencies.bytes, 0, sizeof frequencies.bytes);
+        std::uint64_t hz = 0;
+        if (f.gpu_clk_freq(i, type, frequencies.bytes) == RSMI_STATUS_SUCCESS &&
+            rocm_smi::CurrentFrequency(frequencies, hz)) {
           sum += static_cast<double>(hz);
         }
       }

@@ -1,6 +1,7 @@
 #include "devices/rocm_smi_api.h"
 
 #include <cstdio>
+#include <cstring>
 #include <type_traits>
 
 namespace bitfusion::rocm_smi {
@@ -46,6 +47,24 @@ std::string RocmSmiFunctions::Why(rsmi_status_t rc) const {
     return code;
   }
   return std::string(text) + " (" + code + ")";
+}
+
+bool CurrentFrequency(const FrequencyBuffer& buffer, std::uint64_t& hz) {
+  // {num_supported, current, frequency[]} at offsets {0, 4, 8}, or after has_deep_sleep at
+  // {4, 8, 16}.
+  constexpr std::size_t kLayouts[2][3] = {{0, 4, 8}, {4, 8, 16}};
+  for (const auto& at : kLayouts) {
+    std::uint32_t count = 0, current = 0;
+    std::memcpy(&count, buffer.bytes + at[0], sizeof count);
+    std::memcpy(&current, buffer.bytes + at[1], sizeof current);
+    if (count == 0 || count > 33 || current >= count) continue;
+    std::uint64_t value = 0;
+    std::memcpy(&value, buffer.bytes + at[2] + current * sizeof value, sizeof value);
+    if (value == 0) continue;
+    hz = value;
+    return true;
+  }
+  return false;
 }
 
 std::string AddressOf(std::uint64_t bdfid) {

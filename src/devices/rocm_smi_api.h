@@ -23,9 +23,10 @@ constexpr int RSMI_TEMP_CURRENT = 0;
 constexpr int RSMI_CLK_TYPE_SYS = 0;  // the graphics (shader) clock, sclk
 constexpr int RSMI_CLK_TYPE_MEM = 4;  // mclk
 
-/// rsmi_frequencies_t of ROCm SMI 5.x. ROCm 6 put a `bool has_deep_sleep` in front and grew the
-/// table to 33 entries: FrequencyBuffer below has room for either, and the source reads it by
-/// the version rsmi_version_get reports.
+/// rsmi_frequencies_t of ROCm SMI 5.x. Later releases grew the table to 33 entries and then put
+/// a `bool has_deep_sleep` in front (shifting the rest by 4 and the table by 8 bytes): the
+/// callers hand the library a FrequencyBuffer with room for any of them, and CurrentFrequency
+/// tells the layouts apart by what was written.
 constexpr std::size_t RSMI_MAX_NUM_FREQUENCIES = 32;
 struct rsmi_frequencies_t {
   std::uint32_t num_supported;
@@ -36,6 +37,11 @@ struct rsmi_frequencies_t {
 struct FrequencyBuffer {
   alignas(8) unsigned char bytes[8 + 8 + 33 * 8 + 64];
 };
+
+/// The current level's frequency (Hz) in what rsmi_dev_gpu_clk_freq_get wrote, in either layout:
+/// the one whose count, current index and frequency make sense (1..33 levels, the index below
+/// the count, a non-zero frequency); no real table fits both. False when neither does.
+bool CurrentFrequency(const FrequencyBuffer& buffer, std::uint64_t& hz);
 
 struct rsmi_version_t {
   std::uint32_t major;

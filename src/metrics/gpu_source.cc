@@ -66,7 +66,6 @@ struct GpuSource::Impl {
 
   std::optional<nvml::NvmlFunctions> nvml;  // set while NVML is initialised
   std::optional<rocm_smi::RocmSmiFunctions> rocm;
-  bool rocm_deep_sleep_layout = false;  // rsmi_frequencies_t starts with has_deep_sleep
   rocm_smi::FrequencyBuffer frequencies{};
   std::vector<Device> devices;
 
@@ -204,25 +203,17 @@ struct GpuSource::Impl {
     constexpr std::pair<Metric, int> kClocks[] = {{kClockGraphics, RSMI_CLK_TYPE_SYS},
                                                   {kClockMemory, RSMI_CLK_TYPE_MEM}};
     for (const auto& [metric, type] : kClocks) {
-      if (!d.enabled[metric] || !ok(f.gpu_clk_freq(d.index, type, frequencies.bytes), metric)) {
-        continue;
-      }
-      // ROCm 6 put a bool in front of the table (see rocm_smi_api.h).
-      const std::size_t base = rocm_deep_sleep_layout ? 4 : 0;
-      std::uint32_t count = 0, current = 0;
-      std::memcpy(&count, frequencies.bytes + base, sizeof count);
-      std::memcpy(&current, frequencies.bytes + base + 4, sizeof current);
-      const std::size_t table = rocm_deep_sleep_layout ? 16 : 8;
-      if (current >= count || count > 33) {
+      if (!d.enabled[metric]) continue;
+      // Zeroed first: the layouts are told apart by what the library wrote.
+      std::memset(frequencies.bytes, 0, sizeof frequencies.bytes);
+      if (!ok(f.gpu_clk_freq(d.index, type, frequencies.bytes), metric)) continue;
+      std::uint64_t hz = 0;
+      if (!CurrentFrequency(frequencies, hz)) {
         if (first.ok()) {
-          first = Failed(
-              d, metric,
-              "it reported level " + std::to_string(current) + " of " + std::to_string(count));
+          first = Failed(d, metric, "it wrote a frequency table in no layout bitfusion knows");
         }
         continue;
       }
-      std::uint64_t hz = 0;
-      std::memcpy(&hz, frequencies.bytes + table + current * sizeof hz, sizeof hz);
       emit(d, metric, static_cast<double>(hz));
     }
     return first;
@@ -342,10 +333,6 @@ Status GpuSource::Impl::OpenRocm(const std::vector<std::string>& libraries,
   }
   rocm = std::move(f);  // from here the destructor shuts ROCm SMI down
   const RocmSmiFunctions& api = *rocm;
-  rsmi_version_t version{};
-  if (api.version && api.version(&version) == RSMI_STATUS_SUCCESS) {
-    rocm_deep_sleep_layout = version.major >= 6;
-  }
   std::uint32_t count = 0;
   if (const rsmi_status_t c = api.num_monitor_devices(&count); c != RSMI_STATUS_SUCCESS) {
     return UnavailableError("rsmi_num_monitor_devices failed: " + api.Why(c));

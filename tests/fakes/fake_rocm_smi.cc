@@ -11,8 +11,10 @@
 //   "vram_used": [..], "power_uw": [..], "temp_edge_mc": [..], "sclk_hz": [..], "mclk_hz": [..]}:
 // each query answers the next value of its list on every call (wrapping); for the clocks the
 // list is the frequency table and "current" steps through it. A query without a list answers
-// RSMI_STATUS_NOT_SUPPORTED. rsmi_version_get reports 5.2.3 (the rsmi_frequencies_t layout
-// without has_deep_sleep).
+// RSMI_STATUS_NOT_SUPPORTED. rsmi_version_get reports 5.2.3 and the clock tables are written in
+// that release's rsmi_frequencies_t; with "frequency_layout": "deep_sleep" at the top level they
+// are written as newer releases do (a bool has_deep_sleep first, 33 entries) and the version is
+// 7.5.0.
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -90,8 +92,17 @@ struct FakeGpu {
   }
 };
 
+// rsmi_frequencies_t of the releases with has_deep_sleep.
+struct DeepSleepFrequencies {
+  bool has_deep_sleep;
+  std::uint32_t num_supported;
+  std::uint32_t current;
+  std::uint64_t frequency[33];
+};
+
 std::mutex mu;
 bool initialised = false;
+bool deep_sleep_layout = false;
 std::string driver_version;
 std::vector<FakeGpu> gpus;
 
@@ -111,6 +122,8 @@ BITFUSION_FAKE_API rsmi_status_t rsmi_init(std::uint64_t) {
   if (!config || !config->is_object()) return RSMI_STATUS_INIT_ERROR;
   const auto& root = config->get_object();
   gpus.clear();
+  deep_sleep_layout =
+      root.contains("frequency_layout") && root.at("frequency_layout").as_string() == "deep_sleep";
   driver_version = root.contains("driver_version")
                        ? std::string(root.at("driver_version").as_string())
                        : std::string("6.2.4");
@@ -236,7 +249,8 @@ BITFUSION_FAKE_API rsmi_status_t rsmi_status_string(rsmi_status_t status,
 
 BITFUSION_FAKE_API rsmi_status_t rsmi_version_get(rsmi_version_t* version) {
   if (version == nullptr) return RSMI_STATUS_INVALID_ARGS;
-  *version = rsmi_version_t{5, 2, 3, "fake"};
+  std::lock_guard<std::mutex> lock(mu);
+  *version = deep_sleep_layout ? rsmi_version_t{7, 5, 0, "fake"} : rsmi_version_t{5, 2, 3, "fake"};
   return RSMI_STATUS_SUCCESS;
 }
 
@@ -303,6 +317,15 @@ BITFUSION_FAKE_API rsmi_status_t rsmi_dev_gpu_clk_freq_get(std::uint32_t dv_ind,
   FakeGpu& g = gpus[dv_ind];
   if (!g.Next(key, v, &at)) return RSMI_STATUS_NOT_SUPPORTED;
   const auto& table = g.telemetry.at(key);
+  if (deep_sleep_layout) {
+    DeepSleepFrequencies d{};
+    d.has_deep_sleep = true;
+    d.num_supported = static_cast<std::uint32_t>(std::min<std::size_t>(table.size(), 33));
+    for (std::uint32_t i = 0; i < d.num_supported; ++i) d.frequency[i] = table[i];
+    d.current = static_cast<std::uint32_t>(at);
+    std::memcpy(static_cast<void*>(f), &d, sizeof d);
+    return RSMI_STATUS_SUCCESS;
+  }
   std::memset(f, 0, sizeof *f);
   f->num_supported =
       static_cast<std::uint32_t>(std::min<std::size_t>(table.size(), RSMI_MAX_NUM_FREQUENCIES));

@@ -215,6 +215,27 @@ TEST(GpuSourceTest, RocmSmiValuesConvertedToBaseUnits) {
   EXPECT_EQ(log.lines().size(), 1u);
 }
 
+TEST(GpuSourceTest, RocmSmiClockTablesOfNewerReleasesReadTheSame) {
+  // Releases with has_deep_sleep in front of rsmi_frequencies_t shift the table by 8 bytes.
+  std::string config = kRocmConfig;
+  config.insert(1, R"("frequency_layout": "deep_sleep", )");
+  ScopedEnv env("BITFUSION_FAKE_ROCM_SMI_CONFIG", WriteConfig("bf-gpu-rocm-ds.json", config));
+  GpuSourceOptions options;
+  options.vendor = "rocm";
+  options.library = BITFUSION_FAKE_ROCM_SMI;
+  auto source = GpuSource::Make(options);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  SampleBatch batch;
+  ASSERT_TRUE((*source)->Collect(Timestamp{1, 1}, batch).ok());
+  EXPECT_EQ(ValueOf(batch, "gpu.clock.graphics", "0", "Hz"), 1.7e9);
+  EXPECT_EQ(ValueOf(batch, "gpu.clock.memory", "0", "Hz"), 1.6e9);
+  EXPECT_EQ(ValueOf(batch, "gpu.clock.graphics", "1", "Hz"), 5e8);
+  batch.ClearSamples();
+  ASSERT_TRUE((*source)->Collect(Timestamp{2, 2}, batch).ok());
+  EXPECT_EQ(ValueOf(batch, "gpu.clock.graphics", "0", "Hz"), 5e8);
+  EXPECT_EQ(ValueOf(batch, "gpu.clock.memory", "0", "Hz"), 4e8);
+}
+
 TEST(GpuSourceTest, MissingLibraryDisablesTheSourceWithOneWarning) {
   LogCapture log;
   auto made = MetricSourceFromUri("gpu?vendor=nvml&library=/nonexistent/libnvidia-ml.so.1");
