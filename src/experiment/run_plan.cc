@@ -23,6 +23,7 @@
 #include "bitfusion/experiment.h"
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
+#include "bitfusion/probe.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/uri.h"
@@ -346,6 +347,24 @@ Result<bool> IsOwnContainerSource(const std::string& source) {
   return true;
 }
 
+// A plan source "probe" (or "probe?processes=false&rate=true") means bitfusion-probe inside
+// each run's own container, wrapping its command (bitfusion/probe.h): the container's own view,
+// on the host's timeline. "probe:NAME?socket=PATH" is an ordinary source.
+Result<bool> IsOwnProbeSource(const std::string& source) {
+  BITFUSION_ASSIGN_OR_RETURN(Uri uri, Uri::Parse(source));
+  if (uri.scheme != "probe" || !uri.host.empty() || !uri.path.empty()) return false;
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"rate", "processes"}));
+  BITFUSION_RETURN_IF_ERROR(uri.QueryBool("processes", true).status());
+  BITFUSION_RETURN_IF_ERROR(uri.QueryBool("rate", false).status());
+  return true;
+}
+
+Result<std::string> LocateProbe(const PlanSpec& plan, const ExperimentOptions& options) {
+  auto bundled = LocateProgram(plan, "bitfusion-probe", "metric source \"probe\"", options);
+  if (bundled.ok()) return bundled;
+  return FindProbe();
+}
+
 // One execution of one benchmark. Never returns an error: what went wrong is in the record.
 RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
                   const std::vector<std::string>& argv, const LeasedDevices& devices,
@@ -383,6 +402,7 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   }
   for (const auto& source : ctx.plan.sources) {
     if (auto own = IsOwnContainerSource(source); own.ok() && *own) continue;
+    if (auto probe = IsOwnProbeSource(source); probe.ok() && *probe) continue;
     if (Status s = (*stream)->Add(source); !s.ok()) {
       Fail(record, kRunError, s.WithContext("metric source " + source));
       return record;
@@ -404,6 +424,30 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   spec.labels = record.labels;
   // The lease's settings win over the benchmark's env: a benchmark must not see other devices.
   for (const auto& edits : devices.edits) edits.ApplyTo(spec);
+  // "probe": mounted into this run's container in front of its command; its source listens
+  // before the container exists.
+  for (const auto& source : ctx.plan.sources) {
+    auto own = IsOwnProbeSource(source);
+    if (!own.ok() || !*own) continue;
+    const Uri uri = *Uri::Parse(source);
+    ContainerProbeOptions po;
+    po.name = b.name;
+    po.interval = ctx.plan.interval;
+    po.processes = *uri.QueryBool("processes", true);
+    auto path = LocateProbe(ctx.plan, ctx.options);
+    if (path.ok()) po.probe_path = *path;
+    auto probe = path.ok() ? ProbeContainer(po, spec) : Result<ContainerProbe>(path.error());
+    if (!probe) {
+      Fail(record, kRunError, probe.error().WithContext("metric source " + source));
+      return record;
+    }
+    std::shared_ptr<MetricSource> added = probe->source;
+    if (*uri.QueryBool("rate", false)) added = CountersAsRates(std::move(added));
+    if (Status s = (*stream)->Add(std::move(added)); !s.ok()) {
+      Fail(record, kRunError, s.WithContext("metric source " + source));
+      return record;
+    }
+  }
   auto container = ctx.runner.Create(spec);
   if (!container) {
     Fail(record, kRunError, container.error());
@@ -597,6 +641,20 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     digests[b.image] = info.digest;
   }
   for (const auto& source : plan.sources) {
+    auto probe = IsOwnProbeSource(source);
+    if (!probe) return probe.error().WithContext("metric source \"" + source + "\"");
+    if (*probe) {
+      if (caps->engine != "docker" && caps->engine != "podman") {
+        return InvalidArgumentError(
+            (plan.source_file.empty() ? "plan " + plan.name : plan.source_file) +
+            ": metric source \"probe\" mounts bitfusion-probe into each benchmark's container, "
+            "but runner " +
+            plan.runner + " (" + caps->engine + ") runs no containers; use a docker:// runner");
+      }
+      BITFUSION_RETURN_IF_ERROR(
+          LocateProbe(plan, options).status().WithContext("metric source \"probe\""));
+      continue;
+    }
     auto own = IsOwnContainerSource(source);
     if (!own) return own.error().WithContext("metric source \"" + source + "\"");
     if (*own) {

@@ -81,7 +81,6 @@ class ProbeSource final : public MetricSource {
   // Reader-thread state.
   bool hello_ = false;
   std::uint32_t declared_ = 0;
-  std::vector<std::uint32_t> index_scratch_;
 
   // Shared with Collect, under mu_.
   std::mutex mu_;

@@ -5,10 +5,14 @@
 // host's clocks), show the container's own cgroup CPU usage growing, pass the loop's exit code
 // through, and end the source with kMetricSourceEnded.
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "bitfusion/events.h"
+#include "bitfusion/experiment.h"
 #include "bitfusion/probe.h"
 #include "integration/docker_daemon.h"
 
@@ -151,6 +155,72 @@ TEST_F(ProbeDockerTest, AWrappedBusyboxLoopIsSampledFromInsideOnTheHostsTimeline
       "the end; cgroup CPU %.3f s -> %.3f s; observer CPU %.2f ms\n",
       got.size(), (usage_first_ns - before.mono_ns) / 1e6, (after.mono_ns - usage_last_ns) / 1e6,
       usage_first, usage_last, overhead.source_cpu_ns / 1e6);
+}
+
+}  // namespace
+}  // namespace bitfusion
+
+namespace bitfusion {
+namespace {
+
+// `bitfusion run`'s engine: a plan whose sources name "probe" gets bitfusion-probe in each
+// benchmark's container, and its samples reach the plan's sink beside the host's.
+TEST_F(ProbeDockerTest, APlanSourceProbeSamplesEveryRunsContainerFromInside) {
+  const std::string dir = "/tmp/bfprobe-plan-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  PlanSpec plan;
+  plan.name = "probed";
+  plan.runner = daemon_->uri();
+  plan.sources = {"probe?processes=false", "null"};
+  plan.interval = 10ms;
+  plan.sinks = {"jsonl://" + dir + "/out.jsonl"};
+  BenchmarkSpec b;
+  b.name = "loop";
+  b.image = kBusyboxImage;
+  b.command = {"sh", "-c", "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done"};
+  b.repetitions = 2;
+  b.warmup = 0;
+  plan.benchmarks = {b};
+  ExperimentOptions options;
+  options.program_dirs = {BITFUSION_BIN_DIR};
+  auto result = RunPlan(plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const RunRecord& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_GT(r.overhead.samples, 0);
+  }
+  std::ifstream in(dir + "/out.jsonl");
+  std::string line;
+  std::set<std::string> runs_seen;
+  int inside = 0;
+  while (std::getline(in, line)) {
+    if (line.find("\"view\":\"inside\"") == std::string::npos) continue;
+    ++inside;
+    EXPECT_NE(line.find("\"container\":\"loop\""), std::string::npos) << line;
+    for (const RunRecord& r : result->runs) {
+      if (line.find(r.run_id) != std::string::npos) runs_seen.insert(r.run_id);
+    }
+  }
+  EXPECT_GT(inside, 0) << "no inside samples in " << dir << "/out.jsonl";
+  EXPECT_EQ(runs_seen.size(), 2u) << "every run's container is probed";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+TEST_F(ProbeDockerTest, APlanProbeOnARunnerWithoutContainersIsRefused) {
+  PlanSpec plan;
+  plan.name = "p";
+  plan.runner = "process://";
+  plan.sources = {"probe"};
+  BenchmarkSpec b;
+  b.name = "x";
+  b.command = {"true"};
+  plan.benchmarks = {b};
+  auto result = RunPlan(plan, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("mounts bitfusion-probe"), std::string::npos)
+      << result.error().ToString();
 }
 
 }  // namespace
