@@ -63,8 +63,10 @@ class ContainerRunner;
 /// the source appends nothing until then. NotFound when there is no such container,
 /// FailedPrecondition when it has already exited. When it exits while sampled, Collect answers
 /// NotFound and the stream ends the source (kMetricSourceEnded). Keeps `runner` alive.
+/// `detail_every` N > 1 reads the costly cgroup files (memory.stat, block I/O, throttling,
+/// limits, pids) on every Nth sample only; CPU and memory usage are read on every one.
 BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> ContainerMetricSource(
-    std::shared_ptr<ContainerRunner> runner, std::string_view container_id);
+    std::shared_ptr<ContainerRunner> runner, std::string_view container_id, int detail_every = 1);
 
 /// Wraps `source` so that its counters come out as per-second rates: each counter sample
 /// becomes (value - previous value) / (monotonic time between them) with unit "UNIT/s", and the

@@ -3,6 +3,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
@@ -151,7 +152,7 @@ bool IsCgroupFs(const std::string& dir) {
 }  // namespace
 
 Result<CgroupSourceOptions> CgroupSourceOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"root"}));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"root", "detail_every"}));
   CgroupSourceOptions options;
   options.path = uri.host.empty() ? uri.path : "/" + uri.host + uri.path;
   if (options.path.empty()) {
@@ -168,6 +169,12 @@ Result<CgroupSourceOptions> CgroupSourceOptions::FromUri(const Uri& uri) {
     }
     options.root = *root;
   }
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t every, uri.QueryInt("detail_every", 1));
+  if (every < 1 || every > 1'000'000) {
+    return InvalidArgumentError("option detail_every in " + uri.ToString() +
+                                " must be a whole number of samples from 1 (every sample) up");
+  }
+  options.detail_every = static_cast<int>(every);
   return options;
 }
 
@@ -272,13 +279,17 @@ Result<std::shared_ptr<CgroupSource>> CgroupSource::Make(const CgroupSourceOptio
   }
   BITFUSION_ASSIGN_OR_RETURN(CgroupDirs dirs, CgroupDirs::ForPath(options.root, options.path));
   std::string uri = "cgroup:" + options.path;
-  if (options.root != "/sys/fs/cgroup") uri += "?root=" + options.root;
-  return Make(dirs, std::move(uri), {});
+  std::string query;
+  if (options.root != "/sys/fs/cgroup") query += "&root=" + options.root;
+  if (options.detail_every != 1) query += "&detail_every=" + std::to_string(options.detail_every);
+  if (!query.empty()) uri += "?" + query.substr(1);
+  return Make(dirs, std::move(uri), {}, options.detail_every);
 }
 
 Result<std::shared_ptr<CgroupSource>> CgroupSource::Make(const CgroupDirs& dirs, std::string uri,
-                                                         Labels labels) {
+                                                         Labels labels, int detail_every) {
   std::shared_ptr<CgroupSource> source(new CgroupSource());
+  source->detail_every_ = std::max(1, detail_every);
   source->uri_ = std::move(uri);
   source->v2_ = dirs.v2;
   source->labels_ = std::move(labels);
@@ -357,8 +368,12 @@ Status CgroupSource::Collect(Timestamp now, SampleBatch& batch) {
   }
   std::string_view text[kParts];
   Status first;
+  const bool detail = calls_++ % detail_every_ == 0;
   for (int part = 0; part < kParts; ++part) {
     if (!files_[part].is_open()) continue;
+    // The cheap, fast-moving ones every time; the rest on detail ticks.
+    const bool every_time = part == kCpuUsage || part == kMemCurrent || (v2_ && part == kCpuStat);
+    if (!detail && !every_time) continue;
     auto read = files_[part].Read(buffers_[part]);
     if (read) {
       text[part] = *read;

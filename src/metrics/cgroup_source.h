@@ -74,8 +74,16 @@ struct CgroupSourceOptions {
   /// default "/sys/fs/cgroup". v2 when ROOT/cgroup.controllers exists, else v1 with one
   /// directory per controller (ROOT/cpu, ROOT/cpuacct, ROOT/memory, ROOT/blkio, ROOT/pids).
   std::string root = "/sys/fs/cgroup";
+  /// Read the costly files (memory.stat, the block I/O files, cpu throttling and the v1
+  /// user/system split, limits, pids) on every Nth Collect only; the CPU usage and memory usage
+  /// (v2: all of cpu.stat) are read on every one. Query key `detail_every`; 1 (the default)
+  /// reads everything every time. On cgroup v1 memory.stat alone costs ~13 us a read (the
+  /// kernel sums the hierarchy), against ~0.8 us for cpuacct.usage: at 100 Hz with many
+  /// containers, detail_every=10 cuts the source's cost about 6x.
+  int detail_every = 1;
 
-  /// "cgroup:/docker/ID", "cgroup:/docker/ID?root=DIR". Unknown query keys are InvalidArgument.
+  /// "cgroup:/docker/ID", "cgroup:/docker/ID?root=DIR&detail_every=10". Unknown query keys are
+  /// InvalidArgument.
   static Result<CgroupSourceOptions> FromUri(const Uri& uri);
 };
 
@@ -104,7 +112,7 @@ class CgroupSource final : public MetricSource {
   static Result<std::shared_ptr<CgroupSource>> Make(const CgroupSourceOptions& options);
   /// A source on `dirs`, named `uri`, with `labels` on every series (the container source).
   static Result<std::shared_ptr<CgroupSource>> Make(const CgroupDirs& dirs, std::string uri,
-                                                    Labels labels);
+                                                    Labels labels, int detail_every = 1);
   ~CgroupSource() override;
 
   const std::string& uri() const override { return uri_; }
@@ -138,7 +146,9 @@ class CgroupSource final : public MetricSource {
   std::string uri_;
   bool v2_ = false;
   bool check_exists_ = false;  // a recorded tree: see the header comment
-  std::string main_dir_;       // checked for existence after a failed read
+  int detail_every_ = 1;
+  std::int64_t calls_ = 0;
+  std::string main_dir_;  // checked for existence after a failed read
   Labels labels_;
   double seconds_per_tick_ = 0.01;
   internal::ProcFile files_[kParts];

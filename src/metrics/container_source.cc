@@ -34,7 +34,7 @@ bool Ended(const ContainerInfo& info) {
 }  // namespace
 
 Result<ContainerSourceOptions> ContainerSourceOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"runner", "root", "proc_root"}));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"runner", "root", "proc_root", "detail_every"}));
   ContainerSourceOptions options;
   options.id = uri.host.empty() ? uri.path : uri.host + uri.path;
   if (options.id.empty() || options.id.find('/') != std::string::npos) {
@@ -64,6 +64,12 @@ Result<ContainerSourceOptions> ContainerSourceOptions::FromUri(const Uri& uri) {
     }
     options.proc_root = *root;
   }
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t every, uri.QueryInt("detail_every", 1));
+  if (every < 1 || every > 1'000'000) {
+    return InvalidArgumentError("option detail_every in " + uri.ToString() +
+                                " must be a whole number of samples from 1 (every sample) up");
+  }
+  options.detail_every = static_cast<int>(every);
   return options;
 }
 
@@ -138,7 +144,7 @@ Result<CgroupDirs> ContainerSource::DirsOf(int pid) const {
 }
 
 Status ContainerSource::MakeInner(const CgroupDirs& dirs) {
-  auto inner = CgroupSource::Make(dirs, uri_, labels_);
+  auto inner = CgroupSource::Make(dirs, uri_, labels_, options_.detail_every);
   if (!inner) return inner.error().WithContext("sampling container " + options_.id);
   inner_ = std::move(*inner);
   return Status::OK();
@@ -225,9 +231,11 @@ Status ContainerSource::Collect(Timestamp now, SampleBatch& batch) {
 }
 
 Result<std::shared_ptr<MetricSource>> ContainerMetricSource(std::shared_ptr<ContainerRunner> runner,
-                                                            std::string_view container_id) {
+                                                            std::string_view container_id,
+                                                            int detail_every) {
   ContainerSourceOptions options;
   options.id = std::string(container_id);
+  options.detail_every = detail_every;
   options.runner = "(the caller's runner)";
   BITFUSION_ASSIGN_OR_RETURN(auto source, ContainerSource::Make(std::move(runner), options));
   return std::shared_ptr<MetricSource>(std::move(source));

@@ -37,9 +37,11 @@ struct ContainerSourceOptions {
   /// seen from this process: it must run in the engine's host's cgroup and PID namespaces.
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string proc_root = "/proc";
+  /// Query key `detail_every`: see CgroupSourceOptions::detail_every.
+  int detail_every = 1;
 
-  /// "container:ID", "container:ID?runner=docker:///run/user/1000/docker.sock". Unknown query
-  /// keys and an empty ID are InvalidArgument.
+  /// "container:ID", "container:ID?runner=docker:///run/user/1000/docker.sock&detail_every=10".
+  /// Unknown query keys and an empty ID are InvalidArgument.
   static Result<ContainerSourceOptions> FromUri(const Uri& uri);
 };
 

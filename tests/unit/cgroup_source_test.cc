@@ -179,6 +179,23 @@ TEST(CgroupSource, SteadyStateReusesSeriesAndRatesWork) {
   EXPECT_GE(rates, 14u);
 }
 
+TEST(CgroupSource, DetailEveryReadsTheCostlyFilesOnEveryNthSampleOnly) {
+  auto source = Make("cgroup:" + kV2Path + "?root=" + kV2Root + "&detail_every=3");
+  ASSERT_TRUE(source);
+  std::vector<std::size_t> sizes;
+  SampleBatch batch;
+  for (int i = 0; i < 4; ++i) {
+    const std::size_t before = batch.size();
+    ASSERT_TRUE(source->Collect(Now(), batch).ok());
+    sizes.push_back(batch.size() - before);
+  }
+  // All 31 values (23 + 8 of io.stat; pids.max is "max"), then cpu.stat's 6 and
+  // memory.current twice, then all.
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{31, 7, 7, 31}));
+  EXPECT_EQ(MetricSourceFromUri("cgroup:/x?detail_every=0").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(CgroupSource, ProcCgroupFilesResolveToTheGroupsDirectories) {
   auto v1 = CgroupDirs::FromProcCgroup(kV1Root, ReadAll(kFixtures + "/v1/proc/1812/cgroup"));
   ASSERT_TRUE(v1.ok()) << v1.status().ToString();

@@ -1,0 +1,416 @@
+// container:ID (the cgroup metrics of containers) against a real engine, in one run:
+//   - BM_HostPlusTenContainersAt100Hz: a MetricStream sampling "host" plus 10 container sources
+//     (busybox `sleep` containers) every 10 ms for a few seconds; the observer's CPU (sampling
+//     thread + delivery thread + the sources' own threads, StreamOverhead) over wall time, in
+//     percent of one core. Target: <= 0.5 %. Measured four ways one after the other: host
+//     alone (the reference the per-container increment is taken against), host + containers
+//     reading every cgroup file every tick, the same with detail_every=10 (memory.stat, block
+//     I/O, throttling, limits and pids at 10 Hz; CPU and memory usage at 100 Hz), and the
+//     containers alone with detail_every=10.
+//   - BM_ContainerSampleVsEngineStats: one Collect of a container source (all its cgroup files)
+//     against one GET /containers/ID/stats?stream=false and one with one-shot=true (API 1.41+)
+//     on the same container, over a kept-open libcurl handle: wall time per call each way, the
+//     engine's (dockerd's) CPU per stats call, and the ratios.
+//
+// It starts a dockerd of its own (root needed), or uses BITFUSION_DOCKER_SOCKET when set (then
+// the engine's CPU is not measured). Without root or dockerd each benchmark says so and is
+// skipped; the program exits 0.
+#include <benchmark/benchmark.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bitfusion/container_runner.h"
+#include "bitfusion/metric_stream.h"
+#include "runners/tar_archive.h"
+
+namespace bitfusion {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr const char* kImage = "bfbench/busybox-sleep:1";
+constexpr int kContainers = 10;
+
+class Engine {
+ public:
+  ~Engine() { Stop(); }
+
+  std::string Start() {
+    if (const char* sock = std::getenv("BITFUSION_DOCKER_SOCKET"); sock && *sock) {
+      socket_ = sock;
+      return Ping(5s) ? "" : "nothing answers on BITFUSION_DOCKER_SOCKET=" + socket_;
+    }
+    if (::geteuid() != 0) return "dockerd needs root";
+    if (std::system("command -v dockerd >/dev/null 2>&1") != 0) return "dockerd is not installed";
+    root_ = "/tmp/bfcm-" + std::to_string(::getpid());
+    exec_root_ = "/tmp/bfcx-" + std::to_string(::getpid());
+    socket_ = root_ + "/d.sock";
+    fs::create_directories(root_ + "/data");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      const int fd = ::open((root_ + "/dockerd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      const std::string host = "unix://" + socket_, data = root_ + "/data",
+                        pidfile = root_ + "/d.pid";
+      ::execlp("dockerd", "dockerd", "--host", host.c_str(), "--data-root", data.c_str(),
+               "--exec-root", exec_root_.c_str(), "--pidfile", pidfile.c_str(), "--bridge=none",
+               "--iptables=false", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return Ping(30s) ? "" : "dockerd did not come up (see " + root_ + "/dockerd.log)";
+  }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    ::kill(-pid_, SIGKILL);
+    pid_ = -1;
+    ::umount2((exec_root_ + "/netns/default").c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+    fs::remove_all(exec_root_, ec);
+  }
+
+  const std::string& socket() const { return socket_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  bool Ping(std::chrono::seconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      CURL* c = curl_easy_init();
+      curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
+      curl_easy_setopt(c, CURLOPT_URL, "http://localhost/_ping");
+      curl_easy_setopt(
+          c, CURLOPT_WRITEFUNCTION, +[](char*, size_t s, size_t n, void*) { return s * n; });
+      const bool ok = curl_easy_perform(c) == CURLE_OK;
+      curl_easy_cleanup(c);
+      if (ok) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  std::string root_, exec_root_, socket_;
+  pid_t pid_ = -1;
+};
+
+// CPU time a process has used, in ns, summed over its threads' /proc/PID/task/TID/schedstat
+// (nanosecond run times; /proc/PID/stat counts 10 ms ticks, too coarse for a few calls); -1
+// when unknown.
+std::int64_t ProcessCpuNs(pid_t pid) {
+  if (pid <= 0) return -1;
+  std::int64_t total = 0;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "schedstat");
+    std::int64_t run_ns = 0;
+    if (in >> run_ns) total += run_ns;
+  }
+  return ec ? -1 : total;
+}
+
+struct Fixture {
+  Engine engine;
+  std::string unavailable;
+  std::shared_ptr<ContainerRunner> runner;
+  std::vector<std::unique_ptr<Container>> containers;  // removed (before the engine stops)
+  CURL* curl = nullptr;
+
+  Fixture() {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    unavailable = engine.Start();
+    if (!unavailable.empty()) return;
+    auto r = ContainerRunnerFromUri("docker://" + engine.socket());
+    if (!r) {
+      unavailable = r.error().ToString();
+      return;
+    }
+    runner = *r;
+    if (Status s = ImportImage(); !s.ok()) {
+      unavailable = "importing the busybox image: " + s.ToString();
+      return;
+    }
+    for (int i = 0; i < kContainers; ++i) {
+      ContainerSpec spec;
+      spec.image = kImage;
+      spec.command = {"sleep", "3600"};
+      spec.network_mode = "none";
+      spec.memory_bytes = 64ll << 20;
+      auto c = runner->Create(spec);
+      if (!c || !(*c)->Start().ok()) {
+        unavailable = "starting a sleep container: " +
+                      (c ? std::string("Start failed") : c.error().ToString());
+        return;
+      }
+      containers.push_back(std::move(*c));
+    }
+    curl = curl_easy_init();
+  }
+  ~Fixture() {
+    if (curl != nullptr) curl_easy_cleanup(curl);
+    containers.clear();
+    runner.reset();
+  }
+
+  Status ImportImage() {
+    if (runner->InspectImage(kImage).ok()) return Status::OK();
+    internal::TarWriter tar;
+    for (const char* dir : {"bin", "tmp", "proc", "sys", "dev", "etc"}) tar.AddDirectory(dir);
+    std::ifstream in("/bin/busybox", std::ios::binary);
+    if (!in) return NotFoundError("/bin/busybox (busybox-static) is missing");
+    tar.AddFile("bin/busybox", std::string(std::istreambuf_iterator<char>(in), {}), 0755);
+    for (const char* applet : {"sh", "true", "sleep"}) {
+      tar.AddSymlink(std::string("bin/") + applet, "busybox");
+    }
+    const fs::path path = "/tmp/bfcm-rootfs-" + std::to_string(::getpid()) + ".tar";
+    std::ofstream(path, std::ios::binary) << tar.Finish();
+    ImportSpec spec;
+    spec.rootfs = path;
+    spec.tag = kImage;
+    spec.changes = {"ENV PATH=/bin"};
+    auto imported = runner->ImportImage(spec, DeadlineAfter(2min));
+    fs::remove(path);
+    return imported.status();
+  }
+
+  // One GET on the kept-open handle; the HTTP status (0 on a transport error).
+  long Get(const std::string& path) {
+    curl_easy_reset(curl);
+    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, engine.socket().c_str());
+    const std::string url = "http://localhost/v1.41" + path;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    body.clear();
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(
+        curl, CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) {
+          static_cast<std::string*>(u)->append(d, s * n);
+          return s * n;
+        });
+    long status = 0;
+    if (curl_easy_perform(curl) == CURLE_OK) {
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+    return status;
+  }
+  std::string body;
+};
+
+Fixture& Shared() {
+  static Fixture f;
+  return f;
+}
+
+// Runs a stream of `sources` at 10 ms for `seconds`; observer CPU in percent of one core.
+Result<double> ObserverPercent(const std::vector<std::shared_ptr<MetricSource>>& sources,
+                               double seconds, std::int64_t* samples) {
+  MetricStreamOptions o;
+  o.interval = 10ms;
+  BITFUSION_ASSIGN_OR_RETURN(auto stream, MetricStream::Make(o));
+  for (const auto& s : sources) BITFUSION_RETURN_IF_ERROR(stream->Add(s));
+  std::int64_t delivered = 0;
+  auto sub = stream->Subscribe([&](const SampleBatch& b) { delivered += b.size(); });
+  const auto t0 = std::chrono::steady_clock::now();
+  BITFUSION_RETURN_IF_ERROR(stream->Start());
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  BITFUSION_RETURN_IF_ERROR(stream->Stop());
+  const double wall_ns =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  const StreamOverhead over = stream->Overhead();
+  if (over.sources_dropped != 0 || over.source_errors != 0) {
+    return InternalError("a source failed while measured (" + std::to_string(over.source_errors) +
+                         " errors, " + std::to_string(over.sources_dropped) + " dropped)");
+  }
+  *samples = over.samples;
+  const double cpu =
+      static_cast<double>(over.sampler_cpu_ns + over.delivery_cpu_ns + over.source_cpu_ns);
+  return 100.0 * cpu / wall_ns;
+}
+
+void BM_HostPlusTenContainersAt100Hz(benchmark::State& state) {
+  Fixture& f = Shared();
+  if (!f.unavailable.empty()) {
+    state.SkipWithError(("no engine: " + f.unavailable).c_str());
+    return;
+  }
+  const double seconds = static_cast<double>(state.range(0));
+  // [0] host alone, [1] host + 10 containers reading every file every tick, [2] the same with
+  // detail_every=10 (costly files at 10 Hz), [3] the 10 containers alone with detail_every=10.
+  double pct[4] = {};
+  std::int64_t samples[4] = {};
+  for (auto _ : state) {
+    for (int config = 0; config < 4; ++config) {
+      std::vector<std::shared_ptr<MetricSource>> sources;
+      if (config != 3) {
+        auto host = MetricSourceFromUri("host");
+        if (!host) {
+          state.SkipWithError(host.error().ToString().c_str());
+          return;
+        }
+        sources.push_back(*host);
+      }
+      for (std::size_t i = 0; config != 0 && i < f.containers.size(); ++i) {
+        auto source = ContainerMetricSource(f.runner, f.containers[i]->id(), config == 1 ? 1 : 10);
+        if (!source) {
+          state.SkipWithError(source.error().ToString().c_str());
+          return;
+        }
+        sources.push_back(*source);
+      }
+      auto measured = ObserverPercent(sources, seconds, &samples[config]);
+      if (!measured) {
+        state.SkipWithError(measured.error().ToString().c_str());
+        return;
+      }
+      pct[config] = *measured;
+    }
+  }
+  state.counters["observer_pct_of_core"] = pct[1];
+  state.counters["observer_pct_detail10"] = pct[2];
+  state.counters["containers_only_pct_detail10"] = pct[3];
+  state.counters["target_pct"] = 0.5;
+  state.counters["host_only_pct"] = pct[0];
+  state.counters["per_container_pct"] = (pct[1] - pct[0]) / kContainers;
+  state.counters["per_container_pct_detail10"] = (pct[2] - pct[0]) / kContainers;
+  state.counters["samples_per_s"] = static_cast<double>(samples[1]) / seconds;
+  std::printf(
+      "\nhost + %d containers at 100 Hz, %.0f s each, observer CPU in %% of one core "
+      "(target <= 0.5 %%):\n"
+      "  host alone                                 %7.3f %%\n"
+      "  host + containers, every file every tick   %7.3f %%  (+%.4f %% per container) %s\n"
+      "  host + containers, detail_every=10         %7.3f %%  (+%.4f %% per container) %s\n"
+      "  containers alone, detail_every=10          %7.3f %%  %s\n\n",
+      kContainers, seconds, pct[0], pct[1], (pct[1] - pct[0]) / kContainers,
+      pct[1] <= 0.5 ? "met" : "NOT met", pct[2], (pct[2] - pct[0]) / kContainers,
+      pct[2] <= 0.5 ? "met" : "NOT met", pct[3], pct[3] <= 0.5 ? "met" : "NOT met");
+}
+BENCHMARK(BM_HostPlusTenContainersAt100Hz)
+    ->Arg(3)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_ContainerSampleVsEngineStats(benchmark::State& state) {
+  Fixture& f = Shared();
+  if (!f.unavailable.empty()) {
+    state.SkipWithError(("no engine: " + f.unavailable).c_str());
+    return;
+  }
+  const std::string id = f.containers.front()->id();
+  auto source = ContainerMetricSource(f.runner, id);
+  auto detail10 = ContainerMetricSource(f.runner, id, 10);
+  if (!source || !detail10) {
+    state.SkipWithError((source ? detail10.error() : source.error()).ToString().c_str());
+    return;
+  }
+  constexpr int kCollects = 2000, kStatsCalls = 3;
+  double collect_us = 0, collect10_us = 0, stream_false_ms = 0, one_shot_ms = 0;
+  double engine_cpu_ms = -1, engine_cpu_one_shot_ms = -1;
+  std::size_t samples_per_collect = 0;
+  for (auto _ : state) {
+    SampleBatch batch;
+    (void)(*source)->Collect(Now(), batch);  // declares the series
+    samples_per_collect = batch.size();
+    const auto c0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kCollects; ++i) {
+      batch.ClearSamples();
+      if (Status s = (*source)->Collect(Now(), batch); !s.ok()) {
+        state.SkipWithError(s.ToString().c_str());
+        return;
+      }
+    }
+    collect_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - c0).count() /
+        kCollects;
+    SampleBatch batch10;
+    const auto d0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kCollects; ++i) {
+      batch10.ClearSamples();
+      if (Status s = (*detail10)->Collect(Now(), batch10); !s.ok()) {
+        state.SkipWithError(s.ToString().c_str());
+        return;
+      }
+    }
+    collect10_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - d0).count() /
+        kCollects;
+    for (const bool one_shot : {false, true}) {
+      const std::string path =
+          "/containers/" + id + "/stats?stream=false" + (one_shot ? "&one-shot=true" : "");
+      const std::int64_t cpu0 = ProcessCpuNs(f.engine.pid());
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < kStatsCalls; ++i) {
+        if (f.Get(path) != 200) {
+          state.SkipWithError(("GET " + path + " failed: " + f.body).c_str());
+          return;
+        }
+      }
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+          kStatsCalls;
+      const std::int64_t cpu1 = ProcessCpuNs(f.engine.pid());
+      const double cpu_ms =
+          cpu0 >= 0 && cpu1 >= 0 ? static_cast<double>(cpu1 - cpu0) / 1e6 / kStatsCalls : -1;
+      (one_shot ? one_shot_ms : stream_false_ms) = ms;
+      (one_shot ? engine_cpu_one_shot_ms : engine_cpu_ms) = cpu_ms;
+    }
+  }
+  state.counters["collect_us"] = collect_us;
+  state.counters["collect_us_detail10"] = collect10_us;
+  state.counters["samples_per_collect"] = static_cast<double>(samples_per_collect);
+  state.counters["stats_ms"] = stream_false_ms;
+  state.counters["stats_one_shot_ms"] = one_shot_ms;
+  state.counters["stats_vs_collect"] = stream_false_ms * 1000 / collect_us;
+  state.counters["one_shot_vs_collect"] = one_shot_ms * 1000 / collect_us;
+  state.counters["engine_cpu_ms_per_stats"] = engine_cpu_ms;
+  state.counters["engine_cpu_ms_per_one_shot"] = engine_cpu_one_shot_ms;
+  // Collect runs on the calling thread without waiting, so its wall time is its CPU time.
+  state.counters["engine_cpu_vs_collect"] = engine_cpu_ms * 1000 / collect_us;
+  std::printf(
+      "\none container sample, same container:\n"
+      "  container source Collect (%zu values)  %10.1f us\n"
+      "  the same with detail_every=10, mean    %10.1f us\n"
+      "  GET stats?stream=false               %10.1f ms = %.0fx (dockerd CPU %.2f ms/call)\n"
+      "  GET stats?stream=false&one-shot=true %10.1f ms = %.0fx (dockerd CPU %.2f ms/call)\n\n",
+      samples_per_collect, collect_us, collect10_us, stream_false_ms,
+      stream_false_ms * 1000 / collect_us, engine_cpu_ms, one_shot_ms,
+      one_shot_ms * 1000 / collect_us, engine_cpu_one_shot_ms);
+}
+BENCHMARK(BM_ContainerSampleVsEngineStats)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace bitfusion
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  const std::string why = bitfusion::Shared().unavailable;
+  if (!why.empty()) {
+    std::printf("container_metrics_benchmark: skipped: %s\n", why.c_str());
+    return 0;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
