@@ -46,6 +46,14 @@ TEST(DockerStatsSourceTest, CpuGrowsLimitMatchesAndExitEndsTheSource) {
   ASSERT_TRUE((*container)->Start().ok());
   const std::string id = (*container)->id();
 
+  // Another handle on the same container, by short id: it follows the container's end but never
+  // starts or removes it.
+  auto opened = (*runner)->OpenContainer(id.substr(0, 12));
+  ASSERT_TRUE(opened.ok()) << opened.error().ToString();
+  EXPECT_EQ((*opened)->id(), id);
+  EXPECT_EQ((*opened)->Start().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*runner)->OpenContainer("no-such-container").status().code(), StatusCode::kNotFound);
+
   // Made from its URI, naming the test's engine, as `bitfusion metrics --source` would.
   auto source = MetricSourceFromUri("docker-stats:" + id.substr(0, 12) + "?runner=" + daemon.uri());
   ASSERT_TRUE(source.ok()) << source.error().ToString();
@@ -105,6 +113,12 @@ TEST(DockerStatsSourceTest, CpuGrowsLimitMatchesAndExitEndsTheSource) {
   EXPECT_LE(cpu.back()->monotonic_ns, MonoNowNs());
   ASSERT_FALSE(limit.empty());
   for (const Sample* s : limit) EXPECT_EQ(s->value, static_cast<double>(kMemoryLimit));
+
+  auto exit = (*opened)->Wait(DeadlineAfter(30s));
+  ASSERT_TRUE(exit.ok()) << exit.error().ToString();
+  EXPECT_EQ(exit->exit_code, 0);
+  opened->reset();
+  EXPECT_TRUE((*container)->Inspect().ok()) << "an opened handle leaves the container in place";
 
   // What cannot be sampled is refused when the source is made.
   auto gone = MetricSourceFromUri("docker-stats:no-such-container?runner=" + daemon.uri());
