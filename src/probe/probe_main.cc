@@ -3,8 +3,8 @@
 //
 //   bitfusion-probe --socket PATH [--interval 10ms] [options] -- CMD ARGS...
 //       wraps a command: connects, takes a first sample, runs CMD, samples until it exits,
-//       forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it, reaps orphans (it is
-//       usually the container's PID 1), sends END with CMD's exit status and exits with it
+//       forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it, reaps orphans (it may be
+//       the container's PID 1), sends END with CMD's exit status and exits with it
 //       (128+N when CMD was killed by signal N).
 //   bitfusion-probe --socket PATH [--count N]
 //       samples only (started with `docker exec`), until SIGTERM/SIGINT, N ticks, or the host
@@ -342,7 +342,7 @@ int main(int argc, char** argv) {
       while (::read(sigfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
         const int sig = static_cast<int>(si.ssi_signo);
         if (sig == SIGCHLD) {
-          // Reap everything: as PID 1 the probe inherits the container's orphans.
+          // Reap everything: when it is PID 1 the probe inherits the container's orphans.
           int status = 0;
           pid_t pid;
           while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {

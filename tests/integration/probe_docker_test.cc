@@ -4,6 +4,8 @@
 // the container's start and end as this host saw them (one timeline: the container shares the
 // host's clocks), show the container's own cgroup CPU usage growing, pass the loop's exit code
 // through, and end the source with kMetricSourceEnded.
+#include <signal.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -206,6 +208,61 @@ TEST_F(ProbeDockerTest, APlanSourceProbeSamplesEveryRunsContainerFromInside) {
   EXPECT_EQ(runs_seen.size(), 2u) << "every run's container is probed";
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+// Sample-only: the container is only given the mounts, and `docker exec` starts the probe in
+// it later; it samples the container's processes (its pid namespace) and stops after --count.
+TEST_F(ProbeDockerTest, ASampleOnlyProbeStartedByExecSeesTheContainersProcesses) {
+  ContainerSpec spec;
+  spec.image = kBusyboxImage;
+  spec.network_mode = "none";
+  spec.command = {"sleep", "30"};
+  ContainerProbeOptions po;
+  po.name = "idle";
+  po.interval = 5ms;
+  po.wrap = false;
+  po.probe_path = std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe";
+  auto probe = ProbeContainer(po, spec);
+  ASSERT_TRUE(probe.ok()) << probe.error().ToString();
+  EXPECT_TRUE(spec.entrypoint.empty()) << "sample-only leaves the command alone";
+  auto c = runner_->Create(spec);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  ASSERT_TRUE((*c)->Start().ok());
+
+  ExecSpec exec;
+  exec.command = probe->exec_command;
+  exec.command.insert(exec.command.end(), {"--count", "10"});
+  auto ran = (*c)->Exec(exec, DeadlineAfter(60s));
+  ASSERT_TRUE(ran.ok()) << ran.error().ToString();
+  EXPECT_EQ(ran->exit_code, 0) << ran->errors;
+
+  SampleBatch batch;
+  Status end;
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    end = probe->source->Collect(Now(), batch);
+    if (!end.ok()) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(end.code(), StatusCode::kNotFound) << end.ToString();
+  EXPECT_NE(end.message().find("the probe was stopped"), std::string::npos) << end.ToString();
+  bool saw_sleep = false;
+  std::set<std::int64_t> ticks;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Sample s = batch.At(i);
+    ticks.insert(s.monotonic_ns);
+    if (s.metric == "proc.threads" && s.metadata.at("comm") == "sleep") {
+      saw_sleep = true;
+    }
+  }
+  EXPECT_EQ(ticks.size(), 10u);
+  std::string processes;
+  for (const Series& s : batch.series) {
+    if (s.metric == "proc.threads")
+      processes += " " + s.labels.at("pid") + ":" + s.labels.at("comm");
+  }
+  EXPECT_TRUE(saw_sleep) << "the container's sleep was not sampled; seen:" << processes;
+  EXPECT_TRUE((*c)->Kill(SIGKILL).ok());
 }
 
 TEST_F(ProbeDockerTest, APlanProbeOnARunnerWithoutContainersIsRefused) {
