@@ -4,8 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -101,6 +103,13 @@ TEST(DockerStatsSourceTest, CpuGrowsLimitMatchesAndExitEndsTheSource) {
     if (s.metric == "cgroup.cpu.usage") cpu.push_back(&s);
     if (s.metric == "cgroup.memory.limit") limit.push_back(&s);
   }
+  std::printf(
+      "docker-stats: %zu readings; stats thread %.2f ms of CPU in all, sampling thread "
+      "%.1f us per tick over %lld ticks\n",
+      cpu.size(), static_cast<double>(overhead.source_cpu_ns) / 1e6,
+      static_cast<double>(overhead.sampler_cpu_ns) / 1e3 /
+          static_cast<double>(std::max<std::int64_t>(1, overhead.ticks)),
+      static_cast<long long>(overhead.ticks));
   ASSERT_GE(cpu.size(), 2u) << "about one reading a second for ~4 s";
   EXPECT_EQ(cpu[0]->unit, "s");
   EXPECT_GT(cpu.back()->value - cpu.front()->value, 0.5)
