@@ -407,6 +407,14 @@ class ProcessContainer final : public Container {
         lock.lock();
         loop->cv.wait_for(lock, interval, [&] { return loop->stop; });
       }
+      if (!loop->stop) {
+        // It exited: the stream ends, and says so (see Container::Stats).
+        lock.unlock();
+        ContainerStats last;
+        last.time_ns = WallNowNs();
+        last.running = false;
+        callback(last);
+      }
     });
     {
       std::lock_guard lock(mu_);

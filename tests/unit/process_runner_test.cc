@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -186,6 +187,35 @@ TEST(ProcessRunnerTest, SpecPathIsUsedToFindTheCommand) {
   spec.command = {"sh", "-c", "true"};
   spec.env["PATH"] = "/nonexistent";
   EXPECT_EQ(runner->Create(spec).error().code(), StatusCode::kNotFound);
+}
+
+TEST(ProcessRunnerTest, StatsEndWithOneReadingMarkedNotRunning) {
+  auto runner = Runner();
+  auto c = runner->Create(Shell("sleep 0.3"));
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Start().ok());
+  std::mutex mu;
+  std::vector<bool> running;
+  auto sub = (*c)->Stats(
+      [&](const ContainerStats& s) {
+        std::lock_guard lock(mu);
+        running.push_back(s.running);
+      },
+      20ms);
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE((*c)->Wait(DeadlineAfter(10s)).ok());
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (!running.empty() && !running.back()) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  sub->Cancel();
+  std::lock_guard lock(mu);
+  ASSERT_GE(running.size(), 2u);
+  EXPECT_FALSE(running.back()) << "the last reading says the process is gone";
+  EXPECT_EQ(std::count(running.begin(), running.end(), false), 1);
 }
 
 }  // namespace
