@@ -19,7 +19,8 @@
 //                               "clock_mem_mhz": [..]}}]}
 // Each telemetry query answers the next value of its list on every call (wrapping), so
 // successive samples differ; a query whose list is absent answers NVML_ERROR_NOT_SUPPORTED, as
-// for a device without that sensor (nvmlDeviceGetMemoryInfo then reports "memory_used").
+// for a device without that sensor (nvmlDeviceGetMemoryInfo then reports "memory_used"), and a
+// null entry answers NVML_ERROR_NOT_SUPPORTED for that call only.
 // Device indices are positions in "devices". No config file behaves like a host without the
 // driver: nvmlInit_v2 returns NVML_ERROR_DRIVER_NOT_LOADED.
 #include <boost/json.hpp>
@@ -85,11 +86,12 @@ typedef enum nvmlClockType_enum {
 struct Telemetry {
   std::map<std::string, std::vector<unsigned long long>> values;
   std::map<std::string, std::size_t> calls;
+  static constexpr unsigned long long kNotSupported = ~0ull;  // a null in the list
   bool Next(const std::string& key, unsigned long long& out) {
     auto it = values.find(key);
     if (it == values.end() || it->second.empty()) return false;
     out = it->second[calls[key]++ % it->second.size()];
-    return true;
+    return out != kNotSupported;
   }
 };
 
@@ -174,7 +176,8 @@ nvmlReturn_t Load() {
         for (const auto& kv : t->as_object()) {
           auto& list = d.telemetry.values[std::string(kv.key())];
           for (const auto& x : kv.value().as_array()) {
-            list.push_back(x.to_number<unsigned long long>());
+            list.push_back(x.is_null() ? Telemetry::kNotSupported
+                                       : x.to_number<unsigned long long>());
           }
         }
       }

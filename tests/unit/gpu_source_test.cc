@@ -145,6 +145,30 @@ TEST(GpuSourceTest, NvmlValuesUnitsLabelsAndASecondSampleThatDiffers) {
   EXPECT_EQ(log.lines().size(), 1u) << "the unsupported sensor is warned about once";
 }
 
+TEST(GpuSourceTest, AQueryThatStopsBeingSupportedIsDroppedWithOneWarning) {
+  // The temperature sensor answers the probe in Make, then says NOT_SUPPORTED.
+  ScopedEnv env("BITFUSION_FAKE_NVML_CONFIG", WriteConfig("bf-gpu-nvml-late.json", R"({"devices": [
+    {"bus_id": "00000000:17:00.0", "name": "L4", "uuid": "GPU-cccc", "memory_total": 1024,
+     "telemetry": {"temperature_c": [40, null, 42], "power_mw": [1000, 2000]}}]})"));
+  LogCapture log;
+  auto source = MetricSourceFromUri(std::string("gpu?vendor=nvml&library=") + BITFUSION_FAKE_NVML);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  const int at_make = static_cast<int>(log.lines().size());  // utilisation and clocks: absent
+  EXPECT_EQ(log.Count("nvmlDeviceGetTemperature"), 0);
+  SampleBatch batch;
+  ASSERT_TRUE((*source)->Collect(Timestamp{1, 1}, batch).ok());
+  EXPECT_EQ(ValueOf(batch, "gpu.temperature", "0", "Cel"), std::nullopt);
+  EXPECT_EQ(ValueOf(batch, "gpu.power", "0", "W"), 2);
+  EXPECT_EQ(log.Count("nvmlDeviceGetTemperature"), 1);
+  EXPECT_EQ(static_cast<int>(log.lines().size()), at_make + 1);
+  batch.ClearSamples();
+  ASSERT_TRUE((*source)->Collect(Timestamp{2, 2}, batch).ok());
+  EXPECT_EQ(ValueOf(batch, "gpu.temperature", "0", "Cel"), std::nullopt)
+      << "not asked again, though the sensor would answer now";
+  EXPECT_EQ(ValueOf(batch, "gpu.power", "0", "W"), 1);
+  EXPECT_EQ(static_cast<int>(log.lines().size()), at_make + 1);
+}
+
 TEST(GpuSourceTest, DeviceFilterPicksGpus) {
   ScopedEnv env("BITFUSION_FAKE_NVML_CONFIG", WriteConfig("bf-gpu-nvml.json", kNvmlConfig));
   auto source =
