@@ -93,6 +93,7 @@ Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions&
   if (::bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     return ErrnoError(errno, "probe source: bind " + options.socket_path);
   }
+  s->bound_ = true;  // from here on the socket file is ours to remove
   // The probe may run as any user inside the container.
   ::chmod(options.socket_path.c_str(), 0777);
   if (::listen(s->listen_fd_, 4) != 0) {
@@ -112,7 +113,7 @@ ProbeSource::~ProbeSource() {
   }
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
-  if (!options_.socket_path.empty()) {
+  if (bound_) {
     ::unlink(options_.socket_path.c_str());
     if (options_.remove_dir) {
       ::rmdir(std::filesystem::path(options_.socket_path).parent_path().c_str());

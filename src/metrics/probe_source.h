@@ -75,6 +75,7 @@ class ProbeSource final : public MetricSource {
   ProbeSourceOptions options_;
   std::string uri_;
   int listen_fd_ = -1;
+  bool bound_ = false;
   int wake_fd_ = -1;  // eventfd: the destructor wakes the reader
   std::thread reader_;
 

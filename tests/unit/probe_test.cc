@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -580,6 +581,18 @@ TEST_F(ProbeSourceTest, NoProbeWithinTheConnectTimeoutEndsItSayingSo) {
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
   EXPECT_NE(s.message().find("no bitfusion-probe connected to " + socket_), std::string::npos)
       << s.ToString();
+}
+
+TEST_F(ProbeSourceTest, AFileInTheSocketsPlaceIsRefusedAndKept) {
+  { std::ofstream(socket_) << "precious"; }
+  ProbeSourceOptions o;
+  o.name = "x";
+  o.socket_path = socket_;
+  auto s = ProbeSource::Make(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(s.error().message().find("is not a socket"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::is_regular_file(socket_)) << "the file was removed";
 }
 
 TEST(ProbeSourceUriTest, TheSocketIsRequiredAndKeysAreChecked) {
