@@ -337,13 +337,19 @@ void Fail(RunRecord& record, const char* status, const Status& why) {
   record.error = why.ToString();
 }
 
-// A plan source "container" (or "container?rate=true") means each run's own container: it is
-// made for every run once the container exists (see RunOnce). Other "container:ID" sources
-// name a container of their own and are ordinary sources.
+// A plan source "container" (or "container?rate=true&detail_every=10") means each run's own
+// container: it is made for every run once the container exists (see RunOnce). Other
+// "container:ID" sources name a container of their own and are ordinary sources.
 Result<bool> IsOwnContainerSource(const std::string& source) {
   BITFUSION_ASSIGN_OR_RETURN(Uri uri, Uri::Parse(source));
   if (uri.scheme != "container" || !uri.host.empty() || !uri.path.empty()) return false;
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"rate"}));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys({"rate", "detail_every"}));
+  BITFUSION_RETURN_IF_ERROR(uri.QueryBool("rate", false).status());
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t every, uri.QueryInt("detail_every", 1));
+  if (every < 1 || every > 1'000'000) {
+    return InvalidArgumentError("option detail_every of \"" + source +
+                                "\" must be a whole number of samples from 1 up");
+  }
   return true;
 }
 
@@ -458,18 +464,19 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   for (const auto& source : ctx.plan.sources) {
     auto own = IsOwnContainerSource(source);
     if (!own.ok() || !*own) continue;
+    // Checked by IsOwnContainerSource at plan validation.
+    const Uri uri = *Uri::Parse(source);
+    const int every = static_cast<int>(*uri.QueryInt("detail_every", 1));
     // The runner outlives the stream, which is stopped before this function returns.
     auto made = ContainerMetricSource(
-        std::shared_ptr<ContainerRunner>(std::shared_ptr<void>(), &ctx.runner), (*container)->id());
+        std::shared_ptr<ContainerRunner>(std::shared_ptr<void>(), &ctx.runner), (*container)->id(),
+        every);
     if (!made) {
       Fail(record, kRunError, made.error().WithContext("metric source " + source));
       return record;
     }
     std::shared_ptr<MetricSource> added = std::move(*made);
-    auto uri = Uri::Parse(source);
-    if (uri.ok() && uri->QueryBool("rate", false).ok() && *uri->QueryBool("rate", false)) {
-      added = CountersAsRates(std::move(added));
-    }
+    if (*uri.QueryBool("rate", false)) added = CountersAsRates(std::move(added));
     if (Status s = (*stream)->Add(std::move(added)); !s.ok()) {
       Fail(record, kRunError, s.WithContext("metric source " + source));
       return record;

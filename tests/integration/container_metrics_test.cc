@@ -219,7 +219,7 @@ TEST(ContainerMetrics, PlanSourceContainerSamplesEachRunsContainer) {
   PlanSpec plan;
   plan.name = "container-source";
   plan.runner = State().daemon->uri();
-  plan.sources = {"container"};
+  plan.sources = {"container?detail_every=2"};
   plan.interval = 10ms;
   BenchmarkSpec b;
   b.name = "spin";

@@ -272,6 +272,8 @@ TEST(ContainerSource, PlanSourceContainerIsRefusedForProcessRunners) {
 
   plan.sources = {"container?rat=true"};
   EXPECT_EQ(RunPlan(plan, {}).status().code(), StatusCode::kInvalidArgument);
+  plan.sources = {"container?detail_every=0"};
+  EXPECT_EQ(RunPlan(plan, {}).status().code(), StatusCode::kInvalidArgument);
 }
 
 class CgroupTreeCopy : public ::testing::Test {
