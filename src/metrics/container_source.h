@@ -10,7 +10,12 @@
 // group's files. Until then Collect appends nothing. The thread's CPU time is reported through
 // BackgroundCpuNs. When the container exits its group is removed and Collect answers NotFound
 // (the stream ends the source with one kMetricSourceEnded event); a container that is removed
-// or exits before it ever ran ends the source the same way.
+// or exits before it ever ran ends the source the same way. So does a restart (restart policy,
+// `docker restart`): the engine makes a new group, and a new source is needed to follow it.
+//
+// This process must see the engine's host's PID and cgroup namespaces (/proc/PID/cgroup read
+// here names paths relative to this process's cgroup namespace); for a remote or rootless
+// engine whose cgroups cannot be read, use docker-stats:ID.
 #pragma once
 
 #include <atomic>
