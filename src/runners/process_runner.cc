@@ -556,9 +556,19 @@ class ProcessContainer final : public Container {
       const std::int64_t now = MonoNowNs();
       if (exited && drain_until == 0) drain_until = now + options_.drain_timeout.count();
       if (exited && now >= drain_until) {
-        LogAt(LogLevel::kInfo, "process ", id_,
-              " exited but something it started still holds "
-              "its output open; no longer reading it");
+        // What is already in the pipes was written before the deadline (this thread may simply
+        // not have run for a while on a loaded machine): take it, bounded, then stop reading.
+        for (auto& s : streams) {
+          for (int reads = 0; *s.fd >= 0 && reads < 16; ++reads) {
+            pollfd p{*s.fd, POLLIN, 0};
+            if (::poll(&p, 1, 0) <= 0 || !Drain(s)) break;
+          }
+        }
+        if (out_fd_ >= 0 || err_fd_ >= 0) {
+          LogAt(LogLevel::kInfo, "process ", id_,
+                " exited but something it started still holds "
+                "its output open; no longer reading it");
+        }
         break;
       }
       if (!exited && !timeout_fired && timeout_at != 0 && now >= timeout_at) {
