@@ -123,6 +123,7 @@ class Writer {
       ok_ = false;
       return;
     }
+    if (n == 0) return;  // memcpy from an empty string_view's null data() is undefined
     std::memcpy(data_ + size_, p, n);
     size_ += n;
   }
