@@ -409,32 +409,48 @@ Status CgroupSource::Collect(Timestamp now, SampleBatch& batch) {
   return first;
 }
 
-// "key value" lines; the keys of this part's metrics are looked up in the table.
+// "key value" lines; a key is looked up in the metric table the first time it is seen at its
+// line position (keyed_rows_), then only checked.
 void CgroupSource::ParseKeyed(Part part, std::string_view text, BatchWriter& out) {
+  RowTable& rows = keyed_rows_[part];
   const char* p = text.data();
   const char* const end = p + text.size();
-  while (p < end) {
+  for (std::size_t line = 0; p < end; ++line) {
     const char* const line_end = NextLine(p, end);
-    const void* space = std::memchr(p, ' ', static_cast<std::size_t>(line_end - p));
-    if (space == nullptr) {
-      p = line_end;
-      continue;
+    const RowTable::Row* row = rows.Expected(line, p, line_end, ' ');
+    if (row == nullptr) {
+      const void* space = std::memchr(p, ' ', static_cast<std::size_t>(line_end - p));
+      if (space == nullptr) {
+        p = line_end;
+        continue;
+      }
+      const std::string_view key(p, static_cast<std::size_t>(static_cast<const char*>(space) - p));
+      row = rows.Find(line, key);
+      if (row == nullptr) {
+        std::uint32_t metric = 0;
+        bool reported = false;
+        for (std::size_t i = 0; i < kMetricCount && !reported; ++i) {
+          const Metric& m = kMetrics[i];
+          const char* mk = v2_ ? m.v2_key : m.v1_key;
+          if ((v2_ ? m.v2_part : m.v1_part) != part || mk == nullptr || series_[i] == kNoSeries ||
+              key != mk) {
+            continue;
+          }
+          metric = static_cast<std::uint32_t>(i);
+          reported = true;
+        }
+        row = rows.Add(line, key, metric, reported);
+      }
     }
-    const std::string_view key(p, static_cast<std::size_t>(static_cast<const char*>(space) - p));
-    for (std::size_t i = 0; i < kMetricCount; ++i) {
-      const Metric& m = kMetrics[i];
-      const Part mp = v2_ ? m.v2_part : m.v1_part;
-      const char* mk = v2_ ? m.v2_key : m.v1_key;
-      if (mp != part || mk == nullptr || series_[i] == kNoSeries) continue;
-      if (key.size() != std::strlen(mk) || std::memcmp(key.data(), mk, key.size()) != 0) continue;
-      const char* q = static_cast<const char*>(space);
+    if (row->exported) {
+      const Metric& m = kMetrics[row->first_series];
+      const char* q = p + row->key.size();
       std::uint64_t v = 0;
       if (ParseU64(q, line_end, v)) {
         double scale = v2_ ? m.v2_scale : m.v1_scale;
         if (scale == kTicks) scale = seconds_per_tick_;
-        out.Append(series_[i], static_cast<double>(v) * scale);
+        out.Append(series_[row->first_series], static_cast<double>(v) * scale);
       }
-      break;
     }
     p = line_end;
   }

@@ -154,6 +154,10 @@ class CgroupSource final : public MetricSource {
   internal::ProcFile files_[kParts];
   std::vector<char> buffers_[kParts];
   std::vector<std::uint32_t> series_;  // metric index -> series index, see kMetrics
+  // Keyed files (cpu.stat, cpuacct.stat, memory.stat): the metric each line holds (index into
+  // kMetrics in first_series; exported=false for a line not reported), found once per line
+  // position, so the steady state costs one key compare per line, not a scan of the table.
+  internal::RowTable keyed_rows_[kParts];
   internal::RowTable io_rows_;
   std::size_t series_end_ = 0;
   bool declared_ = false;
