@@ -106,6 +106,17 @@ RawFiles& HostRaw() {
     f->Add("/proc/loadavg", false);
     f->Add("/proc/diskstats", true);
     f->Add("/proc/net/dev", true);
+    // The optional parts the source reads where the kernel has them: PSI and cpufreq.
+    for (const char* resource : {"cpu", "memory", "io"}) {
+      const std::string path = std::string("/proc/pressure/") + resource;
+      if (::access(path.c_str(), R_OK) == 0) f->Add(path, false);
+    }
+    for (int cpu = 0;; ++cpu) {
+      const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu);
+      if (::access(dir.c_str(), F_OK) != 0) break;
+      const std::string freq = dir + "/cpufreq/scaling_cur_freq";
+      if (::access(freq.c_str(), R_OK) == 0) f->Add(freq, false);
+    }
     return f;
   }();
   return *files;
