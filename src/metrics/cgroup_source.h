@@ -26,10 +26,12 @@
 //                                  bytes  same names                total_ + same names
 //   cgroup.memory.pgfault*         1      pgfault                   total_pgfault
 //   cgroup.memory.pgmajfault*      1      pgmajfault                total_pgmajfault
-//   cgroup.io.read_bytes*          bytes  io.stat: rbytes blkio.throttle.io_service_bytes: Read
-//   cgroup.io.write_bytes*         bytes  io.stat: wbytes           ... Write
-//   cgroup.io.reads*               1      io.stat: rios             blkio.throttle.io_serviced:
-//   Read cgroup.io.writes*              1      io.stat: wios             ... Write
+//   cgroup.io.read_bytes*          bytes  io.stat: rbytes           io_service_bytes: Read
+//   cgroup.io.write_bytes*         bytes  io.stat: wbytes           io_service_bytes: Write
+//   cgroup.io.reads*               1      io.stat: rios             io_serviced: Read
+//   cgroup.io.writes*              1      io.stat: wios             io_serviced: Write
+//                                         (v1 files: blkio.throttle.io_service_bytes and
+//                                         blkio.throttle.io_serviced)
 //                                         (cgroup.io.* carry label device="MAJ:MIN")
 //   cgroup.pids.current            1      pids.current              pids.current
 //   cgroup.pids.max                1      pids.max                  pids.max
