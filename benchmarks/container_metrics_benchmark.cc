@@ -40,6 +40,7 @@
 
 #include "bitfusion/container_runner.h"
 #include "bitfusion/metric_stream.h"
+#include "private_dockerd.h"
 #include "runners/tar_archive.h"
 
 namespace bitfusion {
@@ -51,72 +52,7 @@ namespace fs = std::filesystem;
 constexpr const char* kImage = "bfbench/busybox-sleep:1";
 constexpr int kContainers = 10;
 
-class Engine {
- public:
-  ~Engine() { Stop(); }
-
-  std::string Start() {
-    if (const char* sock = std::getenv("BITFUSION_DOCKER_SOCKET"); sock && *sock) {
-      socket_ = sock;
-      return Ping(5s) ? "" : "nothing answers on BITFUSION_DOCKER_SOCKET=" + socket_;
-    }
-    if (::geteuid() != 0) return "dockerd needs root";
-    if (std::system("command -v dockerd >/dev/null 2>&1") != 0) return "dockerd is not installed";
-    root_ = "/tmp/bfcm-" + std::to_string(::getpid());
-    exec_root_ = "/tmp/bfcx-" + std::to_string(::getpid());
-    socket_ = root_ + "/d.sock";
-    fs::create_directories(root_ + "/data");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      const int fd = ::open((root_ + "/dockerd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      const std::string host = "unix://" + socket_, data = root_ + "/data",
-                        pidfile = root_ + "/d.pid";
-      ::execlp("dockerd", "dockerd", "--host", host.c_str(), "--data-root", data.c_str(),
-               "--exec-root", exec_root_.c_str(), "--pidfile", pidfile.c_str(), "--bridge=none",
-               "--iptables=false", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    return Ping(30s) ? "" : "dockerd did not come up (see " + root_ + "/dockerd.log)";
-  }
-
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    ::kill(-pid_, SIGKILL);
-    pid_ = -1;
-    ::umount2((exec_root_ + "/netns/default").c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-    fs::remove_all(exec_root_, ec);
-  }
-
-  const std::string& socket() const { return socket_; }
-  pid_t pid() const { return pid_; }
-
- private:
-  bool Ping(std::chrono::seconds timeout) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      CURL* c = curl_easy_init();
-      curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
-      curl_easy_setopt(c, CURLOPT_URL, "http://localhost/_ping");
-      curl_easy_setopt(
-          c, CURLOPT_WRITEFUNCTION, +[](char*, size_t s, size_t n, void*) { return s * n; });
-      const bool ok = curl_easy_perform(c) == CURLE_OK;
-      curl_easy_cleanup(c);
-      if (ok) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-
-  std::string root_, exec_root_, socket_;
-  pid_t pid_ = -1;
-};
+using Engine = bench::PrivateDockerd;
 
 // CPU time a process has used, in ns, summed over its threads' /proc/PID/task/TID/schedstat
 // (nanosecond run times; /proc/PID/stat counts 10 ms ticks, too coarse for a few calls); -1
@@ -134,7 +70,7 @@ std::int64_t ProcessCpuNs(pid_t pid) {
 }
 
 struct Fixture {
-  Engine engine;
+  Engine engine{"bfcm"};
   std::string unavailable;
   std::shared_ptr<ContainerRunner> runner;
   std::vector<std::unique_ptr<Container>> containers;  // removed (before the engine stops)

@@ -31,6 +31,7 @@
 
 #include "bitfusion/container_runner.h"
 #include "bitfusion/events.h"
+#include "private_dockerd.h"
 #include "runners/tar_archive.h"
 
 namespace bitfusion {
@@ -43,72 +44,7 @@ constexpr const char* kImage = "bfbench/busybox:1";
 
 // ---- the engine --------------------------------------------------------------------------
 
-class Engine {
- public:
-  ~Engine() { Stop(); }
-
-  // Empty when ready; else why not.
-  std::string Start() {
-    if (const char* sock = std::getenv("BITFUSION_DOCKER_SOCKET"); sock && *sock) {
-      socket_ = sock;
-      return Ping(5s) ? "" : "nothing answers on BITFUSION_DOCKER_SOCKET=" + socket_;
-    }
-    if (::geteuid() != 0) return "dockerd needs root";
-    if (std::system("command -v dockerd >/dev/null 2>&1") != 0) return "dockerd is not installed";
-    root_ = "/tmp/bfbd-" + std::to_string(::getpid());
-    exec_root_ = "/tmp/bfbx-" + std::to_string(::getpid());
-    socket_ = root_ + "/d.sock";
-    fs::create_directories(root_ + "/data");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      const int fd = ::open((root_ + "/dockerd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      const std::string host = "unix://" + socket_, data = root_ + "/data",
-                        pidfile = root_ + "/d.pid";
-      ::execlp("dockerd", "dockerd", "--host", host.c_str(), "--data-root", data.c_str(),
-               "--exec-root", exec_root_.c_str(), "--pidfile", pidfile.c_str(), "--bridge=none",
-               "--iptables=false", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    return Ping(30s) ? "" : "dockerd did not come up (see " + root_ + "/dockerd.log)";
-  }
-
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    ::kill(-pid_, SIGKILL);
-    pid_ = -1;
-    ::umount2((exec_root_ + "/netns/default").c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-    fs::remove_all(exec_root_, ec);
-  }
-
-  const std::string& socket() const { return socket_; }
-
- private:
-  bool Ping(std::chrono::seconds timeout) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      CURL* c = curl_easy_init();
-      curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
-      curl_easy_setopt(c, CURLOPT_URL, "http://localhost/_ping");
-      curl_easy_setopt(
-          c, CURLOPT_WRITEFUNCTION, +[](char*, size_t s, size_t n, void*) { return s * n; });
-      const bool ok = curl_easy_perform(c) == CURLE_OK;
-      curl_easy_cleanup(c);
-      if (ok) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-
-  std::string root_, exec_root_, socket_;
-  pid_t pid_ = -1;
-};
+using Engine = bench::PrivateDockerd;
 
 // ---- the raw API: four calls on one kept-open handle ------------------------------------------
 
@@ -168,7 +104,7 @@ class RawClient {
 // ---- one shared setup for the whole run ---------------------------------------------------
 
 struct Fixture {
-  Engine engine;
+  Engine engine{"bfb"};
   std::string unavailable;
   std::shared_ptr<ContainerRunner> runner;
   std::unique_ptr<RawClient> raw;
