@@ -169,13 +169,17 @@ Result<CgroupSourceOptions> CgroupSourceOptions::FromUri(const Uri& uri) {
     }
     options.root = *root;
   }
+  BITFUSION_ASSIGN_OR_RETURN(options.detail_every, DetailEveryFromUri(uri));
+  return options;
+}
+
+Result<int> DetailEveryFromUri(const Uri& uri) {
   BITFUSION_ASSIGN_OR_RETURN(const std::int64_t every, uri.QueryInt("detail_every", 1));
   if (every < 1 || every > 1'000'000) {
     return InvalidArgumentError("option detail_every in " + uri.ToString() +
                                 " must be a whole number of samples from 1 (every sample) up");
   }
-  options.detail_every = static_cast<int>(every);
-  return options;
+  return static_cast<int>(every);
 }
 
 Result<CgroupDirs> CgroupDirs::ForPath(const std::string& root, const std::string& path) {

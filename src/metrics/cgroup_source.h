@@ -68,6 +68,10 @@
 
 namespace bitfusion {
 
+/// The query key `detail_every` (default 1) of the cgroup and container sources: read the costly
+/// files on every Nth sample only. InvalidArgument outside 1 .. 1,000,000.
+Result<int> DetailEveryFromUri(const Uri& uri);
+
 struct CgroupSourceOptions {
   /// The group, relative to the hierarchy root: "/docker/ID" (v1: the same path under every
   /// controller's hierarchy), "/system.slice/docker-ID.scope" (v2). "cgroup:PATH".

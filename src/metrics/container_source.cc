@@ -64,12 +64,7 @@ Result<ContainerSourceOptions> ContainerSourceOptions::FromUri(const Uri& uri) {
     }
     options.proc_root = *root;
   }
-  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t every, uri.QueryInt("detail_every", 1));
-  if (every < 1 || every > 1'000'000) {
-    return InvalidArgumentError("option detail_every in " + uri.ToString() +
-                                " must be a whole number of samples from 1 (every sample) up");
-  }
-  options.detail_every = static_cast<int>(every);
+  BITFUSION_ASSIGN_OR_RETURN(options.detail_every, DetailEveryFromUri(uri));
   return options;
 }
 
