@@ -45,6 +45,12 @@ class BITFUSION_EXPORT MetricSource {
   /// observer's cost is complete. Called from any thread; 0 (the default) for sources that do
   /// all their work in Collect, which the stream measures itself.
   virtual std::int64_t BackgroundCpuNs() const;
+
+  /// Samples this source received but had to drop before a Collect took them (a source fed by a
+  /// thread of its own, whose buffer is bounded). Counted in StreamOverhead::samples_dropped,
+  /// so no loss is silent. Called from any thread; 0 (the default) for sources that read in
+  /// Collect.
+  virtual std::int64_t SamplesDropped() const;
 };
 
 /// "host", "process:1234", "null" -> a source. An unknown scheme lists the known ones. Every
@@ -107,7 +113,9 @@ struct StreamOverhead {
   std::int64_t ticks = 0;
   std::int64_t ticks_missed = 0;  ///< deadlines skipped because a tick overran
   std::int64_t samples = 0;
-  std::int64_t samples_dropped = 0;  ///< lost to a full queue
+  /// lost to a full queue, or dropped by a source before it was collected
+  /// (MetricSource::SamplesDropped)
+  std::int64_t samples_dropped = 0;
   std::int64_t delivery_errors = 0;  ///< sink writes (and the final flushes) that failed
   std::int64_t source_errors = 0;    ///< Collect calls that failed other than with NotFound
   std::int64_t sources_dropped = 0;  ///< sources removed because what they sampled was gone

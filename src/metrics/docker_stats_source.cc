@@ -161,7 +161,10 @@ void DockerStatsSource::OnReading(const ContainerStats& stats) {
   last_mono_ns_ = r.mono_ns;
   {
     std::lock_guard lock(mu_);
-    if (pending_.size() >= kMaxPending) pending_.erase(pending_.begin());
+    if (pending_.size() >= kMaxPending) {
+      pending_.erase(pending_.begin());
+      dropped_.fetch_add(static_cast<std::int64_t>(kSeries));
+    }
     pending_.push_back(r);
   }
   stats_cpu_ns_.store(ThreadCpuNs());

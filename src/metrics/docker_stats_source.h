@@ -79,6 +79,9 @@ class DockerStatsSource final : public MetricSource {
   /// its own time (see the top of this file).
   Status Collect(Timestamp now, SampleBatch& batch) override;
   std::int64_t BackgroundCpuNs() const override { return stats_cpu_ns_.load(); }
+  /// The samples of readings dropped because no Collect took them (more than 4096 readings
+  /// waiting: a stream that is not started, or stalled).
+  std::int64_t SamplesDropped() const override { return dropped_.load(); }
 
   DockerStatsSource(const DockerStatsSource&) = delete;
   DockerStatsSource& operator=(const DockerStatsSource&) = delete;
@@ -108,6 +111,7 @@ class DockerStatsSource final : public MetricSource {
   std::string end_reason_;
   std::atomic<std::int64_t> last_heard_mono_ns_{0};
   std::atomic<std::int64_t> stats_cpu_ns_{0};
+  std::atomic<std::int64_t> dropped_{0};  // samples of readings dropped unread
 
   // Stats thread only.
   bool saw_values_ = false;

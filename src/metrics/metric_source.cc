@@ -17,6 +17,7 @@ class RateSource final : public MetricSource {
 
   const std::string& uri() const override { return uri_; }
   std::int64_t BackgroundCpuNs() const override { return inner_->BackgroundCpuNs(); }
+  std::int64_t SamplesDropped() const override { return inner_->SamplesDropped(); }
 
   Status Collect(Timestamp now, SampleBatch& batch) override {
     const std::size_t series_before = batch.series.size();
@@ -92,6 +93,8 @@ class RateSource final : public MetricSource {
 MetricSource::~MetricSource() = default;
 
 std::int64_t MetricSource::BackgroundCpuNs() const { return 0; }
+
+std::int64_t MetricSource::SamplesDropped() const { return 0; }
 
 std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> source) {
   if (source == nullptr) return nullptr;

@@ -212,12 +212,15 @@ class MetricStream::Impl {
     o.delivery_cpu_ns = delivery_clock_.Read();
     // The slots are fixed once started; before that Add may be changing them.
     if (state_.load() != State::kIdle) {
-      for (const SourceSlot& slot : slots_) o.source_cpu_ns += slot.source->BackgroundCpuNs();
+      for (const SourceSlot& slot : slots_) {
+        o.source_cpu_ns += slot.source->BackgroundCpuNs();
+        o.samples_dropped += slot.source->SamplesDropped();
+      }
     }
     o.ticks = ticks_.load(std::memory_order_relaxed);
     o.ticks_missed = ticks_missed_.load(std::memory_order_relaxed);
     o.samples = samples_.load(std::memory_order_relaxed);
-    o.samples_dropped = samples_dropped_.load(std::memory_order_relaxed);
+    o.samples_dropped += samples_dropped_.load(std::memory_order_relaxed);
     o.delivery_errors = delivery_errors_.load(std::memory_order_relaxed);
     o.source_errors = source_errors_.load(std::memory_order_relaxed);
     o.sources_dropped = sources_dropped_.load(std::memory_order_relaxed);

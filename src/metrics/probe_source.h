@@ -62,6 +62,7 @@ class ProbeSource final : public MetricSource {
   const std::string& uri() const override { return uri_; }
   Status Collect(Timestamp now, SampleBatch& batch) override;
   std::int64_t BackgroundCpuNs() const override;
+  std::int64_t SamplesDropped() const override { return samples_dropped(); }
 
   /// Probe ticks received and samples dropped because nobody collected them.
   std::int64_t ticks_received() const { return ticks_.load(std::memory_order_relaxed); }

@@ -563,6 +563,7 @@ class ScriptedSource final : public MetricSource {
   explicit ScriptedSource(std::vector<Tick> ticks) : ticks_(std::move(ticks)) {}
   const std::string& uri() const override { return uri_; }
   std::int64_t BackgroundCpuNs() const override { return 1234; }
+  std::int64_t SamplesDropped() const override { return 56; }
   Status Collect(Timestamp, SampleBatch& batch) override {
     if (batch.series.empty()) {
       batch.AddSeries({"bytes.read", "bytes", {}, true});
@@ -662,6 +663,9 @@ TEST(CountersAsRatesTest, StreamOptionConvertsEverySourceAndCountsBackgroundCpu)
   ASSERT_TRUE(stream->Stop().ok());
   const StreamOverhead over = stream->Overhead();
   EXPECT_EQ(over.source_cpu_ns, 1234);
+  // What the source dropped before collection is counted with the queue's drops (none here),
+  // through the rate wrapper.
+  EXPECT_EQ(over.samples_dropped, 56);
   EXPECT_GT(rate_batches.load(), 0);
   std::lock_guard lock(received.mu);
   for (double v : received.values) EXPECT_TRUE(v == 10.0 || v == 1.0) << v;
