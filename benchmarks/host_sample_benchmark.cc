@@ -1,5 +1,6 @@
-// What one sample of the "host" and "process:PID" sources costs next to the floor: reading the
-// same procfs files, kept open, with pread into a buffer and doing nothing else.
+// What one sample of the "host", "process:PID" and "cgroup:PATH" sources costs next to the
+// floor: reading the same procfs/cgroupfs files, kept open, with pread into a buffer and doing
+// nothing else. The cgroup pair samples this process's own group(s).
 //
 // Target: host sample / raw pread <= 1.15 (parsing and appending add at most 15% to the reads
 // the kernel has to do anyway). The pairs run interleaved in rounds so that both sides see the
@@ -20,6 +21,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <new>
@@ -28,6 +31,7 @@
 #include <vector>
 
 #include "bitfusion/metric_stream.h"
+#include "metrics/cgroup_source.h"
 #include "metrics/host_source.h"
 #include "metrics/process_source.h"
 
@@ -153,6 +157,67 @@ std::shared_ptr<bitfusion::MetricSource> ProcessSource() {
     auto made = bitfusion::ProcessSource::Make(options);
     if (!made) {
       std::fprintf(stderr, "process source: %s\n", made.error().ToString().c_str());
+      std::exit(1);
+    }
+    return std::shared_ptr<bitfusion::MetricSource>(*made);
+  }();
+  return source;
+}
+
+// This process's own control group(s), as /proc/self/cgroup names them: the "cgroup" source on
+// them, and the floor reading the same files (the file of each part the source reads, where it
+// exists, one pread for single-value files and until EOF for the keyed/per-device ones).
+const bitfusion::CgroupDirs& OwnCgroup() {
+  static const bitfusion::CgroupDirs dirs = [] {
+    std::ifstream in("/proc/self/cgroup");
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    auto made = bitfusion::CgroupDirs::FromProcCgroup("/sys/fs/cgroup", text);
+    if (!made) {
+      std::fprintf(stderr, "own cgroup: %s\n", made.error().ToString().c_str());
+      std::exit(1);
+    }
+    return *made;
+  }();
+  return dirs;
+}
+
+RawFiles& CgroupRaw() {
+  static RawFiles* files = [] {
+    auto* f = new RawFiles();
+    const bitfusion::CgroupDirs& d = OwnCgroup();
+    auto add = [f](const std::string& dir, const char* name, bool until_eof) {
+      const std::string path = dir + "/" + name;
+      if (!dir.empty() && ::access(path.c_str(), R_OK) == 0) f->Add(path, until_eof);
+    };
+    if (d.v2) {
+      for (const char* name :
+           {"cpu.stat", "memory.current", "memory.max", "pids.current", "pids.max"}) {
+        add(d.unified, name, false);
+      }
+      add(d.unified, "memory.stat", true);
+      add(d.unified, "io.stat", true);
+    } else {
+      add(d.cpu, "cpu.stat", false);
+      add(d.cpuacct, "cpuacct.usage", false);
+      add(d.cpuacct, "cpuacct.stat", false);
+      add(d.memory, "memory.usage_in_bytes", false);
+      add(d.memory, "memory.limit_in_bytes", false);
+      add(d.memory, "memory.stat", true);
+      add(d.blkio, "blkio.throttle.io_service_bytes", true);
+      add(d.blkio, "blkio.throttle.io_serviced", true);
+      add(d.pids, "pids.current", false);
+      add(d.pids, "pids.max", false);
+    }
+    return f;
+  }();
+  return *files;
+}
+
+std::shared_ptr<bitfusion::MetricSource> CgroupSource() {
+  static auto source = [] {
+    auto made = bitfusion::CgroupSource::Make(OwnCgroup(), "cgroup:self", {});
+    if (!made) {
+      std::fprintf(stderr, "cgroup source: %s\n", made.error().ToString().c_str());
       std::exit(1);
     }
     return std::shared_ptr<bitfusion::MetricSource>(*made);
@@ -370,6 +435,8 @@ int main(int argc, char** argv) {
   ProcessRaw();
   HostSource();
   ProcessSource();
+  CgroupRaw();
+  CgroupSource();
   SnapshotRaw();
   SnapshotSource();
   for (int round = 0; round < rounds; ++round) {
@@ -381,6 +448,10 @@ int main(int argc, char** argv) {
                                  [](benchmark::State& s) { RawPread(s, ProcessRaw()); });
     benchmark::RegisterBenchmark("process_collect",
                                  [](benchmark::State& s) { Collect(s, *ProcessSource()); });
+    benchmark::RegisterBenchmark("cgroup_raw_pread",
+                                 [](benchmark::State& s) { RawPread(s, CgroupRaw()); });
+    benchmark::RegisterBenchmark("cgroup_collect",
+                                 [](benchmark::State& s) { Collect(s, *CgroupSource()); });
     benchmark::RegisterBenchmark("snapshot_raw_pread",
                                  [](benchmark::State& s) { RawPread(s, SnapshotRaw()); });
     benchmark::RegisterBenchmark("snapshot_collect",
@@ -396,6 +467,7 @@ int main(int argc, char** argv) {
       rounds);
   Report(reporter, "host", "host_raw_pread", "host_collect", 1.15);
   Report(reporter, "process", "process_raw_pread", "process_collect", 0);
+  Report(reporter, "cgroup (this process's own group)", "cgroup_raw_pread", "cgroup_collect", 0);
   Report(reporter, "host (snapshot in regular files)", "snapshot_raw_pread", "snapshot_collect",
          -1);
   RemoveSnapshot();
