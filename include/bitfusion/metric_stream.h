@@ -51,6 +51,11 @@ class BITFUSION_EXPORT MetricSource {
   /// so no loss is silent. Called from any thread; 0 (the default) for sources that read in
   /// Collect.
   virtual std::int64_t SamplesDropped() const;
+
+  /// True for a source fed by a thread of its own between ticks (an engine's stats stream, a
+  /// probe's socket): Stop collects it once more after the last tick, so what arrived since is
+  /// delivered rather than left behind. False (the default) for sources that read in Collect.
+  virtual bool BuffersBetweenTicks() const;
 };
 
 /// "host", "process:1234", "null" -> a source. An unknown scheme lists the known ones. Every
@@ -160,10 +165,11 @@ class BITFUSION_EXPORT MetricStream {
   /// monotonic deadlines (no drift). FailedPrecondition without sources, or when already
   /// started.
   Status Start();
-  /// Takes no more ticks, delivers everything sampled (waiting for queue space whatever the
-  /// overflow policy), flushes attached sinks and joins both threads. Idempotent; returns
-  /// within about 20 ms plus the time delivery needs, whatever the interval. FailedPrecondition
-  /// when called from a callback.
+  /// Takes no more ticks, collects once more the sources that buffer between ticks
+  /// (MetricSource::BuffersBetweenTicks), delivers everything sampled (waiting for queue space
+  /// whatever the overflow policy), flushes attached sinks and joins both threads. Idempotent;
+  /// returns within about 20 ms plus the time delivery needs, whatever the interval.
+  /// FailedPrecondition when called from a callback.
   Status Stop();
 
   /// Live while running, final after Stop.

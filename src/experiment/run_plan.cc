@@ -28,6 +28,8 @@
 #include "bitfusion/result_sink.h"
 #include "bitfusion/uri.h"
 #include "devices/sysfs_allocator.h"
+#include "metrics/container_source.h"
+#include "metrics/probe_source.h"
 
 namespace bitfusion {
 namespace {
@@ -430,6 +432,10 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   spec.labels = record.labels;
   // The lease's settings win over the benchmark's env: a benchmark must not see other devices.
   for (const auto& edits : devices.edits) edits.ApplyTo(spec);
+  // Kept typed: the run tells container sources that the container started, and waits for the
+  // probes' last samples before stopping the stream.
+  std::vector<std::shared_ptr<ProbeSource>> probes;
+  std::vector<std::shared_ptr<ContainerSource>> container_sources;
   // "probe": mounted into this run's container in front of its command; its source listens
   // before the container exists.
   for (const auto& source : ctx.plan.sources) {
@@ -447,6 +453,9 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
       Fail(record, kRunError, probe.error().WithContext("metric source " + source));
       return record;
     }
+    if (auto typed = std::dynamic_pointer_cast<ProbeSource>(probe->source)) {
+      probes.push_back(std::move(typed));
+    }
     std::shared_ptr<MetricSource> added = probe->source;
     if (*uri.QueryBool("rate", false)) added = CountersAsRates(std::move(added));
     if (Status s = (*stream)->Add(std::move(added)); !s.ok()) {
@@ -459,8 +468,9 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
     Fail(record, kRunError, container.error());
     return record;
   }
-  // "container": this run's container, sampled through its cgroup from its first instruction (the
-  // source waits, off the sampling thread, for the container to start).
+  // "container": this run's container, sampled through its cgroup once it runs (the source waits,
+  // off the sampling thread, for the container to start; Started() below makes it look at once,
+  // so sampling begins within about a millisecond of the start, not at the first instruction).
   for (const auto& source : ctx.plan.sources) {
     auto own = IsOwnContainerSource(source);
     if (!own.ok() || !*own) continue;
@@ -474,6 +484,9 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
     if (!made) {
       Fail(record, kRunError, made.error().WithContext("metric source " + source));
       return record;
+    }
+    if (auto typed = std::dynamic_pointer_cast<ContainerSource>(*made)) {
+      container_sources.push_back(std::move(typed));
     }
     std::shared_ptr<MetricSource> added = std::move(*made);
     if (*uri.QueryBool("rate", false)) added = CountersAsRates(std::move(added));
@@ -496,6 +509,7 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
     Fail(record, kRunError, s);
     return record;
   }
+  for (const auto& source : container_sources) source->Started();
   Result<ExitStatus> exit = DeadlineExceededError("not waited yet");
   bool interrupted = false;
   while (true) {
@@ -506,6 +520,14 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
       if (Status s = (*container)->Stop(kStopGrace); !s.ok()) {
         LogAt(LogLevel::kError, "stopping ", b.name, ": ", s.ToString());
       }
+    }
+  }
+  // The probe sends its last sample after the command exits, just before the container ends;
+  // let its reader take it (bounded) so that Stop's final collection delivers it.
+  for (const auto& probe : probes) {
+    if (!probe->WaitEnded(std::chrono::seconds(1))) {
+      LogAt(LogLevel::kInfo, "the probe in ", b.name,
+            "'s container did not close its connection within 1 s of the container's exit");
     }
   }
   if (Status s = (*stream)->Stop(); !s.ok()) {

@@ -126,6 +126,14 @@ ContainerSource::~ContainerSource() {
   if (waiter_.joinable()) waiter_.join();
 }
 
+void ContainerSource::Started() {
+  {
+    std::lock_guard lock(mu_);
+    started_ = true;
+  }
+  wake_.notify_all();
+}
+
 Result<CgroupDirs> ContainerSource::DirsOf(int pid) const {
   const std::string file = options_.proc_root + "/" + std::to_string(pid) + "/cgroup";
   std::ifstream in(file);
@@ -152,7 +160,12 @@ void ContainerSource::Resolve() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      if (wake_.wait_for(lock, poll, [&] { return stopping_; })) break;
+      wake_.wait_for(lock, poll, [&] { return stopping_ || started_; });
+      if (stopping_) break;
+      if (started_) {
+        started_ = false;
+        poll = kFirstPoll / 2;  // doubled below: look again soon if the engine lags behind
+      }
     }
     poll = std::min<std::chrono::milliseconds>(poll * 2, kMaxPoll);
     auto info = runner_->InspectContainer(options_.id);

@@ -66,6 +66,11 @@ class ContainerSource final : public MetricSource {
   Status Collect(Timestamp now, SampleBatch& batch) override;
   std::int64_t BackgroundCpuNs() const override { return background_cpu_ns_.load(); }
 
+  /// Says the container has just been started: the waiting thread looks at once (and polls
+  /// quickly again) instead of at the end of its backed-off interval, so sampling begins within
+  /// about a millisecond of the start. Any thread.
+  void Started();
+
  private:
   ContainerSource() = default;
   void Resolve();  // the waiting thread
@@ -85,8 +90,9 @@ class ContainerSource final : public MetricSource {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  CgroupDirs dirs_;  // when kReady
-  Status gone_;      // when kGone
+  bool started_ = false;  // Started() was called and not yet seen by the waiting thread
+  CgroupDirs dirs_;       // when kReady
+  Status gone_;           // when kGone
   std::atomic<std::int64_t> background_cpu_ns_{0};
   std::thread waiter_;
 };

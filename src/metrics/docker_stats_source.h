@@ -82,6 +82,7 @@ class DockerStatsSource final : public MetricSource {
   /// The samples of readings dropped because no Collect took them (more than 4096 readings
   /// waiting: a stream that is not started, or stalled).
   std::int64_t SamplesDropped() const override { return dropped_.load(); }
+  bool BuffersBetweenTicks() const override { return true; }
 
   DockerStatsSource(const DockerStatsSource&) = delete;
   DockerStatsSource& operator=(const DockerStatsSource&) = delete;

@@ -18,6 +18,7 @@ class RateSource final : public MetricSource {
   const std::string& uri() const override { return uri_; }
   std::int64_t BackgroundCpuNs() const override { return inner_->BackgroundCpuNs(); }
   std::int64_t SamplesDropped() const override { return inner_->SamplesDropped(); }
+  bool BuffersBetweenTicks() const override { return inner_->BuffersBetweenTicks(); }
 
   Status Collect(Timestamp now, SampleBatch& batch) override {
     const std::size_t series_before = batch.series.size();
@@ -95,6 +96,8 @@ MetricSource::~MetricSource() = default;
 std::int64_t MetricSource::BackgroundCpuNs() const { return 0; }
 
 std::int64_t MetricSource::SamplesDropped() const { return 0; }
+
+bool MetricSource::BuffersBetweenTicks() const { return false; }
 
 std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> source) {
   if (source == nullptr) return nullptr;

@@ -298,6 +298,13 @@ class MetricStream::Impl {
       }
       k = next;
     }
+    // Sources fed by threads of their own may hold what arrived after the last tick.
+    const Timestamp last = Now();
+    std::int64_t taken = 0;
+    for (SourceSlot& slot : slots_) {
+      if (slot.active && slot.source->BuffersBetweenTicks()) taken += CollectSlot(slot, last);
+    }
+    samples_.fetch_add(taken, std::memory_order_relaxed);
     for (std::size_t i = 0; i < slots_.size(); ++i) HandOff(i, /*final=*/true);
     {
       std::lock_guard lock(mu_);
@@ -310,20 +317,25 @@ class MetricStream::Impl {
   void Tick(const Timestamp& now) {
     std::int64_t taken = 0;
     for (SourceSlot& slot : slots_) {
-      if (!slot.active) continue;
-      SampleBatch& batch = *slot.current;
-      const std::size_t before = batch.size();
-      Status status = slot.source->Collect(now, batch);
-      taken += static_cast<std::int64_t>(batch.size() - before);
-      if (batch.series.size() > slot.series.size()) {
-        slot.series.insert(slot.series.end(),
-                           batch.series.begin() + static_cast<std::ptrdiff_t>(slot.series.size()),
-                           batch.series.end());
-      }
-      if (!status.ok()) SourceFailed(slot, status);
+      if (slot.active) taken += CollectSlot(slot, now);
     }
     samples_.fetch_add(taken, std::memory_order_relaxed);
     ticks_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // One Collect of one source into its current batch; the samples it added.
+  std::int64_t CollectSlot(SourceSlot& slot, const Timestamp& now) {
+    SampleBatch& batch = *slot.current;
+    const std::size_t before = batch.size();
+    Status status = slot.source->Collect(now, batch);
+    const auto taken = static_cast<std::int64_t>(batch.size() - before);
+    if (batch.series.size() > slot.series.size()) {
+      slot.series.insert(slot.series.end(),
+                         batch.series.begin() + static_cast<std::ptrdiff_t>(slot.series.size()),
+                         batch.series.end());
+    }
+    if (!status.ok()) SourceFailed(slot, status);
+    return taken;
   }
 
   void SourceFailed(SourceSlot& slot, const Status& status) {

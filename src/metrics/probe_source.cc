@@ -121,6 +121,18 @@ ProbeSource::~ProbeSource() {
   }
 }
 
+bool ProbeSource::WaitEnded(std::chrono::nanoseconds timeout) const {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (ended_) return true;
+    }
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 std::int64_t ProbeSource::BackgroundCpuNs() const {
   return reader_cpu_ns_.load(std::memory_order_relaxed) +
          probe_cpu_ns_.load(std::memory_order_relaxed);
@@ -135,12 +147,24 @@ void ProbeSource::Read() {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const std::int64_t left = give_up - MonoNowNs();
     const int timeout_ms =
-        forever ? -1 : static_cast<int>(std::max<std::int64_t>(0, left) / 1'000'000 + 1);
+        forever ? -1
+                : static_cast<int>(std::min<std::int64_t>(
+                      std::max<std::int64_t>(0, left) / 1'000'000 + 1, 24 * 3600 * 1000));
     const int r = ::poll(fds, 2, timeout_ms);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || (fds[1].revents & POLLIN)) return;
     if (fds[0].revents & POLLIN) {
       conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0 && errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+        // Out of descriptors or memory: the listener stays readable, so retrying at once
+        // would spin. End the source saying why.
+        std::lock_guard lock(mu_);
+        ended_ = true;
+        end_reason_ = "accepting the probe's connection on " + options_.socket_path +
+                      " failed: " + std::strerror(errno) +
+                      " (too many open files? raise the limit)";
+        return;
+      }
     } else if (!forever && MonoNowNs() >= give_up) {
       std::lock_guard lock(mu_);
       ended_ = true;
@@ -231,6 +255,10 @@ bool ProbeSource::Handle(const unsigned char* data, std::size_t size, std::size_
       case wire::RecordType::kDeclare: {
         wire::Declare d;
         if (!wire::ParseDeclare(record, d, error)) goto corrupt;
+        if (d.index >= wire::kMaxSeries) {
+          error = "more than " + std::to_string(wire::kMaxSeries) + " series declared";
+          goto corrupt;
+        }
         if (d.index != declared_) {
           error = "DECLARE of series " + std::to_string(d.index) + " where series " +
                   std::to_string(declared_) + " was due (series are declared in order)";

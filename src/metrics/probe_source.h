@@ -63,6 +63,12 @@ class ProbeSource final : public MetricSource {
   Status Collect(Timestamp now, SampleBatch& batch) override;
   std::int64_t BackgroundCpuNs() const override;
   std::int64_t SamplesDropped() const override { return samples_dropped(); }
+  bool BuffersBetweenTicks() const override { return true; }
+
+  /// Waits up to `timeout` for the probe's connection to end (its command exited and it sent its
+  /// last sample, or it went away); true when it has. For a caller that has seen the container
+  /// exit and wants the probe's final sample read before stopping the stream.
+  bool WaitEnded(std::chrono::nanoseconds timeout) const;
 
   /// Probe ticks received and samples dropped because nobody collected them.
   std::int64_t ticks_received() const { return ticks_.load(std::memory_order_relaxed); }
@@ -85,7 +91,7 @@ class ProbeSource final : public MetricSource {
   std::uint32_t declared_ = 0;
 
   // Shared with Collect, under mu_.
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<Series> new_series_;            // declared by the probe, not yet in the batch
   std::vector<std::uint32_t> pending_index_;  // probe series index
   std::vector<std::int64_t> pending_wall_, pending_mono_;

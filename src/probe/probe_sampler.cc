@@ -318,10 +318,12 @@ void Sampler::SampleFile(File& f, Writer& tick) {
 // A process found in /proc for the first time: its stat file is opened and kept, and its four
 // series are declared with its pid and command name.
 bool Sampler::Track(pid_t pid, Writer& declares) {
-  if (process_count_ >= kMaxProcesses) {
+  if (process_count_ >= kMaxProcesses || declared_ + 4 > kMaxSeries) {
     if (!limit_warned_) {
-      std::fprintf(stderr, "bitfusion-probe: more than %d processes; the others are not sampled\n",
-                   kMaxProcesses);
+      std::fprintf(stderr,
+                   "bitfusion-probe: more than %d processes at once or %u series in all; "
+                   "further processes are not sampled one by one\n",
+                   kMaxProcesses, static_cast<unsigned>(kMaxSeries));
       limit_warned_ = true;
     }
     return false;

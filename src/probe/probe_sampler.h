@@ -54,6 +54,11 @@ class Sampler {
  public:
   /// Processes followed at most; more are counted in "procs" but not sampled.
   static constexpr int kMaxProcesses = 512;
+  /// Series declared at most (probe_wire::kMaxSeries): an exited process's series are not
+  /// reused, so a workload that forks without end (a shell loop, make -j) would otherwise grow
+  /// the series table of every batch on the host without bound. Past it, new processes are not
+  /// followed (one warning); the container's cgroup and /proc totals still cover them.
+  static constexpr std::uint32_t kMaxSeries = probe_wire::kMaxSeries;
 
   Sampler() = default;
   ~Sampler();

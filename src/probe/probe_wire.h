@@ -48,6 +48,9 @@ inline constexpr std::uint16_t kVersion = 1;
 inline constexpr char kMagic[8] = {'b', 'f', 'p', 'r', 'o', 'b', 'e', '\0'};
 /// Largest record accepted (a TICK of ~87000 values); anything bigger is a corrupt stream.
 inline constexpr std::uint32_t kMaxRecordBytes = 1u << 20;
+/// Series a probe declares at most over its life (exited processes' series are not reused); the
+/// host refuses more, so a runaway probe cannot grow every batch's series table without bound.
+inline constexpr std::uint32_t kMaxSeries = 16384;
 inline constexpr std::size_t kSizeBytes = 4;  ///< the u32 size field
 inline constexpr std::size_t kTickHeaderBytes = 1 + 8 + 8 + 8 + 4;
 inline constexpr std::size_t kTickValueBytes = 4 + 8;

@@ -25,10 +25,11 @@ using namespace std::chrono_literals;
 // Appends `per_tick` samples with increasing values; optionally fails from some call on.
 class FakeSource final : public MetricSource {
  public:
-  explicit FakeSource(std::string uri, int per_tick = 1)
-      : uri_(std::move(uri)), per_tick_(per_tick) {}
+  explicit FakeSource(std::string uri, int per_tick = 1, bool buffers = false)
+      : uri_(std::move(uri)), per_tick_(per_tick), buffers_(buffers) {}
 
   const std::string& uri() const override { return uri_; }
+  bool BuffersBetweenTicks() const override { return buffers_; }
 
   Status Collect(Timestamp now, SampleBatch& batch) override {
     const std::int64_t call = calls_.fetch_add(1) + 1;
@@ -65,6 +66,7 @@ class FakeSource final : public MetricSource {
  private:
   const std::string uri_;
   const int per_tick_;
+  const bool buffers_;
   std::atomic<std::int64_t> calls_{0};
   std::atomic<std::int64_t> series_mismatches_{0};
   bool declared_ = false;
@@ -705,6 +707,27 @@ TEST(MetricStreamTest, OverheadIsLiveThenFinal) {
   const StreamOverhead again = stream->Overhead();
   EXPECT_EQ(again.sampler_cpu_ns, done.sampler_cpu_ns) << "final after Stop";
   EXPECT_EQ(again.delivery_cpu_ns, done.delivery_cpu_ns);
+}
+
+TEST(MetricStreamTest, StopCollectsBufferingSourcesOnceMoreAndOnlyThem) {
+  MetricStreamOptions o;
+  o.interval = 1h;  // one tick at Start, none after
+  auto stream = MakeStream(o);
+  auto reads = std::make_shared<FakeSource>("reads");
+  auto buffers = std::make_shared<FakeSource>("buffers", 1, /*buffers=*/true);
+  ASSERT_TRUE(stream->Add(reads).ok());
+  ASSERT_TRUE(stream->Add(buffers).ok());
+  Received received;
+  Subscription sub = stream->Subscribe([&](const SampleBatch& b) { received.Add(b); });
+  ASSERT_TRUE(stream->Start().ok());
+  ASSERT_TRUE(WaitUntil([&] { return stream->Overhead().ticks >= 1; }));
+  ASSERT_TRUE(stream->Stop().ok());
+  EXPECT_EQ(reads->calls(), 1);
+  EXPECT_EQ(buffers->calls(), 2) << "what a buffering source got after the last tick is taken";
+  const StreamOverhead over = stream->Overhead();
+  EXPECT_EQ(over.ticks, 1);
+  EXPECT_EQ(over.samples, 3);
+  EXPECT_EQ(static_cast<std::int64_t>(received.samples()), 3);
 }
 
 }  // namespace
