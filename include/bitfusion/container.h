@@ -152,6 +152,8 @@ struct ImageInfo {
   std::int64_t size_bytes = 0;
   std::int64_t created_ns = 0;
   Labels labels;
+  /// The image's ENTRYPOINT (the engine's Config.Entrypoint); empty when it has none.
+  std::vector<std::string> entrypoint;
 };
 
 }  // namespace bitfusion

@@ -295,6 +295,8 @@ struct RunContext {
   std::string plan_run_id;
   std::map<std::string, std::string> image_digests;
   RunNotes* notes = nullptr;  // null when the runner has no event stream
+  // Image -> its ENTRYPOINT, for the "probe" source, which puts the probe in front of it.
+  std::map<std::string, std::vector<std::string>> image_entrypoints;
 };
 
 // The devices one benchmark holds for all its runs, and what they add to each container.
@@ -448,6 +450,13 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
     po.processes = *uri.QueryBool("processes", true);
     auto path = LocateProbe(ctx.plan, ctx.options);
     if (path.ok()) po.probe_path = *path;
+    // The probe replaces the entrypoint and runs what followed it: keep the image's own in front
+    // of the benchmark's command, as the engine would have.
+    if (spec.entrypoint.empty()) {
+      if (auto it = ctx.image_entrypoints.find(b.image); it != ctx.image_entrypoints.end()) {
+        spec.entrypoint = it->second;
+      }
+    }
     auto probe = path.ok() ? ProbeContainer(po, spec) : Result<ContainerProbe>(path.error());
     if (!probe) {
       Fail(record, kRunError, probe.error().WithContext("metric source " + source));
@@ -635,6 +644,7 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
                             "\"process://\", such as examples/specs/quickstart.json.");
   }
   std::map<std::string, std::string> digests;
+  std::map<std::string, std::vector<std::string>> entrypoints;
   if (caps->images) {
     for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
       if (plan.benchmarks[i].image.empty()) {
@@ -668,6 +678,7 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     if (b.image.empty()) continue;
     BITFUSION_ASSIGN_OR_RETURN(auto info, runner->InspectImage(b.image));
     digests[b.image] = info.digest;
+    entrypoints[b.image] = info.entrypoint;
   }
   for (const auto& source : plan.sources) {
     auto probe = IsOwnProbeSource(source);
@@ -758,10 +769,11 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     if (!made) return made.error().WithContext("device_allocator " + plan.device_allocator);
     allocator = std::move(*made);
   }
-  RunContext ctx{plan,    options,
-                 *runner, sinks,
-                 machine, result.plan_run_id,
-                 digests, events.active() ? &notes : nullptr};
+  RunContext ctx{plan,       options,
+                 *runner,    sinks,
+                 machine,    result.plan_run_id,
+                 digests,    events.active() ? &notes : nullptr,
+                 entrypoints};
   for (std::size_t i = 0; i < plan.benchmarks.size() && !result.interrupted; ++i) {
     const BenchmarkSpec& b = plan.benchmarks[i];
     LeasedDevices devices;

@@ -687,6 +687,9 @@ class DockerApi {
     info.size_bytes = JsonInt(Path(*v, {"Size"}));
     info.created_ns = ParseTime(JsonString(Path(*v, {"Created"})));
     info.labels = JsonLabels(Path(*v, {"Config", "Labels"}));
+    if (const auto* entry = Path(*v, {"Config", "Entrypoint"}); entry && entry->is_array()) {
+      for (const auto& e : entry->get_array()) info.entrypoint.push_back(JsonString(&e));
+    }
     return info;
   }
 

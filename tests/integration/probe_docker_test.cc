@@ -6,6 +6,7 @@
 // through, and end the source with kMetricSourceEnded.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -208,6 +209,55 @@ TEST_F(ProbeDockerTest, APlanSourceProbeSamplesEveryRunsContainerFromInside) {
   EXPECT_EQ(runs_seen.size(), 2u) << "every run's container is probed";
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+// An image with an ENTRYPOINT keeps it under the probe: the probe runs ENTRYPOINT + command, as
+// the engine would have (here `sh -c "echo ..."`), instead of trying to run the command alone.
+TEST_F(ProbeDockerTest, APlanProbeKeepsTheImagesEntrypoint) {
+  const std::string tag = "bitfusion-test/busybox-entrypoint:1";
+  const auto rootfs = std::filesystem::temp_directory_path() /
+                      ("bf-entrypoint-" + std::to_string(::getpid()) + ".tar");
+  {
+    std::ofstream out(rootfs, std::ios::binary);
+    out << testing::BusyboxRootfs();
+  }
+  ImportSpec image;
+  image.rootfs = rootfs;
+  image.tag = tag;
+  image.changes = {"ENV PATH=/bin", "ENTRYPOINT [\"/bin/sh\", \"-c\"]"};
+  auto imported = runner_->ImportImage(image, DeadlineAfter(std::chrono::minutes(2)));
+  std::filesystem::remove(rootfs);
+  ASSERT_TRUE(imported.ok()) << imported.error().ToString();
+  auto info = runner_->InspectImage(tag);
+  ASSERT_TRUE(info.ok()) << info.error().ToString();
+  EXPECT_EQ(info->entrypoint, (std::vector<std::string>{"/bin/sh", "-c"}));
+
+  PlanSpec plan;
+  plan.name = "entrypoint";
+  plan.runner = daemon_->uri();
+  plan.sources = {"probe?processes=false"};
+  plan.interval = 10ms;
+  plan.sinks = {"null://"};
+  BenchmarkSpec b;
+  b.name = "echo";
+  b.image = tag;
+  b.command = {"echo BITFUSION_RESULT answer 42"};  // one argument for sh -c
+  b.repetitions = 1;
+  b.warmup = 0;
+  plan.benchmarks = {b};
+  ExperimentOptions options;
+  options.program_dirs = {BITFUSION_BIN_DIR};
+  auto result = RunPlan(plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 1u);
+  const RunRecord& r = result->runs[0];
+  EXPECT_EQ(r.status, kRunOk) << r.error;
+  EXPECT_EQ(r.exit.exit_code, 0);
+  const auto answer = std::find_if(r.results.begin(), r.results.end(),
+                                   [](const Sample& s) { return s.metric == "answer"; });
+  ASSERT_NE(answer, r.results.end()) << "the command ran under sh -c, the image's entrypoint";
+  EXPECT_EQ(answer->value, 42);
+  EXPECT_GT(r.overhead.samples, 0);
 }
 
 // Sample-only: the container is only given the mounts, and `docker exec` starts the probe in
