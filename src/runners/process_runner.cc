@@ -491,21 +491,25 @@ class ProcessContainer final : public Container {
       *s.fd = -1;
       return false;
     }
+    // A line longer than max_line_bytes goes out in pieces of that size, whether its newline
+    // comes in the same read or a later one (a slow reader gets both at once).
+    const std::size_t max = options_.max_line_bytes;
     std::string_view data(buf, static_cast<std::size_t>(n));
     while (!data.empty()) {
       const auto nl = data.find('\n');
-      if (nl == std::string_view::npos) {
-        s.partial.append(data);
-        data = {};
-      } else {
-        s.partial.append(data.substr(0, nl));
-        data.remove_prefix(nl + 1);
-        Deliver(s.kind, s.partial);
-        s.partial.clear();
+      const bool ends = nl != std::string_view::npos;
+      s.partial.append(ends ? data.substr(0, nl) : data);
+      data.remove_prefix(ends ? nl + 1 : data.size());
+      std::string_view pending(s.partial);
+      while (pending.size() > max) {
+        Deliver(s.kind, pending.substr(0, max));
+        pending.remove_prefix(max);
       }
-      while (s.partial.size() >= options_.max_line_bytes) {
-        Deliver(s.kind, std::string_view(s.partial).substr(0, options_.max_line_bytes));
-        s.partial.erase(0, options_.max_line_bytes);
+      if (ends) {
+        Deliver(s.kind, pending);
+        s.partial.clear();
+      } else {
+        s.partial.erase(0, s.partial.size() - pending.size());
       }
     }
     return true;

@@ -135,6 +135,28 @@ TEST(ProcessRunnerTest, LongLinesArriveInPieces) {
   EXPECT_EQ(got[2].size(), 500u);
 }
 
+// The long line and its newline in one write (so usually in one read): still cut in pieces; and
+// a line of exactly twice the limit is two pieces, with no empty line after them.
+TEST(ProcessRunnerTest, LongLinesWithTheirNewlineInOneReadArriveInPieces) {
+  auto runner = Runner("process://?max_line_bytes=1000");
+  auto c =
+      *runner->Create(Shell("x=$(head -c 2500 /dev/zero | tr '\\0' x); "
+                            "y=$(head -c 2000 /dev/zero | tr '\\0' y); "
+                            "printf '%s\\n%s\\nend\\n' \"$x\" \"$y\""));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  auto got = lines.Get();
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[0], std::string(1000, 'x'));
+  EXPECT_EQ(got[1], std::string(1000, 'x'));
+  EXPECT_EQ(got[2], std::string(500, 'x'));
+  EXPECT_EQ(got[3], std::string(1000, 'y'));
+  EXPECT_EQ(got[4], std::string(1000, 'y'));
+  EXPECT_EQ(got[5], "end");
+}
+
 TEST(ProcessRunnerTest, OutputWithoutTrailingNewlineIsDelivered) {
   auto runner = Runner();
   auto c = *runner->Create(Shell("printf 'no newline'"));
