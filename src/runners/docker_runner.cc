@@ -23,6 +23,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
 #include "net/http_client.h"
+#include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 #include "runners/tar_archive.h"
 
@@ -215,40 +216,6 @@ class Demuxer {
 
  private:
   std::string buffer_;
-};
-
-// Turns a byte stream into lines (without '\n'), cutting lines longer than `max`.
-class LineSplitter {
- public:
-  explicit LineSplitter(std::size_t max) : max_(max) {}
-  template <class F>
-  void Feed(std::string_view data, F&& on_line) {
-    while (!data.empty()) {
-      const auto nl = data.find('\n');
-      if (nl == std::string_view::npos) {
-        partial_.append(data);
-        data = {};
-      } else {
-        partial_.append(data.substr(0, nl));
-        data.remove_prefix(nl + 1);
-        on_line(std::string_view(partial_));
-        partial_.clear();
-      }
-      while (partial_.size() >= max_) {
-        on_line(std::string_view(partial_).substr(0, max_));
-        partial_.erase(0, max_);
-      }
-    }
-  }
-  template <class F>
-  void Finish(F&& on_line) {
-    if (!partial_.empty()) on_line(std::string_view(partial_));
-    partial_.clear();
-  }
-
- private:
-  std::size_t max_;
-  std::string partial_;
 };
 
 // Start time of a process in clock ticks since boot (/proc/PID/stat field 22); 0 if gone.

@@ -35,6 +35,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
+#include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 
 extern char** environ;
@@ -469,7 +470,7 @@ class ProcessContainer final : public Container {
   struct Stream {
     LogStream kind;
     int* fd;
-    std::string partial;
+    LineSplitter lines;
   };
 
   bool Finished() {
@@ -485,33 +486,13 @@ class ProcessContainer final : public Container {
     const ssize_t n = ::read(*s.fd, buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
     if (n <= 0) {
-      if (!s.partial.empty()) Deliver(s.kind, s.partial);
-      s.partial.clear();
+      s.lines.Finish([&](std::string_view line) { Deliver(s.kind, line); });
       ::close(*s.fd);
       *s.fd = -1;
       return false;
     }
-    // A line longer than max_line_bytes goes out in pieces of that size, whether its newline
-    // comes in the same read or a later one (a slow reader gets both at once).
-    const std::size_t max = options_.max_line_bytes;
-    std::string_view data(buf, static_cast<std::size_t>(n));
-    while (!data.empty()) {
-      const auto nl = data.find('\n');
-      const bool ends = nl != std::string_view::npos;
-      s.partial.append(ends ? data.substr(0, nl) : data);
-      data.remove_prefix(ends ? nl + 1 : data.size());
-      std::string_view pending(s.partial);
-      while (pending.size() > max) {
-        Deliver(s.kind, pending.substr(0, max));
-        pending.remove_prefix(max);
-      }
-      if (ends) {
-        Deliver(s.kind, pending);
-        s.partial.clear();
-      } else {
-        s.partial.erase(0, s.partial.size() - pending.size());
-      }
-    }
+    s.lines.Feed(std::string_view(buf, static_cast<std::size_t>(n)),
+                 [&](std::string_view line) { Deliver(s.kind, line); });
     return true;
   }
 
@@ -550,7 +531,8 @@ class ProcessContainer final : public Container {
 
   // The one thread per process: reads output, enforces the timeout, reaps the child.
   void ReadUntilExit() {
-    Stream streams[2] = {{LogStream::kStdout, &out_fd_, {}}, {LogStream::kStderr, &err_fd_, {}}};
+    Stream streams[2] = {{LogStream::kStdout, &out_fd_, LineSplitter(options_.max_line_bytes)},
+                         {LogStream::kStderr, &err_fd_, LineSplitter(options_.max_line_bytes)}};
     const std::int64_t timeout_at = timeout_ns_ > 0 ? start_mono_ns_ + timeout_ns_ : 0;
     std::int64_t drain_until = 0;
     bool timeout_fired = false;
@@ -616,7 +598,7 @@ class ProcessContainer final : public Container {
       if (!exited && (pidfd_ < 0 || (pid_slot >= 0 && fds[pid_slot].revents))) Reap();
     }
     for (auto& s : streams) {
-      if (!s.partial.empty()) Deliver(s.kind, s.partial);
+      s.lines.Finish([&](std::string_view line) { Deliver(s.kind, line); });
     }
     if (!kept_ && !Exited()) {
       // Reading stopped early (poll failed): still wait for the child and collect its status.
