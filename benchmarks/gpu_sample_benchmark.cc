@@ -28,27 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "allocation_counter.h"
 #include "bitfusion/log.h"
 #include "devices/nvml_api.h"
 #include "devices/rocm_smi_api.h"
 #include "metrics/gpu_source.h"
-
-namespace {
-
-std::atomic<std::int64_t> g_allocations{0};
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return ::operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -212,13 +196,13 @@ bitfusion::GpuSource& RocmSource() {
 
 void CountAllocations(benchmark::State& state, std::int64_t before) {
   state.counters["allocs_per_iteration"] =
-      static_cast<double>(g_allocations.load() - before) /
+      static_cast<double>(bitfusion::bench::Allocations() - before) /
       static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
 }
 
 template <class Raw>
 void RawCalls(benchmark::State& state, const Raw& raw) {
-  const std::int64_t before = g_allocations.load();
+  const std::int64_t before = bitfusion::bench::Allocations();
   for (auto _ : state) benchmark::DoNotOptimize(raw.Sample());
   CountAllocations(state, before);
 }
@@ -231,7 +215,7 @@ void Collect(benchmark::State& state, bitfusion::GpuSource& source) {
     state.SkipWithError("Collect failed");
     return;
   }
-  const std::int64_t before = g_allocations.load();
+  const std::int64_t before = bitfusion::bench::Allocations();
   for (auto _ : state) {
     batch.ClearSamples();
     const bitfusion::Status status = source.Collect(now, batch);

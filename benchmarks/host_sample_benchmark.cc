@@ -30,28 +30,11 @@
 #include <thread>
 #include <vector>
 
+#include "allocation_counter.h"
 #include "bitfusion/metric_stream.h"
 #include "metrics/cgroup_source.h"
 #include "metrics/host_source.h"
 #include "metrics/process_source.h"
-
-namespace {
-
-std::atomic<std::int64_t> g_allocations{0};
-
-}  // namespace
-
-// Counting every allocation in this program shows whether a Collect allocates.
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return ::operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -303,7 +286,7 @@ void Collect(benchmark::State& state, bitfusion::MetricSource& source) {
     state.SkipWithError("Collect failed");
     return;
   }
-  const std::int64_t allocations_before = g_allocations.load();
+  const std::int64_t allocations_before = bitfusion::bench::Allocations();
   for (auto _ : state) {
     batch.ClearSamples();
     const bitfusion::Status status = source.Collect(now, batch);
@@ -312,7 +295,7 @@ void Collect(benchmark::State& state, bitfusion::MetricSource& source) {
   }
   state.counters["samples"] = static_cast<double>(batch.size());
   state.counters["allocs_per_sample"] =
-      static_cast<double>(g_allocations.load() - allocations_before) /
+      static_cast<double>(bitfusion::bench::Allocations() - allocations_before) /
       static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
 }
 
@@ -334,10 +317,10 @@ void StreamAllocations() {
       stream.Subscribe([&](const SampleBatch& batch) { delivered += batch.size(); });
   if (!stream.Start().ok()) return;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const std::int64_t allocations_before = g_allocations.load();
+  const std::int64_t allocations_before = bitfusion::bench::Allocations();
   const bitfusion::StreamOverhead before = stream.Overhead();
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const std::int64_t allocations = g_allocations.load() - allocations_before;
+  const std::int64_t allocations = bitfusion::bench::Allocations() - allocations_before;
   const bitfusion::StreamOverhead after = stream.Overhead();
   (void)stream.Stop();
   const std::int64_t ticks = after.ticks - before.ticks;
