@@ -32,7 +32,6 @@
 #include "bitfusion/container_runner.h"
 #include "bitfusion/events.h"
 #include "private_dockerd.h"
-#include "runners/tar_archive.h"
 
 namespace bitfusion {
 namespace {
@@ -148,25 +147,7 @@ struct Fixture {
     events = std::move(*sub);
   }
 
-  Status ImportImage() {
-    if (runner->InspectImage(kImage).ok()) return Status::OK();
-    internal::TarWriter tar;
-    for (const char* dir : {"bin", "tmp", "proc", "sys", "dev", "etc"}) tar.AddDirectory(dir);
-    std::ifstream in("/bin/busybox", std::ios::binary);
-    if (!in) return NotFoundError("/bin/busybox (busybox-static) is missing");
-    tar.AddFile("bin/busybox", std::string(std::istreambuf_iterator<char>(in), {}), 0755);
-    for (const char* applet : {"sh", "true"})
-      tar.AddSymlink(std::string("bin/") + applet, "busybox");
-    const fs::path path = "/tmp/bfbench-rootfs-" + std::to_string(::getpid()) + ".tar";
-    std::ofstream(path, std::ios::binary) << tar.Finish();
-    ImportSpec spec;
-    spec.rootfs = path;
-    spec.tag = kImage;
-    spec.changes = {"ENV PATH=/bin"};
-    auto imported = runner->ImportImage(spec, DeadlineAfter(2min));
-    fs::remove(path);
-    return imported.status();
-  }
+  Status ImportImage() { return bench::ImportBusybox(*runner, kImage, {"sh", "true"}); }
 
   bool BitfusionTrue() {
     ContainerSpec spec;

@@ -13,10 +13,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
+
+#include "bitfusion/container_runner.h"
+#include "runners/tar_archive.h"
 
 namespace bitfusion::bench {
 
@@ -95,5 +101,27 @@ class PrivateDockerd {
   std::string prefix_, root_, exec_root_, socket_;
   pid_t pid_ = -1;
 };
+
+/// Imports a busybox image `tag` (this host's static /bin/busybox with `applets` linked in
+/// /bin, PATH=/bin) unless the engine has it: no registry is needed.
+inline Status ImportBusybox(ContainerRunner& runner, const std::string& tag,
+                            std::initializer_list<const char*> applets) {
+  if (runner.InspectImage(tag).ok()) return Status::OK();
+  internal::TarWriter tar;
+  for (const char* dir : {"bin", "tmp", "proc", "sys", "dev", "etc"}) tar.AddDirectory(dir);
+  std::ifstream in("/bin/busybox", std::ios::binary);
+  if (!in) return NotFoundError("/bin/busybox (busybox-static) is missing");
+  tar.AddFile("bin/busybox", std::string(std::istreambuf_iterator<char>(in), {}), 0755);
+  for (const char* applet : applets) tar.AddSymlink(std::string("bin/") + applet, "busybox");
+  const std::filesystem::path path = "/tmp/bfbench-rootfs-" + std::to_string(::getpid()) + ".tar";
+  std::ofstream(path, std::ios::binary) << tar.Finish();
+  ImportSpec spec;
+  spec.rootfs = path;
+  spec.tag = tag;
+  spec.changes = {"ENV PATH=/bin"};
+  auto imported = runner.ImportImage(spec, DeadlineAfter(std::chrono::minutes(2)));
+  std::filesystem::remove(path);
+  return imported.status();
+}
 
 }  // namespace bitfusion::bench
