@@ -33,6 +33,7 @@
 #include "devices/nvml_api.h"
 #include "devices/rocm_smi_api.h"
 #include "metrics/gpu_source.h"
+#include "round_reporter.h"
 
 namespace {
 
@@ -226,51 +227,7 @@ void Collect(benchmark::State& state, bitfusion::GpuSource& source) {
   CountAllocations(state, before);
 }
 
-// Keeps every measurement so main can compare the pairs round by round.
-class CapturingReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred) continue;
-      cpu_ns_[run.benchmark_name()].push_back(run.GetAdjustedCPUTime());
-      auto it = run.counters.find("allocs_per_iteration");
-      if (it != run.counters.end()) allocs_[run.benchmark_name()] = it->second.value;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  double MedianCpu(const std::string& name) const { return Median(Get(name)); }
-  // The median over rounds of the per-round ratio: both sides of a round ran back to back.
-  double MedianRatio(const std::string& numerator, const std::string& denominator) const {
-    const std::vector<double>& a = Get(numerator);
-    const std::vector<double>& b = Get(denominator);
-    std::vector<double> ratios;
-    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-      if (b[i] > 0) ratios.push_back(a[i] / b[i]);
-    }
-    return Median(ratios);
-  }
-  double Allocs(const std::string& name) const {
-    auto it = allocs_.find(name);
-    return it == allocs_.end() ? 0 : it->second;
-  }
-
- private:
-  const std::vector<double>& Get(const std::string& name) const {
-    static const std::vector<double> kNone;
-    auto it = cpu_ns_.find(name);
-    return it == cpu_ns_.end() ? kNone : it->second;
-  }
-  static double Median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  }
-  std::map<std::string, std::vector<double>> cpu_ns_;
-  std::map<std::string, double> allocs_;
-};
-
-void Report(const CapturingReporter& r, const char* what, const std::string& raw,
+void Report(const bitfusion::bench::RoundReporter& r, const char* what, const std::string& raw,
             const std::string& sample, double target) {
   const double raw_ns = r.MedianCpu(raw);
   const double sample_ns = r.MedianCpu(sample);
@@ -279,7 +236,8 @@ void Report(const CapturingReporter& r, const char* what, const std::string& raw
   std::printf(
       "%s: gpu sample %.0f ns, raw library calls %.0f ns (%d GPUs); allocations per "
       "sample beyond the library's own: %.2f\n",
-      what, sample_ns, raw_ns, kGpus, r.Allocs(sample) - r.Allocs(raw));
+      what, sample_ns, raw_ns, kGpus,
+      r.Counter(sample, "allocs_per_iteration") - r.Counter(raw, "allocs_per_iteration"));
   std::printf("%s gpu sample / raw calls ratio: %.3f (target <= %.2f): %s\n", what, ratio, target,
               ratio <= target ? "met" : "MISSED");
 }
@@ -288,17 +246,7 @@ void Report(const CapturingReporter& r, const char* what, const std::string& raw
 
 int main(int argc, char** argv) {
   int rounds = 7;
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--rounds=", 9) == 0) {
-      rounds = std::max(1, std::atoi(argv[i] + 9));
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
-  int n = static_cast<int>(args.size());
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  if (!bitfusion::bench::InitializeRounds(argc, argv, rounds)) return 1;
 
   WriteConfigs();
   RawNvml::Get();
@@ -315,7 +263,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("rocm_gpu_collect",
                                  [](benchmark::State& s) { Collect(s, RocmSource()); });
   }
-  CapturingReporter reporter;
+  bitfusion::bench::RoundReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   RemoveConfigs();

@@ -35,6 +35,7 @@
 #include "metrics/cgroup_source.h"
 #include "metrics/host_source.h"
 #include "metrics/process_source.h"
+#include "round_reporter.h"
 
 namespace {
 
@@ -334,48 +335,7 @@ void StreamAllocations() {
           static_cast<double>(std::max<std::int64_t>(1, ticks)));
 }
 
-// Keeps every measurement so main can compare the pairs round by round.
-class CapturingReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred) continue;
-      cpu_ns_[run.benchmark_name()].push_back(run.GetAdjustedCPUTime());
-      real_ns_[run.benchmark_name()].push_back(run.GetAdjustedRealTime());
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  double MedianCpu(const std::string& name) const { return Median(Get(cpu_ns_, name)); }
-  double MedianReal(const std::string& name) const { return Median(Get(real_ns_, name)); }
-  // The two sides of a round ran back to back, so their ratio is the least disturbed by what
-  // else the machine was doing; the median over rounds drops the rounds something hit.
-  double MedianRatio(const std::string& numerator, const std::string& denominator) const {
-    const std::vector<double>& a = Get(cpu_ns_, numerator);
-    const std::vector<double>& b = Get(cpu_ns_, denominator);
-    std::vector<double> ratios;
-    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-      if (b[i] > 0) ratios.push_back(a[i] / b[i]);
-    }
-    return Median(ratios);
-  }
-
- private:
-  static const std::vector<double>& Get(const std::map<std::string, std::vector<double>>& all,
-                                        const std::string& name) {
-    static const std::vector<double> kNone;
-    auto it = all.find(name);
-    return it == all.end() ? kNone : it->second;
-  }
-  static double Median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  }
-  std::map<std::string, std::vector<double>> cpu_ns_, real_ns_;
-};
-
-void Report(const CapturingReporter& r, const char* what, const std::string& raw,
+void Report(const bitfusion::bench::RoundReporter& r, const char* what, const std::string& raw,
             const std::string& sample, double target) {
   const double raw_ns = r.MedianCpu(raw);
   const double sample_ns = r.MedianCpu(sample);
@@ -402,17 +362,7 @@ void Report(const CapturingReporter& r, const char* what, const std::string& raw
 
 int main(int argc, char** argv) {
   int rounds = 7;
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--rounds=", 9) == 0) {
-      rounds = std::max(1, std::atoi(argv[i] + 9));
-    } else {
-      args.push_back(argv[i]);
-    }
-  }
-  int n = static_cast<int>(args.size());
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  if (!bitfusion::bench::InitializeRounds(argc, argv, rounds)) return 1;
 
   HostRaw();
   ProcessRaw();
@@ -440,7 +390,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("snapshot_collect",
                                  [](benchmark::State& s) { Collect(s, *SnapshotSource()); });
   }
-  CapturingReporter reporter;
+  bitfusion::bench::RoundReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
 
