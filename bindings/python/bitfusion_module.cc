@@ -6,7 +6,9 @@
 
 #include <bitfusion/bitfusion.h>
 
+#include <cerrno>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,6 +64,99 @@ py::object RunPlan(const std::string& spec_path, const std::vector<std::string>&
     summary = bitfusion::FormatSummaryJson(Unwrap(bitfusion::RunPlan(plan, options)));
   }
   return JsonToPython(summary);
+}
+
+// "1%" / 0.01 style options and better={"metric": "lower"|"higher"}, as the CLI takes them.
+bitfusion::CompareOptions CompareOptionsFrom(double threshold, double alpha,
+                                             const std::map<std::string, std::string>& better) {
+  bitfusion::CompareOptions options;
+  if (!(threshold >= 0 && threshold < 1)) {
+    Raise(bitfusion::InvalidArgumentError("threshold must be a fraction in [0, 1), e.g. 0.01"));
+  }
+  if (!(alpha > 0 && alpha < 1)) {
+    Raise(bitfusion::InvalidArgumentError("alpha must be in (0, 1), e.g. 0.05"));
+  }
+  options.threshold = threshold;
+  options.alpha = alpha;
+  for (const auto& [metric, way] : better) {
+    if (way != "lower" && way != "higher") {
+      Raise(bitfusion::InvalidArgumentError(
+          "better[\"" + metric + "\"] must be \"lower\" or \"higher\", not \"" + way + "\""));
+    }
+    options.better[metric] =
+        way == "lower" ? bitfusion::Better::kLower : bitfusion::Better::kHigher;
+  }
+  return options;
+}
+
+py::object Compare(const std::string& baseline, const std::string& candidate, double threshold,
+                   double alpha, const std::map<std::string, std::string>& better) {
+  const auto options = CompareOptionsFrom(threshold, alpha, better);
+  std::string json;
+  {
+    py::gil_scoped_release release;
+    json = bitfusion::FormatComparisonJson(
+        Unwrap(bitfusion::CompareResults(baseline, candidate, options)));
+  }
+  return JsonToPython(json);
+}
+
+py::object Report(const std::string& results, const std::string& output,
+                  const std::string& baseline, const std::string& title, int width,
+                  double threshold, double alpha,
+                  const std::map<std::string, std::string>& better) {
+  bitfusion::ReportOptions options;
+  options.baseline = baseline;
+  options.title = title;
+  options.plot_width = width;
+  options.compare = CompareOptionsFrom(threshold, alpha, better);
+  std::string html;
+  std::string comparison;
+  {
+    py::gil_scoped_release release;
+    html = Unwrap(bitfusion::RenderReport(results, options));
+    if (!baseline.empty()) {
+      comparison = bitfusion::FormatComparisonJson(
+          Unwrap(bitfusion::CompareResults(baseline, results, options.compare)));
+    }
+    if (!output.empty()) {
+      std::ofstream out(output, std::ios::binary | std::ios::trunc);
+      out << html;
+      out.close();
+      if (!out) Raise(bitfusion::ErrnoError(errno, "writing " + output));
+    }
+  }
+  py::dict out;
+  auto selection = Unwrap(bitfusion::SelectResults(results));
+  out["results"] = selection.store->location() + "@" + selection.plan_run.plan_run_id;
+  out["plan"] = selection.plan_run.plan;
+  out["runs"] = selection.runs.size();
+  py::list summary;
+  for (const auto& m : bitfusion::SummarizeRuns(selection.runs, options.compare.statistics)) {
+    py::dict row;
+    row["benchmark"] = m.benchmark;
+    row["metric"] = m.metric;
+    row["unit"] = m.unit;
+    row["count"] = m.stats.count;
+    row["median"] = m.stats.median;
+    row["median_ci"] = py::make_tuple(m.stats.median_ci_low, m.stats.median_ci_high);
+    row["mean"] = m.stats.mean;
+    row["stddev"] = m.stats.stddev;
+    row["rsd"] = m.stats.rsd;
+    row["min"] = m.stats.min;
+    row["max"] = m.stats.max;
+    row["p5"] = m.stats.p5;
+    row["p95"] = m.stats.p95;
+    row["mad_outliers"] = m.stats.mad_outliers;
+    row["tukey_outliers"] = m.stats.tukey_outliers;
+    row["warnings"] = m.stats.warnings;
+    summary.append(row);
+  }
+  out["summary"] = summary;
+  out["comparison"] = comparison.empty() ? py::object(py::none()) : JsonToPython(comparison);
+  out["html"] = html;
+  if (!output.empty()) out["output"] = output;
+  return out;
 }
 
 py::dict SampleToPython(const bitfusion::Sample& sample) {
@@ -238,6 +333,20 @@ PYBIND11_MODULE(bitfusion, m) {
         py::arg("program_dirs") = std::vector<std::string>{},
         "Runs a plan file; returns the summary, the runs and any sink errors as a dict. `sinks` "
         "replaces the plan's sinks when given.");
+
+  m.def("compare", &Compare, py::arg("baseline"), py::arg("candidate"), py::arg("threshold") = 0.01,
+        py::arg("alpha") = 0.05, py::arg("better") = std::map<std::string, std::string>{},
+        "Compares two plan runs (\"STORE[@PLAN_RUN_ID]\": a path, sqlite://... or jsonl://...) as "
+        "`bitfusion compare --json` does: per benchmark and metric the change of the median, its "
+        "bootstrap interval, the Mann-Whitney U p-value and a verdict (\"faster\", \"slower\", "
+        "\"no change\", or None when no test is possible). `better` maps metric names to "
+        "\"lower\" or \"higher\" where the unit does not say.");
+  m.def("report", &Report, py::arg("results"), py::arg("output") = "", py::arg("baseline") = "",
+        py::arg("title") = "", py::arg("width") = 960, py::arg("threshold") = 0.01,
+        py::arg("alpha") = 0.05, py::arg("better") = std::map<std::string, std::string>{},
+        "Renders the HTML report of a plan run (as `bitfusion report`), writes it to `output` "
+        "when given, and returns the same data as a dict: summary statistics per benchmark and "
+        "metric, the comparison with `baseline` (or None), and the page as `html`.");
 
   py::class_<PyMetricStream>(m, "MetricStream",
                              "Samples sources (\"host\", \"process:PID\", \"cgroup:PATH\", ...) "

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -16,6 +17,7 @@
 #include "bitfusion/event.h"
 #include "bitfusion/export.h"
 #include "bitfusion/run_record.h"
+#include "bitfusion/statistics.h"
 #include "bitfusion/status.h"
 
 namespace bitfusion {
@@ -27,8 +29,21 @@ struct BenchmarkSpec {
   std::string program;
   std::vector<std::string> args;     ///< arguments after `program`
   std::vector<std::string> command;  ///< full argv, looked up in PATH; exclusive with `program`
-  int repetitions = 5;               ///< measured runs
-  int warmup = 1;                    ///< runs before those, recorded with warmup=true
+  /// Measured runs: the fixed count, or with `adaptive` the most that are made.
+  int repetitions = 5;
+  /// Adaptive repetitions ("repetitions": {"min": 3, "max": 20, "target_rsd": "2.5%",
+  /// "max_time": "10m", "metric": "wall_time"}): runs go on from `min` until the metric's
+  /// relative standard deviation over the measured, successful runs falls under `target_rsd`,
+  /// `repetitions` runs were made, or `max_time` has passed since the first measured run. The
+  /// last run's record says why it stopped (labels "repetitions_stop" and "..._detail").
+  struct Adaptive {
+    bool enabled = false;
+    int min = 3;
+    double target_rsd = 0.025;             ///< a fraction: 0.025 = 2.5 %
+    std::chrono::nanoseconds max_time{0};  ///< 0 = no limit
+    std::string metric = "wall_time";
+  } adaptive;
+  int warmup = 1;  ///< runs before those, recorded with warmup=true
   std::map<std::string, std::string> env;
   std::string working_dir;
   std::chrono::nanoseconds timeout{0};  ///< per run; 0 = none
@@ -70,12 +85,6 @@ struct PlanSpec {
 BITFUSION_EXPORT Result<PlanSpec> ParsePlan(std::string_view json, std::string_view source_name);
 BITFUSION_EXPORT Result<PlanSpec> LoadPlan(const std::string& path);
 
-struct Statistics {
-  std::size_t count = 0;
-  double median = 0, mean = 0, stddev = 0, min = 0, max = 0;  ///< stddev: sample (n-1)
-};
-BITFUSION_EXPORT Statistics Summarize(std::vector<double> values);
-
 struct MetricSummary {
   std::string benchmark;
   std::string metric;  ///< "wall_time" or a metric the benchmark reported
@@ -83,11 +92,40 @@ struct MetricSummary {
   Statistics stats;  ///< over measured (non-warm-up) successful runs
 };
 
+/// Per benchmark and metric (in the order the runs first reported them, wall_time first): the
+/// statistics of its measured, successful repetitions. A Google Benchmark import's entries
+/// count as benchmarks "PROGRAM:ENTRY", one value per repetition, aggregates left out.
+BITFUSION_EXPORT std::vector<MetricSummary> SummarizeRuns(const std::vector<RunRecord>& runs,
+                                                          const StatisticsOptions& options = {});
+
+/// Where a plan stands, for progress displays: sent when a run starts and when it has ended.
+struct RunProgress {
+  std::string machine;  ///< where the benchmark runs
+  std::string benchmark;
+  std::size_t benchmark_index = 0;  ///< 0-based, in the plan
+  std::size_t benchmarks = 0;       ///< in the plan
+  bool started = false;             ///< a run is starting (else: `record` has just ended)
+  bool warmup = false;
+  int run = 0;               ///< 1-based among the benchmark's warm-ups, or among its measured runs
+  int warmups = 0;           ///< warm-ups planned
+  int planned = 0;           ///< measured runs planned: the count, or the most when adaptive
+  double target_rsd = 0;     ///< > 0: adaptive, runs go on until the RSD is under this
+  std::string metric;        ///< the metric `last` and `rsd` are of ("wall_time" unless adaptive)
+  double last = 0;           ///< its last measured value; NaN when none
+  double rsd = 0;            ///< over the measured, successful runs so far; NaN below 2
+  std::int64_t eta_ns = -1;  ///< this benchmark's time left (at most, when adaptive); -1 unknown
+  /// On the benchmark's last run: why no run follows ("RSD 1.2 % < 2.5 % after 5 runs").
+  std::string stopped;
+  const RunRecord* record = nullptr;  ///< the run that ended; null when started
+};
+
 struct PlanResult {
   std::string plan;
   std::string plan_run_id;
   std::vector<RunRecord> runs;  ///< warm-ups included
   std::vector<MetricSummary> summary;
+  /// Per benchmark with adaptive repetitions: why its runs stopped.
+  std::map<std::string, std::string> repetitions_stopped;
   int failed_runs = 0;
   bool interrupted = false;
   /// Writes or closes that failed; samples a sink could not store are counted in each message.
@@ -104,6 +142,8 @@ struct ExperimentOptions {
   const std::atomic<bool>* cancel = nullptr;
   /// Called after every run, on the calling thread.
   std::function<void(const RunRecord&)> on_run;
+  /// Called when a run starts and when it has ended, on the calling thread.
+  std::function<void(const RunProgress&)> on_progress;
   /// Called for every event of the plan's runs — containers (from engines that stream events),
   /// device leases and releases, sinks degrading and recovering — on the plan's event-bus
   /// thread, in order.
@@ -122,6 +162,9 @@ BITFUSION_EXPORT Result<PlanResult> RunPlan(const PlanSpec& plan, const Experime
 
 /// The summary as an aligned text table.
 BITFUSION_EXPORT std::string FormatSummaryTable(const PlanResult& result);
+/// One progress event as a JSON object on one line: "event" ("run_started", "run_finished"),
+/// machine, benchmark, run, planned, last, rsd, eta_s, stopped, run_id and status.
+BITFUSION_EXPORT std::string FormatProgressJson(const RunProgress& progress);
 /// The summary, the runs (id, status, wall time, observer cost) and sink errors as one JSON
 /// object.
 BITFUSION_EXPORT std::string FormatSummaryJson(const PlanResult& result);

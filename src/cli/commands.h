@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bitfusion/results.h"
+
 namespace bitfusion::cli {
 
 inline constexpr int kExitOk = 0;
@@ -23,6 +25,14 @@ int RunCommand(const std::vector<std::string>& args);
 int MetricsCommand(const std::vector<std::string>& args);
 int ImportCommand(const std::vector<std::string>& args);
 int ReapCommand(const std::vector<std::string>& args);
+int CompareCommand(const std::vector<std::string>& args);
+int ReportCommand(const std::vector<std::string>& args);
+
+/// The options `compare` and `report` share (--threshold, --alpha, --better), and reading them
+/// into CompareOptions: an error message when one is malformed.
+void AddCompareOptions(boost::program_options::options_description& options);
+std::optional<std::string> ReadCompareOptions(const boost::program_options::variables_map& vm,
+                                              CompareOptions& options);
 
 /// Parses `args` for command `name`. Returns an exit status when the command should end now
 /// (--help printed: 0; bad options explained on stderr: 2), nullopt to go on.

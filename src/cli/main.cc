@@ -30,6 +30,8 @@ commands:
   metrics         sample metric sources for a while and store or print the samples
   import          store results measured elsewhere (Google Benchmark JSON) in any sink
   reap            remove containers and images that dead or expired runs left on an engine
+  compare         compare two plan runs: change of each median, its interval, p-value, verdict
+  report          write one self-contained HTML page (plots, statistics) of a plan run
 
 `bitfusion <command> --help` describes each command's options.
 )";
@@ -103,6 +105,8 @@ int main(int argc, char** argv) {
   if (command == "metrics") return MetricsCommand(args);
   if (command == "import") return ImportCommand(args);
   if (command == "reap") return ReapCommand(args);
+  if (command == "compare") return CompareCommand(args);
+  if (command == "report") return ReportCommand(args);
   std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
   return kExitUsage;
 }

@@ -1,5 +1,10 @@
+#include <unistd.h>
+
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <string_view>
 
 #include "bitfusion/clock.h"
 #include "bitfusion/experiment.h"
@@ -10,16 +15,90 @@ namespace {
 
 namespace po = boost::program_options;
 
-void PrintProgress(const RunRecord& r) {
+std::string Seconds(std::int64_t ns) {
+  char buf[32];
+  const double s = static_cast<double>(ns) / 1e9;
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.0f s", std::ceil(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                  static_cast<int>(s) / 60 % 60);
+  }
+  return buf;
+}
+
+// "run 3/5" or "run 3 (3-20, until RSD < 2.50 %)", the last value, the RSD and the ETA.
+std::string Position(const RunProgress& p) {
+  char buf[160];
+  if (p.warmup) {
+    std::snprintf(buf, sizeof buf, "warm-up %d/%d", p.run, p.warmups);
+  } else if (p.target_rsd > 0) {
+    std::snprintf(buf, sizeof buf, "run %d (up to %d, until RSD < %.2f %%)", p.run, p.planned,
+                  p.target_rsd * 100);
+  } else {
+    std::snprintf(buf, sizeof buf, "run %d/%d", p.run, p.planned);
+  }
+  return buf;
+}
+
+std::string Figures(const RunProgress& p) {
+  std::string out;
+  char buf[96];
+  if (std::isfinite(p.last)) {
+    std::snprintf(buf, sizeof buf, " · %s %.4g", p.metric.c_str(), p.last);
+    out += buf;
+  }
+  if (std::isfinite(p.rsd)) {
+    std::snprintf(buf, sizeof buf, " · RSD %.2f %%", p.rsd * 100);
+    out += buf;
+  }
+  if (p.eta_ns > 0) out += " · ETA " + Seconds(p.eta_ns);
+  return out;
+}
+
+// One line per finished run, for logs and pipes.
+void PrintRunLine(const RunProgress& p) {
+  if (p.started || p.record == nullptr) return;
+  const RunRecord& r = *p.record;
   char wall[32] = "-";
   if (r.exit.wall_time_ns > 0) {
     std::snprintf(wall, sizeof wall, "%.3f s", static_cast<double>(r.exit.wall_time_ns) / 1e9);
   }
-  std::fprintf(stderr, "[%s %s %d] %s %s, %lld samples, observer %.1f ms CPU%s%s\n",
+  std::fprintf(stderr, "[%s %s %d] %s %s, %lld samples, observer %.1f ms CPU%s%s%s\n",
                r.benchmark.c_str(), r.warmup ? "warm-up" : "run", r.repetition + 1,
                r.status.c_str(), wall, static_cast<long long>(r.overhead.samples),
-               static_cast<double>(r.overhead.cpu_ns) / 1e6, r.error.empty() ? "" : ": ",
-               r.error.c_str());
+               static_cast<double>(r.overhead.cpu_ns) / 1e6, Figures(p).c_str(),
+               r.error.empty() ? "" : ": ", r.error.c_str());
+  if (!p.stopped.empty() && p.target_rsd > 0) {
+    std::fprintf(stderr, "[%s] stopped: %s\n", r.benchmark.c_str(), p.stopped.c_str());
+  }
+}
+
+// On a terminal: one status line per machine and benchmark, redrawn in place; finished
+// benchmarks and failed runs leave a line behind.
+void DrawLive(const RunProgress& p) {
+  std::string line = "[" + std::to_string(p.benchmark_index + 1) + "/" +
+                     std::to_string(p.benchmarks) + "] " + p.benchmark + " on " + p.machine + ": " +
+                     Position(p) + (p.started ? " running" : "") + Figures(p);
+  std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  if (p.record != nullptr && p.record->status != kRunOk) {
+    std::fprintf(stderr, "\r\033[K[%s %s %d] %s: %s\n", p.benchmark.c_str(),
+                 p.warmup ? "warm-up" : "run", p.run, p.record->status.c_str(),
+                 p.record->error.c_str());
+  }
+  if (!p.stopped.empty()) {
+    std::fprintf(stderr, "\r\033[K%s on %s: %d runs%s%s%s\n", p.benchmark.c_str(),
+                 p.machine.c_str(), p.run, Figures(p).c_str(), p.target_rsd > 0 ? " · " : "",
+                 p.target_rsd > 0 ? p.stopped.c_str() : "");
+  }
+  std::fflush(stderr);
+}
+
+// --json: the same as JSON lines on stderr (stdout keeps the summary).
+void PrintJsonProgress(const RunProgress& p) {
+  std::fprintf(stderr, "%s\n", FormatProgressJson(p).c_str());
 }
 
 }  // namespace
@@ -30,7 +109,9 @@ int RunCommand(const std::vector<std::string>& args) {
       "sink", po::value<std::vector<std::string>>()->composing(),
       "store results here instead of the plan's sinks (repeatable): sqlite://PATH, "
       "jsonl://PATH, csv://PATH, null://")("json", "print the summary as JSON on stdout")(
-      "quiet,q", "no per-run progress lines on stderr");
+      "quiet,q",
+      "no progress on stderr (by default: a live status line on a terminal, a line per run "
+      "otherwise, JSON lines with --json)");
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
@@ -47,7 +128,15 @@ int RunCommand(const std::vector<std::string>& args) {
   if (vm.count("sink")) experiment.sinks = vm["sink"].as<std::vector<std::string>>();
   experiment.program_dirs = BundledProgramDirs();
   experiment.cancel = &InterruptFlag();
-  if (!vm.count("quiet")) experiment.on_run = PrintProgress;
+  if (vm.count("quiet")) {
+  } else if (vm.count("json")) {
+    experiment.on_progress = PrintJsonProgress;
+  } else if (::isatty(STDERR_FILENO) &&
+             (std::getenv("TERM") == nullptr || std::string_view(std::getenv("TERM")) != "dumb")) {
+    experiment.on_progress = DrawLive;
+  } else {
+    experiment.on_progress = PrintRunLine;
+  }
   InstallInterruptHandler();
 
   auto result = RunPlan(*plan, experiment);

@@ -2,6 +2,7 @@
 // syntax error or the path of the offending field ("benchmarks[1].repetitions").
 #include <boost/json.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -95,6 +96,58 @@ class FieldReader {
   std::string source_;
 };
 
+// "2.5%" or 0.025.
+Result<double> ParseFraction(const FieldReader& r, const json::value& v, const std::string& path) {
+  double fraction = 0;
+  if (v.is_number()) {
+    fraction = v.to_number<double>();
+  } else if (v.is_string()) {
+    const std::string text(v.get_string());
+    char* end = nullptr;
+    const double number = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || std::string_view(end) != "%") {
+      return r.Error(path, "expected a percentage such as \"2.5%\", got \"" + text + "\"");
+    }
+    fraction = number / 100;
+  } else {
+    return r.Error(path, "expected a percentage such as \"2.5%\" or a fraction such as 0.025");
+  }
+  if (!(fraction > 0 && fraction < 1)) {
+    return r.Error(path, "must be above 0 % and below 100 %");
+  }
+  return fraction;
+}
+
+// "repetitions": {"min": 3, "max": 20, "target_rsd": "2.5%", "max_time": "10m", "metric": M}
+Status ParseAdaptive(const FieldReader& r, const json::object& obj, const std::string& path,
+                     BenchmarkSpec& b) {
+  BITFUSION_RETURN_IF_ERROR(
+      r.CheckKeys(obj, path, {"min", "max", "target_rsd", "max_time", "metric"}));
+  b.adaptive.enabled = true;
+  b.repetitions = 20;
+  for (const auto& kv : obj) {
+    const std::string key(kv.key());
+    const std::string field = path + "." + key;
+    if (key == "min") {
+      BITFUSION_ASSIGN_OR_RETURN(b.adaptive.min, r.Count(kv.value(), field, 2));
+    } else if (key == "max") {
+      BITFUSION_ASSIGN_OR_RETURN(b.repetitions, r.Count(kv.value(), field, 2));
+    } else if (key == "target_rsd") {
+      BITFUSION_ASSIGN_OR_RETURN(b.adaptive.target_rsd, ParseFraction(r, kv.value(), field));
+    } else if (key == "max_time") {
+      BITFUSION_ASSIGN_OR_RETURN(b.adaptive.max_time, r.Duration(kv.value(), field));
+    } else if (key == "metric") {
+      BITFUSION_ASSIGN_OR_RETURN(b.adaptive.metric, r.String(kv.value(), field));
+      if (b.adaptive.metric.empty()) return r.Error(field, "name a metric, e.g. \"wall_time\"");
+    }
+  }
+  if (b.adaptive.min > b.repetitions) {
+    return r.Error(path, "min (" + std::to_string(b.adaptive.min) + ") is above max (" +
+                             std::to_string(b.repetitions) + ")");
+  }
+  return Status::OK();
+}
+
 Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
                                      const std::string& path) {
   if (!v.is_object()) return r.Error(path, "expected an object");
@@ -117,7 +170,11 @@ Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
     } else if (key == "command") {
       BITFUSION_ASSIGN_OR_RETURN(b.command, r.Strings(value, field));
     } else if (key == "repetitions") {
-      BITFUSION_ASSIGN_OR_RETURN(b.repetitions, r.Count(value, field, 1));
+      if (value.is_object()) {
+        BITFUSION_RETURN_IF_ERROR(ParseAdaptive(r, value.get_object(), field, b));
+      } else {
+        BITFUSION_ASSIGN_OR_RETURN(b.repetitions, r.Count(value, field, 1));
+      }
     } else if (key == "warmup") {
       BITFUSION_ASSIGN_OR_RETURN(b.warmup, r.Count(value, field, 0));
     } else if (key == "env") {

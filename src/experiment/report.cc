@@ -4,36 +4,35 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include "bitfusion/experiment.h"
+#include "experiment/number_format.h"
 
 namespace bitfusion {
 
-namespace {
-std::string Number(double v) {
-  // About five significant digits whatever the magnitude: 0.1959, 2.8780, 24950.7, 1.2e+09.
-  char buf[32];
-  const double a = std::fabs(v);
-  if (v != 0 && (a >= 1e7 || a < 1e-3)) {
-    std::snprintf(buf, sizeof buf, "%.4g", v);
-  } else if (a >= 100) {
-    std::snprintf(buf, sizeof buf, "%.1f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.4f", v);
-  }
-  return buf;
-}
-}  // namespace
+using internal::FormatNumber;
+using internal::FormatPercent;
 
 std::string FormatSummaryTable(const PlanResult& result) {
-  const std::vector<std::string> header = {"benchmark", "metric", "unit", "runs", "median",
-                                           "mean",      "stddev", "min",  "max"};
+  const std::vector<std::string> header = {"benchmark", "metric", "unit",   "runs",    "median",
+                                           "95% CI",    "mean",   "stddev", "rsd",     "min",
+                                           "p5",        "p95",    "max",    "outliers"};
   std::vector<std::vector<std::string>> rows;
   for (const auto& m : result.summary) {
-    rows.push_back({m.benchmark, m.metric, m.unit, std::to_string(m.stats.count),
-                    Number(m.stats.median), Number(m.stats.mean), Number(m.stats.stddev),
-                    Number(m.stats.min), Number(m.stats.max)});
+    const Statistics& st = m.stats;
+    std::string ci = "-";
+    if (st.count >= 2 && std::isfinite(st.median_ci_low)) {
+      ci = FormatNumber(st.median_ci_low) + ".." + FormatNumber(st.median_ci_high);
+    }
+    std::set<std::size_t> outliers(st.mad_outliers.begin(), st.mad_outliers.end());
+    outliers.insert(st.tukey_outliers.begin(), st.tukey_outliers.end());
+    rows.push_back({m.benchmark, m.metric, m.unit, std::to_string(st.count),
+                    FormatNumber(st.median), ci, FormatNumber(st.mean), FormatNumber(st.stddev),
+                    st.count >= 2 ? FormatPercent(st.rsd, false) : "-", FormatNumber(st.min),
+                    FormatNumber(st.p5), FormatNumber(st.p95), FormatNumber(st.max),
+                    std::to_string(outliers.size())});
   }
   std::vector<std::size_t> width(header.size());
   for (std::size_t c = 0; c < header.size(); ++c) {
@@ -54,8 +53,29 @@ std::string FormatSummaryTable(const PlanResult& result) {
   for (std::size_t w : width) rule.push_back(std::string(w, '-'));
   line(rule);
   for (const auto& row : rows) line(row);
+  // Nothing is dropped: outliers stay in every statistic above, and are named here.
+  for (const auto& m : result.summary) {
+    for (const auto& w : m.stats.warnings) {
+      out << "warning: " << m.benchmark << " " << m.metric << ": " << w << "\n";
+    }
+  }
+  for (const auto& [benchmark, why] : result.repetitions_stopped) {
+    out << "repetitions: " << benchmark << ": " << why << "\n";
+  }
   return out.str();
 }
+
+namespace {
+boost::json::value Finite(double v) {
+  if (std::isfinite(v)) return v;
+  return nullptr;
+}
+boost::json::array Indices(const std::vector<std::size_t>& v) {
+  boost::json::array out;
+  for (std::size_t i : v) out.push_back(i);
+  return out;
+}
+}  // namespace
 
 std::string FormatSummaryJson(const PlanResult& result) {
   boost::json::object out;
@@ -65,17 +85,32 @@ std::string FormatSummaryJson(const PlanResult& result) {
   out["failed_runs"] = result.failed_runs;
   boost::json::array summary;
   for (const auto& m : result.summary) {
+    const Statistics& st = m.stats;
+    boost::json::array warnings;
+    for (const auto& w : st.warnings) warnings.push_back(boost::json::string(w));
     summary.push_back({{"benchmark", m.benchmark},
                        {"metric", m.metric},
                        {"unit", m.unit},
-                       {"runs", m.stats.count},
-                       {"median", m.stats.median},
-                       {"mean", m.stats.mean},
-                       {"stddev", m.stats.stddev},
-                       {"min", m.stats.min},
-                       {"max", m.stats.max}});
+                       {"runs", st.count},
+                       {"median", Finite(st.median)},
+                       {"mean", Finite(st.mean)},
+                       {"stddev", Finite(st.stddev)},
+                       {"rsd", Finite(st.rsd)},
+                       {"min", Finite(st.min)},
+                       {"max", Finite(st.max)},
+                       {"p5", Finite(st.p5)},
+                       {"p95", Finite(st.p95)},
+                       {"median_ci", {Finite(st.median_ci_low), Finite(st.median_ci_high)}},
+                       {"nonfinite", st.nonfinite},
+                       {"mad_outliers", Indices(st.mad_outliers)},
+                       {"tukey_outliers", Indices(st.tukey_outliers)},
+                       {"first_is_outlier", st.first_is_outlier},
+                       {"warnings", std::move(warnings)}});
   }
   out["summary"] = std::move(summary);
+  boost::json::object stopped;
+  for (const auto& [benchmark, why] : result.repetitions_stopped) stopped[benchmark] = why;
+  out["repetitions_stopped"] = std::move(stopped);
   boost::json::array runs;
   for (const auto& r : result.runs) {
     runs.push_back({{"run_id", r.run_id},
@@ -94,6 +129,29 @@ std::string FormatSummaryJson(const PlanResult& result) {
   for (const auto& e : result.sink_errors) errors.push_back(boost::json::string(e));
   out["sink_errors"] = std::move(errors);
   return boost::json::serialize(out);
+}
+
+std::string FormatProgressJson(const RunProgress& p) {
+  boost::json::object o;
+  o["event"] = p.started ? "run_started" : "run_finished";
+  o["machine"] = p.machine;
+  o["benchmark"] = p.benchmark;
+  o["benchmark_index"] = p.benchmark_index;
+  o["benchmarks"] = p.benchmarks;
+  o["warmup"] = p.warmup;
+  o["run"] = p.run;
+  o["planned"] = p.warmup ? p.warmups : p.planned;
+  if (p.target_rsd > 0) o["target_rsd"] = p.target_rsd;
+  o["metric"] = p.metric;
+  if (std::isfinite(p.last)) o["last"] = p.last;
+  if (std::isfinite(p.rsd)) o["rsd"] = p.rsd;
+  if (p.eta_ns >= 0) o["eta_s"] = static_cast<double>(p.eta_ns) / 1e9;
+  if (p.record != nullptr) {
+    o["run_id"] = p.record->run_id;
+    o["status"] = p.record->status;
+  }
+  if (!p.stopped.empty()) o["stopped"] = p.stopped;
+  return boost::json::serialize(o);
 }
 
 }  // namespace bitfusion

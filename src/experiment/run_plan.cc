@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -591,32 +592,104 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   return record;
 }
 
-std::vector<MetricSummary> Summaries(const PlanSpec& plan, const std::vector<RunRecord>& runs) {
-  std::vector<MetricSummary> out;
-  for (const auto& b : plan.benchmarks) {
-    // Metrics in the order the benchmark first reported them, wall_time first.
-    std::vector<std::pair<std::string, std::string>> order;
-    std::map<std::string, std::vector<double>> values;
-    for (const auto& r : runs) {
-      if (r.benchmark != b.name || r.warmup || r.status != kRunOk) continue;
+// Whether another measured run of a benchmark follows: a fixed count, or adaptive repetitions
+// that go on until the metric's RSD is under the target or a cap is reached.
+class RepetitionPolicy {
+ public:
+  explicit RepetitionPolicy(const BenchmarkSpec& b) : b_(b) {}
+
+  const std::string& metric() const {
+    static const std::string kWallTime = "wall_time";
+    return b_.adaptive.enabled ? b_.adaptive.metric : kWallTime;
+  }
+  double last() const { return last_; }
+  double rsd() const { return rsd_; }
+  const char* stop_kind() const { return kind_; }
+
+  // Takes a measured run; returns why no run follows, or "" to go on. `elapsed`: since the
+  // benchmark's first run started.
+  std::string Add(const RunRecord& r, std::chrono::nanoseconds elapsed) {
+    ++made_;
+    last_ = std::nan("");
+    if (r.status == kRunOk) {
       for (const auto& s : r.results) {
-        if (!values.count(s.metric)) order.emplace_back(s.metric, s.unit);
-        values[s.metric].push_back(s.value);
+        if (s.metric != metric()) continue;
+        last_ = s.value;
+        if (std::isfinite(s.value)) values_.push_back(s.value);
+        break;
       }
     }
-    if (order.empty()) {
-      MetricSummary m;  // a benchmark with no successful run still gets a row, with 0 runs
+    rsd_ = values_.size() >= 2 ? Summarize(values_).rsd : std::nan("");
+    if (!b_.adaptive.enabled) {
+      kind_ = "count";
+      return made_ >= b_.repetitions ? std::to_string(made_) + " runs" : "";
+    }
+    const std::string rsd_text = std::isnan(rsd_) ? "no RSD" : "RSD " + Percent(rsd_);
+    const std::string target = Percent(b_.adaptive.target_rsd);
+    if (made_ >= b_.adaptive.min && values_.size() >= 2 && rsd_ < b_.adaptive.target_rsd) {
+      kind_ = "target_rsd";
+      return rsd_text + " < " + target + " after " + std::to_string(made_) + " runs";
+    }
+    std::string missing;
+    if (values_.empty()) missing = "; no successful run reported " + metric();
+    if (made_ >= b_.repetitions) {
+      kind_ = "max";
+      return "max of " + std::to_string(made_) + " runs reached with " + rsd_text + " (target " +
+             target + ")" + missing;
+    }
+    if (b_.adaptive.max_time.count() > 0 && elapsed >= b_.adaptive.max_time) {
+      kind_ = "max_time";
+      return "max_time " + FormatDuration(b_.adaptive.max_time) + " reached after " +
+             std::to_string(made_) + " runs with " + rsd_text + " (target " + target + ")" +
+             missing;
+    }
+    return "";
+  }
+
+  // This benchmark's time left after `runs` runs (warm-ups included) took `elapsed`: the mean
+  // run times the runs still planned (at most, when adaptive); capped by max_time.
+  std::int64_t EtaNs(int runs, std::chrono::nanoseconds elapsed) const {
+    if (runs <= 0) return -1;
+    const int left = b_.warmup + b_.repetitions - runs;
+    if (left <= 0) return 0;
+    std::int64_t eta = elapsed.count() / runs * left;
+    if (b_.adaptive.enabled && b_.adaptive.max_time.count() > 0) {
+      eta = std::min<std::int64_t>(
+          eta, std::max<std::int64_t>(0, (b_.adaptive.max_time - elapsed).count()));
+    }
+    return eta;
+  }
+
+ private:
+  static std::string Percent(double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f %%", fraction * 100);
+    return buf;
+  }
+
+  const BenchmarkSpec& b_;
+  int made_ = 0;
+  std::vector<double> values_;
+  double last_ = std::nan("");
+  double rsd_ = std::nan("");
+  const char* kind_ = "";
+};
+
+// Every benchmark of the plan gets rows, in plan order; one with no successful run gets a
+// wall_time row with 0 runs.
+std::vector<MetricSummary> Summaries(const PlanSpec& plan, const std::vector<RunRecord>& runs) {
+  const std::vector<MetricSummary> all = SummarizeRuns(runs);
+  std::vector<MetricSummary> out;
+  for (const auto& b : plan.benchmarks) {
+    const std::size_t before = out.size();
+    for (const auto& m : all) {
+      if (m.benchmark == b.name) out.push_back(m);
+    }
+    if (out.size() == before) {
+      MetricSummary m;
       m.benchmark = b.name;
       m.metric = "wall_time";
       m.unit = "s";
-      out.push_back(m);
-    }
-    for (const auto& [metric, unit] : order) {
-      MetricSummary m;
-      m.benchmark = b.name;
-      m.metric = metric;
-      m.unit = unit;
-      m.stats = Summarize(values[metric]);
       out.push_back(m);
     }
   }
@@ -794,16 +867,51 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
       }
       devices = std::move(*leased);
     }
-    const int total = b.warmup + b.repetitions;
-    for (int k = 0; k < total; ++k) {
+    RepetitionPolicy policy(b);
+    RunProgress progress;
+    progress.machine = machine.hostname;
+    progress.benchmark = b.name;
+    progress.benchmark_index = i;
+    progress.benchmarks = plan.benchmarks.size();
+    progress.warmups = b.warmup;
+    progress.planned = b.repetitions;
+    progress.target_rsd = b.adaptive.enabled ? b.adaptive.target_rsd : 0;
+    progress.metric = policy.metric();
+    const auto first_start = std::chrono::steady_clock::now();
+    for (int k = 0;; ++k) {
       if (Cancelled(options)) {
         result.interrupted = true;
         break;
       }
       const bool warmup = k < b.warmup;
-      RunRecord record = RunOnce(ctx, b, argvs[i], devices, warmup ? k : k - b.warmup, warmup);
+      const int repetition = warmup ? k : k - b.warmup;
+      progress.started = true;
+      progress.warmup = warmup;
+      progress.run = repetition + 1;
+      progress.record = nullptr;
+      progress.stopped.clear();
+      if (options.on_progress) options.on_progress(progress);
+      RunRecord record = RunOnce(ctx, b, argvs[i], devices, repetition, warmup);
+      std::string why;
+      if (!warmup) {
+        why = policy.Add(record, std::chrono::steady_clock::now() - first_start);
+        if (!why.empty() && b.adaptive.enabled) {
+          record.labels["repetitions_stop"] = policy.stop_kind();
+          record.labels["repetitions_stop_detail"] = why;
+          result.repetitions_stopped[b.name] = why;
+        }
+      }
+      progress.started = false;
+      progress.last = policy.last();
+      progress.rsd = policy.rsd();
+      progress.eta_ns =
+          why.empty() ? policy.EtaNs(k + 1, std::chrono::steady_clock::now() - first_start) : 0;
+      progress.stopped = why;
+      progress.record = &record;
+      if (options.on_progress) options.on_progress(progress);
+      progress.record = nullptr;
       store(std::move(record));
-      if (result.interrupted) break;
+      if (result.interrupted || !why.empty()) break;
     }
   }
   for (const auto& sink : sinks) {

@@ -91,3 +91,42 @@ def test_metric_stream_bad_input():
         bitfusion.MetricStream(["host"], interval=0)
     with pytest.raises(bitfusion.InvalidArgumentError, match="overflow"):
         bitfusion.MetricStream(["host"], overflow="sometimes")
+
+
+def _results(tmp_path, name, script, repetitions=6):
+    spec = tmp_path / f"{name}.json"
+    spec.write_text(json.dumps({"name": "py", "metrics": {"sources": ["null"]}, "benchmarks": [
+        {"name": "score", "command": ["sh", "-c", script], "repetitions": repetitions,
+         "warmup": 0}]}))
+    store = tmp_path / f"{name}.jsonl"
+    bitfusion.run_plan(str(spec), sinks=[f"jsonl://{store}"])
+    return store
+
+
+def test_compare_and_report_return_what_the_commands_print(tmp_path):
+    # A counter file makes each run's throughput differ a little: 100, 101, ... ops/s.
+    counter = tmp_path / "n"
+    base = _results(tmp_path, "base", f"echo >> {counter}; "
+                    f"echo BITFUSION_RESULT rate $((100 + $(wc -l < {counter}))) ops/s")
+    slow = _results(tmp_path, "slow", f"echo >> {counter}; "
+                    f"echo BITFUSION_RESULT rate $((50 + $(wc -l < {counter}))) ops/s")
+    result = bitfusion.compare(str(base), str(slow))
+    (rate,) = [m for m in result["metrics"] if m["metric"] == "rate"]
+    assert rate["verdict"] == "slower" and rate["better"] == "higher"
+    assert rate["p_value"] < 0.05
+    assert result["regression"] is True
+    low, high = rate["change_ci"]
+    assert low <= rate["change"] <= high < 0
+
+    page = bitfusion.report(str(slow), output=str(tmp_path / "r.html"), baseline=str(base))
+    assert (tmp_path / "r.html").read_text() == page["html"]
+    assert "<svg" in page["html"] and "<script" not in page["html"]
+    rows = {row["metric"]: row for row in page["summary"]}
+    assert rows["rate"]["count"] == 6 and rows["rate"]["median"] > 50
+    assert rows["rate"]["median_ci"][0] <= rows["rate"]["median"] <= rows["rate"]["median_ci"][1]
+    assert page["comparison"]["regression"] is True
+
+    with pytest.raises(bitfusion.NotFoundError, match="no plan run nope"):
+        bitfusion.compare(f"{base}@nope", str(slow))
+    with pytest.raises(bitfusion.InvalidArgumentError, match="better"):
+        bitfusion.compare(str(base), str(slow), better={"rate": "sideways"})

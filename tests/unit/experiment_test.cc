@@ -123,6 +123,49 @@ TEST(PlanParserTest, LoadPlanNamesAMissingFile) {
   EXPECT_NE(plan.error().message().find("/nonexistent/plan.json"), std::string::npos);
 }
 
+TEST(PlanParserTest, AdaptiveRepetitions) {
+  auto plan = ParsePlan(R"({"benchmarks": [{"command": ["true"], "repetitions":
+      {"min": 4, "max": 30, "target_rsd": "1.5%", "max_time": "10m", "metric": "score"}},
+      {"name": "d", "command": ["true"], "repetitions": {}}]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  const BenchmarkSpec& b = plan->benchmarks[0];
+  EXPECT_TRUE(b.adaptive.enabled);
+  EXPECT_EQ(b.adaptive.min, 4);
+  EXPECT_EQ(b.repetitions, 30);
+  EXPECT_DOUBLE_EQ(b.adaptive.target_rsd, 0.015);
+  EXPECT_EQ(b.adaptive.max_time, std::chrono::minutes(10));
+  EXPECT_EQ(b.adaptive.metric, "score");
+  const BenchmarkSpec& d = plan->benchmarks[1];
+  EXPECT_TRUE(d.adaptive.enabled);
+  EXPECT_EQ(d.adaptive.min, 3) << "defaults: 3 to 20 runs until RSD < 2.5 %";
+  EXPECT_EQ(d.repetitions, 20);
+  EXPECT_DOUBLE_EQ(d.adaptive.target_rsd, 0.025);
+  EXPECT_EQ(d.adaptive.metric, "wall_time");
+  EXPECT_FALSE(ParsePlan(R"({"benchmarks": [{"command": ["true"], "repetitions": 3}]})", "p")
+                   ->benchmarks[0]
+                   .adaptive.enabled)
+      << "an integer keeps its meaning";
+
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"command": ["x"], "repetitions": {"min": 9, "max": 4}}]})")
+                .find("benchmarks[0].repetitions: min (9) is above max (4)"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(R"({"benchmarks": [{"command": ["x"], "repetitions": {"target_rsd": "lots"}}]})")
+          .find("benchmarks[0].repetitions.target_rsd: expected a percentage"),
+      std::string::npos);
+  EXPECT_NE(
+      ErrorOf(R"({"benchmarks": [{"command": ["x"], "repetitions": {"target_rsd": "150%"}}]})")
+          .find("below 100 %"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"command": ["x"], "repetitions": {"mni": 3}}]})")
+                .find("benchmarks[0].repetitions.mni: unknown field"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"command": ["x"], "repetitions": {"min": 1}}]})")
+                .find("expected an integer >= 2"),
+            std::string::npos);
+}
+
 TEST(StatisticsTest, Summarize) {
   Statistics s = Summarize({4, 1, 3, 2});
   EXPECT_EQ(s.count, 4u);
@@ -216,6 +259,75 @@ TEST_F(RunPlanTest, RunsRepetitionsAndSummarisesReportedResults) {
   EXPECT_NE(table.find("work.rate"), std::string::npos) << table;
   EXPECT_NE(FormatSummaryJson(*result).find("\"plan_run_id\":\"" + result->plan_run_id),
             std::string::npos);
+}
+
+TEST_F(RunPlanTest, AdaptiveRepetitionsStopWhenTheRsdIsUnderTheTarget) {
+  PlanSpec plan = Plan({"sh", "-c", "echo 'BITFUSION_RESULT score 7 points'"}, 20, 1);
+  BenchmarkSpec& b = plan.benchmarks[0];
+  b.adaptive.enabled = true;
+  b.adaptive.min = 3;
+  b.adaptive.target_rsd = 0.025;
+  b.adaptive.metric = "score";
+  std::vector<RunProgress> seen;
+  ExperimentOptions options;
+  options.on_progress = [&](const RunProgress& p) { seen.push_back(p); };
+  auto result = RunPlan(plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 4u) << "1 warm-up, then 3 runs: a constant score has RSD 0";
+  const RunRecord& last = result->runs.back();
+  EXPECT_EQ(last.labels.at("repetitions_stop"), "target_rsd");
+  EXPECT_NE(last.labels.at("repetitions_stop_detail").find("after 3 runs"), std::string::npos)
+      << last.labels.at("repetitions_stop_detail");
+  EXPECT_EQ(result->runs[2].labels.count("repetitions_stop"), 0u) << "only the last says why";
+  EXPECT_NE(result->repetitions_stopped.at("b").find("RSD 0.00 %"), std::string::npos);
+  EXPECT_NE(FormatSummaryTable(*result).find("repetitions: b: RSD"), std::string::npos);
+  ASSERT_EQ(seen.size(), 8u) << "a start and an end per run";
+  EXPECT_TRUE(seen[0].started);
+  EXPECT_TRUE(seen[0].warmup);
+  EXPECT_FALSE(seen[7].started);
+  EXPECT_EQ(seen[7].run, 3);
+  EXPECT_EQ(seen[7].planned, 20);
+  EXPECT_DOUBLE_EQ(seen[7].target_rsd, 0.025);
+  EXPECT_DOUBLE_EQ(seen[7].last, 7);
+  EXPECT_DOUBLE_EQ(seen[7].rsd, 0);
+  EXPECT_FALSE(seen[7].stopped.empty());
+  EXPECT_GE(seen[5].eta_ns, 0) << "an ETA once a run has been timed";
+}
+
+TEST_F(RunPlanTest, AdaptiveRepetitionsStopAtTheMaximumAndTheTimeLimit) {
+  // Each run scores the square of its number: the RSD never settles.
+  const std::string counter = (dir_ / "count").string();
+  const std::vector<std::string> growing = {
+      "sh", "-c",
+      "echo >> " + counter + "; n=$(wc -l < " + counter +
+          "); echo \"BITFUSION_RESULT score $((n*n)) points\""};
+  PlanSpec plan = Plan(growing, 4, 0);
+  BenchmarkSpec& b = plan.benchmarks[0];
+  b.adaptive.enabled = true;
+  b.adaptive.min = 2;
+  b.adaptive.target_rsd = 0.01;
+  b.adaptive.metric = "score";
+  auto result = RunPlan(plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 4u);
+  EXPECT_EQ(result->runs.back().labels.at("repetitions_stop"), "max");
+  EXPECT_NE(result->repetitions_stopped.at("b").find("max of 4 runs"), std::string::npos)
+      << result->repetitions_stopped.at("b");
+
+  b.repetitions = 100;
+  b.adaptive.max_time = std::chrono::milliseconds(1);
+  result = RunPlan(plan, {});
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->runs.size(), 1u) << "the time limit stops it after the first run";
+  EXPECT_EQ(result->runs.back().labels.at("repetitions_stop"), "max_time");
+}
+
+TEST_F(RunPlanTest, FixedRepetitionsAddNoStopLabels) {
+  auto result = RunPlan(Plan({"true"}, 2, 0), {});
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->runs.size(), 2u);
+  EXPECT_EQ(result->runs.back().labels.count("repetitions_stop"), 0u);
+  EXPECT_TRUE(result->repetitions_stopped.empty());
 }
 
 TEST_F(RunPlanTest, FailedRunsCarryTheirStderr) {

@@ -1,0 +1,14 @@
+// Numbers for people: about five significant digits whatever the magnitude, and percentages.
+// Shared by the summary table, the comparison table and the HTML report.
+#pragma once
+
+#include <string>
+
+namespace bitfusion::internal {
+
+/// 0.1959, 2.8780, 24950.7, 1.2e+09; "nan", "inf" for non-finite values.
+std::string FormatNumber(double v);
+/// A ratio as a signed percentage with one or two decimals: 0.0123 -> "+1.23%".
+std::string FormatPercent(double ratio, bool sign = true);
+
+}  // namespace bitfusion::internal
