@@ -18,6 +18,7 @@ PACKAGES=(
   influxdb                      # influx:// sink tests start their own InfluxDB 1.x
   libpq-dev postgresql           # postgres:// sink (libpq); its tests start their own server
   python3-elasticsearch         # Elastic's Python client: checks the es:// fake, benchmark reference
+  chromium                      # headless: the report test renders bitfusion report's page
 )
 
 missing=()
