@@ -33,7 +33,10 @@ struct StoredSeries {
   std::string run_id;
   std::string metric;
   std::string unit;
-  Labels labels;                           ///< the sample's labels (run labels included)
+  Labels labels;  ///< the sample's labels (run labels included)
+  /// A cumulative counter (CPU seconds, bytes since boot), as its source declared it; stores
+  /// written before bitfusion kept this flag say false.
+  bool counter = false;
   std::vector<std::int64_t> timestamp_ns;  ///< wall clock, in the order stored
   std::vector<double> value;
 };

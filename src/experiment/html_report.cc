@@ -746,7 +746,8 @@ void TimeSeries(std::string& out, const ReportInput& in, int width) {
   if (several) out += "; one panel per machine, on the same axes";
   out +=
       ". Bands are the runs (grey: warm-up, blue: measured, red: not ok). Lines are drawn at "
-      "the minimum and the maximum of each pixel; gaps are non-finite values.</p>\n";
+      "the minimum and the maximum of each pixel; gaps are non-finite values. Cumulative "
+      "counters (CPU seconds, bytes since boot) are drawn as their rate per second.</p>\n";
 
   const double plot_h = 150, top = 4;
   const double w = width;

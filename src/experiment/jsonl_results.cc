@@ -112,6 +112,8 @@ Status JsonlResults::ForEachSeries(const std::set<std::string>& run_ids,
       s.metric = std::get<1>(it->first);
       s.unit = std::get<2>(it->first);
       s.labels = std::move(labels);
+      const auto* counter = o.if_contains("counter");
+      s.counter = counter != nullptr && counter->is_bool() && counter->get_bool();
       series.push_back(std::move(s));
     }
     StoredSeries& s = series[it->second];

@@ -1,12 +1,36 @@
 // `bitfusion report`: a plan run read back from its store (with its samples and, optionally, a
 // baseline to compare against) rendered as one self-contained HTML page.
 #include <algorithm>
+#include <limits>
 
 #include "bitfusion/experiment.h"
 #include "bitfusion/results.h"
 #include "experiment/html_report.h"
 
 namespace bitfusion {
+namespace {
+
+// A cumulative counter is read as its rate: the difference between consecutive samples per
+// second, at the later sample's time; a drop (a counter reset) gives a gap.
+void CounterToRate(StoredSeries& series) {
+  if (!series.counter) return;
+  std::vector<std::int64_t> t;
+  std::vector<double> v;
+  for (std::size_t i = 1; i < series.value.size(); ++i) {
+    const double dt =
+        static_cast<double>(series.timestamp_ns[i] - series.timestamp_ns[i - 1]) / 1e9;
+    const double dv = series.value[i] - series.value[i - 1];
+    if (dt <= 0) continue;
+    t.push_back(series.timestamp_ns[i]);
+    v.push_back(dv >= 0 ? dv / dt : std::numeric_limits<double>::quiet_NaN());
+  }
+  series.timestamp_ns = std::move(t);
+  series.value = std::move(v);
+  series.unit = (series.unit == "1" ? std::string() : series.unit) + "/s";
+  series.counter = false;
+}
+
+}  // namespace
 
 Result<std::string> RenderReport(const std::string& results, const ReportOptions& options) {
   if (options.plot_width < 100 || options.plot_width > 10000) {
@@ -29,7 +53,9 @@ Result<std::string> RenderReport(const std::string& results, const ReportOptions
   }
   BITFUSION_RETURN_IF_ERROR(selection.store->ForEachSeries(run_ids, [&](StoredSeries&& series) {
     auto it = index.find(series.run_id);
-    if (it != index.end()) input.runs[it->second].series.push_back(std::move(series));
+    if (it == index.end()) return;
+    CounterToRate(series);
+    input.runs[it->second].series.push_back(std::move(series));
   }));
   if (!options.baseline.empty()) {
     BITFUSION_ASSIGN_OR_RETURN(ResultsSelection base, SelectResults(options.baseline));

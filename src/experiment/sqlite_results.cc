@@ -15,7 +15,7 @@ namespace {
 
 // The schema this reader understands (docs/sqlite-schema.md).
 constexpr int kApplicationId = 0x42467573;
-constexpr int kUserVersion = 1;
+constexpr int kUserVersion = 2;  // 2 added series.counter
 
 class Statement {
  public:
@@ -93,6 +93,7 @@ Result<std::unique_ptr<ResultsStore>> SqliteResults::Open(const std::string& pat
                                 ", newer than this bitfusion reads (" +
                                 std::to_string(kUserVersion) + "); use a newer bitfusion");
   }
+  store->version_ = version;
   return std::unique_ptr<ResultsStore>(std::move(store));
 }
 
@@ -140,7 +141,9 @@ Status SqliteResults::ForEachSeries(const std::set<std::string>& run_ids,
   // Series are few; their labels say which run they belong to.
   std::unordered_map<std::int64_t, StoredSeries> wanted;
   {
-    Statement q(db_, "SELECT series_id, metric, unit, labels FROM series");
+    // Version 1 files have no counter column.
+    Statement q(db_, version_ >= 2 ? "SELECT series_id, metric, unit, labels, counter FROM series"
+                                   : "SELECT series_id, metric, unit, labels, 0 FROM series");
     if (!q.ok()) return Error("reading series");
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
@@ -152,6 +155,7 @@ Status SqliteResults::ForEachSeries(const std::set<std::string>& run_ids,
       s.metric = q.Text(1);
       s.unit = q.Text(2);
       s.labels = std::move(labels);
+      s.counter = sqlite3_column_int(q.get(), 4) != 0;
       wanted.emplace(sqlite3_column_int64(q.get(), 0), std::move(s));
     }
     if (rc != SQLITE_DONE) return Error("reading series");

@@ -27,6 +27,7 @@ class SqliteResults final : public ResultsStore {
 
   sqlite3* db_;
   std::string location_;
+  int version_ = 0;  // the file's user_version
 };
 
 }  // namespace bitfusion::internal

@@ -40,6 +40,8 @@ void JsonlEncoder::Append(const SampleBatch& batch, std::string& out) {
       for (const auto& [key, value] : series.labels) merged_[key] = value;
       AppendJsonLabels(after, merged_);
     }
+    // Cumulative counters say so, for readers that turn them into rates (bitfusion report).
+    if (series.counter) after += R"(,"counter":true)";
     after += R"(,"timestamp":)";
   }
   const std::size_t n = batch.size();

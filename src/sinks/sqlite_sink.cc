@@ -36,7 +36,8 @@ Result<SqliteSinkOptions> SqliteSinkOptions::FromUri(const Uri& uri) {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: series.counter (version 1 files are upgraded in place when opened for writing).
+constexpr int kSchemaVersion = 2;
 constexpr int kApplicationId = 0x42467573;  // "BFus"
 
 // Keep in step with the comment at the top of sqlite_sink.h and docs/sqlite-schema.md.
@@ -94,6 +95,7 @@ CREATE TABLE IF NOT EXISTS series (
   metric    TEXT NOT NULL,
   unit      TEXT NOT NULL,
   labels    TEXT NOT NULL,
+  counter   INTEGER NOT NULL DEFAULT 0,
   UNIQUE (metric, unit, labels)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -275,6 +277,7 @@ struct SqliteSink::Db {
     BindText(insert, 2, series.unit);
     sqlite3_bind_text64(insert, 3, labels_json.data(), labels_json.size(), SQLITE_TRANSIENT,
                         SQLITE_UTF8);
+    sqlite3_bind_int(insert, 4, series.counter ? 1 : 0);
     BITFUSION_RETURN_IF_ERROR(Step(insert, "adding series " + series.metric));
     new_series.push_back(key);
     return sqlite3_last_insert_rowid(conn);
@@ -343,6 +346,11 @@ Result<std::shared_ptr<SqliteSink>> SqliteSink::Make(const SqliteSinkOptions& op
                                      "another file");
     }
     BITFUSION_RETURN_IF_ERROR(db->Exec(kSchema, "creating the schema"));
+    if (version == 1) {
+      BITFUSION_RETURN_IF_ERROR(
+          db->Exec("ALTER TABLE series ADD COLUMN counter INTEGER NOT NULL DEFAULT 0",
+                   "upgrading the schema from version 1"));
+    }
     if (options.samples_index) {
       BITFUSION_RETURN_IF_ERROR(db->Exec(kSamplesIndex, "creating the samples index"));
     }
@@ -368,7 +376,8 @@ Result<std::shared_ptr<SqliteSink>> SqliteSink::Make(const SqliteSinkOptions& op
        "?4)"},
       {&db->find_series,
        "SELECT series_id FROM series WHERE metric = ?1 AND unit = ?2 AND labels = ?3"},
-      {&db->insert_series, "INSERT INTO series (metric, unit, labels) VALUES (?1, ?2, ?3)"},
+      {&db->insert_series,
+       "INSERT INTO series (metric, unit, labels, counter) VALUES (?1, ?2, ?3, ?4)"},
       {&db->upsert_machine, kUpsertMachine},
       {&db->delete_results, "DELETE FROM results WHERE run_id = ?1"},
       {&db->insert_run, kInsertRun},

@@ -2,6 +2,7 @@
 #include "bitfusion/results.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -77,7 +78,7 @@ class ResultsStoreTest : public ::testing::TestWithParam<const char*> {
     second_ = Series("bbbb", "b", {2.0, 2.1}, 9'000'000'000);
     SampleBatch batch;
     batch.labels = {{"run_id", first_[0].run_id}, {"plan", "p"}};
-    const auto cpu = batch.AddSeries({"cpu.user", "s", {{"cpu", "0"}}, false});
+    const auto cpu = batch.AddSeries({"cpu.user", "s", {{"cpu", "0"}}, /*counter=*/true});
     const auto mem = batch.AddSeries({"mem.used", "bytes", {}, false});
     for (int i = 0; i < 50; ++i) {
       batch.Append(cpu, 1'000'000'000 + i * 10'000'000, i, i * 0.01);
@@ -141,6 +142,8 @@ TEST_P(ResultsStoreTest, ReadsBackPlanRunsRecordsAndSamples) {
             [](const StoredSeries& a, const StoredSeries& b) { return a.metric < b.metric; });
   EXPECT_EQ(series[0].metric, "cpu.user");
   EXPECT_EQ(series[0].labels.at("cpu"), "0");
+  EXPECT_TRUE(series[0].counter) << "a cumulative counter says so in the store";
+  EXPECT_FALSE(series[1].counter);
   EXPECT_EQ(series[0].run_id, first_[0].run_id);
   ASSERT_EQ(series[0].value.size(), 50u);
   EXPECT_EQ(series[0].timestamp_ns[49], 1'000'000'000 + 49 * 10'000'000);
@@ -174,6 +177,42 @@ TEST_P(ResultsStoreTest, BarePathIsRecognised) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ResultsStoreTest, ::testing::Values("sqlite", "jsonl"));
+
+TEST(ResultsStoreUpgrade, VersionOneSqliteFilesAreUpgradedAndRead) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("bf-v1-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "v1.db").string();
+  {
+    // The version 1 series table, as bitfusion 0.1 wrote it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "PRAGMA application_id=1111913843; PRAGMA user_version=1;"
+                           "CREATE TABLE series (series_id INTEGER PRIMARY KEY, metric TEXT NOT "
+                           "NULL, unit TEXT NOT NULL, labels TEXT NOT NULL, UNIQUE (metric, unit, "
+                           "labels));",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto sink = ResultSinkFromUri("sqlite://" + path);
+  ASSERT_TRUE(sink.ok()) << sink.error().ToString();
+  RunRecord r = MakeRun("v1", "b", 0, 1, 1'000'000'000);
+  SampleBatch batch;
+  batch.labels = {{"run_id", r.run_id}};
+  batch.Append(batch.AddSeries({"cpu.user", "s", {}, true}), 1'000'000'000, 0, 1);
+  ASSERT_TRUE((*sink)->Write(batch).ok());
+  ASSERT_TRUE((*sink)->Write(r).ok());
+  ASSERT_TRUE((*sink)->Close().ok());
+  auto store = ResultsStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  std::vector<StoredSeries> series;
+  ASSERT_TRUE(
+      (*store)->ForEachSeries({r.run_id}, [&](StoredSeries&& s) { series.push_back(s); }).ok());
+  ASSERT_EQ(series.size(), 1u);
+  EXPECT_TRUE(series[0].counter);
+  fs::remove_all(dir);
+}
 
 TEST(ResultsStoreErrors, MissingFileForeignDatabaseAndOtherSchemes) {
   auto missing = ResultsStore::Open("/nonexistent/r.db");

@@ -521,7 +521,7 @@ TEST_F(SinkFileTest, SqliteSchemaMachinesAndReplacedRuns) {
   SqliteReader db(path);
   std::int64_t version = 0;
   db.Query("PRAGMA user_version", [&](sqlite3_stmt* s) { version = sqlite3_column_int64(s, 0); });
-  EXPECT_EQ(version, 1);
+  EXPECT_EQ(version, 2) << "version 2 added series.counter";
   std::vector<std::string> indexes;
   db.Query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
            [&](sqlite3_stmt* s) { indexes.push_back(SqliteReader::Text(s, 0)); });
