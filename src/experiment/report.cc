@@ -28,6 +28,11 @@ std::string FormatSummaryTable(const PlanResult& result) {
     }
     std::set<std::size_t> outliers(st.mad_outliers.begin(), st.mad_outliers.end());
     outliers.insert(st.tukey_outliers.begin(), st.tukey_outliers.end());
+    if (st.count == 0) {  // no successful run: nothing to show but that
+      rows.push_back(
+          {m.benchmark, m.metric, m.unit, "0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"});
+      continue;
+    }
     rows.push_back({m.benchmark, m.metric, m.unit, std::to_string(st.count),
                     FormatNumber(st.median), ci, FormatNumber(st.mean), FormatNumber(st.stddev),
                     st.count >= 2 ? FormatPercent(st.rsd, false) : "-", FormatNumber(st.min),

@@ -16,7 +16,8 @@ import pytest
 from cli_helpers import BIN, SPECS, run, run_in_terminal, write_spec
 
 
-@pytest.mark.parametrize("command", ["run", "inventory", "metrics", "reap", "import"])
+@pytest.mark.parametrize("command",
+                         ["run", "inventory", "metrics", "reap", "import", "compare", "report"])
 def test_every_subcommand_has_help(command):
     proc = run(command, "--help", check=0)
     assert f"usage: bitfusion {command}" in proc.stdout
