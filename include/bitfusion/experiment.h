@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -106,13 +107,14 @@ struct RunProgress {
   std::size_t benchmarks = 0;       ///< in the plan
   bool started = false;             ///< a run is starting (else: `record` has just ended)
   bool warmup = false;
-  int run = 0;               ///< 1-based among the benchmark's warm-ups, or among its measured runs
-  int warmups = 0;           ///< warm-ups planned
-  int planned = 0;           ///< measured runs planned: the count, or the most when adaptive
-  double target_rsd = 0;     ///< > 0: adaptive, runs go on until the RSD is under this
-  std::string metric;        ///< the metric `last` and `rsd` are of ("wall_time" unless adaptive)
-  double last = 0;           ///< its last measured value; NaN when none
-  double rsd = 0;            ///< over the measured, successful runs so far; NaN below 2
+  int run = 0;            ///< 1-based among the benchmark's warm-ups, or among its measured runs
+  int warmups = 0;        ///< warm-ups planned
+  int planned = 0;        ///< measured runs planned: the count, or the most when adaptive
+  double target_rsd = 0;  ///< > 0: adaptive, runs go on until the RSD is under this
+  std::string metric;     ///< the metric `last` and `rsd` are of ("wall_time" unless adaptive)
+  double last = std::numeric_limits<double>::quiet_NaN();  ///< its last value; NaN when none
+  /// Over the measured, successful runs so far; NaN below 2.
+  double rsd = std::numeric_limits<double>::quiet_NaN();
   std::int64_t eta_ns = -1;  ///< this benchmark's time left (at most, when adaptive); -1 unknown
   /// On the benchmark's last run: why no run follows ("RSD 1.2 % < 2.5 % after 5 runs").
   std::string stopped;
@@ -163,7 +165,7 @@ BITFUSION_EXPORT Result<PlanResult> RunPlan(const PlanSpec& plan, const Experime
 /// The summary as an aligned text table.
 BITFUSION_EXPORT std::string FormatSummaryTable(const PlanResult& result);
 /// One progress event as a JSON object on one line: "event" ("run_started", "run_finished"),
-/// machine, benchmark, run, planned, last, rsd, eta_s, stopped, run_id and status.
+/// machine, benchmark, run, planned, last, rsd, eta_s, stopped, run_id, status and error.
 BITFUSION_EXPORT std::string FormatProgressJson(const RunProgress& progress);
 /// The summary, the runs (id, status, wall time, observer cost) and sink errors as one JSON
 /// object.

@@ -154,6 +154,7 @@ std::string FormatProgressJson(const RunProgress& p) {
   if (p.record != nullptr) {
     o["run_id"] = p.record->run_id;
     o["status"] = p.record->status;
+    if (!p.record->error.empty()) o["error"] = p.record->error;
   }
   if (!p.stopped.empty()) o["stopped"] = p.stopped;
   return boost::json::serialize(o);

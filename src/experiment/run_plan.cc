@@ -622,7 +622,7 @@ class RepetitionPolicy {
     rsd_ = values_.size() >= 2 ? Summarize(values_).rsd : std::nan("");
     if (!b_.adaptive.enabled) {
       kind_ = "count";
-      return made_ >= b_.repetitions ? std::to_string(made_) + " runs" : "";
+      return made_ >= b_.repetitions ? std::to_string(made_) + (made_ == 1 ? " run" : " runs") : "";
     }
     const std::string rsd_text = std::isnan(rsd_) ? "no RSD" : "RSD " + Percent(rsd_);
     const std::string target = Percent(b_.adaptive.target_rsd);
