@@ -13,6 +13,7 @@
 #include "bitfusion/container.h"
 #include "bitfusion/event.h"
 #include "bitfusion/export.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/status.h"
 #include "bitfusion/subscription.h"
 #include "bitfusion/wait_strategy.h"
@@ -21,10 +22,13 @@ namespace bitfusion {
 
 /// What an engine can do; lets a DeviceAllocator pick how to pass devices in.
 struct RunnerCapabilities {
-  std::string engine;          ///< "process", "docker", "podman", "null"
-  std::string version;         ///< engine version
-  std::string api_version;     ///< negotiated API version, e.g. "1.41"
-  bool images = false;         ///< runs images (false for process://)
+  std::string engine;       ///< "process", "docker", "podman", "null"
+  std::string version;      ///< engine version
+  std::string api_version;  ///< negotiated API version, e.g. "1.41"
+  bool images = false;      ///< runs images (false for process://)
+  /// Each command runs in a container of its own, with its own cgroup, and takes mounts: a
+  /// container's cgroup can be sampled (the "container" source) and a probe mounted into it.
+  bool containers = false;
   bool gpu_runtime = false;    ///< Docker DeviceRequests with driver "nvidia" work
   bool cdi = false;            ///< CDI device names are accepted
   bool exec = false;           ///< Container::Exec works
@@ -230,6 +234,6 @@ class BITFUSION_EXPORT ContainerRunner {
 
 /// "process://", "null://", ... An unknown scheme lists the known ones.
 BITFUSION_EXPORT Result<std::shared_ptr<ContainerRunner>> ContainerRunnerFromUri(
-    std::string_view uri);
+    std::string_view uri, const BackendContext& context = {});
 
 }  // namespace bitfusion

@@ -9,6 +9,7 @@
 #include "bitfusion/container_runner.h"
 #include "bitfusion/device.h"
 #include "bitfusion/export.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/status.h"
 
 namespace bitfusion {
@@ -44,7 +45,9 @@ class BITFUSION_EXPORT DeviceAllocator {
                                           const RunnerCapabilities& capabilities) = 0;
 };
 
+/// "local://", "sysfs:///ROOT", "null://". The context's run id is recorded as the holder of
+/// every lease, and leases and releases are published to its on_event.
 BITFUSION_EXPORT Result<std::shared_ptr<DeviceAllocator>> DeviceAllocatorFromUri(
-    std::string_view uri);
+    std::string_view uri, const BackendContext& context = {});
 
 }  // namespace bitfusion

@@ -68,6 +68,8 @@ struct ImageRecipe {
 struct PlanSpec {
   std::string name;
   std::string runner = "process://";
+  /// Where the plan runs: the first machine this provisioner lists (local:// is this host).
+  std::string provisioner = "local://";
   std::vector<std::string> sources = {"host"};  ///< metric sources sampled during every run
   std::chrono::nanoseconds interval = std::chrono::milliseconds(10);
   std::vector<std::string> sinks;  ///< none = results only printed

@@ -12,6 +12,7 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/event.h"
 #include "bitfusion/export.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/sample.h"
 #include "bitfusion/status.h"
@@ -56,12 +57,24 @@ class BITFUSION_EXPORT MetricSource {
   /// probe's socket): Stop collects it once more after the last tick, so what arrived since is
   /// delivered rather than left behind. False (the default) for sources that read in Collect.
   virtual bool BuffersBetweenTicks() const;
+
+  /// Says the thing this source samples has just started (a container the source was made for
+  /// before it ran): a source waiting for it looks at once instead of at its next poll. Any
+  /// thread; a no-op by default.
+  virtual void TargetStarted();
+
+  /// Called once the thing sampled has ended and before the stream stops: waits up to `timeout`
+  /// for what the source still has on its way (a probe's last sample after its command exited)
+  /// so Stop's final collection delivers it. True when nothing is still on its way (the
+  /// default).
+  virtual bool Drain(std::chrono::nanoseconds timeout);
 };
 
 /// "host", "process:1234", "null" -> a source. An unknown scheme lists the known ones. Every
 /// source takes the query key "rate" ("host?rate=true"): its counters (Series::counter) are
 /// then delivered as per-second rates (see MetricStreamOptions::rates).
-BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(std::string_view uri);
+BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(
+    std::string_view uri, const BackendContext& context = {});
 
 class ContainerRunner;
 

@@ -9,6 +9,7 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/export.h"
 #include "bitfusion/machine.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/status.h"
 
 namespace bitfusion {
@@ -40,6 +41,7 @@ class BITFUSION_EXPORT Provisioner {
 };
 
 /// "local://", "null://", ... An unknown scheme lists the known ones.
-BITFUSION_EXPORT Result<std::shared_ptr<Provisioner>> ProvisionerFromUri(std::string_view uri);
+BITFUSION_EXPORT Result<std::shared_ptr<Provisioner>> ProvisionerFromUri(
+    std::string_view uri, const BackendContext& context = {});
 
 }  // namespace bitfusion

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bitfusion/export.h"
+#include "bitfusion/sample.h"
 #include "bitfusion/status.h"
 #include "bitfusion/uri.h"
 
@@ -22,11 +23,26 @@ class DeviceAllocator;
 class MetricSource;
 class ResultSink;
 
+struct Event;
+
+/// What a backend is made for beyond its URI, in the spirit of Arrow's IOContext: where the
+/// events it publishes go (device leases, sinks degrading), the run it works for (recorded as
+/// the holder of what it takes), labels it adds. Every field may be left empty; a backend uses
+/// what applies to it and ignores the rest.
+struct BackendContext {
+  std::function<void(const Event&)> on_event;
+  std::string run_id;
+  Labels labels;
+};
+
 /// Scheme -> factory for one interface. Thread-safe.
 template <class Interface>
 class Registry {
  public:
-  using Factory = std::function<Result<std::shared_ptr<Interface>>(const Uri&)>;
+  using Factory =
+      std::function<Result<std::shared_ptr<Interface>>(const Uri&, const BackendContext&)>;
+  /// A factory that needs no context.
+  using UriFactory = std::function<Result<std::shared_ptr<Interface>>(const Uri&)>;
 
   /// The process-wide registry for Interface (defined in the library for the five interfaces).
   static Registry& Instance();
@@ -34,11 +50,13 @@ class Registry {
   /// Adds a scheme; returns true so it can initialise a static. A scheme registered twice keeps
   /// the first factory and logs a warning.
   bool Add(std::string scheme, Factory factory);
+  bool Add(std::string scheme, UriFactory factory);
 
   /// Builds a backend. An unknown scheme is InvalidArgument listing the known ones.
-  Result<std::shared_ptr<Interface>> Make(const Uri& uri) const;
+  Result<std::shared_ptr<Interface>> Make(const Uri& uri, const BackendContext& context = {}) const;
   /// Parses `uri` first; a malformed URI is InvalidArgument.
-  Result<std::shared_ptr<Interface>> Make(std::string_view uri) const;
+  Result<std::shared_ptr<Interface>> Make(std::string_view uri,
+                                          const BackendContext& context = {}) const;
 
   /// Registered schemes, sorted.
   std::vector<std::string> Schemes() const;
@@ -55,10 +73,17 @@ extern template class BITFUSION_EXPORT Registry<MetricSource>;
 extern template class BITFUSION_EXPORT Registry<ResultSink>;
 
 namespace internal {
-/// Adapts `Options::FromUri(uri)` + `Backend::Make(options)` into a registry factory.
+/// Adapts `Options::FromUri(uri, context)` (or `Options::FromUri(uri)` for backends that need no
+/// context) + `Backend::Make(options)` into a registry factory.
 template <class Interface, class Options, class Backend>
-Result<std::shared_ptr<Interface>> MakeFromUri(const Uri& uri) {
-  auto options = Options::FromUri(uri);
+Result<std::shared_ptr<Interface>> MakeFromUri(const Uri& uri, const BackendContext& context) {
+  auto options = [&] {
+    if constexpr (requires { Options::FromUri(uri, context); }) {
+      return Options::FromUri(uri, context);
+    } else {
+      return Options::FromUri(uri);
+    }
+  }();
   if (!options) return options.error();
   auto backend = Backend::Make(*options);
   if (!backend) return backend.error();

@@ -21,6 +21,7 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/event.h"
 #include "bitfusion/export.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/sample.h"
 #include "bitfusion/status.h"
@@ -219,7 +220,8 @@ class BITFUSION_EXPORT ResultSink {
 /// "jsonl://PATH", "csv://PATH", "sqlite://PATH", "es://HOST:PORT/INDEX", "influx://HOST:PORT/DB",
 /// "postgres://USER@HOST:PORT/DB", "fanout://?sink=URI&sink=URI", "null://". An unknown scheme
 /// lists the known ones; a path that cannot be written fails here, before any run starts.
-BITFUSION_EXPORT Result<std::shared_ptr<ResultSink>> ResultSinkFromUri(std::string_view uri);
+BITFUSION_EXPORT Result<std::shared_ptr<ResultSink>> ResultSinkFromUri(
+    std::string_view uri, const BackendContext& context = {});
 
 /// One sink that hands every batch and run record to each of `sinks` (fanout:// as an object).
 /// Each child batches, spools and retries on its own; one that fails does not hold up the others,

@@ -28,7 +28,16 @@ bool Registry<Interface>::Add(std::string scheme, Factory factory) {
 }
 
 template <class Interface>
-Result<std::shared_ptr<Interface>> Registry<Interface>::Make(const Uri& uri) const {
+bool Registry<Interface>::Add(std::string scheme, UriFactory factory) {
+  return Add(std::move(scheme),
+             Factory([factory = std::move(factory)](const Uri& uri, const BackendContext&) {
+               return factory(uri);
+             }));
+}
+
+template <class Interface>
+Result<std::shared_ptr<Interface>> Registry<Interface>::Make(const Uri& uri,
+                                                             const BackendContext& context) const {
   Factory factory;
   {
     std::lock_guard lock(mu_);
@@ -41,14 +50,15 @@ Result<std::shared_ptr<Interface>> Registry<Interface>::Make(const Uri& uri) con
     return InvalidArgumentError("unknown scheme \"" + uri.scheme + "\" in \"" + uri.ToString() +
                                 "\"; known schemes: " + known);
   }
-  return factory(uri);
+  return factory(uri, context);
 }
 
 template <class Interface>
-Result<std::shared_ptr<Interface>> Registry<Interface>::Make(std::string_view text) const {
+Result<std::shared_ptr<Interface>> Registry<Interface>::Make(std::string_view text,
+                                                             const BackendContext& context) const {
   auto uri = Uri::Parse(text);
   if (!uri) return uri.error();
-  return Make(*uri);
+  return Make(*uri, context);
 }
 
 template <class Interface>

@@ -7,8 +7,9 @@ namespace bitfusion {
 DeviceLease::~DeviceLease() = default;
 DeviceAllocator::~DeviceAllocator() = default;
 
-Result<std::shared_ptr<DeviceAllocator>> DeviceAllocatorFromUri(std::string_view uri) {
-  return Registry<DeviceAllocator>::Instance().Make(uri);
+Result<std::shared_ptr<DeviceAllocator>> DeviceAllocatorFromUri(std::string_view uri,
+                                                                const BackendContext& context) {
+  return Registry<DeviceAllocator>::Instance().Make(uri, context);
 }
 
 void ContainerEdits::ApplyTo(ContainerSpec& spec) const {

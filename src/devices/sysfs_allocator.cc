@@ -223,7 +223,8 @@ const CdiDevice* CdiFor(const Device& d, const std::vector<Device>& inventory,
 
 }  // namespace
 
-Result<SysfsAllocatorOptions> SysfsAllocatorOptions::FromUri(const Uri& uri) {
+Result<SysfsAllocatorOptions> SysfsAllocatorOptions::FromUri(const Uri& uri,
+                                                             const BackendContext& context) {
   BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(
       {"lock_dir", "run_id", "enrich", "nvml", "rocm_smi", "xrt", "poll_interval"}));
   SysfsAllocatorOptions o;
@@ -250,6 +251,8 @@ Result<SysfsAllocatorOptions> SysfsAllocatorOptions::FromUri(const Uri& uri) {
     }
   }
   if (auto v = uri.Query("lock_dir")) o.lock_dir = *v;
+  o.run_id = context.run_id;
+  o.on_event = context.on_event;
   if (auto v = uri.Query("run_id")) o.run_id = *v;
   if (auto v = uri.Query("nvml")) o.nvml_library = *v;
   if (auto v = uri.Query("rocm_smi")) o.rocm_smi_library = *v;

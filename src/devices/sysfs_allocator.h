@@ -49,7 +49,8 @@ struct SysfsAllocatorOptions {
 
   /// local://[?options] (root "/") or sysfs:///ABS/ROOT[?options]; unknown options are
   /// rejected with the list of known ones.
-  static Result<SysfsAllocatorOptions> FromUri(const Uri& uri);
+  /// The query keys above; the context's run id (when the URI names none) and event callback.
+  static Result<SysfsAllocatorOptions> FromUri(const Uri& uri, const BackendContext& context = {});
 };
 
 /// See the top of this file. Concurrency: all methods may be called from several threads;

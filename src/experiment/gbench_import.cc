@@ -1,7 +1,5 @@
 #include "bitfusion/gbench_import.h"
 
-#include <openssl/evp.h>
-
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -11,7 +9,8 @@
 #include <set>
 #include <string>
 
-#include "sinks/text_encoding_internal.h"
+#include "core/json_numbers.h"
+#include "core/sha256.h"
 
 namespace bitfusion {
 namespace {
@@ -56,19 +55,6 @@ std::int64_t ParseDate(const std::string& text) {
     secs -= (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
   }
   return secs * 1'000'000'000;
-}
-
-std::string Sha256Hex32(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < size && out.size() < 32; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xF]);
-  }
-  return out;
 }
 
 // Fields of a benchmark entry that are not user counters.
@@ -120,7 +106,7 @@ Result<GbenchImport> ImportGoogleBenchmarkJson(std::string_view text,
   const json::object& context = context_value->get_object();
   GbenchImport out;
   RunRecord& run = out.run;
-  run.run_id = options.run_id.empty() ? Sha256Hex32(text) : options.run_id;
+  run.run_id = options.run_id.empty() ? internal::Sha256Hex(text).substr(0, 32) : options.run_id;
   const std::string executable = Text(context.if_contains("executable"));
   const std::string program =
       executable.empty() ? "gbench" : std::filesystem::path(executable).filename().string();

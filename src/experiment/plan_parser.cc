@@ -267,9 +267,10 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
   FieldReader r(source);
   if (!root.is_object()) return r.Error("(top level)", "expected a JSON object");
   const auto& obj = root.get_object();
-  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(obj, "",
-                                        {"name", "runner", "metrics", "sinks", "benchmarks",
-                                         "images", "device_allocator", "device_wait"}));
+  BITFUSION_RETURN_IF_ERROR(
+      r.CheckKeys(obj, "",
+                  {"name", "runner", "provisioner", "metrics", "sinks", "benchmarks", "images",
+                   "device_allocator", "device_wait"}));
   PlanSpec plan;
   plan.source_file = source;
   for (const auto& kv : obj) {
@@ -277,6 +278,8 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
     const json::value& value = kv.value();
     if (key == "name") {
       BITFUSION_ASSIGN_OR_RETURN(plan.name, r.String(value, key));
+    } else if (key == "provisioner") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.provisioner, r.String(value, key));
     } else if (key == "runner") {
       BITFUSION_ASSIGN_OR_RETURN(plan.runner, r.String(value, key));
     } else if (key == "sinks") {

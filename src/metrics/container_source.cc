@@ -126,7 +126,7 @@ ContainerSource::~ContainerSource() {
   if (waiter_.joinable()) waiter_.join();
 }
 
-void ContainerSource::Started() {
+void ContainerSource::TargetStarted() {
   {
     std::lock_guard lock(mu_);
     started_ = true;

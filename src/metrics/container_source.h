@@ -69,7 +69,7 @@ class ContainerSource final : public MetricSource {
   /// Says the container has just been started: the waiting thread looks at once (and polls
   /// quickly again) instead of at the end of its backed-off interval, so sampling begins within
   /// about a millisecond of the start. Any thread.
-  void Started();
+  void TargetStarted() override;
 
  private:
   ContainerSource() = default;
@@ -90,7 +90,7 @@ class ContainerSource final : public MetricSource {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  bool started_ = false;  // Started() was called and not yet seen by the waiting thread
+  bool started_ = false;  // TargetStarted() was called and not yet seen by the waiting thread
   CgroupDirs dirs_;       // when kReady
   Status gone_;           // when kGone
   std::atomic<std::int64_t> background_cpu_ns_{0};

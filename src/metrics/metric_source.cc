@@ -19,6 +19,8 @@ class RateSource final : public MetricSource {
   std::int64_t BackgroundCpuNs() const override { return inner_->BackgroundCpuNs(); }
   std::int64_t SamplesDropped() const override { return inner_->SamplesDropped(); }
   bool BuffersBetweenTicks() const override { return inner_->BuffersBetweenTicks(); }
+  void TargetStarted() override { inner_->TargetStarted(); }
+  bool Drain(std::chrono::nanoseconds timeout) override { return inner_->Drain(timeout); }
 
   Status Collect(Timestamp now, SampleBatch& batch) override {
     const std::size_t series_before = batch.series.size();
@@ -99,6 +101,10 @@ std::int64_t MetricSource::SamplesDropped() const { return 0; }
 
 bool MetricSource::BuffersBetweenTicks() const { return false; }
 
+void MetricSource::TargetStarted() {}
+
+bool MetricSource::Drain(std::chrono::nanoseconds) { return true; }
+
 std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> source) {
   if (source == nullptr) return nullptr;
   std::string uri = source->uri();
@@ -106,12 +112,13 @@ std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> sour
   return std::make_shared<RateSource>(std::move(source), std::move(uri));
 }
 
-Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(std::string_view text) {
+Result<std::shared_ptr<MetricSource>> MetricSourceFromUri(std::string_view text,
+                                                          const BackendContext& context) {
   BITFUSION_ASSIGN_OR_RETURN(Uri uri, Uri::Parse(text));
   BITFUSION_ASSIGN_OR_RETURN(const bool rate, uri.QueryBool("rate", false));
   // "rate" belongs to every source, so it is taken off before the backend checks its own keys.
   std::erase_if(uri.query, [](const auto& kv) { return kv.first == "rate"; });
-  BITFUSION_ASSIGN_OR_RETURN(auto source, Registry<MetricSource>::Instance().Make(uri));
+  BITFUSION_ASSIGN_OR_RETURN(auto source, Registry<MetricSource>::Instance().Make(uri, context));
   if (!rate) return source;
   return std::shared_ptr<MetricSource>(
       std::make_shared<RateSource>(std::move(source), std::string(text)));

@@ -69,6 +69,7 @@ class ProbeSource final : public MetricSource {
   /// last sample, or it went away); true when it has. For a caller that has seen the container
   /// exit and wants the probe's final sample read before stopping the stream.
   bool WaitEnded(std::chrono::nanoseconds timeout) const;
+  bool Drain(std::chrono::nanoseconds timeout) override { return WaitEnded(timeout); }
 
   /// Probe ticks received and samples dropped because nobody collected them.
   std::int64_t ticks_received() const { return ticks_.load(std::memory_order_relaxed); }

@@ -6,8 +6,9 @@ namespace bitfusion {
 
 Provisioner::~Provisioner() = default;
 
-Result<std::shared_ptr<Provisioner>> ProvisionerFromUri(std::string_view uri) {
-  return Registry<Provisioner>::Instance().Make(uri);
+Result<std::shared_ptr<Provisioner>> ProvisionerFromUri(std::string_view uri,
+                                                        const BackendContext& context) {
+  return Registry<Provisioner>::Instance().Make(uri, context);
 }
 
 }  // namespace bitfusion

@@ -70,8 +70,9 @@ Result<std::vector<LogLine>> ContainerRunner::TailLogs(const std::string&, std::
 Result<Subscription> ContainerRunner::Events(EventCallback) { return NotSupported("Events"); }
 Result<ReapReport> ContainerRunner::Reap(const ReapPolicy&) { return NotSupported("Reap"); }
 
-Result<std::shared_ptr<ContainerRunner>> ContainerRunnerFromUri(std::string_view uri) {
-  return Registry<ContainerRunner>::Instance().Make(uri);
+Result<std::shared_ptr<ContainerRunner>> ContainerRunnerFromUri(std::string_view uri,
+                                                                const BackendContext& context) {
+  return Registry<ContainerRunner>::Instance().Make(uri, context);
 }
 
 // ---- wait strategies ---------------------------------------------------------------------

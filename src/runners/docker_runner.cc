@@ -1509,8 +1509,8 @@ Result<RunnerCapabilities> DockerRunner::Capabilities() {
   }
   caps.version = JsonString(Path(version, {"Version"}));
   caps.api_version = "1." + std::to_string(api_->minor());
-  caps.images = caps.exec = caps.copy = caps.stats = caps.health_checks = caps.events = caps.reap =
-      true;
+  caps.images = caps.containers = caps.exec = caps.copy = caps.stats = caps.health_checks =
+      caps.events = caps.reap = true;
   if (const auto* runtimes = Path(info, {"Runtimes"}); runtimes && runtimes->is_object()) {
     caps.gpu_runtime = runtimes->get_object().contains("nvidia");
   }

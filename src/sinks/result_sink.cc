@@ -572,8 +572,9 @@ SinkCounters ResultSink::counters() const {
   return out;
 }
 
-Result<std::shared_ptr<ResultSink>> ResultSinkFromUri(std::string_view uri) {
-  return Registry<ResultSink>::Instance().Make(uri);
+Result<std::shared_ptr<ResultSink>> ResultSinkFromUri(std::string_view uri,
+                                                      const BackendContext& context) {
+  return Registry<ResultSink>::Instance().Make(uri, context);
 }
 
 }  // namespace bitfusion

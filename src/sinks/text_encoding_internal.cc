@@ -210,41 +210,6 @@ void AppendJsonSampleValue(std::string& out, double value) {
   }
 }
 
-std::string JsonNumbersAsText(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 8);
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      out.push_back(c);
-      if (c == '\\' && i + 1 < text.size()) {
-        out.push_back(text[++i]);
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      out.push_back(c);
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      std::size_t end = i;
-      while (end < text.size() &&
-             std::string_view("+-.eE0123456789").find(text[end]) != std::string_view::npos) {
-        ++end;
-      }
-      out += "\"#";
-      out.append(text.substr(i, end - i));
-      out.push_back('"');
-      i = end - 1;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 void AppendJsonValue(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
     case boost::json::kind::null: out += "null"; break;
@@ -293,19 +258,6 @@ void AppendJsonValue(std::string& out, const boost::json::value& v) {
       break;
     }
   }
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr) != 1) size = 0;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xF]);
-  }
-  return out;
 }
 
 Result<MachineIdentity> IdentifyMachine(const MachineInfo& machine) {

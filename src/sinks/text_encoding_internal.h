@@ -13,6 +13,8 @@
 #include "bitfusion/run_record.h"
 #include "bitfusion/sample.h"
 #include "bitfusion/status.h"
+#include "core/json_numbers.h"
+#include "core/sha256.h"
 
 namespace bitfusion::internal {
 
@@ -32,15 +34,9 @@ std::string_view NonFiniteText(double value);
 /// Appends the JSON for a sample's value after `"value":`: the number, or for NaN and
 /// ±infinity (not JSON numbers) `null,"value_text":"NaN"` -- the shape every JSON sink writes.
 void AppendJsonSampleValue(std::string& out, double value);
-/// `json` with every number outside strings turned into a string holding "#" and the number's
-/// own text, for readers that need numbers exactly (Boost 1.81 parses doubles fast, not exactly).
-std::string JsonNumbersAsText(std::string_view json);
 /// Appends a Boost.JSON tree as compact JSON, numbers and strings formatted as above (a
 /// non-finite double becomes null).
 void AppendJsonValue(std::string& out, const boost::json::value& v);
-
-/// SHA-256 of `data` as 64 lower-case hex digits.
-std::string Sha256Hex(std::string_view data);
 
 /// How the stores that keep a table of machines name one: its fingerprint is the MachineInfo as
 /// JSON without the fields that change while the hardware does not (address, state, labels,
