@@ -14,6 +14,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "net/http_client.h"
 #include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
@@ -102,6 +103,7 @@ Result<ElasticsearchSinkOptions> ElasticsearchSinkOptions::FromUri(const Uri& ur
     std::stringstream text;
     text << in.rdbuf();
     key = Trim(text.str());
+    net::WarnIfReadableByOthers(*file, "Elasticsearch API key file");
   }
   if (!key.empty()) {
     if (!options.http.client.user.empty()) {
