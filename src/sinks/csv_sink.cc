@@ -73,7 +73,9 @@ bool FormulaLike(std::string_view text) {
 void AppendCsvField(std::string& out, std::string_view text) {
   std::string neutralised;
   if (FormulaLike(text)) {
-    neutralised = "'" + std::string(text);
+    // Appended, not "'" + std::string&&: GCC 12 at -O3 reports a bogus -Wrestrict overlap for a
+    // one-character literal plus a temporary string (GCC bug 105329).
+    neutralised.assign(1, '\'').append(text);
     text = neutralised;
   }
   bool quote = false;
@@ -119,11 +121,13 @@ void CsvEncoder::Append(const SampleBatch& batch, std::string& out) {
   for (std::size_t s = 0; s < series_count; ++s) {
     const Series& series = batch.series[s];
     std::string& before = before_value_[s];
-    before.assign(",");
+    // assign(1, ','), not assign(","): GCC 12 at -O3 reports a bogus -Wrestrict overlap when a
+    // one-character literal is assigned to a std::string (GCC bug 105329).
+    before.assign(1, ',');
     AppendCsvField(before, series.metric);
     before.push_back(',');
     std::string& after = after_value_[s];
-    after.assign(",");
+    after.assign(1, ',');  // as above (GCC bug 105329)
     AppendCsvField(after, series.unit);
     after.push_back(',');
     if (series.labels.empty()) {
