@@ -166,7 +166,8 @@ class BITFUSION_EXPORT ResultSink {
   const ResultSinkOptions& sink_options() const { return options_; }
 
   /// Backends call this first thing in their destructors: closes the sink if the owner did
-  /// not, while the backend's hooks still exist. Errors are logged.
+  /// not, while the backend's hooks still exist, retrying a failing store for at most 1 s
+  /// (what is unsent stays in the spool). Errors are logged.
   void CloseOnDestroy();
 
  private:

@@ -109,7 +109,12 @@ std::string Uri::ToString() const {
     out += "@";
   }
   out += host;
-  if (port) out += ":" + std::to_string(*port);
+  if (port) {
+    // Not ":" + std::to_string(...): GCC 12 at -O3 reports a bogus -Wrestrict overlap for a
+    // one-character literal plus a temporary string (GCC bug 105329).
+    out += ':';
+    out += std::to_string(*port);
+  }
   out += path;
   for (std::size_t i = 0; i < query.size(); ++i) {
     out += (i == 0 ? "?" : "&");

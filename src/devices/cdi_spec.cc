@@ -111,7 +111,14 @@ class BlockYaml {
   }
 
   json::value Block(int indent) {
-    return IsDash(lines_[i_].text) ? Sequence(indent) : Mapping(indent);
+    // Each level is a stack frame, and one line of "- - - ..." can open thousands; CDI specs
+    // nest about six deep.
+    if (++depth_ > kMaxDepth) {
+      Fail(lines_[i_].number, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    json::value v = IsDash(lines_[i_].text) ? Sequence(indent) : Mapping(indent);
+    --depth_;
+    return v;
   }
 
   json::value Sequence(int indent) {
@@ -183,8 +190,10 @@ class BlockYaml {
     return out;
   }
 
+  static constexpr int kMaxDepth = 64;
   std::vector<Line> lines_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 const json::value* Member(const json::value& v, const char* key) {

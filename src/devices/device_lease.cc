@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "bitfusion/clock.h"
 #include "bitfusion/log.h"
@@ -90,22 +92,120 @@ bool SameHolder(const LeaseHolder& a, const LeaseHolder& b) {
          a.since_ns == b.since_ns;
 }
 
-// Opens the holders file and runs `edit` on its live records under an exclusive flock; the
-// records `edit` leaves are written back. Failures only cost the "who holds it" report.
-template <class Edit>
-void EditHolders(const fs::path& path, Edit edit) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+// Holders edits take microseconds; a holder that keeps the flock longer than this is stuck or
+// hostile (any local user can flock a file they can open), so the edit is skipped instead of
+// blocking a lease or its release forever.
+constexpr auto kHoldersLockWait = std::chrono::seconds(2);
+// A holders file is a few lines per holder; anything bigger is garbage someone wrote into it.
+constexpr std::size_t kMaxHoldersBytes = 1 << 20;
+
+// Flocks `fd` in `mode`, retrying a conflicting lock until kHoldersLockWait has passed.
+bool FlockWithin(int fd, int mode) {
+  const auto give_up = std::chrono::steady_clock::now() + kHoldersLockWait;
+  auto pause = std::chrono::milliseconds(1);
+  while (::flock(fd, mode | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+// The lock directory, opened and checked: since every user of the host shares it, it must be
+// owned by root or by us, and if others may write to it the sticky bit must stop them from
+// renaming or deleting our files. Checked on the descriptor, so a directory swapped in after
+// the check cannot slip through.
+Result<int> OpenLockDir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    LogAt(LogLevel::kWarning, "cannot record the device holder in ", path.string(), ": ",
-          std::strerror(errno));
+    return ErrnoError(errno, "cannot open the device lock directory " + dir.string());
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoError(err, "cannot stat the device lock directory " + dir.string());
+  }
+  std::string problem;
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    problem = "is owned by uid " + std::to_string(st.st_uid) + ", neither root nor this user";
+  } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    problem = "is writable by other users but lacks the sticky bit (mode 1777 is right)";
+  }
+  if (!problem.empty()) {
+    ::close(fd);
+    return PermissionDeniedError("the device lock directory " + dir.string() + " " + problem +
+                                 ", so another user could replace its lock files; use a "
+                                 "directory owned by root or by you (?lock_dir=DIR in the "
+                                 "allocator URI)");
+  }
+  return fd;
+}
+
+// Opens the file `name` in the lock directory (creating it when `create` and it is absent):
+// never through a symlink, and only a regular file with no other links, so a file another user
+// planted there cannot redirect our writes to a file elsewhere. Files we create are made 0666 so
+// that every user can lock them.
+Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writable, bool create) {
+  BITFUSION_ASSIGN_OR_RETURN(const int dir_fd, OpenLockDir(dir));
+  const fs::path path = dir / name;
+  // O_NONBLOCK: opening a FIFO planted under our name must not hang.
+  const int flags = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 2; ++attempt) {
+    // An existing file is opened without O_CREAT: in a sticky directory the kernel's
+    // protected_regular refuses O_CREAT on another user's file even when it exists.
+    fd = ::openat(dir_fd, name.c_str(), flags);
+    if (fd >= 0 || errno != ENOENT || !create) break;
+    fd = ::openat(dir_fd, name.c_str(), flags | O_CREAT | O_EXCL, 0666);
+    if (fd < 0 && errno != EEXIST) break;  // EEXIST: another process created it just now
+  }
+  if (fd < 0 && errno == EACCES && writable) {
+    // flock needs no write access: a lock file another user created is usable read-only.
+    fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  }
+  const int open_errno = errno;
+  ::close(dir_fd);
+  if (fd < 0) {
+    if (open_errno == ELOOP) {
+      return PermissionDeniedError(path.string() +
+                                   " is a symlink; lock files are never followed through links");
+    }
+    return ErrnoError(open_errno, "cannot open " + path.string());
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    ::close(fd);
+    return PermissionDeniedError(path.string() +
+                                 " is not a regular file with a single link; remove it");
+  }
+  if (st.st_uid == ::geteuid() && (st.st_mode & 07777) != 0666) (void)::fchmod(fd, 0666);
+  return fd;
+}
+
+// Runs `edit` on the live records of the holders file under an exclusive flock; the records
+// `edit` leaves are written back. Failures only cost the "who holds it" report.
+template <class Edit>
+void EditHolders(const fs::path& dir, const std::string& name, Edit edit) {
+  auto opened = OpenLockFile(dir, name, /*writable=*/true, /*create=*/true);
+  if (!opened) {
+    LogAt(LogLevel::kWarning, "cannot record the device holder: ", opened.error().message());
     return;
   }
-  (void)::fchmod(fd, 0666);  // only works for the creator; others' files are already shared
-  while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  const int fd = *opened;
+  const fs::path path = dir / name;
+  if (!FlockWithin(fd, LOCK_EX)) {
+    LogAt(LogLevel::kWarning, "cannot record the device holder in ", path.string(),
+          ": another process has kept it locked for over ",
+          std::chrono::seconds(kHoldersLockWait).count(), " s");
+    ::close(fd);
+    return;
   }
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()))) > 0;) {
+  for (ssize_t n; text.size() < kMaxHoldersBytes &&
+                  (n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()))) > 0;) {
     text.append(buf, static_cast<std::size_t>(n));
   }
   const std::string this_host = HostName();
@@ -125,8 +225,8 @@ void EditHolders(const fs::path& path, Edit edit) {
   ::close(fd);  // also drops the flock
 }
 
-fs::path LockPath(const fs::path& dir, const std::string& id) { return dir / (id + ".lock"); }
-fs::path HoldersPath(const fs::path& dir, const std::string& id) { return dir / (id + ".holders"); }
+std::string LockName(const std::string& id) { return id + ".lock"; }
+std::string HoldersName(const std::string& id) { return id + ".holders"; }
 
 }  // namespace
 
@@ -160,15 +260,14 @@ LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive) {
 Result<std::unique_ptr<DeviceLock>> DeviceLock::TryAcquire(const fs::path& lock_dir,
                                                            const std::string& device_id,
                                                            const LeaseHolder& holder) {
-  const fs::path path = LockPath(lock_dir, device_id);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-  // flock needs no write access: a lock file another user created is still usable read-only.
-  if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return ErrnoError(errno, "cannot open device lock file " + path.string() +
-                                 " (choose a writable lock_dir in the allocator URI)");
+  const fs::path path = lock_dir / LockName(device_id);
+  auto opened = OpenLockFile(lock_dir, LockName(device_id), /*writable=*/true, /*create=*/true);
+  if (!opened) {
+    return Status(opened.error().code(),
+                  "cannot open device lock file: " + opened.error().message() +
+                      " (choose another lock_dir in the allocator URI)");
   }
-  (void)::fchmod(fd, 0666);
+  const int fd = *opened;
   int rc;
   while ((rc = ::flock(fd, (holder.exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB)) != 0 &&
          errno == EINTR) {
@@ -184,14 +283,14 @@ Result<std::unique_ptr<DeviceLock>> DeviceLock::TryAcquire(const fs::path& lock_
     return ResourceExhaustedError("device " + device_id + " is held by " +
                                   (who.empty() ? std::string("another process") : who));
   }
-  const fs::path holders = HoldersPath(lock_dir, device_id);
-  EditHolders(holders, [&](std::vector<LeaseHolder>& list) { list.push_back(holder); });
-  return std::unique_ptr<DeviceLock>(new DeviceLock(fd, holders, device_id, holder));
+  EditHolders(lock_dir, HoldersName(device_id),
+              [&](std::vector<LeaseHolder>& list) { list.push_back(holder); });
+  return std::unique_ptr<DeviceLock>(new DeviceLock(fd, lock_dir, device_id, holder));
 }
 
 DeviceLock::~DeviceLock() {
   // The record goes first: once the lock is dropped a newcomer must not find us listed.
-  EditHolders(holders_, [&](std::vector<LeaseHolder>& list) {
+  EditHolders(lock_dir_, HoldersName(device_id_), [&](std::vector<LeaseHolder>& list) {
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](const LeaseHolder& h) { return SameHolder(h, holder_); }),
                list.end());
@@ -201,15 +300,19 @@ DeviceLock::~DeviceLock() {
 
 std::vector<LeaseHolder> ReadHolders(const fs::path& lock_dir, const std::string& device_id) {
   std::vector<LeaseHolder> out;
-  const fs::path path = HoldersPath(lock_dir, device_id);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  while (::flock(fd, LOCK_SH) != 0 && errno == EINTR) {
+  auto opened =
+      OpenLockFile(lock_dir, HoldersName(device_id), /*writable=*/false, /*create=*/false);
+  if (!opened) return out;
+  const int fd = *opened;
+  if (!FlockWithin(fd, LOCK_SH)) {
+    ::close(fd);
+    return out;
   }
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+  for (ssize_t n; text.size() < kMaxHoldersBytes && (n = ::read(fd, buf, sizeof buf)) > 0;) {
     text.append(buf, static_cast<std::size_t>(n));
+  }
   ::close(fd);
   const std::string this_host = HostName();
   std::istringstream lines(text);
@@ -226,15 +329,20 @@ Status EnsureLockDir(const fs::path& dir) {
   if (!existed) {
     fs::create_directories(dir, ec);
     if (ec && !fs::is_directory(dir)) {
-      return FailedPreconditionError("cannot create the device lock directory " + dir.string() +
-                                     ": " + ec.message() +
-                                     "; give a writable one with ?lock_dir=DIR in the allocator "
-                                     "URI");
+      return FailedPreconditionError(
+          "cannot create the device lock directory " + dir.string() + ": " + ec.message() +
+          "; create it (as root: mkdir -p -m 1777 " + dir.string() +
+          ") or give a writable one with ?lock_dir=DIR in the allocator URI");
     }
-    // Shared by every user of the host, like /tmp: anyone may add lock files, nobody may
-    // delete another's.
-    ::chmod(dir.c_str(), 01777);
   }
+  auto opened = OpenLockDir(dir);
+  if (!opened) return opened.error();
+  if (!existed) {
+    // Shared by every user of the host, like /tmp: anyone may add lock files, nobody may
+    // delete or rename another's. Changed on the descriptor that was checked.
+    (void)::fchmod(*opened, 01777);
+  }
+  ::close(*opened);
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     return FailedPreconditionError("the device lock directory " + dir.string() +
                                    " is not writable: " + std::strerror(errno) +
@@ -244,15 +352,15 @@ Status EnsureLockDir(const fs::path& dir) {
 }
 
 fs::path DefaultLockDir() {
+  // No fallback to a fixed name under /tmp: another user could create it first and own it.
   std::vector<fs::path> candidates = {"/run/bitfusion/devices"};
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
     candidates.push_back(fs::path(xdg) / "bitfusion/devices");
   }
-  candidates.push_back("/tmp/bitfusion-devices");
   for (const auto& dir : candidates) {
     if (EnsureLockDir(dir).ok()) return dir;
   }
-  return candidates.back();
+  return candidates.front();  // EnsureLockDir's error then says how to create it
 }
 
 }  // namespace bitfusion

@@ -3,6 +3,17 @@
 // descriptor closes, so a crashed holder's lease frees itself. Who holds what is written to
 // <lock_dir>/<device id>.holders (one line per holder, edited under its own flock), so a
 // refused request can say who holds the rest.
+//
+// The lock directory is shared by every user of the host, so nothing in it is trusted: it
+// must be owned by root or by this user and, when others may write to it, carry the sticky
+// bit; files in it are opened with O_NOFOLLOW and used only when they are regular files with a
+// single link, so a symlink, hard link or FIFO another user planted there cannot make a lease
+// write to (or hang on) anything else. The holders file's flock is waited for with a deadline
+// (a few seconds), never forever: a user who holds it only loses the "who holds it" report.
+//
+// Lock files are never removed. Unlinking a flock file races: a process that opened it just
+// before the unlink locks the old inode while the next one creates and locks a new file, and
+// both believe they hold the device. An empty file per device is the price of that guarantee.
 #pragma once
 
 #include <cstdint>
@@ -49,14 +60,14 @@ class DeviceLock {
   const std::string& device_id() const { return device_id_; }
 
  private:
-  DeviceLock(int fd, std::filesystem::path holders, std::string device_id, LeaseHolder holder)
+  DeviceLock(int fd, std::filesystem::path lock_dir, std::string device_id, LeaseHolder holder)
       : fd_(fd),
-        holders_(std::move(holders)),
+        lock_dir_(std::move(lock_dir)),
         device_id_(std::move(device_id)),
         holder_(std::move(holder)) {}
 
   int fd_ = -1;
-  std::filesystem::path holders_;
+  std::filesystem::path lock_dir_;
   std::string device_id_;
   LeaseHolder holder_;
 };
@@ -66,11 +77,16 @@ std::vector<LeaseHolder> ReadHolders(const std::filesystem::path& lock_dir,
                                      const std::string& device_id);
 
 /// /run/bitfusion/devices when it can be created and written, else $XDG_RUNTIME_DIR/bitfusion/
-/// devices, else /tmp/bitfusion-devices. Made world-writable with the sticky bit (like /tmp),
-/// so every user on the host shares one set of locks.
+/// devices (then only this user's processes see each other's leases), else
+/// /run/bitfusion/devices anyway, so that EnsureLockDir's error says how to create it. There is
+/// no fallback under /tmp: another user could create that directory first. A directory created
+/// here is made world-writable with the sticky bit (like /tmp), so every user shares one set
+/// of locks.
 std::filesystem::path DefaultLockDir();
 
-/// Creates `dir` (and parents) if needed; FailedPrecondition saying what to do when it cannot.
+/// Creates `dir` (and parents) if needed and checks it can be trusted: owned by root or this
+/// user, sticky when others may write to it. FailedPrecondition saying what to do when it
+/// cannot be created or written; PermissionDenied when it is another user's or not sticky.
 Status EnsureLockDir(const std::filesystem::path& dir);
 
 }  // namespace bitfusion

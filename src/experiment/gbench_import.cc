@@ -4,8 +4,11 @@
 
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -41,20 +44,41 @@ std::string Text(const json::value* v) {
 }
 
 // "2024-01-02T03:04:05+01:00" (what the library writes) as ns since the epoch; 0 if unreadable.
+// Field widths are bounded, so no field can overflow an int, and the date must exist.
 std::int64_t ParseDate(const std::string& text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, oh = 0, om = 0;
   char sign = '+';
-  const int n = std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d%c%d:%d", &y, &mo, &d, &h, &mi, &s,
-                            &sign, &oh, &om);
-  if (n < 6) return 0;
+  const int n = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c%2d:%2d", &y, &mo, &d, &h, &mi,
+                            &s, &sign, &oh, &om);
+  if (n < 6 || h > 24 || mi > 59 || s > 60 || h < 0 || mi < 0 || s < 0) return 0;
   namespace c = std::chrono;
-  const auto day = c::sys_days(c::year(y) / c::month(static_cast<unsigned>(mo)) /
-                               c::day(static_cast<unsigned>(d)));
-  std::int64_t secs = day.time_since_epoch().count() * 86400 + h * 3600 + mi * 60 + s;
+  if (mo < 1 || d < 1) return 0;
+  const c::year_month_day ymd{c::year(y), c::month(static_cast<unsigned>(mo)),
+                              c::day(static_cast<unsigned>(d))};
+  if (!ymd.ok()) return 0;
+  std::int64_t secs =
+      c::sys_days(ymd).time_since_epoch().count() * std::int64_t{86400} + h * 3600 + mi * 60 + s;
   if (n == 9 && (sign == '+' || sign == '-')) {
     secs -= (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
   }
   return secs * 1'000'000'000;
+}
+
+// A count of the context (CPUs, a cache's level, size and sharing) as an integer: absent is 0,
+// but a value that is not a whole number from 0 to `max` (1e300, -1, 2.5, a NaN) is refused,
+// since converting it would overflow or be undefined.
+Result<std::int64_t> Count(const json::object& o, const char* field, const std::string& where,
+                           std::int64_t max) {
+  const json::value* v = o.if_contains(field);
+  if (v == nullptr) return 0;
+  const std::optional<double> d = Number(v);
+  // max + 1.0 is exact for the limits used (2^31 and 2^62 are powers of two).
+  if (!d || !(*d >= 0) || !(*d < static_cast<double>(max) + 1.0) || std::floor(*d) != *d) {
+    return InvalidArgumentError("not usable Google Benchmark JSON: " + where + field + " is " +
+                                (IsNumber(*v) ? Text(v) : std::string("not a number")) +
+                                ", not a whole number from 0 to " + std::to_string(max));
+  }
+  return static_cast<std::int64_t>(*d);
 }
 
 // Fields of a benchmark entry that are not user counters.
@@ -116,18 +140,28 @@ Result<GbenchImport> ImportGoogleBenchmarkJson(std::string_view text,
   run.exit.start_ns = ParseDate(Text(context.if_contains("date")));
   run.exit.end_ns = run.exit.start_ns;
   run.machine.hostname = Text(context.if_contains("host_name"));
-  const int cpus = static_cast<int>(Number(context.if_contains("num_cpus")).value_or(0));
+  constexpr std::int64_t kMaxInt = std::numeric_limits<int>::max();
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t num_cpus,
+                             Count(context, "num_cpus", "context.", kMaxInt));
+  const int cpus = static_cast<int>(num_cpus);
   run.machine.cpu.threads = cpus;
   run.machine.cpu.max_mhz = Number(context.if_contains("mhz_per_cpu")).value_or(0);
   if (const auto* caches = context.if_contains("caches"); caches && caches->is_array()) {
-    for (const json::value& c : caches->get_array()) {
+    for (std::size_t i = 0; i < caches->get_array().size(); ++i) {
+      const json::value& c = caches->get_array()[i];
       if (!c.is_object()) continue;
       const json::object& o = c.get_object();
+      const std::string where = "context.caches[" + std::to_string(i) + "].";
       CacheInfo cache;
       cache.type = Text(o.if_contains("type"));
-      cache.level = static_cast<int>(Number(o.if_contains("level")).value_or(0));
-      cache.size_bytes = static_cast<std::uint64_t>(Number(o.if_contains("size")).value_or(0));
-      const int sharing = static_cast<int>(Number(o.if_contains("num_sharing")).value_or(0));
+      BITFUSION_ASSIGN_OR_RETURN(const std::int64_t level, Count(o, "level", where, kMaxInt));
+      BITFUSION_ASSIGN_OR_RETURN(const std::int64_t size,
+                                 Count(o, "size", where, std::int64_t{1} << 62));
+      BITFUSION_ASSIGN_OR_RETURN(const std::int64_t sharing_count,
+                                 Count(o, "num_sharing", where, kMaxInt));
+      cache.level = static_cast<int>(level);
+      cache.size_bytes = static_cast<std::uint64_t>(size);
+      const int sharing = static_cast<int>(sharing_count);
       cache.instances = sharing > 0 && cpus > 0 ? cpus / sharing : 0;
       run.machine.cpu.caches.push_back(cache);
     }

@@ -286,7 +286,12 @@ Result<std::shared_ptr<CgroupSource>> CgroupSource::Make(const CgroupSourceOptio
   std::string query;
   if (options.root != "/sys/fs/cgroup") query += "&root=" + options.root;
   if (options.detail_every != 1) query += "&detail_every=" + std::to_string(options.detail_every);
-  if (!query.empty()) uri += "?" + query.substr(1);
+  if (!query.empty()) {
+    // Not "?" + query.substr(1): GCC 12 at -O3 reports a bogus -Wrestrict overlap for a
+    // one-character literal plus a temporary string (GCC bug 105329).
+    uri += '?';
+    uri.append(query, 1);
+  }
   return Make(dirs, std::move(uri), {}, options.detail_every);
 }
 

@@ -405,7 +405,10 @@ Result<std::shared_ptr<GpuSource>> GpuSource::Make(const GpuSourceOptions& optio
   if (!options.devices.empty()) {
     query += "&devices=";
     for (std::size_t i = 0; i < options.devices.size(); ++i) {
-      query += (i ? "," : "") + std::to_string(options.devices[i]);
+      // Not (i ? "," : "") + std::to_string(...): GCC 12 at -O3 reports a bogus -Wrestrict
+      // overlap for a one-character literal plus a temporary string (GCC bug 105329).
+      if (i > 0) query += ',';
+      query += std::to_string(options.devices[i]);
     }
   }
   if (!query.empty()) source->uri_ += "?" + query.substr(1);

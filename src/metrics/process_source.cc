@@ -140,7 +140,12 @@ Result<std::shared_ptr<ProcessSource>> ProcessSource::Make(const ProcessSourceOp
   std::string query;
   if (options.proc_root != "/proc") query += "&proc_root=" + options.proc_root;
   if (options.children) query += "&children=true";
-  if (!query.empty()) source->uri_ += "?" + query.substr(1);
+  if (!query.empty()) {
+    // Not "?" + query.substr(1): GCC 12 at -O3 reports a bogus -Wrestrict overlap for a
+    // one-character literal plus a temporary string (GCC bug 105329).
+    source->uri_ += '?';
+    source->uri_.append(query, 1);
+  }
   source->proc_root_ = options.proc_root;
   source->children_ = options.children;
   const long hz = ::sysconf(_SC_CLK_TCK);

@@ -1,9 +1,11 @@
 #include "net/http_client.h"
 
 #include <curl/curl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -99,6 +101,15 @@ class HttpClient::Handle {
 HttpClient::HttpClient(const HttpClientOptions& options) : options_(options) {}
 HttpClient::~HttpClient() = default;
 
+void WarnIfReadableByOthers(const std::string& path, std::string_view what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & (S_IRGRP | S_IROTH)) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  LogAt(LogLevel::kWarning, what, " ", path, " can be read by other users (mode ", mode,
+        "); make it private: chmod 600 ", path);
+}
+
 Result<std::unique_ptr<HttpClient>> HttpClient::Make(const HttpClientOptions& options) {
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   if (options.base_url.empty()) return InvalidArgumentError("HTTP client needs a base URL");
@@ -110,6 +121,12 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Make(const HttpClientOptions& op
     client->options_.peer_name =
         options.unix_socket.empty() ? options.base_url : "unix://" + options.unix_socket;
   }
+  const bool tls = options.base_url.rfind("https://", 0) == 0;
+  if (tls && !options.verify_peer) {
+    LogAt(LogLevel::kWarning, "TLS with ", client->options_.peer_name,
+          " does not verify the server's certificate: anyone on the path can pose as it");
+  }
+  if (!options.key_file.empty()) WarnIfReadableByOthers(options.key_file, "TLS client key");
   return client;
 }
 

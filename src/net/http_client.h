@@ -68,6 +68,10 @@ struct HttpClientOptions {
   std::string peer_name;
 };
 
+/// Logs a warning when the secret in `path` (a key, a token; `what` says which) can be read by
+/// users other than its owner.
+void WarnIfReadableByOthers(const std::string& path, std::string_view what);
+
 /// Called with each piece of a streamed body as it arrives; return false to stop the stream.
 using ChunkCallback = std::function<bool(std::string_view chunk)>;
 

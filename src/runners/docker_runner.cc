@@ -965,13 +965,26 @@ class DockerContainer final : public Container {
     DockerApi::Call c;
     c.path = "/containers/" + id_ + "/archive?path=" + PercentEncode(container_path);
     c.deadline = DeadlineAfter(10min);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
-    if (r.status == 404) {
+    const std::string context = "copying " + container_path + " out of container " + id_;
+    // Extracted as it arrives, confined to host_dir and capped: the archive is the
+    // container's, so whatever runs in it chooses its names, links, modes and size.
+    auto extractor = internal::TarExtractor::Make(host_dir);
+    if (!extractor) return extractor.error().WithContext(context);
+    Status extracted;
+    auto r = api_->Stream(
+        c,
+        [&](std::string_view chunk) {
+          extracted = (*extractor)->Write(chunk);
+          return extracted.ok();
+        },
+        nullptr);
+    if (!extracted.ok()) return extracted.WithContext(context);
+    if (!r) return r.error();
+    if (r->status == 404) {
       return NotFoundError(container_path + " does not exist in container " + id_);
     }
-    if (r.status != 200) return api_->ApiError(r, c.method, c.path);
-    return internal::ExtractTar(r.body, host_dir)
-        .WithContext("copying " + container_path + " out of container " + id_);
+    if (r->status != 200) return api_->ApiError(*r, c.method, c.path);
+    return (*extractor)->Finish().WithContext(context);
   }
 
   Result<bool> PathExists(const std::string& path) override {

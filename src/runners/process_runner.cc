@@ -250,6 +250,11 @@ class ProcessContainer final : public Container {
       [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
     if (reader_.joinable()) reader_.join();
+    if (started_ && Exited()) {
+      // The group has been signalled (or the process kept): only now may its pid be freed.
+      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
     for (int fd : {out_fd_, err_fd_, pidfd_, wake_fd_}) {
       if (fd >= 0) ::close(fd);
     }
@@ -292,7 +297,7 @@ class ProcessContainer final : public Container {
       return ErrnoError(ec.value(), "starting " + executable_.string());
     }
     pid_ = child.id();
-    // We reap the child ourselves (wait4 for its rusage); the handle must not.
+    // We reap the child ourselves (waitid for its rusage, wait at Teardown); the handle must not.
     child.detach();
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
     out_fd_ = out[0];
@@ -496,21 +501,29 @@ class ProcessContainer final : public Container {
     return true;
   }
 
-  void Reap() {
-    int status = 0;
+  // Collects the exit status and rusage of the exited child without reaping it: waitid with
+  // WNOWAIT (the raw syscall's fifth argument is the same rusage wait4 gives). The zombie keeps
+  // its pid, and with it the process group id, from being reused until Teardown has signalled
+  // the group and reaped it; after a reap, kill(-pid) could reach a stranger's new group.
+  void CollectExit() {
+    siginfo_t info{};
     rusage usage{};
-    const pid_t r = ::wait4(pid_, &status, WNOHANG, &usage);
-    if (r != pid_) return;
+    if (::syscall(SYS_waitid, P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT,
+                  &usage) != 0 ||
+        info.si_pid != pid_) {
+      return;
+    }
     const std::int64_t end_mono = MonoNowNs();
     std::lock_guard lock(mu_);
+    if (exited_) return;
     exited_ = true;
     exit_.end_ns = WallNowNs();
     exit_.wall_time_ns = end_mono - start_mono_ns_;
-    if (WIFEXITED(status)) {
-      exit_.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
+    if (info.si_code == CLD_EXITED) {
+      exit_.exit_code = info.si_status;
+    } else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
       exit_.exit_code = -1;
-      exit_.signal = WTERMSIG(status);
+      exit_.signal = info.si_status;
     }
     auto& u = exit_.usage;
     u.user_cpu_ns = TimevalNs(usage.ru_utime);
@@ -529,7 +542,7 @@ class ProcessContainer final : public Container {
     return exited_;
   }
 
-  // The one thread per process: reads output, enforces the timeout, reaps the child.
+  // The one thread per process: reads output, enforces the timeout, collects the exit.
   void ReadUntilExit() {
     Stream streams[2] = {{LogStream::kStdout, &out_fd_, LineSplitter(options_.max_line_bytes)},
                          {LogStream::kStderr, &err_fd_, LineSplitter(options_.max_line_bytes)}};
@@ -595,7 +608,7 @@ class ProcessContainer final : public Container {
           Drain(streams[i]);
         }
       }
-      if (!exited && (pidfd_ < 0 || (pid_slot >= 0 && fds[pid_slot].revents))) Reap();
+      if (!exited && (pidfd_ < 0 || (pid_slot >= 0 && fds[pid_slot].revents))) CollectExit();
     }
     for (auto& s : streams) {
       s.lines.Finish([&](std::string_view line) { Deliver(s.kind, line); });
@@ -606,7 +619,7 @@ class ProcessContainer final : public Container {
       while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 &&
              errno == EINTR) {
       }
-      Reap();
+      CollectExit();
     }
     ExitStatus ended;
     {
@@ -651,8 +664,8 @@ class ProcessContainer final : public Container {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool exited_ = false;    // reaped
-  bool finished_ = false;  // reaped and output drained: Wait may return
+  bool exited_ = false;    // exited; a zombie until Teardown reaps it
+  bool finished_ = false;  // exited and output drained: Wait may return
   ExitStatus exit_;
 
   std::vector<std::shared_ptr<StatsLoop>> stats_loops_;  // under mu_

@@ -1,12 +1,15 @@
 #include "runners/tar_archive.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 namespace bitfusion::internal {
 
@@ -15,6 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::size_t kBlock = 512;
+// PAX and GNU long-name records hold a name or two; a bigger one is an attack on our memory.
+constexpr std::size_t kMaxRecordBytes = 1 << 20;
 
 void PutOctal(char* field, std::size_t width, std::uint64_t value) {
   // width-1 digits and a NUL, as every tar reads.
@@ -154,141 +159,412 @@ std::string TarWriter::Finish() {
   return std::exchange(out_, {});
 }
 
-Result<std::vector<TarEntry>> ReadTar(std::string_view archive) {
-  std::vector<TarEntry> entries;
+namespace {
+
+// A header's checksum, size and type, and its name and link with the pending PAX and GNU
+// long-name records applied (and cleared).
+struct Header {
+  std::uint64_t size = 0;
+  char type = '0';
+  std::uint32_t mode = 0;
+  std::string name, link;
+};
+
+struct PendingNames {
   std::string long_name, long_link;
   std::map<std::string, std::string> pax;
+};
+
+Status ParseHeader(const char* h, PendingNames& pending, Header& out) {
+  bool ok = true;
+  const std::uint64_t stored_sum = ParseNumber(h + 148, 8, ok);
+  unsigned sum = 0;
+  for (std::size_t i = 0; i < kBlock; ++i) {
+    sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
+  }
+  if (!ok || stored_sum != sum) return InvalidArgumentError("header checksum mismatch");
+  out.size = ParseNumber(h + 124, 12, ok);
+  if (!ok) return InvalidArgumentError("bad size field");
+  out.type = h[156];
+  if (out.type == 'x' || out.type == 'g' || out.type == 'L' || out.type == 'K') {
+    return Status::OK();  // records about the next entry: no name of their own
+  }
+  std::string name = Field(h, 100);
+  if (std::memcmp(h + 257, "ustar", 5) == 0) {
+    const std::string prefix = Field(h + 345, 155);
+    if (!prefix.empty()) name = prefix + "/" + name;
+  }
+  if (!pending.long_name.empty()) name = std::exchange(pending.long_name, {});
+  if (auto it = pending.pax.find("path"); it != pending.pax.end()) name = it->second;
+  out.link = Field(h + 157, 100);
+  if (!pending.long_link.empty()) out.link = std::exchange(pending.long_link, {});
+  if (auto it = pending.pax.find("linkpath"); it != pending.pax.end()) out.link = it->second;
+  pending.pax.clear();
+  out.name = Clean(name);
+  if (out.type == '\0' || out.type == '7') out.type = '0';
+  out.mode = static_cast<std::uint32_t>(ParseNumber(h + 100, 8, ok)) & 07777;
+  return Status::OK();
+}
+
+// Applies the data of a 'x', 'L' or 'K' entry to the names of the next one.
+Status ApplyRecord(char type, std::string_view data, PendingNames& pending) {
+  if (type == 'L') {
+    pending.long_name = std::string(data.substr(0, strnlen(data.data(), data.size())));
+  } else if (type == 'K') {
+    pending.long_link = std::string(data.substr(0, strnlen(data.data(), data.size())));
+  } else if (type == 'x') {
+    std::string_view rest = data;
+    while (!rest.empty()) {
+      const auto space = rest.find(' ');
+      if (space == std::string_view::npos) return InvalidArgumentError("bad PAX record");
+      const std::size_t len =
+          std::strtoull(std::string(rest.substr(0, space)).c_str(), nullptr, 10);
+      if (len <= space + 1 || len > rest.size()) {
+        return InvalidArgumentError("bad PAX record length");
+      }
+      std::string_view record = rest.substr(space + 1, len - space - 2);  // drop '\n'
+      const auto eq = record.find('=');
+      if (eq != std::string_view::npos) {
+        pending.pax[std::string(record.substr(0, eq))] = std::string(record.substr(eq + 1));
+      }
+      rest.remove_prefix(len);
+    }
+  }
+  return Status::OK();
+}
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { Reset(); }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_ = -1;
+};
+
+// "a/b/c" -> {"a", "b", "c"}; refuses absolute names and "..", drops "." and empty parts.
+Result<std::vector<std::string>> Components(const std::string& name, const char* what) {
+  if (!name.empty() && name.front() == '/') {
+    return InvalidArgumentError(std::string(what) + " \"" + name + "\" is an absolute path");
+  }
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    const auto slash = std::min(name.find('/', start), name.size());
+    std::string part = name.substr(start, slash - start);
+    if (part == "..") {
+      return InvalidArgumentError(std::string(what) + " \"" + name +
+                                  "\" leaves the target directory");
+    }
+    if (!part.empty() && part != ".") parts.push_back(std::move(part));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+Result<std::vector<TarEntry>> ReadTar(std::string_view archive) {
+  std::vector<TarEntry> entries;
+  PendingNames pending;
   std::size_t pos = 0;
-  auto bad = [&](const std::string& why) {
+  auto bad = [&](const Status& why) {
     return InvalidArgumentError("malformed tar archive at byte " + std::to_string(pos) + ": " +
-                                why);
+                                why.message());
   };
   while (pos + kBlock <= archive.size()) {
     const char* h = archive.data() + pos;
     if (std::all_of(h, h + kBlock, [](char c) { return c == '\0'; })) break;
-    bool ok = true;
-    const std::uint64_t stored_sum = ParseNumber(h + 148, 8, ok);
-    unsigned sum = 0;
-    for (std::size_t i = 0; i < kBlock; ++i) {
-      sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
-    }
-    if (!ok || stored_sum != sum) return bad("header checksum mismatch");
-    const std::uint64_t size = ParseNumber(h + 124, 12, ok);
-    if (!ok) return bad("bad size field");
+    Header header;
+    if (Status s = ParseHeader(h, pending, header); !s.ok()) return bad(s);
     const std::size_t data_at = pos + kBlock;
-    if (size > archive.size() - data_at) return bad("entry runs past the end");
-    const std::string_view data = archive.substr(data_at, size);
-    pos = data_at + (size + kBlock - 1) / kBlock * kBlock;
-    const char type = h[156];
-    if (type == 'x' || type == 'g') {
-      if (type == 'g') continue;  // global records: nothing we use
-      std::string_view rest = data;
-      while (!rest.empty()) {
-        const auto space = rest.find(' ');
-        if (space == std::string_view::npos) return bad("bad PAX record");
-        const std::size_t len =
-            std::strtoull(std::string(rest.substr(0, space)).c_str(), nullptr, 10);
-        if (len <= space + 1 || len > rest.size()) return bad("bad PAX record length");
-        std::string_view record = rest.substr(space + 1, len - space - 2);  // drop '\n'
-        const auto eq = record.find('=');
-        if (eq != std::string_view::npos) {
-          pax[std::string(record.substr(0, eq))] = std::string(record.substr(eq + 1));
-        }
-        rest.remove_prefix(len);
-      }
+    if (header.size > archive.size() - data_at) {
+      return bad(InvalidArgumentError("entry runs past the end"));
+    }
+    const std::string_view data = archive.substr(data_at, header.size);
+    pos = data_at + (header.size + kBlock - 1) / kBlock * kBlock;
+    if (header.type == 'x' || header.type == 'L' || header.type == 'K') {
+      if (Status s = ApplyRecord(header.type, data, pending); !s.ok()) return bad(s);
       continue;
     }
-    if (type == 'L') {
-      long_name = std::string(data.substr(0, strnlen(data.data(), data.size())));
-      continue;
-    }
-    if (type == 'K') {
-      long_link = std::string(data.substr(0, strnlen(data.data(), data.size())));
-      continue;
-    }
+    if (header.type == 'g') continue;                         // global records: nothing we use
+    if (header.name.empty() && header.type == '5') continue;  // "./" itself
     TarEntry e;
-    std::string name = Field(h, 100);
-    if (std::memcmp(h + 257, "ustar", 5) == 0) {
-      const std::string prefix = Field(h + 345, 155);
-      if (!prefix.empty()) name = prefix + "/" + name;
-    }
-    if (!long_name.empty()) name = std::exchange(long_name, {});
-    if (auto it = pax.find("path"); it != pax.end()) name = it->second;
-    e.link = Field(h + 157, 100);
-    if (!long_link.empty()) e.link = std::exchange(long_link, {});
-    if (auto it = pax.find("linkpath"); it != pax.end()) e.link = it->second;
-    pax.clear();
-    e.name = Clean(name);
-    e.type = type == '\0' || type == '7' ? '0' : type;
-    e.mode = static_cast<std::uint32_t>(ParseNumber(h + 100, 8, ok)) & 07777;
+    e.name = std::move(header.name);
+    e.type = header.type;
+    e.mode = header.mode;
+    e.link = std::move(header.link);
     e.data = data;
-    if (e.name.empty() && e.type == '5') continue;  // "./" itself
     entries.push_back(std::move(e));
   }
   return entries;
 }
 
-Status ExtractTar(std::string_view archive, const fs::path& dest) {
-  BITFUSION_ASSIGN_OR_RETURN(auto entries, ReadTar(archive));
-  std::error_code ec;
-  if (!fs::is_directory(dest, ec))
-    return NotFoundError("directory " + dest.string() + " does not exist");
-  for (const auto& e : entries) {
-    const fs::path rel(e.name);
-    for (const auto& part : rel) {
-      if (part == "..") {
-        return InvalidArgumentError("archive entry \"" + e.name + "\" leaves the target directory");
-      }
-    }
-    // No parent inside dest may be a symlink: it could point anywhere.
-    fs::path parent = dest;
-    for (auto it = rel.begin(); it != rel.end() && std::next(it) != rel.end(); ++it) {
-      parent /= *it;
-      if (fs::is_symlink(fs::symlink_status(parent, ec))) {
-        return InvalidArgumentError("archive entry \"" + e.name + "\" passes through symlink " +
-                                    parent.string());
-      }
-    }
-    const fs::path target = dest / rel;
-    fs::create_directories(target.parent_path(), ec);
-    if (ec) return ErrnoError(ec.value(), "creating " + target.parent_path().string());
-    switch (e.type) {
-      case '5':
-        fs::create_directories(target, ec);
-        if (ec) return ErrnoError(ec.value(), "creating " + target.string());
-        ::chmod(target.c_str(), e.mode);
-        break;
-      case '2':
-        fs::remove(target, ec);
-        fs::create_symlink(e.link, target, ec);
-        if (ec) return ErrnoError(ec.value(), "creating symlink " + target.string());
-        break;
-      case '0':
-      case '1': {
-        std::string_view content = e.data;
-        std::string linked;
-        if (e.type == '1') {
-          for (const auto& part : fs::path(e.link)) {
-            if (part == "..") {
-              return InvalidArgumentError("archive hard link \"" + e.name +
-                                          "\" points outside the target directory");
-            }
-          }
-          BITFUSION_ASSIGN_OR_RETURN(linked, ReadWholeFile(dest / fs::path(e.link)));
-          content = linked;
+struct TarExtractor::State {
+  std::filesystem::path dest;
+  ExtractLimits limits;
+  Fd dest_fd;
+  PendingNames pending;
+  std::string header;           // the header block being gathered
+  std::uint64_t remaining = 0;  // data bytes of the current entry still to come
+  std::uint64_t padding = 0;    // then this many bytes up to the next block
+  enum class Into { kNothing, kFile, kRecord } into = Into::kNothing;
+  char record_type = 0;
+  std::string record;  // a PAX or GNU long-name record being gathered
+  Fd file;
+  std::string file_name;
+  std::uint32_t file_mode = 0;
+  std::uint64_t total_bytes = 0, entries = 0, offset = 0;
+  bool ended = false;
+
+  Status Bad(std::string_view why) const {
+    return InvalidArgumentError("malformed tar archive at byte " + std::to_string(offset) + ": " +
+                                std::string(why));
+  }
+
+  // Opens the directory that holds the last of `parts`, creating the missing ones below dest
+  // and never passing through a symlink.
+  Result<Fd> OpenParent(const std::vector<std::string>& parts, const std::string& name,
+                        bool create) const {
+    Fd dir(::dup(dest_fd.get()));
+    if (dir.get() < 0) return ErrnoError(errno, "duplicating a descriptor");
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      const char* part = parts[i].c_str();
+      int fd = ::openat(dir.get(), part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 && errno == ENOENT && create) {
+        if (::mkdirat(dir.get(), part, 0755) != 0 && errno != EEXIST) {
+          return ErrnoError(errno, "creating a directory for \"" + name + "\"");
         }
-        fs::remove(target, ec);
-        std::ofstream out(target, std::ios::binary | std::ios::trunc);
-        out.write(content.data(), static_cast<std::streamsize>(content.size()));
-        if (!out) return ErrnoError(errno, "writing " + target.string());
-        out.close();
-        ::chmod(target.c_str(), e.mode);
-        break;
+        fd = ::openat(dir.get(), part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       }
-      default: break;  // devices, FIFOs: not copied out of containers
+      if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        return InvalidArgumentError("archive entry \"" + name + "\" passes through " + parts[i] +
+                                    ", which is a symlink or not a directory");
+      }
+      if (fd < 0) return ErrnoError(errno, "opening the directory of \"" + name + "\"");
+      dir = Fd(fd);
+    }
+    return dir;
+  }
+
+  // Removes what is at `leaf` (not a non-empty directory) so a new entry replaces it instead
+  // of writing through it.
+  static Status Clear(int dir, const std::string& leaf, const std::string& name) {
+    if (::unlinkat(dir, leaf.c_str(), 0) == 0 || errno == ENOENT) return Status::OK();
+    if (errno == EISDIR && ::unlinkat(dir, leaf.c_str(), AT_REMOVEDIR) == 0) return Status::OK();
+    return ErrnoError(errno, "replacing \"" + name + "\"");
+  }
+
+  Status Begin(Header& h) {
+    if (++entries > limits.max_entries) {
+      return ResourceExhaustedError("archive has more than " + std::to_string(limits.max_entries) +
+                                    " entries");
+    }
+    if (h.name.empty()) return Status::OK();  // "./" itself
+    BITFUSION_ASSIGN_OR_RETURN(auto parts, Components(h.name, "archive entry"));
+    if (parts.empty()) return Status::OK();
+    const std::string& leaf = parts.back();
+    // Never setuid, setgid or sticky: the files come from a container, not from us.
+    const std::uint32_t mode = h.mode & 0777;
+    switch (h.type) {
+      case '5': {
+        BITFUSION_ASSIGN_OR_RETURN(Fd parent, OpenParent(parts, h.name, true));
+        int fd =
+            ::openat(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+          // Absent, or a symlink or file in the way: a directory takes its place (the mode is
+          // never applied through a link).
+          BITFUSION_RETURN_IF_ERROR(Clear(parent.get(), leaf, h.name));
+          if (::mkdirat(parent.get(), leaf.c_str(), 0700) != 0) {
+            return ErrnoError(errno, "creating directory \"" + h.name + "\"");
+          }
+          fd =
+              ::openat(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0) return ErrnoError(errno, "opening directory \"" + h.name + "\"");
+        }
+        Fd dir(fd);
+        // Owner rwx stays, or later entries could not be written into it.
+        (void)::fchmod(dir.get(), mode | S_IRWXU);
+        return Status::OK();
+      }
+      case '2': {
+        BITFUSION_ASSIGN_OR_RETURN(Fd parent, OpenParent(parts, h.name, true));
+        BITFUSION_RETURN_IF_ERROR(Clear(parent.get(), leaf, h.name));
+        if (::symlinkat(h.link.c_str(), parent.get(), leaf.c_str()) != 0) {
+          return ErrnoError(errno, "creating symlink \"" + h.name + "\"");
+        }
+        return Status::OK();
+      }
+      case '1': {
+        // A hard link names an earlier entry of the same archive: confined like any name,
+        // and linked (never copied), so it cannot reach a file outside dest.
+        BITFUSION_ASSIGN_OR_RETURN(auto target, Components(h.link, "archive hard link target"));
+        if (target.empty()) return Bad("hard link \"" + h.name + "\" without a target");
+        BITFUSION_ASSIGN_OR_RETURN(Fd from, OpenParent(target, h.link, false));
+        BITFUSION_ASSIGN_OR_RETURN(Fd parent, OpenParent(parts, h.name, true));
+        BITFUSION_RETURN_IF_ERROR(Clear(parent.get(), leaf, h.name));
+        if (::linkat(from.get(), target.back().c_str(), parent.get(), leaf.c_str(), 0) != 0) {
+          return ErrnoError(errno, "linking \"" + h.name + "\" to \"" + h.link + "\"");
+        }
+        return Status::OK();
+      }
+      case '0': {
+        BITFUSION_ASSIGN_OR_RETURN(Fd parent, OpenParent(parts, h.name, true));
+        BITFUSION_RETURN_IF_ERROR(Clear(parent.get(), leaf, h.name));
+        const int fd = ::openat(parent.get(), leaf.c_str(),
+                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) return ErrnoError(errno, "creating \"" + h.name + "\"");
+        file = Fd(fd);
+        file_name = h.name;
+        file_mode = mode;
+        into = Into::kFile;
+        return Status::OK();
+      }
+      default: return Status::OK();  // devices, FIFOs: not copied out of containers
     }
   }
+
+  Status EndFile() {
+    if (file.get() < 0) return Status::OK();
+    const int fd = file.Release();
+    Status s;
+    if (::fchmod(fd, file_mode) != 0) s = ErrnoError(errno, "setting the mode of " + file_name);
+    if (::close(fd) != 0 && s.ok()) s = ErrnoError(errno, "writing " + file_name);
+    return s;
+  }
+
+  Status Data(std::string_view data) {
+    switch (into) {
+      case Into::kFile:
+        total_bytes += data.size();
+        if (total_bytes > limits.max_bytes) {
+          return ResourceExhaustedError("archive holds more than " +
+                                        std::to_string(limits.max_bytes) + " bytes of files");
+        }
+        while (!data.empty()) {
+          const ssize_t n = ::write(file.get(), data.data(), data.size());
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) return ErrnoError(errno, "writing " + (dest / file_name).string());
+          data.remove_prefix(static_cast<std::size_t>(n));
+        }
+        return Status::OK();
+      case Into::kRecord:
+        if (record.size() + data.size() > kMaxRecordBytes) return Bad("oversized name record");
+        record.append(data);
+        return Status::OK();
+      case Into::kNothing: return Status::OK();
+    }
+    return Status::OK();
+  }
+
+  Status EntryDone() {
+    if (into == Into::kRecord) {
+      BITFUSION_RETURN_IF_ERROR(ApplyRecord(record_type, record, pending));
+      record.clear();
+    }
+    if (into == Into::kFile) BITFUSION_RETURN_IF_ERROR(EndFile());
+    into = Into::kNothing;
+    return Status::OK();
+  }
+
+  Status Feed(std::string_view chunk) {
+    while (!chunk.empty() && !ended) {
+      if (remaining > 0) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, chunk.size()));
+        BITFUSION_RETURN_IF_ERROR(Data(chunk.substr(0, n)));
+        chunk.remove_prefix(n);
+        remaining -= n;
+        offset += n;
+        if (remaining == 0) BITFUSION_RETURN_IF_ERROR(EntryDone());
+        continue;
+      }
+      if (padding > 0) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(padding, chunk.size()));
+        chunk.remove_prefix(n);
+        padding -= n;
+        offset += n;
+        continue;
+      }
+      const std::size_t n = std::min(kBlock - header.size(), chunk.size());
+      header.append(chunk.substr(0, n));
+      chunk.remove_prefix(n);
+      if (header.size() < kBlock) break;
+      const std::string block = std::exchange(header, {});
+      if (std::all_of(block.begin(), block.end(), [](char c) { return c == '\0'; })) {
+        ended = true;  // what follows the end-of-archive blocks is ignored
+        break;
+      }
+      Header h;
+      if (Status s = ParseHeader(block.data(), pending, h); !s.ok()) return Bad(s.message());
+      offset += kBlock;
+      remaining = h.size;
+      padding = (kBlock - h.size % kBlock) % kBlock;
+      if (h.type == 'x' || h.type == 'L' || h.type == 'K') {
+        into = Into::kRecord;
+        record_type = h.type;
+      } else if (h.type != 'g') {
+        BITFUSION_RETURN_IF_ERROR(Begin(h));
+      }
+      if (remaining == 0) BITFUSION_RETURN_IF_ERROR(EntryDone());
+    }
+    return Status::OK();
+  }
+};
+
+TarExtractor::TarExtractor(std::unique_ptr<State> state) : state_(std::move(state)) {}
+TarExtractor::~TarExtractor() = default;
+
+Result<std::unique_ptr<TarExtractor>> TarExtractor::Make(const fs::path& dest,
+                                                         const ExtractLimits& limits) {
+  const int fd = ::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return NotFoundError("directory " + dest.string() + " does not exist");
+    }
+    return ErrnoError(errno, "opening " + dest.string());
+  }
+  auto state = std::make_unique<State>();
+  state->dest = dest;
+  state->limits = limits;
+  state->dest_fd = Fd(fd);
+  return std::unique_ptr<TarExtractor>(new TarExtractor(std::move(state)));
+}
+
+Status TarExtractor::Write(std::string_view chunk) {
+  if (!error_.ok()) return error_;
+  error_ = state_->Feed(chunk);
+  return error_;
+}
+
+Status TarExtractor::Finish() {
+  if (!error_.ok()) return error_;
+  if (state_->remaining > 0 || state_->padding > 0 || !state_->header.empty() ||
+      state_->into != State::Into::kNothing) {
+    error_ = state_->Bad("the archive ends in the middle of an entry");
+    return error_;
+  }
   return Status::OK();
+}
+
+Status ExtractTar(std::string_view archive, const fs::path& dest, const ExtractLimits& limits) {
+  BITFUSION_ASSIGN_OR_RETURN(auto extractor, TarExtractor::Make(dest, limits));
+  BITFUSION_RETURN_IF_ERROR(extractor->Write(archive));
+  return extractor->Finish();
 }
 
 }  // namespace bitfusion::internal

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,8 +44,41 @@ struct TarEntry {
 /// Every entry of `archive`; InvalidArgument when it is not a well-formed tar.
 Result<std::vector<TarEntry>> ReadTar(std::string_view archive);
 
-/// Writes `archive` under `dest` (which must exist). Names with ".." or that would pass
-/// through a symlink are refused, so an archive cannot write outside `dest`.
-Status ExtractTar(std::string_view archive, const std::filesystem::path& dest);
+/// What an extraction may write before it is refused with ResourceExhausted.
+struct ExtractLimits {
+  std::uint64_t max_bytes = std::uint64_t{64} << 30;  ///< file contents, all entries together
+  std::uint64_t max_entries = 10'000'000;
+};
+
+/// Writes a tar stream under a directory, piece by piece as it arrives, confined to it: every
+/// name is resolved with openat(O_NOFOLLOW) from the directory's descriptor, so no entry can
+/// write, chmod or link through a symlink, with "..", or to an absolute path; a hard link is a
+/// link to an earlier entry (never a copy of a host file); symlinks are created as they are
+/// but never followed; an entry replaces whatever is at its name. Modes keep only the rwx bits
+/// (never setuid, setgid or sticky; directories keep owner rwx) and owners are never set.
+class TarExtractor {
+ public:
+  /// `dest` must exist; NotFound otherwise.
+  static Result<std::unique_ptr<TarExtractor>> Make(const std::filesystem::path& dest,
+                                                    const ExtractLimits& limits = {});
+  ~TarExtractor();
+  TarExtractor(const TarExtractor&) = delete;
+  TarExtractor& operator=(const TarExtractor&) = delete;
+
+  /// The next bytes of the archive. After an error every later call returns it.
+  Status Write(std::string_view chunk);
+  /// InvalidArgument when the archive stopped in the middle of an entry.
+  Status Finish();
+
+ private:
+  struct State;
+  explicit TarExtractor(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+  Status error_;
+};
+
+/// TarExtractor over an archive held in memory.
+Status ExtractTar(std::string_view archive, const std::filesystem::path& dest,
+                  const ExtractLimits& limits = {});
 
 }  // namespace bitfusion::internal

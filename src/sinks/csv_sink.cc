@@ -32,9 +32,52 @@ void AppendCsvValue(std::string& out, double v) {
   }
 }
 
+// A plain decimal number ("-1.5", "+2e-3"): a spreadsheet reads it as a number, not a formula.
+bool IsNumber(std::string_view t) {
+  std::size_t i = 0;
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+  std::size_t digits = 0;
+  for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) ++digits;
+  if (i < t.size() && t[i] == '.') {
+    for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    std::size_t exponent = 0;
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) ++exponent;
+    if (exponent == 0) return false;
+  }
+  return i == t.size();
+}
+
+// Spreadsheets run a cell that starts with = + - @ as a formula, and some strip a leading tab
+// or CR first (CSV injection). Text cells like that get OWASP's remedy, a leading single quote;
+// a cell that is just a number is not a formula and stays as it is.
+bool FormulaLike(std::string_view text) {
+  if (text.empty()) return false;
+  switch (text.front()) {
+    case '=':
+    case '+':
+    case '-':
+    case '@':
+    case '\t':
+    case '\r': return !IsNumber(text);
+    default: return false;
+  }
+}
+
 }  // namespace
 
 void AppendCsvField(std::string& out, std::string_view text) {
+  std::string neutralised;
+  if (FormulaLike(text)) {
+    // Appended, not "'" + std::string&&: GCC 12 at -O3 reports a bogus -Wrestrict overlap for a
+    // one-character literal plus a temporary string (GCC bug 105329).
+    neutralised.assign(1, '\'').append(text);
+    text = neutralised;
+  }
   bool quote = false;
   for (const char c : text) {
     const auto u = static_cast<unsigned char>(c);
@@ -78,11 +121,13 @@ void CsvEncoder::Append(const SampleBatch& batch, std::string& out) {
   for (std::size_t s = 0; s < series_count; ++s) {
     const Series& series = batch.series[s];
     std::string& before = before_value_[s];
-    before.assign(",");
+    // assign(1, ','), not assign(","): GCC 12 at -O3 reports a bogus -Wrestrict overlap when a
+    // one-character literal is assigned to a std::string (GCC bug 105329).
+    before.assign(1, ',');
     AppendCsvField(before, series.metric);
     before.push_back(',');
     std::string& after = after_value_[s];
-    after.assign(",");
+    after.assign(1, ',');  // as above (GCC bug 105329)
     AppendCsvField(after, series.unit);
     after.push_back(',');
     if (series.labels.empty()) {

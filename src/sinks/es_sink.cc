@@ -14,6 +14,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "net/http_client.h"
 #include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
@@ -102,6 +103,7 @@ Result<ElasticsearchSinkOptions> ElasticsearchSinkOptions::FromUri(const Uri& ur
     std::stringstream text;
     text << in.rdbuf();
     key = Trim(text.str());
+    net::WarnIfReadableByOthers(*file, "Elasticsearch API key file");
   }
   if (!key.empty()) {
     if (!options.http.client.user.empty()) {
@@ -171,16 +173,22 @@ void AppendHex64(std::string& out, std::uint64_t v) {
   out.append(buf, 16);
 }
 
-// An index name made from a label value: lower-case, characters an index cannot hold as '_'.
+// An index name part made from a label value (it follows "INDEX-", so it never starts the
+// name): only a-z, 0-9, '.', '-' and '_' are kept, upper-case ASCII is lowered, and everything
+// else becomes '_'. An allowlist, because Elasticsearch also refuses non-ASCII upper case
+// (it lower-cases with Locale.ROOT), the name is written into the bulk action unescaped (a
+// control character or newline would break the NDJSON), and a cut must not split a UTF-8
+// sequence.
 std::string IndexPart(std::string_view text) {
   std::string out;
-  for (const char c : ValidUtf8(text)) {
+  for (const char c : text) {
     if (c >= 'A' && c <= 'Z') {
       out.push_back(static_cast<char>(c - 'A' + 'a'));
-    } else if (std::string_view("\\/*?\"<>| ,#:").find(c) != std::string_view::npos) {
-      out.push_back('_');
-    } else {
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == '_') {
       out.push_back(c);
+    } else {
+      out.push_back('_');
     }
   }
   if (out.empty()) out = "none";

@@ -23,8 +23,9 @@
 //   document sent again (a retry, a replayed spool) replaces itself: the index holds each sample
 //   once. Two different samples of one series at one timestamp are one document: the later wins.
 // - Index: INDEX, or with `index_per=day` INDEX-YYYY.MM.DD (UTC, from each sample's timestamp),
-//   `index_per=month` INDEX-YYYY.MM, `index_per=run` INDEX-<the sample's "run" label, lower-cased,
-//   characters an index name cannot hold replaced by '_'>. Run records go to INDEX-runs, one
+//   `index_per=month` INDEX-YYYY.MM, `index_per=run` INDEX-<the sample's "run" label, ASCII
+//   lower-cased, every character but a-z 0-9 . - _ replaced by '_', over 50 bytes cut to 34 plus
+//   16 hex digits of its SHA-256>. Run records go to INDEX-runs, one
 //   document per run with _id = run_id: the RunRecord as the JSONL sink writes it (label keys
 //   treated as above) plus "timestamp" (its start).
 // - Index template: before the first write the sink installs a template for INDEX and INDEX-*

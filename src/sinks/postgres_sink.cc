@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <unordered_map>
@@ -21,6 +22,14 @@ namespace {
 constexpr std::string_view kLibpqKeys[] = {
     "sslmode",          "sslrootcert",         "sslcert", "sslkey", "connect_timeout",
     "application_name", "target_session_attrs"};
+
+// Whether libpq reaches `host` without leaving this machine: a unix-socket directory (or no
+// host: libpq's default socket), localhost or a loopback address.
+bool IsLocalHost(const std::string& host) {
+  if (host.empty() || host.front() == '/' || host.front() == '@') return true;
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  return host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
+}
 
 }  // namespace
 
@@ -43,6 +52,14 @@ Result<PostgresSinkOptions> PostgresSinkOptions::FromUri(const Uri& uri) {
   if (!uri.password.empty()) c.emplace_back("password", uri.password);
   for (const std::string_view key : kLibpqKeys) {
     if (auto v = uri.Query(key)) c.emplace_back(std::string(key), *v);
+  }
+  // libpq's own default, sslmode=prefer, lets anyone on the path downgrade to plain text or
+  // pose as the server. Off this machine the default is verify-full; `sslmode=` (or PGSSLMODE)
+  // chooses otherwise.
+  const char* env_sslmode = std::getenv("PGSSLMODE");
+  if (!uri.Query("sslmode") && (env_sslmode == nullptr || *env_sslmode == '\0') &&
+      !IsLocalHost(uri.host)) {
+    c.emplace_back("sslmode", "verify-full");
   }
   if (!uri.Query("connect_timeout")) c.emplace_back("connect_timeout", "10");
   if (!uri.Query("application_name")) c.emplace_back("application_name", "bitfusion");

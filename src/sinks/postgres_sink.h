@@ -2,6 +2,13 @@
 // samples in batches with COPY. Durable: a spool in front, retries with backoff (result_sink.h).
 // HOST may be a unix-socket directory, percent-encoded: postgres://me@%2Frun%2Fpostgresql/db.
 //
+// TLS: to a host other than this machine (not a unix socket, localhost, 127.x or ::1) the sink
+// asks libpq for sslmode=verify-full (an encrypted connection to a server whose certificate
+// names HOST and chains to sslrootcert=FILE, default ~/.postgresql/root.crt), not libpq's
+// default "prefer", which anyone on the path can downgrade. `sslmode=` in the URI, or
+// PGSSLMODE in the environment, chooses otherwise (sslmode=require: encrypted, unverified;
+// sslmode=disable: plain). Local connections keep libpq's default.
+//
 // Schema, in the schema named by `schema=` (default "public"), created if missing; the same
 // tables as sqlite:// (docs/sqlite-schema.md) in PostgreSQL's types:
 //

@@ -63,7 +63,11 @@ Status ResultSink::SyncBackend(Deadline) { return Status::OK(); }
 Status ResultSink::CloseBackend(Deadline) { return Status::OK(); }
 
 void ResultSink::CloseOnDestroy() {
-  Status status = Close(kNoDeadline);
+  // A destructor is no place to wait out flush_timeout for a store that is down: a durable
+  // sink's spool keeps what is unsent for the next sink with that spool.
+  constexpr auto kDestroyWait = std::chrono::seconds(1);
+  Status status = Close(
+      DeadlineAfter(std::min<std::chrono::nanoseconds>(kDestroyWait, options_.flush_timeout)));
   if (!status.ok()) LogAt(LogLevel::kError, "closing sink ", uri_, ": ", status.ToString());
 }
 

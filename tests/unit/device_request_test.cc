@@ -155,5 +155,21 @@ devices:
   EXPECT_THAT(nameless.error().message(), HasSubstr("no \"name\""));
 }
 
+TEST(CdiSpecTest, DeeplyNestedYamlIsRefusedInsteadOfOverflowingTheStack) {
+  // One line of a million "- " would be a million nested sequences, one stack frame each.
+  std::string deep = "kind: a.com/b\ndevices:\n";
+  for (int i = 0; i < 1'000'000; ++i) deep += "- ";
+  deep += "x\n";
+  auto parsed = ParseCdiSpec(deep, true, "deep.yaml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(parsed.error().message(), HasSubstr("nested deeper than"));
+  EXPECT_THAT(parsed.error().message(), HasSubstr("deep.yaml"));
+
+  std::string indented = "kind: a.com/b\ndevices:\n";
+  for (int i = 1; i <= 200; ++i) indented += std::string(i, ' ') + "k" + std::to_string(i) + ":\n";
+  EXPECT_FALSE(ParseCdiSpec(indented, true, "indented.yaml").ok());
+}
+
 }  // namespace
 }  // namespace bitfusion

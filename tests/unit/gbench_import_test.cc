@@ -3,6 +3,8 @@
 
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bitfusion/gbench_import.h"
 
@@ -126,6 +128,46 @@ TEST(GbenchImportTest, WhatIsNotGoogleBenchmarkJsonIsRefusedSayingWhy) {
   auto other = ImportGoogleBenchmarkJson(R"({"results": []})");
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.error().message().find("\"benchmarks\""), std::string::npos);
+}
+
+std::string WithContext(const std::string& context) {
+  return R"({"context": {)" + context + R"(}, "benchmarks": [])" + "}";
+}
+
+TEST(GbenchImportTest, CountsThatAreNoIntegersAreRefusedSayingWhich) {
+  // A count converted to an integer must be one: 1e300, a negative size or a NaN (a string
+  // "#nan" reads like a number here) would overflow or be undefined.
+  for (const auto& [context, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"("num_cpus": 1e300)", "num_cpus"},
+           {R"("num_cpus": "#nan")", "num_cpus"},
+           {R"("num_cpus": 2.5)", "num_cpus"},
+           {R"("caches": [{"level": 1, "size": -1}])", "size"},
+           {R"("caches": [{"level": 1, "size": 1e300}])", "size"},
+           {R"("caches": [{"level": 1e20, "size": 1}])", "level"},
+           {R"("caches": [{"level": 1, "size": 1, "num_sharing": "#inf"}])", "num_sharing"}}) {
+    auto imported = ImportGoogleBenchmarkJson(WithContext(context));
+    ASSERT_FALSE(imported.ok()) << context;
+    EXPECT_EQ(imported.error().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(imported.error().message().find(field), std::string::npos)
+        << imported.error().message();
+  }
+  auto fine = ImportGoogleBenchmarkJson(
+      WithContext(R"("num_cpus": 4, "caches": [{"level": 2, "size": 1048576, "num_sharing": 2}])"));
+  ASSERT_TRUE(fine.ok()) << fine.error().ToString();
+  EXPECT_EQ(fine->run.machine.cpu.threads, 4);
+  ASSERT_EQ(fine->run.machine.cpu.caches.size(), 1u);
+  EXPECT_EQ(fine->run.machine.cpu.caches[0].size_bytes, 1048576u);
+  EXPECT_EQ(fine->run.machine.cpu.caches[0].instances, 2);
+}
+
+TEST(GbenchImportTest, ADateWithHugeFieldsIsUnreadableNotOverflowed) {
+  for (const char* date : {"99999999999-01-01T00:00:00+00:00", "2024-01-01T99999999999:00:00",
+                           "2024-13-45T10:00:00"}) {
+    auto imported =
+        ImportGoogleBenchmarkJson(WithContext(std::string(R"("date": ")") + date + "\""));
+    ASSERT_TRUE(imported.ok()) << imported.error().ToString();
+    EXPECT_EQ(imported->run.exit.start_ns, 0) << date;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -78,6 +80,62 @@ TEST(ProcessRunnerTest, DestroyingTheHandleKillsTheProcessGroup) {
   // The background child is killed with the group; it is reaped by init, so give it a moment.
   for (int i = 0; i < 200 && Alive(background); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_FALSE(Alive(background)) << "its background child must be killed too";
+}
+
+// Forks a child that makes itself a process group leader and waits, trying to give it `pid`
+// (writing ns_last_pid, root only). The child's pid, or -1 when it did not get `pid`.
+pid_t GroupLeaderWithPid(pid_t pid) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    {
+      std::ofstream last("/proc/sys/kernel/ns_last_pid");
+      last << (pid - 1);
+      if (!last.flush()) return -1;
+    }
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::setpgid(0, 0);
+      ::pause();
+      ::_exit(0);
+    }
+    if (child == pid) {
+      // Wait until it leads its own group, as the stranger in the test must.
+      for (int i = 0; i < 1000 && ::getpgid(child) != child; ++i) std::this_thread::sleep_for(1ms);
+      return child;
+    }
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+  }
+  return -1;
+}
+
+TEST(ProcessRunnerTest, AnExitedProcessGroupIdCannotBeReusedBeforeTheHandleIsDestroyed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "choosing the next pid (ns_last_pid) needs root";
+  auto runner = Runner();
+  auto c = *runner->Create(Shell("echo $$"));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  const pid_t leader = WaitForPid(lines, 0);
+  ASSERT_GT(leader, 0);
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s)).ok());
+  // The command has exited. If its pid were free again, a stranger could become the leader of
+  // a process group with that id, and destroying the handle (kill(-pid, SIGKILL)) would kill
+  // the stranger's whole group.
+  const pid_t stranger = GroupLeaderWithPid(leader);
+  sub.Cancel();
+  c.reset();
+  if (stranger < 0) {
+    SUCCEED() << "pid " << leader << " stayed taken until the handle was destroyed";
+    return;
+  }
+  std::this_thread::sleep_for(50ms);
+  int status = 0;
+  const pid_t waited = ::waitpid(stranger, &status, WNOHANG);
+  EXPECT_EQ(waited, 0) << "destroying the handle killed an unrelated process group that reused "
+                          "the pid "
+                       << leader;
+  ::kill(stranger, SIGKILL);
+  ::waitpid(stranger, nullptr, 0);
 }
 
 TEST(ProcessRunnerTest, StopReachesTheWholeGroup) {

@@ -500,6 +500,24 @@ TEST_F(SinkFileTest, CsvHeaderIsWrittenOnceAndAForeignFileIsRefused) {
   EXPECT_EQ(ReadFile(foreign), "a,b,c\n1,2,3\n") << "a refused file is left alone";
 }
 
+TEST_F(SinkFileTest, CsvTextCellsCannotBeFormulasButNumbersStayNumbers) {
+  // A spreadsheet runs a cell starting with = + - @ (or tab/CR) as a formula (OWASP: CSV
+  // injection); such text cells get a leading single quote. Values, and text that is just a
+  // number, are left alone.
+  const fs::path path = dir_ / "formulas.csv";
+  auto sink = *ResultSinkFromUri("csv://" + path.string());
+  SampleBatch batch;
+  batch.Append(batch.AddSeries({"=HYPERLINK(\"http://x\")", "@SUM(A1)", {{"+k", "v"}}}), 1, 2,
+               -2.5);
+  batch.Append(batch.AddSeries({"-1.5", "\tunit", {}}), 3, 4, -1e-3);
+  ASSERT_TRUE(sink->Write(batch).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(ReadFile(path),
+            "timestamp_ns,monotonic_ns,metric,value,unit,labels\r\n"
+            "1,2,\"'=HYPERLINK(\"\"http://x\"\")\",-2.5,'@SUM(A1),'+k=v\r\n"
+            "3,4,-1.5,-0.001,\"'\tunit\",\r\n");
+}
+
 TEST_F(SinkFileTest, SqliteSchemaMachinesAndReplacedRuns) {
   const fs::path path = dir_ / "r.db";
   auto sink = *ResultSinkFromUri("sqlite://" + path.string() + "?samples_index=true");

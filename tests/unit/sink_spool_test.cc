@@ -277,6 +277,26 @@ TEST_F(SpoolTest, FlushGivesUpAtItsDeadlineSayingWhereTheDataIs) {
   EXPECT_EQ(next->counters().samples_replayed, 3);
 }
 
+TEST_F(SpoolTest, DestroyingWithoutCloseWhileTheStoreIsDownTakesAboutASecond) {
+  options_.flush_timeout = std::chrono::seconds(10);
+  options_.retry_max = milliseconds(100);
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  store_->down = true;
+  ASSERT_TRUE(sink->Write(Batch(0, 5)).ok());
+  const auto start = std::chrono::steady_clock::now();
+  sink.reset();  // no Close: the destructor closes, and must not wait out flush_timeout
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(3))
+      << std::chrono::duration_cast<milliseconds>(took).count() << " ms";
+
+  store_->down = false;
+  auto next = Make();
+  ASSERT_TRUE(next);
+  ASSERT_TRUE(next->Close().ok());
+  EXPECT_EQ(store_->Distinct(), 5) << "the spool kept what the destroyed sink could not send";
+}
+
 TEST_F(SpoolTest, AKilledWriterLosesNothingItAcknowledged) {
   // The child writes while the store is down, acknowledges each batch after Write returns, and
   // is killed without closing anything.
