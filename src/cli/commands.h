@@ -23,6 +23,7 @@ int RunCommand(const std::vector<std::string>& args);
 int MetricsCommand(const std::vector<std::string>& args);
 int ImportCommand(const std::vector<std::string>& args);
 int ReapCommand(const std::vector<std::string>& args);
+int MachinesCommand(const std::vector<std::string>& args);
 
 /// Parses `args` for command `name`. Returns an exit status when the command should end now
 /// (--help printed: 0; bad options explained on stderr: 2), nullopt to go on.

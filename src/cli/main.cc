@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   if (command == "metrics") return MetricsCommand(args);
   if (command == "import") return ImportCommand(args);
   if (command == "reap") return ReapCommand(args);
+  if (command == "machines") return MachinesCommand(args);
   std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
   return kExitUsage;
 }
