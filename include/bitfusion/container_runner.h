@@ -13,6 +13,7 @@
 #include "bitfusion/container.h"
 #include "bitfusion/event.h"
 #include "bitfusion/export.h"
+#include "bitfusion/ownership.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/status.h"
 #include "bitfusion/subscription.h"
@@ -53,31 +54,6 @@ struct LogLine {
 
 /// Receives resource readings while a Stats() subscription lasts (on a runner thread).
 using StatsCallback = std::function<void(const ContainerStats& stats)>;
-
-/// Labels every runner puts on what it creates, so that what a crashed process left behind can
-/// be found and removed (ContainerRunner::Reap, `bitfusion reap`).
-inline constexpr const char* kLabelCreator = "bitfusion.creator";  ///< "bitfusion"
-inline constexpr const char* kLabelRunId = "bitfusion.run_id";     ///< the owning run
-inline constexpr const char* kLabelExpires = "bitfusion.expires";  ///< unix seconds
-inline constexpr const char* kLabelHost = "bitfusion.host";        ///< creating host's name
-inline constexpr const char* kLabelPid = "bitfusion.pid";          ///< creating process
-/// Start time of the creating process (clock ticks since boot, /proc/PID/stat field 22): tells
-/// a live creator from an unrelated process that reused its PID.
-inline constexpr const char* kLabelPidStart = "bitfusion.pid_start";
-
-/// Which leftovers Reap removes. Objects without bitfusion's creator label are never touched.
-struct ReapPolicy {
-  /// Objects whose creating process (on this host) no longer runs.
-  bool dead_creators = true;
-  /// Objects past their expiry label that were created on this host.
-  bool expired = true;
-  /// Also expired objects created on other hosts (a shared remote engine).
-  bool expired_any_host = false;
-  /// When non-empty, only objects of this run id, whatever their creator's state.
-  std::string run_id;
-  /// Report what would be removed without removing it.
-  bool dry_run = false;
-};
 
 /// What Reap removed (or, for a dry run, would remove).
 struct ReapReport {

@@ -25,6 +25,7 @@ int RunCommand(const std::vector<std::string>& args);
 int MetricsCommand(const std::vector<std::string>& args);
 int ImportCommand(const std::vector<std::string>& args);
 int ReapCommand(const std::vector<std::string>& args);
+int MachinesCommand(const std::vector<std::string>& args);
 int CompareCommand(const std::vector<std::string>& args);
 int ReportCommand(const std::vector<std::string>& args);
 

@@ -30,6 +30,7 @@ commands:
   metrics         sample metric sources for a while and store or print the samples
   import          store results measured elsewhere (Google Benchmark JSON) in any sink
   reap            remove containers and images that dead or expired runs left on an engine
+  machines        machines from a provisioner: types (with --explain), up, list, down
   compare         compare two plan runs: change of each median, its interval, p-value, verdict
   report          write one self-contained HTML page (plots, statistics) of a plan run
 
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
   if (command == "reap") return ReapCommand(args);
   if (command == "compare") return CompareCommand(args);
   if (command == "report") return ReportCommand(args);
+  if (command == "machines") return MachinesCommand(args);
   std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
   return kExitUsage;
 }

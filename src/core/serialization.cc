@@ -77,10 +77,14 @@ void serialize(A& ar, AcceleratorInfo& v) {
      NVP(driver), NVP(model), NVP(numa_node), NVP(count));
 }
 template <class A>
+void serialize(A& ar, SshEndpoint& v) {
+  ar(NVP(host), NVP(port), NVP(user), NVP(key_name));
+}
+template <class A>
 void serialize(A& ar, MachineInfo& v) {
   ar(NVP(id), NVP(provider), NVP(hostname), NVP(address), NVP(type), NVP(state), NVP(cpu),
-     NVP(memory_bytes), NVP(kernel), NVP(os), NVP(accelerators), LABELS(labels), NVP(created_ns),
-     NVP(ready_ns));
+     NVP(memory_bytes), NVP(kernel), NVP(os), NVP(accelerators), LABELS(labels), NVP(zone),
+     NVP(spot), NVP(ssh), NVP(created_ns), NVP(running_ns), NVP(ssh_ready_ns), NVP(ready_ns));
 }
 template <class A>
 void serialize(A& ar, Mount& v) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bitfusion/device.h"
+#include "bitfusion/export.h"
 
 namespace bitfusion {
 
@@ -20,7 +21,8 @@ Result<std::vector<DeviceRequest>> ParseDeviceRequestList(const boost::json::val
 
 /// "40GiB", "512MB", "1.5 GiB", "81920" (bytes). KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB
 /// of 1024.
-Result<std::uint64_t> ParseByteSize(std::string_view text);
+/// Exported for the command's --min-memory.
+BITFUSION_EXPORT Result<std::uint64_t> ParseByteSize(std::string_view text);
 
 /// Whether `device` has the kind, vendor, model and memory `request` asks for (topology and
 /// availability aside).

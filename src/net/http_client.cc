@@ -275,13 +275,15 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   for (int attempt = 1;; ++attempt) {
     auto result = Once(request, nullptr, nullptr);
+    if (result) result->attempts = attempt;
     const bool last = attempt >= policy.max_attempts || !may_retry;
     bool retry = false;
     std::chrono::milliseconds wait{0};
     if (!result) {
       retry = result.error().code() == StatusCode::kUnavailable;
     } else if (std::find(policy.retry_statuses.begin(), policy.retry_statuses.end(),
-                         result->status) != policy.retry_statuses.end()) {
+                         result->status) != policy.retry_statuses.end() ||
+               (policy.retry_response && policy.retry_response(*result))) {
       retry = true;
       if (auto after = result->Header("retry-after")) {
         wait = std::chrono::seconds(std::atoi(after->c_str()));

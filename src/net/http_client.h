@@ -38,6 +38,8 @@ struct HttpResponse {
   long status = 0;
   Headers headers;  ///< names lower-cased
   std::string body;
+  /// How many times Send sent the request to get this answer (1 = no retry).
+  int attempts = 1;
 
   /// The last value of header `name` (case-insensitive).
   std::optional<std::string> Header(std::string_view name) const;
@@ -49,6 +51,9 @@ struct RetryPolicy {
   std::chrono::milliseconds max_backoff{10'000};
   /// Statuses that are retried (besides connection failures), e.g. 429, 502, 503, 504.
   std::vector<long> retry_statuses = {429, 502, 503, 504};
+  /// Also retries a response this returns true for, whatever its status (e.g. an API's
+  /// throttling code in the body); empty = by status only.
+  std::function<bool(const HttpResponse&)> retry_response;
 };
 
 struct HttpClientOptions {

@@ -40,12 +40,17 @@ Result<std::vector<MachineInfo>> LocalProvisioner::Create(const MachineRequest& 
     return InvalidArgumentError("local:// is this one host; ask for count 1, not " +
                                 std::to_string(request.count));
   }
+  if (request.type.empty() && !request.requirements.empty()) {
+    BITFUSION_ASSIGN_OR_RETURN(auto types, Types());
+    BITFUSION_RETURN_IF_ERROR(ResolveMachineType(types, request.requirements).status());
+  }
   if (!request.type.empty() && request.type != "local") {
     return InvalidArgumentError("local:// offers only machine type \"local\", not \"" +
                                 request.type + "\"");
   }
   BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Fingerprint());
   m.created_ns = WallNowNs();
+  m.running_ns = m.created_ns;  // it already runs
   for (const auto& [key, value] : request.labels) m.labels[key] = value;
   return std::vector<MachineInfo>{m};
 }
@@ -55,6 +60,7 @@ Result<MachineInfo> LocalProvisioner::WaitReady(const std::string& id, Deadline)
     return NotFoundError("local:// has one machine, \"local\", not \"" + id + "\"");
   BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Fingerprint());
   m.ready_ns = WallNowNs();
+  m.running_ns = m.ready_ns;
   return m;
 }
 
@@ -68,6 +74,10 @@ Status LocalProvisioner::Destroy(const std::vector<std::string>& ids) {
     if (id != kMachineId) return NotFoundError("local:// has no machine \"" + id + "\"");
   }
   return Status::OK();
+}
+
+Status LocalProvisioner::Keep(const std::vector<std::string>& ids) {
+  return Destroy(ids);  // this host carries no tags: nothing to hand over, only ids to check
 }
 
 Result<std::vector<MachineType>> LocalProvisioner::Types() {

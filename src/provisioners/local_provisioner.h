@@ -33,6 +33,7 @@ class LocalProvisioner final : public Provisioner {
   Result<std::vector<MachineInfo>> List() override;
   /// "local" succeeds and leaves this host running; other ids are NotFound.
   Status Destroy(const std::vector<std::string>& ids) override;
+  Status Keep(const std::vector<std::string>& ids) override;
   Result<std::vector<MachineType>> Types() override;
 
  private:

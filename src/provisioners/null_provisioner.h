@@ -5,6 +5,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <string>
 
 #include "bitfusion/provisioner.h"
 #include "bitfusion/uri.h"
@@ -23,12 +25,14 @@ class NullProvisioner final : public Provisioner {
   Result<MachineInfo> WaitReady(const std::string& id, Deadline deadline) override;
   Result<std::vector<MachineInfo>> List() override;
   Status Destroy(const std::vector<std::string>& ids) override;
+  Status Keep(const std::vector<std::string>& ids) override;
   Result<std::vector<MachineType>> Types() override;
 
  private:
   std::mutex mu_;
   int next_id_ = 0;
   std::map<std::string, MachineInfo> machines_;
+  std::set<std::string> gone_;  // destroyed ids
 };
 
 }  // namespace bitfusion

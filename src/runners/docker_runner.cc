@@ -218,26 +218,6 @@ class Demuxer {
   std::string buffer_;
 };
 
-// Start time of a process in clock ticks since boot (/proc/PID/stat field 22); 0 if gone.
-std::uint64_t ProcessStartTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream fields(text.substr(paren + 2));
-  std::string f;
-  for (int field = 3; fields >> f; ++field) {
-    if (field == 22) return std::strtoull(f.c_str(), nullptr, 10);
-  }
-  return 0;
-}
-
-std::string HostName() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
 // ---- validation: everything a person can get wrong is refused before a request is sent ---
 
 bool IsCleanAbsolute(const std::string& p) {
@@ -1550,22 +1530,19 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
     BITFUSION_RETURN_IF_ERROR(api_->Prefix().status());
     BITFUSION_RETURN_IF_ERROR(ValidateSpec(spec, api_->local(), api_->minor()));
   }
-  static const std::string host = HostName();
-  static const std::string pid = std::to_string(::getpid());
-  static const std::string pid_start = std::to_string(ProcessStartTicks(::getpid()));
   Labels labels = spec.labels;
   const auto run = spec.labels.find("run_id");
-  labels[kLabelCreator] = "bitfusion";
-  labels[kLabelRunId] = run != spec.labels.end() ? run->second : options_.run_id;
   // A container with a timeout is done by then; ten minutes more covers its removal.
   const auto ttl = spec.timeout_ns > 0
                        ? std::max<std::chrono::nanoseconds>(
                              options_.ttl, std::chrono::nanoseconds(spec.timeout_ns) + 10min)
                        : options_.ttl;
-  labels[kLabelExpires] = std::to_string((WallNowNs() + ttl.count()) / 1'000'000'000);
-  labels[kLabelHost] = host;
-  labels[kLabelPid] = pid;
-  labels[kLabelPidStart] = pid_start;
+  for (auto& [key, value] :
+       OwnerLabels(run != spec.labels.end() ? run->second : options_.run_id,
+                   std::max<std::int64_t>(
+                       1, std::chrono::duration_cast<std::chrono::seconds>(ttl).count()))) {
+    labels[key] = std::move(value);
+  }
 
   DockerApi::Call c;
   c.method = "POST";
@@ -1807,31 +1784,8 @@ Result<Subscription> DockerRunner::Events(EventCallback callback) {
 }
 
 Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {
-  const std::string this_host = HostName();
   const std::int64_t now_s = WallNowNs() / 1'000'000'000;
-  // Why an object with these labels should go, or "" to keep it.
-  auto verdict = [&](const Labels& labels) -> std::string {
-    auto get = [&](const char* key) {
-      auto it = labels.find(key);
-      return it == labels.end() ? std::string() : it->second;
-    };
-    if (!policy.run_id.empty()) {
-      return get(kLabelRunId) == policy.run_id ? "of run " + policy.run_id : "";
-    }
-    const bool here = get(kLabelHost) == this_host;
-    if (policy.dead_creators && here && !get(kLabelPid).empty()) {
-      const pid_t pid = static_cast<pid_t>(std::strtol(get(kLabelPid).c_str(), nullptr, 10));
-      const bool alive = pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) &&
-                         std::to_string(ProcessStartTicks(pid)) == get(kLabelPidStart);
-      if (!alive) return "its creator, process " + get(kLabelPid) + ", is gone";
-    }
-    const std::string expires = get(kLabelExpires);
-    if (!expires.empty() && ((policy.expired && here) || policy.expired_any_host)) {
-      const std::int64_t at = std::strtoll(expires.c_str(), nullptr, 10);
-      if (at > 0 && at < now_s) return "expired " + std::to_string(now_s - at) + " s ago";
-    }
-    return "";
-  };
+  auto verdict = [&](const Labels& labels) { return ReapReason(labels, policy, now_s); };
 
   ReapReport report;
   BITFUSION_ASSIGN_OR_RETURN(auto containers, ListContainers({{kLabelCreator, "bitfusion"}}));

@@ -9,7 +9,7 @@
 //     hostname       TEXT NOT NULL
 //     fingerprint    TEXT NOT NULL      MachineInfo as JSON without the fields that change while
 //                                       the hardware does not: address, state, labels,
-//                                       created_ns, ready_ns
+//                                       ssh, the lifecycle timestamps (*_ns)
 //     first_seen_ns  INTEGER NOT NULL   earliest / latest start of a run on it (ns since the
 //     last_seen_ns   INTEGER NOT NULL   epoch; the write time when a run has no start)
 //

@@ -265,7 +265,10 @@ Result<MachineIdentity> IdentifyMachine(const MachineInfo& machine) {
   fingerprint.address.clear();
   fingerprint.state.clear();
   fingerprint.labels.clear();
+  fingerprint.ssh = SshEndpoint{};
   fingerprint.created_ns = 0;
+  fingerprint.running_ns = 0;
+  fingerprint.ssh_ready_ns = 0;
   fingerprint.ready_ns = 0;
   MachineIdentity out;
   BITFUSION_ASSIGN_OR_RETURN(out.fingerprint_json, MachineInfoJson(fingerprint));

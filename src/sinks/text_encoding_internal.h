@@ -40,7 +40,7 @@ void AppendJsonValue(std::string& out, const boost::json::value& v);
 
 /// How the stores that keep a table of machines name one: its fingerprint is the MachineInfo as
 /// JSON without the fields that change while the hardware does not (address, state, labels,
-/// created_ns, ready_ns), and its id "<id or hostname>-<16 hex of SHA-256(fingerprint)>".
+/// ssh, the lifecycle timestamps), and its id "<id or hostname>-<16 hex of SHA-256(fingerprint)>".
 struct MachineIdentity {
   std::string machine_id;  ///< empty when the record names no machine
   std::string fingerprint_json;

@@ -1,0 +1,108 @@
+#include "bitfusion/ownership.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "bitfusion/clock.h"
+
+namespace bitfusion {
+namespace {
+
+std::string ReadHostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+std::string ReadBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+}  // namespace
+
+const OwnerIdentity& OwnerIdentity::Self() {
+  static const OwnerIdentity self = [] {
+    OwnerIdentity o;
+    o.host = ReadHostName();
+    o.pid = static_cast<int>(::getpid());
+    o.pid_start = ProcessStartTicks(o.pid);
+    o.boot_id = ReadBootId();
+    return o;
+  }();
+  return self;
+}
+
+Labels OwnerLabels(const std::string& run_id, std::int64_t ttl_s) {
+  const OwnerIdentity& self = OwnerIdentity::Self();
+  Labels labels;
+  labels[kLabelCreator] = "bitfusion";
+  if (!run_id.empty()) labels[kLabelRunId] = run_id;
+  labels[kLabelHost] = self.host;
+  labels[kLabelPid] = std::to_string(self.pid);
+  labels[kLabelPidStart] = std::to_string(self.pid_start);
+  if (!self.boot_id.empty()) labels[kLabelBootId] = self.boot_id;
+  if (ttl_s > 0) labels[kLabelExpires] = std::to_string(WallNowNs() / 1'000'000'000 + ttl_s);
+  return labels;
+}
+
+std::string ReapReason(const Labels& labels, const ReapPolicy& policy, std::int64_t now_s) {
+  auto get = [&](const char* key) {
+    auto it = labels.find(key);
+    return it == labels.end() ? std::string() : it->second;
+  };
+  if (get(kLabelCreator) != "bitfusion") return "";
+  if (!policy.run_id.empty()) {
+    return get(kLabelRunId) == policy.run_id ? "of run " + policy.run_id : "";
+  }
+  const OwnerIdentity& self = OwnerIdentity::Self();
+  const bool here = get(kLabelHost) == self.host;
+  if (policy.dead_creators && here && !get(kLabelPid).empty()) {
+    const std::string boot = get(kLabelBootId);
+    if (!boot.empty() && !self.boot_id.empty() && boot != self.boot_id) {
+      return "its creator, process " + get(kLabelPid) + ", ran before this host rebooted";
+    }
+    const int pid = static_cast<int>(std::strtol(get(kLabelPid).c_str(), nullptr, 10));
+    const std::uint64_t start = std::strtoull(get(kLabelPidStart).c_str(), nullptr, 10);
+    // A label without a start time cannot tell a reused PID apart; a recorded 0 means the
+    // creator could not read its own, so only the PID is checked then too.
+    if (!ProcessAlive(pid, get(kLabelPidStart).empty() ? 0 : start)) {
+      return "its creator, process " + get(kLabelPid) + ", is gone";
+    }
+  }
+  const std::string expires = get(kLabelExpires);
+  if (!expires.empty() && ((policy.expired && here) || policy.expired_any_host)) {
+    const std::int64_t at = std::strtoll(expires.c_str(), nullptr, 10);
+    if (at > 0 && at < now_s) return "expired " + std::to_string(now_s - at) + " s ago";
+  }
+  return "";
+}
+
+std::uint64_t ProcessStartTicks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(text.substr(paren + 1));
+  std::string f;
+  for (int field = 3; fields >> f; ++field) {
+    if (field == 22) return std::strtoull(f.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+bool ProcessAlive(int pid, std::uint64_t start_ticks) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+  return start_ticks == 0 || ProcessStartTicks(pid) == start_ticks;
+}
+
+}  // namespace bitfusion
