@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/experiment.h"
+#include "bitfusion/log.h"
 #include "cli/commands.h"
 
 namespace bitfusion::cli {
@@ -156,7 +158,15 @@ int RunCommand(const std::vector<std::string>& args) {
   for (const auto& e : result->sink_errors) std::cerr << "bitfusion run: " << e << "\n";
   const auto& sinks = experiment.sinks.empty() ? plan->sinks : experiment.sinks;
   if (!vm.count("json")) {
-    for (const auto& s : sinks) std::cout << "results stored in " << s << "\n";
+    // Never a password, and "stored" only for a sink that reported no error.
+    for (const auto& s : sinks) {
+      const std::string shown = Redact(s);
+      const bool failed =
+          std::any_of(result->sink_errors.begin(), result->sink_errors.end(),
+                      [&](const std::string& e) { return e.find(shown) != std::string::npos; });
+      std::cout << (failed ? "results NOT all stored in " : "results stored in ") << shown
+                << (failed ? " (see the errors above)" : "") << "\n";
+    }
   }
   if (result->interrupted) {
     std::cerr << "bitfusion run: interrupted; what was measured is stored\n";

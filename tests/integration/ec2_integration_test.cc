@@ -40,10 +40,11 @@ std::string Uri() {
   return "aws://us-east-1?endpoint=" + Moto().url() + "&wait_ssh=false&poll=50ms&backoff=20ms";
 }
 
-INSTANTIATE_TEST_SUITE_P(Moto, ProvisionerConformanceTest,
-                         ::testing::Values(ProvisionerCase{"aws", Uri, "t3.micro", true,
-                                                           "i-0123456789abcdef0",
-                                                           [] { return Moto().error(); }}),
+const ProvisionerCase kAws{
+    "aws", Uri, "t3.micro", true, "i-0123456789abcdef0", [] { return Moto().error(); }};
+INSTANTIATE_TEST_SUITE_P(Moto, ProvisionerConformanceTest, ::testing::Values(kAws),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Moto, DisposableProvisionerConformanceTest, ::testing::Values(kAws),
                          [](const auto& info) { return info.param.name; });
 
 class Ec2MotoTest : public ::testing::Test {

@@ -13,5 +13,11 @@ INSTANTIATE_TEST_SUITE_P(
             "local", [] { return std::string("local://"); }, "", false, "i-0123456789abcdef0", {}}),
     [](const auto& info) { return info.param.name; });
 
+INSTANTIATE_TEST_SUITE_P(
+    Provisioners, DisposableProvisionerConformanceTest,
+    ::testing::Values(ProvisionerCase{
+        "null", [] { return std::string("null://"); }, "", true, "null-999999", {}}),
+    [](const auto& info) { return info.param.name; });
+
 }  // namespace
 }  // namespace bitfusion
