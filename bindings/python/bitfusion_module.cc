@@ -131,28 +131,10 @@ py::object Report(const std::string& results, const std::string& output,
   out["results"] = selection.store->location() + "@" + selection.plan_run.plan_run_id;
   out["plan"] = selection.plan_run.plan;
   out["runs"] = selection.runs.size();
-  py::list summary;
-  for (const auto& m : bitfusion::SummarizeRuns(selection.runs, options.compare.statistics)) {
-    py::dict row;
-    row["benchmark"] = m.benchmark;
-    row["metric"] = m.metric;
-    row["unit"] = m.unit;
-    row["count"] = m.stats.count;
-    row["median"] = m.stats.median;
-    row["median_ci"] = py::make_tuple(m.stats.median_ci_low, m.stats.median_ci_high);
-    row["mean"] = m.stats.mean;
-    row["stddev"] = m.stats.stddev;
-    row["rsd"] = m.stats.rsd;
-    row["min"] = m.stats.min;
-    row["max"] = m.stats.max;
-    row["p5"] = m.stats.p5;
-    row["p95"] = m.stats.p95;
-    row["mad_outliers"] = m.stats.mad_outliers;
-    row["tukey_outliers"] = m.stats.tukey_outliers;
-    row["warnings"] = m.stats.warnings;
-    summary.append(row);
-  }
-  out["summary"] = summary;
+  // The summary in the same shape as run_plan()'s and `bitfusion run --json`'s.
+  bitfusion::PlanResult summarised;
+  summarised.summary = bitfusion::SummarizeRuns(selection.runs, options.compare.statistics);
+  out["summary"] = JsonToPython(bitfusion::FormatSummaryJson(summarised))["summary"];
   out["comparison"] = comparison.empty() ? py::object(py::none()) : JsonToPython(comparison);
   out["html"] = html;
   if (!output.empty()) out["output"] = output;

@@ -11,6 +11,7 @@
 #include "bitfusion/results.h"
 #include "experiment/number_format.h"
 #include "experiment/repetitions.h"
+#include "experiment/statistics_json.h"
 
 namespace bitfusion {
 namespace {
@@ -195,21 +196,6 @@ std::string FormatComparisonTable(const ComparisonResult& result) {
   return out.str();
 }
 
-namespace {
-boost::json::value Num(double v) {
-  if (std::isfinite(v)) return v;
-  return nullptr;
-}
-boost::json::object StatsJson(const Statistics& s) {
-  return {{"count", s.count},        {"median", Num(s.median)},
-          {"mean", Num(s.mean)},     {"stddev", Num(s.stddev)},
-          {"rsd", Num(s.rsd)},       {"min", Num(s.min)},
-          {"max", Num(s.max)},       {"p5", Num(s.p5)},
-          {"p95", Num(s.p95)},       {"median_ci", {Num(s.median_ci_low), Num(s.median_ci_high)}},
-          {"nonfinite", s.nonfinite}};
-}
-}  // namespace
-
 std::string FormatComparisonJson(const ComparisonResult& result) {
   boost::json::object out;
   out["baseline"] = result.baseline;
@@ -218,20 +204,22 @@ std::string FormatComparisonJson(const ComparisonResult& result) {
   boost::json::array metrics;
   for (const auto& m : result.metrics) {
     const auto& c = m.comparison;
-    metrics.push_back({{"benchmark", m.benchmark},
-                       {"metric", m.metric},
-                       {"unit", m.unit},
-                       {"better", BetterName(m.better)},
-                       {"baseline", StatsJson(m.baseline)},
-                       {"candidate", StatsJson(m.candidate)},
-                       {"change", Num(c.change)},
-                       {"change_ci", {Num(c.change_ci_low), Num(c.change_ci_high)}},
-                       {"p_value", Num(c.test.p_value)},
-                       {"u", c.test.u},
-                       {"exact_test", c.test.exact},
-                       {"verdict", m.verdict.empty() ? boost::json::value(nullptr)
-                                                     : boost::json::value(m.verdict)},
-                       {"note", m.note}});
+    metrics.push_back(
+        {{"benchmark", m.benchmark},
+         {"metric", m.metric},
+         {"unit", m.unit},
+         {"better", BetterName(m.better)},
+         {"baseline", internal::StatisticsJson(m.baseline)},
+         {"candidate", internal::StatisticsJson(m.candidate)},
+         {"change", internal::FiniteOrNull(c.change)},
+         {"change_ci",
+          {internal::FiniteOrNull(c.change_ci_low), internal::FiniteOrNull(c.change_ci_high)}},
+         {"p_value", internal::FiniteOrNull(c.test.p_value)},
+         {"u", c.test.u},
+         {"exact_test", c.test.exact},
+         {"verdict",
+          m.verdict.empty() ? boost::json::value(nullptr) : boost::json::value(m.verdict)},
+         {"note", m.note}});
   }
   out["metrics"] = std::move(metrics);
   boost::json::array notes;

@@ -9,11 +9,13 @@
 
 #include "bitfusion/experiment.h"
 #include "experiment/number_format.h"
+#include "experiment/statistics_json.h"
 
 namespace bitfusion {
 
 using internal::FormatNumber;
 using internal::FormatPercent;
+using internal::StatisticsJson;
 
 std::string FormatSummaryTable(const PlanResult& result) {
   const std::vector<std::string> header = {"benchmark", "metric", "unit",   "runs",    "median",
@@ -70,18 +72,6 @@ std::string FormatSummaryTable(const PlanResult& result) {
   return out.str();
 }
 
-namespace {
-boost::json::value Finite(double v) {
-  if (std::isfinite(v)) return v;
-  return nullptr;
-}
-boost::json::array Indices(const std::vector<std::size_t>& v) {
-  boost::json::array out;
-  for (std::size_t i : v) out.push_back(i);
-  return out;
-}
-}  // namespace
-
 std::string FormatSummaryJson(const PlanResult& result) {
   boost::json::object out;
   out["plan"] = result.plan;
@@ -90,27 +80,12 @@ std::string FormatSummaryJson(const PlanResult& result) {
   out["failed_runs"] = result.failed_runs;
   boost::json::array summary;
   for (const auto& m : result.summary) {
-    const Statistics& st = m.stats;
-    boost::json::array warnings;
-    for (const auto& w : st.warnings) warnings.push_back(boost::json::string(w));
-    summary.push_back({{"benchmark", m.benchmark},
-                       {"metric", m.metric},
-                       {"unit", m.unit},
-                       {"runs", st.count},
-                       {"median", Finite(st.median)},
-                       {"mean", Finite(st.mean)},
-                       {"stddev", Finite(st.stddev)},
-                       {"rsd", Finite(st.rsd)},
-                       {"min", Finite(st.min)},
-                       {"max", Finite(st.max)},
-                       {"p5", Finite(st.p5)},
-                       {"p95", Finite(st.p95)},
-                       {"median_ci", {Finite(st.median_ci_low), Finite(st.median_ci_high)}},
-                       {"nonfinite", st.nonfinite},
-                       {"mad_outliers", Indices(st.mad_outliers)},
-                       {"tukey_outliers", Indices(st.tukey_outliers)},
-                       {"first_is_outlier", st.first_is_outlier},
-                       {"warnings", std::move(warnings)}});
+    boost::json::object row = {{"benchmark", m.benchmark},
+                               {"metric", m.metric},
+                               {"unit", m.unit},
+                               {"runs", m.stats.count}};
+    for (auto& field : StatisticsJson(m.stats)) row.emplace(field.key(), std::move(field.value()));
+    summary.push_back(std::move(row));
   }
   out["summary"] = std::move(summary);
   boost::json::object stopped;

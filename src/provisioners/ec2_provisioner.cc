@@ -20,6 +20,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "core/base64.h"
 
 namespace bitfusion {
 namespace {
@@ -131,15 +132,6 @@ std::int64_t ParseTimeNs(const std::string& text) {
   in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
   if (in.fail()) return 0;
   return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000'000;
-}
-
-std::string Base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 std::string NewClientToken() {
@@ -558,7 +550,7 @@ Result<std::vector<MachineInfo>> Ec2Provisioner::Create(const MachineRequest& re
   for (std::size_t i = 0; i < options_.security_group_ids.size(); ++i) {
     p.emplace_back("SecurityGroupId." + std::to_string(i + 1), options_.security_group_ids[i]);
   }
-  if (!options_.user_data.empty()) p.emplace_back("UserData", Base64(options_.user_data));
+  if (!options_.user_data.empty()) p.emplace_back("UserData", internal::Base64(options_.user_data));
   if (!request.zone.empty()) p.emplace_back("Placement.AvailabilityZone", request.zone);
   if (request.spot) {
     p.emplace_back("InstanceMarketOptions.MarketType", "spot");

@@ -14,6 +14,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "core/base64.h"
 #include "net/http_client.h"
 #include "sinks/text_encoding_internal.h"
 
@@ -38,15 +39,6 @@ std::string IndexNameProblem(std::string_view name) {
     }
   }
   return "";
-}
-
-std::string Base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 // Whether a bulk answer starts by saying "errors": false (whitespace allowed, as any JSON).
@@ -111,7 +103,7 @@ Result<ElasticsearchSinkOptions> ElasticsearchSinkOptions::FromUri(const Uri& ur
                                   " has both a user and an API key; give one of them");
     }
     // "id:key" as given by the create-API-key answer's id and api_key; else the encoded form.
-    options.api_key = key.find(':') != std::string::npos ? Base64(key) : key;
+    options.api_key = key.find(':') != std::string::npos ? internal::Base64(key) : key;
   }
   BITFUSION_ASSIGN_OR_RETURN(options.install_template,
                              uri.QueryBool("template", options.install_template));

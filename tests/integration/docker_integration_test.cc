@@ -602,18 +602,6 @@ TEST(DockerEngineRestartTest, EventsResumeWithoutLossOrRepeats) {
 
 // ---- mutual TLS ----------------------------------------------------------------------------
 
-std::uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 int Sh(const std::string& command) { return std::system(command.c_str()); }
 
 // A CA, a server certificate for 127.0.0.1 and a client certificate signed by it, plus a
@@ -646,7 +634,7 @@ TEST(DockerTlsTest, OnlyTheRightClientCertificateGetsIn) {
   const auto certs = testing::FreshDir("tls");
   ASSERT_TRUE(MakeCertificates(certs));
   const std::string c = certs.string();
-  const std::uint16_t port = FreePort();
+  const auto port = static_cast<std::uint16_t>(testing::FreePort());
   DockerDaemon daemon(
       "tls", {"--host", "tcp://127.0.0.1:" + std::to_string(port), "--tlsverify", "--tlscacert",
               c + "/ca.pem", "--tlscert", c + "/server.pem", "--tlskey", c + "/server-key.pem"});

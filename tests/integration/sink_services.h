@@ -25,19 +25,6 @@
 
 namespace bitfusion::testing {
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-inline int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// GET (or POST) `target` on http://127.0.0.1:port; the body, or "" when it failed.
 inline net::HttpResponse HttpCall(int port, const std::string& method, const std::string& target,
                                   const std::string& body = "",

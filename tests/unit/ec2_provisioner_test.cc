@@ -11,6 +11,7 @@
 
 #include "fakes/http_test_server.h"
 #include "provisioners/aws_config_internal.h"
+#include "scoped_env.h"
 
 namespace bitfusion {
 namespace {
@@ -19,33 +20,7 @@ using testing::HttpTestServer;
 using testing::TestRequest;
 using testing::TestResponse;
 
-// Sets environment variables for one test and puts the old values back.
-class ScopedEnv {
- public:
-  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
-    for (const auto& [name, value] : vars) {
-      const char* old = std::getenv(name);
-      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-      if (value) {
-        ::setenv(name, value, 1);
-      } else {
-        ::unsetenv(name);
-      }
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [name, value] : saved_) {
-      if (value) {
-        ::setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
+using testing::ScopedEnv;
 
 constexpr const char* kSecret = "s3cr3t/KEY+never-shown";
 

@@ -1,0 +1,12 @@
+// Base64 (RFC 4648, with padding) on OpenSSL's encoder: HTTP basic and API-key headers, EC2 user
+// data.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace bitfusion::internal {
+
+std::string Base64(std::string_view data);
+
+}  // namespace bitfusion::internal
