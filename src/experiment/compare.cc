@@ -164,27 +164,11 @@ std::string FormatComparisonTable(const ComparisonResult& result) {
                     std::isnan(c.test.p_value) ? "n/a" : FormatNumber(c.test.p_value),
                     m.verdict.empty() ? "n/a" : m.verdict});
   }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    width[i] = header[i].size();
-    for (const auto& row : rows) width[i] = std::max(width[i], row[i].size());
-  }
   std::ostringstream out;
   out << "baseline:  " << result.baseline << "\ncandidate: " << result.candidate << "\n\n";
-  auto line = [&](const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const bool left = i < 3 || i == cells.size() - 1;
-      const std::string pad(width[i] - cells[i].size(), ' ');
-      out << (i ? "  " : "")
-          << (left ? cells[i] + (i == cells.size() - 1 ? "" : pad) : pad + cells[i]);
-    }
-    out << "\n";
-  };
-  line(header);
-  std::vector<std::string> rule;
-  for (std::size_t w : width) rule.push_back(std::string(w, '-'));
-  line(rule);
-  for (const auto& row : rows) line(row);
+  std::vector<bool> left(header.size(), false);
+  left[0] = left[1] = left[2] = left.back() = true;
+  out << internal::FormatTextTable(header, rows, left);
   bool any_note = false;
   for (const auto& m : result.metrics) {
     if (m.note.empty()) continue;

@@ -1,7 +1,9 @@
 #include "experiment/number_format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 namespace bitfusion::internal {
 
@@ -26,6 +28,32 @@ std::string FormatPercent(double ratio, bool sign) {
   const double pct = ratio * 100;
   std::snprintf(buf, sizeof buf, sign ? "%+.*f%%" : "%.*f%%", std::fabs(pct) < 10 ? 2 : 1, pct);
   return buf;
+}
+
+std::string FormatTextTable(const std::vector<std::string>& header,
+                            const std::vector<std::vector<std::string>>& rows,
+                            const std::vector<bool>& left) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
+  }
+  std::ostringstream out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      const std::string pad(width[c] - cells[c].size(), ' ');
+      text += (c ? "  " : "") + (left[c] ? cells[c] + pad : pad + cells[c]);
+    }
+    text.erase(text.find_last_not_of(' ') + 1);
+    out << text << "\n";
+  };
+  line(header);
+  std::vector<std::string> rule;
+  for (std::size_t w : width) rule.push_back(std::string(w, '-'));
+  line(rule);
+  for (const auto& row : rows) line(row);
+  return out.str();
 }
 
 }  // namespace bitfusion::internal

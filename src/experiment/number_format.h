@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace bitfusion::internal {
 
@@ -10,5 +11,11 @@ namespace bitfusion::internal {
 std::string FormatNumber(double v);
 /// A ratio as a signed percentage with one or two decimals: 0.0123 -> "+1.23%".
 std::string FormatPercent(double ratio, bool sign = true);
+
+/// An aligned text table: the header, a rule of dashes, the rows. Columns whose `left` entry is
+/// true are left-aligned, the others (numbers) right-aligned; trailing padding is trimmed.
+std::string FormatTextTable(const std::vector<std::string>& header,
+                            const std::vector<std::vector<std::string>>& rows,
+                            const std::vector<bool>& left);
 
 }  // namespace bitfusion::internal

@@ -41,25 +41,10 @@ std::string FormatSummaryTable(const PlanResult& result) {
                     FormatNumber(st.p5), FormatNumber(st.p95), FormatNumber(st.max),
                     std::to_string(outliers.size())});
   }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    width[c] = header[c].size();
-    for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
-  }
   std::ostringstream out;
-  auto line = [&](const std::vector<std::string>& cells) {
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      const bool numeric = c >= 3;
-      const std::string pad(width[c] - cells[c].size(), ' ');
-      out << (c ? "  " : "") << (numeric ? pad + cells[c] : cells[c] + pad);
-    }
-    out << "\n";
-  };
-  line(header);
-  std::vector<std::string> rule;
-  for (std::size_t w : width) rule.push_back(std::string(w, '-'));
-  line(rule);
-  for (const auto& row : rows) line(row);
+  std::vector<bool> left(header.size(), false);
+  left[0] = left[1] = left[2] = true;
+  out << internal::FormatTextTable(header, rows, left);
   // Nothing is dropped: outliers stay in every statistic above, and are named here.
   for (const auto& m : result.summary) {
     for (const auto& w : m.stats.warnings) {

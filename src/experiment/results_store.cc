@@ -24,6 +24,38 @@ double NonFinite(const boost::json::value* text) {
   return std::numeric_limits<double>::quiet_NaN();
 }
 
+// Fills what `stored` lacks from `defaults`, recursively; arrays of objects take their first
+// default element as the template for every stored element. Records written by an older
+// bitfusion lack fields added since (a machine's zone, say), and cereal's reader refuses a
+// missing field.
+void MergeDefaults(boost::json::value& stored, const boost::json::value& defaults) {
+  if (stored.is_object() && defaults.is_object()) {
+    auto& object = stored.get_object();
+    for (const auto& member : defaults.get_object()) {
+      auto* have = object.if_contains(member.key());
+      if (have == nullptr) {
+        object.emplace(member.key(), member.value());
+      } else {
+        MergeDefaults(*have, member.value());
+      }
+    }
+  } else if (stored.is_array() && defaults.is_array() && !defaults.get_array().empty()) {
+    for (auto& element : stored.get_array()) MergeDefaults(element, defaults.get_array().front());
+  }
+}
+
+// A RunRecord of defaults as JSON, with one element in each array so arrays get a template.
+const boost::json::value& DefaultRecordJson() {
+  static const boost::json::value tree = [] {
+    RunRecord record;
+    record.results.emplace_back();
+    record.machine.accelerators.emplace_back();
+    record.machine.cpu.caches.emplace_back();
+    return boost::json::parse(ToJson(record));
+  }();
+  return tree;
+}
+
 }  // namespace
 
 Result<RunRecord> RunRecordFromStoredJson(std::string_view json) {
@@ -35,6 +67,7 @@ Result<RunRecord> RunRecordFromStoredJson(std::string_view json) {
   }
   auto& object = tree.get_object();
   object.erase("type");
+  MergeDefaults(tree, DefaultRecordJson());
   // cereal reads numbers only: null stands for a non-finite value the sinks could not write.
   std::vector<std::pair<std::size_t, double>> non_finite;
   if (auto* results = object.if_contains("results"); results && results->is_array()) {

@@ -240,6 +240,34 @@ TEST(ResultsStoreErrors, MissingFileForeignDatabaseAndOtherSchemes) {
   fs::remove_all(dir);
 }
 
+TEST(ResultsStoreCompatibility, RecordsWrittenBeforeFieldsWereAddedAreRead) {
+  // A jsonl file as an older bitfusion wrote it: the machine has no zone, spot or boot times,
+  // a result has no monotonic_ns.
+  const fs::path dir = fs::path(::testing::TempDir()) / ("bf-old-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "old.jsonl")
+      << R"({"type":"run","run_id":"r1","plan":"p","plan_run_id":"pr","benchmark":"b",)"
+      << R"("repetition":0,"warmup":false,"status":"ok","machine":{"hostname":"h",)"
+      << R"("cpu":{"model_name":"x","caches":[{"level":1}]},"accelerators":[{"kind":"gpu"}]},)"
+      << R"("results":[{"metric":"wall_time","value":null,"value_text":"NaN","unit":"s"},)"
+      << R"({"metric":"rate","value":2.5,"unit":"ops/s","metadata":{"k":"v"}}]})"
+      << "\n";
+  auto store = ResultsStore::Open((dir / "old.jsonl").string());
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  auto runs = (*store)->Runs("pr");
+  ASSERT_TRUE(runs.ok()) << runs.error().ToString();
+  ASSERT_EQ(runs->size(), 1u);
+  const RunRecord& r = runs->front();
+  EXPECT_EQ(r.machine.hostname, "h");
+  EXPECT_EQ(r.machine.cpu.caches.at(0).level, 1);
+  EXPECT_EQ(r.machine.accelerators.at(0).kind, "gpu");
+  ASSERT_EQ(r.results.size(), 2u);
+  EXPECT_TRUE(std::isnan(r.results[0].value));
+  EXPECT_DOUBLE_EQ(r.results[1].value, 2.5);
+  EXPECT_EQ(r.results[1].metadata.at("k"), "v");
+  fs::remove_all(dir);
+}
+
 TEST(BetterFromUnitTest, TimesDownRatesUp) {
   EXPECT_EQ(BetterFromUnit("wall_time", "s"), Better::kLower);
   EXPECT_EQ(BetterFromUnit("gbench.real_time", "ns"), Better::kLower);
