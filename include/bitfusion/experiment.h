@@ -17,6 +17,7 @@
 #include "bitfusion/device.h"
 #include "bitfusion/event.h"
 #include "bitfusion/export.h"
+#include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/statistics.h"
 #include "bitfusion/status.h"
@@ -123,6 +124,17 @@ struct RunProgress {
   const RunRecord* record = nullptr;  ///< the run that ended; null when started
 };
 
+/// What became of one sink's data once the plan closed it.
+struct SinkOutcome {
+  std::string uri;        ///< redacted
+  SinkCounters counters;  ///< after Close: what the store took, what is still held
+  /// A durable sink's spool: where what the store did not take waits for the next sink with
+  /// this spool (empty for other sinks).
+  std::string spool;
+  /// Every write and the close succeeded and nothing is held: all of it is in the store.
+  bool stored = false;
+};
+
 struct PlanResult {
   std::string plan;
   std::string plan_run_id;
@@ -134,6 +146,8 @@ struct PlanResult {
   bool interrupted = false;
   /// Writes or closes that failed; samples a sink could not store are counted in each message.
   std::vector<std::string> sink_errors;
+  /// One per sink, in the plan's order.
+  std::vector<SinkOutcome> sinks;
 };
 
 struct ExperimentOptions {

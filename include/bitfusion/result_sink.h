@@ -55,9 +55,12 @@ struct ResultSinkOptions {
   /// Largest the spool may grow while the store is down (`spool_max_bytes`, default 1 GiB);
   /// beyond it Write is ResourceExhausted and queues nothing.
   std::int64_t spool_max_bytes = std::int64_t{1} << 30;
-  /// How long Flush and Close keep retrying a store that fails when they are given no deadline
-  /// (`flush_timeout`, default 10s). What is not sent by then stays in the spool.
-  std::chrono::nanoseconds flush_timeout = std::chrono::seconds(10);
+  /// How long Flush and Close, when given no deadline, wait for a store that fails: once per
+  /// outage, not per call (`flush_timeout`, default 1s). What is not sent by then stays in the
+  /// spool; later calls in the same outage try at most once and return, and the sink's own
+  /// thread keeps retrying. A plan that flushes after each run so pays about a second for a
+  /// store that is down, not a timeout per run.
+  std::chrono::nanoseconds flush_timeout = std::chrono::seconds(1);
   /// Backoff between retries of a failing store: exponential from `retry_initial` (100ms) up to
   /// `retry_max` (30s), each wait drawn at random from its upper half (jitter).
   std::chrono::nanoseconds retry_initial = std::chrono::milliseconds(100);
@@ -85,6 +88,7 @@ struct ResultSinkOptions {
 struct SinkCounters {
   std::int64_t samples_written = 0;  ///< accepted by the backend (the store)
   std::int64_t samples_pending = 0;  ///< held by the sink (memory or spool), not yet accepted
+  std::int64_t runs_pending = 0;     ///< run records held, not yet accepted
   std::int64_t runs_written = 0;
   std::int64_t backend_calls = 0;
   std::int64_t errors = 0;            ///< failed backend calls (their data stays pending)
@@ -124,7 +128,8 @@ class BITFUSION_EXPORT ResultSink {
   /// Sends pending samples, then the record.
   Status Write(const RunRecord& record);
   /// Sends everything pending and makes it durable as the backend can (fsync, commit). A durable
-  /// sink retries a failing store until `deadline` (kNoDeadline: options.flush_timeout), then
+  /// sink retries a failing store until `deadline` (kNoDeadline: options.flush_timeout, once
+  /// per outage), then
   /// says how much is still held in its spool.
   Status Flush(Deadline deadline = kNoDeadline);
   /// Flush, then release the backend. Later writes are FailedPrecondition. Idempotent.
@@ -133,6 +138,9 @@ class BITFUSION_EXPORT ResultSink {
   /// The URI it was made from, password redacted.
   const std::string& uri() const { return uri_; }
   SinkCounters counters() const;
+  /// Where a durable sink spools what the store has not taken ("" for other sinks); it stays
+  /// named after Close, for the caller's summary.
+  std::string spool_dir() const;
   /// Called with kSinkDegraded when the store starts failing and kSinkRecovered when it works
   /// again, from whichever thread noticed, outside the sink's locks.
   void SetEventCallback(std::function<void(const Event&)> callback);
@@ -164,6 +172,11 @@ class BITFUSION_EXPORT ResultSink {
   /// Backoff before retry number `attempt` (1-based), with jitter, from the options.
   std::chrono::nanoseconds RetryBackoff(int attempt) const;
   const ResultSinkOptions& sink_options() const { return options_; }
+  /// Close has begun: for hooks that do something else when called from Close.
+  bool closing() const {
+    std::lock_guard lock(mu_);
+    return closing_;
+  }
 
   /// Backends call this first thing in their destructors: closes the sink if the owner did
   /// not, while the backend's hooks still exist, retrying a failing store for at most 1 s
@@ -176,7 +189,7 @@ class BITFUSION_EXPORT ResultSink {
   Status AppendLocked(const SampleBatch* batch, const RunRecord* run);
   bool SealLocked();
   Status Drain(bool stop_on_degraded);
-  Status DrainUntil(Deadline deadline);
+  Status DrainUntil(Deadline deadline, bool closing);
   Status SendSegment(Segment& segment);
   void StartWorkerLocked();
   void StopWorker();
@@ -185,6 +198,7 @@ class BITFUSION_EXPORT ResultSink {
   void SetRecovered();
   void Emit(EventType type, const std::string& detail);
   std::int64_t HeldSamplesLocked() const;
+  std::int64_t HeldRunsLocked() const;
   std::string HeldMessageLocked() const;
 
   const std::string uri_;
@@ -207,6 +221,9 @@ class BITFUSION_EXPORT ResultSink {
   std::int64_t last_degraded_log_mono_ns_ = 0;
   bool degraded_said_ = false;  // this outage was logged as a warning
   std::int64_t next_retry_mono_ns_ = 0;
+  std::string last_failure_;        // the store's last error, for messages
+  bool outage_wait_spent_ = false;  // a Flush or Close waited out flush_timeout this outage
+  std::string spool_dir_;
   std::function<void(const Event&)> on_event_;
 
   std::mutex send_mu_;           // serialises hooks; taken before mu_, never while holding it

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bitfusion/log.h"
 #include "bitfusion/version.h"
 #include "cli/commands.h"
 
@@ -100,15 +101,26 @@ int main(int argc, char** argv) {
     std::printf("bitfusion %s\n", bitfusion::Version());
     return kExitOk;
   }
-  if (command == "run") return RunCommand(args);
-  if (command == "inventory") return InventoryCommand(args);
-  if (command == "devices") return DevicesCommand(args);
-  if (command == "metrics") return MetricsCommand(args);
-  if (command == "import") return ImportCommand(args);
-  if (command == "reap") return ReapCommand(args);
-  if (command == "compare") return CompareCommand(args);
-  if (command == "report") return ReportCommand(args);
-  if (command == "machines") return MachinesCommand(args);
-  std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
-  return kExitUsage;
+  int (*run)(const std::vector<std::string>&) = nullptr;
+  if (command == "run") run = RunCommand;
+  if (command == "inventory") run = InventoryCommand;
+  if (command == "devices") run = DevicesCommand;
+  if (command == "metrics") run = MetricsCommand;
+  if (command == "import") run = ImportCommand;
+  if (command == "reap") run = ReapCommand;
+  if (command == "compare") run = CompareCommand;
+  if (command == "report") run = ReportCommand;
+  if (command == "machines") run = MachinesCommand;
+  if (run == nullptr) {
+    std::fprintf(stderr, "bitfusion: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
+    return kExitUsage;
+  }
+  const int exit = run(args);
+  // Warnings with one cause were printed once; say how often they recurred.
+  for (const auto& repeated : bitfusion::RepeatedLogs()) {
+    std::fprintf(stderr, "bitfusion: the warning \"%.100s%s\" recurred %lld more time%s\n",
+                 repeated.first_message.c_str(), repeated.first_message.size() > 100 ? "..." : "",
+                 static_cast<long long>(repeated.repeats), repeated.repeats == 1 ? "" : "s");
+  }
+  return exit;
 }

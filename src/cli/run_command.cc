@@ -156,16 +156,20 @@ int RunCommand(const std::vector<std::string>& args) {
     std::cout << FormatSummaryTable(*result);
   }
   for (const auto& e : result->sink_errors) std::cerr << "bitfusion run: " << e << "\n";
-  const auto& sinks = experiment.sinks.empty() ? plan->sinks : experiment.sinks;
   if (!vm.count("json")) {
-    // Never a password, and "stored" only for a sink that reported no error.
-    for (const auto& s : sinks) {
-      const std::string shown = Redact(s);
-      const bool failed =
-          std::any_of(result->sink_errors.begin(), result->sink_errors.end(),
-                      [&](const std::string& e) { return e.find(shown) != std::string::npos; });
-      std::cout << (failed ? "results NOT all stored in " : "results stored in ") << shown
-                << (failed ? " (see the errors above)" : "") << "\n";
+    // Never a password (the sink's own URI is redacted), and "stored" only for what the store
+    // took.
+    for (const auto& sink : result->sinks) {
+      const SinkCounters& c = sink.counters;
+      if (sink.stored) {
+        std::cout << "results stored in " << sink.uri << "\n";
+      } else if (!sink.spool.empty() && (c.samples_pending > 0 || c.runs_pending > 0)) {
+        std::cout << "results NOT yet stored in " << sink.uri << ": " << c.samples_pending
+                  << " samples and " << c.runs_pending << " run records wait in spool "
+                  << sink.spool << "; the next run with this sink sends them\n";
+      } else {
+        std::cout << "results NOT all stored in " << sink.uri << " (see the errors above)\n";
+      }
     }
   }
   if (result->interrupted) {

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <regex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "bitfusion/clock.h"
 
@@ -80,6 +82,50 @@ void Log(LogLevel level, std::string_view message) {
   } else {
     WriteToStderr(level, clean);
   }
+}
+
+namespace {
+
+struct OnceRegistry {
+  std::mutex mu;
+  std::unordered_map<std::string, std::size_t> index;  // cause -> position in `causes`
+  std::vector<RepeatedLog> causes;
+};
+OnceRegistry& Once() {
+  static OnceRegistry registry;
+  return registry;
+}
+// Beyond this many causes (a cause keyed by something unbounded, by mistake) messages are
+// logged as they come rather than remembered.
+constexpr std::size_t kMaxOnceCauses = 4096;
+
+}  // namespace
+
+void LogOnce(LogLevel level, std::string_view cause, std::string_view message) {
+  if (level < GetLogLevel() || level == LogLevel::kOff) return;
+  {
+    OnceRegistry& once = Once();
+    std::lock_guard lock(once.mu);
+    if (auto it = once.index.find(std::string(cause)); it != once.index.end()) {
+      ++once.causes[it->second].repeats;
+      return;
+    }
+    if (once.causes.size() < kMaxOnceCauses) {
+      once.index.emplace(std::string(cause), once.causes.size());
+      once.causes.push_back(RepeatedLog{std::string(cause), Redact(message), 0});
+    }
+  }
+  Log(level, message);
+}
+
+std::vector<RepeatedLog> RepeatedLogs() {
+  OnceRegistry& once = Once();
+  std::lock_guard lock(once.mu);
+  std::vector<RepeatedLog> out;
+  for (const auto& c : once.causes) {
+    if (c.repeats > 0) out.push_back(c);
+  }
+  return out;
 }
 
 std::string Redact(std::string_view text) {

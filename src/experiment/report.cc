@@ -93,6 +93,20 @@ std::string FormatSummaryJson(const PlanResult& result) {
   boost::json::array errors;
   for (const auto& e : result.sink_errors) errors.push_back(boost::json::string(e));
   out["sink_errors"] = std::move(errors);
+  boost::json::array sinks;
+  for (const auto& sink : result.sinks) {
+    boost::json::object o;
+    o["uri"] = sink.uri;
+    o["stored"] = sink.stored;
+    o["samples_written"] = sink.counters.samples_written;
+    o["runs_written"] = sink.counters.runs_written;
+    o["samples_pending"] = sink.counters.samples_pending;
+    o["runs_pending"] = sink.counters.runs_pending;
+    o["samples_dropped"] = sink.counters.samples_dropped;
+    if (!sink.spool.empty()) o["spool"] = sink.spool;
+    sinks.push_back(std::move(o));
+  }
+  out["sinks"] = std::move(sinks);
   return boost::json::serialize(out);
 }
 

@@ -281,11 +281,15 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   for (const auto& sink : p.sinks) sink->SetEventCallback(bus.Publisher());
   Subscription events = WatchEngine(plan, p, bus, reactor, notes);
   // Every record goes to the sinks and the caller as soon as it is made.
+  std::vector<int> failed_writes(p.sinks.size(), 0);
   auto store = [&](RunRecord record) {
     if (record.status == kRunInterrupted) result.interrupted = true;
     if (record.status != kRunOk && record.status != kRunInterrupted) ++result.failed_runs;
-    for (const auto& sink : p.sinks) {
-      if (Status s = sink->Write(record); !s.ok()) result.sink_errors.push_back(s.ToString());
+    for (std::size_t i = 0; i < p.sinks.size(); ++i) {
+      if (Status s = p.sinks[i]->Write(record); !s.ok()) {
+        result.sink_errors.push_back(s.ToString());
+        ++failed_writes[i];
+      }
     }
     if (options.on_run) options.on_run(record);
     result.runs.push_back(std::move(record));
@@ -330,10 +334,20 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   }
 
   // Finish.
-  for (const auto& sink : p.sinks) {
-    if (Status s = sink->Close(DeadlineAfter(60s)); !s.ok()) {
-      result.sink_errors.push_back(s.ToString());
-    }
+  // No deadline: each sink's own flush_timeout, which for a durable sink is one budget for the
+  // whole outage, so a store that is down does not hold the plan up here either.
+  for (std::size_t i = 0; i < p.sinks.size(); ++i) {
+    ResultSink& sink = *p.sinks[i];
+    const Status closed = sink.Close();
+    if (!closed.ok()) result.sink_errors.push_back(closed.ToString());
+    SinkOutcome outcome;
+    outcome.uri = sink.uri();
+    outcome.counters = sink.counters();
+    outcome.spool = sink.spool_dir();
+    outcome.stored = closed.ok() && failed_writes[i] == 0 &&
+                     outcome.counters.samples_pending == 0 && outcome.counters.runs_pending == 0 &&
+                     outcome.counters.samples_dropped == 0;
+    result.sinks.push_back(std::move(outcome));
   }
   // The caller sees every event of the plan before RunPlan returns.
   if (Status s = bus.Flush(DeadlineAfter(10s)); !s.ok()) {

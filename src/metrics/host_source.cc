@@ -223,9 +223,10 @@ Result<std::shared_ptr<HostSource>> HostSource::Make(const HostSourceOptions& op
     if (file) source->cpufreq_.push_back(Cpufreq{cpu, std::move(*file), 0});
   }
   if (source->cpufreq_.empty()) {
-    LogAt(LogLevel::kWarning, "host metrics: no CPU frequency under ", options.sys_root,
-          "/devices/system/cpu/cpu*/cpufreq (a VM, or no cpufreq driver); cpu.frequency will "
-          "not be sampled");
+    LogOnceAt(LogLevel::kWarning, "host-cpufreq " + options.sys_root,
+              "host metrics: no CPU frequency under ", options.sys_root,
+              "/devices/system/cpu/cpu*/cpufreq (a VM, or no cpufreq driver); cpu.frequency will "
+              "not be sampled");
   }
   source->cpufreq_buffer_.resize(256);
   return source;

@@ -487,9 +487,11 @@ class MetricStream::Impl {
     delivery_errors_.fetch_add(1, std::memory_order_relaxed);
     if (slot.error_logged) return;
     slot.error_logged = true;
-    LogAt(LogLevel::kWarning, "metric stream: writing to sink ", slot.sink->uri(),
-          " failed: ", status.ToString(),
-          "; sampling goes on, further failures are only counted (Overhead().delivery_errors)");
+    // One line per sink and process: a plan makes a stream per run, and a store that is down
+    // fails them all for one cause.
+    LogOnceAt(LogLevel::kWarning, "sink-write " + slot.sink->uri(),
+              "metric stream: writing to sink ", slot.sink->uri(), " failed: ", status.ToString(),
+              "; sampling goes on, further failures are only counted (Overhead().delivery_errors)");
   }
 
   const MetricStreamOptions options_;

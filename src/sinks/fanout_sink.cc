@@ -112,6 +112,9 @@ Status Combine(const std::vector<Status>& statuses) {
 }  // namespace
 
 Status FanoutSink::SyncBackend(Deadline deadline) {
+  // Closing: CloseBackend closes every child, and a child's Close flushes it (trying a failing
+  // store once more, where a Flush in the same outage would leave it to the retry).
+  if (closing()) return Status::OK();
   std::vector<Status> statuses;
   for (const auto& child : children_) statuses.push_back(child->Flush(deadline));
   return Combine(statuses);

@@ -139,6 +139,7 @@ Status ResultSink::OpenSpool() {
   auto leftovers = spool->TakeLeftovers();
   std::int64_t samples = 0;
   std::lock_guard lock(mu_);
+  spool_dir_ = spool->dir().string();
   spool_ = std::move(spool);
   durable_ = true;
   for (auto& segment : leftovers) {
@@ -215,8 +216,19 @@ std::int64_t ResultSink::HeldSamplesLocked() const {
   return held;
 }
 
+std::int64_t ResultSink::HeldRunsLocked() const {
+  std::int64_t held = 0;
+  for (const auto& segment : backlog_) {
+    if (segment->has_run) ++held;
+  }
+  return held;
+}
+
 std::string ResultSink::HeldMessageLocked() const {
-  const std::string held = std::to_string(HeldSamplesLocked()) + " samples";
+  std::string held = std::to_string(HeldSamplesLocked()) + " samples";
+  if (const std::int64_t runs = HeldRunsLocked(); runs > 0) {
+    held += " and " + std::to_string(runs) + (runs == 1 ? " run record" : " run records");
+  }
   if (spool_ == nullptr) return held + " unsent";
   return held + " unsent; they stay in spool " + spool_->dir().string() +
          " and are sent when a sink with that spool opens again";
@@ -283,7 +295,7 @@ Status ResultSink::Drain(bool stop_on_degraded) {
       std::lock_guard lock(mu_);
       if (backlog_.empty()) return Status::OK();
       if (stop_on_degraded && degraded_ && MonoNowNs() < next_retry_mono_ns_) {
-        return UnavailableError("the store is failing; the next retry is scheduled");
+        return UnavailableError(last_failure_ + " (retried in the background)");
       }
       segment = backlog_.front().get();
       if (!segment->loaded) loaded = spool_->Load(*segment);
@@ -318,17 +330,28 @@ Status ResultSink::Drain(bool stop_on_degraded) {
   }
 }
 
-Status ResultSink::DrainUntil(Deadline deadline) {
-  if (deadline == kNoDeadline) {
+Status ResultSink::DrainUntil(Deadline deadline, bool closing) {
+  // Given no deadline, Flush and Close wait out flush_timeout once per outage, not per call:
+  // what is unsent is durable in the spool, and a plan that flushes after every run must not
+  // wait out a timeout each time for a store that is down.
+  const bool budgeted = deadline == kNoDeadline;
+  bool spent = false;
+  if (budgeted) {
+    std::lock_guard lock(mu_);
+    spent = outage_wait_spent_;
     deadline = DeadlineAfter(options_.flush_timeout);
   }
   for (int attempt = 1;; ++attempt) {
-    Status status = Drain(false);
+    // Once spent, a failing store is left to the sink's own thread and its backoff: a flush
+    // tries only if the next retry is due; a close tries once, as it is the last chance.
+    Status status = Drain(spent && !closing);
     if (status.ok()) return status;
     const auto wait = RetryBackoff(attempt);
-    if (std::chrono::steady_clock::now() + wait >= deadline) {
+    if (spent || std::chrono::steady_clock::now() + wait >= deadline) {
       std::lock_guard lock(mu_);
-      return status.WithContext("after " + std::to_string(attempt) + " attempts, " +
+      if (budgeted && degraded_) outage_wait_spent_ = true;
+      return status.WithContext("after " + std::to_string(attempt) +
+                                (attempt == 1 ? " attempt, " : " attempts, ") +
                                 HeldMessageLocked());
     }
     std::this_thread::sleep_for(wait);
@@ -343,6 +366,7 @@ void ResultSink::SetDegraded(const Status& why) {
   {
     std::lock_guard lock(mu_);
     ++failures_;
+    last_failure_ = why.message();
     wait = RetryBackoff(failures_);
     const std::int64_t now = MonoNowNs();
     next_retry_mono_ns_ = now + wait.count();
@@ -377,6 +401,7 @@ void ResultSink::SetRecovered() {
     std::lock_guard lock(mu_);
     if (!degraded_) return;
     degraded_ = false;
+    outage_wait_spent_ = false;
     say = degraded_said_;
     outage_ns = MonoNowNs() - degraded_since_mono_ns_;
   }
@@ -506,6 +531,7 @@ Status ResultSink::Write(const RunRecord& record) {
     }
     Segment& last = *backlog_.back();
     last.run = record;
+    last.has_run = true;
     if (!last.loaded) {
       internal::Spool::Unload(last);  // the run is in the file; keep memory bounded
     }
@@ -525,7 +551,7 @@ Status ResultSink::Flush(Deadline deadline) {
     SealLocked();
   }
   BITFUSION_RETURN_IF_ERROR(
-      (durable_ ? DrainUntil(deadline) : Drain(false)).WithContext("sink " + uri_));
+      (durable_ ? DrainUntil(deadline, false) : Drain(false)).WithContext("sink " + uri_));
   std::lock_guard send(send_mu_);
   if (backend_closed_) return Status::OK();  // a Close ran meanwhile, and synced
   return SyncBackend(deadline).WithContext("sink " + uri_);
@@ -539,7 +565,7 @@ Status ResultSink::Close(Deadline deadline) {
     SealLocked();
   }
   StopWorker();
-  Status sent = durable_ ? DrainUntil(deadline) : Drain(false);
+  Status sent = durable_ ? DrainUntil(deadline, true) : Drain(false);
   Status synced = sent;
   Status closed;
   {
@@ -567,10 +593,16 @@ Status ResultSink::Close(Deadline deadline) {
   return closed.WithContext("sink " + uri_);
 }
 
+std::string ResultSink::spool_dir() const {
+  std::lock_guard lock(mu_);
+  return spool_dir_;
+}
+
 SinkCounters ResultSink::counters() const {
   std::lock_guard lock(mu_);
   SinkCounters out = counters_;
   out.samples_pending = HeldSamplesLocked();
+  out.runs_pending = HeldRunsLocked();
   if (spool_ != nullptr) out.spool_bytes = spool_->bytes();
   out.degraded = degraded_;
   return out;

@@ -227,6 +227,7 @@ Status Spool::Scan() {
     int records = 0;
     WalkRecords(data, false, corrupt, [&](const RecordHeader& h, std::string_view) {
       segment->samples += h.samples;
+      if (h.kind == kKindRun) segment->has_run = true;
       ++records;
     });
     bytes_ += segment->file_bytes;

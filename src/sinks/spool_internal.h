@@ -39,6 +39,7 @@ struct SpoolSegment {
   std::int64_t memory_bytes = 0;  ///< approximate, of `batches` while loaded
   bool loaded = true;             ///< false: batches and run are only in `file`
   bool batches_sent = false;      ///< the store took the batches; only the run is left
+  bool has_run = false;           ///< ends with a run record (in `run` while loaded)
   bool replayed = false;          ///< left by an earlier process
   /// What the backend has already delivered of this segment, in its own terms (e.g. which
   /// documents of a bulk request the store took), so a retry sends only the rest.

@@ -277,6 +277,45 @@ TEST_F(SpoolTest, FlushGivesUpAtItsDeadlineSayingWhereTheDataIs) {
   EXPECT_EQ(next->counters().samples_replayed, 3);
 }
 
+TEST_F(SpoolTest, FlushesWithoutADeadlineShareOneBudgetPerOutage) {
+  // A plan flushes after every run; a store that is down must cost it flush_timeout once, not
+  // per flush. Once the outage's budget is spent, a flush tries at most once and returns.
+  options_.flush_timeout = std::chrono::seconds(1);
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  store_->down = true;
+  ASSERT_TRUE(sink->Write(Batch(0, 3)).ok());
+  const Status first = sink->Flush();
+  EXPECT_EQ(first.code(), StatusCode::kUnavailable) << first.ToString();
+  EXPECT_EQ(first.message().find("after 1 attempt,"), std::string::npos)
+      << "the first flush retries within its budget: " << first.ToString();
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(sink->Write(Batch(i * 10, 3)).ok());
+    const Status later = sink->Flush();
+    EXPECT_EQ(later.code(), StatusCode::kUnavailable) << later.ToString();
+    EXPECT_NE(later.message().find("after 1 attempt,"), std::string::npos) << later.ToString();
+    EXPECT_NE(later.message().find(std::to_string(3 * (i + 1)) + " samples unsent"),
+              std::string::npos)
+        << later.ToString();
+    EXPECT_NE(later.message().find("store is down"), std::string::npos)
+        << "names the store's error: " << later.ToString();
+  }
+  // The store comes back: the background retry sends everything and the outage ends...
+  store_->down = false;
+  ASSERT_TRUE(WaitFor([&] { return !sink->counters().degraded; }));
+  EXPECT_EQ(store_->Distinct(), 15);
+  // ... so the next outage has a whole budget again.
+  store_->down = true;
+  ASSERT_TRUE(sink->Write(Batch(100, 3)).ok());
+  const Status next = sink->Flush();
+  EXPECT_EQ(next.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(next.message().find("after 1 attempt,"), std::string::npos) << next.ToString();
+  store_->down = false;
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(store_->Distinct(), 18);
+  EXPECT_TRUE(store_->EachOnce());
+}
+
 TEST_F(SpoolTest, DestroyingWithoutCloseWhileTheStoreIsDownTakesAboutASecond) {
   options_.flush_timeout = std::chrono::seconds(10);
   options_.retry_max = milliseconds(100);

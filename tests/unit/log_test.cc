@@ -1,0 +1,86 @@
+#include "bitfusion/log.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bitfusion {
+namespace {
+
+class LogOnceTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    SetLogHandler([this](LogLevel, std::string_view message) {
+      std::lock_guard lock(mu_);
+      lines_.emplace_back(message);
+    });
+  }
+  void TearDown() override { SetLogHandler(nullptr); }
+  std::vector<std::string> Lines() {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+  static const RepeatedLog* Find(const std::vector<RepeatedLog>& all, const std::string& cause) {
+    for (const auto& r : all) {
+      if (r.cause == cause) return &r;
+    }
+    return nullptr;
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(LogOnceTest, OneLinePerCauseAndTheRepeatsAreCounted) {
+  const std::string cause =
+      "test-cause-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed());
+  for (int i = 0; i < 5; ++i) {
+    LogOnceAt(LogLevel::kWarning, cause, "store es://u:hunter2@h:1/i is down, try ", i);
+  }
+  LogOnceAt(LogLevel::kWarning, cause + "-other", "another cause");
+  const auto lines = Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "store es://u:***@h:1/i is down, try 0") << "the first one, redacted";
+  EXPECT_EQ(lines[1], "another cause");
+  const auto repeated = RepeatedLogs();
+  const RepeatedLog* r = Find(repeated, cause);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->repeats, 4);
+  EXPECT_EQ(r->first_message, "store es://u:***@h:1/i is down, try 0");
+  EXPECT_EQ(Find(repeated, cause + "-other"), nullptr) << "met once: not a repeat";
+}
+
+TEST_F(LogOnceTest, ManyThreadsOneCauseOneLine) {
+  const std::string cause =
+      "threads-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) LogOnce(LogLevel::kWarning, cause, "same cause");
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(Lines().size(), 1u);
+  const auto repeated = RepeatedLogs();
+  const RepeatedLog* r = Find(repeated, cause);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->repeats, 799);
+}
+
+TEST_F(LogOnceTest, BelowTheLevelNothingIsLoggedOrCounted) {
+  const std::string cause =
+      "quiet-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed());
+  const LogLevel before = GetLogLevel();
+  SetLogLevel(LogLevel::kError);
+  LogOnce(LogLevel::kWarning, cause, "hidden");
+  LogOnce(LogLevel::kWarning, cause, "hidden");
+  SetLogLevel(before);
+  EXPECT_TRUE(Lines().empty());
+  EXPECT_EQ(Find(RepeatedLogs(), cause), nullptr);
+}
+
+}  // namespace
+}  // namespace bitfusion
