@@ -136,7 +136,9 @@ std::string Redact(std::string_view text) {
   if (!maybe) return std::string(text);
 
   using std::regex;
-  static const regex kUserInfo(R"(([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]+@)");
+  // The password runs to the last '@' before a space, '?' or '#': one that was not
+  // percent-encoded may hold '/' or '@'.
+  static const regex kUserInfo(R"(([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^\s?#]*@)");
   static const regex kAuthorization(R"(((?:proxy-)?authorization\s*[:=]\s*)[^\r\n]*)",
                                     regex::icase);
   // The key must start a word or a compound name (DB_PASSWORD, --token), not a path

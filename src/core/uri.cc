@@ -33,9 +33,12 @@ std::string MaskedText(std::string_view text) {
   const auto scheme_end = out.find("://");
   if (scheme_end == std::string::npos) return out;
   const auto authority = scheme_end + 3;
-  const auto at = out.find('@', authority);
-  const auto slash = out.find('/', authority);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return out;
+  // The userinfo ends at the last '@' before the query: a password that was not
+  // percent-encoded may hold '/' or '@' itself (that is why the text did not parse). A path with
+  // an '@' is masked too: better too much than a password shown.
+  const auto query = out.find_first_of("?#", authority);
+  const auto at = out.rfind('@', query == std::string::npos ? std::string::npos : query - 1);
+  if (at == std::string::npos || at < authority) return out;
   const auto colon = out.find(':', authority);
   if (colon == std::string::npos || colon > at) return out;
   return out.replace(colon + 1, at - colon - 1, "***");
@@ -62,6 +65,21 @@ Result<Uri> Uri::Parse(std::string_view text) {
         }
       }
       return uri;
+    }
+  }
+  // A user or password with '@' or '/' that was not percent-encoded is split in the wrong place
+  // by any parser, and the part it takes for the host or path would show up in messages.
+  if (const auto slashes = text.find("://"); slashes != std::string_view::npos) {
+    const auto rest = text.substr(slashes + 3, text.find_first_of("?#") - slashes - 3);
+    const auto at = rest.find('@');
+    const auto slash = rest.find('/');
+    const bool two_ats = at != std::string_view::npos && rest.find('@', at + 1) != rest.npos;
+    const bool slash_first = at != std::string_view::npos && slash < at &&
+                             rest.substr(0, slash).find(':') != std::string_view::npos;
+    if (two_ats || slash_first) {
+      return InvalidArgumentError("cannot parse URI \"" + MaskedText(text) + "\": its user or " +
+                                  "password holds '@' or '/'; percent-encode them (%40, %2F), or " +
+                                  "give the password another way (password_file=, environment)");
     }
   }
   auto parsed = boost::urls::parse_uri(text);

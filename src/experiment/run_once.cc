@@ -99,8 +99,9 @@ RunRecord NewRecord(const RunContext& ctx, const BenchmarkSpec& b,
   record.benchmark = b.name;
   record.repetition = repetition;
   record.warmup = warmup;
-  record.runner = ctx.plan.runner;
-  record.command = argv;
+  record.runner = Redact(ctx.plan.runner);
+  // As stored, redacted: "--password=..." in a command line is not for a results store.
+  for (const auto& arg : argv) record.command.push_back(Redact(arg));
   record.image = b.image;
   if (auto it = ctx.image_digests.find(b.image); it != ctx.image_digests.end()) {
     record.image_digest = it->second;
@@ -278,11 +279,13 @@ void Classify(const RunContext& ctx, const BenchmarkSpec& b, const Result<ExitSt
     // what this process saw on stderr.
     std::optional<std::vector<LogLine>> tail;
     if (ctx.notes != nullptr) tail = ctx.notes->WaitForTail(record.run_id, DeadlineAfter(2s));
+    // Redacted: a failing program may print its configuration, credentials included, and
+    // records go to stores that others read.
     if (tail && !tail->empty()) {
       record.error += "; last log lines:";
-      for (const auto& l : *tail) record.error += "\n" + l.text;
+      for (const auto& l : *tail) record.error += "\n" + Redact(l.text);
     } else if (const std::string err = output.stderr_tail(); !err.empty()) {
-      record.error += "; last stderr lines:\n" + err;
+      record.error += "; last stderr lines:\n" + Redact(err);
     }
   }
 }

@@ -321,7 +321,7 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
         record.plan = plan.name;
         record.plan_run_id = result.plan_run_id;
         record.benchmark = b.name;
-        record.runner = plan.runner;
+        record.runner = Redact(plan.runner);
         record.machine = p.machine;
         record.status = kRunError;
         record.error = leased.error().WithContext("leasing devices").ToString();

@@ -6,9 +6,8 @@
 
 #include <any>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -51,13 +50,6 @@ bool NoErrors(std::string_view answer) {
   return head.substr(at, 5) == "false";
 }
 
-std::string Trim(std::string text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  std::size_t start = 0;
-  while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
-  return text.substr(start);
-}
-
 }  // namespace
 
 Result<ElasticsearchSinkOptions> ElasticsearchSinkOptions::FromUri(const Uri& uri) {
@@ -87,15 +79,10 @@ Result<ElasticsearchSinkOptions> ElasticsearchSinkOptions::FromUri(const Uri& ur
   }
   std::string key = uri.Query("api_key").value_or("");
   if (auto file = uri.Query("api_key_file")) {
-    std::ifstream in(*file);
-    if (!in) {
-      return NotFoundError("cannot read api_key_file " + *file + " named in " +
-                           options.redacted_uri);
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    key = Trim(text.str());
-    net::WarnIfReadableByOthers(*file, "Elasticsearch API key file");
+    BITFUSION_ASSIGN_OR_RETURN(key, internal::ReadSecretFile(*file, "api_key_file", uri));
+  } else if (const char* env = std::getenv("BITFUSION_ES_API_KEY");
+             key.empty() && options.http.client.user.empty() && env != nullptr) {
+    key = env;
   }
   if (!key.empty()) {
     if (!options.http.client.user.empty()) {

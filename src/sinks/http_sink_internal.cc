@@ -1,5 +1,8 @@
 #include "sinks/http_sink_internal.h"
 
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
 #include <utility>
 
 #include "bitfusion/log.h"
@@ -11,8 +14,47 @@ namespace bitfusion::internal {
 std::vector<std::string_view> HttpSinkQueryKeys(
     std::initializer_list<std::string_view> backend_keys) {
   std::vector<std::string_view> keys = ResultSinkOptions::DurableQueryKeysWith(backend_keys);
-  keys.insert(keys.end(), {"ca", "gzip", "timeout"});
+  keys.insert(keys.end(), {"ca", "gzip", "timeout", "password_file"});
   return keys;
+}
+
+Result<std::string> ReadSecretFile(const std::string& path, std::string_view option,
+                                   const Uri& uri) {
+  std::ifstream in(path);
+  if (!in) {
+    return NotFoundError("cannot read " + std::string(option) + " " + path + " named in " +
+                         RedactedUri(uri) + "; it must hold the secret on its first line");
+  }
+  std::string line;
+  std::getline(in, line);
+  net::WarnIfReadableByOthers(path, std::string(option));
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  return first == std::string::npos ? std::string() : line.substr(first, last - first + 1);
+}
+
+Result<std::string> HttpSinkPassword(const Uri& uri, std::string_view scheme) {
+  std::string variable = "BITFUSION_";
+  for (char c : scheme) variable += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  variable += "_PASSWORD";
+  const auto file = uri.Query("password_file");
+  if (file && !uri.password.empty()) {
+    return InvalidArgumentError("sink URI " + RedactedUri(uri) +
+                                " has a password and password_file=; give one of them (the file "
+                                "keeps the password out of process lists)");
+  }
+  if (file) {
+    if (uri.user.empty()) {
+      return InvalidArgumentError("option password_file= in " + RedactedUri(uri) +
+                                  " needs a user: write " + std::string(scheme) +
+                                  "://USER@HOST:PORT/...?password_file=PATH");
+    }
+    return ReadSecretFile(*file, "password_file", uri);
+  }
+  if (!uri.password.empty() || uri.user.empty()) return uri.password;
+  // A user without a password: the environment may hold it, out of the URI and of `ps`.
+  if (const char* env = std::getenv(variable.c_str()); env != nullptr) return std::string(env);
+  return std::string();
 }
 
 Result<HttpSinkTarget> ReadHttpSinkUri(const Uri& uri, std::string_view scheme,
@@ -32,7 +74,7 @@ Result<HttpSinkTarget> ReadHttpSinkUri(const Uri& uri, std::string_view scheme,
       std::string(https ? "https://" : "http://") + host + ":" + std::to_string(port);
   out.client.peer_name = std::string(peer) + " at " + out.client.base_url;
   out.client.user = uri.user;
-  out.client.password = uri.password;
+  BITFUSION_ASSIGN_OR_RETURN(out.client.password, HttpSinkPassword(uri, scheme));
   if (auto ca = uri.Query("ca")) {
     if (!https) {
       return InvalidArgumentError("option ca= in " + RedactedUri(uri) + " needs TLS; write " +

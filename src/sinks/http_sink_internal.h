@@ -37,6 +37,17 @@ std::vector<std::string_view> HttpSinkQueryKeys(
 Result<HttpSinkTarget> ReadHttpSinkUri(const Uri& uri, std::string_view scheme,
                                        std::uint16_t default_port, std::string_view peer);
 
+/// The basic-auth password: the URI's, or the first line of the file in `password_file=`, or
+/// for a URI with a user and no password the environment's BITFUSION_<SCHEME>_PASSWORD
+/// (BITFUSION_ES_PASSWORD, BITFUSION_INFLUX_PASSWORD), so that it need not sit in the URI, where
+/// process lists show it.
+Result<std::string> HttpSinkPassword(const Uri& uri, std::string_view scheme);
+
+/// The first line of `path`, trimmed: a secret named by option `option` of `uri` (password_file,
+/// api_key_file). Warns when other users may read the file.
+Result<std::string> ReadSecretFile(const std::string& path, std::string_view option,
+                                   const Uri& uri);
+
 /// The scheme-independent part of `uri` for messages: "SCHEME://USER:***@HOST:PORT/PATH?..."
 /// with secrets in options masked too.
 std::string RedactedUri(const Uri& uri);

@@ -63,6 +63,10 @@ TEST(LogTest, RedactsSecrets) {
   EXPECT_EQ(Redact("/etc/passwd: switching to WAL mode"), "/etc/passwd: switching to WAL mode");
   EXPECT_EQ(Redact("x?token=abc&y=1"), "x?token=***&y=1");
   EXPECT_EQ(Redact("DB_PASSWORD=abc --api-key=k"), "DB_PASSWORD=*** --api-key=***");
+  // Passwords that were not percent-encoded: '/' and '@' inside them.
+  EXPECT_EQ(Redact("es://elastic:pa/ss@h:9200/i failed"), "es://elastic:***@h:9200/i failed");
+  EXPECT_EQ(Redact("es://elastic:p@ss@h:9200/i?x=1"), "es://elastic:***@h:9200/i?x=1");
+  EXPECT_EQ(Redact("two: es://a:b@h/x and es://c:d@g/y"), "two: es://a:***@h/x and es://c:***@g/y");
 }
 
 TEST(LogTest, HandlerSeesRedactedMessagesAtOrAboveLevel) {

@@ -78,5 +78,21 @@ TEST(UriTest, MalformedUriIsInvalidArgumentWithoutPassword) {
   EXPECT_FALSE(Uri::Parse("not a uri").ok());
 }
 
+TEST(UriTest, PasswordsWithSlashOrAtAreMaskedInParseErrors) {
+  // Not percent-encoded, so the text does not parse; the error must still not show them.
+  for (const char* text : {"es://elastic:pa/ss@h:9200/idx", "es://elastic:p@ss@h:99999/idx",
+                           "influx://u:a/b@c@h:1:2/db?x=1"}) {
+    auto uri = Uri::Parse(text);
+    if (uri.ok()) {
+      EXPECT_EQ(uri->ToString().find("ss@"), std::string::npos) << uri->ToString();
+      continue;
+    }
+    const std::string message = uri.error().message();
+    for (const char* secret : {"pa/ss", "p@ss", "a/b@c", "ss@h", "/ss", "b@c"}) {
+      EXPECT_EQ(message.find(secret), std::string::npos) << text << " -> " << message;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bitfusion
