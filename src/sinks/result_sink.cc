@@ -97,41 +97,15 @@ void ResultSink::RecordDropped(std::int64_t samples, std::string_view why) {
         " samples for good, they are not retried: ", why);
 }
 
-namespace {
-
-// A malformed batch must be refused before it is queued: once pending, it would fail (or crash)
-// every later send, and backends index the columns without checking.
-Status CheckBatch(const SampleBatch& batch) {
-  const std::size_t n = batch.value.size();
-  if (batch.series_index.size() != n || batch.timestamp_ns.size() != n ||
-      batch.monotonic_ns.size() != n) {
-    return InvalidArgumentError(
-        "malformed SampleBatch: columns series_index/timestamp_ns/monotonic_ns/value have " +
-        std::to_string(batch.series_index.size()) + "/" +
-        std::to_string(batch.timestamp_ns.size()) + "/" +
-        std::to_string(batch.monotonic_ns.size()) + "/" + std::to_string(n) +
-        " entries; fill them with SampleBatch::Append");
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (batch.series_index[i] >= batch.series.size()) {
-      return InvalidArgumentError("malformed SampleBatch: sample " + std::to_string(i) +
-                                  " names series " + std::to_string(batch.series_index[i]) +
-                                  " but the batch has " + std::to_string(batch.series.size()) +
-                                  "; add series with SampleBatch::AddSeries");
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 Status ResultSink::OpenSpool() {
   std::filesystem::path dir = options_.spool;
   if (dir.empty()) {
     // Named by where the data goes, not by how it is batched: changing an option must not
     // leave an earlier spool behind.
     const std::string where = uri_.substr(0, uri_.find('?'));
-    dir = internal::DefaultSpoolDir(where.substr(0, where.find(':')), where);
+    auto defaulted = internal::DefaultSpoolDir(where.substr(0, where.find(':')), where);
+    if (!defaulted) return defaulted.error().WithContext("sink " + uri_);
+    dir = std::move(*defaulted);
   }
   auto opened = internal::Spool::Open(dir);
   if (!opened) return opened.error().WithContext("sink " + uri_);
@@ -190,8 +164,11 @@ bool ResultSink::SealLocked() {
   pending_bytes_ = 0;
   if (spool_ != nullptr) {
     if (Status s = spool_->Seal(*segment); !s.ok()) {
-      // The records are written, only not yet forced to disk; they are delivered from memory.
-      LogAt(LogLevel::kWarning, "sink ", uri_, ": ", s.message());
+      // The file may not hold the records (after a failed fsync the kernel may have dropped
+      // them): they stay in memory, never unloaded, and are delivered from there; only a crash
+      // before then would lose them, which the message says.
+      LogAt(LogLevel::kError, "sink ", uri_, ": ", s.message(), "; its ", segment->samples,
+            " samples are kept in memory until sent, and would not survive a crash");
     }
   }
   backlog_.push_back(std::move(segment));
@@ -490,7 +467,9 @@ Status ResultSink::Write(const SampleBatch& batch) {
     std::lock_guard lock(mu_);
     if (closing_) return FailedPreconditionError("sink " + uri_ + " is closed; make a new one");
     if (batch.empty()) return Status::OK();
-    BITFUSION_RETURN_IF_ERROR(CheckBatch(batch).WithContext("sink " + uri_));
+    // A malformed batch is refused before it is queued: once pending, it would fail (or crash)
+    // every later send, as backends index the columns without checking.
+    BITFUSION_RETURN_IF_ERROR(internal::CheckBatch(batch).WithContext("sink " + uri_));
     StartWorkerLocked();
     const bool was_empty = pending_.empty();
     BITFUSION_RETURN_IF_ERROR(AppendLocked(&batch, nullptr));

@@ -157,14 +157,41 @@ std::size_t ApproxBytes(const SampleBatch& batch) {
   return bytes;
 }
 
-std::filesystem::path DefaultSpoolDir(std::string_view scheme, std::string_view redacted_uri) {
+Status CheckBatch(const SampleBatch& batch) {
+  const std::size_t n = batch.value.size();
+  if (batch.series_index.size() != n || batch.timestamp_ns.size() != n ||
+      batch.monotonic_ns.size() != n) {
+    return InvalidArgumentError(
+        "malformed SampleBatch: columns series_index/timestamp_ns/monotonic_ns/value have " +
+        std::to_string(batch.series_index.size()) + "/" +
+        std::to_string(batch.timestamp_ns.size()) + "/" +
+        std::to_string(batch.monotonic_ns.size()) + "/" + std::to_string(n) +
+        " entries; fill them with SampleBatch::Append");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (batch.series_index[i] >= batch.series.size()) {
+      return InvalidArgumentError("malformed SampleBatch: sample " + std::to_string(i) +
+                                  " names series " + std::to_string(batch.series_index[i]) +
+                                  " but the batch has " + std::to_string(batch.series.size()) +
+                                  "; add series with SampleBatch::AddSeries");
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::filesystem::path> DefaultSpoolDir(std::string_view scheme,
+                                              std::string_view redacted_uri) {
   std::filesystem::path base;
   if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state == '/') {
     base = state;
-  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
     base = std::filesystem::path(home) / ".local" / "state";
   } else {
-    base = std::filesystem::temp_directory_path() / ("bitfusion-" + std::to_string(::getuid()));
+    // No guessable /tmp path: another local user could make it first and read, or plant,
+    // what is replayed with this user's credentials.
+    return FailedPreconditionError(
+        "no place for the sink's spool: neither XDG_STATE_HOME nor HOME is set to an absolute "
+        "path; set one, or give the sink URI spool=DIR (a directory only you can write)");
   }
   return base / "bitfusion" / "spool" /
          (std::string(scheme) + "-" + Sha256Hex(redacted_uri).substr(0, 16));
@@ -179,13 +206,26 @@ Spool::~Spool() {
 
 Result<std::unique_ptr<Spool>> Spool::Open(const std::filesystem::path& dir) {
   std::error_code ec;
+  const bool existed = std::filesystem::exists(dir, ec);
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     return ErrnoError(ec.value(), "cannot create spool directory " + dir.string() +
                                       "; choose another with the sink URI's spool=DIR");
   }
+  if (!existed) ::chmod(dir.c_str(), 0700);
+  // Replayed segments are sent with this user's credentials: the directory must be this user's
+  // and closed to others, or someone else could plant records in it.
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return ErrnoError(errno, "cannot stat " + dir.string());
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
+    return PermissionDeniedError(
+        "spool directory " + dir.string() +
+        " is not a directory owned by this user and closed to others' writes (a link, or "
+        "another user's, or group/world-writable); use a directory of your own with spool=DIR, "
+        "or chmod go-w it");
+  }
   const std::filesystem::path lock_path = dir / "lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     return ErrnoError(errno, "cannot open " + lock_path.string() +
                                  "; is the spool directory writable? (spool=DIR chooses another)");
@@ -275,6 +315,15 @@ Status Spool::Append(std::uint32_t kind, std::uint32_t samples, const std::strin
     if (status.ok()) status = WriteAll(open_fd_, payload, path);
   }
   if (!status.ok()) {
+    if (open_bytes_ == 0) {
+      // Nothing of this segment was written but (perhaps) part of its header: drop the file, so
+      // the next record starts a fresh segment with its header instead of following a file
+      // that a later start would read as empty and delete, records and all.
+      ::close(std::exchange(open_fd_, -1));
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      return status;
+    }
     // A partial record at the end would be read as a crash's cut-off tail; cut it off now so
     // later records stay readable.
     [[maybe_unused]] const int rc = ::ftruncate(open_fd_, static_cast<off_t>(open_bytes_));
@@ -303,7 +352,10 @@ Status Spool::Seal(SpoolSegment& segment) {
   segment.seq = open_seq_;
   segment.file = path;
   segment.file_bytes = open_bytes_;
-  if (!synced) return ErrnoError(sync_errno, "cannot fsync spool segment " + path.string());
+  if (!synced) {
+    segment.synced = false;
+    return ErrnoError(sync_errno, "cannot fsync spool segment " + path.string());
+  }
   // The segment's directory entry must survive a power cut too.
   const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
@@ -328,6 +380,9 @@ Status Spool::Load(SpoolSegment& segment) {
         if (h.kind == kKindBatch) {
           SampleBatch batch;
           decoded = FromBinary(payload, batch);
+          // Damage that the CRC did not catch (or a planted file) must not reach the encoders,
+          // which index the columns without checking.
+          if (decoded.ok()) decoded = CheckBatch(batch);
           if (!decoded.ok()) return;
           samples += static_cast<std::int64_t>(batch.size());
           memory += static_cast<std::int64_t>(ApproxBytes(batch));
@@ -360,7 +415,7 @@ Status Spool::Load(SpoolSegment& segment) {
 }
 
 void Spool::Unload(SpoolSegment& segment) {
-  if (segment.file.empty() || !segment.loaded) return;
+  if (segment.file.empty() || !segment.loaded || !segment.synced) return;
   std::vector<SampleBatch>().swap(segment.batches);
   segment.run.reset();
   segment.memory_bytes = 0;

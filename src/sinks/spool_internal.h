@@ -40,7 +40,10 @@ struct SpoolSegment {
   bool loaded = true;             ///< false: batches and run are only in `file`
   bool batches_sent = false;      ///< the store took the batches; only the run is left
   bool has_run = false;           ///< ends with a run record (in `run` while loaded)
-  bool replayed = false;          ///< left by an earlier process
+  /// false: its fsync failed, so the file may not hold what was written (the kernel may have
+  /// dropped the pages); the records stay in memory until delivered.
+  bool synced = true;
+  bool replayed = false;  ///< left by an earlier process
   /// What the backend has already delivered of this segment, in its own terms (e.g. which
   /// documents of a bulk request the store took), so a retry sends only the rest.
   std::any backend_progress;
@@ -51,14 +54,21 @@ struct SpoolSegment {
 /// About how many bytes `batch` holds in memory: what batch_bytes counts.
 std::size_t ApproxBytes(const SampleBatch& batch);
 
+/// A batch whose columns agree and whose samples name series it has: what Write accepts and
+/// what a replayed segment must hold. InvalidArgument names what is wrong.
+Status CheckBatch(const SampleBatch& batch);
+
 /// $XDG_STATE_HOME/bitfusion/spool/SCHEME-HASH, or ~/.local/state/..., where HASH is 16 hex
-/// digits of SHA-256(redacted_uri).
-std::filesystem::path DefaultSpoolDir(std::string_view scheme, std::string_view redacted_uri);
+/// digits of SHA-256(redacted_uri). Without either (no HOME), FailedPrecondition: there is no
+/// /tmp fallback another user could prepare.
+Result<std::filesystem::path> DefaultSpoolDir(std::string_view scheme,
+                                              std::string_view redacted_uri);
 
 class Spool {
  public:
-  /// Creates `dir` if needed and locks it; another process (or sink) holding it is
-  /// FailedPrecondition. Leftover segments are found and listed for TakeLeftovers.
+  /// Creates `dir` if needed (0700) and locks it; another process (or sink) holding it is
+  /// FailedPrecondition, a directory that is not this user's or that others may write is
+  /// PermissionDenied. Leftover segments are found and listed for TakeLeftovers.
   static Result<std::unique_ptr<Spool>> Open(const std::filesystem::path& dir);
   ~Spool();
   Spool(const Spool&) = delete;

@@ -492,14 +492,77 @@ TEST_F(SpoolTest, BackoffGrowsWithJitterUpToItsLimit) {
 }
 
 TEST_F(SpoolTest, DefaultSpoolIsUnderTheStateDirAndNamedByTheUri) {
-  const fs::path a = internal::DefaultSpoolDir("es", "es://h:9200/a");
-  EXPECT_EQ(a, internal::DefaultSpoolDir("es", "es://h:9200/a"));
-  EXPECT_NE(a, internal::DefaultSpoolDir("es", "es://h:9200/b"));
+  const fs::path a = *internal::DefaultSpoolDir("es", "es://h:9200/a");
+  EXPECT_EQ(a, *internal::DefaultSpoolDir("es", "es://h:9200/a"));
+  EXPECT_NE(a, *internal::DefaultSpoolDir("es", "es://h:9200/b"));
   EXPECT_EQ(a.parent_path().filename(), "spool");
   EXPECT_EQ(a.filename().string().rfind("es-", 0), 0u);
   ::setenv("XDG_STATE_HOME", dir_.c_str(), 1);
-  EXPECT_EQ(internal::DefaultSpoolDir("es", "x").string().rfind(dir_.string(), 0), 0u);
+  EXPECT_EQ(internal::DefaultSpoolDir("es", "x")->string().rfind(dir_.string(), 0), 0u);
   ::unsetenv("XDG_STATE_HOME");
+}
+
+TEST_F(SpoolTest, WithoutAHomeThereIsNoGuessableDefaultSpool) {
+  const char* home = std::getenv("HOME");
+  const std::string saved = home != nullptr ? home : "";
+  const char* state = std::getenv("XDG_STATE_HOME");
+  const std::string saved_state = state != nullptr ? state : "";
+  ::unsetenv("HOME");
+  ::unsetenv("XDG_STATE_HOME");
+  auto dir = internal::DefaultSpoolDir("es", "es://h:9200/a");
+  options_.spool.clear();
+  auto sink = MemorySink::Make(options_, store_);
+  if (home != nullptr) ::setenv("HOME", saved.c_str(), 1);
+  if (state != nullptr) ::setenv("XDG_STATE_HOME", saved_state.c_str(), 1);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(dir.error().message().find("spool=DIR"), std::string::npos) << dir.error().message();
+  ASSERT_FALSE(sink.ok());
+  EXPECT_NE(sink.error().message().find("memory://test"), std::string::npos);
+}
+
+TEST_F(SpoolTest, ASpoolDirectoryOthersMayWriteIsRefused) {
+  fs::create_directories(options_.spool);
+  ::chmod(options_.spool.c_str(), 0777);
+  auto sink = MemorySink::Make(options_, store_);
+  ASSERT_FALSE(sink.ok());
+  EXPECT_EQ(sink.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(sink.error().message().find("chmod go-w"), std::string::npos);
+  // A link to a directory is refused too: the link could be swapped for another's.
+  fs::create_directories(dir_ / "real");
+  ::chmod((dir_ / "real").c_str(), 0700);
+  fs::create_directory_symlink(dir_ / "real", dir_ / "link");
+  options_.spool = dir_ / "link";
+  sink = MemorySink::Make(options_, store_);
+  ASSERT_FALSE(sink.ok());
+  EXPECT_EQ(sink.error().code(), StatusCode::kPermissionDenied);
+  // A new directory is made 0700.
+  options_.spool = dir_ / "fresh";
+  sink = MemorySink::Make(options_, store_);
+  ASSERT_TRUE(sink.ok()) << sink.error().ToString();
+  EXPECT_EQ(fs::status(options_.spool).permissions() & fs::perms::all, fs::perms::owner_all);
+  ASSERT_TRUE((*sink)->Close().ok());
+}
+
+TEST_F(SpoolTest, AReplayedBatchWhoseColumnsDisagreeIsNotSent) {
+  LogCapture log;
+  {
+    auto spool = internal::Spool::Open(options_.spool);
+    ASSERT_TRUE(spool.ok()) << spool.error().ToString();
+    SampleBatch bad = Batch(0, 3);
+    bad.series_index[1] = 7;  // names a series the batch does not have
+    ASSERT_TRUE((*spool)->AppendBatch(bad).ok());
+    internal::SpoolSegment segment;
+    ASSERT_TRUE((*spool)->Seal(segment).ok());
+    ASSERT_TRUE((*spool)->AppendBatch(Batch(10, 4)).ok());
+    internal::SpoolSegment good;
+    ASSERT_TRUE((*spool)->Seal(good).ok());
+  }
+  auto sink = Make();
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(store_->Distinct(), 4) << "the good segment is delivered, the malformed one is not";
+  EXPECT_EQ(log.Count("(damaged)"), 1);
 }
 
 // ---- fan-out -------------------------------------------------------------------------------
