@@ -153,6 +153,9 @@ struct PlanResult {
 struct ExperimentOptions {
   /// When non-empty, used instead of the plan's sinks.
   std::vector<std::string> sinks;
+  /// Sinks the caller made (e.g. written in Python), written to besides the URIs' ones. The
+  /// plan flushes them at the end but does not close them: they stay the caller's.
+  std::vector<std::shared_ptr<ResultSink>> sink_objects;
   /// Extra directories searched first for bundled programs (the CLI passes its own).
   std::vector<std::string> program_dirs;
   /// Set (e.g. from a SIGINT handler) to stop: the running benchmark is stopped, what was

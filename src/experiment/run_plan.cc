@@ -33,6 +33,7 @@ struct PreparedPlan {
   std::map<std::string, std::string> digests;                   // image -> digest
   std::map<std::string, std::vector<std::string>> entrypoints;  // image -> ENTRYPOINT
   std::vector<std::shared_ptr<ResultSink>> sinks;
+  std::size_t caller_sinks = 0;  // the last ones in `sinks`: ExperimentOptions::sink_objects
   MachineInfo machine;
 };
 
@@ -163,6 +164,12 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
   for (const auto& uri : options.sinks.empty() ? plan.sinks : options.sinks) {
     BITFUSION_ASSIGN_OR_RETURN(auto sink, ResultSinkFromUri(uri));
     p.sinks.push_back(std::move(sink));
+  }
+  p.caller_sinks = options.sink_objects.size();
+  for (const auto& sink : options.sink_objects) {
+    if (sink == nullptr)
+      return InvalidArgumentError("ExperimentOptions::sink_objects holds a null sink");
+    p.sinks.push_back(sink);
   }
   BITFUSION_ASSIGN_OR_RETURN(p.machine, FindMachine(plan));
   return p;
@@ -338,7 +345,9 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   // whole outage, so a store that is down does not hold the plan up here either.
   for (std::size_t i = 0; i < p.sinks.size(); ++i) {
     ResultSink& sink = *p.sinks[i];
-    const Status closed = sink.Close();
+    // The caller's own sinks (the last ones) stay open for the caller.
+    const bool callers = i + p.caller_sinks >= p.sinks.size();
+    const Status closed = callers ? sink.Flush() : sink.Close();
     if (!closed.ok()) result.sink_errors.push_back(closed.ToString());
     SinkOutcome outcome;
     outcome.uri = sink.uri();

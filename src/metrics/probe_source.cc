@@ -374,6 +374,7 @@ Result<std::string> FindProbe() {
   if (::dladdr(reinterpret_cast<void*>(&FindProbe), &info) != 0 && info.dli_fname != nullptr) {
     const auto lib = std::filesystem::absolute(info.dli_fname, ec).parent_path();
     candidates.push_back(lib.parent_path() / "libexec" / "bitfusion" / kName);
+    candidates.push_back(lib / "libexec" / kName);  // the Python package carries its own
   }
   std::string looked;
   for (const auto& c : candidates) {
