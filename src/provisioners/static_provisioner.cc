@@ -385,8 +385,8 @@ Result<MachineInfo> ParseRemoteFingerprint(const std::string& output) {
 // ----------------------------------------------------------------------------- options
 
 Result<StaticProvisionerOptions> StaticProvisionerOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(
-      uri.CheckQueryKeys({"lease_dir", "ssh_config", "ssh_option", "connect_timeout"}));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(
+      {"lease_dir", "ssh_config", "ssh_option", "connect_timeout", "runtime_dir"}));
   StaticProvisionerOptions o;
   o.inventory = uri.FilePath();
   if (o.inventory.empty()) {
@@ -395,6 +395,7 @@ Result<StaticProvisionerOptions> StaticProvisionerOptions::FromUri(const Uri& ur
   }
   o.lease_dir = uri.Query("lease_dir").value_or("");
   o.ssh_config = uri.Query("ssh_config").value_or("");
+  o.runtime_dir = uri.Query("runtime_dir").value_or("");
   for (const auto& [k, v] : uri.query) {
     if (k == "ssh_option") o.ssh_options.push_back(v);
   }
@@ -437,6 +438,7 @@ Result<std::shared_ptr<SshSession>> StaticProvisioner::Session(const std::string
     so.config_file = options_.ssh_config;
     so.options = options_.ssh_options;
     so.connect_timeout = options_.connect_timeout;
+    so.runtime_dir = options_.runtime_dir;
     s = std::make_shared<SshSession>(SshTarget{h->address, h->port, h->user, h->key}, so);
   }
   return s;

@@ -66,8 +66,11 @@ struct StaticProvisionerOptions {
   std::filesystem::path ssh_config;      ///< ssh -F; empty = ~/.ssh/config
   std::vector<std::string> ssh_options;  ///< extra ssh -o KEY=VALUE, in order
   std::chrono::seconds connect_timeout{10};
+  /// Where the SSH control sockets' private directories go; empty = $XDG_RUNTIME_DIR or /tmp.
+  std::filesystem::path runtime_dir;
 
   /// static://inventory.json?lease_dir=DIR&ssh_config=FILE&ssh_option=K=V&connect_timeout=10
+  /// &runtime_dir=DIR
   static Result<StaticProvisionerOptions> FromUri(const Uri& uri);
 };
 

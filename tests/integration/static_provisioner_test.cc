@@ -255,7 +255,11 @@ TEST_F(StaticSshTest, LabelAndRequirementsPickTheHost) {
 TEST_F(StaticSshTest, LeaseHeldByAnotherProcessUntilItIsKilled) {
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
-  const std::string uri = h().Uri(h().inventory, "leases-xproc");
+  // The child's control sockets go where this test can find them: its master outlives it.
+  const fs::path child_runtime = h().dir / "child-rt";
+  fs::create_directories(child_runtime);
+  const std::string uri =
+      h().Uri(h().inventory, "leases-xproc") + "&runtime_dir=" + child_runtime.string();
   const pid_t child = ::fork();
   if (child == 0) {
     ::close(ready[0]);
@@ -270,13 +274,21 @@ TEST_F(StaticSshTest, LeaseHeldByAnotherProcessUntilItIsKilled) {
   ::close(ready[1]);
   struct Reaper {
     pid_t pid;
+    fs::path runtime;
     ~Reaper() {
-      if (pid <= 0) return;
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+      }
+      // A killed holder leaves its master behind (ControlPersist); end it as `ssh -O exit`.
+      std::error_code ec;
+      for (const auto& d : fs::directory_iterator(runtime, ec)) {
+        testing::Shell("ssh -o ControlPath=" + (d.path() / "m").string() +
+                       " -O exit x >/dev/null 2>&1");
+      }
     }
-  } reaper{child};
+  } reaper{child, child_runtime};
   char ok = 0;
   ASSERT_EQ(::read(ready[0], &ok, 1), 1);
   ::close(ready[0]);
