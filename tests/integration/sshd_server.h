@@ -91,6 +91,17 @@ class TestSshd {
   const std::string& error() const { return error_; }
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  /// How many logins sshd has accepted so far (from its log).
+  int Logins() const {
+    std::ifstream in(log_);
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    int n = 0;
+    for (auto at = text.find("Accepted publickey"); at != std::string::npos;
+         at = text.find("Accepted publickey", at + 1)) {
+      ++n;
+    }
+    return n;
+  }
 
  private:
   std::string address_;

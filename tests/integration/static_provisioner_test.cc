@@ -126,6 +126,7 @@ class StaticSshTest : public ::testing::Test {
 
 TEST_F(StaticSshTest, RunsCommandsWithArgumentsIntactOverOneMaster) {
   SshSession s = Session("127.0.0.1", h().lo->port());
+  const int logins_before = h().lo->Logins();
   ASSERT_TRUE(s.Connect().ok());
   const fs::path socket = s.control_path();
   ASSERT_FALSE(socket.empty());
@@ -143,7 +144,12 @@ TEST_F(StaticSshTest, RunsCommandsWithArgumentsIntactOverOneMaster) {
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->exit_status, 7);
   EXPECT_EQ(failed->err, "to-err\n");
-  // The commands went through the master: sshd saw one connection for all of them.
+  // The commands went through the master: sshd saw one login for all of them.
+  EXPECT_EQ(h().lo->Logins(), logins_before + 1);
+  auto fresh = s.RunUnmultiplexed({"true"}, std::chrono::seconds(20));
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->exit_status, 0) << fresh->err;
+  EXPECT_EQ(h().lo->Logins(), logins_before + 2);  // and a fresh one logs in again
   s.Close();
   EXPECT_FALSE(fs::exists(socket));
   EXPECT_FALSE(fs::exists(socket.parent_path()));
