@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <sstream>
 
 #include "bitfusion/clock.h"
@@ -30,14 +31,18 @@ std::string ReadBootId() {
 }  // namespace
 
 const OwnerIdentity& OwnerIdentity::Self() {
-  static const OwnerIdentity self = [] {
+  // Read again in a forked child: it is another process, and resources it makes are its own.
+  static std::mutex mu;
+  static OwnerIdentity self;
+  std::lock_guard lock(mu);
+  if (self.pid != static_cast<int>(::getpid())) {
     OwnerIdentity o;
     o.host = ReadHostName();
     o.pid = static_cast<int>(::getpid());
     o.pid_start = ProcessStartTicks(o.pid);
     o.boot_id = ReadBootId();
-    return o;
-  }();
+    self = std::move(o);
+  }
   return self;
 }
 

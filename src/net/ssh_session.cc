@@ -1,0 +1,283 @@
+#include "net/ssh_session.h"
+
+// Boost.Process v2, header-only, as runners/process_runner.cc uses it.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/process/v2/environment.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace bitfusion {
+namespace {
+
+namespace bp = boost::process::v2;
+namespace asio = boost::asio;
+
+// A unix socket path must fit sockaddr_un.sun_path (108 on Linux, 104 on the BSDs).
+constexpr std::size_t kMaxSocketPath = 100;
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// ssh's last meaningful stderr line(s), for error messages.
+std::string SshMessage(const std::string& err) {
+  std::string msg = Trim(err);
+  if (msg.size() > 400) msg = "..." + msg.substr(msg.size() - 400);
+  return msg.empty() ? "ssh printed nothing" : msg;
+}
+
+Result<bp::filesystem::path> FindSsh(const std::string& program) {
+  if (program.find('/') != std::string::npos) return bp::filesystem::path(program);
+  auto found = bp::environment::find_executable(program);
+  if (found.empty()) {
+    return NotFoundError("no \"" + program +
+                         "\" on PATH; install the OpenSSH client (Debian: apt-get install "
+                         "openssh-client) or name its path");
+  }
+  return found;
+}
+
+}  // namespace
+
+std::string SshTarget::ToString() const {
+  std::string s = user.empty() ? host : user + "@" + host;
+  if (port != 0) s += ":" + std::to_string(port);
+  return s;
+}
+
+std::string ShellQuote(const std::string& arg) {
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+SshSession::SshSession(SshTarget target, SshSessionOptions options)
+    : target_(std::move(target)), options_(std::move(options)) {}
+
+SshSession::~SshSession() { Close(); }
+
+std::filesystem::path SshSession::control_path() const {
+  std::lock_guard lock(mu_);
+  return control_dir_.empty() ? std::filesystem::path() : control_dir_ / "m";
+}
+
+Status SshSession::EnsureControlDir() {
+  if (!control_dir_.empty()) return Status::OK();
+  std::filesystem::path parent = options_.runtime_dir;
+  if (parent.empty()) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    parent = (xdg != nullptr && *xdg != '\0') ? xdg : "/tmp";
+  }
+  // "<parent>/bfssh-XXXXXX/m" must fit a socket address.
+  if (parent.string().size() + std::strlen("/bfssh-XXXXXX/m") > kMaxSocketPath) parent = "/tmp";
+  std::string templ = (parent / "bfssh-XXXXXX").string();
+  // mkdtemp makes it 0700: only this user can reach the master through it.
+  if (::mkdtemp(templ.data()) == nullptr) {
+    return ErrnoError(errno, "creating a private SSH control directory under " + parent.string() +
+                                 " (set runtime_dir to a writable directory)");
+  }
+  control_dir_ = templ;
+  return Status::OK();
+}
+
+std::vector<std::string> SshSession::BaseArgs(bool multiplexed) const {
+  std::vector<std::string> a;
+  if (!options_.config_file.empty()) {
+    a.push_back("-F");
+    a.push_back(options_.config_file.string());
+  }
+  auto opt = [&](const std::string& kv) {
+    a.push_back("-o");
+    a.push_back(kv);
+  };
+  opt("BatchMode=yes");
+  opt("ConnectTimeout=" + std::to_string(options_.connect_timeout.count()));
+  if (multiplexed && !control_dir_.empty()) {
+    opt("ControlPath=" + (control_dir_ / "m").string());
+  } else {
+    opt("ControlMaster=no");
+    opt("ControlPath=none");
+  }
+  if (!target_.identity.empty()) {
+    a.push_back("-i");
+    a.push_back(target_.identity.string());
+    opt("IdentitiesOnly=yes");
+  }
+  if (target_.port != 0) {
+    a.push_back("-p");
+    a.push_back(std::to_string(target_.port));
+  }
+  if (!target_.user.empty()) {
+    a.push_back("-l");
+    a.push_back(target_.user);
+  }
+  for (const auto& o : options_.options) opt(o);
+  return a;
+}
+
+Result<SshResult> SshSession::Exec(std::vector<std::string> args,
+                                   std::chrono::milliseconds timeout) const {
+  BITFUSION_ASSIGN_OR_RETURN(bp::filesystem::path exe, FindSsh(options_.ssh_program));
+  asio::io_context context;
+  asio::readable_pipe out(context), err(context);
+  boost::system::error_code ec;
+  SshResult result;
+  auto proc = bp::default_process_launcher()(context.get_executor(), ec, exe, args,
+                                             bp::process_stdio{nullptr, out, err});
+  if (ec) return ErrnoError(ec.value(), "starting " + exe.string());
+  std::string out_buf, err_buf;
+  asio::async_read(out, asio::dynamic_buffer(out_buf), [](auto, auto) {});
+  asio::async_read(err, asio::dynamic_buffer(err_buf), [](auto, auto) {});
+  asio::steady_timer timer(context, timeout);
+  timer.async_wait([&](const boost::system::error_code& e) {
+    if (e) return;  // cancelled: the command finished
+    result.timed_out = true;
+    boost::system::error_code ignored;
+    proc.terminate(ignored);  // SIGKILL
+    // A multiplexed client hands its descriptors to the master, which keeps them until the
+    // remote command ends: stop reading rather than wait for end-of-file.
+    out.close(ignored);
+    err.close(ignored);
+  });
+  proc.async_wait([&](const boost::system::error_code& e, int status) {
+    timer.cancel();
+    result.exit_status = e ? 255 : status;
+  });
+  context.run();
+  result.out = std::move(out_buf);
+  result.err = std::move(err_buf);
+  return result;
+}
+
+Status SshSession::Connect() {
+  if (target_.host.empty() || target_.host[0] == '-') {
+    return InvalidArgumentError("SSH host \"" + target_.host +
+                                "\" is not a host name or address; fix the inventory entry");
+  }
+  std::lock_guard lock(mu_);
+  if (master_up_) {
+    // Still there? `ssh -O check` answers from the socket without touching the network.
+    auto args = BaseArgs(true);
+    args.insert(args.end(), {"-O", "check", "--", target_.host});
+    auto checked = Exec(args, options_.connect_timeout + std::chrono::seconds(5));
+    if (checked.ok() && checked->exit_status == 0) return Status::OK();
+    master_up_ = false;
+  }
+  BITFUSION_RETURN_IF_ERROR(EnsureControlDir());
+  // The master forks into the background (-f) once logged in and keeps whatever stdout and
+  // stderr it was given: a file, so that nothing waiting for end-of-file on a pipe hangs.
+  const std::filesystem::path log = control_dir_ / "master.log";
+  auto args = BaseArgs(true);
+  args.insert(args.end(), {"-o", "ControlMaster=yes", "-o",
+                           "ControlPersist=" + std::to_string(options_.control_persist.count()),
+                           "-N", "-f", "--", target_.host});
+  BITFUSION_ASSIGN_OR_RETURN(bp::filesystem::path exe, FindSsh(options_.ssh_program));
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError(errno, "creating " + log.string());
+  int status = 255;
+  bool timed_out = false;
+  {
+    asio::io_context context;
+    boost::system::error_code ec;
+    auto proc = bp::default_process_launcher()(context.get_executor(), ec, exe, args,
+                                               bp::process_stdio{nullptr, fd, fd});
+    ::close(fd);
+    if (ec) return ErrnoError(ec.value(), "starting " + exe.string());
+    asio::steady_timer timer(context, options_.connect_timeout + std::chrono::seconds(5));
+    timer.async_wait([&](const boost::system::error_code& e) {
+      if (e) return;
+      timed_out = true;
+      boost::system::error_code ignored;
+      proc.terminate(ignored);
+    });
+    proc.async_wait([&](const boost::system::error_code& e, int s) {
+      timer.cancel();
+      status = e ? 255 : s;
+    });
+    context.run();
+  }
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (timed_out || status != 0) {
+    return UnavailableError(
+        "cannot reach " + target_.ToString() + " over SSH: " +
+        (timed_out
+             ? "no answer within " + std::to_string(options_.connect_timeout.count() + 5) + " s"
+             : SshMessage(text.str())) +
+        "; check that the host is up, that sshd listens on that port, and that `ssh -o "
+        "BatchMode=yes` logs in there with this user and key without a prompt (known_hosts)");
+  }
+  master_up_ = true;
+  return Status::OK();
+}
+
+Result<SshResult> SshSession::RunRemote(const std::string& command,
+                                        std::chrono::milliseconds timeout) {
+  std::vector<std::string> args;
+  {
+    std::lock_guard lock(mu_);
+    args = BaseArgs(master_up_);
+  }
+  // A client whose master has gone connects on its own: slower, still correct.
+  args.insert(args.end(), {"-o", "ControlMaster=no", "--", target_.host, command});
+  return Exec(std::move(args), timeout);
+}
+
+Result<SshResult> SshSession::Run(const std::vector<std::string>& argv,
+                                  std::chrono::milliseconds timeout) {
+  if (argv.empty()) return InvalidArgumentError("SshSession::Run needs a command");
+  std::string command;
+  for (const auto& a : argv) command += (command.empty() ? "" : " ") + ShellQuote(a);
+  return RunRemote(command, timeout);
+}
+
+Result<SshResult> SshSession::RunScript(const std::string& script,
+                                        std::chrono::milliseconds timeout) {
+  return RunRemote(script, timeout);
+}
+
+Result<SshResult> SshSession::RunUnmultiplexed(const std::vector<std::string>& argv,
+                                               std::chrono::milliseconds timeout) {
+  if (argv.empty()) return InvalidArgumentError("SshSession::Run needs a command");
+  std::string command;
+  for (const auto& a : argv) command += (command.empty() ? "" : " ") + ShellQuote(a);
+  auto args = BaseArgs(false);
+  args.insert(args.end(), {"--", target_.host, command});
+  return Exec(std::move(args), timeout);
+}
+
+void SshSession::Close() {
+  std::lock_guard lock(mu_);
+  if (master_up_) {
+    auto args = BaseArgs(true);
+    args.insert(args.end(), {"-O", "exit", "--", target_.host});
+    (void)Exec(args, std::chrono::seconds(10));
+    master_up_ = false;
+  }
+  if (!control_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(control_dir_, ec);
+    control_dir_.clear();
+  }
+}
+
+}  // namespace bitfusion

@@ -1,0 +1,104 @@
+// SSH to one host through the system `ssh` client, started with Boost.Process. The user's
+// ~/.ssh/config, keys and known_hosts apply as they would on the command line; BatchMode=yes
+// makes anything that would prompt (a password, an unknown host key under strict checking) an
+// error instead of a hang. Commands share one multiplexed master connection (ControlMaster)
+// whose socket lives in a private 0700 directory this session makes and removes, so a command
+// costs a channel on an open connection rather than a TCP and key exchange of its own.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "bitfusion/status.h"
+
+namespace bitfusion {
+
+/// Where to log in. Empty fields are left to ssh (and so to ~/.ssh/config).
+struct SshTarget {
+  std::string host;                ///< IP or name, as ssh takes it (a config Host alias works)
+  int port = 0;                    ///< 0 = ssh's choice (22 or the config's Port)
+  std::string user;                ///< empty = ssh's choice
+  std::filesystem::path identity;  ///< private key; empty = ssh's choice
+
+  /// "bench@10.0.0.5:22" for messages.
+  std::string ToString() const;
+};
+
+struct SshSessionOptions {
+  std::string ssh_program = "ssh";  ///< found on PATH unless it holds a '/'
+  /// `-F FILE`; empty = ssh's default (~/.ssh/config). Tests pass their own.
+  std::filesystem::path config_file;
+  /// Extra `-o KEY=VALUE` options, after ours (ssh takes the first value it sees for a key, so
+  /// these cannot override BatchMode or the control settings).
+  std::vector<std::string> options;
+  std::chrono::seconds connect_timeout{10};  ///< ConnectTimeout, and the bound on Connect()
+  /// How long the master outlives its last use (ControlPersist); Close() ends it sooner.
+  std::chrono::seconds control_persist{600};
+  /// Parent of the private control directory; empty = $XDG_RUNTIME_DIR, else /tmp. A path too
+  /// long for a unix socket (104 bytes) falls back to /tmp.
+  std::filesystem::path runtime_dir;
+};
+
+/// What a remote command did.
+struct SshResult {
+  int exit_status = -1;  ///< the remote command's status; 255 = ssh itself failed
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+/// Quotes `arg` for a POSIX shell: 'it'\''s' style; safe for any bytes but NUL.
+std::string ShellQuote(const std::string& arg);
+
+/// One host. Thread-safe: commands run concurrently over the one master.
+class SshSession {
+ public:
+  SshSession(SshTarget target, SshSessionOptions options);
+  ~SshSession();  ///< Close()
+  SshSession(const SshSession&) = delete;
+  SshSession& operator=(const SshSession&) = delete;
+
+  /// Starts the master connection if it is not running (idempotent). Unavailable naming the
+  /// host and ssh's own message when the host cannot be reached or refuses the login.
+  Status Connect();
+
+  /// Runs argv on the remote host, each argument quoted (no shell injection), through the
+  /// master (reconnecting once if it died). A command still running after `timeout` is killed
+  /// (timed_out). An error Status only when ssh could not be started; a remote failure is an
+  /// exit_status.
+  Result<SshResult> Run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+
+  /// Runs `script` with the remote login shell as written (the caller is responsible for its
+  /// quoting).
+  Result<SshResult> RunScript(const std::string& script, std::chrono::milliseconds timeout);
+
+  /// Runs argv with a fresh connection of its own (no master): what each command costs
+  /// without multiplexing. For comparison and benchmarks.
+  Result<SshResult> RunUnmultiplexed(const std::vector<std::string>& argv,
+                                     std::chrono::milliseconds timeout);
+
+  /// Ends the master (`ssh -O exit`) and removes the control directory.
+  void Close();
+
+  const SshTarget& target() const { return target_; }
+  /// The master's socket; empty before Connect().
+  std::filesystem::path control_path() const;
+
+ private:
+  std::vector<std::string> BaseArgs(bool multiplexed) const;
+  Result<SshResult> Exec(std::vector<std::string> args, std::chrono::milliseconds timeout) const;
+  Result<SshResult> RunRemote(const std::string& command, std::chrono::milliseconds timeout);
+  Status EnsureControlDir();
+
+  const SshTarget target_;
+  const SshSessionOptions options_;
+  mutable std::mutex mu_;
+  std::filesystem::path control_dir_;  // guarded by mu_
+  bool master_up_ = false;             // guarded by mu_
+};
+
+}  // namespace bitfusion
