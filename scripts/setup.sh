@@ -19,6 +19,7 @@ PACKAGES=(
   libpq-dev postgresql           # postgres:// sink (libpq); its tests start their own server
   python3-elasticsearch         # Elastic's Python client: checks the es:// fake, benchmark reference
   chromium                      # headless: the report test renders bitfusion report's page
+  openssh-server openssh-client iproute2  # static:// tests: their own sshd, one in a netns
 )
 
 missing=()
