@@ -234,6 +234,10 @@ Result<std::vector<PoolMachine>> PoolState::Acquire(const std::shared_ptr<PoolSt
   std::vector<MachineInfo> all;  // reused ones first
   {
     std::lock_guard lock(mu_);
+    if (closed_) {
+      return FailedPreconditionError(
+          "Pool::Acquire: the pool was closed while acquiring; its machines are destroyed");
+    }
     for (const auto& id : taken) {
       auto it = entries_.find(id);
       if (it != entries_.end()) all.push_back(it->second.info);
