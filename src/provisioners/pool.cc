@@ -328,7 +328,11 @@ void PoolState::ReapLoop() {
       lock.lock();
       continue;
     }
-    cv_.wait_until(lock, next);
+    if (next == kNoDeadline) {
+      cv_.wait(lock);  // woken by Release, Add, SetTarget and Close
+    } else {
+      cv_.wait_until(lock, next);
+    }
   }
 }
 

@@ -26,7 +26,7 @@ class FakeProvisioner : public Provisioner {
     }
     if (fail_create_with_invalid) return InvalidArgumentError("InvalidParameterValue");
     std::vector<MachineInfo> out;
-    for (int i = 0; i < request.count; ++i) {
+    for (int i = 0; i < request.count - short_by; ++i) {
       MachineInfo m;
       m.id = name_ + "-" + std::to_string(next_++);
       m.type = request.type;
@@ -74,6 +74,7 @@ class FakeProvisioner : public Provisioner {
   std::set<std::string> fail_wait_ready_for;
   bool fail_create_with_invalid = false;
   bool block_wait_ready = false;
+  int short_by = 0;  // Create makes this many fewer machines than asked (a half-done batch)
   std::vector<MachineRequest> creates;
   std::set<std::string> alive;
   std::vector<std::string> destroyed;
@@ -160,6 +161,44 @@ TEST(PoolTest, HalfReadyBatchIsDestroyedAllOrNothing) {
   EXPECT_TRUE(pool->Snapshot().empty());
 }
 
+TEST(PoolTest, ShortBatchIsDestroyed) {
+  auto a = std::make_shared<FakeProvisioner>("a");
+  a->short_by = 1;
+  auto pool = *Pool::Create(Options({{a, ""}}));
+  auto got = pool->Acquire("t3.micro", 3, kNoDeadline);
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.status().message().find("made 2 machines for a request of 3"), std::string::npos)
+      << got.status().message();
+  EXPECT_EQ(a->Alive(), 0u);
+}
+
+TEST(PoolTest, HandleMayOutliveItsPool) {
+  auto a = std::make_shared<FakeProvisioner>("a");
+  PoolMachine kept;
+  {
+    auto pool = *Pool::Create(Options({{a, ""}}));
+    auto got = pool->Acquire("t3.micro", 1, kNoDeadline);
+    ASSERT_TRUE(got.ok());
+    kept = std::move((*got)[0]);
+    EXPECT_FALSE((*got)[0].valid());
+  }
+  EXPECT_TRUE(kept.valid());
+  EXPECT_EQ(a->Alive(), 0u);  // the pool's destructor destroyed it
+  kept.Release();
+  EXPECT_FALSE(kept.valid());
+}
+
+TEST(PoolTest, AddedWithOwnerIsDestroyedOnClose) {
+  auto a = std::make_shared<FakeProvisioner>("a");
+  auto pool = *Pool::Create(Options({{a, ""}}));
+  auto made = a->Create(MachineRequest{.type = "t3.micro"});
+  ASSERT_TRUE(made.ok());
+  ASSERT_TRUE(pool->Add((*made)[0], a).ok());
+  EXPECT_EQ(pool->Snapshot()["t3.micro"].idle, 1);
+  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_EQ(a->Alive(), 0u);
+}
+
 TEST(PoolTest, DeadlinePassesToWaitReadyAndMachinesAreDestroyed) {
   auto a = std::make_shared<FakeProvisioner>("a");
   a->block_wait_ready = true;
@@ -219,7 +258,11 @@ TEST(PoolTest, IdleMachinesAreTornDownButTargetsAreKept) {
   EXPECT_EQ(a->Alive(), 1u);
   { auto got = pool->Acquire("cold", 2, kNoDeadline); }
   // Waits on state, not on a time: the reaper destroys the two idle "cold" machines.
-  for (int i = 0; i < 100000 && a->Alive() != 1u; ++i) std::this_thread::yield();
+  // The bound only keeps a broken reaper from hanging the test.
+  const Deadline give_up = DeadlineAfter(std::chrono::seconds(60));
+  while (a->Alive() != 1u && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   EXPECT_EQ(a->Alive(), 1u);
   auto snap = pool->Snapshot();
   EXPECT_EQ(snap.count("cold"), 0u);
