@@ -130,7 +130,7 @@ TEST(PoolTest, AllCandidatesExhaustedNamesEachInTheError) {
   auto got = pool->Acquire("g5.xlarge", 1, kNoDeadline);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), StatusCode::kResourceExhausted);
-  const std::string& msg = got.status().message();
+  const std::string msg = got.status().message();
   EXPECT_NE(msg.find("east/east-a zone east-a"), std::string::npos) << msg;
   EXPECT_NE(msg.find("east/east-b zone east-b"), std::string::npos) << msg;
   EXPECT_NE(msg.find("add candidates"), std::string::npos) << msg;
