@@ -21,6 +21,9 @@ struct PoolCandidate {
   std::shared_ptr<Provisioner> provisioner;
   std::string name;  ///< how logs and errors call it: "aws://us-east-1"; empty = "candidate N"
   std::string zone;  ///< availability zone for its requests; empty = the provider's choice
+  /// When `provisioner` is null, Pool::Create makes it with ProvisionerFromUri(uri) (and uses
+  /// the URI as the name when that is empty): "aws://us-east-1", "null://".
+  std::string uri;
 };
 
 struct PoolOptions {
@@ -81,7 +84,8 @@ class BITFUSION_EXPORT PoolMachine {
 /// Concurrency: every method may be called from several threads at once.
 class BITFUSION_EXPORT Pool {
  public:
-  /// InvalidArgument without candidates or with a candidate without a provisioner.
+  /// InvalidArgument without candidates or with a candidate without a provisioner or URI; the
+  /// error of ProvisionerFromUri, naming the candidate, for a URI it refuses.
   static Result<std::unique_ptr<Pool>> Create(PoolOptions options);
   ~Pool();
   Pool(const Pool&) = delete;

@@ -385,9 +385,19 @@ Result<std::unique_ptr<Pool>> Pool::Create(PoolOptions options) {
         "Pool: no candidates; give at least one provisioner (PoolOptions::candidates)");
   }
   for (std::size_t i = 0; i < options.candidates.size(); ++i) {
-    if (options.candidates[i].provisioner == nullptr) {
-      return InvalidArgumentError("Pool: candidate " + std::to_string(i + 1) +
-                                  " has no provisioner; set PoolCandidate::provisioner");
+    PoolCandidate& c = options.candidates[i];
+    if (c.provisioner == nullptr && !c.uri.empty()) {
+      auto made = ProvisionerFromUri(c.uri);
+      if (!made.ok()) {
+        return made.error().WithContext("Pool: candidate " + std::to_string(i + 1));
+      }
+      c.provisioner = *made;
+      if (c.name.empty()) c.name = c.uri;
+    }
+    if (c.provisioner == nullptr) {
+      return InvalidArgumentError(
+          "Pool: candidate " + std::to_string(i + 1) +
+          " has no provisioner; set PoolCandidate::provisioner or PoolCandidate::uri");
     }
   }
   return std::unique_ptr<Pool>(new Pool(std::make_shared<PoolState>(std::move(options))));

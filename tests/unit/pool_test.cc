@@ -97,6 +97,19 @@ TEST(PoolTest, RejectsNoCandidates) {
   EXPECT_NE(pool.status().message().find("candidates"), std::string::npos);
 }
 
+TEST(PoolTest, CandidatesByUri) {
+  PoolOptions options;
+  options.candidates = {{nullptr, "", "", "null://"}};
+  EXPECT_TRUE(Pool::Create(options).ok());
+  options.candidates = {{nullptr, "", "", "nosuch://x"}};
+  auto bad = Pool::Create(options);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("candidate 1"), std::string::npos)
+      << bad.status().message();
+  options.candidates = {{nullptr, "", "", ""}};
+  EXPECT_EQ(Pool::Create(options).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(PoolTest, FailsOverZoneThenRegionThenProvisionerAndLogsAttempts) {
   auto east = std::make_shared<FakeProvisioner>("east");
   auto west = std::make_shared<FakeProvisioner>("west");
