@@ -14,6 +14,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/machine.h"
 #include "bitfusion/metric_stream.h"
+#include "bitfusion/pool.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/registry.h"

@@ -3,6 +3,7 @@
 // shows (wrong secrets, unknown types, ClientToken idempotency, requirements resolution).
 #include <stdlib.h>
 
+#include "bitfusion/pool.h"
 #include "conformance/provisioner_conformance.h"
 #include "integration/moto_server.h"
 
@@ -66,6 +67,30 @@ class Ec2MotoTest : public ::testing::Test {
   }
   std::shared_ptr<Provisioner> p_;
 };
+
+// A pool over aws:// makes, reuses and, on Close, terminates its machines.
+TEST_F(Ec2MotoTest, PoolAcquiresReusesAndTerminatesOnClose) {
+  const std::size_t before = Live();
+  PoolOptions options;
+  options.candidates = {{p_, "aws://us-east-1", ""}};
+  options.run_id = "pool-moto";
+  auto pool = Pool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.error().ToString();
+  {
+    std::vector<PoolAttempt> attempts;
+    auto got = (*pool)->Acquire("t3.micro", 2, DeadlineAfter(std::chrono::minutes(2)), &attempts);
+    ASSERT_TRUE(got.ok()) << got.error().ToString();
+    ASSERT_EQ(got->size(), 2u);
+    ASSERT_EQ(attempts.size(), 1u);
+    EXPECT_EQ((*got)[0].info().type, "t3.micro");
+    EXPECT_EQ(Live(), before + 2);
+  }
+  auto again = (*pool)->Acquire("t3.micro", 1, DeadlineAfter(std::chrono::minutes(2)));
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_EQ(Live(), before + 2);  // reused, none made
+  EXPECT_TRUE((*pool)->Close().ok());
+  EXPECT_EQ(Live(), before);
+}
 
 TEST_F(Ec2MotoTest, WrongSecretIsAuthFailureAndNeverShown) {
   const std::string good = Moto().secret_access_key();
