@@ -26,8 +26,8 @@ every compute call needs a valid, unexpired X-Auth-Token (else 401 unauthorized)
 password, application credential or API key gets 401 at the identity service; POST /servers
 refuses (400 badRequest) a missing name or flavorRef, an unknown key in "server", an imageRef
 that is not a UUID, an unknown flavour, image or key_name, user_data that is not base64 or is
-over 65535 bytes, a metadata key that is empty or over 255 bytes or a value over 255 bytes or
-not a string; more than 128 metadata items is 403 (Nova's default metadata_items quota), as is
+over 65535 bytes, a metadata key outside Nova's pattern [a-zA-Z0-9-_:. /]{1,255}, a value over 255 bytes
+or not a string; more than 128 metadata items is 403 (Nova's default metadata_items quota), as is
 an exhausted instances quota. The create answer is 202 with only id, links, adminPass,
 OS-DCF:diskConfig and security_groups; the server then shows BUILD (no addresses) and later
 ACTIVE, or ERROR with fault{code,message,created,details}. DELETE answers 204, the server then
@@ -87,6 +87,8 @@ SERVER_KEYS = {"name", "flavorRef", "imageRef", "key_name", "metadata", "network
                "personality"}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                      r"[0-9a-fA-F]{12}$")
+
+METADATA_KEY_RE = re.compile(r"^[a-zA-Z0-9-_:. /]{1,255}$")
 
 FLAVORS = [
     {"id": "1", "name": "m1.small", "ram": 2048, "vcpus": 1, "disk": 20, "extra_specs": {}},
@@ -529,7 +531,8 @@ class Handler(BaseHTTPRequestHandler):
             raise FakeError(400, "Invalid input for field/attribute metadata. Value: %r. "
                                  "is not of type 'object'" % (metadata,))
         for k, v in metadata.items():
-            if not (1 <= len(k.encode()) <= 255):
+            # nova/api/validation/parameter_types.py: metadata keys match this pattern.
+            if not METADATA_KEY_RE.match(k):
                 raise FakeError(400, "Invalid input for field/attribute metadata. Value: %s. "
                                      "'%s' does not match any of the regexes: '^[a-zA-Z0-9-_:. "
                                      "/]{1,255}$'" % (k, k))

@@ -245,6 +245,7 @@ def test_create_answers_202_then_build_then_active(fake):
     ({"name": "x", "flavorRef": "1", "imageRef": IMAGE, "metadata": {"k" * 256: "v"}},
      "metadata"),
     ({"name": "x", "flavorRef": "1", "imageRef": IMAGE, "metadata": {"": "v"}}, "metadata"),
+    ({"name": "x", "flavorRef": "1", "imageRef": IMAGE, "metadata": {"a@b": "v"}}, "metadata"),
     ({"name": "x", "flavorRef": "1", "imageRef": IMAGE, "metadata": {"k": "v" * 256}},
      "too long"),
     ({"name": "x", "flavorRef": "1", "imageRef": IMAGE, "metadata": {"k": 5}}, "string"),
