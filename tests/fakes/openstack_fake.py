@@ -27,7 +27,8 @@ password, application credential or API key gets 401 at the identity service; PO
 refuses (400 badRequest) a missing name or flavorRef, an unknown key in "server", an imageRef
 that is not a UUID, an unknown flavour, image or key_name, user_data that is not base64 or is
 over 65535 bytes, a metadata key outside Nova's pattern [a-zA-Z0-9-_:. /]{1,255}, a value
-over 255 bytes or not a string; more than 128 metadata items is 403 (Nova's default metadata_items quota), as is
+over 255 bytes or not a string; more than 128 metadata items is 403 (Nova's default
+metadata_items quota), as is
 an exhausted instances quota. The create answer is 202 with only id, links, adminPass,
 OS-DCF:diskConfig and security_groups; the server then shows BUILD (no addresses) and later
 ACTIVE, or ERROR with fault{code,message,created,details}. DELETE answers 204, the server then
