@@ -1,23 +1,15 @@
 #include "runners/process_runner.h"
 
-// Boost.Process v2, header-only (its std::filesystem mode does not compile in 1.81, so its
-// paths are boost::filesystem ones).
-#include <boost/asio/io_context.hpp>
-#include <boost/process/v2/environment.hpp>
-// 1.81 forgets this one in header-only mode (process_environment::on_setup lives there).
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <boost/process/v2/impl/environment.ipp>
-#include <boost/process/v2/process.hpp>
-#include <boost/process/v2/start_dir.hpp>
-#include <boost/process/v2/stdio.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -42,8 +34,6 @@ extern char** environ;
 
 namespace bitfusion {
 namespace {
-
-namespace bp = boost::process::v2;
 
 // Parses "0-3,6,8-9" into a CPU set; InvalidArgument names the spec field.
 Result<cpu_set_t> ParseCpuset(const std::string& text) {
@@ -74,23 +64,6 @@ Result<cpu_set_t> ParseCpuset(const std::string& text) {
   if (CPU_COUNT(&set) == 0) return bad();
   return set;
 }
-
-// Runs in the child between fork and exec: only async-signal-safe calls.
-struct ChildSetup {
-  bool pin = false;
-  cpu_set_t cpus{};
-
-  template <class Launcher>
-  boost::system::error_code on_exec_setup(Launcher&, const bp::filesystem::path&,
-                                          const char* const*&) {
-    // Own process group, so a timeout or Stop() reaches everything the command started.
-    if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
-    if (pin && ::sched_setaffinity(0, sizeof cpus, &cpus) != 0) {
-      return {errno, boost::system::system_category()};
-    }
-    return {};
-  }
-};
 
 std::int64_t TimevalNs(const timeval& tv) {
   return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 + tv.tv_usec * 1000;
@@ -274,31 +247,17 @@ class ProcessContainer final : public Container {
       return s;
     }
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ChildSetup setup;
-    if (cpus_) {
-      setup.pin = true;
-      setup.cpus = *cpus_;
-    }
-    boost::asio::io_context context;
-    boost::system::error_code ec;
     exit_.start_ns = WallNowNs();
     start_mono_ns_ = MonoNowNs();
-    auto child = bp::default_process_launcher()(
-        context.get_executor(), ec, bp::filesystem::path(executable_.string()), args_,
-        bp::process_stdio{nullptr, out[1], err[1]}, bp::process_environment(env_),
-        bp::process_start_dir(bp::filesystem::path(
-            working_dir_.empty() ? std::filesystem::current_path().string() : working_dir_)),
-        setup);
+    auto spawned = Spawn(out[1], err[1]);
     ::close(out[1]);
     ::close(err[1]);
-    if (ec) {
+    if (!spawned) {
       ::close(out[0]);
       ::close(err[0]);
-      return ErrnoError(ec.value(), "starting " + executable_.string());
+      return spawned.error();
     }
-    pid_ = child.id();
-    // We reap the child ourselves (waitid for its rusage, wait at Teardown); the handle must not.
-    child.detach();
+    pid_ = *spawned;
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
     out_fd_ = out[0];
     err_fd_ = err[0];
@@ -306,6 +265,62 @@ class ProcessContainer final : public Container {
     if (!quiet_) hub_->Emit(EventType::kContainerStarted, "start", id_, labels_);
     reader_ = std::thread([this] { ReadUntilExit(); });
     return Status::OK();
+  }
+
+  // Starts the command with posix_spawn, which glibc does with clone(CLONE_VM|CLONE_VFORK):
+  // unlike fork, its cost does not grow with the host application's memory (fork copies the
+  // page tables: 0.7 ms for a small process on a VM, 4 ms at 100 MiB; this stays ~30 us). The
+  // child gets its own process group (so a timeout or Stop() reaches everything it starts),
+  // /dev/null as stdin, our pipes as stdout and stderr, no other descriptor, default signal
+  // dispositions and an empty signal mask (a host such as Python ignores SIGPIPE), and the CPU
+  // set, which it inherits from this thread's affinity, set around the call.
+  Result<pid_t> Spawn(int out_fd, int err_fd) {
+    std::vector<char*> argv;
+    std::string argv0 = executable_.string();
+    argv.push_back(argv0.data());
+    for (const std::string& a : args_) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (const std::string& e : env_) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    ::posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    if (!working_dir_.empty()) {
+      ::posix_spawn_file_actions_addchdir_np(&actions, working_dir_.c_str());
+    }
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    sigset_t none, all;
+    ::sigemptyset(&none);
+    ::sigfillset(&all);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setpgroup(&attr, 0);
+    ::posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    cpu_set_t saved;
+    const bool pin = cpus_.has_value();
+    Status status;
+    if (pin && (::sched_getaffinity(0, sizeof saved, &saved) != 0 ||
+                ::sched_setaffinity(0, sizeof *cpus_, &*cpus_) != 0)) {
+      status = ErrnoError(errno, "pinning " + id_ + " to its cpuset");
+    }
+    pid_t pid = -1;
+    if (status.ok()) {
+      const int rc = ::posix_spawn(&pid, argv0.c_str(), &actions, &attr, argv.data(), envp.data());
+      if (rc != 0) status = ErrnoError(rc, "starting " + argv0);
+    }
+    if (pin) ::sched_setaffinity(0, sizeof saved, &saved);
+    ::posix_spawnattr_destroy(&attr);
+    ::posix_spawn_file_actions_destroy(&actions);
+    if (!status.ok()) return status;
+    return pid;
   }
 
   Result<ExitStatus> Wait(Deadline deadline) override {

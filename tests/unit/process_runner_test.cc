@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,6 +180,56 @@ TEST(ProcessRunnerTest, CpusetPinsTheChild) {
   ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
   ASSERT_EQ(lines.Get().size(), 1u);
   EXPECT_EQ(lines.Get()[0], "Cpus_allowed_list:\t0");
+}
+
+TEST(ProcessRunnerTest, PinningTheChildLeavesTheCallersAffinityAlone) {
+  cpu_set_t before, after;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof before, &before), 0);
+  ContainerSpec spec = Shell("true");
+  spec.cpuset = "0";
+  auto c = *Runner()->Create(spec);
+  ASSERT_TRUE(c->Start().ok());
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  ASSERT_EQ(::sched_getaffinity(0, sizeof after, &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
+}
+
+// A host that ignores SIGPIPE (Python does) or holds descriptors without O_CLOEXEC must not pass
+// either on: the command starts with default signal dispositions, an empty signal mask, /dev/null
+// as stdin and no descriptor but 0, 1 and 2.
+TEST(ProcessRunnerTest, TheCommandInheritsNoIgnoredSignalsBlockedSignalsOrStrayDescriptors) {
+  struct sigaction ignore {
+  }, old_pipe{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  sigset_t usr1, old_mask;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr1, &old_mask), 0);
+  const int stray = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC
+  ASSERT_GE(stray, 3);
+
+  auto c = *Runner()->Create(
+      Shell("grep -E '^Sig(Ign|Blk)' /proc/self/status; readlink /proc/self/fd/0; ls /proc/$$/fd"));
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  ASSERT_TRUE(c->Start().ok());
+  ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  ::close(stray);
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+
+  const auto got = lines.Get();
+  ASSERT_GE(got.size(), 3u);
+  EXPECT_EQ(got[0], "SigBlk:\t0000000000000000");
+  // Signals 1-31 at their defaults; glibc's posix_spawn leaves its own two internal real-time
+  // signals (32, 33) ignored, which every glibc program resets when it starts.
+  ASSERT_EQ(got[1].rfind("SigIgn:\t", 0), 0u) << got[1];
+  EXPECT_EQ(std::stoull(got[1].substr(8), nullptr, 16) & 0x7fffffffULL, 0u) << got[1];
+  EXPECT_EQ(got[2], "/dev/null");
+  // The shell's own descriptors: 0, 1, 2, and none of ours.
+  std::vector<std::string> fds(got.begin() + 3, got.end());
+  EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2"}));
 }
 
 TEST(ProcessRunnerTest, LongLinesArriveInPieces) {
