@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -245,6 +246,33 @@ TEST(MetricStreamTest, TicksFollowAbsoluteDeadlinesWithoutDrift) {
   EXPECT_GE(accounted, (ticks.back() - ticks.front()) / iv + 1);
   EXPECT_LE(accounted, (after_stop - before_start) / iv + 1);
   for (std::size_t i = 1; i < ticks.size(); ++i) EXPECT_GT(ticks[i], ticks[i - 1]);
+}
+
+TEST(MetricStreamTest, NullSourceWithSeriesGeneratesOneSamplePerSeriesPerTick) {
+  MetricStreamOptions o;
+  o.interval = 1ms;
+  auto stream = MakeStream(o);
+  ASSERT_TRUE(stream->Add("null?series=50").ok());
+  Received received;
+  std::set<std::string> series;
+  Subscription sub = stream->Subscribe([&](const SampleBatch& batch) {
+    received.Add(batch);
+    for (std::uint32_t i : batch.series_index)
+      series.insert(batch.series.at(i).labels.at("series"));
+  });
+  ASSERT_TRUE(stream->Start().ok());
+  ASSERT_TRUE(WaitUntil([&] { return received.samples() >= 500; }));
+  ASSERT_TRUE(stream->Stop().ok());
+  const StreamOverhead over = stream->Overhead();
+  EXPECT_EQ(over.samples, 50 * over.ticks);
+  EXPECT_EQ(static_cast<std::int64_t>(received.samples()), over.samples);
+  EXPECT_EQ(series.size(), 50u);
+  // Tick k's 50 samples all carry the value k.
+  for (std::size_t i = 0; i < received.values.size(); ++i) {
+    ASSERT_EQ(received.values[i], static_cast<double>(i / 50 + 1)) << i;
+  }
+  EXPECT_EQ(MetricSourceFromUri("null?series=-1").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricSourceFromUri("null?rows=5").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(MetricStreamTest, StopDeliversEverythingInOneBatchPerSource) {
