@@ -11,6 +11,8 @@ PACKAGES=(
   clang-format
   python3 python3-pytest        # end-to-end CLI tests (Debian's python, not PyPI)
   python3-dev pybind11-dev      # the Python module
+  python3-pip python3-setuptools python3-wheel python3-venv  # pip install . (offline)
+  python3-mypy python3-numpy    # stubs checked by mypy; zero-copy columns checked with numpy
   sqlite3                       # looking at results by hand
   docker.io busybox-static      # docker:// tests start their own dockerd on a busybox-static image
   openssl                       # certificates for the mutual-TLS engine test

@@ -113,24 +113,37 @@ void RegisterErrors(py::module_& m) {
                                 "code (NotFoundError, UnavailableError, ...).",
                                 base.ptr(), nullptr));
   m.attr("Error") = error;
-  const std::pair<StatusCode, const char*> kCodes[] = {
-      {StatusCode::kInvalidArgument, "InvalidArgumentError"},
-      {StatusCode::kNotFound, "NotFoundError"},
-      {StatusCode::kAlreadyExists, "AlreadyExistsError"},
-      {StatusCode::kPermissionDenied, "PermissionDeniedError"},
-      {StatusCode::kFailedPrecondition, "FailedPreconditionError"},
-      {StatusCode::kResourceExhausted, "ResourceExhaustedError"},
-      {StatusCode::kUnavailable, "UnavailableError"},
-      {StatusCode::kDeadlineExceeded, "DeadlineExceededError"},
-      {StatusCode::kCancelled, "CancelledError"},
-      {StatusCode::kIOError, "IOError"},
-      {StatusCode::kUnimplemented, "UnimplementedError"},
-      {StatusCode::kInternal, "InternalError"},
+  struct ErrorClass {
+    StatusCode code;
+    const char* name;
+    const char* doc;
   };
-  for (const auto& [code, name] : kCodes) {
+  const ErrorClass kCodes[] = {
+      {StatusCode::kInvalidArgument, "InvalidArgumentError",
+       "Bad input: a URI, spec, plan or argument that cannot be used as given."},
+      {StatusCode::kNotFound, "NotFoundError",
+       "Something named does not exist: an image, container, machine, program or file."},
+      {StatusCode::kAlreadyExists, "AlreadyExistsError", "Something to create exists already."},
+      {StatusCode::kPermissionDenied, "PermissionDeniedError",
+       "Credentials missing, wrong or not allowed to do this (the provider's code is named)."},
+      {StatusCode::kFailedPrecondition, "FailedPreconditionError",
+       "The system is not in the state the call needs (e.g. a container not running)."},
+      {StatusCode::kResourceExhausted, "ResourceExhaustedError",
+       "Out of something: devices to lease, quota, capacity, queue space."},
+      {StatusCode::kUnavailable, "UnavailableError",
+       "A service (engine, store, cloud API) cannot be reached now; retrying may help."},
+      {StatusCode::kDeadlineExceeded, "DeadlineExceededError",
+       "The call's timeout passed before it finished."},
+      {StatusCode::kCancelled, "CancelledError", "The call was cancelled (e.g. by Ctrl-C)."},
+      {StatusCode::kIOError, "IOError", "Reading or writing a file, socket or pipe failed."},
+      {StatusCode::kUnimplemented, "UnimplementedError",
+       "This backend does not do that (see its capabilities())."},
+      {StatusCode::kInternal, "InternalError", "A bug in bitfusion; please report it."},
+  };
+  for (const auto& [code, name, doc] : kCodes) {
     const std::string qualified = std::string("bitfusion.") + name;
     py::object cls = py::reinterpret_steal<py::object>(
-        PyErr_NewException(qualified.c_str(), error.ptr(), nullptr));
+        PyErr_NewExceptionWithDoc(qualified.c_str(), doc, error.ptr(), nullptr));
     m.attr(name) = cls;
     ExceptionClasses()[code] = cls;
   }

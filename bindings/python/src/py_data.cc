@@ -124,7 +124,7 @@ void RegisterSamples(py::module_& m) {
                            "keep the batch alive.")
       .def_buffer(&SampleColumn::Buffer)
       .def("__len__", &SampleColumn::size)
-      .def("tolist", &ColumnList)
+      .def("tolist", &ColumnList, "The column as a list of Python numbers (a copy).")
       .def("__repr__", [](const SampleColumn& c) {
         return "SampleColumn(" + std::string(py::repr(ColumnList(c))) + ")";
       });
@@ -156,13 +156,16 @@ void RegisterSamples(py::module_& m) {
             return b.At(static_cast<std::size_t>(i));
           },
           "Sample i, labels merged.")
-      .def("samples",
-           [](const SampleBatch& b) {
-             std::vector<Sample> out;
-             out.reserve(b.size());
-             for (std::size_t i = 0; i < b.size(); ++i) out.push_back(b.At(i));
-             return out;
-           })
+      .def(
+          "samples",
+          [](const SampleBatch& b) {
+            std::vector<Sample> out;
+            out.reserve(b.size());
+            for (std::size_t i = 0; i < b.size(); ++i) out.push_back(b.At(i));
+            return out;
+          },
+          "Every sample as a Sample object with the batch's labels merged (copies; the "
+          "columns are the fast way).")
       .def_property_readonly("values",
                              [](std::shared_ptr<SampleBatch> b) {
                                return SampleColumn(std::move(b), SampleColumn::Which::kValue);

@@ -50,11 +50,13 @@ void RegisterDevices(py::module_& m) {
   py::class_<DeviceAllocator, std::shared_ptr<DeviceAllocator>>(
       m, "DeviceAllocator",
       "Finds accelerators and leases them: local://, sysfs:///ROOT (a recorded tree), null://.")
-      .def("discover",
-           [](DeviceAllocator& a) {
-             py::gil_scoped_release release;
-             return Unwrap(a.Discover());
-           })
+      .def(
+          "discover",
+          [](DeviceAllocator& a) {
+            py::gil_scoped_release release;
+            return Unwrap(a.Discover());
+          },
+          "The accelerators this allocator sees (GPUs, FPGAs), as a list of Devices.")
       .def(
           "acquire",
           [](DeviceAllocator& a, const DeviceRequest& request, std::optional<double> timeout) {

@@ -88,14 +88,17 @@ void RegisterEvents(py::module_& m) {
           },
           py::arg("timeout") = py::none(),
           "Waits until every event published before the call has been delivered.")
-      .def("counters", [](const EventBus& bus) {
-        const EventBusCounters c = bus.counters();
-        py::dict d;
-        d["published"] = c.published;
-        d["delivered"] = c.delivered;
-        d["dropped"] = c.dropped;
-        return d;
-      });
+      .def(
+          "counters",
+          [](const EventBus& bus) {
+            const EventBusCounters c = bus.counters();
+            py::dict d;
+            d["published"] = c.published;
+            d["delivered"] = c.delivered;
+            d["dropped"] = c.dropped;
+            return d;
+          },
+          "A dict of events published, delivered and dropped so far.");
 
   py::class_<ReactorRule>(m, "ReactorRule",
                           "A rule: on events of `types` that pass `filter`, run `action`. Make "

@@ -165,7 +165,8 @@ void RegisterExperiment(py::module_& m) {
         "Fingerprints (MachineInfo) of the machines a provisioner knows; local:// is this host. "
         "Fields read as attributes or as keys: m.cpu.threads == m[\"cpu\"][\"threads\"].");
   m.def("_run_plan", &RunPlan, py::arg("spec"), py::arg("sinks"), py::arg("program_dirs"),
-        py::arg("on_run"), py::arg("on_event"));
+        py::arg("on_run"), py::arg("on_event"),
+        "run_plan()'s native half; call bitfusion.run_plan, which adds the bundled programs.");
   m.def("compare", &Compare, py::arg("baseline"), py::arg("candidate"), py::arg("threshold") = 0.01,
         py::arg("alpha") = 0.05, py::arg("better") = std::map<std::string, std::string>{},
         "Compares two plan runs (\"STORE[@PLAN_RUN_ID]\": a path, sqlite://... or jsonl://...) as "

@@ -161,7 +161,7 @@ void RegisterMetrics(py::module_& m) {
            "(metric, value, unit, labels, timestamp_ns, monotonic_ns); with batches=True it "
            "gets the SampleBatch itself (columns zero-copy through the buffer protocol: the "
            "fast way). Before start(). An exception in it is reported and delivery goes on.")
-      .def("start", &PyMetricStream::Start)
+      .def("start", &PyMetricStream::Start, "Starts sampling on the stream's own threads.")
       .def("stop", &PyMetricStream::Stop,
            "Stops sampling, delivers everything sampled, closes the sinks it made from URIs and "
            "flushes the ResultSink objects it was given. Idempotent.")

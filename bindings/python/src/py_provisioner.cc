@@ -99,11 +99,15 @@ void RegisterProvisioners(py::module_& m) {
             const Deadline deadline = DeadlineIn(timeout);
             return Released<MachineInfo>([&] { return p.WaitReady(id, deadline); });
           },
-          py::arg("id"), py::arg("timeout") = 900.0)
-      .def("list",
-           [](Provisioner& p) {
-             return Released<std::vector<MachineInfo>>([&] { return p.List(); });
-           })
+          py::arg("id"), py::arg("timeout") = 900.0,
+          "Blocks until machine `id` is ready (running and reachable) and returns its "
+          "MachineInfo with the boot timestamps; DeadlineExceededError after `timeout` s.")
+      .def(
+          "list",
+          [](Provisioner& p) {
+            return Released<std::vector<MachineInfo>>([&] { return p.List(); });
+          },
+          "The machines this provisioner tagged as bitfusion's, with owner and expiry.")
       .def(
           "destroy",
           [](Provisioner& p, const std::vector<std::string>& ids) {
@@ -114,11 +118,15 @@ void RegisterProvisioners(py::module_& m) {
             }
             Check(status);
           },
-          py::arg("ids"))
-      .def("types",
-           [](Provisioner& p) {
-             return Released<std::vector<MachineType>>([&] { return p.Types(); });
-           })
+          py::arg("ids"),
+          "Tears machines down; ids already gone are not an error. Returns when the provider "
+          "reports them terminating.")
+      .def(
+          "types",
+          [](Provisioner& p) {
+            return Released<std::vector<MachineType>>([&] { return p.Types(); });
+          },
+          "The catalogue: MachineTypes with vCPUs, memory, accelerators and hourly price.")
       .def(
           "keep",
           [](Provisioner& p, const std::vector<std::string>& ids) {
@@ -129,13 +137,17 @@ void RegisterProvisioners(py::module_& m) {
             }
             Check(status);
           },
-          py::arg("ids"))
+          py::arg("ids"),
+          "Leaves these machines up when their handle closes (reap still sees "
+          "their expiry).")
       .def(
           "reap",
           [](Provisioner& p, const ReapPolicy& policy) {
             return Released<MachineReapReport>([&] { return p.Reap(policy); });
           },
-          py::arg("policy") = ReapPolicy{})
+          py::arg("policy") = ReapPolicy{},
+          "Destroys tagged machines past their expiry or whose creating process is gone, as "
+          "`policy` says; returns what it found and did.")
       .def(
           "up",
           [](std::shared_ptr<Provisioner> p, const MachineRequest& request,

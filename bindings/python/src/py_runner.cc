@@ -116,7 +116,7 @@ void RegisterRunners(py::module_& m) {
       .def(
           "kill",
           [](PyContainer& c, int signal) { BlockingStatus([&] { return c.get().Kill(signal); }); },
-          py::arg("signal") = SIGKILL)
+          py::arg("signal") = SIGKILL, "Sends `signal` (SIGKILL by default) to it.")
       .def(
           "logs",
           [](PyContainer& c, py::function callback) {
@@ -154,22 +154,25 @@ void RegisterRunners(py::module_& m) {
           [](PyContainer& c, const std::string& host_path, const std::string& container_dir) {
             BlockingStatus([&] { return c.get().CopyIn(host_path, container_dir); });
           },
-          py::arg("host_path"), py::arg("container_dir"))
+          py::arg("host_path"), py::arg("container_dir"),
+          "Copies a host file or directory into `container_dir` inside it.")
       .def(
           "copy_out",
           [](PyContainer& c, const std::string& container_path, const std::string& host_dir) {
             BlockingStatus([&] { return c.get().CopyOut(container_path, host_dir); });
           },
-          py::arg("container_path"), py::arg("host_dir"))
+          py::arg("container_path"), py::arg("host_dir"),
+          "Copies a file or directory out of it into `host_dir`.")
       .def(
           "path_exists",
           [](PyContainer& c, const std::string& path) {
             return Blocking<bool>([&] { return c.get().PathExists(path); });
           },
-          py::arg("path"))
+          py::arg("path"), "Whether `path` exists inside it.")
       .def(
           "inspect",
-          [](PyContainer& c) { return Blocking<ContainerInfo>([&] { return c.get().Inspect(); }); })
+          [](PyContainer& c) { return Blocking<ContainerInfo>([&] { return c.get().Inspect(); }); },
+          "Its state now: a ContainerInfo (state, pid, exit code, times, labels).")
       .def(
           "stats",
           [](PyContainer& c, py::function callback, double interval) {
@@ -190,10 +193,12 @@ void RegisterRunners(py::module_& m) {
       m, "ContainerRunner",
       "Runs things in containers: docker://, docker+tls://, process://, null://. Make one with "
       "container_runner_from_uri().")
-      .def("capabilities",
-           [](ContainerRunner& r) {
-             return Blocking<RunnerCapabilities>([&] { return r.Capabilities(); });
-           })
+      .def(
+          "capabilities",
+          [](ContainerRunner& r) {
+            return Blocking<RunnerCapabilities>([&] { return r.Capabilities(); });
+          },
+          "What this runner can do (images, exec, copy, stats, devices, reap...).")
       .def(
           "ensure_image",
           [](ContainerRunner& r, const std::string& image, std::optional<double> timeout) {
@@ -233,37 +238,38 @@ void RegisterRunners(py::module_& m) {
             const Deadline deadline = DeadlineIn(timeout);
             return Blocking<ImageInfo>([&] { return r.PullImage(image, {}, deadline); });
           },
-          py::arg("image"), py::arg("timeout") = py::none())
+          py::arg("image"), py::arg("timeout") = py::none(),
+          "Pulls `image` from its registry and returns its ImageInfo.")
       .def(
           "inspect_image",
           [](ContainerRunner& r, const std::string& image) {
             return Blocking<ImageInfo>([&] { return r.InspectImage(image); });
           },
-          py::arg("image"))
+          py::arg("image"), "The ImageInfo of a local image; NotFoundError when absent.")
       .def(
           "list_images",
           [](ContainerRunner& r, const Labels& labels) {
             return Blocking<std::vector<ImageInfo>>([&] { return r.ListImages(labels); });
           },
-          py::arg("labels") = Labels{})
+          py::arg("labels") = Labels{}, "Local images carrying all of `labels`.")
       .def(
           "remove_image",
           [](ContainerRunner& r, const std::string& image, bool force) {
             BlockingStatus([&] { return r.RemoveImage(image, force); });
           },
-          py::arg("image"), py::arg("force") = false)
+          py::arg("image"), py::arg("force") = false, "Removes a local image.")
       .def(
           "list_containers",
           [](ContainerRunner& r, const Labels& labels) {
             return Blocking<std::vector<ContainerInfo>>([&] { return r.ListContainers(labels); });
           },
-          py::arg("labels") = Labels{})
+          py::arg("labels") = Labels{}, "Containers (any state) carrying all of `labels`.")
       .def(
           "inspect_container",
           [](ContainerRunner& r, const std::string& id) {
             return Blocking<ContainerInfo>([&] { return r.InspectContainer(id); });
           },
-          py::arg("id"))
+          py::arg("id"), "The ContainerInfo of container `id`, whoever made it.")
       .def(
           "open_container",
           [](ContainerRunner& r, const std::string& id) {
@@ -277,7 +283,8 @@ void RegisterRunners(py::module_& m) {
           [](ContainerRunner& r, const std::string& id, std::size_t lines) {
             return Blocking<std::vector<LogLine>>([&] { return r.TailLogs(id, lines); });
           },
-          py::arg("id"), py::arg("lines") = 20)
+          py::arg("id"), py::arg("lines") = 20,
+          "The last `lines` lines of container `id`'s output, as LogLines.")
       .def(
           "events",
           [](ContainerRunner& r, py::function callback) {

@@ -139,7 +139,9 @@ void RegisterSinks(py::module_& m) {
           py::arg("timeout") = py::none(), "Flush, then release the store. Idempotent.")
       .def_property_readonly("uri", &ResultSink::uri, "The URI, password redacted.")
       .def_property_readonly("spool_dir", &ResultSink::spool_dir)
-      .def("counters", &ResultSink::counters)
+      .def("counters", &ResultSink::counters,
+           "SinkCounters: samples and runs written and pending, backend calls, errors, retries, "
+           "spooled, replayed and dropped samples, spool bytes.")
       .def(
           "set_event_callback",
           [](ResultSink& s, py::function callback) {
