@@ -34,6 +34,8 @@ for b in "$build"/benchmarks/*_benchmark "$build"/bin/*_benchmark; do
   # A 10-machine pool is enough to see the pool benchmark work; people run it at 100.
   BITFUSION_POOL_SIZE=10 "$b" --benchmark_min_time=0.01 >/dev/null
 done
+PYTHONPATH="$build/python" $python benchmarks/python_sdk_benchmark.py --quick \
+  --reference "$build/bin/container_lifecycle_reference" >/dev/null
 
 step "ASan+UBSan unit tests ($asan)"
 cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBITFUSION_SANITIZE=ON \
