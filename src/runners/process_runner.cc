@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -63,6 +64,49 @@ Result<cpu_set_t> ParseCpuset(const std::string& text) {
   }
   if (CPU_COUNT(&set) == 0) return bad();
   return set;
+}
+
+// Whether an environment variable's name says it holds a credential.
+bool IsCredentialName(std::string_view name) {
+  std::string upper(name);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (std::string_view part : {"PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE"}) {
+    if (upper.find(part) != std::string::npos) return true;
+  }
+  return upper.ends_with("KEY") || upper == "SSH_AUTH_SOCK";
+}
+
+bool IsMinimalName(std::string_view name) {
+  for (std::string_view keep :
+       {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TERM", "TMPDIR"}) {
+    if (name == keep) return true;
+  }
+  return name.starts_with("LC_");
+}
+
+// This process's environment as the policy lets a command have it; credentials withheld are
+// named (never their values) once per process at info level.
+std::map<std::string, std::string> InheritedEnvironment(ProcessRunnerOptions::Env policy) {
+  std::map<std::string, std::string> env;
+  std::string withheld;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    const auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view name = kv.substr(0, eq);
+    if (policy == ProcessRunnerOptions::Env::kMinimal && !IsMinimalName(name)) continue;
+    if (policy == ProcessRunnerOptions::Env::kHost && IsCredentialName(name)) {
+      withheld += (withheld.empty() ? "" : ", ") + std::string(name);
+      continue;
+    }
+    env[std::string(name)] = kv.substr(eq + 1);
+  }
+  if (!withheld.empty()) {
+    LogOnceAt(LogLevel::kInfo, "process-env-credentials",
+              "process://: credentials in bitfusion's environment are not passed to commands (",
+              withheld, "); set them in the spec's env, or use process://?env=all");
+  }
+  return env;
 }
 
 std::int64_t TimevalNs(const timeval& tv) {
@@ -695,7 +739,7 @@ std::string NextId() {
 
 Result<ProcessRunnerOptions> ProcessRunnerOptions::FromUri(const Uri& uri) {
   BITFUSION_RETURN_IF_ERROR(
-      uri.CheckQueryKeys({"max_line_bytes", "log_buffer_bytes", "drain_timeout"}));
+      uri.CheckQueryKeys({"max_line_bytes", "log_buffer_bytes", "drain_timeout", "env"}));
   if (!uri.host.empty() || !uri.path.empty()) {
     return InvalidArgumentError("process:// takes no host or path, got \"" + uri.ToString() +
                                 "\"; write process://");
@@ -710,6 +754,18 @@ Result<ProcessRunnerOptions> ProcessRunnerOptions::FromUri(const Uri& uri) {
   }
   o.max_line_bytes = static_cast<std::size_t>(line);
   o.log_buffer_bytes = static_cast<std::size_t>(buffer);
+  const std::string env = uri.Query("env").value_or("host");
+  if (env == "host") {
+    o.env = ProcessRunnerOptions::Env::kHost;
+  } else if (env == "all") {
+    o.env = ProcessRunnerOptions::Env::kAll;
+  } else if (env == "minimal") {
+    o.env = ProcessRunnerOptions::Env::kMinimal;
+  } else {
+    return InvalidArgumentError("process://?env=" + env +
+                                ": expected host (the environment without credentials, the "
+                                "default), all or minimal");
+  }
   return o;
 }
 
@@ -782,12 +838,7 @@ Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& optio
     return InvalidArgumentError("container spec has no command; set command (argv) to run");
   }
 
-  std::map<std::string, std::string> env_map;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view kv(*e);
-    const auto eq = kv.find('=');
-    if (eq != std::string_view::npos) env_map[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
-  }
+  std::map<std::string, std::string> env_map = InheritedEnvironment(options.env);
   for (const auto& [key, value] : spec.env) {
     if (key.empty() || key.find('=') != std::string::npos) {
       return InvalidArgumentError("environment variable name \"" + key + "\" is invalid");

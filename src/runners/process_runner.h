@@ -25,8 +25,15 @@ struct ProcessRunnerOptions {
   /// After the child exits, how long to keep reading output that its descendants still write
   /// to the inherited stdout/stderr before giving up on them.
   std::chrono::nanoseconds drain_timeout = std::chrono::seconds(1);
+  /// What the command inherits of this process's environment, before the spec's own env:
+  /// kHost everything but credentials (names with PASSWORD, PASSWD, SECRET, TOKEN, CREDENTIAL,
+  /// PRIVATE, ending in KEY, and SSH_AUTH_SOCK: cloud keys, PGPASSWORD, OS_PASSWORD... stay
+  /// with bitfusion), kAll everything, kMinimal only PATH, HOME, USER, LOGNAME, SHELL, LANG,
+  /// LC_*, TZ, TERM and TMPDIR. A variable the spec sets is always passed.
+  enum class Env { kHost, kAll, kMinimal };
+  Env env = Env::kHost;
 
-  /// process://?max_line_bytes=65536&log_buffer_bytes=1048576&drain_timeout=1s
+  /// process://?max_line_bytes=65536&log_buffer_bytes=1048576&drain_timeout=1s&env=host|all|minimal
   static Result<ProcessRunnerOptions> FromUri(const Uri& uri);
 };
 

@@ -10,6 +10,7 @@
 #include "devices/pci_discovery.h"
 #include "devices/rocm_smi_enricher.h"
 #include "devices/xrt_enricher.h"
+#include "scoped_env.h"
 
 namespace bitfusion {
 namespace {
@@ -22,19 +23,11 @@ std::vector<Device> Tree(const std::string& host) {
   return DiscoverDevices(kFixtures + "/sysfs/" + host);
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() { ::unsetenv(name_); }
-
- private:
-  const char* name_;
-};
+using testing::ScopedEnv;
 
 TEST(NvmlEnricherTest, FillsNameMemoryUuidVersionsMigAndNvSwitchPeers) {
-  ScopedEnv env("BITFUSION_FAKE_NVML_CONFIG", kFixtures + "/vendor/nvml-dgx-a100.json");
+  const std::string env_value = kFixtures + "/vendor/nvml-dgx-a100.json";
+  ScopedEnv env({{"BITFUSION_FAKE_NVML_CONFIG", env_value.c_str()}});
   auto devices = Tree("dgx-a100");
   ASSERT_TRUE(EnrichWithNvml({BITFUSION_FAKE_NVML}, devices).ok());
   const Device& d = devices[0];
@@ -52,7 +45,8 @@ TEST(NvmlEnricherTest, FillsNameMemoryUuidVersionsMigAndNvSwitchPeers) {
 }
 
 TEST(NvmlEnricherTest, MinorNumbersFromNvmlReplaceThePciOrderGuess) {
-  ScopedEnv env("BITFUSION_FAKE_NVML_CONFIG", kFixtures + "/vendor/nvml-mixed.json");
+  const std::string env_value = kFixtures + "/vendor/nvml-mixed.json";
+  ScopedEnv env({{"BITFUSION_FAKE_NVML_CONFIG", env_value.c_str()}});
   const std::string root = ::testing::TempDir() + "/bf-nvml-minor";
   std::filesystem::remove_all(root);
   std::filesystem::copy(
@@ -94,7 +88,7 @@ TEST(NvmlEnricherTest, GpusNvmlDoesNotKnowKeepTheirSysfsFacts) {
   const std::string config = ::testing::TempDir() + "/bf-nvml-one.json";
   std::ofstream(config) << R"({"devices": [{"bus_id": "0000:0f:00.0", "name": "Only One",
       "uuid": "GPU-1", "memory_total": 1024}]})";
-  ScopedEnv env("BITFUSION_FAKE_NVML_CONFIG", config);
+  ScopedEnv env({{"BITFUSION_FAKE_NVML_CONFIG", config.c_str()}});
   auto devices = Tree("dgx-a100");
   ASSERT_TRUE(EnrichWithNvml({BITFUSION_FAKE_NVML}, devices).ok());
   EXPECT_EQ(devices[0].model, "NVIDIA A100-SXM4-40GB");
@@ -103,7 +97,8 @@ TEST(NvmlEnricherTest, GpusNvmlDoesNotKnowKeepTheirSysfsFacts) {
 }
 
 TEST(RocmSmiEnricherTest, FillsNameVramIndexUniqueIdAndXgmiPeers) {
-  ScopedEnv env("BITFUSION_FAKE_ROCM_SMI_CONFIG", kFixtures + "/vendor/rocm-smi-mi210.json");
+  const std::string env_value = kFixtures + "/vendor/rocm-smi-mi210.json";
+  ScopedEnv env({{"BITFUSION_FAKE_ROCM_SMI_CONFIG", env_value.c_str()}});
   auto devices = Tree("amd-mi210-4gpu");
   RocmSmiEnricherOptions options;
   options.libraries = {BITFUSION_FAKE_ROCM_SMI};
@@ -128,7 +123,8 @@ TEST(RocmSmiEnricherTest, InitFailureIsUnavailable) {
 }
 
 TEST(XrtEnricherTest, FillsPlatformNameAndDdr) {
-  ScopedEnv env("BITFUSION_FAKE_XRT_CONFIG", kFixtures + "/vendor/xrt-u250.json");
+  const std::string env_value = kFixtures + "/vendor/xrt-u250.json";
+  ScopedEnv env({{"BITFUSION_FAKE_XRT_CONFIG", env_value.c_str()}});
   auto devices = Tree("alveo-u250");
   XrtEnricherOptions options;
   options.libraries = {BITFUSION_FAKE_XRT};

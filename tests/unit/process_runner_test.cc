@@ -16,6 +16,8 @@
 #include <string>
 #include <thread>
 
+#include "scoped_env.h"
+
 namespace bitfusion {
 namespace {
 
@@ -230,6 +232,58 @@ TEST(ProcessRunnerTest, TheCommandInheritsNoIgnoredSignalsBlockedSignalsOrStrayD
   // The shell's own descriptors: 0, 1, 2, and none of ours.
   std::vector<std::string> fds(got.begin() + 3, got.end());
   EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2"}));
+}
+
+std::vector<std::string> EnvOf(const std::string& uri, const Labels& spec_env = {}) {
+  ContainerSpec spec;
+  spec.command = {"env"};
+  spec.env = spec_env;
+  auto c = *Runner(uri)->Create(spec);
+  Lines lines;
+  auto sub = c->Logs(lines.Callback());
+  EXPECT_TRUE(c->Start().ok());
+  EXPECT_TRUE(c->Wait(DeadlineAfter(30s))->success());
+  auto env = lines.Get();
+  std::sort(env.begin(), env.end());
+  return env;
+}
+
+bool Has(const std::vector<std::string>& env, const std::string& entry) {
+  return std::find(env.begin(), env.end(), entry) != env.end();
+}
+
+TEST(ProcessRunnerTest, CredentialsInOurEnvironmentAreNotPassedToCommandsUnlessAsked) {
+  testing::ScopedEnv vars({{"AWS_SECRET_ACCESS_KEY", "s3cr3t"},
+                           {"PGPASSWORD", "pgpw"},
+                           {"OS_APPLICATION_CREDENTIAL_SECRET", "appsecret"},
+                           {"GITHUB_TOKEN", "ghp"},
+                           {"SL_API_KEY", "slkey"},
+                           {"BENCH_THREADS", "8"},
+                           {"LC_ALL", "C"}});
+  const auto host = EnvOf("process://");
+  EXPECT_TRUE(Has(host, "BENCH_THREADS=8"));
+  for (const char* secret : {"s3cr3t", "pgpw", "appsecret", "ghp", "slkey"}) {
+    for (const auto& entry : host) EXPECT_EQ(entry.find(secret), std::string::npos) << entry;
+  }
+  // The spec's own env always passes; ?env=all passes everything.
+  EXPECT_TRUE(Has(EnvOf("process://", {{"PGPASSWORD", "given"}}), "PGPASSWORD=given"));
+  const auto all = EnvOf("process://?env=all");
+  EXPECT_TRUE(Has(all, "PGPASSWORD=pgpw") && Has(all, "BENCH_THREADS=8"));
+  // ?env=minimal: the basics only.
+  const auto minimal = EnvOf("process://?env=minimal", {{"MINE", "1"}});
+  EXPECT_TRUE(Has(minimal, "LC_ALL=C") && Has(minimal, "MINE=1"));
+  EXPECT_FALSE(Has(minimal, "BENCH_THREADS=8"));
+  for (const auto& entry : minimal) {
+    const std::string name = entry.substr(0, entry.find('='));
+    EXPECT_TRUE(name == "PATH" || name == "HOME" || name == "USER" || name == "LOGNAME" ||
+                name == "SHELL" || name == "LANG" || name == "TZ" || name == "TERM" ||
+                name == "TMPDIR" || name.starts_with("LC_") || name == "MINE" || name == "PWD" ||
+                name == "SHLVL" || name == "_")
+        << entry;
+  }
+  auto bad = ContainerRunnerFromUri("process://?env=some");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("expected host"), std::string::npos);
 }
 
 TEST(ProcessRunnerTest, LongLinesArriveInPieces) {
