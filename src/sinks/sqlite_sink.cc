@@ -106,8 +106,19 @@ CREATE TABLE IF NOT EXISTS samples (
 );
 )sql";
 
-constexpr const char* kSamplesIndex =
-    "CREATE INDEX IF NOT EXISTS samples_series_time ON samples(series_id, timestamp_ns)";
+// The optional samples index is UNIQUE: a sample's identity is its series and timestamp, so with
+// it a batch written twice (a re-import, a retried call) is stored once (inserts are OR IGNORE).
+// Version 2 files may hold a plain index of that name: its duplicates are removed once and it is
+// made unique.
+constexpr const char* kSamplesIndexIsUnique =
+    "SELECT count(*) FROM pragma_index_list('samples') "
+    "WHERE name = 'samples_series_time' AND \"unique\" = 1";
+constexpr const char* kSamplesIndex = R"sql(
+DELETE FROM samples WHERE rowid NOT IN
+  (SELECT min(rowid) FROM samples GROUP BY series_id, timestamp_ns);
+DROP INDEX IF EXISTS samples_series_time;
+CREATE UNIQUE INDEX samples_series_time ON samples(series_id, timestamp_ns);
+)sql";
 
 constexpr const char* kInsertRun = R"sql(
 INSERT OR REPLACE INTO runs (run_id, plan, plan_run_id, benchmark, repetition, warmup, machine_id,
@@ -352,7 +363,10 @@ Result<std::shared_ptr<SqliteSink>> SqliteSink::Make(const SqliteSinkOptions& op
                    "upgrading the schema from version 1"));
     }
     if (options.samples_index) {
-      BITFUSION_RETURN_IF_ERROR(db->Exec(kSamplesIndex, "creating the samples index"));
+      BITFUSION_ASSIGN_OR_RETURN(const std::int64_t unique, db->QueryInt(kSamplesIndexIsUnique));
+      if (unique == 0) {
+        BITFUSION_RETURN_IF_ERROR(db->Exec(kSamplesIndex, "creating the samples index"));
+      }
     }
     const std::string stamp = "PRAGMA application_id=" + std::to_string(kApplicationId) +
                               "; PRAGMA user_version=" + std::to_string(kSchemaVersion);
@@ -372,8 +386,8 @@ Result<std::shared_ptr<SqliteSink>> SqliteSink::Make(const SqliteSinkOptions& op
       {&db->commit, "COMMIT"},
       {&db->rollback, "ROLLBACK"},
       {&db->insert_sample,
-       "INSERT INTO samples (series_id, timestamp_ns, monotonic_ns, value) VALUES (?1, ?2, ?3, "
-       "?4)"},
+       "INSERT OR IGNORE INTO samples (series_id, timestamp_ns, monotonic_ns, value) "
+       "VALUES (?1, ?2, ?3, ?4)"},
       {&db->find_series,
        "SELECT series_id FROM series WHERE metric = ?1 AND unit = ?2 AND labels = ?3"},
       {&db->insert_series,

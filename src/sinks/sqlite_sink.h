@@ -72,10 +72,11 @@ struct SqliteSinkOptions {
   /// Database file; created with the schema if missing; its directory must exist and be
   /// writable (SQLite puts its -wal and -shm files beside it).
   std::filesystem::path path;
-  /// Keep an index on samples(series_id, timestamp_ns) (query key `samples_index`, default
-  /// false). It makes per-series time-range queries fast, and halves insert speed with a few
+  /// Keep a UNIQUE index on samples(series_id, timestamp_ns) (query key `samples_index`,
+  /// default false). It makes per-series time-range queries fast and stores each sample once
+  /// however often it is written (a re-import, a replay); it halves insert speed with a few
   /// series, more with many (numbers in docs/sqlite-schema.md). Once created it stays; after
-  /// the runs is the cheap time to add it, with the statement in docs/sqlite-schema.md.
+  /// the runs is the cheap time to add it, with the statements in docs/sqlite-schema.md.
   bool samples_index = false;
   /// How long to wait for another process that holds the write lock (query key
   /// `busy_timeout`, default 5s).

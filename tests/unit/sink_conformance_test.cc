@@ -518,6 +518,53 @@ TEST_F(SinkFileTest, CsvTextCellsCannotBeFormulasButNumbersStayNumbers) {
             "3,4,-1.5,-0.001,\"'\tunit\",\r\n");
 }
 
+TEST_F(SinkFileTest, SqliteWithTheSamplesIndexStoresASampleWrittenTwiceOnce) {
+  const fs::path path = dir_ / "twice.db";
+  SampleBatch batch;
+  const auto s = batch.AddSeries({"m", "s", {{"k", "v"}}});
+  for (int i = 0; i < 10; ++i) batch.Append(s, 1000 + i, i, i * 1.5);
+  auto count = [&] {
+    std::int64_t n = 0;
+    SqliteReader(path).Query("SELECT count(*) FROM samples",
+                             [&](sqlite3_stmt* st) { n = sqlite3_column_int64(st, 0); });
+    return n;
+  };
+  {
+    // Without the index the table is append-only (the fast default): twice is twice.
+    auto sink = *ResultSinkFromUri("sqlite://" + path.string());
+    ASSERT_TRUE(sink->Write(batch).ok());
+    ASSERT_TRUE(sink->Write(batch).ok());
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  EXPECT_EQ(count(), 20);
+  {
+    // A version 2 file may carry the plain index of that name; opening with samples_index
+    // removes the duplicates once and makes it unique.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "CREATE INDEX samples_series_time ON samples(series_id, timestamp_ns)",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    sqlite3_close(db);
+    auto sink = *ResultSinkFromUri("sqlite://" + path.string() + "?samples_index=true");
+    ASSERT_TRUE(sink->Write(batch).ok());  // a third time
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  EXPECT_EQ(count(), 10);
+  {
+    // Any later writer keeps to the unique index, with or without the option.
+    auto sink = *ResultSinkFromUri("sqlite://" + path.string());
+    ASSERT_TRUE(sink->Write(batch).ok());
+    ASSERT_TRUE(sink->Close().ok());
+  }
+  EXPECT_EQ(count(), 10);
+  double sum = 0;
+  SqliteReader(path).Query("SELECT sum(value) FROM samples",
+                           [&](sqlite3_stmt* st) { sum = sqlite3_column_double(st, 0); });
+  EXPECT_DOUBLE_EQ(sum, 1.5 * 45);
+}
+
 TEST_F(SinkFileTest, SqliteSchemaMachinesAndReplacedRuns) {
   const fs::path path = dir_ / "r.db";
   auto sink = *ResultSinkFromUri("sqlite://" + path.string() + "?samples_index=true");
