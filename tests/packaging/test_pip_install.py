@@ -81,8 +81,8 @@ def test_the_installed_package_imports_from_outside_the_tree_and_runs_a_plan(ins
     env = {k: v for k, v in installed["env"].items() if k != "PYTHONPATH"}
     out = run([installed["python"], "-c", script], cwd=installed["outside"], env=env, timeout=300)
     lines = out.stdout.splitlines()
-    site = run([installed["python"], "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-               env=env).stdout.strip()
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = run([installed["python"], "-c", purelib], env=env).stdout.strip()
     assert lines[0].startswith(site + "/bitfusion/"), lines[0]
     assert lines[1] == "['ok', 'ok']", out.stdout + out.stderr
     assert lines[2] == "help: True True"
