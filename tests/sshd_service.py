@@ -72,5 +72,12 @@ def static_inventory(d):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    """The directory of static_inventory, for one test module."""
+    with static_inventory(tmp_path_factory.mktemp("static")) as d:
+        yield d
+
+
 def static_uri(d, name="hosts.json"):
     return f"static://{d / name}?lease_dir={d / 'leases'}&ssh_config={d / 'ssh_config'}"

@@ -8,18 +8,10 @@ import json
 import pathlib
 import sys
 
-import pytest
-
 from cli_helpers import run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from sshd_service import static_inventory, static_uri as uri  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def inventory(tmp_path_factory):
-    with static_inventory(tmp_path_factory.mktemp("static")) as d:
-        yield d
+from sshd_service import inventory, static_uri as uri  # noqa: E402,F401 (inventory is a fixture)
 
 
 def test_up_list_down(inventory):

@@ -1,5 +1,5 @@
-"""Machines from Python on the provisioners that run here without a cloud: static:// against a
-real sshd on 127.0.0.1 that this module starts (tests/sshd_service.py), and null://."""
+"""Machines from Python on static://, against a real sshd on 127.0.0.1 that this module starts
+(tests/sshd_service.py). null:// machines are in test_sdk.py."""
 import pathlib
 import sys
 
@@ -8,13 +8,7 @@ import pytest
 import bitfusion
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from sshd_service import static_inventory, static_uri  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def inventory(tmp_path_factory):
-    with static_inventory(tmp_path_factory.mktemp("static-py")) as d:
-        yield d
+from sshd_service import inventory, static_uri  # noqa: E402,F401 (inventory is a fixture)
 
 
 def test_a_static_host_is_leased_fingerprinted_over_ssh_and_returned(inventory):
