@@ -1,6 +1,5 @@
 #include "net/ssh_session.h"
 
-// Boost.Process v2, header-only, as runners/process_runner.cc uses it.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -11,11 +10,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/process/v2/environment.hpp>
 #include <boost/process/v2/process.hpp>
-#include <boost/process/v2/stdio.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "core/spawn.h"
 
 namespace bitfusion {
 namespace {
@@ -47,6 +47,19 @@ Result<bp::filesystem::path> FindSsh(const std::string& program) {
                          "openssh-client) or name its path");
   }
   return found;
+}
+
+// The ssh client, started with posix_spawn (core/spawn.h): a command's cost does not grow with
+// the host application's memory, as a fork's would.
+Result<pid_t> SpawnSsh(const bp::filesystem::path& exe, const std::vector<std::string>& args,
+                       int stdout_fd, int stderr_fd) {
+  internal::SpawnSpec spawn;
+  spawn.program = exe.string();
+  spawn.argv.push_back(exe.string());
+  spawn.argv.insert(spawn.argv.end(), args.begin(), args.end());
+  spawn.stdout_fd = stdout_fd;
+  spawn.stderr_fd = stderr_fd;
+  return internal::Spawn(spawn);
 }
 
 }  // namespace
@@ -138,11 +151,22 @@ Result<SshResult> SshSession::Exec(std::vector<std::string> args,
   BITFUSION_ASSIGN_OR_RETURN(bp::filesystem::path exe, FindSsh(options_.ssh_program));
   asio::io_context context;
   asio::readable_pipe out(context), err(context);
-  boost::system::error_code ec;
+  int out_fds[2] = {-1, -1}, err_fds[2] = {-1, -1};
+  if (::pipe2(out_fds, O_CLOEXEC) != 0 || ::pipe2(err_fds, O_CLOEXEC) != 0) {
+    Status s = ErrnoError(errno, "creating pipes for ssh");
+    for (int fd : {out_fds[0], out_fds[1], err_fds[0], err_fds[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+    return s;
+  }
+  out.assign(out_fds[0]);
+  err.assign(err_fds[0]);
+  auto pid = SpawnSsh(exe, args, out_fds[1], err_fds[1]);
+  ::close(out_fds[1]);
+  ::close(err_fds[1]);
+  if (!pid) return pid.error();
+  bp::process proc(context.get_executor(), *pid);
   SshResult result;
-  auto proc = bp::default_process_launcher()(context.get_executor(), ec, exe, args,
-                                             bp::process_stdio{nullptr, out, err});
-  if (ec) return ErrnoError(ec.value(), "starting " + exe.string());
   std::string out_buf, err_buf;
   asio::async_read(out, asio::dynamic_buffer(out_buf), [](auto, auto) {});
   asio::async_read(err, asio::dynamic_buffer(err_buf), [](auto, auto) {});
@@ -196,11 +220,10 @@ Status SshSession::Connect() {
   bool timed_out = false;
   {
     asio::io_context context;
-    boost::system::error_code ec;
-    auto proc = bp::default_process_launcher()(context.get_executor(), ec, exe, args,
-                                               bp::process_stdio{nullptr, fd, fd});
+    auto pid = SpawnSsh(exe, args, fd, fd);
     ::close(fd);
-    if (ec) return ErrnoError(ec.value(), "starting " + exe.string());
+    if (!pid) return pid.error();
+    bp::process proc(context.get_executor(), *pid);
     asio::steady_timer timer(context, options_.connect_timeout + std::chrono::seconds(5));
     timer.async_wait([&](const boost::system::error_code& e) {
       if (e) return;

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -28,6 +27,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
+#include "core/spawn.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 
@@ -293,7 +293,20 @@ class ProcessContainer final : public Container {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     exit_.start_ns = WallNowNs();
     start_mono_ns_ = MonoNowNs();
-    auto spawned = Spawn(out[1], err[1]);
+    // posix_spawn (core/spawn.h): the cost does not grow with the host's memory, and the
+    // command gets default signals and no stray descriptor. Its own process group, so a
+    // timeout or Stop() reaches everything it starts.
+    internal::SpawnSpec spawn;
+    spawn.program = executable_;
+    spawn.argv.push_back(executable_.string());
+    spawn.argv.insert(spawn.argv.end(), args_.begin(), args_.end());
+    spawn.env = env_;
+    spawn.stdout_fd = out[1];
+    spawn.stderr_fd = err[1];
+    spawn.working_dir = working_dir_;
+    spawn.new_process_group = true;
+    spawn.cpus = cpus_;
+    auto spawned = internal::Spawn(spawn);
     ::close(out[1]);
     ::close(err[1]);
     if (!spawned) {
@@ -309,62 +322,6 @@ class ProcessContainer final : public Container {
     if (!quiet_) hub_->Emit(EventType::kContainerStarted, "start", id_, labels_);
     reader_ = std::thread([this] { ReadUntilExit(); });
     return Status::OK();
-  }
-
-  // Starts the command with posix_spawn, which glibc does with clone(CLONE_VM|CLONE_VFORK):
-  // unlike fork, its cost does not grow with the host application's memory (fork copies the
-  // page tables: 0.7 ms for a small process on a VM, 4 ms at 100 MiB; this stays ~30 us). The
-  // child gets its own process group (so a timeout or Stop() reaches everything it starts),
-  // /dev/null as stdin, our pipes as stdout and stderr, no other descriptor, default signal
-  // dispositions and an empty signal mask (a host such as Python ignores SIGPIPE), and the CPU
-  // set, which it inherits from this thread's affinity, set around the call.
-  Result<pid_t> Spawn(int out_fd, int err_fd) {
-    std::vector<char*> argv;
-    std::string argv0 = executable_.string();
-    argv.push_back(argv0.data());
-    for (const std::string& a : args_) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const std::string& e : env_) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    ::posix_spawn_file_actions_init(&actions);
-    ::posix_spawnattr_init(&attr);
-    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    ::posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-    ::posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-    if (!working_dir_.empty()) {
-      ::posix_spawn_file_actions_addchdir_np(&actions, working_dir_.c_str());
-    }
-    ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    sigset_t none, all;
-    ::sigemptyset(&none);
-    ::sigfillset(&all);
-    ::posix_spawnattr_setsigmask(&attr, &none);
-    ::posix_spawnattr_setsigdefault(&attr, &all);
-    ::posix_spawnattr_setpgroup(&attr, 0);
-    ::posix_spawnattr_setflags(
-        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    cpu_set_t saved;
-    const bool pin = cpus_.has_value();
-    Status status;
-    if (pin && (::sched_getaffinity(0, sizeof saved, &saved) != 0 ||
-                ::sched_setaffinity(0, sizeof *cpus_, &*cpus_) != 0)) {
-      status = ErrnoError(errno, "pinning " + id_ + " to its cpuset");
-    }
-    pid_t pid = -1;
-    if (status.ok()) {
-      const int rc = ::posix_spawn(&pid, argv0.c_str(), &actions, &attr, argv.data(), envp.data());
-      if (rc != 0) status = ErrnoError(rc, "starting " + argv0);
-    }
-    if (pin) ::sched_setaffinity(0, sizeof saved, &saved);
-    ::posix_spawnattr_destroy(&attr);
-    ::posix_spawn_file_actions_destroy(&actions);
-    if (!status.ok()) return status;
-    return pid;
   }
 
   Result<ExitStatus> Wait(Deadline deadline) override {
