@@ -31,6 +31,8 @@ struct Transfer {
   HttpResponse response;
   const ChunkCallback* on_chunk = nullptr;
   bool stopped_by_callback = false;
+  std::size_t max_body = 0;
+  bool too_large = false;
   CURL* easy = nullptr;
 
   bool Success() const {
@@ -63,6 +65,10 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
       return CURL_WRITEFUNC_ERROR;
     }
   } else {
+    if (chunk.size() > t->max_body - t->response.body.size()) {
+      t->too_large = true;
+      return CURL_WRITEFUNC_ERROR;
+    }
     t->response.body.append(chunk);
   }
   return size * n;
@@ -154,6 +160,7 @@ Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const ChunkCal
   curl_easy_reset(easy);
   Transfer transfer;
   transfer.on_chunk = on_chunk;
+  transfer.max_body = options_.max_body_bytes;
   transfer.easy = easy;
   char error[CURL_ERROR_SIZE] = {};
   const std::string url = options_.base_url + request.target;
@@ -240,6 +247,12 @@ Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const ChunkCal
     return std::move(transfer.response);
   }
   if (code == CURLE_ABORTED_BY_CALLBACK) return CancelledError(what + " was cancelled");
+  if (code == CURLE_WRITE_ERROR && transfer.too_large) {
+    return ResourceExhaustedError("the answer to " + what + " is larger than " +
+                                  std::to_string(options_.max_body_bytes) +
+                                  " bytes, the most this client keeps in memory; is that the "
+                                  "right server?");
+  }
   const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(code);
   switch (code) {
     case CURLE_COULDNT_CONNECT:

@@ -71,6 +71,10 @@ struct HttpClientOptions {
   RetryPolicy retry;
   /// What the client talks to, for messages: "Docker engine at unix:///var/run/docker.sock".
   std::string peer_name;
+  /// The most bytes of one answer's body Send() keeps in memory (a streamed body's chunks go
+  /// to the callback and do not count); a larger answer fails with ResourceExhausted naming
+  /// the request, so a broken or hostile server cannot exhaust memory.
+  std::size_t max_body_bytes = std::size_t{256} << 20;
 };
 
 /// Logs a warning when the secret in `path` (a key, a token; `what` says which) can be read by

@@ -54,6 +54,31 @@ TEST(HttpClientTest, SendsMethodHeadersBodyAndReadsTheAnswer) {
   EXPECT_EQ(seen.headers.count("expect"), 0u);
 }
 
+TEST(HttpClientTest, AnAnswerLargerThanTheLimitIsAClearErrorNotAnAllocation) {
+  HttpTestServer server([](const TestRequest&) {
+    TestResponse out;
+    out.body = std::string(100'000, 'x');
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  options.peer_name = "test server";
+  options.max_body_bytes = 64 * 1024;
+  auto client = Client(options);
+  HttpRequest request;
+  request.target = "/big";
+  auto response = client->Send(request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(response.error().message().find("GET /big to test server is larger than 65536 bytes"),
+            std::string::npos)
+      << response.error().message();
+  options.max_body_bytes = 100'000;  // exactly the size: fine
+  response = Client(options)->Send(request);
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->body.size(), 100'000u);
+}
+
 TEST(HttpClientTest, UnixSocketAndConnectionReuse) {
   const std::string path =
       ::testing::TempDir() + "/bf-http-" + std::to_string(::getpid()) + ".sock";
