@@ -37,8 +37,8 @@ struct ContainerProbeOptions {
   bool processes = true;
   /// The bitfusion-probe on this host; empty = FindProbe().
   std::string probe_path;
-  /// Host directory for the socket, bind-mounted read-write; empty = a new private one under
-  /// /tmp, removed with the source.
+  /// Host directory for the socket, bind-mounted read-only; empty = a new private one under
+  /// /tmp (0700, or the container's numeric user's), removed with the source.
   std::string socket_dir;
   /// Where the probe and the socket directory appear inside the container.
   std::string mount_dir = "/.bitfusion";

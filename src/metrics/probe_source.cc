@@ -83,7 +83,20 @@ Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions&
       return AlreadyExistsError("probe source: " + options.socket_path +
                                 " exists and is not a socket; choose another path");
     }
-    ::unlink(options.socket_path.c_str());  // a stale socket of an earlier run
+    // A stale socket of an earlier run is replaced; one that something still listens on is
+    // not ours to take.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un peer{};
+    peer.sun_family = AF_UNIX;
+    std::memcpy(peer.sun_path, options.socket_path.data(), options.socket_path.size());
+    const bool live =
+        probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&peer), sizeof peer) == 0;
+    if (probe >= 0) ::close(probe);
+    if (live) {
+      return AlreadyExistsError("probe source: something is listening on " + options.socket_path +
+                                " already; choose another socket path");
+    }
+    ::unlink(options.socket_path.c_str());
   }
   s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s->listen_fd_ < 0) return ErrnoError(errno, "probe source: socket");
@@ -138,6 +151,21 @@ std::int64_t ProbeSource::BackgroundCpuNs() const {
          probe_cpu_ns_.load(std::memory_order_relaxed);
 }
 
+bool ProbeSource::PeerAllowed(int conn) {
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return false;
+  const auto uid = static_cast<long>(peer.uid);
+  if (uid == 0 || peer.uid == ::geteuid() || options_.peer_uid < 0 || uid == options_.peer_uid) {
+    return true;
+  }
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  LogOnceAt(LogLevel::kWarning, "probe-peer-refused", "probe ", options_.name,
+            ": refused a connection to ", options_.socket_path, " from process ", peer.pid,
+            " of user ", peer.uid, ", not the container's; waiting for the probe");
+  return false;
+}
+
 void ProbeSource::Read() {
   // Wait for the probe.
   const bool forever = options_.connect_timeout.count() <= 0;
@@ -155,6 +183,11 @@ void ProbeSource::Read() {
     if (r < 0 || (fds[1].revents & POLLIN)) return;
     if (fds[0].revents & POLLIN) {
       conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn >= 0 && !PeerAllowed(conn)) {
+        ::close(conn);
+        conn = -1;
+        continue;
+      }
       if (conn < 0 && errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
         // Out of descriptors or memory: the listener stays readable, so retrying at once
         // would spin. End the source saying why.
@@ -268,8 +301,20 @@ bool ProbeSource::Handle(const unsigned char* data, std::size_t size, std::size_
         s.metric = d.metric;
         s.unit = d.unit;
         s.counter = d.counter;
+        declared_bytes_ += d.metric.size() + d.unit.size();
         for (std::size_t i = 0; i < d.label_count; ++i) {
-          s.labels[std::string(d.labels[i].key)] = std::string(d.labels[i].value);
+          const std::string_view key = d.labels[i].key;
+          if (key != "cpu" && key != "pid" && key != "comm") {
+            error = "label \"" + std::string(key.substr(0, 64)) +
+                    "\" is not one a probe sends (cpu, pid, comm)";
+            goto corrupt;
+          }
+          declared_bytes_ += key.size() + d.labels[i].value.size();
+          s.labels[std::string(key)] = std::string(d.labels[i].value);
+        }
+        if (declared_bytes_ > kMaxLabelBytes) {
+          error = "series names and labels over " + std::to_string(kMaxLabelBytes) + " bytes";
+          goto corrupt;
         }
         s.labels["view"] = "inside";
         s.labels["container"] = options_.name;
@@ -411,11 +456,28 @@ Result<ContainerProbe> ProbeContainer(const ContainerProbeOptions& options, Cont
   so.name = !options.name.empty() ? options.name : !spec.name.empty() ? spec.name : "container";
   std::string dir = options.socket_dir;
   if (dir.empty()) {
+    // mkdtemp makes it 0700: only root (a container's root is the host's, without a user
+    // namespace) and this user reach the socket. A container that runs as another numeric
+    // user gets the directory; a named user (resolved only inside the image) gets 0711 and
+    // any peer, said once.
     char pattern[] = "/tmp/bitfusion-probe-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) return ErrnoError(errno, "probe: mkdtemp /tmp");
     dir = pattern;
-    ::chmod(dir.c_str(), 0755);
     so.remove_dir = true;
+    const std::string user = spec.user.substr(0, spec.user.find(':'));
+    if (!user.empty() && user != "root" && user != "0") {
+      char* end = nullptr;
+      const long uid = std::strtol(user.c_str(), &end, 10);
+      if (end != nullptr && *end == '\0' && uid > 0 &&
+          ::chown(dir.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(-1)) == 0) {
+        so.peer_uid = uid;
+      } else {
+        ::chmod(dir.c_str(), 0711);
+        LogOnceAt(LogLevel::kInfo, "probe-named-user", "probe: the container runs as user \"", user,
+                  "\", which this host cannot map to a uid, so its socket directory is "
+                  "0711 and any local user could connect first; give the user as a number");
+      }
+    }
   }
   so.socket_path = dir + "/probe.sock";
   auto source = ProbeSource::Make(so);
@@ -430,9 +492,10 @@ Result<ContainerProbe> ProbeContainer(const ContainerProbeOptions& options, Cont
   bin.source = std::filesystem::absolute(probe).string();
   bin.target = inside_probe;
   bin.read_only = true;
-  Mount run;
+  Mount run;  // read-only: connecting to a socket needs no write access to its file system
   run.source = std::filesystem::absolute(dir).string();
   run.target = options.mount_dir + "/run";
+  run.read_only = true;
   spec.mounts.push_back(bin);
   spec.mounts.push_back(run);
 

@@ -41,6 +41,9 @@ struct ProbeSourceOptions {
   /// Remove the socket's directory (if empty) with the source; not a URI key (ProbeContainer
   /// sets it for the directories it makes).
   bool remove_dir = false;
+  /// Besides root and this process's user, the one user whose connection is taken (the
+  /// container's numeric user, when it runs as one); -1 = any user. Not a URI key.
+  long peer_uid = -1;
 
   /// "probe:NAME?socket=PATH&connect_timeout=DURATION". InvalidArgument for a missing name or
   /// socket, a socket path too long for a unix socket, or unknown keys.
@@ -53,9 +56,18 @@ class ProbeSource final : public MetricSource {
  public:
   /// Samples kept while nobody collects them; more are dropped (counted, one warning).
   static constexpr std::size_t kMaxPendingSamples = 1 << 20;
+  /// Bytes of metric names, units, label keys and values all declared series may take.
+  static constexpr std::size_t kMaxLabelBytes = 4 << 20;
 
-  /// Binds and listens on the socket (mode 0777, so a probe running as any user may connect)
-  /// and starts the reader. AlreadyExists when something other than a socket is at the path.
+  /// Binds and listens on the socket and starts the reader. AlreadyExists when something other
+  /// than a socket is at the path. The socket is mode 0777 (a probe may run as any user); who
+  /// can reach it is the directory's business (ProbeContainer makes it 0700), and the reader
+  /// takes only a connection whose peer (SO_PEERCRED) is root, this process's user or
+  /// options.peer_uid: others are closed, counted and logged once, and it waits on.
+  ///
+  /// Labels the probe declares are checked: only the keys it sends (cpu, pid, comm), so a probe
+  /// cannot override run labels, and at most kMaxLabelBytes of metric names, units and labels
+  /// in all.
   static Result<std::shared_ptr<ProbeSource>> Make(const ProbeSourceOptions& options);
   ~ProbeSource() override;
 
@@ -69,6 +81,8 @@ class ProbeSource final : public MetricSource {
   /// last sample, or it went away); true when it has. For a caller that has seen the container
   /// exit and wants the probe's final sample read before stopping the stream.
   bool WaitEnded(std::chrono::nanoseconds timeout) const;
+  /// Connections refused because their peer was another user.
+  std::int64_t peers_refused() const { return refused_.load(std::memory_order_relaxed); }
   bool Drain(std::chrono::nanoseconds timeout) override { return WaitEnded(timeout); }
 
   /// Probe ticks received and samples dropped because nobody collected them.
@@ -78,6 +92,7 @@ class ProbeSource final : public MetricSource {
  private:
   ProbeSource() = default;
   void Read();
+  bool PeerAllowed(int conn);
   bool Handle(const unsigned char* data, std::size_t size, std::size_t& used);
 
   ProbeSourceOptions options_;
@@ -90,6 +105,7 @@ class ProbeSource final : public MetricSource {
   // Reader-thread state.
   bool hello_ = false;
   std::uint32_t declared_ = 0;
+  std::size_t declared_bytes_ = 0;
 
   // Shared with Collect, under mu_.
   mutable std::mutex mu_;
@@ -106,7 +122,8 @@ class ProbeSource final : public MetricSource {
   std::vector<std::uint32_t> to_batch_;  // probe series index -> batch series index
   bool error_reported_ = false;
 
-  std::atomic<std::int64_t> reader_cpu_ns_{0}, probe_cpu_ns_{0}, ticks_{0}, dropped_{0};
+  std::atomic<std::int64_t> reader_cpu_ns_{0}, probe_cpu_ns_{0}, ticks_{0}, dropped_{0},
+      refused_{0};
 };
 
 }  // namespace bitfusion

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -595,6 +596,83 @@ TEST_F(ProbeSourceTest, AFileInTheSocketsPlaceIsRefusedAndKept) {
   EXPECT_TRUE(std::filesystem::is_regular_file(socket_)) << "the file was removed";
 }
 
+TEST_F(ProbeSourceTest, AConnectionFromAnotherUserIsRefusedAndTheProbesIsTaken) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  ProbeSourceOptions o;
+  o.name = "local";
+  o.socket_path = socket_;
+  o.peer_uid = 4242;  // the container's user
+  auto made = ProbeSource::Make(o);
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  auto source = *made;
+  ::chmod(dir_.c_str(), 0755);
+  // nobody (65534) connects first and sends a valid stream; it must not be taken.
+  Buffer forged;
+  ASSERT_TRUE(wire::EncodeHello(forged.w, {}));
+  const std::string forged_bytes(reinterpret_cast<char*>(forged.data), forged.w.size());
+  for (uid_t uid : {uid_t{65534}, uid_t{4242}}) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      if (::setgid(65534) != 0 || ::setuid(uid) != 0) ::_exit(2);
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::memcpy(addr.sun_path, socket_.data(), socket_.size());
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) ::_exit(3);
+      // The forger keeps its connection open; the container's user sends garbage to be named.
+      const std::string bytes = uid == 65534 ? forged_bytes : std::string("XXXXXXXXXXXX");
+      if (::write(fd, bytes.data(), bytes.size()) < 0) ::_exit(4);
+      if (uid == 65534) ::pause();
+      ::_exit(0);
+    }
+    ASSERT_GT(child, 0);
+    if (uid == 65534) {
+      for (int i = 0; i < 500 && source->peers_refused() == 0; ++i) {
+        std::this_thread::sleep_for(10ms);
+      }
+      EXPECT_EQ(source->peers_refused(), 1);
+      ::kill(child, SIGKILL);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+  }
+  SampleBatch batch;
+  const Status s = CollectToTheEnd(*source, batch);
+  EXPECT_EQ(s.code(), StatusCode::kIOError)
+      << "the container user's connection was read: " << s.ToString();
+}
+
+TEST_F(ProbeSourceTest, ASocketSomethingListensOnIsNotTaken) {
+  auto first = Source();
+  ASSERT_NE(first, nullptr);
+  ProbeSourceOptions o;
+  o.name = "second";
+  o.socket_path = socket_;
+  auto second = ProbeSource::Make(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(second.error().message().find("something is listening on"), std::string::npos);
+}
+
+TEST_F(ProbeSourceTest, ALabelAProbeDoesNotSendEndsTheStream) {
+  auto source = Source();
+  Buffer b;
+  ASSERT_TRUE(wire::EncodeHello(b.w, {}));
+  wire::Declare d;
+  d.index = 0;
+  d.metric = "cpu.user";
+  d.unit = "s";
+  d.labels[0] = {"run_id", "forged"};
+  d.label_count = 1;
+  ASSERT_TRUE(wire::EncodeDeclare(b.w, d));
+  Send(std::string(reinterpret_cast<char*>(b.data), b.w.size()));
+  SampleBatch batch;
+  const Status s = CollectToTheEnd(*source, batch);
+  EXPECT_EQ(s.code(), StatusCode::kIOError);
+  EXPECT_NE(s.message().find("label \"run_id\" is not one a probe sends"), std::string::npos)
+      << s.ToString();
+}
+
 TEST(ProbeSourceUriTest, TheSocketIsRequiredAndKeysAreChecked) {
   auto no_socket = MetricSourceFromUri("probe:web");
   ASSERT_FALSE(no_socket.ok());
@@ -637,7 +715,11 @@ TEST(ProbeContainerTest, MountsTheProbeAndWrapsTheCommand) {
   EXPECT_EQ(probe->exec_command,
             std::vector<std::string>(want.begin(), want.end() - 1));  // sample-only: no "--"
 
+  EXPECT_TRUE(spec.mounts[1].read_only);
   const std::string dir = std::filesystem::path(probe->socket_path).parent_path();
+  struct stat st;
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u) << "only root and this user reach the socket";
   probe->source.reset();
   EXPECT_FALSE(std::filesystem::exists(dir)) << "the directory it made outlives the source";
 
