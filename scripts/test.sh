@@ -19,6 +19,8 @@ step() { printf '\n==== %s\n' "$*"; }
 step "format check (clang-format, .clang-format)"
 files=$(git ls-files '*.h' '*.cc' | grep -v '^tests/fixtures/' || true)
 clang-format --dry-run --Werror $files
+# The Conan recipe cannot run here (no PyPI); it must at least parse, as must setup.py.
+$python -m py_compile conan/conanfile.py setup.py
 
 step "build ($build)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE=$python \
@@ -44,11 +46,35 @@ cmake --build "$asan" -j "$jobs" --target bitfusion_unit_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$asan" --output-on-failure -j "$jobs" -L unit
 
-step "install, then build and run a consumer against the installed package"
+step "install; consumers of the installed package: CMake with and without a component, pkg-config"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 cmake -S examples/consumer -B "$build/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
 cmake --build "$build/consumer"
 "$build/consumer/bitfusion_consumer" "$prefix"
+"$build/consumer/bitfusion_consumer_postgres" "$prefix"
+# The core alone needs no libpq; the component stays NEEDED although nothing names its symbols.
+core_lib=$(find "$prefix" -name 'libbitfusion.so' | head -1)
+if readelf -d "$build/consumer/bitfusion_consumer" "$core_lib" | grep -q 'NEEDED.*libpq'; then
+  echo "the core library or a consumer without components needs libpq" >&2; exit 1
+fi
+readelf -d "$build/consumer/bitfusion_consumer_postgres" | grep -q 'NEEDED.*libbitfusion_postgres'
+# An unknown component is a configure error that names the known ones.
+unknown=$(mktemp -d)
+printf 'cmake_minimum_required(VERSION 3.25)\nproject(x CXX)\nfind_package(bitfusion CONFIG REQUIRED COMPONENTS gpu)\n' \
+  > "$unknown/CMakeLists.txt"
+if cmake -S "$unknown" -B "$unknown/b" -DCMAKE_PREFIX_PATH="$prefix" >"$unknown/log" 2>&1 ||
+   ! grep -q 'has no component "gpu"; its components are: postgres' "$unknown/log"; then
+  cat "$unknown/log" >&2; exit 1
+fi
+rm -rf "$unknown"
+# pkg-config, from the installed .pc files (relocatable: the prefix is found from their place).
+export PKG_CONFIG_PATH; PKG_CONFIG_PATH=$(dirname "$(find "$prefix" -name bitfusion.pc | head -1)")
+g++ -std=c++20 examples/consumer/main.cc -o "$build/consumer/pc_consumer" \
+  $(pkg-config --cflags --libs bitfusion)
+"$build/consumer/pc_consumer" "$prefix"
+g++ -std=c++20 -DBITFUSION_CONSUMER_POSTGRES examples/consumer/main.cc \
+  -o "$build/consumer/pc_consumer_postgres" $(pkg-config --cflags --libs bitfusion-postgres)
+"$build/consumer/pc_consumer_postgres" "$prefix"
 (cd "$(mktemp -d)" && "$prefix/bin/bitfusion" run "$prefix/share/bitfusion/specs/quickstart.json" \
   --sink null:// --quiet >/dev/null)
 

@@ -36,7 +36,7 @@ struct SpoolSegment;
 
 /// Batching, spool and retry policy shared by every sink; read from query keys of any sink URI
 /// ("sqlite://r.db?batch_samples=50000&max_delay=2s").
-struct ResultSinkOptions {
+struct BITFUSION_EXPORT ResultSinkOptions {
   /// Hand pending samples to the backend once at least this many are queued (`batch_samples`).
   std::size_t batch_samples = 16384;
   /// ... or once they take about this many bytes in memory (`batch_bytes`, default 8 MiB).

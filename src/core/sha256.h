@@ -6,15 +6,17 @@
 #include <string>
 #include <string_view>
 
+#include "bitfusion/export.h"
+
 struct evp_md_ctx_st;
 
 namespace bitfusion::internal {
 
 /// SHA-256 of `data`, 64 lower-case hex digits.
-std::string Sha256Hex(std::string_view data);
+BITFUSION_EXPORT std::string Sha256Hex(std::string_view data);
 
 /// SHA-256 over data given in pieces.
-class Sha256 {
+class BITFUSION_EXPORT Sha256 {
  public:
   Sha256();
   ~Sha256();
