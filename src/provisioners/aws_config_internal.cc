@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "bitfusion/clock.h"
+#include "core/rfc3339.h"
 #include "net/http_client.h"
 
 namespace bitfusion::internal {
@@ -45,11 +46,7 @@ std::optional<AwsIni> ReadIni(const std::string& path) {
 
 // "2026-08-01T12:00:00Z" -> unix seconds; 0 when it does not parse.
 std::int64_t ParseIso8601(const std::string& text) {
-  std::tm tm{};
-  std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  if (in.fail()) return 0;
-  return static_cast<std::int64_t>(::timegm(&tm));
+  return internal::ParseRfc3339Seconds(text).value_or(0);
 }
 
 // The profile's section in the config file: [default] or [profile NAME] (a bare [NAME] is not

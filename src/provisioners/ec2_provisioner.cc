@@ -21,6 +21,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "core/base64.h"
+#include "core/rfc3339.h"
 
 namespace bitfusion {
 namespace {
@@ -127,11 +128,7 @@ std::int64_t Int(const pt::ptree& t, const std::string& path) {
 }
 
 std::int64_t ParseTimeNs(const std::string& text) {
-  std::tm tm{};
-  std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  if (in.fail()) return 0;
-  return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000'000;
+  return internal::ParseRfc3339(text).value_or(0);
 }
 
 std::string NewClientToken() {

@@ -22,6 +22,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
+#include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
@@ -89,39 +90,11 @@ int ApiMinor(std::string_view version) {
   return minor;
 }
 
-// "2026-11-25T05:44:21.607427873Z" (or with +hh:mm) -> ns since the epoch; 0 for Docker's
-// zero time ("0001-01-01T00:00:00Z") or anything unreadable.
+// An engine time -> ns since the epoch; 0 for Docker's zero time ("0001-01-01T00:00:00Z") or
+// anything unreadable.
 std::int64_t ParseTime(std::string_view text) {
-  std::tm tm{};
-  int frac_digits = 0;
-  std::int64_t frac = 0;
-  if (text.size() < 19) return 0;
-  const std::string head(text.substr(0, 19));
-  if (std::sscanf(head.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
-    return 0;
-  }
-  if (tm.tm_year < 1971) return 0;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  std::size_t i = 19;
-  if (i < text.size() && text[i] == '.') {
-    for (++i; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
-      if (frac_digits < 9) {
-        frac = frac * 10 + (text[i] - '0');
-        ++frac_digits;
-      }
-    }
-  }
-  for (; frac_digits < 9; ++frac_digits) frac *= 10;
-  std::int64_t offset_s = 0;
-  if (i < text.size() && (text[i] == '+' || text[i] == '-') && i + 5 < text.size() + 1) {
-    const int sign = text[i] == '+' ? 1 : -1;
-    int hh = 0, mm = 0;
-    std::sscanf(std::string(text.substr(i + 1)).c_str(), "%2d:%2d", &hh, &mm);
-    offset_s = sign * (hh * 3600 + mm * 60);
-  }
-  return (static_cast<std::int64_t>(::timegm(&tm)) - offset_s) * 1'000'000'000 + frac;
+  const auto ns = internal::ParseRfc3339(text);
+  return ns && *ns > 0 ? *ns : 0;
 }
 
 std::string JsonString(const json::value* v) {
