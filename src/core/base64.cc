@@ -13,4 +13,14 @@ std::string Base64(std::string_view data) {
   return out;
 }
 
+std::string Base64Url(std::string_view data) {
+  std::string out = Base64(data);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
 }  // namespace bitfusion::internal

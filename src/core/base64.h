@@ -8,5 +8,8 @@
 namespace bitfusion::internal {
 
 std::string Base64(std::string_view data);
+/// The URL-safe alphabet (RFC 4648 section 5: '-' and '_' for '+' and '/'), without padding, as
+/// Docker's X-Registry-Auth header takes it.
+std::string Base64Url(std::string_view data);
 
 }  // namespace bitfusion::internal

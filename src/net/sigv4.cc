@@ -10,6 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/percent_encode.h"
+#include "core/sha256.h"
+
 namespace bitfusion::net {
 namespace {
 
@@ -83,9 +86,10 @@ std::string CanonicalQuery(std::string_view query) {
     const std::string_view part = query.substr(start, end - start);
     if (!part.empty()) {
       const auto eq = part.find('=');
-      params.emplace_back(
-          AwsUriEncode(PercentDecode(part.substr(0, eq))),
-          eq == std::string_view::npos ? "" : AwsUriEncode(PercentDecode(part.substr(eq + 1))));
+      params.emplace_back(internal::PercentEncode(PercentDecode(part.substr(0, eq))),
+                          eq == std::string_view::npos
+                              ? ""
+                              : internal::PercentEncode(PercentDecode(part.substr(eq + 1))));
     }
     start = end + 1;
   }
@@ -96,30 +100,6 @@ std::string CanonicalQuery(std::string_view query) {
 }
 
 }  // namespace
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
-  return Hex(digest, size);
-}
-
-std::string AwsUriEncode(std::string_view text, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
-        (keep_slash && c == '/')) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
 
 std::string AmzDate(std::int64_t unix_s) {
   const std::time_t t = static_cast<std::time_t>(unix_s);
@@ -153,13 +133,13 @@ SigV4Signature SignV4(SigV4Request& request, const AwsCredentials& credentials,
     canonical_headers += name + ":" + value + "\n";
     signed_headers += (signed_headers.empty() ? "" : ";") + name;
   }
-  sig.canonical_request = request.method + "\n" + AwsUriEncode(request.path, true) + "\n" +
-                          CanonicalQuery(request.query) + "\n" + canonical_headers + "\n" +
-                          signed_headers + "\n" + Sha256Hex(request.body);
+  sig.canonical_request = request.method + "\n" + internal::PercentEncode(request.path, true) +
+                          "\n" + CanonicalQuery(request.query) + "\n" + canonical_headers + "\n" +
+                          signed_headers + "\n" + internal::Sha256Hex(request.body);
   const std::string scope =
       date + "/" + std::string(region) + "/" + std::string(service) + "/aws4_request";
-  sig.string_to_sign =
-      "AWS4-HMAC-SHA256\n" + sig.amz_date + "\n" + scope + "\n" + Sha256Hex(sig.canonical_request);
+  sig.string_to_sign = "AWS4-HMAC-SHA256\n" + sig.amz_date + "\n" + scope + "\n" +
+                       internal::Sha256Hex(sig.canonical_request);
   std::string key = Hmac("AWS4" + credentials.secret_access_key, date);
   key = Hmac(key, region);
   key = Hmac(key, service);

@@ -49,11 +49,4 @@ SigV4Signature SignV4(SigV4Request& request, const AwsCredentials& credentials,
 /// "20150830T123600Z" for `unix_s`.
 std::string AmzDate(std::int64_t unix_s);
 
-/// RFC 3986 encoding with AWS's unreserved set (A-Z a-z 0-9 - _ . ~); '/' kept when
-/// `keep_slash`.
-std::string AwsUriEncode(std::string_view text, bool keep_slash = false);
-
-/// Lower-case hex SHA-256 of `data`.
-std::string Sha256Hex(std::string_view data);
-
 }  // namespace bitfusion::net

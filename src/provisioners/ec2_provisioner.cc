@@ -21,6 +21,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "core/base64.h"
+#include "core/percent_encode.h"
 #include "core/rfc3339.h"
 
 namespace bitfusion {
@@ -308,7 +309,7 @@ Result<std::shared_ptr<Ec2Provisioner::Xml>> Ec2Provisioner::Call(const std::str
   sig.path = "/";
   sig.body = "Action=" + action + "&Version=" + kApiVersion;
   for (const auto& [k, v] : params) {
-    sig.body += "&" + net::AwsUriEncode(k) + "=" + net::AwsUriEncode(v);
+    sig.body += "&" + internal::PercentEncode(k) + "=" + internal::PercentEncode(v);
   }
   sig.headers = {{"Host", host_header_},
                  {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};

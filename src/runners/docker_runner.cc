@@ -22,6 +22,8 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
+#include "core/base64.h"
+#include "core/percent_encode.h"
 #include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "runners/line_splitter.h"
@@ -42,42 +44,6 @@ constexpr int kMinApiMinor = 41;
 constexpr int kMaxApiMinor = 47;
 // CDI device names in DeviceRequests arrived with API 1.44 (Docker 25).
 constexpr int kCdiApiMinor = 44;
-
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string Base64Url(std::string_view in) {
-  static constexpr char kChars[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    for (int k = 18; k >= 0; k -= 6) out += kChars[(v >> k) & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kChars[(v >> 18) & 63];
-    out += kChars[(v >> 12) & 63];
-    if (i + 1 < in.size()) out += kChars[(v >> 6) & 63];
-  }
-  return out;
-}
 
 int ApiMinor(std::string_view version) {
   // "1.41" -> 41; anything else -> -1
@@ -902,7 +868,7 @@ class DockerContainer final : public Container {
     BITFUSION_RETURN_IF_ERROR(tar.AddPath(host_path, name));
     DockerApi::Call c;
     c.method = "PUT";
-    c.path = "/containers/" + id_ + "/archive?path=" + PercentEncode(container_dir);
+    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(container_dir);
     c.body = tar.Finish();
     c.content_type = "application/x-tar";
     c.deadline = DeadlineAfter(10min);
@@ -916,7 +882,7 @@ class DockerContainer final : public Container {
 
   Status CopyOut(const std::string& container_path, const fs::path& host_dir) override {
     DockerApi::Call c;
-    c.path = "/containers/" + id_ + "/archive?path=" + PercentEncode(container_path);
+    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(container_path);
     c.deadline = DeadlineAfter(10min);
     const std::string context = "copying " + container_path + " out of container " + id_;
     // Extracted as it arrives, confined to host_dir and capped: the archive is the
@@ -943,7 +909,7 @@ class DockerContainer final : public Container {
   Result<bool> PathExists(const std::string& path) override {
     DockerApi::Call c;
     c.method = "HEAD";
-    c.path = "/containers/" + id_ + "/archive?path=" + PercentEncode(path);
+    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(path);
     c.deadline = DeadlineAfter(60s);
     BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
     if (r.status == 200) return true;
@@ -1214,7 +1180,7 @@ std::string LabelFilter(const Labels& labels) {
   for (const auto& [k, v] : labels) list.emplace_back(v.empty() ? k : k + "=" + v);
   json::object filters;
   if (!list.empty()) filters["label"] = std::move(list);
-  return PercentEncode(json::serialize(filters));
+  return internal::PercentEncode(json::serialize(filters));
 }
 
 // One /events subscription: a thread that reads the stream and reconnects with `since`.
@@ -1287,7 +1253,7 @@ class EventPump {
                     static_cast<long long>(since % 1'000'000'000));
       DockerApi::Call c;
       c.path = "/events?since=" + std::string(since_text) +
-               "&filters=" + PercentEncode(R"({"type":["container"]})");
+               "&filters=" + internal::PercentEncode(R"({"type":["container"]})");
       JsonLines lines;
       bool connected = false;
       auto r = api_->Stream(
@@ -1520,7 +1486,7 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
   DockerApi::Call c;
   c.method = "POST";
   c.path = "/containers/create";
-  if (!spec.name.empty()) c.path += "?name=" + PercentEncode(spec.name);
+  if (!spec.name.empty()) c.path += "?name=" + internal::PercentEncode(spec.name);
   c.body = json::serialize(CreateBody(spec, labels, options_));
   c.deadline = DeadlineAfter(120s);
   BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
@@ -1556,8 +1522,8 @@ Result<ImageInfo> DockerRunner::ImportImage(const ImportSpec& spec, Deadline dea
   DockerApi::Call c;
   c.method = "POST";
   // The tag goes inside `repo` (which may carry one): Podman ignores a separate `tag`.
-  c.path = "/images/create?fromSrc=-&repo=" + PercentEncode(spec.tag) +
-           "&message=" + PercentEncode("imported by bitfusion");
+  c.path = "/images/create?fromSrc=-&repo=" + internal::PercentEncode(spec.tag) +
+           "&message=" + internal::PercentEncode("imported by bitfusion");
   Labels labels = spec.labels;
   labels[kLabelCreator] = "bitfusion";
   std::vector<std::string> changes = spec.changes;
@@ -1565,7 +1531,7 @@ Result<ImageInfo> DockerRunner::ImportImage(const ImportSpec& spec, Deadline dea
     changes.push_back("LABEL " + json::serialize(json::string(k)) + "=" +
                       json::serialize(json::string(v)));
   }
-  for (const auto& change : changes) c.path += "&changes=" + PercentEncode(change);
+  for (const auto& change : changes) c.path += "&changes=" + internal::PercentEncode(change);
   c.body = std::move(archive);
   c.content_type = "application/x-tar";
   c.deadline = deadline;
@@ -1605,9 +1571,11 @@ Result<ImageInfo> DockerRunner::BuildImage(const BuildSpec& spec, Deadline deadl
   DockerApi::Call c;
   c.method = "POST";
   // version=1: the classic builder, which every engine has and which needs no BuildKit session.
-  c.path = "/build?t=" + PercentEncode(spec.tag) + "&dockerfile=" + PercentEncode(spec.dockerfile) +
-           "&rm=1&forcerm=1&version=1&labels=" + PercentEncode(json::serialize(LabelsJson(labels)));
-  if (!args.empty()) c.path += "&buildargs=" + PercentEncode(json::serialize(args));
+  c.path = "/build?t=" + internal::PercentEncode(spec.tag) +
+           "&dockerfile=" + internal::PercentEncode(spec.dockerfile) +
+           "&rm=1&forcerm=1&version=1&labels=" +
+           internal::PercentEncode(json::serialize(LabelsJson(labels)));
+  if (!args.empty()) c.path += "&buildargs=" + internal::PercentEncode(json::serialize(args));
   c.body = tar.Finish();
   c.content_type = "application/x-tar";
   c.deadline = deadline;
@@ -1629,7 +1597,8 @@ Result<ImageInfo> DockerRunner::PullImage(const std::string& image, const Regist
   const auto [repo, tag] = SplitRef(image);
   DockerApi::Call c;
   c.method = "POST";
-  c.path = "/images/create?fromImage=" + PercentEncode(repo) + "&tag=" + PercentEncode(tag);
+  c.path = "/images/create?fromImage=" + internal::PercentEncode(repo) +
+           "&tag=" + internal::PercentEncode(tag);
   c.deadline = deadline;
   if (!auth.username.empty() || !auth.identity_token.empty()) {
     json::object a;
@@ -1639,7 +1608,7 @@ Result<ImageInfo> DockerRunner::PullImage(const std::string& image, const Regist
     }
     if (!auth.identity_token.empty()) a["identitytoken"] = auth.identity_token;
     if (!auth.server.empty()) a["serveraddress"] = auth.server;
-    c.headers.emplace_back("X-Registry-Auth", Base64Url(json::serialize(a)));
+    c.headers.emplace_back("X-Registry-Auth", internal::Base64Url(json::serialize(a)));
   }
   BITFUSION_RETURN_IF_ERROR(api_->Progress(c, nullptr, nullptr).WithContext("pulling " + image));
   return api_->InspectImage(image);

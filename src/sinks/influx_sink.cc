@@ -1,12 +1,10 @@
 #include "sinks/influx_sink.h"
 
-#include <boost/url/encode.hpp>
-#include <boost/url/rfc/unreserved_chars.hpp>
-
 #include <cmath>
 #include <utility>
 
 #include "bitfusion/registry.h"
+#include "core/percent_encode.h"
 #include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
@@ -16,10 +14,6 @@ namespace {
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 constexpr std::size_t kMaxNameBytes = 1024;
 constexpr std::size_t kCutNameBytes = 1000;
-
-std::string QueryEncode(std::string_view text) {
-  return boost::urls::encode(text, boost::urls::unreserved_chars);
-}
 
 }  // namespace
 
@@ -232,9 +226,9 @@ InfluxSink::InfluxSink(const InfluxSinkOptions& options, std::unique_ptr<net::Ht
     : ResultSink(options.redacted_uri, options.sink),
       options_(options),
       client_(std::move(client)) {
-  write_target_ = "/write?db=" + QueryEncode(options.database) + "&precision=ns";
+  write_target_ = "/write?db=" + internal::PercentEncode(options.database) + "&precision=ns";
   if (!options.retention_policy.empty()) {
-    write_target_ += "&rp=" + QueryEncode(options.retention_policy);
+    write_target_ += "&rp=" + internal::PercentEncode(options.retention_policy);
   }
 }
 
@@ -258,7 +252,7 @@ Status InfluxSink::EnsureDatabase() {
   BITFUSION_ASSIGN_OR_RETURN(
       net::HttpResponse response,
       internal::SendBody(*client_, options_.http, "POST",
-                         "/query?q=" + QueryEncode("CREATE DATABASE \"" + name + "\""),
+                         "/query?q=" + internal::PercentEncode("CREATE DATABASE \"" + name + "\""),
                          "application/x-www-form-urlencoded", no_body));
   if (response.status == 401 || response.status == 403) {
     return PermissionDeniedError("InfluxDB refused CREATE DATABASE for " + options_.redacted_uri +

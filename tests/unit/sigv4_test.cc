@@ -11,6 +11,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/percent_encode.h"
+#include "core/sha256.h"
+
 namespace bitfusion::net {
 namespace {
 
@@ -103,10 +106,11 @@ TEST(SigV4Test, AddsDateTokenAndAuthorizationHeaders) {
 }
 
 TEST(SigV4Test, UriEncodingUsesAwsUnreservedSet) {
-  EXPECT_EQ(AwsUriEncode("a b+c/d~e"), "a%20b%2Bc%2Fd~e");
-  EXPECT_EQ(AwsUriEncode("/a b/", true), "/a%20b/");
+  EXPECT_EQ(internal::PercentEncode("a b+c/d~e"), "a%20b%2Bc%2Fd~e");
+  EXPECT_EQ(internal::PercentEncode("/a b/", true), "/a%20b/");
   EXPECT_EQ(AmzDate(0), "19700101T000000Z");
-  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(internal::Sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 }  // namespace
