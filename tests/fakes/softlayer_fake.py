@@ -52,6 +52,7 @@ URLs (there must be none).
 
   softlayer_fake.py [--port 0] [--port-file FILE] [--user NAME:APIKEY]
                     [--provision-seconds 0.3]
+  (--user defaults to $SOFTLAYER_FAKE_USER, so that the key need not be in the process list)
 """
 
 import argparse
@@ -314,6 +315,7 @@ def advance(g, args):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "softlayer_fake"
+    disable_nagle_algorithm = True  # headers and body leave in two writes
 
     def log_message(self, *_):  # stay quiet; request lines would carry no secret anyway
         pass
@@ -336,8 +338,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def read_params(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.raw_body
         if not raw:
             return []
         try:
@@ -352,6 +353,9 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         parts = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        # Read the body whatever the answer, so that a kept-alive connection stays in step.
+        length = int(self.headers.get("Content-Length") or 0)
+        self.raw_body = self.rfile.read(length) if length else b""
         try:
             with state.lock:
                 state.stats["requests"] += 1
@@ -433,8 +437,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def fake_control(self, method, path, state):
         if path == "/_fake/faults" and method == "POST":
-            length = int(self.headers.get("Content-Length") or 0)
-            state.faults.update(json.loads(self.rfile.read(length) or b"{}"))
+            state.faults.update(json.loads(self.raw_body or b"{}"))
             return 200, state.faults
         if path == "/_fake/state" and method == "GET":
             for g in state.guests.values():
@@ -657,7 +660,9 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", help="write the port here once listening")
-    parser.add_argument("--user", default="SL123456:0123456789abcdef0123456789abcdef")
+    # The key may come from the environment, to keep it out of the process list.
+    parser.add_argument("--user", default=os.environ.get(
+        "SOFTLAYER_FAKE_USER", "SL123456:0123456789abcdef0123456789abcdef"))
     parser.add_argument("--provision-seconds", type=float, default=0.3)
     args = parser.parse_args()
     server = Server((args.host, args.port), Handler)
