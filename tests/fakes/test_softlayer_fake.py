@@ -305,3 +305,19 @@ def test_bare_metal_create_get_delete(fake):
     assert status == 200 and got["fixedConfigurationPreset"]["keyName"].startswith("S1270")
     assert fake.call("GET", "SoftLayer_Hardware/%d/deleteObject.json" % h["id"])[0] == 200
     assert fake.call("GET", "SoftLayer_Hardware/%d/getObject.json" % h["id"])[0] == 404
+
+
+def test_a_refused_post_leaves_a_kept_alive_connection_in_step(fake):
+    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=30)
+    auth = {"Authorization": "Basic " + base64.b64encode(
+        (USER + ":" + KEY).encode()).decode(), "Content-Type": "application/json"}
+    conn.request("POST", BASE + "SoftLayer_Virtual_Guest/createObject.json",
+                 body=json.dumps({"parameters": [template()]}),
+                 headers=dict(auth, Authorization="Basic d3Jvbmc6a2V5"))
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 401
+    conn.request("GET", BASE + "SoftLayer_Account/getVirtualGuests.json", headers=auth)
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read()) == []
+    conn.close()
