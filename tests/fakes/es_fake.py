@@ -59,7 +59,6 @@ import math
 import os
 import random
 import re
-import signal
 import socket
 import sys
 import threading
@@ -67,6 +66,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import fake_http
 
 MAX_RESULT_WINDOW = 10000
 MAX_TERM_BYTES = 32766
@@ -1326,21 +1327,8 @@ def main():
         context.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True)
 
-    def stop(*_):
-        if args.data:
-            store.save(args.data)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(port))
-        os.replace(tmp, args.port_file)
-    print(f"es_fake {args.version} listening on {args.host}:{port}", flush=True)
-    server.serve_forever()
+    fake_http.serve(server, args.port_file, f"es_fake {args.version}",
+                    on_stop=(lambda: store.save(args.data)) if args.data else None)
 
 
 if __name__ == "__main__":

@@ -61,13 +61,14 @@ import datetime
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import fake_http
 
 DATACENTERS = {"dal13": 1854895, "wdc07": 2017603, "fra02": 449506, "lon06": 814994}
 OS_CODES = {"UBUNTU_LATEST", "UBUNTU_22_64", "DEBIAN_LATEST", "CENTOS_LATEST"}
@@ -667,21 +668,7 @@ def main():
     args = parser.parse_args()
     server = Server((args.host, args.port), Handler)
     server.state = State(args)
-
-    def stop(*_):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(port))
-        os.replace(tmp, args.port_file)
-    print("softlayer_fake listening on %s:%d" % (args.host, port), flush=True)
-    server.serve_forever()
-
+    fake_http.serve(server, args.port_file, "softlayer_fake")
 
 if __name__ == "__main__":
     sys.exit(main())

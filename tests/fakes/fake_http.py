@@ -1,0 +1,26 @@
+"""What every fake under tests/fakes/ does to serve: announce its port once it listens (atomically,
+in --port-file, so a test never reads half a number) and stop cleanly on SIGTERM or SIGINT."""
+
+import os
+import signal
+import threading
+
+
+def serve(server, port_file, banner, on_stop=None):
+    """Serves `server` until SIGTERM/SIGINT; `banner` is printed with "host:port" appended."""
+
+    def stop(*_):
+        if on_stop is not None:
+            on_stop()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    host, port = server.server_address[:2]
+    if port_file:
+        tmp = port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(port))
+        os.replace(tmp, port_file)
+    print("%s listening on %s:%d" % (banner, host, port), flush=True)
+    server.serve_forever()
