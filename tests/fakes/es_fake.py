@@ -947,7 +947,7 @@ def filter_path(answer, spec):
     return keep(answer, paths) or {}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "es-fake"
 
@@ -1270,21 +1270,6 @@ class Handler(BaseHTTPRequestHandler):
                 store.legacy_templates.clear()
             return self.send_json(200, {"acknowledged": True})
         return self.send_json(404, {"error": "unknown fake admin path"})
-
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_HEAD(self):
-        self.handle_any("HEAD")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_PUT(self):
-        self.handle_any("PUT")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
 
 
 class Server(ThreadingHTTPServer):

@@ -24,3 +24,22 @@ def serve(server, port_file, banner, on_stop=None):
         os.replace(tmp, port_file)
     print("%s listening on %s:%d" % (banner, host, port), flush=True)
     server.serve_forever()
+
+
+class DispatchMixin:
+    """For a BaseHTTPRequestHandler: sends every verb a fake serves to self.handle_any(VERB)."""
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_HEAD(self):
+        self.handle_any("HEAD")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+    def do_PUT(self):
+        self.handle_any("PUT")
+
+    def do_DELETE(self):
+        self.handle_any("DELETE")

@@ -313,7 +313,7 @@ def advance(g, args):
         g["primaryBackendIpAddress"] = "10.0.%d.%d" % (g["id"] % 250, g["id"] % 200 + 2)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "softlayer_fake"
     disable_nagle_algorithm = True  # headers and body leave in two writes
@@ -329,7 +329,8 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def send_raw(self, status, ctype, data):
         self.send_response(status)
@@ -372,18 +373,6 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug in the fake: say so in SoftLayer's shape
             self.send_json(500, {"error": "fake: %r" % e, "code": "SoftLayer_Exception_Public"})
 
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_PUT(self):
-        self.handle_any("PUT")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
-
     def authenticate(self, state):
         header = self.headers.get("Authorization") or ""
         ok = False
@@ -412,7 +401,7 @@ class Handler(BaseHTTPRequestHandler):
                             "SoftLayer_Exception_WebService_RateLimitExceeded")
         if call is None:  # softlayer-go leaves the method out for get/create/delete/edit
             call = {"GET": "getObject", "POST": "createObject", "DELETE": "deleteObject",
-                    "PUT": "editObject"}[method]
+                    "PUT": "editObject"}.get(method, method)
         if call == "createObject" and method != "POST":
             raise FakeError(500, "createObject must be sent as POST")
         self.mask = parse_mask(self.query["objectMask"]) if "objectMask" in self.query else None
