@@ -300,7 +300,20 @@ TEST_F(SoftLayerFakeTest, LostCreateAnswerMakesNoSecondGuest) {
         [&](const MachineInfo& l) { return l.id == m.id && l.labels.count(kLabelCreator) == 1; }))
         << m.id << " is not listed with its tags";
   }
+  // Another process sees them too, with SoftLayer's createDate (its local time and offset).
+  auto other = ProvisionerFromUri(Uri());
+  ASSERT_TRUE(other.ok());
+  auto seen = (*other)->List();
+  ASSERT_TRUE(seen.ok()) << seen.error().ToString();
+  auto it = std::find_if(seen->begin(), seen->end(),
+                         [&](const MachineInfo& l) { return l.id == (*made)[0].id; });
+  ASSERT_NE(it, seen->end());
+  EXPECT_NEAR(static_cast<double>(it->created_ns), static_cast<double>(WallNowNs()), 120e9);
+  EXPECT_EQ(it->type, "B1_1X2X25");
+  EXPECT_EQ(it->labels.at(kLabelRunId), Request().run_id);
   EXPECT_TRUE(p_->Destroy({(*made)[0].id, (*made)[1].id}).ok());
+  // Destroy by a provisioner that did not cancel them: SoftLayer no longer knows them.
+  EXPECT_EQ((*other)->Destroy({(*made)[0].id}).code(), StatusCode::kNotFound);
 }
 
 TEST_F(SoftLayerFakeTest, ListPagesPastOneHundred) {
