@@ -19,7 +19,8 @@ published SoftLayer API reference (SLDN, https://sldn.softlayer.com/reference/se
 
 It is strict where SoftLayer is (bitfusion's notes/PROVIDERS.md lists the behaviours): a
 missing or wrong API key is 401 SoftLayer_Exception_InvalidLegacyToken "Invalid API token."
-(the code softlayer-python's users report; PROVIDERS.md calls the exact code UNCONFIRMED).
+(the code and text softlayer/jumpgate maps to 401, and softlayer-go's session tests answer;
+the HTTP status is not in SLDN).
 createObject refuses (500 SoftLayer_Exception_Public, as SoftLayer answers validation errors)
 a template without hostname, domain, datacenter.name, hourlyBillingFlag or localDiskFlag; one
 with neither startCpus+maxMemory nor supplementalCreateObjectOptions.flavorKeyName; cpus or
@@ -496,9 +497,12 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
             if not isinstance(t.get(k), str) or not t[k]:
                 raise FakeError(500, "Property '%s' must be set to create an instance of '%s'."
                                 % (k, kind))
-        if not HOSTNAME_RE.match(t["hostname"]):
-            raise FakeError(500, "The hostname '%s' is not valid: letters, digits and hyphens,"
-                            " at most 63, not starting or ending with a hyphen." % t["hostname"])
+        if not HOSTNAME_RE.match(t["hostname"]) or not all(
+                HOSTNAME_RE.match(label) for label in t["domain"].split(".")):
+            raise FakeError(500, "The hostname and domain must be alphanumeric strings that may "
+                            "be separated by periods '.'; the only other allowed character is "
+                            "'-', which may not start or end them (got hostname '%s')."
+                            % t["hostname"])
         dc = (t.get("datacenter") or {}).get("name") if isinstance(t.get("datacenter"),
                                                                     dict) else None
         if not dc:

@@ -152,7 +152,8 @@ def test_malformed_or_unknown_masks_are_refused(fake, mask):
     ({"datacenter": {"name": "moon01"}}, "moon01"),
     ({"supplementalCreateObjectOptions": {"flavorKeyName": "ZZ9_1X1X1"}}, "ZZ9_1X1X1"),
     ({"startCpus": 4}, "contradict"), ({"hostname": "-bad-"}, "hostname"),
-    ({"hostname": "a" * 64}, "hostname"), ({"colour": "blue"}, "colour"),
+    ({"hostname": "a" * 64}, "hostname"), ({"domain": "bad_domain.com"}, "domain"),
+    ({"colour": "blue"}, "colour"),
     ({"operatingSystemReferenceCode": "BEOS_5"}, "BEOS_5")])
 def test_create_refuses_what_softlayer_refuses(fake, change, words):
     status, _, body = create(fake, **change)
