@@ -410,18 +410,22 @@ Result<std::string> SoftLayerProvisioner::CreateOne(const std::string& template_
     }
     const bool definite = response.ok() && ParseError(response->body).has_value();
     const std::string code = definite ? ParseError(response->body)->code : "";
-    const bool retry = !definite || IsThrottled(code) || IsCapacity(code);
-    if (!retry || attempt >= options_.max_attempts) return answer.error();
-    net::RetryPolicy policy;
-    policy.initial_backoff = options_.initial_backoff;
-    policy.max_backoff = 20s;
-    std::this_thread::sleep_for(net::JitteredBackoff(policy, attempt));
+    const bool retryable = !definite || IsThrottled(code) || IsCapacity(code);
+    const bool last = !retryable || attempt >= options_.max_attempts;
+    if (!last) {
+      net::RetryPolicy policy;
+      policy.initial_backoff = options_.initial_backoff;
+      policy.max_backoff = 20s;
+      std::this_thread::sleep_for(net::JitteredBackoff(policy, attempt));
+    }
     if (!definite) {
-      // The answer was lost, not refused: the guest may exist. Its host name is its own.
+      // The answer was lost, not refused: the guest may exist (even after the last attempt, so
+      // that it is not left behind untagged). Its host name is its own.
       auto found = Guests(filter, deadline);
       if (found.ok() && !found->empty()) return found->front().id;
       if (!found.ok()) return answer.error().WithContext("and looking it up failed");
     }
+    if (last) return answer.error();
     LogAt(LogLevel::kInfo, Where(), ": createObject for ", hostname, " failed (",
           answer.error().message(), "); trying again");
   }

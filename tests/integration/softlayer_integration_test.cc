@@ -312,6 +312,14 @@ TEST_F(SoftLayerFakeTest, LostCreateAnswerMakesNoSecondGuest) {
   EXPECT_EQ(it->type, "B1_1X2X25");
   EXPECT_EQ(it->labels.at(kLabelRunId), Request().run_id);
   EXPECT_TRUE(p_->Destroy({(*made)[0].id, (*made)[1].id}).ok());
+  // With no retries left, a lost answer is still looked up: nothing is left behind untagged.
+  auto once = ProvisionerFromUri(Uri("dal13", "&attempts=1"));
+  ASSERT_TRUE(once.ok());
+  Fake().Inject(R"({"lost_create": 1})");
+  auto single = (*once)->Create(Request());
+  ASSERT_TRUE(single.ok()) << single.error().ToString();
+  EXPECT_EQ(Fake().Stat("creates"), creates + 3);
+  EXPECT_TRUE((*once)->Destroy({(*single)[0].id}).ok());
   // Destroy by a provisioner that did not cancel them: SoftLayer no longer knows them.
   EXPECT_EQ((*other)->Destroy({(*made)[0].id}).code(), StatusCode::kNotFound);
 }
