@@ -11,6 +11,7 @@
 #include "bitfusion/log.h"
 #include "conformance/provisioner_conformance.h"
 #include "net/http_client.h"
+#include "provisioners/softlayer_provisioner.h"
 #include "scoped_env.h"
 
 namespace bitfusion {
@@ -368,6 +369,34 @@ TEST_F(SoftLayerFakeTest, GpuFlavoursCarryAcceleratorsAndPrices) {
   EXPECT_EQ(ready->zone, "dal13");
   ASSERT_EQ(ready->accelerators.size(), 1u);
   EXPECT_TRUE(p_->Destroy({(*made)[0].id}).ok());
+}
+
+TEST(SoftLayerOptionsTest, FromUriTakesADatacenterAndNoSecrets) {
+  auto parse = [](const std::string& text) {
+    auto uri = Uri::Parse(text);
+    EXPECT_TRUE(uri.ok()) << text;
+    return SoftLayerProvisionerOptions::FromUri(*uri);
+  };
+  auto o = parse(
+      "softlayer://wdc07?endpoint=http://h:1/rest/v3.1&type=AC1_8X60X25&os=DEBIAN_LATEST"
+      "&domain=lab.example&hourly=false&private=true&poll=1s&attempts=3&backoff=1s");
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
+  EXPECT_EQ(o->datacenter, "wdc07");
+  EXPECT_EQ(o->endpoint, "http://h:1/rest/v3.1");
+  EXPECT_EQ(o->default_type, "AC1_8X60X25");
+  EXPECT_EQ(o->os_code, "DEBIAN_LATEST");
+  EXPECT_EQ(o->domain, "lab.example");
+  EXPECT_FALSE(o->hourly);
+  EXPECT_TRUE(o->private_only);
+  EXPECT_EQ(o->max_attempts, 3);
+  EXPECT_EQ(o->initial_backoff, std::chrono::seconds(1));
+  for (const char* bad : {"softlayer://", "softlayer://dal13/x", "softlayer://dal13?colour=red",
+                          "softlayer://dal13?attempts=0", "softlayer://u:topsecret@dal13"}) {
+    auto got = parse(bad);
+    ASSERT_FALSE(got.ok()) << bad;
+    EXPECT_EQ(got.error().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(got.error().message().find("topsecret"), std::string::npos);
+  }
 }
 
 }  // namespace
