@@ -49,7 +49,6 @@ security_exception; with --tls-cert/--tls-key the fake speaks HTTPS only.
              [--data FILE]   (load at start, save on SIGTERM/SIGINT)
 """
 
-import argparse
 import base64
 import fnmatch
 import functools
@@ -64,7 +63,7 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import fake_http
@@ -1272,17 +1271,8 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
         return self.send_json(404, {"error": "unknown fake admin path"})
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", help="write the port here once listening")
+    parser = fake_http.arg_parser(__doc__)
     parser.add_argument("--version", default="7.17.0")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="JSON file: load at start, save at exit")
@@ -1299,7 +1289,7 @@ def main():
         store.faults[key] = getattr(args, key)
     if args.data and os.path.exists(args.data):
         store.load(args.data)
-    server = Server((args.host, args.port), Handler)
+    server = fake_http.Server((args.host, args.port), Handler)
     server.store = store
     server.credentials = set()
     if args.user:

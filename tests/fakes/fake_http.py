@@ -1,9 +1,28 @@
 """What every fake under tests/fakes/ does to serve: announce its port once it listens (atomically,
 in --port-file, so a test never reads half a number) and stop cleanly on SIGTERM or SIGINT."""
 
+import argparse
 import os
 import signal
 import threading
+from http.server import ThreadingHTTPServer
+
+
+class Server(ThreadingHTTPServer):
+    """One thread per connection, none of them keeping the process alive."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def arg_parser(doc):
+    """The options every fake takes (--host, --port, --port-file), described by its docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", help="write the port here once listening")
+    return parser
 
 
 def serve(server, port_file, banner, on_stop=None):

@@ -56,7 +56,6 @@ URLs (there must be none).
   (--user defaults to $SOFTLAYER_FAKE_USER, so that the key need not be in the process list)
 """
 
-import argparse
 import base64
 import datetime
 import json
@@ -66,7 +65,7 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import fake_http
@@ -645,21 +644,14 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
         raise FakeError(500, "Function (\"%s\") is not a valid method for this service." % call)
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", help="write the port here once listening")
+    parser = fake_http.arg_parser(__doc__)
     # The key may come from the environment, to keep it out of the process list.
     parser.add_argument("--user", default=os.environ.get(
         "SOFTLAYER_FAKE_USER", "SL123456:0123456789abcdef0123456789abcdef"))
     parser.add_argument("--provision-seconds", type=float, default=0.3)
     args = parser.parse_args()
-    server = Server((args.host, args.port), Handler)
+    server = fake_http.Server((args.host, args.port), Handler)
     server.state = State(args)
     fake_http.serve(server, args.port_file, "softlayer_fake")
 
