@@ -21,8 +21,9 @@ struct MachineReapReport {
   std::vector<std::string> errors;    ///< machines that could not be destroyed, with the reason
 };
 
-/// Backends: local:// (this host), null://, aws://REGION, static://INVENTORY.json (machines
-/// listed in a file, leased over SSH); each in its own files.
+/// Backends: local:// (this host), null://, aws://REGION, softlayer://DATACENTER (IBM Cloud
+/// classic), static://INVENTORY.json (machines listed in a file, leased over SSH); each in its
+/// own files.
 ///
 /// Every machine a provisioner creates carries the ownership tags (ownership.h: creator, run
 /// id, host, pid and its start time, boot id, expiry = creation + request.ttl_s) from the

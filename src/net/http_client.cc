@@ -282,10 +282,17 @@ Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const ChunkCal
   }
 }
 
+std::chrono::milliseconds JitteredBackoff(const RetryPolicy& policy, int attempt) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto bound = std::min<std::chrono::milliseconds>(
+      policy.max_backoff, policy.initial_backoff * (1LL << std::min(std::max(attempt, 1) - 1, 20)));
+  std::uniform_int_distribution<long long> jitter(0, bound.count());
+  return std::chrono::milliseconds(jitter(rng));
+}
+
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   const RetryPolicy& policy = options_.retry;
   const bool may_retry = IsIdempotent(request);
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   for (int attempt = 1;; ++attempt) {
     auto result = Once(request, nullptr, nullptr);
     if (result) result->attempts = attempt;
@@ -303,11 +310,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
       }
     }
     if (!retry || last) return result;
-    // Full jitter: a random wait up to the exponential bound, so clients do not retry in step.
-    const auto bound = std::min<std::chrono::milliseconds>(
-        policy.max_backoff, policy.initial_backoff * (1LL << std::min(attempt - 1, 20)));
-    std::uniform_int_distribution<long long> jitter(0, bound.count());
-    wait = std::max(wait, std::chrono::milliseconds(jitter(rng)));
+    wait = std::max(wait, JitteredBackoff(policy, attempt));
     if (request.deadline != kNoDeadline &&
         std::chrono::steady_clock::now() + wait >= request.deadline) {
       return result;

@@ -1,7 +1,8 @@
 // One suite every Provisioner backend must pass (TEST_P bodies only). A backend joins by
 // instantiating ProvisionerConformanceTest with a ProvisionerCase. null:// and local:// are
 // instantiated in tests/unit/provisioner_conformance_test.cc; aws:// in
-// tests/integration/ec2_integration_test.cc against a moto server of its own.
+// tests/integration/ec2_integration_test.cc against a moto server of its own; softlayer:// in
+// tests/integration/softlayer_integration_test.cc against tests/fakes/softlayer_fake.py.
 #pragma once
 
 #include <gtest/gtest.h>

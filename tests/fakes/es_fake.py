@@ -49,7 +49,6 @@ security_exception; with --tls-cert/--tls-key the fake speaks HTTPS only.
              [--data FILE]   (load at start, save on SIGTERM/SIGINT)
 """
 
-import argparse
 import base64
 import fnmatch
 import functools
@@ -59,14 +58,15 @@ import math
 import os
 import random
 import re
-import signal
 import socket
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import fake_http
 
 MAX_RESULT_WINDOW = 10000
 MAX_TERM_BYTES = 32766
@@ -946,7 +946,7 @@ def filter_path(answer, spec):
     return keep(answer, paths) or {}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "es-fake"
 
@@ -1270,33 +1270,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"acknowledged": True})
         return self.send_json(404, {"error": "unknown fake admin path"})
 
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_HEAD(self):
-        self.handle_any("HEAD")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_PUT(self):
-        self.handle_any("PUT")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", help="write the port here once listening")
+    parser = fake_http.arg_parser(__doc__)
     parser.add_argument("--version", default="7.17.0")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="JSON file: load at start, save at exit")
@@ -1313,7 +1289,7 @@ def main():
         store.faults[key] = getattr(args, key)
     if args.data and os.path.exists(args.data):
         store.load(args.data)
-    server = Server((args.host, args.port), Handler)
+    server = fake_http.Server((args.host, args.port), Handler)
     server.store = store
     server.credentials = set()
     if args.user:
@@ -1326,21 +1302,8 @@ def main():
         context.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True)
 
-    def stop(*_):
-        if args.data:
-            store.save(args.data)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(port))
-        os.replace(tmp, args.port_file)
-    print(f"es_fake {args.version} listening on {args.host}:{port}", flush=True)
-    server.serve_forever()
+    fake_http.serve(server, args.port_file, f"es_fake {args.version}",
+                    on_stop=(lambda: store.save(args.data)) if args.data else None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,705 @@
+#include "provisioners/softlayer_provisioner.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "bitfusion/log.h"
+#include "bitfusion/registry.h"
+#include "bitfusion/run_record.h"
+#include "net/sigv4.h"
+#include "provisioners/aws_config_internal.h"
+
+namespace bitfusion {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kDefaultEndpoint = "https://api.softlayer.com/rest/v3.1";
+constexpr const char* kGuestMask =
+    "mask[id,hostname,domain,fullyQualifiedDomainName,startCpus,maxMemory,createDate,"
+    "provisionDate,primaryIpAddress,primaryBackendIpAddress,powerState[keyName],"
+    "activeTransaction[id],datacenter[name],tagReferences[tag[name]],"
+    "billingItem[orderItem[preset[keyName]]]]";
+constexpr const char* kCredentialsHint =
+    "check SL_USERNAME and SL_API_KEY (or ~/.softlayer): the API username and a current API "
+    "key from the IBM Cloud console, Manage > Access (IAM) > API keys, classic infrastructure";
+constexpr int kPageSize = 100;  // softlayer-python's page
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// What SoftLayer's exception codes mean for the caller, and what to tell a person.
+struct CodeInfo {
+  StatusCode code;
+  const char* hint;
+};
+
+bool IsThrottled(const std::string& code) {
+  return code == "SoftLayer_Exception_WebService_RateLimitExceeded";
+}
+
+bool IsCapacity(const std::string& code) {
+  return code.find("InsufficientResources") != std::string::npos ||
+         code.find("Capacity") != std::string::npos;
+}
+
+CodeInfo Classify(const std::string& code, long status) {
+  if (status == 401 || code == "SoftLayer_Exception_InvalidLegacyToken" ||
+      code.rfind("SoftLayer_Exception_Account_Authentication", 0) == 0) {
+    return {StatusCode::kPermissionDenied, kCredentialsHint};
+  }
+  if (code == "SoftLayer_Exception_AccessDenied" ||
+      code == "SoftLayer_Exception_PermissionDenied" || status == 403) {
+    return {StatusCode::kPermissionDenied,
+            "the API user lacks the permission; grant it (Virtual Server, tag management) in "
+            "the IBM Cloud console"};
+  }
+  if (code == "SoftLayer_Exception_ObjectNotFound" || status == 404) {
+    return {StatusCode::kNotFound, "list the machines with `bitfusion machines list`"};
+  }
+  if (IsThrottled(code)) {
+    return {StatusCode::kUnavailable, "SoftLayer is throttling this account; try again later"};
+  }
+  if (IsCapacity(code)) {
+    return {StatusCode::kResourceExhausted,
+            "ask for fewer machines, another flavour or another datacenter"};
+  }
+  if (code == "SoftLayer_Exception_Public" || code.rfind("SoftLayer_Exception_", 0) == 0) {
+    return {StatusCode::kInvalidArgument, "correct the request"};
+  }
+  return {StatusCode::kUnavailable, "SoftLayer is failing; try again later"};
+}
+
+struct ApiError {
+  std::string code, message;
+};
+
+// SoftLayer's {"error": "...", "code": "SoftLayer_Exception_..."}; nullopt when the body is
+// something else (a proxy's page, nothing): the request may or may not have been carried out.
+std::optional<ApiError> ParseError(const std::string& body) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto* code = v.as_object().if_contains("code");
+  const auto* error = v.as_object().if_contains("error");
+  if (code == nullptr || !code->is_string()) return std::nullopt;
+  return ApiError{std::string(code->as_string()),
+                  error != nullptr && error->is_string() ? std::string(error->as_string()) : ""};
+}
+
+const json::object* Obj(const json::value* v) {
+  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
+}
+
+const json::object* Sub(const json::object* o, std::string_view key) {
+  return o == nullptr ? nullptr : Obj(o->if_contains(key));
+}
+
+std::string Str(const json::object* o, std::string_view key) {
+  const json::value* v = o == nullptr ? nullptr : o->if_contains(key);
+  if (v == nullptr) return "";
+  if (v->is_string()) return std::string(v->as_string());
+  if (v->is_int64()) return std::to_string(v->as_int64());
+  if (v->is_uint64()) return std::to_string(v->as_uint64());
+  return "";
+}
+
+std::int64_t Int(const json::object* o, std::string_view key) {
+  return std::strtoll(Str(o, key).c_str(), nullptr, 10);
+}
+
+// "2026-12-04T02:52:17-06:00" (SoftLayer writes its local time with the offset).
+std::int64_t ParseTimeNs(const std::string& text) {
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) return 0;
+  std::int64_t s = ::timegm(&tm);
+  int hh = 0, mm = 0;
+  char sign = 0;
+  std::string rest;
+  in >> rest;
+  if (std::sscanf(rest.c_str(), "%c%d:%d", &sign, &hh, &mm) == 3 && (sign == '+' || sign == '-')) {
+    s -= (sign == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+  }
+  return s * 1'000'000'000;
+}
+
+// One ownership label as one SoftLayer tag, "key:value".
+Status CheckTag(const std::string& key, const std::string& value) {
+  static const std::regex kKey("[A-Za-z0-9_.-]+");
+  static const std::regex kValue("[A-Za-z0-9 _.:-]*");
+  if (!std::regex_match(key, kKey) || !std::regex_match(value, kValue) ||
+      key.size() + value.size() + 1 > 255) {
+    return InvalidArgumentError("label \"" + key + "\"=\"" + value +
+                                "\" cannot be a SoftLayer tag: keys are [A-Za-z0-9_.-]+, values "
+                                "[A-Za-z0-9 _.:-]*, both together at most 254 characters");
+  }
+  return Status::OK();
+}
+
+Labels TagsToLabels(const json::object* guest) {
+  Labels out;
+  const json::value* refs = guest == nullptr ? nullptr : guest->if_contains("tagReferences");
+  if (refs == nullptr || !refs->is_array()) return out;
+  for (const auto& r : refs->as_array()) {
+    const std::string tag = Str(Sub(Obj(&r), "tag"), "name");
+    const auto colon = tag.find(':');
+    if (colon == std::string::npos) {
+      out[tag] = "";
+    } else {
+      out[tag.substr(0, colon)] = tag.substr(colon + 1);
+    }
+  }
+  return out;
+}
+
+// "bf-" plus 16 hex digits: a DNS label of its own for each guest.
+std::string NewHostname(const std::string& token, int index) {
+  std::string clean;
+  for (char c : token) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      clean.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+  }
+  clean = clean.substr(0, 40);
+  return "bf-" + clean + "-" + std::to_string(index);
+}
+
+MachineType ParseFlavor(const json::object* f) {
+  MachineType t;
+  t.name = Str(f, "keyName");
+  t.cpu_architecture = "x86_64";
+  // Key names read FAMILY_{cores}X{ram GB}X{disk GB}: B1_2X4X100, AC1_8X60X25.
+  static const std::regex kKey("[A-Z0-9]+_([0-9]+)X([0-9]+)X[0-9]+.*");
+  std::smatch m;
+  if (std::regex_match(t.name, m, kKey)) {
+    t.vcpus = std::stoi(m[1]);
+    t.memory_bytes = std::stoull(m[2]) << 30;
+  }
+  const std::string fee = Str(f, "totalMinimumHourlyFee");
+  if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
+  const json::value* prices = f == nullptr ? nullptr : f->if_contains("prices");
+  if (prices != nullptr && prices->is_array()) {
+    for (const auto& p : prices->as_array()) {
+      const json::object* item = Sub(Obj(&p), "item");
+      const std::string category = Str(Sub(item, "itemCategory"), "categoryCode");
+      if (category.rfind("guest_pcie_device", 0) != 0) continue;
+      // "1 x P100 GPU"; SoftLayer's classic GPUs are all NVIDIA's.
+      int count = 0;
+      char model[64] = {};
+      const std::string description = Str(item, "description");
+      if (std::sscanf(description.c_str(), "%d x %63s", &count, model) == 2 && count > 0) {
+        AcceleratorInfo a;
+        a.kind = "gpu";
+        a.vendor = "NVIDIA";
+        a.model = model;
+        a.count = count;
+        t.accelerators.push_back(a);
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+Result<SoftLayerProvisionerOptions> SoftLayerProvisionerOptions::FromUri(const Uri& uri) {
+  BITFUSION_RETURN_IF_ERROR(
+      uri.CheckQueryKeys({"endpoint", "type", "os", "domain", "hourly", "private", "ssh_user",
+                          "poll", "attempts", "backoff"}));
+  if (uri.host.empty() || (!uri.path.empty() && uri.path != "/")) {
+    return InvalidArgumentError("softlayer:// takes a datacenter and no path, got \"" +
+                                uri.ToString() + "\"; write softlayer://dal13");
+  }
+  if (!uri.user.empty() || !uri.password.empty()) {
+    return InvalidArgumentError(
+        "softlayer:// takes no credentials in the URI; set SL_USERNAME and SL_API_KEY");
+  }
+  SoftLayerProvisionerOptions o;
+  o.datacenter = uri.host;
+  o.endpoint = uri.Query("endpoint").value_or("");
+  o.default_type = uri.Query("type").value_or(o.default_type);
+  o.os_code = uri.Query("os").value_or(o.os_code);
+  o.domain = uri.Query("domain").value_or(o.domain);
+  BITFUSION_ASSIGN_OR_RETURN(o.hourly, uri.QueryBool("hourly", o.hourly));
+  BITFUSION_ASSIGN_OR_RETURN(o.private_only, uri.QueryBool("private", o.private_only));
+  o.ssh_user = uri.Query("ssh_user").value_or(o.ssh_user);
+  BITFUSION_ASSIGN_OR_RETURN(o.poll, uri.QueryDuration("poll", o.poll));
+  BITFUSION_ASSIGN_OR_RETURN(const auto attempts, uri.QueryInt("attempts", o.max_attempts));
+  if (attempts < 1 || attempts > 20) {
+    return InvalidArgumentError("attempts must be 1..20, got " + std::to_string(attempts));
+  }
+  o.max_attempts = static_cast<int>(attempts);
+  BITFUSION_ASSIGN_OR_RETURN(const auto backoff, uri.QueryDuration("backoff", o.initial_backoff));
+  o.initial_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff);
+  return o;
+}
+
+Result<std::shared_ptr<SoftLayerProvisioner>> SoftLayerProvisioner::Make(
+    const SoftLayerProvisionerOptions& options) {
+  auto p = std::shared_ptr<SoftLayerProvisioner>(new SoftLayerProvisioner(options));
+  BITFUSION_RETURN_IF_ERROR(p->Init());
+  return p;
+}
+
+Status SoftLayerProvisioner::Init() {
+  std::string user = !Env("SL_USERNAME").empty() ? Env("SL_USERNAME") : Env("SOFTLAYER_USERNAME");
+  std::string key = !Env("SL_API_KEY").empty() ? Env("SL_API_KEY") : Env("SOFTLAYER_API_KEY");
+  std::string endpoint = !options_.endpoint.empty() ? options_.endpoint : Env("SL_ENDPOINT_URL");
+  const std::string file = Env("HOME") + "/.softlayer";
+  if (user.empty() || key.empty() || endpoint.empty()) {
+    std::ifstream in(file);
+    if (in) {
+      std::stringstream s;
+      s << in.rdbuf();
+      const auto ini = internal::ParseAwsIni(s.str());
+      if (auto it = ini.find("softlayer"); it != ini.end()) {
+        auto get = [&](const char* k) {
+          auto v = it->second.find(k);
+          return v == it->second.end() ? std::string() : v->second;
+        };
+        if (user.empty() && key.empty()) {
+          user = get("username");
+          key = get("api_key");
+          if (!key.empty()) net::WarnIfReadableByOthers(file, "SoftLayer API key");
+        }
+        if (endpoint.empty()) endpoint = get("endpoint_url");
+      }
+    }
+  }
+  if (user.empty() || key.empty()) {
+    return PermissionDeniedError(Where() +
+                                 ": no SoftLayer credentials found (SL_USERNAME and "
+                                 "SL_API_KEY, SOFTLAYER_USERNAME and SOFTLAYER_API_KEY, "
+                                 "or username and api_key in [softlayer] of " +
+                                 file + ")");
+  }
+  endpoint_ = endpoint.empty() ? kDefaultEndpoint : endpoint;
+  while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
+  net::HttpClientOptions o;
+  o.base_url = endpoint_;
+  o.peer_name = "SoftLayer at " + endpoint_;
+  o.user = user;
+  o.password = key;
+  o.retry.max_attempts = options_.max_attempts;
+  o.retry.initial_backoff = options_.initial_backoff;
+  o.retry.max_backoff = 20s;
+  o.retry.retry_statuses = {429, 502, 503, 504};
+  o.retry.retry_response = [](const net::HttpResponse& r) {
+    auto e = ParseError(r.body);
+    return e.has_value() && IsThrottled(e->code);
+  };
+  BITFUSION_ASSIGN_OR_RETURN(http_, net::HttpClient::Make(o));
+  return Status::OK();
+}
+
+namespace {
+
+// One answer from SoftLayer: its JSON and, for lists, the SoftLayer-Total-Items header.
+struct Answer {
+  json::value body;
+  std::int64_t total = -1;
+};
+
+Result<Answer> Decode(const std::string& where, const std::string& what,
+                      const Result<net::HttpResponse>& response) {
+  if (!response) {
+    return Status(response.error().code(),
+                  where + " " + what + ": " + Redact(response.error().message()));
+  }
+  if (response->status >= 300) {
+    const auto error = ParseError(response->body);
+    if (!error) {
+      return UnavailableError(where + " " + what + " answered HTTP " +
+                              std::to_string(response->status) +
+                              " without SoftLayer's error JSON; try again later");
+    }
+    const CodeInfo info = Classify(error->code, response->status);
+    return Status(info.code, where + " " + what + " failed: " + error->code + ": " +
+                                 Redact(error->message) + " (" + info.hint + ")");
+  }
+  Answer a;
+  boost::system::error_code ec;
+  a.body = json::parse(response->body, ec);
+  if (ec) return InternalError(where + " " + what + " answered JSON that does not parse");
+  if (auto total = response->Header("softlayer-total-items")) {
+    a.total = std::strtoll(total->c_str(), nullptr, 10);
+  }
+  return a;
+}
+
+net::HttpRequest Request(const std::string& method, const std::string& target,
+                         const std::string& body, Deadline deadline) {
+  net::HttpRequest r;
+  r.method = method;
+  r.target = target;
+  r.deadline = deadline;
+  if (!body.empty()) {
+    r.body = body;
+    r.headers = {{"Content-Type", "application/json"}};
+  }
+  return r;
+}
+
+std::string Params(const json::value& v) {
+  return json::serialize(json::object{{"parameters", json::array{v}}});
+}
+
+}  // namespace
+
+Result<std::vector<MachineType>> SoftLayerProvisioner::Types() {
+  {
+    std::lock_guard lock(mu_);
+    if (catalogue_) return *catalogue_;
+  }
+  auto r = http_->Send(Request("GET", "/SoftLayer_Virtual_Guest/getCreateObjectOptions.json", "",
+                               DeadlineAfter(120s)));
+  BITFUSION_ASSIGN_OR_RETURN(auto a, Decode(Where(), "getCreateObjectOptions", r));
+  const json::object* options = Obj(&a.body);
+  std::vector<MachineType> out;
+  std::set<std::string> datacenters;
+  auto each = [&](std::string_view key, auto&& fn) {
+    const json::value* list = options == nullptr ? nullptr : options->if_contains(key);
+    if (list == nullptr || !list->is_array()) return;
+    for (const auto& e : list->as_array()) fn(Obj(&e));
+  };
+  each("flavors", [&](const json::object* f) {
+    MachineType t = ParseFlavor(Sub(f, "flavor"));
+    if (!t.name.empty()) out.push_back(std::move(t));
+  });
+  each("datacenters", [&](const json::object* d) {
+    datacenters.insert(Str(Sub(Sub(d, "template"), "datacenter"), "name"));
+  });
+  std::sort(out.begin(), out.end(),
+            [](const MachineType& a, const MachineType& b) { return a.name < b.name; });
+  std::lock_guard lock(mu_);
+  catalogue_ = out;
+  datacenters_ = std::move(datacenters);
+  return out;
+}
+
+Result<std::string> SoftLayerProvisioner::CreateOne(const std::string& template_json,
+                                                    const std::string& hostname) {
+  const Deadline deadline = DeadlineAfter(300s);
+  const std::string filter = json::serialize(json::object{
+      {"virtualGuests", json::object{{"hostname", {{"operation", "_= " + hostname}}},
+                                     {"domain", {{"operation", "_= " + options_.domain}}}}}});
+  for (int attempt = 1;; ++attempt) {
+    // createObject is not idempotent: the client sends it once, and this loop decides.
+    auto request =
+        Request("POST", "/SoftLayer_Virtual_Guest/createObject.json", template_json, deadline);
+    request.idempotent = false;
+    auto response = http_->Send(request);
+    auto answer = Decode(Where(), "SoftLayer_Virtual_Guest::createObject", response);
+    if (answer) {
+      const std::string id = Str(Obj(&answer->body), "id");
+      if (id.empty()) return InternalError(Where() + " createObject answered no guest id");
+      return id;
+    }
+    const bool definite = response.ok() && ParseError(response->body).has_value();
+    const std::string code = definite ? ParseError(response->body)->code : "";
+    const bool retryable = !definite || IsThrottled(code) || IsCapacity(code);
+    const bool last = !retryable || attempt >= options_.max_attempts;
+    if (!last) {
+      net::RetryPolicy policy;
+      policy.initial_backoff = options_.initial_backoff;
+      policy.max_backoff = 20s;
+      std::this_thread::sleep_for(net::JitteredBackoff(policy, attempt));
+    }
+    if (!definite) {
+      // The answer was lost, not refused: the guest may exist (even after the last attempt, so
+      // that it is not left behind untagged). Its host name is its own.
+      auto found = Guests(filter, deadline);
+      if (found.ok() && !found->empty()) return found->front().id;
+      if (!found.ok()) return answer.error().WithContext("and looking it up failed");
+    }
+    if (last) return answer.error();
+    LogAt(LogLevel::kInfo, Where(), ": createObject for ", hostname, " failed (",
+          answer.error().message(), "); trying again");
+  }
+}
+
+Status SoftLayerProvisioner::SetTags(const std::string& id, const Labels& tags) {
+  std::string joined;
+  for (const auto& [k, v] : tags) joined += (joined.empty() ? "" : ",") + k + ":" + v;
+  auto request = Request("POST", "/SoftLayer_Virtual_Guest/" + id + "/setTags.json",
+                         Params(json::value(joined)), DeadlineAfter(120s));
+  request.idempotent = true;  // it replaces the whole set
+  return Decode(Where(), "SoftLayer_Virtual_Guest::setTags", http_->Send(request)).status();
+}
+
+Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineRequest& request) {
+  if (request.count < 1 || request.count > 100) {
+    return InvalidArgumentError("machine count must be 1..100, got " +
+                                std::to_string(request.count));
+  }
+  // Everything that can be judged before SoftLayer makes anything is judged here.
+  BITFUSION_ASSIGN_OR_RETURN(auto catalogue, Types());
+  MachineType type;
+  if (request.type.empty() && !request.requirements.empty()) {
+    auto chosen = ResolveMachineType(catalogue, request.requirements);
+    if (!chosen) return Status(chosen.error().code(), Where() + ": " + chosen.error().message());
+    type = chosen->type;
+  } else {
+    const std::string name = request.type.empty() ? options_.default_type : request.type;
+    auto it = std::find_if(catalogue.begin(), catalogue.end(),
+                           [&](const MachineType& t) { return t.name == name; });
+    if (it == catalogue.end()) {
+      return InvalidArgumentError(Where() + " offers no flavour \"" + name +
+                                  "\" (getCreateObjectOptions); list them with `bitfusion "
+                                  "machines types --provisioner " +
+                                  Where() + "`");
+    }
+    type = *it;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!datacenters_.empty() && datacenters_.count(options_.datacenter) == 0) {
+      std::string known;
+      for (const auto& d : datacenters_) known += (known.empty() ? "" : ", ") + d;
+      return InvalidArgumentError(Where() + ": SoftLayer has no datacenter \"" +
+                                  options_.datacenter + "\"; it offers " + known);
+    }
+  }
+  if (!request.zone.empty() && request.zone != options_.datacenter) {
+    return InvalidArgumentError(Where() + " makes machines in " + options_.datacenter +
+                                " only, not in zone \"" + request.zone + "\"");
+  }
+  if (request.spot) {
+    return InvalidArgumentError(Where() + " does not make spot (transient) machines");
+  }
+  Labels tags = request.labels;
+  for (auto& [k, v] : OwnerLabels(request.run_id, request.ttl_s)) tags[k] = v;
+  for (const auto& [k, v] : tags) BITFUSION_RETURN_IF_ERROR(CheckTag(k, v));
+
+  json::object t;
+  t["domain"] = options_.domain;
+  t["datacenter"] = {{"name", options_.datacenter}};
+  t["hourlyBillingFlag"] = options_.hourly;
+  t["localDiskFlag"] = false;
+  t["supplementalCreateObjectOptions"] = {{"flavorKeyName", type.name}};
+  if (options_.private_only) t["privateNetworkOnlyFlag"] = true;
+  const std::string image = request.image;
+  // An image template is named by its globalIdentifier (a UUID); anything else is an OS code.
+  static const std::regex kUuid(
+      "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+      "[0-9a-fA-F]{12}");
+  if (std::regex_match(image, kUuid)) {
+    t["blockDeviceTemplateGroup"] = {{"globalIdentifier", image}};
+  } else {
+    t["operatingSystemReferenceCode"] = image.empty() ? options_.os_code : image;
+  }
+  if (!request.ssh_key_name.empty()) {
+    char* end = nullptr;
+    const long long key_id = std::strtoll(request.ssh_key_name.c_str(), &end, 10);
+    if (end == request.ssh_key_name.c_str() || *end != '\0') {
+      return InvalidArgumentError(
+          "SoftLayer names SSH keys by their numeric id (slcli sshkey "
+          "list), got \"" +
+          request.ssh_key_name + "\"");
+    }
+    t["sshKeys"] = json::array{json::object{{"id", key_id}}};
+  }
+
+  const std::string token =
+      request.client_token.empty() ? NewRunId().substr(0, 16) : request.client_token;
+  const std::int64_t now = WallNowNs();
+  std::vector<MachineInfo> out;
+  Status failed;
+  for (int i = 0; i < request.count && failed.ok(); ++i) {
+    const std::string hostname = NewHostname(token, i);
+    t["hostname"] = hostname;
+    auto id = CreateOne(Params(t), hostname);
+    if (!id) {
+      failed = id.error();
+      break;
+    }
+    MachineInfo m;
+    m.id = *id;
+    m.provider = "softlayer";
+    m.type = type.name;
+    m.state = "pending";
+    m.hostname = hostname + "." + options_.domain;
+    m.zone = options_.datacenter;
+    m.ssh.user = options_.ssh_user;
+    m.ssh.key_name = request.ssh_key_name;
+    m.labels = tags;
+    m.created_ns = now;
+    m.cpu.threads = type.vcpus;
+    m.cpu.architecture = type.cpu_architecture;
+    m.memory_bytes = type.memory_bytes;
+    m.accelerators = type.accelerators;
+    {
+      std::lock_guard lock(mu_);
+      created_ns_.emplace(m.id, now);
+    }
+    out.push_back(m);
+    // Tags only attach to a guest that exists; without them no reaper would know it.
+    failed = SetTags(m.id, tags);
+  }
+  if (!failed.ok()) {
+    std::vector<std::string> ids;
+    for (const auto& m : out) ids.push_back(m.id);
+    const Status ended = ids.empty() ? Status::OK() : Destroy(ids);
+    return failed.WithContext(ended.ok() ? "nothing was left behind"
+                                         : "and cancelling what was made failed too (" +
+                                               ended.message() + "); run `bitfusion reap`");
+  }
+  return out;
+}
+
+Result<std::vector<MachineInfo>> SoftLayerProvisioner::Guests(const std::string& filter,
+                                                              Deadline deadline) {
+  std::vector<MachineInfo> out;
+  for (std::int64_t offset = 0;; offset += kPageSize) {
+    const std::string target =
+        "/SoftLayer_Account/getVirtualGuests.json?objectMask=" + net::AwsUriEncode(kGuestMask) +
+        "&objectFilter=" + net::AwsUriEncode(filter) + "&resultLimit=" + std::to_string(offset) +
+        "," + std::to_string(kPageSize);
+    auto r = http_->Send(Request("GET", target, "", deadline));
+    BITFUSION_ASSIGN_OR_RETURN(auto a, Decode(Where(), "SoftLayer_Account::getVirtualGuests", r));
+    if (!a.body.is_array()) {
+      return InternalError(Where() + " getVirtualGuests answered something other than a list");
+    }
+    for (const auto& g : a.body.as_array()) {
+      const json::object* o = Obj(&g);
+      if (o == nullptr) continue;
+      MachineInfo m;
+      m.id = Str(o, "id");
+      m.provider = "softlayer";
+      m.type = Str(Sub(Sub(Sub(o, "billingItem"), "orderItem"), "preset"), "keyName");
+      const std::string power = Str(Sub(o, "powerState"), "keyName");
+      const bool busy = o->contains("activeTransaction") || Str(o, "provisionDate").empty();
+      m.state = busy                 ? "pending"
+                : power == "RUNNING" ? "running"
+                : power.empty()      ? "unknown"
+                                     : "stopped";
+      m.hostname = Str(o, "fullyQualifiedDomainName");
+      m.address = options_.private_only || Str(o, "primaryIpAddress").empty()
+                      ? Str(o, "primaryBackendIpAddress")
+                      : Str(o, "primaryIpAddress");
+      m.zone = Str(Sub(o, "datacenter"), "name");
+      m.ssh.host = m.address;
+      m.ssh.user = options_.ssh_user;
+      m.labels = TagsToLabels(o);
+      m.created_ns = ParseTimeNs(Str(o, "createDate"));
+      m.cpu.threads = static_cast<int>(Int(o, "startCpus"));
+      m.cpu.architecture = "x86_64";
+      m.memory_bytes = static_cast<std::uint64_t>(Int(o, "maxMemory")) << 20;
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
+        if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;
+        for (const auto& t : catalogue_ ? *catalogue_ : std::vector<MachineType>{}) {
+          if (t.name == m.type) m.accelerators = t.accelerators;
+        }
+      }
+      out.push_back(std::move(m));
+    }
+    const std::int64_t seen = offset + static_cast<std::int64_t>(a.body.as_array().size());
+    if (a.body.as_array().size() < static_cast<std::size_t>(kPageSize) ||
+        (a.total >= 0 && seen >= a.total)) {
+      break;
+    }
+  }
+  return out;
+}
+
+Result<MachineInfo> SoftLayerProvisioner::Guest(const std::string& id, Deadline deadline) {
+  if (id.empty() || !std::all_of(id.begin(), id.end(), ::isdigit)) {
+    return NotFoundError(Where() + " has no guest \"" + id + "\" (SoftLayer ids are numbers)");
+  }
+  const std::string filter = json::serialize(
+      json::object{{"virtualGuests", json::object{{"id", {{"operation", std::stoll(id)}}}}}});
+  BITFUSION_ASSIGN_OR_RETURN(auto found, Guests(filter, deadline));
+  if (found.empty()) {
+    return NotFoundError(Where() + " has no guest " + id +
+                         " (SoftLayer_Exception_ObjectNotFound); list the machines with "
+                         "`bitfusion machines list`");
+  }
+  return found.front();
+}
+
+Result<MachineInfo> SoftLayerProvisioner::WaitReady(const std::string& id, Deadline deadline) {
+  std::string last_state = "unknown";
+  while (true) {
+    BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Guest(id, deadline));
+    last_state = m.state;
+    if (m.state == "running") {
+      std::lock_guard lock(mu_);
+      m.running_ns = running_ns_.emplace(id, WallNowNs()).first->second;
+      m.ready_ns = WallNowNs();
+      return m;
+    }
+    if (m.state == "stopped") {
+      return FailedPreconditionError(Where() + " guest " + id +
+                                     " is provisioned but powered off; power it on first");
+    }
+    if (std::chrono::steady_clock::now() + options_.poll >= deadline) {
+      return DeadlineExceededError(Where() + " guest " + id + " is still " + last_state +
+                                   "; wait longer (SoftLayer may take minutes)");
+    }
+    std::this_thread::sleep_for(options_.poll);
+  }
+}
+
+Result<std::vector<MachineInfo>> SoftLayerProvisioner::List() {
+  const std::string creator = std::string(kLabelCreator) + ":bitfusion";
+  const json::value filter = {
+      {"virtualGuests",
+       {{"datacenter", {{"name", {{"operation", "_= " + options_.datacenter}}}}},
+        {"tagReferences",
+         {{"tag",
+           {{"name",
+             {{"operation", "in"},
+              {"options", json::array{{{"name", "data"}, {"value", json::array{creator}}}}}}}}}}},
+        {"id",
+         {{"operation", "orderBy"},
+          {"options", json::array{{{"name", "sort"}, {"value", json::array{"ASC"}}}}}}}}}};
+  return Guests(json::serialize(filter), DeadlineAfter(120s));
+}
+
+Status SoftLayerProvisioner::Destroy(const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    if (id.empty() || !std::all_of(id.begin(), id.end(), ::isdigit)) {
+      return NotFoundError(Where() + " has no guest \"" + id + "\" (SoftLayer ids are numbers)");
+    }
+    auto r = http_->Send(Request("GET", "/SoftLayer_Virtual_Guest/" + id + "/deleteObject.json", "",
+                                 DeadlineAfter(120s)));
+    auto a = Decode(Where(), "SoftLayer_Virtual_Guest::deleteObject " + id, r);
+    std::lock_guard lock(mu_);
+    if (a.ok()) {
+      destroyed_.insert(id);
+    } else if (a.error().code() != StatusCode::kNotFound || destroyed_.count(id) == 0) {
+      // A guest cancelled earlier is gone at once; any other missing one was never ours.
+      return a.error();
+    }
+  }
+  return Status::OK();
+}
+
+Status SoftLayerProvisioner::Keep(const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Guest(id, DeadlineAfter(120s)));
+    Labels tags = m.labels;
+    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) tags.erase(key);
+    BITFUSION_RETURN_IF_ERROR(SetTags(id, tags));
+  }
+  return Status::OK();
+}
+
+BITFUSION_REGISTER(Provisioner, "softlayer", SoftLayerProvisionerOptions, SoftLayerProvisioner);
+
+}  // namespace bitfusion
