@@ -14,7 +14,9 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
-#include "net/sigv4.h"
+#include "core/percent_encode.h"
+#include "core/rfc3339.h"
+#include "net/http_client.h"
 #include "provisioners/aws_config_internal.h"
 
 namespace bitfusion {
@@ -117,23 +119,6 @@ std::string Str(const json::object* o, std::string_view key) {
 
 std::int64_t Int(const json::object* o, std::string_view key) {
   return std::strtoll(Str(o, key).c_str(), nullptr, 10);
-}
-
-// "2026-12-04T02:52:17-06:00" (SoftLayer writes its local time with the offset).
-std::int64_t ParseTimeNs(const std::string& text) {
-  std::tm tm{};
-  std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  if (in.fail()) return 0;
-  std::int64_t s = ::timegm(&tm);
-  int hh = 0, mm = 0;
-  char sign = 0;
-  std::string rest;
-  in >> rest;
-  if (std::sscanf(rest.c_str(), "%c%d:%d", &sign, &hh, &mm) == 3 && (sign == '+' || sign == '-')) {
-    s -= (sign == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
-  }
-  return s * 1'000'000'000;
 }
 
 // One ownership label as one SoftLayer tag, "key:value".
@@ -565,9 +550,9 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Guests(const std::string&
   std::vector<MachineInfo> out;
   for (std::int64_t offset = 0;; offset += kPageSize) {
     const std::string target =
-        "/SoftLayer_Account/getVirtualGuests.json?objectMask=" + net::AwsUriEncode(kGuestMask) +
-        "&objectFilter=" + net::AwsUriEncode(filter) + "&resultLimit=" + std::to_string(offset) +
-        "," + std::to_string(kPageSize);
+        "/SoftLayer_Account/getVirtualGuests.json?objectMask=" +
+        internal::PercentEncode(kGuestMask) + "&objectFilter=" + internal::PercentEncode(filter) +
+        "&resultLimit=" + std::to_string(offset) + "," + std::to_string(kPageSize);
     auto r = http_->Send(Request("GET", target, "", deadline));
     BITFUSION_ASSIGN_OR_RETURN(auto a, Decode(Where(), "SoftLayer_Account::getVirtualGuests", r));
     if (!a.body.is_array()) {
@@ -594,7 +579,7 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Guests(const std::string&
       m.ssh.host = m.address;
       m.ssh.user = options_.ssh_user;
       m.labels = TagsToLabels(o);
-      m.created_ns = ParseTimeNs(Str(o, "createDate"));
+      m.created_ns = internal::ParseRfc3339(Str(o, "createDate")).value_or(0);
       m.cpu.threads = static_cast<int>(Int(o, "startCpus"));
       m.cpu.architecture = "x86_64";
       m.memory_bytes = static_cast<std::uint64_t>(Int(o, "maxMemory")) << 20;

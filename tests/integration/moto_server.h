@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "core/percent_encode.h"
 #include "integration/service.h"
 #include "net/http_client.h"
 #include "net/sigv4.h"
@@ -98,7 +99,7 @@ class MotoServer {
 
   std::string MakeKey() {
     if (Iam("Action=CreateUser&UserName=bench").empty()) return "IAM CreateUser failed: " + Log();
-    const std::string policy = net::AwsUriEncode(
+    const std::string policy = internal::PercentEncode(
         R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]})");
     if (Iam("Action=PutUserPolicy&UserName=bench&PolicyName=all&PolicyDocument=" + policy)
             .empty()) {
