@@ -1,14 +1,15 @@
-// Commands on a static:// host: 100 through the pool's multiplexed connection (the
-// ControlMaster that Create opens) against 100 fresh `ssh` invocations (each its own TCP
-// connection, key exchange and login), on a real sshd started here on 127.0.0.1 (as the tests
-// start it: tests/integration/sshd_server.h; needs root and /usr/sbin/sshd).
+// Commands on a static:// host: 100 through the session the pool's machine uses (SshSession::Run:
+// its command channel, a remote shell started once over the ControlMaster that Create opens)
+// against 100 fresh `ssh` invocations (each its own TCP connection, key exchange and login), on
+// a real sshd started here on 127.0.0.1 (as the tests start it: tests/integration/sshd_server.h;
+// needs root and /usr/sbin/sshd).
 //
 // BM_MultiplexedVsFreshSsh_*: counters multiplexed_ms and fresh_ms (per command) and speedup =
 // fresh / multiplexed, measured in the same run. Target: speedup >= 10.
 //
-// Both sides pay what the remote login shell costs per command: bash sources ~/.bashrc for
-// commands that come over SSH, so a slow .bashrc (this image's root runs `pyenv init`, ~0.45 s)
-// hides the connection cost. So it runs twice: BM_..._AsIs with the login shell as it is, and
+// A fresh `ssh` pays what the remote login shell costs per command: bash sources ~/.bashrc for
+// commands that come over SSH (this image's root runs `pyenv init`, ~0.45 s); the channel's
+// shell reads it once. So it runs twice: BM_..._AsIs with the login shell as it is, and
 // BM_..._EmptyBashrc on a second sshd in a private mount namespace (unshare -m) where
 // ~/.bashrc is /dev/null, which measures the connection alone.
 //

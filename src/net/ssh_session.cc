@@ -1,7 +1,11 @@
 #include "net/ssh_session.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -14,7 +18,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "bitfusion/log.h"
 #include "core/spawn.h"
 
 namespace bitfusion {
@@ -52,14 +58,55 @@ Result<bp::filesystem::path> FindSsh(const std::string& program) {
 // The ssh client, started with posix_spawn (core/spawn.h): a command's cost does not grow with
 // the host application's memory, as a fork's would.
 Result<pid_t> SpawnSsh(const bp::filesystem::path& exe, const std::vector<std::string>& args,
-                       int stdout_fd, int stderr_fd) {
+                       int stdout_fd, int stderr_fd, int stdin_fd = -1) {
   internal::SpawnSpec spawn;
   spawn.program = exe.string();
   spawn.argv.push_back(exe.string());
   spawn.argv.insert(spawn.argv.end(), args.begin(), args.end());
+  spawn.stdin_fd = stdin_fd;
   spawn.stdout_fd = stdout_fd;
   spawn.stderr_fd = stderr_fd;
   return internal::Spawn(spawn);
+}
+
+// The remote end of the command channel, run by `sh -c` under the login shell: one command a
+// line on stdin, each answered with "STATUS OUT_BYTES ERR_BYTES\n", its stdout, its stderr.
+constexpr const char* kChannelDriver = R"sh(d=$(mktemp -d) || exit 1
+trap 'rm -rf "$d"' EXIT
+while IFS= read -r c; do
+  sh -c "$c" </dev/null >"$d/o" 2>"$d/e"
+  r=$?
+  set -- $(wc -c "$d/o" "$d/e")
+  printf '%s %s %s\n' "$r" "$1" "$3"
+  cat "$d/o" "$d/e"
+done)sh";
+
+// Reads from `fd` into `buffer` until it holds `want` bytes ("\n" when want == npos: a line).
+// false at end of file, on an error, or at `until` (then `timed_out` is set).
+bool ReadUntil(int fd, std::string& buffer, std::size_t want,
+               std::chrono::steady_clock::time_point until, bool& timed_out) {
+  char chunk[65536];
+  for (;;) {
+    if (want == std::string::npos ? buffer.find('\n') != std::string::npos
+                                  : buffer.size() >= want) {
+      return true;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      return false;
+    }
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count() + 1, 60000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return false;
+    if (r == 0) continue;
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    buffer.append(chunk, static_cast<std::size_t>(n));
+  }
 }
 
 }  // namespace
@@ -253,6 +300,108 @@ Status SshSession::Connect() {
   return Status::OK();
 }
 
+Result<SshResult> SshSession::RunOnChannel(const std::string& command,
+                                           std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  if (channel_.pid < 0) {
+    std::vector<std::string> args;
+    {
+      std::lock_guard lock(mu_);
+      args = BaseArgs(master_up_);
+    }
+    args.insert(args.end(), {"-o", "ControlMaster=no", "--", target_.host,
+                             "exec sh -c " + ShellQuote(kChannelDriver)});
+    BITFUSION_ASSIGN_OR_RETURN(bp::filesystem::path exe, FindSsh(options_.ssh_program));
+    // stdin is a socket, so that writing to a channel that died is EPIPE (MSG_NOSIGNAL), not a
+    // SIGPIPE that would end the host application.
+    int in[2] = {-1, -1}, out[2] = {-1, -1};
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
+        ::pipe2(out, O_CLOEXEC) != 0) {
+      for (int fd : {in[0], in[1], out[0], out[1]}) {
+        if (fd >= 0) ::close(fd);
+      }
+      return UnavailableError("command channel: " + std::string(std::strerror(errno)));
+    }
+    auto pid = SpawnSsh(exe, args, out[1], -1, in[0]);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (!pid) {
+      ::close(in[1]);
+      ::close(out[0]);
+      return UnavailableError("command channel: " + pid.error().message());
+    }
+    channel_.pid = *pid;
+    channel_.in = in[1];
+    channel_.out = out[0];
+    channel_.buffer.clear();
+  }
+  const std::string line = command + "\n";
+  for (std::size_t sent = 0; sent < line.size();) {
+    const ssize_t n = ::send(channel_.in, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      CloseChannel(/*wait=*/false);
+      return UnavailableError("command channel: the remote shell went away");
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  bool timed_out = false;
+  auto broken = [&](const char* what) -> Result<SshResult> {
+    CloseChannel(/*wait=*/!timed_out);
+    if (timed_out) {
+      SshResult result;
+      result.exit_status = 255;
+      result.timed_out = true;
+      return result;
+    }
+    return UnavailableError(std::string("command channel: ") + what);
+  };
+  std::string& buffer = channel_.buffer;
+  if (!ReadUntil(channel_.out, buffer, std::string::npos, until, timed_out)) {
+    return broken("no answer");
+  }
+  const std::size_t eol = buffer.find('\n');
+  int status = -1;
+  long long out_bytes = -1, err_bytes = -1;
+  if (std::sscanf(buffer.substr(0, eol).c_str(), "%d %lld %lld", &status, &out_bytes, &err_bytes) !=
+          3 ||
+      out_bytes < 0 || err_bytes < 0) {
+    return broken("an answer it could not read");
+  }
+  buffer.erase(0, eol + 1);
+  const auto total = static_cast<std::size_t>(out_bytes + err_bytes);
+  if (!ReadUntil(channel_.out, buffer, total, until, timed_out)) {
+    return broken("an answer cut short");
+  }
+  SshResult result;
+  result.exit_status = status;
+  result.out = buffer.substr(0, static_cast<std::size_t>(out_bytes));
+  result.err =
+      buffer.substr(static_cast<std::size_t>(out_bytes), static_cast<std::size_t>(err_bytes));
+  buffer.erase(0, total);
+  return result;
+}
+
+void SshSession::CloseChannel(bool wait) {
+  if (channel_.pid < 0) return;
+  // End of input ends the remote loop (its trap removes its directory); a channel that does
+  // not end promptly, or one abandoned (a command still running after its timeout), is
+  // killed. Like a killed `ssh`, that does not stop a remote command already running.
+  ::close(channel_.in);
+  ::close(channel_.out);
+  int status = 0;
+  bool reaped = false;
+  for (int i = 0; wait && i < 100 && !reaped; ++i) {
+    reaped = ::waitpid(channel_.pid, &status, WNOHANG) == channel_.pid;
+    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!reaped) {
+    ::kill(channel_.pid, SIGKILL);
+    ::waitpid(channel_.pid, &status, 0);
+  }
+  channel_ = Channel{};
+}
+
 Result<SshResult> SshSession::RunRemote(const std::string& command,
                                         std::chrono::milliseconds timeout) {
   std::vector<std::string> args;
@@ -270,6 +419,15 @@ Result<SshResult> SshSession::Run(const std::vector<std::string>& argv,
   if (argv.empty()) return InvalidArgumentError("SshSession::Run needs a command");
   std::string command;
   for (const auto& a : argv) command += (command.empty() ? "" : " ") + ShellQuote(a);
+  if (options_.command_channel && command.find_first_of("\r\n") == std::string::npos) {
+    std::unique_lock lock(channel_mu_, std::try_to_lock);
+    if (lock.owns_lock()) {
+      auto result = RunOnChannel(command, timeout);
+      if (result.ok() || result.error().code() != StatusCode::kUnavailable) return result;
+      LogAt(LogLevel::kInfo, "ssh ", target_.ToString(), ": ", result.error().message(),
+            "; running the command over its own channel");
+    }
+  }
   return RunRemote(command, timeout);
 }
 
@@ -289,6 +447,10 @@ Result<SshResult> SshSession::RunUnmultiplexed(const std::vector<std::string>& a
 }
 
 void SshSession::Close() {
+  {
+    std::lock_guard channel_lock(channel_mu_);
+    CloseChannel(/*wait=*/true);
+  }
   std::lock_guard lock(mu_);
   if (master_up_) {
     auto args = BaseArgs(true);

@@ -1,4 +1,4 @@
-// SSH to one host through the system `ssh` client, started with Boost.Process. The user's
+// SSH to one host through the system `ssh` client, started with posix_spawn. The user's
 // ~/.ssh/config, keys and known_hosts apply as they would on the command line; BatchMode=yes
 // makes anything that would prompt (a password, an unknown host key under strict checking) an
 // error instead of a hang. Commands share one multiplexed master connection (ControlMaster)
@@ -41,6 +41,10 @@ struct SshSessionOptions {
   /// Parent of the private control directory; empty = $XDG_RUNTIME_DIR, else /tmp. A path too
   /// long for a unix socket (104 bytes) falls back to /tmp.
   std::filesystem::path runtime_dir;
+  /// Run single-line commands through one long-lived remote shell (the command channel): a
+  /// command then costs a fork on the remote host instead of an ssh client and a session. Off,
+  /// every command is its own `ssh` over the master.
+  bool command_channel = true;
 };
 
 /// What a remote command did.
@@ -66,10 +70,15 @@ class SshSession {
   /// host and ssh's own message when the host cannot be reached or refuses the login.
   Status Connect();
 
-  /// Runs argv on the remote host, each argument quoted (no shell injection), through the
-  /// master (reconnecting once if it died). A command still running after `timeout` is killed
-  /// (timed_out). An error Status only when ssh could not be started; a remote failure is an
-  /// exit_status.
+  /// Runs argv on the remote host, each argument quoted (no shell injection). A single-line
+  /// command goes through the command channel when it is free: a remote `sh` started once
+  /// through the login shell (so ~/.bashrc's environment applies, read once), which runs each
+  /// command with `sh -c`, stdin /dev/null, and sends back its exit status, stdout and stderr
+  /// apart. Otherwise (a newline in the command, the channel busy with another thread's
+  /// command, or broken) it is an `ssh` of its own over the master (reconnecting once if it
+  /// died). A command still running after `timeout` is abandoned (timed_out; the channel is
+  /// closed and made anew next time). An error Status only when ssh could not be started; a
+  /// remote failure is an exit_status.
   Result<SshResult> Run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
 
   /// Runs `script` with the remote login shell as written (the caller is responsible for its
@@ -92,6 +101,8 @@ class SshSession {
   std::vector<std::string> BaseArgs(bool multiplexed) const;
   Result<SshResult> Exec(std::vector<std::string> args, std::chrono::milliseconds timeout) const;
   Result<SshResult> RunRemote(const std::string& command, std::chrono::milliseconds timeout);
+  Result<SshResult> RunOnChannel(const std::string& command, std::chrono::milliseconds timeout);
+  void CloseChannel(bool wait);
   Status EnsureControlDir();
 
   const SshTarget target_;
@@ -99,6 +110,16 @@ class SshSession {
   mutable std::mutex mu_;
   std::filesystem::path control_dir_;  // guarded by mu_
   bool master_up_ = false;             // guarded by mu_
+
+  // The command channel: one command at a time, under channel_mu_.
+  struct Channel {
+    int pid = -1;
+    int in = -1;         // the remote shell's stdin
+    int out = -1;        // its stdout
+    std::string buffer;  // read past the last answer
+  };
+  std::mutex channel_mu_;
+  Channel channel_;  // guarded by channel_mu_
 };
 
 }  // namespace bitfusion

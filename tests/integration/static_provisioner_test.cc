@@ -6,6 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "conformance/provisioner_conformance.h"
 #include "integration/sshd_server.h"
 #include "net/ssh_session.h"
@@ -153,6 +157,43 @@ TEST_F(StaticSshTest, RunsCommandsWithArgumentsIntactOverOneMaster) {
   s.Close();
   EXPECT_FALSE(fs::exists(socket));
   EXPECT_FALSE(fs::exists(socket.parent_path()));
+}
+
+TEST_F(StaticSshTest, CommandChannelKeepsOutputExactAndWorksBesideOtherThreads) {
+  SshSession s = Session("127.0.0.1", h().lo->port());
+  ASSERT_TRUE(s.Connect().ok());
+  // Binary output with NULs and no final newline, a megabyte of it, and stderr apart.
+  auto binary = s.Run({"printf", "a\\000b\\377"}, std::chrono::seconds(20));
+  ASSERT_TRUE(binary.ok()) << binary.error().ToString();
+  EXPECT_EQ(binary->out, std::string("a\0b\xff", 4));
+  auto big =
+      s.Run({"sh", "-c", "head -c 1048576 /dev/zero; echo done >&2"}, std::chrono::seconds(30));
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->out, std::string(1048576, '\0'));
+  EXPECT_EQ(big->err, "done\n");
+  // A command with a newline in an argument goes over its own ssh, and arrives intact.
+  auto multi = s.Run({"printf", "%s", "line one\nline two"}, std::chrono::seconds(20));
+  ASSERT_TRUE(multi.ok());
+  EXPECT_EQ(multi->out, "line one\nline two");
+  // Two threads at once: one on the channel, the other over its own ssh; neither sees the
+  // other's output. stdin is /dev/null either way.
+  std::vector<std::string> outs(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        auto r = s.Run({"sh", "-c", "cat; echo " + std::to_string(t * 100 + i)},
+                       std::chrono::seconds(30));
+        if (r.ok() && r->exit_status == 0) outs[t] += r->out;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < 2; ++t) {
+    std::string want;
+    for (int i = 0; i < 10; ++i) want += std::to_string(t * 100 + i) + "\n";
+    EXPECT_EQ(outs[t], want);
+  }
 }
 
 TEST_F(StaticSshTest, TimeoutKillsTheCommand) {
