@@ -2,10 +2,10 @@
 
 #include <boost/json.hpp>
 
-#include <cstdio>
-#include <ctime>
 #include <set>
 #include <string_view>
+
+#include "core/rfc3339.h"
 
 namespace bitfusion::internal {
 namespace json = boost::json;
@@ -61,40 +61,15 @@ std::string RackspaceApiKeyBody(const RackspaceApiKey& c) {
 }
 
 Result<std::chrono::system_clock::time_point> ParseOpenStackTime(const std::string& text) {
-  int year, month, day, hour, minute, second;
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
-                  &second, &consumed) != 6) {
+  const auto ns = ParseRfc3339(text);
+  if (!ns) {
     return InvalidArgumentError("OpenStack time '" + text +
-                                "' is not ISO 8601 (YYYY-MM-DDTHH:MM:SS); the identity service "
-                                "answered something unexpected");
+                                "' is not ISO 8601 (YYYY-MM-DDTHH:MM:SS[.frac][Z|+hh:mm]); the "
+                                "identity service answered something unexpected");
   }
-  std::string_view rest(text.c_str() + consumed);
-  if (!rest.empty() && rest.front() == '.') {
-    rest.remove_prefix(1);
-    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
-  }
-  long offset = 0;
-  if (rest == "Z" || rest.empty()) {
-    offset = 0;
-  } else if ((rest.front() == '+' || rest.front() == '-') && rest.size() == 6 && rest[3] == ':') {
-    int oh = 0, om = 0;
-    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) {
-      return InvalidArgumentError("OpenStack time '" + text + "' has a bad UTC offset");
-    }
-    offset = (oh * 3600L + om * 60L) * (rest.front() == '-' ? -1 : 1);
-  } else {
-    return InvalidArgumentError("OpenStack time '" + text + "' has a bad UTC offset");
-  }
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::time_t utc = timegm(&tm) - offset;
-  return std::chrono::system_clock::from_time_t(utc);
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(*ns)));
 }
 
 Result<ComputeAccess> ParseKeystoneV3Token(const std::string& body,
