@@ -22,8 +22,8 @@ struct MachineReapReport {
 };
 
 /// Backends: local:// (this host), null://, aws://REGION, softlayer://DATACENTER (IBM Cloud
-/// classic), static://INVENTORY.json (machines listed in a file, leased over SSH); each in its
-/// own files.
+/// classic), openstack://KEYSTONE and rackspace://REGION (Nova), static://INVENTORY.json
+/// (machines listed in a file, leased over SSH); each in its own files.
 ///
 /// Every machine a provisioner creates carries the ownership tags (ownership.h: creator, run
 /// id, host, pid and its start time, boot id, expiry = creation + request.ttl_s) from the

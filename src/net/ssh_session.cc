@@ -1,6 +1,7 @@
 #include "net/ssh_session.h"
 
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -463,6 +464,33 @@ void SshSession::Close() {
     std::filesystem::remove_all(control_dir_, ec);
     control_dir_.clear();
   }
+}
+
+bool SshBannerAnswers(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
+  bool ok = false;
+  for (addrinfo* a = res; a != nullptr && !ok; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1 &&
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+        p.events = POLLIN;
+        char banner[4] = {};
+        ok = ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 &&
+             ::recv(fd, banner, sizeof banner, 0) == 4 && std::string(banner, 4) == "SSH-";
+      }
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return ok;
 }
 
 }  // namespace bitfusion

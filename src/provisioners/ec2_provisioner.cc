@@ -1,12 +1,7 @@
 #include "provisioners/ec2_provisioner.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +18,7 @@
 #include "core/base64.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
+#include "net/ssh_session.h"
 
 namespace bitfusion {
 namespace {
@@ -144,34 +140,6 @@ std::string NewClientToken() {
     out.push_back(kHex[b & 0xF]);
   }
   return out;
-}
-
-// Whether something answers on host:port with an SSH banner within `timeout`.
-bool SshAnswers(const std::string& host, int port, std::chrono::milliseconds timeout) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
-  bool ok = false;
-  for (addrinfo* a = res; a != nullptr && !ok; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1 &&
-          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
-        p.events = POLLIN;
-        char banner[4] = {};
-        ok = ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 &&
-             ::recv(fd, banner, sizeof banner, 0) == 4 && std::string(banner, 4) == "SSH-";
-      }
-    }
-    ::close(fd);
-  }
-  ::freeaddrinfo(res);
-  return ok;
 }
 
 MachineType ParseType(const pt::ptree& item) {
@@ -662,7 +630,7 @@ Result<MachineInfo> Ec2Provisioner::WaitReady(const std::string& id, Deadline de
           m.ready_ns = WallNowNs();
           return m;
         }
-        if (!m.ssh.host.empty() && SshAnswers(m.ssh.host, m.ssh.port, 2s)) {
+        if (!m.ssh.host.empty() && SshBannerAnswers(m.ssh.host, m.ssh.port, 2s)) {
           m.ssh_ready_ns = WallNowNs();
           m.ready_ns = m.ssh_ready_ns;
           return m;

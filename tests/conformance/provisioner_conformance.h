@@ -2,7 +2,9 @@
 // instantiating ProvisionerConformanceTest with a ProvisionerCase. null:// and local:// are
 // instantiated in tests/unit/provisioner_conformance_test.cc; aws:// in
 // tests/integration/ec2_integration_test.cc against a moto server of its own; softlayer:// in
-// tests/integration/softlayer_integration_test.cc against tests/fakes/softlayer_fake.py.
+// tests/integration/softlayer_integration_test.cc against tests/fakes/softlayer_fake.py;
+// openstack:// and rackspace:// in tests/integration/openstack_integration_test.cc against
+// tests/fakes/openstack_fake.py.
 #pragma once
 
 #include <gtest/gtest.h>

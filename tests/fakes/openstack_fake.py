@@ -54,6 +54,7 @@ instances quota, to half-fail a batch). GET /_fake/state lists every server (del
 too, with "gone": true) and counts requests; POST /_fake/expire_tokens expires all tokens.
 
   openstack_fake.py [--port 0] [--port-file FILE] [--user NAME:PASSWORD]
+  (or OPENSTACK_FAKE_USER, OPENSTACK_FAKE_APP_CRED, OPENSTACK_FAKE_RAX_USER in the environment)
                     [--app-cred ID:SECRET] [--rax-user NAME:APIKEY] [--project NAME]
                     [--regions RegionOne,RegionTwo] [--token-seconds 3600]
                     [--build-seconds 0.3] [--delete-seconds 0.2] [--instances-quota 20]
@@ -725,9 +726,13 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", help="write the port here once listening")
-    parser.add_argument("--user", default="demo:demo-password")
-    parser.add_argument("--app-cred", default="appcred-id:appcred-secret")
-    parser.add_argument("--rax-user", default="raxuser:rax-api-key")
+    # Credentials may come from the environment, so that no secret is in the process list.
+    parser.add_argument("--user", default=os.environ.get("OPENSTACK_FAKE_USER",
+                                                         "demo:demo-password"))
+    parser.add_argument("--app-cred", default=os.environ.get("OPENSTACK_FAKE_APP_CRED",
+                                                             "appcred-id:appcred-secret"))
+    parser.add_argument("--rax-user", default=os.environ.get("OPENSTACK_FAKE_RAX_USER",
+                                                             "raxuser:rax-api-key"))
     parser.add_argument("--project", default="demo")
     parser.add_argument("--regions", default="RegionOne,RegionTwo")
     parser.add_argument("--token-seconds", type=float, default=3600)
