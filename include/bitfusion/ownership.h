@@ -43,7 +43,7 @@ BITFUSION_EXPORT Labels OwnerLabels(const std::string& run_id, std::int64_t ttl_
 struct ReapPolicy {
   /// Objects whose creating process (on this host) no longer runs.
   bool dead_creators = true;
-  /// Objects past their expiry label that were created on this host.
+  /// Objects past their expiry label that were created on this host (or on no known host).
   bool expired = true;
   /// Also expired objects created on other hosts (a shared remote engine, a cloud account).
   bool expired_any_host = false;

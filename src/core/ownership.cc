@@ -69,7 +69,9 @@ std::string ReapReason(const Labels& labels, const ReapPolicy& policy, std::int6
     return get(kLabelRunId) == policy.run_id ? "of run " + policy.run_id : "";
   }
   const OwnerIdentity& self = OwnerIdentity::Self();
-  const bool here = get(kLabelHost) == self.host;
+  // An object whose creating host is unknown (a cloud machine whose creator died before it
+  // could tag it, shown with only the creator and expiry labels) is every host's to reap.
+  const bool here = get(kLabelHost).empty() || get(kLabelHost) == self.host;
   if (policy.dead_creators && here && !get(kLabelPid).empty()) {
     const std::string boot = get(kLabelBootId);
     if (!boot.empty() && !self.boot_id.empty() && boot != self.boot_id) {

@@ -18,7 +18,7 @@
 #include "core/base64.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
-#include "net/ssh_session.h"
+#include "provisioners/wait_ready_internal.h"
 
 namespace bitfusion {
 namespace {
@@ -609,44 +609,26 @@ Result<MachineInfo> Ec2Provisioner::WaitReady(const std::string& id, Deadline de
     std::lock_guard lock(mu_);
     ours = created_ns_.count(id) > 0;
   }
-  std::string last_state = "unknown";
-  while (true) {
-    auto found = Describe({{"InstanceId.1", id}}, deadline);
-    if (!found && found.error().code() == StatusCode::kNotFound && ours) {
-      // EC2 is eventually consistent: an instance just made may not be described yet.
-    } else if (!found) {
-      return found.error();
-    } else if (found->empty()) {
-      return NotFoundError(Where() + " has no instance \"" + id + "\"");
-    } else {
-      MachineInfo m = found->front();
-      last_state = m.state;
-      if (m.state == "running") {
-        if (m.running_ns == 0) {
-          std::lock_guard lock(mu_);
-          m.running_ns = running_ns_.emplace(id, WallNowNs()).first->second;
-        }
-        if (!options_.wait_ssh) {
-          m.ready_ns = WallNowNs();
-          return m;
-        }
-        if (!m.ssh.host.empty() && SshBannerAnswers(m.ssh.host, m.ssh.port, 2s)) {
-          m.ssh_ready_ns = WallNowNs();
-          m.ready_ns = m.ssh_ready_ns;
-          return m;
-        }
-        last_state = "running, SSH not answering at " + m.ssh.host + ":22";
-      } else if (m.state != "pending") {
-        return FailedPreconditionError(Where() + " instance " + id + " is " + m.state +
-                                       "; it will not become ready");
-      }
-    }
-    if (std::chrono::steady_clock::now() + options_.poll >= deadline) {
-      return DeadlineExceededError(Where() + " instance " + id + " is still " + last_state +
-                                   "; wait longer, or check it in the EC2 console");
-    }
-    std::this_thread::sleep_for(options_.poll);
-  }
+  internal::ReadyWait wait;
+  wait.what = Where() + " instance " + id;
+  wait.wait_ssh = options_.wait_ssh;
+  wait.poll = options_.poll;
+  wait.deadline = deadline;
+  wait.hint = "wait longer, or check it in the EC2 console";
+  return internal::WaitUntilReady(
+      wait,
+      [&]() -> Result<std::optional<MachineInfo>> {
+        auto found = Describe({{"InstanceId.1", id}}, deadline);
+        // EC2 is eventually consistent: an instance just made may not be described yet.
+        if (!found && found.error().code() == StatusCode::kNotFound && ours) return std::nullopt;
+        if (!found) return found.error();
+        if (found->empty()) return NotFoundError(Where() + " has no instance \"" + id + "\"");
+        return std::optional<MachineInfo>(found->front());
+      },
+      [&] {
+        std::lock_guard lock(mu_);
+        return running_ns_.emplace(id, WallNowNs()).first->second;
+      });
 }
 
 Result<std::vector<MachineInfo>> Ec2Provisioner::List() {

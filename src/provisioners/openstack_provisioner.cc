@@ -12,7 +12,7 @@
 #include "bitfusion/run_record.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
-#include "net/ssh_session.h"
+#include "provisioners/wait_ready_internal.h"
 
 namespace bitfusion {
 namespace {
@@ -804,52 +804,38 @@ Result<MachineInfo> OpenStackProvisioner::WaitReady(const std::string& id, Deadl
     return NotFoundError(Where() + " has no server \"" + id + "\" (Nova ids are UUIDs)");
   }
   (void)Flavors();
-  std::string last_state = "unknown";
-  while (true) {
-    BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", "/servers/" + id, "", deadline));
-    const json::object* server = Sub(Obj(&answer.body), "server");
-    if (server == nullptr)
-      return InternalError(Where() + " GET /servers/" + id + " answered no server");
-    MachineInfo m = FromJson(*server);
-    last_state = m.state;
-    if (m.state == "error") {
-      const json::object* fault = Sub(server, "fault");
-      const std::string message = Str(fault, "message");
-      const std::string text =
-          Where() + " server " + id +
-          " went to ERROR: " + (message.empty() ? "Nova gave no fault" : Redact(message)) +
-          (fault != nullptr ? " (fault code " + Str(fault, "code") + ")" : "") +
-          "; destroy it with `bitfusion machines down`";
-      if (message.find("No valid host") != std::string::npos) {
-        return ResourceExhaustedError(text + ", and try another flavour or region");
-      }
-      return InternalError(text);
-    }
-    if (m.state == "running") {
-      {
+  internal::ReadyWait wait;
+  wait.what = Where() + " server " + id;
+  wait.wait_ssh = options_.wait_ssh;
+  wait.poll = options_.poll;
+  wait.deadline = deadline;
+  wait.hint = "wait longer";
+  return internal::WaitUntilReady(
+      wait,
+      [&]() -> Result<std::optional<MachineInfo>> {
+        BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", "/servers/" + id, "", deadline));
+        const json::object* server = Sub(Obj(&answer.body), "server");
+        if (server == nullptr) {
+          return InternalError(Where() + " GET /servers/" + id + " answered no server");
+        }
+        MachineInfo m = FromJson(*server);
+        if (m.state != "error") return std::optional<MachineInfo>(std::move(m));
+        const json::object* fault = Sub(server, "fault");
+        const std::string message = Str(fault, "message");
+        const std::string text =
+            Where() + " server " + id +
+            " went to ERROR: " + (message.empty() ? "Nova gave no fault" : Redact(message)) +
+            (fault != nullptr ? " (fault code " + Str(fault, "code") + ")" : "") +
+            "; destroy it with `bitfusion machines down`";
+        if (message.find("No valid host") != std::string::npos) {
+          return ResourceExhaustedError(text + ", and try another flavour or region");
+        }
+        return InternalError(text);
+      },
+      [&] {
         std::lock_guard lock(mu_);
-        m.running_ns = running_ns_.emplace(id, WallNowNs()).first->second;
-      }
-      if (!options_.wait_ssh) {
-        m.ready_ns = WallNowNs();
-        return m;
-      }
-      if (!m.ssh.host.empty() && SshBannerAnswers(m.ssh.host, m.ssh.port, 2s)) {
-        m.ssh_ready_ns = WallNowNs();
-        m.ready_ns = m.ssh_ready_ns;
-        return m;
-      }
-      last_state = "ACTIVE, SSH not answering at " + m.ssh.host + ":22";
-    } else if (m.state != "pending") {
-      return FailedPreconditionError(Where() + " server " + id + " is " + m.state +
-                                     "; it will not become ready");
-    }
-    if (std::chrono::steady_clock::now() + options_.poll >= deadline) {
-      return DeadlineExceededError(Where() + " server " + id + " is still " + last_state +
-                                   "; wait longer");
-    }
-    std::this_thread::sleep_for(options_.poll);
-  }
+        return running_ns_.emplace(id, WallNowNs()).first->second;
+      });
 }
 
 Result<std::vector<MachineInfo>> OpenStackProvisioner::List() {

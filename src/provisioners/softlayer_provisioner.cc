@@ -18,6 +18,7 @@
 #include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "provisioners/aws_config_internal.h"
+#include "provisioners/wait_ready_internal.h"
 
 namespace bitfusion {
 namespace {
@@ -31,10 +32,28 @@ constexpr const char* kGuestMask =
     "provisionDate,primaryIpAddress,primaryBackendIpAddress,powerState[keyName],"
     "activeTransaction[id],datacenter[name],tagReferences[tag[name]],"
     "billingItem[orderItem[preset[keyName]]]]";
+constexpr const char* kHardwareMask =
+    "mask[id,globalIdentifier,hostname,domain,fullyQualifiedDomainName,"
+    "processorPhysicalCoreAmount,memoryCapacity,createDate,provisionDate,primaryIpAddress,"
+    "primaryBackendIpAddress,activeTransaction[id],datacenter[name],tagReferences[tag[name]],"
+    "billingItem[id,hourlyFlag,orderItem[preset[keyName]]]]";
 constexpr const char* kCredentialsHint =
     "check SL_USERNAME and SL_API_KEY (or ~/.softlayer): the API username and a current API "
     "key from the IBM Cloud console, Manage > Access (IAM) > API keys, classic infrastructure";
 constexpr int kPageSize = 100;  // softlayer-python's page
+// A machine named by bitfusion that never got its tags is taken as expired this long after
+// SoftLayer made it: by then any live creator has tagged it.
+constexpr std::int64_t kUntaggedGraceS = 15 * 60;
+
+bool IsGlobalIdentifier(const std::string& id) {
+  static const std::regex kUuid(
+      "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+  return std::regex_match(id, kUuid);
+}
+
+bool IsGuestId(const std::string& id) {
+  return !id.empty() && id.size() < 19 && std::all_of(id.begin(), id.end(), ::isdigit);
+}
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -198,12 +217,39 @@ MachineType ParseFlavor(const json::object* f) {
   return t;
 }
 
+// A bare-metal preset: "S1270_8GB_2X1TBSATA_NORAID", described "Single Xeon 1270, 8GB Ram,
+// ...". Memory from the key's "<n>GB"; GPUs from the description's "<n> x <model> GPU".
+MachineType ParsePreset(const json::object* p) {
+  MachineType t;
+  t.name = Str(p, "keyName");
+  t.cpu_architecture = "x86_64";
+  const std::string description = Str(p, "description");
+  static const std::regex kMemory("_([0-9]+)GB_");
+  std::smatch m;
+  if (std::regex_search(t.name, m, kMemory)) t.memory_bytes = std::stoull(m[1]) << 30;
+  if (description.find("Xeon") != std::string::npos) t.cpu_vendor = "Intel";
+  if (description.find("EPYC") != std::string::npos) t.cpu_vendor = "AMD";
+  static const std::regex kGpu("([0-9]+) ?x ?(?:NVIDIA )?(?:Tesla )?([A-Za-z]*[0-9]+[A-Za-z]*) GPU",
+                               std::regex::icase);
+  if (std::regex_search(description, m, kGpu)) {
+    AcceleratorInfo a;
+    a.kind = "gpu";
+    a.vendor = "NVIDIA";  // SoftLayer's bare-metal GPUs are NVIDIA's (K80, M60, P100, V100, T4)
+    a.model = m[2];
+    a.count = std::stoi(m[1]);
+    t.accelerators.push_back(a);
+  }
+  const std::string fee = Str(p, "totalMinimumHourlyFee");
+  if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
+  return t;
+}
+
 }  // namespace
 
 Result<SoftLayerProvisionerOptions> SoftLayerProvisionerOptions::FromUri(const Uri& uri) {
   BITFUSION_RETURN_IF_ERROR(
       uri.CheckQueryKeys({"endpoint", "type", "os", "domain", "hourly", "private", "ssh_user",
-                          "poll", "attempts", "backoff"}));
+                          "wait_ssh", "poll", "attempts", "backoff"}));
   if (uri.host.empty() || (!uri.path.empty() && uri.path != "/")) {
     return InvalidArgumentError("softlayer:// takes a datacenter and no path, got \"" +
                                 uri.ToString() + "\"; write softlayer://dal13");
@@ -221,6 +267,7 @@ Result<SoftLayerProvisionerOptions> SoftLayerProvisionerOptions::FromUri(const U
   BITFUSION_ASSIGN_OR_RETURN(o.hourly, uri.QueryBool("hourly", o.hourly));
   BITFUSION_ASSIGN_OR_RETURN(o.private_only, uri.QueryBool("private", o.private_only));
   o.ssh_user = uri.Query("ssh_user").value_or(o.ssh_user);
+  BITFUSION_ASSIGN_OR_RETURN(o.wait_ssh, uri.QueryBool("wait_ssh", o.wait_ssh));
   BITFUSION_ASSIGN_OR_RETURN(o.poll, uri.QueryDuration("poll", o.poll));
   BITFUSION_ASSIGN_OR_RETURN(const auto attempts, uri.QueryInt("attempts", o.max_attempts));
   if (attempts < 1 || attempts > 20) {
@@ -367,30 +414,76 @@ Result<std::vector<MachineType>> SoftLayerProvisioner::Types() {
   each("datacenters", [&](const json::object* d) {
     datacenters.insert(Str(Sub(Sub(d, "template"), "datacenter"), "name"));
   });
+  // Bare metal: the fixed configuration presets. An account without bare-metal rights still
+  // gets its virtual guests.
+  std::set<std::string> presets;
+  auto hw = http_->Send(
+      Request("GET", "/SoftLayer_Hardware/getCreateObjectOptions.json", "", DeadlineAfter(120s)));
+  auto hw_answer = Decode(Where(), "SoftLayer_Hardware::getCreateObjectOptions", hw);
+  if (!hw_answer && hw_answer.error().code() != StatusCode::kPermissionDenied) {
+    return hw_answer.error();
+  }
+  if (!hw_answer) {
+    LogAt(LogLevel::kInfo, Where(), ": no bare-metal types (", hw_answer.error().message(), ")");
+  } else if (const json::object* hw_options = Obj(&hw_answer->body)) {
+    const json::value* list = hw_options->if_contains("fixedConfigurationPresets");
+    const std::size_t n = list != nullptr && list->is_array() ? list->as_array().size() : 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      MachineType t = ParsePreset(Sub(Obj(&list->as_array()[i]), "preset"));
+      if (t.name.empty()) continue;
+      presets.insert(t.name);
+      out.push_back(std::move(t));
+    }
+  }
   std::sort(out.begin(), out.end(),
             [](const MachineType& a, const MachineType& b) { return a.name < b.name; });
   std::lock_guard lock(mu_);
   catalogue_ = out;
   datacenters_ = std::move(datacenters);
+  presets_ = std::move(presets);
   return out;
 }
 
-Result<std::string> SoftLayerProvisioner::CreateOne(const std::string& template_json,
+namespace {
+
+// How each kind of machine is reached.
+struct KindInfo {
+  const char* service;      // the SoftLayer service that makes and ends it
+  const char* list_call;    // SoftLayer_Account's listing
+  const char* filter_root;  // the objectFilter's relational name
+  const char* mask;
+  const char* id_field;  // the property that is bitfusion's id of it
+};
+
+const KindInfo& Info(bool hardware) {
+  static const KindInfo kGuest{"SoftLayer_Virtual_Guest", "getVirtualGuests", "virtualGuests",
+                               kGuestMask, "id"};
+  static const KindInfo kHardware{"SoftLayer_Hardware", "getHardware", "hardware", kHardwareMask,
+                                  "globalIdentifier"};
+  return hardware ? kHardware : kGuest;
+}
+
+}  // namespace
+
+Result<std::string> SoftLayerProvisioner::CreateOne(Kind kind, const std::string& template_json,
                                                     const std::string& hostname) {
+  const KindInfo& info = Info(kind == Kind::kHardware);
   const Deadline deadline = DeadlineAfter(300s);
   const std::string filter = json::serialize(json::object{
-      {"virtualGuests", json::object{{"hostname", {{"operation", "_= " + hostname}}},
-                                     {"domain", {{"operation", "_= " + options_.domain}}}}}});
+      {info.filter_root, json::object{{"hostname", {{"operation", "_= " + hostname}}},
+                                      {"domain", {{"operation", "_= " + options_.domain}}}}}});
+  const std::string what = std::string(info.service) + "::createObject";
   for (int attempt = 1;; ++attempt) {
     // createObject is not idempotent: the client sends it once, and this loop decides.
-    auto request =
-        Request("POST", "/SoftLayer_Virtual_Guest/createObject.json", template_json, deadline);
+    auto request = Request("POST", "/" + std::string(info.service) + "/createObject.json",
+                           template_json, deadline);
     request.idempotent = false;
     auto response = http_->Send(request);
-    auto answer = Decode(Where(), "SoftLayer_Virtual_Guest::createObject", response);
+    auto answer = Decode(Where(), what, response);
     if (answer) {
-      const std::string id = Str(Obj(&answer->body), "id");
-      if (id.empty()) return InternalError(Where() + " createObject answered no guest id");
+      // Bare metal answers no id yet, only its globalIdentifier (SLDN, SoftLayer_Hardware).
+      const std::string id = Str(Obj(&answer->body), info.id_field);
+      if (id.empty()) return InternalError(Where() + " " + what + " answered no " + info.id_field);
       return id;
     }
     const bool definite = response.ok() && ParseError(response->body).has_value();
@@ -404,9 +497,9 @@ Result<std::string> SoftLayerProvisioner::CreateOne(const std::string& template_
       std::this_thread::sleep_for(net::JitteredBackoff(policy, attempt));
     }
     if (!definite) {
-      // The answer was lost, not refused: the guest may exist (even after the last attempt, so
-      // that it is not left behind untagged). Its host name is its own.
-      auto found = Guests(filter, deadline);
+      // The answer was lost, not refused: the machine may exist (even after the last attempt,
+      // so that it is not left behind untagged). Its host name is its own.
+      auto found = Objects(kind, filter, deadline);
       if (found.ok() && !found->empty()) return found->front().id;
       if (!found.ok()) return answer.error().WithContext("and looking it up failed");
     }
@@ -416,13 +509,14 @@ Result<std::string> SoftLayerProvisioner::CreateOne(const std::string& template_
   }
 }
 
-Status SoftLayerProvisioner::SetTags(const std::string& id, const Labels& tags) {
+Status SoftLayerProvisioner::SetTags(Kind kind, const std::string& id, const Labels& tags) {
   std::string joined;
   for (const auto& [k, v] : tags) joined += (joined.empty() ? "" : ",") + k + ":" + v;
-  auto request = Request("POST", "/SoftLayer_Virtual_Guest/" + id + "/setTags.json",
+  const KindInfo& info = Info(kind == Kind::kHardware);
+  auto request = Request("POST", "/" + std::string(info.service) + "/" + id + "/setTags.json",
                          Params(json::value(joined)), DeadlineAfter(120s));
   request.idempotent = true;  // it replaces the whole set
-  return Decode(Where(), "SoftLayer_Virtual_Guest::setTags", http_->Send(request)).status();
+  return Decode(Where(), std::string(info.service) + "::setTags", http_->Send(request)).status();
 }
 
 Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineRequest& request) {
@@ -442,13 +536,14 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
     auto it = std::find_if(catalogue.begin(), catalogue.end(),
                            [&](const MachineType& t) { return t.name == name; });
     if (it == catalogue.end()) {
-      return InvalidArgumentError(Where() + " offers no flavour \"" + name +
+      return InvalidArgumentError(Where() + " offers no flavour or bare-metal preset \"" + name +
                                   "\" (getCreateObjectOptions); list them with `bitfusion "
                                   "machines types --provisioner " +
                                   Where() + "`");
     }
     type = *it;
   }
+  Kind kind = Kind::kGuest;
   {
     std::lock_guard lock(mu_);
     if (!datacenters_.empty() && datacenters_.count(options_.datacenter) == 0) {
@@ -457,6 +552,7 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
       return InvalidArgumentError(Where() + ": SoftLayer has no datacenter \"" +
                                   options_.datacenter + "\"; it offers " + known);
     }
+    if (presets_.count(type.name) > 0) kind = Kind::kHardware;
   }
   if (!request.zone.empty() && request.zone != options_.datacenter) {
     return InvalidArgumentError(Where() + " makes machines in " + options_.datacenter +
@@ -473,15 +569,21 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
   t["domain"] = options_.domain;
   t["datacenter"] = {{"name", options_.datacenter}};
   t["hourlyBillingFlag"] = options_.hourly;
-  t["localDiskFlag"] = false;
-  t["supplementalCreateObjectOptions"] = {{"flavorKeyName", type.name}};
+  if (kind == Kind::kHardware) {
+    t["fixedConfigurationPreset"] = {{"keyName", type.name}};
+  } else {
+    t["localDiskFlag"] = false;
+    t["supplementalCreateObjectOptions"] = {{"flavorKeyName", type.name}};
+  }
   if (options_.private_only) t["privateNetworkOnlyFlag"] = true;
   const std::string image = request.image;
   // An image template is named by its globalIdentifier (a UUID); anything else is an OS code.
-  static const std::regex kUuid(
-      "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-      "[0-9a-fA-F]{12}");
-  if (std::regex_match(image, kUuid)) {
+  if (IsGlobalIdentifier(image)) {
+    if (kind == Kind::kHardware) {
+      return InvalidArgumentError(Where() + ": bare-metal preset " + type.name +
+                                  " is installed from an OS code (UBUNTU_LATEST, ...), not an "
+                                  "image template");
+    }
     t["blockDeviceTemplateGroup"] = {{"globalIdentifier", image}};
   } else {
     t["operatingSystemReferenceCode"] = image.empty() ? options_.os_code : image;
@@ -506,7 +608,7 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
   for (int i = 0; i < request.count && failed.ok(); ++i) {
     const std::string hostname = NewHostname(token, i);
     t["hostname"] = hostname;
-    auto id = CreateOne(Params(t), hostname);
+    auto id = CreateOne(kind, Params(t), hostname);
     if (!id) {
       failed = id.error();
       break;
@@ -524,6 +626,7 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
     m.created_ns = now;
     m.cpu.threads = type.vcpus;
     m.cpu.architecture = type.cpu_architecture;
+    m.cpu.vendor = type.cpu_vendor;
     m.memory_bytes = type.memory_bytes;
     m.accelerators = type.accelerators;
     {
@@ -531,8 +634,8 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
       created_ns_.emplace(m.id, now);
     }
     out.push_back(m);
-    // Tags only attach to a guest that exists; without them no reaper would know it.
-    failed = SetTags(m.id, tags);
+    // Tags only attach to a machine that exists; until they do, its name says who made it.
+    failed = SetTags(kind, m.id, tags);
   }
   if (!failed.ok()) {
     std::vector<std::string> ids;
@@ -545,53 +648,73 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
   return out;
 }
 
-Result<std::vector<MachineInfo>> SoftLayerProvisioner::Guests(const std::string& filter,
-                                                              Deadline deadline) {
+MachineInfo SoftLayerProvisioner::FromJson(Kind kind, const json::object& object) {
+  const json::object* o = &object;
+  MachineInfo m;
+  m.id = Str(o, Info(kind == Kind::kHardware).id_field);
+  m.provider = "softlayer";
+  m.type = Str(Sub(Sub(Sub(o, "billingItem"), "orderItem"), "preset"), "keyName");
+  const bool busy = o->contains("activeTransaction") || Str(o, "provisionDate").empty();
+  if (kind == Kind::kHardware) {
+    // A cancelled server keeps its record, without a billing item, until it is reclaimed.
+    m.state = !o->contains("billingItem") ? "shutting-down" : busy ? "pending" : "running";
+    m.cpu.threads = static_cast<int>(Int(o, "processorPhysicalCoreAmount"));
+    m.memory_bytes = static_cast<std::uint64_t>(Int(o, "memoryCapacity")) << 30;
+  } else {
+    const std::string power = Str(Sub(o, "powerState"), "keyName");
+    m.state = busy                 ? "pending"
+              : power == "RUNNING" ? "running"
+              : power.empty()      ? "unknown"
+                                   : "stopped";
+    m.cpu.threads = static_cast<int>(Int(o, "startCpus"));
+    m.memory_bytes = static_cast<std::uint64_t>(Int(o, "maxMemory")) << 20;
+  }
+  m.hostname = Str(o, "fullyQualifiedDomainName");
+  m.address = options_.private_only || Str(o, "primaryIpAddress").empty()
+                  ? Str(o, "primaryBackendIpAddress")
+                  : Str(o, "primaryIpAddress");
+  m.zone = Str(Sub(o, "datacenter"), "name");
+  m.ssh.host = m.address;
+  m.ssh.user = options_.ssh_user;
+  m.labels = TagsToLabels(o);
+  m.created_ns = internal::ParseRfc3339(Str(o, "createDate")).value_or(0);
+  m.cpu.architecture = "x86_64";
+  if (m.labels.count(kLabelCreator) == 0) {
+    // The tag window: named by bitfusion, never tagged (its creator died in between).
+    m.labels[kLabelCreator] = "bitfusion";
+    m.labels[kLabelExpires] = std::to_string(m.created_ns / 1'000'000'000 + kUntaggedGraceS);
+    m.labels["bitfusion.untagged"] = "true";
+  }
+  std::lock_guard lock(mu_);
+  if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
+  if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;
+  for (const auto& t : catalogue_ ? *catalogue_ : std::vector<MachineType>{}) {
+    if (t.name == m.type) {
+      m.accelerators = t.accelerators;
+      m.cpu.vendor = t.cpu_vendor;
+    }
+  }
+  return m;
+}
+
+Result<std::vector<MachineInfo>> SoftLayerProvisioner::Objects(Kind kind, const std::string& filter,
+                                                               Deadline deadline) {
+  const KindInfo& info = Info(kind == Kind::kHardware);
+  const std::string what = std::string("SoftLayer_Account::") + info.list_call;
   std::vector<MachineInfo> out;
   for (std::int64_t offset = 0;; offset += kPageSize) {
-    const std::string target =
-        "/SoftLayer_Account/getVirtualGuests.json?objectMask=" +
-        internal::PercentEncode(kGuestMask) + "&objectFilter=" + internal::PercentEncode(filter) +
-        "&resultLimit=" + std::to_string(offset) + "," + std::to_string(kPageSize);
+    const std::string target = "/SoftLayer_Account/" + std::string(info.list_call) +
+                               ".json?objectMask=" + internal::PercentEncode(info.mask) +
+                               "&objectFilter=" + internal::PercentEncode(filter) +
+                               "&resultLimit=" + std::to_string(offset) + "," +
+                               std::to_string(kPageSize);
     auto r = http_->Send(Request("GET", target, "", deadline));
-    BITFUSION_ASSIGN_OR_RETURN(auto a, Decode(Where(), "SoftLayer_Account::getVirtualGuests", r));
+    BITFUSION_ASSIGN_OR_RETURN(auto a, Decode(Where(), what, r));
     if (!a.body.is_array()) {
-      return InternalError(Where() + " getVirtualGuests answered something other than a list");
+      return InternalError(Where() + " " + what + " answered something other than a list");
     }
     for (const auto& g : a.body.as_array()) {
-      const json::object* o = Obj(&g);
-      if (o == nullptr) continue;
-      MachineInfo m;
-      m.id = Str(o, "id");
-      m.provider = "softlayer";
-      m.type = Str(Sub(Sub(Sub(o, "billingItem"), "orderItem"), "preset"), "keyName");
-      const std::string power = Str(Sub(o, "powerState"), "keyName");
-      const bool busy = o->contains("activeTransaction") || Str(o, "provisionDate").empty();
-      m.state = busy                 ? "pending"
-                : power == "RUNNING" ? "running"
-                : power.empty()      ? "unknown"
-                                     : "stopped";
-      m.hostname = Str(o, "fullyQualifiedDomainName");
-      m.address = options_.private_only || Str(o, "primaryIpAddress").empty()
-                      ? Str(o, "primaryBackendIpAddress")
-                      : Str(o, "primaryIpAddress");
-      m.zone = Str(Sub(o, "datacenter"), "name");
-      m.ssh.host = m.address;
-      m.ssh.user = options_.ssh_user;
-      m.labels = TagsToLabels(o);
-      m.created_ns = internal::ParseRfc3339(Str(o, "createDate")).value_or(0);
-      m.cpu.threads = static_cast<int>(Int(o, "startCpus"));
-      m.cpu.architecture = "x86_64";
-      m.memory_bytes = static_cast<std::uint64_t>(Int(o, "maxMemory")) << 20;
-      {
-        std::lock_guard lock(mu_);
-        if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
-        if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;
-        for (const auto& t : catalogue_ ? *catalogue_ : std::vector<MachineType>{}) {
-          if (t.name == m.type) m.accelerators = t.accelerators;
-        }
-      }
-      out.push_back(std::move(m));
+      if (const json::object* o = Obj(&g)) out.push_back(FromJson(kind, *o));
     }
     const std::int64_t seen = offset + static_cast<std::int64_t>(a.body.as_array().size());
     if (a.body.as_array().size() < static_cast<std::size_t>(kPageSize) ||
@@ -602,15 +725,20 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Guests(const std::string&
   return out;
 }
 
-Result<MachineInfo> SoftLayerProvisioner::Guest(const std::string& id, Deadline deadline) {
-  if (id.empty() || !std::all_of(id.begin(), id.end(), ::isdigit)) {
-    return NotFoundError(Where() + " has no guest \"" + id + "\" (SoftLayer ids are numbers)");
+Result<MachineInfo> SoftLayerProvisioner::Object(const std::string& id, Deadline deadline) {
+  const bool hardware = IsGlobalIdentifier(id);
+  if (!hardware && !IsGuestId(id)) {
+    return NotFoundError(Where() + " has no machine \"" + id +
+                         "\" (SoftLayer guest ids are numbers, bare-metal ids UUIDs)");
   }
-  const std::string filter = json::serialize(
-      json::object{{"virtualGuests", json::object{{"id", {{"operation", std::stoll(id)}}}}}});
-  BITFUSION_ASSIGN_OR_RETURN(auto found, Guests(filter, deadline));
+  const json::value match = hardware
+                                ? json::value{{"globalIdentifier", {{"operation", "_= " + id}}}}
+                                : json::value{{"id", {{"operation", std::stoll(id)}}}};
+  const std::string filter = json::serialize(json::object{{Info(hardware).filter_root, match}});
+  BITFUSION_ASSIGN_OR_RETURN(auto found,
+                             Objects(hardware ? Kind::kHardware : Kind::kGuest, filter, deadline));
   if (found.empty()) {
-    return NotFoundError(Where() + " has no guest " + id +
+    return NotFoundError(Where() + " has no " + (hardware ? "bare-metal server " : "guest ") + id +
                          " (SoftLayer_Exception_ObjectNotFound); list the machines with "
                          "`bitfusion machines list`");
   }
@@ -618,48 +746,108 @@ Result<MachineInfo> SoftLayerProvisioner::Guest(const std::string& id, Deadline 
 }
 
 Result<MachineInfo> SoftLayerProvisioner::WaitReady(const std::string& id, Deadline deadline) {
-  std::string last_state = "unknown";
-  while (true) {
-    BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Guest(id, deadline));
-    last_state = m.state;
-    if (m.state == "running") {
-      std::lock_guard lock(mu_);
-      m.running_ns = running_ns_.emplace(id, WallNowNs()).first->second;
-      m.ready_ns = WallNowNs();
-      return m;
-    }
-    if (m.state == "stopped") {
-      return FailedPreconditionError(Where() + " guest " + id +
-                                     " is provisioned but powered off; power it on first");
-    }
-    if (std::chrono::steady_clock::now() + options_.poll >= deadline) {
-      return DeadlineExceededError(Where() + " guest " + id + " is still " + last_state +
-                                   "; wait longer (SoftLayer may take minutes)");
-    }
-    std::this_thread::sleep_for(options_.poll);
-  }
+  internal::ReadyWait wait;
+  wait.what = Where() + " machine " + id;
+  wait.wait_ssh = options_.wait_ssh;
+  wait.poll = options_.poll;
+  wait.deadline = deadline;
+  wait.hint = "wait longer (SoftLayer takes minutes for guests, hours for bare metal)";
+  return internal::WaitUntilReady(
+      wait,
+      [&]() -> Result<std::optional<MachineInfo>> {
+        BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Object(id, deadline));
+        if (m.state == "stopped") {
+          return FailedPreconditionError(Where() + " guest " + id +
+                                         " is provisioned but powered off; power it on first");
+        }
+        return std::optional<MachineInfo>(std::move(m));
+      },
+      [&] {
+        std::lock_guard lock(mu_);
+        return running_ns_.emplace(id, WallNowNs()).first->second;
+      });
 }
 
 Result<std::vector<MachineInfo>> SoftLayerProvisioner::List() {
   const std::string creator = std::string(kLabelCreator) + ":bitfusion";
-  const json::value filter = {
-      {"virtualGuests",
-       {{"datacenter", {{"name", {{"operation", "_= " + options_.datacenter}}}}},
-        {"tagReferences",
-         {{"tag",
-           {{"name",
-             {{"operation", "in"},
-              {"options", json::array{{{"name", "data"}, {"value", json::array{creator}}}}}}}}}}},
-        {"id",
-         {{"operation", "orderBy"},
-          {"options", json::array{{{"name", "sort"}, {"value", json::array{"ASC"}}}}}}}}}};
-  return Guests(json::serialize(filter), DeadlineAfter(120s));
+  const Deadline deadline = DeadlineAfter(120s);
+  std::vector<MachineInfo> out;
+  for (const Kind kind : {Kind::kGuest, Kind::kHardware}) {
+    const KindInfo& info = Info(kind == Kind::kHardware);
+    const json::value datacenter = {{"name", {{"operation", "_= " + options_.datacenter}}}};
+    const json::value order = {
+        {"operation", "orderBy"},
+        {"options", json::array{{{"name", "sort"}, {"value", json::array{"ASC"}}}}}};
+    // Tagged as bitfusion's, and, for the tag window, named as bitfusion names machines.
+    const json::value tagged = {
+        {info.filter_root,
+         {{"datacenter", datacenter},
+          {"tagReferences",
+           {{"tag",
+             {{"name",
+               {{"operation", "in"},
+                {"options", json::array{{{"name", "data"}, {"value", json::array{creator}}}}}}}}}}},
+          {"id", order}}}};
+    const json::value named = {{info.filter_root,
+                                {{"datacenter", datacenter},
+                                 {"hostname", {{"operation", "^= bf-"}}},
+                                 {"domain", {{"operation", "_= " + options_.domain}}},
+                                 {"id", order}}}};
+    BITFUSION_ASSIGN_OR_RETURN(auto mine, Objects(kind, json::serialize(tagged), deadline));
+    BITFUSION_ASSIGN_OR_RETURN(auto untagged, Objects(kind, json::serialize(named), deadline));
+    std::set<std::string> seen;
+    for (auto& m : mine) {
+      seen.insert(m.id);
+      out.push_back(std::move(m));
+    }
+    for (auto& m : untagged) {
+      if (seen.count(m.id) == 0 && m.labels.count(kLabelRunId) == 0) out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+Status SoftLayerProvisioner::DestroyHardware(const std::string& id) {
+  const std::string target = "/SoftLayer_Hardware/" + id + "/getObject.json?objectMask=" +
+                             internal::PercentEncode("mask[id,billingItem[id]]");
+  auto got = Decode(Where(), "SoftLayer_Hardware::getObject " + id,
+                    http_->Send(Request("GET", target, "", DeadlineAfter(120s))));
+  if (!got) {
+    std::lock_guard lock(mu_);
+    if (got.error().code() == StatusCode::kNotFound && destroyed_.count(id) > 0) {
+      return Status::OK();  // reclaimed since this object cancelled it
+    }
+    return got.error();
+  }
+  const std::string item = Str(Sub(Obj(&got->body), "billingItem"), "id");
+  if (!item.empty()) {
+    // Cancelled at once (hourly charges stop; a monthly server is billed to the month's end).
+    auto request = Request(
+        "POST", "/SoftLayer_Billing_Item/" + item + "/cancelItem.json",
+        json::serialize(json::object{{"parameters", json::array{true, false, "No longer needed",
+                                                                "bitfusion: machines down"}}}),
+        DeadlineAfter(120s));
+    request.idempotent = false;
+    BITFUSION_RETURN_IF_ERROR(
+        Decode(Where(), "SoftLayer_Billing_Item::cancelItem " + item + " (server " + id + ")",
+               http_->Send(request))
+            .status());
+  }
+  // Without a billing item it is cancelled already, and ends when the data center reclaims it.
+  std::lock_guard lock(mu_);
+  destroyed_.insert(id);
+  return Status::OK();
 }
 
 Status SoftLayerProvisioner::Destroy(const std::vector<std::string>& ids) {
   for (const auto& id : ids) {
-    if (id.empty() || !std::all_of(id.begin(), id.end(), ::isdigit)) {
-      return NotFoundError(Where() + " has no guest \"" + id + "\" (SoftLayer ids are numbers)");
+    if (IsGlobalIdentifier(id)) {
+      BITFUSION_RETURN_IF_ERROR(DestroyHardware(id));
+      continue;
+    }
+    if (!IsGuestId(id)) {
+      return NotFoundError(Where() + " has no machine \"" + id +
+                           "\" (SoftLayer guest ids are numbers, bare-metal ids UUIDs)");
     }
     auto r = http_->Send(Request("GET", "/SoftLayer_Virtual_Guest/" + id + "/deleteObject.json", "",
                                  DeadlineAfter(120s)));
@@ -677,10 +865,11 @@ Status SoftLayerProvisioner::Destroy(const std::vector<std::string>& ids) {
 
 Status SoftLayerProvisioner::Keep(const std::vector<std::string>& ids) {
   for (const auto& id : ids) {
-    BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Guest(id, DeadlineAfter(120s)));
+    BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Object(id, DeadlineAfter(120s)));
     Labels tags = m.labels;
     for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) tags.erase(key);
-    BITFUSION_RETURN_IF_ERROR(SetTags(id, tags));
+    BITFUSION_RETURN_IF_ERROR(
+        SetTags(IsGlobalIdentifier(id) ? Kind::kHardware : Kind::kGuest, id, tags));
   }
   return Status::OK();
 }

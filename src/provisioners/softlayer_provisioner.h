@@ -18,8 +18,23 @@
 // with jittered backoff; authentication and request errors fail at once with SoftLayer's code.
 // Destroy: deleteObject cancels at once and the guest disappears, so ObjectNotFound for a guest
 // this provisioner destroyed is success; for any other id it is NotFound.
+//
+// Bare metal: the catalogue also holds SoftLayer_Hardware's fixed configuration presets
+// (getCreateObjectOptions; GPUs from the preset's description, the hourly fee from
+// totalMinimumHourlyFee); a type that is a preset is ordered with SoftLayer_Hardware::
+// createObject (fixedConfigurationPreset), which answers no id yet, so a bare-metal machine's
+// id is its globalIdentifier (a UUID; guests have numeric ids). Ready: provisionDate set and no
+// activeTransaction. Destroy cancels the server's billing item at once
+// (SoftLayer_Billing_Item::cancelItem, as softlayer-python does); the server stays listed,
+// without a billing item ("shutting-down"), until the data center reclaims it.
+//
+// The tag window: tags attach only after createObject returns, so a process killed in between
+// leaves a machine without tags. Its host name ("bf-…") in this provisioner's domain still
+// says bitfusion made it: List() shows such machines with the creator label and an expiry 15
+// minutes after their createDate, so Reap ends them once no live creator can still tag them.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -49,6 +64,8 @@ struct SoftLayerProvisionerOptions {
   bool hourly = true;                        ///< ?hourly=false: monthly billing
   bool private_only = false;      ///< ?private=true: no public interface (SSH to the backend IP)
   std::string ssh_user = "root";  ///< ?ssh_user=
+  /// ?wait_ssh=false: WaitReady does not wait for port 22 to answer with an SSH banner.
+  bool wait_ssh = true;
   std::chrono::nanoseconds poll{std::chrono::seconds(5)};  ///< ?poll=: getObject period
   int max_attempts = 6;  ///< ?attempts=: tries per API call for throttling and capacity errors
   std::chrono::milliseconds initial_backoff{500};  ///< ?backoff=: first retry's bound
@@ -67,9 +84,11 @@ class SoftLayerProvisioner final : public Provisioner {
       const SoftLayerProvisionerOptions& options);
 
   Result<std::vector<MachineInfo>> Create(const MachineRequest& request) override;
-  /// Ready: provisionDate set, no activeTransaction, powerState RUNNING.
+  /// Ready: provisionDate set, no activeTransaction, powerState RUNNING (guests), and with
+  /// wait_ssh, port 22 answering.
   Result<MachineInfo> WaitReady(const std::string& id, Deadline deadline) override;
-  /// Guests tagged "bitfusion.creator:bitfusion".
+  /// Guests and bare-metal servers tagged "bitfusion.creator:bitfusion", and those of this
+  /// domain named "bf-…" that never got their tags (see the tag window above).
   Result<std::vector<MachineInfo>> List() override;
   Status Destroy(const std::vector<std::string>& ids) override;
   /// setTags without the creator-process tags.
@@ -77,14 +96,23 @@ class SoftLayerProvisioner final : public Provisioner {
   Result<std::vector<MachineType>> Types() override;
 
  private:
+  /// Virtual guests (SoftLayer_Virtual_Guest, numeric ids) or bare-metal servers
+  /// (SoftLayer_Hardware, globalIdentifier ids).
+  enum class Kind { kGuest, kHardware };
+
   explicit SoftLayerProvisioner(const SoftLayerProvisionerOptions& options) : options_(options) {}
   Status Init();
   std::string Where() const { return "softlayer://" + options_.datacenter; }
-  Result<std::vector<MachineInfo>> Guests(const std::string& filter, Deadline deadline);
-  Result<MachineInfo> Guest(const std::string& id, Deadline deadline);
-  /// createObject for one guest, retried without duplicates; its id.
-  Result<std::string> CreateOne(const std::string& template_json, const std::string& hostname);
-  Status SetTags(const std::string& id, const Labels& tags);
+  /// One page-by-page listing of `kind` (SoftLayer_Account::getVirtualGuests / getHardware).
+  Result<std::vector<MachineInfo>> Objects(Kind kind, const std::string& filter, Deadline deadline);
+  /// The machine with this id (its kind told by the id's form).
+  Result<MachineInfo> Object(const std::string& id, Deadline deadline);
+  MachineInfo FromJson(Kind kind, const boost::json::object& object);
+  /// createObject for one machine, retried without duplicates; its id.
+  Result<std::string> CreateOne(Kind kind, const std::string& template_json,
+                                const std::string& hostname);
+  Status SetTags(Kind kind, const std::string& id, const Labels& tags);
+  Status DestroyHardware(const std::string& id);
 
   const SoftLayerProvisionerOptions options_;
   std::unique_ptr<net::HttpClient> http_;
@@ -93,9 +121,10 @@ class SoftLayerProvisioner final : public Provisioner {
   std::mutex mu_;
   std::optional<std::vector<MachineType>> catalogue_;
   std::set<std::string> datacenters_;
+  std::set<std::string> presets_;                   // the catalogue's bare-metal types
   std::map<std::string, std::int64_t> created_ns_;  // guests this object made
   std::map<std::string, std::int64_t> running_ns_;  // first seen running
-  std::set<std::string> destroyed_;                 // guests this object cancelled
+  std::set<std::string> destroyed_;                 // machines this object cancelled
 };
 
 }  // namespace bitfusion

@@ -15,7 +15,12 @@ published SoftLayer API reference (SLDN, https://sldn.softlayer.com/reference/se
                     getCreateObjectOptions (SLDN pages of those names;
                     softlayer-python SoftLayer/fixtures/SoftLayer_Virtual_Guest.py)
   SoftLayer_Account getVirtualGuests, getHardware (objectMask, objectFilter, resultLimit)
-  SoftLayer_Hardware        createObject (fixedConfigurationPreset), getObject, deleteObject
+  SoftLayer_Hardware        createObject (fixedConfigurationPreset), getObject, setTags,
+                    deleteObject, getCreateObjectOptions (SLDN SoftLayer_Hardware pages:
+                    createObject answers id null and a globalIdentifier, "use the
+                    globalIdentifier as your initialization parameter"; provisionDate set = ready)
+  SoftLayer_Billing_Item    cancelItem(cancelImmediately, cancelAssociatedBillingItems, reason,
+                    customerNote) (SLDN; softlayer-python HardwareManager.cancel_hardware)
 
 It is strict where SoftLayer is (bitfusion's notes/PROVIDERS.md lists the behaviours): a
 missing or wrong API key is 401 SoftLayer_Exception_InvalidLegacyToken "Invalid API token."
@@ -41,6 +46,13 @@ comma-separated string and replaces the set (SLDN does not say; UNCONFIRMED), ta
 Flavours: B1_1X2X25, B1_2X4X100, BL1_1X2X100, C1_4X4X25, AC1_8X60X25 (1 x P100 GPU, as in
 softlayer-python's fixtures) and AC2_8X60X25 (1 x V100 GPU: the GPU model is UNCONFIRMED).
 Each carries totalMinimumHourlyFee and, for GPUs, a price item in category guest_pcie_device0.
+Bare-metal presets: S1270_8GB_2X1TBSATA_NORAID (a real preset key name, from SLDN's examples)
+and D2620V4_128GB_2X800GB_SSD_RAID_1_K80_GPU2 (named in the style of SoftLayer's GPU presets;
+its description "2 x K80 GPU" is UNCONFIRMED). Hardware objects are addressed by their numeric
+id or their globalIdentifier; a server is provisioned after --provision-seconds; deleteObject
+works for hourly servers only (monthly ones are cancelled through their billing item);
+cancelItem removes the billing item and the server stays listed, without one, until it is
+reclaimed (--reclaim-seconds).
 
 Fault injection, POST /_fake/faults with a JSON object (counts apply to the next N matching
 requests): rate_limit (any API call answers SoftLayer_Exception_WebService_RateLimitExceeded,
@@ -49,10 +61,11 @@ N createObject calls answer 500 SoftLayer_Exception_Virtual_Host_Pool_Insufficie
 code UNCONFIRMED), lost_create (the next N createObject calls make the guest but answer 502
 with an HTML body, as a proxy that lost SoftLayer's answer would). GET /_fake/state lists every
 guest (deleted ones too, with "gone": true) and counts requests, creates and API keys seen in
-URLs (there must be none).
+URLs (there must be none). POST /_fake/backdate {"id": N, "seconds": S} makes object N look
+created S seconds ago.
 
   softlayer_fake.py [--port 0] [--port-file FILE] [--user NAME:APIKEY]
-                    [--provision-seconds 0.3]
+                    [--provision-seconds 0.3] [--reclaim-seconds 1.0]
   (--user defaults to $SOFTLAYER_FAKE_USER, so that the key need not be in the process list)
 """
 
@@ -101,8 +114,17 @@ TEMPLATE_KEYS = {"hostname", "domain", "startCpus", "maxMemory", "datacenter",
                  "supplementalCreateObjectOptions", "tagReferences"}
 HARDWARE_KEYS = {"hostname", "domain", "datacenter", "hourlyBillingFlag",
                  "operatingSystemReferenceCode", "fixedConfigurationPreset", "sshKeys",
-                 "networkComponents", "postInstallScriptUri", "userData"}
-HW_PRESETS = {"S1270_8GB_2X1TBSATA_NORAID", "AC1_32X256X1000_NVME_X2_GPU_P100_X2"}
+                 "networkComponents", "postInstallScriptUri", "userData", "processorCoreAmount",
+                 "memoryCapacity", "hardDrives", "privateNetworkOnlyFlag",
+                 "primaryNetworkComponent", "primaryBackendNetworkComponent"}
+HW_PRESETS = {p["keyName"]: p for p in [
+    {"keyName": "S1270_8GB_2X1TBSATA_NORAID", "cores": 4, "memory": 8,
+     "description": "Single Xeon 1270, 8GB Ram, 2x1TB SATA disks, Non-RAID",
+     "totalMinimumHourlyFee": "0.338"},
+    {"keyName": "D2620V4_128GB_2X800GB_SSD_RAID_1_K80_GPU2", "cores": 16, "memory": 128,
+     "description": "Dual Xeon E5-2620 v4, 128GB Ram, 2x800GB SSD disks, RAID 1, 2 x K80 GPU",
+     "totalMinimumHourlyFee": "2.914"}]}
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 TAG_RE = re.compile(r"^[A-Za-z0-9 _.:-]{1,255}$")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -297,6 +319,7 @@ class State:
         self.next_id = 81234567
         self.faults = {"rate_limit": 0, "rate_limit_status": 429, "capacity": 0,
                        "lost_create": 0}
+        self.billing = {}  # billing item id -> ("guest" | "hardware", object id)
         self.stats = {"requests": 0, "creates": 0, "keys_in_urls": 0}
 
     def new_id(self):
@@ -305,10 +328,13 @@ class State:
 
 
 def advance(g, args):
+    if g.get("_reclaim_at") is not None and time.time() >= g["_reclaim_at"]:
+        g["_gone"] = True
     if g["activeTransaction"] is not None and time.time() >= g["_ready_at"]:
         g["activeTransaction"] = None
         g["provisionDate"] = iso(time.time())
-        g["powerState"] = {"keyName": "RUNNING", "name": "Running"}
+        if "powerState" in g:
+            g["powerState"] = {"keyName": "RUNNING", "name": "Running"}
         g["primaryIpAddress"] = "169.45.%d.%d" % (g["id"] % 250, g["id"] % 200 + 2)
         g["primaryBackendIpAddress"] = "10.0.%d.%d" % (g["id"] % 250, g["id"] % 200 + 2)
 
@@ -388,7 +414,8 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
     def route(self, method, path, state):
         if path.startswith("/_fake/"):
             return self.fake_control(method, path, state)
-        m = re.match(r"^/rest/v3(?:\.1)?/(SoftLayer_[A-Za-z_]+)(?:/(\d+))?(?:/([A-Za-z]+))?"
+        m = re.match(r"^/rest/v3(?:\.1)?/(SoftLayer_[A-Za-z_]+)(?:/(\d+|[0-9a-f-]{36}))?"
+                     r"(?:/([A-Za-z]+))?"
                      r"(\.json)?$", path)
         if not m:
             raise FakeError(404, "Service does not exist", "SoftLayer_Exception_Public")
@@ -417,6 +444,8 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
             return self.guest_service(method, oid, call, state)
         if service == "SoftLayer_Hardware" or service == "SoftLayer_Hardware_Server":
             return self.hardware_service(method, oid, call, state)
+        if service == "SoftLayer_Billing_Item" and call == "cancelItem":
+            return self.cancel_item(method, oid, state)
         if service == "SoftLayer_Account" and oid is None:
             if call == "getVirtualGuests":
                 return self.listing(state.guests, "virtualGuests", "SoftLayer_Virtual_Guest",
@@ -429,11 +458,24 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
         if path == "/_fake/faults" and method == "POST":
             state.faults.update(json.loads(self.raw_body or b"{}"))
             return 200, state.faults
+        if path == "/_fake/backdate" and method == "POST":
+            # Makes an object look created `seconds` ago (for tests of expiry windows).
+            body = json.loads(self.raw_body or b"{}")
+            obj = state.guests.get(body["id"]) or state.hardware.get(body["id"])
+            if obj is None:
+                raise not_found(body["id"])
+            obj["createDate"] = iso(time.time() - float(body["seconds"]))
+            return 200, {"createDate": obj["createDate"]}
         if path == "/_fake/state" and method == "GET":
             for g in state.guests.values():
                 advance(g, state.args)
+            for h in state.hardware.values():
+                advance(h, state.args)
             return 200, {"guests": [dict({k: v for k, v in g.items() if not k.startswith("_")},
                                          gone=g["_gone"]) for g in state.guests.values()],
+                         "hardware": [dict({k: v for k, v in h.items()
+                                            if not k.startswith("_")}, gone=h["_gone"])
+                                      for h in state.hardware.values()],
                          "stats": state.stats}
         raise FakeError(404, "no such fake control")
 
@@ -461,17 +503,43 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
             g["_gone"] = True
             return 200, True
         if call == "setTags" and method == "POST":
-            params = self.read_params()
-            if len(params) != 1 or not isinstance(params[0], str):
-                raise FakeError(500, "setTags takes one string of comma-separated tags")
-            tags = [t.strip() for t in params[0].split(",") if t.strip()]
-            for t in tags:
-                if not TAG_RE.match(t):
-                    raise FakeError(500, "Invalid tag name '%s'." % t)
-            g["tagReferences"] = [{"id": state.new_id(), "tag": {"id": i + 1, "name": t}}
-                                  for i, t in enumerate(dict.fromkeys(tags))]
-            return 200, True
+            return self.set_tags(g, state)
         raise FakeError(500, "Function (\"%s\") is not a valid method for this service." % call)
+
+    def set_tags(self, obj, state):
+        params = self.read_params()
+        if len(params) != 1 or not isinstance(params[0], str):
+            raise FakeError(500, "setTags takes one string of comma-separated tags")
+        tags = [t.strip() for t in params[0].split(",") if t.strip()]
+        for t in tags:
+            if not TAG_RE.match(t):
+                raise FakeError(500, "Invalid tag name '%s'." % t)
+        obj["tagReferences"] = [{"id": state.new_id(), "tag": {"id": i + 1, "name": t}}
+                                for i, t in enumerate(dict.fromkeys(tags))]
+        return 200, True
+
+    def cancel_item(self, method, oid, state):
+        if method != "POST" and method != "GET":
+            raise FakeError(500, "cancelItem must be sent as POST")
+        params = self.read_params()
+        if len(params) != 4 or not all(isinstance(p, bool) for p in params[:2]) or \
+                not all(isinstance(p, str) for p in params[2:]):
+            raise FakeError(500, "cancelItem takes (boolean cancelImmediately, boolean "
+                            "cancelAssociatedBillingItems, string reason, string customerNote)")
+        if oid is None or int(oid) not in state.billing:
+            raise not_found(oid)
+        kind, object_id = state.billing.pop(int(oid))
+        table = state.guests if kind == "guest" else state.hardware
+        obj = table[object_id]
+        obj["billingItem"] = None
+        if kind == "guest":
+            obj["_gone"] = True
+        else:
+            # Cancelled hardware stays on the account until the data center reclaims it.
+            # Cancelled at once, or on the billing anniversary (not within a test's life).
+            obj["_reclaim_at"] = time.time() + (state.args.reclaim_seconds if params[0]
+                                                else 30 * 86400)
+        return 200, True
 
     def create_options(self):
         return {
@@ -576,6 +644,7 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
                  "referenceCode": t.get("operatingSystemReferenceCode") or "IMAGE"}}},
              "_gone": False, "_ready_at": now + state.args.provision_seconds}
         state.guests[oid] = g
+        state.billing[oid * 3] = ("guest", oid)
         if state.faults["lost_create"] > 0:
             state.faults["lost_create"] -= 1
             raise LostAnswer()
@@ -586,10 +655,9 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
 
     # ---- listings ----
     def listing(self, table, root, kind, state):
+        for o in table.values():
+            advance(o, state.args)
         items = [o for o in table.values() if not o["_gone"]]
-        for o in items:
-            if root == "virtualGuests":
-                advance(o, state.args)
         if self.filter is not None:
             if set(self.filter) != {root}:
                 raise FakeError(500, "objectFilter must be keyed by '%s'" % root)
@@ -613,33 +681,104 @@ class Handler(fake_http.DispatchMixin, BaseHTTPRequestHandler):
         return (200, [apply_mask(o, self.mask, kind) for o in items],
                 {"SoftLayer-Total-Items": str(total)})
 
-    # ---- SoftLayer_Hardware (bare metal basics) ----
-    def hardware_service(self, method, oid, call, state):
-        if call == "createObject" and oid is None:
-            params = self.read_params()
-            if len(params) != 1:
-                raise FakeError(500, "createObject takes exactly one parameter")
-            t = params[0]
-            dc = self.check_common(t, "SoftLayer_Hardware", HARDWARE_KEYS)
-            preset = (t.get("fixedConfigurationPreset") or {}).get("keyName")
-            if preset is None:
-                raise FakeError(500, "Property 'fixedConfigurationPreset.keyName' must be set.")
-            if preset not in HW_PRESETS:
-                raise FakeError(500, "Invalid preset key name '%s'." % preset)
-            oid = state.new_id()
-            h = {"id": oid, "globalIdentifier": str(uuid.uuid4()), "hostname": t["hostname"],
-                 "domain": t["domain"], "provisionDate": None, "createDate": iso(time.time()),
-                 "datacenter": {"name": dc}, "tagReferences": [], "_gone": False,
-                 "fixedConfigurationPreset": {"keyName": preset}}
-            state.hardware[oid] = h
-            return 201, {k: h[k] for k in ("id", "globalIdentifier", "hostname", "domain")}
-        h = state.hardware.get(int(oid)) if oid is not None else None
+    # ---- SoftLayer_Hardware (bare metal) ----
+    def hardware_options(self):
+        return {
+            "datacenters": [{"template": {"datacenter": {"name": n}}} for n in DATACENTERS],
+            "operatingSystems": [{"template": {"operatingSystemReferenceCode": c},
+                                  "itemPrice": {"item": {"description": c}}}
+                                 for c in sorted(OS_CODES)],
+            "fixedConfigurationPresets": [
+                {"preset": {k: p[k] for k in ("keyName", "description",
+                                              "totalMinimumHourlyFee")},
+                 "template": {"fixedConfigurationPreset": {"keyName": p["keyName"]}}}
+                for p in HW_PRESETS.values()],
+        }
+
+    def live_hardware(self, oid, state):
+        h = None
+        if oid is not None and oid.isdigit():
+            h = state.hardware.get(int(oid))
+        elif oid is not None:
+            h = next((x for x in state.hardware.values() if x["globalIdentifier"] == oid), None)
+        if h is not None:
+            advance(h, state.args)
         if h is None or h["_gone"]:
             raise not_found(oid)
-        if call == "getObject":
+        return h
+
+    def create_hardware(self, state):
+        params = self.read_params()
+        if len(params) != 1:
+            raise FakeError(500, "createObject takes exactly one parameter")
+        t = params[0]
+        dc = self.check_common(t, "SoftLayer_Hardware", HARDWARE_KEYS)
+        preset = (t.get("fixedConfigurationPreset") or {}).get("keyName")
+        if preset is None:
+            if t.get("processorCoreAmount") is None or t.get("memoryCapacity") is None:
+                raise FakeError(500, "Property 'fixedConfigurationPreset.keyName' (or "
+                                "'processorCoreAmount' and 'memoryCapacity') must be set.")
+            raise FakeError(500, "No hourly bare metal package matches %s cores and %s GB; use "
+                            "a fixedConfigurationPreset." % (t["processorCoreAmount"],
+                                                             t["memoryCapacity"]))
+        if preset not in HW_PRESETS:
+            raise FakeError(500, "Invalid preset key name '%s'." % preset)
+        for k in ("processorCoreAmount", "memoryCapacity", "hardDrives"):
+            if k in t:
+                raise FakeError(500, "If a fixed configuration preset is used, '%s' must not be "
+                                "set." % k)
+        if state.faults["capacity"] > 0:
+            state.faults["capacity"] -= 1
+            raise FakeError(500, "No available servers for preset %s in %s." % (preset, dc),
+                            "SoftLayer_Exception_Hardware_Order_InsufficientCapacity")
+        p = HW_PRESETS[preset]
+        oid = state.new_id()
+        now = time.time()
+        state.stats["creates"] += 1
+        h = {"id": oid, "globalIdentifier": str(uuid.uuid4()), "hostname": t["hostname"],
+             "domain": t["domain"], "fullyQualifiedDomainName": t["hostname"] + "." + t["domain"],
+             "processorPhysicalCoreAmount": p["cores"], "memoryCapacity": p["memory"],
+             "hourlyBillingFlag": t["hourlyBillingFlag"], "provisionDate": None,
+             "createDate": iso(now), "primaryIpAddress": None, "primaryBackendIpAddress": None,
+             "datacenter": {"id": DATACENTERS[dc], "name": dc, "longName": dc.upper()},
+             "activeTransaction": {"id": oid * 10, "transactionStatus": {
+                 "name": "OS_RELOAD_PROVISION", "friendlyName": "Installing OS"}},
+             "tagReferences": [],
+             "billingItem": {"id": oid * 3, "hourlyFlag": t["hourlyBillingFlag"],
+                             "orderItem": {"preset": {"keyName": preset}}},
+             "_gone": False, "_ready_at": now + state.args.provision_seconds,
+             "_reclaim_at": None}
+        state.hardware[oid] = h
+        state.billing[oid * 3] = ("hardware", oid)
+        if state.faults["lost_create"] > 0:
+            state.faults["lost_create"] -= 1
+            raise LostAnswer()
+        # SLDN's example answer: no id yet, the globalIdentifier to address the server by.
+        out = {k: h[k] for k in ("globalIdentifier", "hostname", "domain", "hourlyBillingFlag")}
+        out.update(id=None, accountId=1234, operatingSystemReferenceCode=t.get(
+            "operatingSystemReferenceCode"))
+        return 201, out, {"Location": "/rest/v3.1/SoftLayer_Hardware/%s/getObject"
+                          % h["globalIdentifier"]}
+
+    def hardware_service(self, method, oid, call, state):
+        if call == "createObject" and oid is None:
+            return self.create_hardware(state)
+        if call == "getCreateObjectOptions" and oid is None:
+            return 200, self.hardware_options()
+        if oid is None:
+            raise FakeError(500, "%s needs an object id" % call)
+        h = self.live_hardware(oid, state)
+        if call == "getObject" and method == "GET":
             return 200, apply_mask(h, self.mask, "SoftLayer_Hardware")
+        if call == "setTags" and method == "POST":
+            return self.set_tags(h, state)
         if call == "deleteObject":
-            h["_gone"] = True
+            if not h["hourlyBillingFlag"]:
+                raise FakeError(500, "deleteObject cancels hourly servers only; cancel a monthly "
+                                "server through its billing item.")
+            state.billing.pop(h["billingItem"]["id"] if h["billingItem"] else None, None)
+            h["billingItem"] = None
+            h["_reclaim_at"] = time.time() + state.args.reclaim_seconds
             return 200, True
         raise FakeError(500, "Function (\"%s\") is not a valid method for this service." % call)
 
@@ -650,6 +789,7 @@ def main():
     parser.add_argument("--user", default=os.environ.get(
         "SOFTLAYER_FAKE_USER", "SL123456:0123456789abcdef0123456789abcdef"))
     parser.add_argument("--provision-seconds", type=float, default=0.3)
+    parser.add_argument("--reclaim-seconds", type=float, default=1.0)
     args = parser.parse_args()
     server = fake_http.Server((args.host, args.port), Handler)
     server.state = State(args)

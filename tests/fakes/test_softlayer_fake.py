@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -292,20 +293,78 @@ def test_unknown_method_and_service(fake):
     assert status == 404
 
 
-def test_bare_metal_create_get_delete(fake):
+def hardware(**overrides):
     hw = {"hostname": "metal1", "domain": "example.com", "datacenter": {"name": "dal13"},
           "hourlyBillingFlag": True, "operatingSystemReferenceCode": "UBUNTU_LATEST",
           "fixedConfigurationPreset": {"keyName": "S1270_8GB_2X1TBSATA_NORAID"}}
-    status, _, h = fake.call("POST", "SoftLayer_Hardware/createObject.json", [hw])
+    hw.update(overrides)
+    return hw
+
+
+def test_bare_metal_is_addressed_by_global_identifier_and_provisions(fake):
+    status, _, h = fake.call("POST", "SoftLayer_Hardware/createObject.json", [hardware()])
     assert status == 201 and h["hostname"] == "metal1"
-    bad = dict(hw, fixedConfigurationPreset={"keyName": "NOPE"})
-    status, _, body = fake.call("POST", "SoftLayer_Hardware/createObject.json", [bad])
-    assert status == 500 and "NOPE" in body["error"]
-    status, _, got = fake.call("GET", "SoftLayer_Hardware/%d/getObject.json" % h["id"],
-                               query={"objectMask": "mask[id,fixedConfigurationPreset]"})
-    assert status == 200 and got["fixedConfigurationPreset"]["keyName"].startswith("S1270")
-    assert fake.call("GET", "SoftLayer_Hardware/%d/deleteObject.json" % h["id"])[0] == 200
-    assert fake.call("GET", "SoftLayer_Hardware/%d/getObject.json" % h["id"])[0] == 404
+    assert h["id"] is None and len(h["globalIdentifier"]) == 36
+    gid = h["globalIdentifier"]
+    mask = {"objectMask": "mask[id,provisionDate,activeTransaction[id],"
+                          "billingItem[id,hourlyFlag,orderItem[preset[keyName]]]]"}
+    status, _, got = fake.call("GET", "SoftLayer_Hardware/%s/getObject.json" % gid, query=mask)
+    assert status == 200 and "provisionDate" not in got and "activeTransaction" in got
+    assert got["billingItem"]["orderItem"]["preset"]["keyName"].startswith("S1270")
+    time.sleep(0.5)
+    status, _, got = fake.call("GET", "SoftLayer_Hardware/%s/getObject.json" % gid, query=mask)
+    assert got["provisionDate"] and "activeTransaction" not in got
+    assert fake.call("POST", "SoftLayer_Hardware/%s/setTags.json" % gid, ["a:1,b:2"])[0] == 200
+    status, _, listed = fake.call("GET", "SoftLayer_Account/getHardware.json", query={
+        "objectMask": "mask[globalIdentifier,tagReferences[tag[name]]]",
+        "objectFilter": json.dumps({"hardware": {"globalIdentifier": {"operation": gid}}})})
+    assert [t["tag"]["name"] for t in listed[0]["tagReferences"]] == ["a:1", "b:2"]
+    assert fake.call("GET", "SoftLayer_Hardware/%s/deleteObject.json" % gid)[0] == 200
+    # Cancelled: listed without a billing item until it is reclaimed, then gone.
+    status, _, got = fake.call("GET", "SoftLayer_Hardware/%s/getObject.json" % gid, query=mask)
+    assert status == 200 and "billingItem" not in got
+    time.sleep(1.2)
+    assert fake.call("GET", "SoftLayer_Hardware/%s/getObject.json" % gid)[0] == 404
+
+
+def test_bare_metal_refusals(fake):
+    for bad, word in ((hardware(fixedConfigurationPreset={"keyName": "NOPE"}), "NOPE"),
+                      (hardware(memoryCapacity=8), "memoryCapacity"),
+                      (hardware(fixedConfigurationPreset=None, processorCoreAmount=4), "must be"),
+                      (hardware(colour="red"), "colour"),
+                      (hardware(datacenter={"name": "moon1"}), "moon1")):
+        status, _, body = fake.call("POST", "SoftLayer_Hardware/createObject.json", [bad])
+        assert status == 500 and word in body["error"], (bad, body)
+    status, _, _ = fake.call("GET", "SoftLayer_Hardware/%s/getObject.json" % uuid.uuid4())
+    assert status == 404
+
+
+def test_monthly_bare_metal_is_cancelled_through_its_billing_item(fake):
+    status, _, h = fake.call("POST", "SoftLayer_Hardware/createObject.json",
+                             [hardware(hourlyBillingFlag=False)])
+    gid = h["globalIdentifier"]
+    status, _, body = fake.call("GET", "SoftLayer_Hardware/%s/deleteObject.json" % gid)
+    assert status == 500 and "monthly" in body["error"]
+    status, _, got = fake.call("GET", "SoftLayer_Hardware/%s/getObject.json" % gid,
+                               query={"objectMask": "mask[billingItem[id]]"})
+    item = got["billingItem"]["id"]
+    status, _, body = fake.call("POST", "SoftLayer_Billing_Item/%d/cancelItem.json" % item,
+                                [True])
+    assert status == 500 and "cancelImmediately" in body["error"]
+    status, _, ok = fake.call("POST", "SoftLayer_Billing_Item/%d/cancelItem.json" % item,
+                              [True, False, "No longer needed", ""])
+    assert status == 200 and ok is True
+    assert fake.call("POST", "SoftLayer_Billing_Item/%d/cancelItem.json" % item,
+                     [True, False, "No longer needed", ""])[0] == 404
+
+
+def test_options_list_bare_metal_presets(fake):
+    status, _, options = fake.call("GET", "SoftLayer_Hardware/getCreateObjectOptions.json")
+    assert status == 200
+    keys = [p["preset"]["keyName"] for p in options["fixedConfigurationPresets"]]
+    assert "S1270_8GB_2X1TBSATA_NORAID" in keys
+    assert all(float(p["preset"]["totalMinimumHourlyFee"]) > 0
+               for p in options["fixedConfigurationPresets"])
 
 
 def test_a_refused_post_leaves_a_kept_alive_connection_in_step(fake):

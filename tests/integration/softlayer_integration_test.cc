@@ -1,7 +1,8 @@
 // softlayer:// against tests/fakes/softlayer_fake.py (the strict fake of SoftLayer's classic
 // REST API), started by the test on a free port and stopped by PID: the provisioner conformance
-// suite, plus the error paths (wrong key, unknown datacenter and flavour, throttling, capacity,
-// a lost create answer), paging, GPU flavours and that the API key shows up nowhere.
+// suite for virtual guests and for bare metal, plus the error paths (wrong key, unknown
+// datacenter and flavour, throttling, capacity, a lost create answer), paging, GPU flavours and
+// presets, the tag window, and that the API key shows up nowhere.
 #include <stdlib.h>
 
 #include <boost/json.hpp>
@@ -49,6 +50,9 @@ class SoftLayerFake {
     net::HttpClientOptions o;
     o.base_url = "http://127.0.0.1:" + std::to_string(port_);
     control_ = *net::HttpClient::Make(o);
+    o.user = kUser;
+    o.password = kKey;
+    api_ = *net::HttpClient::Make(o);
   }
 
   const std::string& error() const { return error_; }
@@ -78,6 +82,23 @@ class SoftLayerFake {
     return boost::json::parse(got->body).as_object();
   }
 
+  /// A call to the SoftLayer API itself, as another tool (or a creator killed half-way) makes
+  /// it: `target` below /rest/v3.1, `params` the JSON parameters (empty = none).
+  boost::json::value Api(const std::string& method, const std::string& target,
+                         const std::string& params = "") {
+    net::HttpRequest r;
+    r.method = method;
+    r.target = "/rest/v3.1" + target;
+    if (!params.empty()) {
+      r.body = "{\"parameters\": " + params + "}";
+      r.headers = {{"Content-Type", "application/json"}};
+    }
+    r.deadline = DeadlineAfter(std::chrono::seconds(10));
+    auto got = api_->Send(r);
+    EXPECT_TRUE(got.ok() && got->status < 300) << target << ": " << (got.ok() ? got->body : "");
+    return got.ok() ? boost::json::parse(got->body) : boost::json::value();
+  }
+
   std::int64_t Stat(const char* name) {
     const boost::json::object state = State();
     return state.at("stats").as_object().at(name).as_int64();
@@ -94,6 +115,7 @@ class SoftLayerFake {
   std::filesystem::path dir_;
   std::unique_ptr<ServiceProcess> process_;
   std::unique_ptr<net::HttpClient> control_;
+  std::unique_ptr<net::HttpClient> api_;
   std::string error_;
   int port_ = 0;
 };
@@ -120,14 +142,23 @@ const auto* const kShutdown = ::testing::AddGlobalTestEnvironment(new FakeShutdo
 
 std::string Uri(const std::string& datacenter = "dal13", const std::string& extra = "") {
   return "softlayer://" + datacenter + "?endpoint=" + Fake().endpoint() +
-         "&poll=50ms&backoff=10ms&type=B1_1X2X25" + extra;
+         "&poll=50ms&backoff=10ms&type=B1_1X2X25&wait_ssh=false" + extra;
 }
 
 const ProvisionerCase kSoftLayer{"softlayer", [] { return Uri(); }, "B1_1X2X25",
                                  true,        "99999999",           [] { return Fake().error(); }};
-INSTANTIATE_TEST_SUITE_P(Fake, ProvisionerConformanceTest, ::testing::Values(kSoftLayer),
+constexpr const char* kPreset = "S1270_8GB_2X1TBSATA_NORAID";
+const ProvisionerCase kBareMetal{"softlayer_bare_metal",
+                                 [] { return Uri(); },
+                                 kPreset,
+                                 true,
+                                 "00000000-0000-4000-8000-000000000000",
+                                 [] { return Fake().error(); }};
+INSTANTIATE_TEST_SUITE_P(Fake, ProvisionerConformanceTest,
+                         ::testing::Values(kSoftLayer, kBareMetal),
                          [](const auto& info) { return info.param.name; });
-INSTANTIATE_TEST_SUITE_P(Fake, DisposableProvisionerConformanceTest, ::testing::Values(kSoftLayer),
+INSTANTIATE_TEST_SUITE_P(Fake, DisposableProvisionerConformanceTest,
+                         ::testing::Values(kSoftLayer, kBareMetal),
                          [](const auto& info) { return info.param.name; });
 
 class SoftLayerFakeTest : public ::testing::Test {
@@ -371,6 +402,129 @@ TEST_F(SoftLayerFakeTest, GpuFlavoursCarryAcceleratorsAndPrices) {
   EXPECT_TRUE(p_->Destroy({(*made)[0].id}).ok());
 }
 
+TEST_F(SoftLayerFakeTest, BareMetalPresetsAreOrderedByGlobalIdentifierAndCancelled) {
+  auto types = p_->Types();
+  ASSERT_TRUE(types.ok()) << types.error().ToString();
+  auto find = [&](const std::string& name) {
+    return std::find_if(types->begin(), types->end(),
+                        [&](const MachineType& t) { return t.name == name; });
+  };
+  auto plain = find(kPreset);
+  ASSERT_NE(plain, types->end());
+  EXPECT_EQ(plain->memory_bytes, 8ULL << 30);
+  EXPECT_EQ(plain->cpu_vendor, "Intel");
+  EXPECT_NEAR(plain->hourly_price_usd, 0.338, 1e-9);
+  EXPECT_TRUE(plain->accelerators.empty());
+  auto gpu = find("D2620V4_128GB_2X800GB_SSD_RAID_1_K80_GPU2");
+  ASSERT_NE(gpu, types->end());
+  ASSERT_EQ(gpu->accelerators.size(), 1u);
+  EXPECT_EQ(gpu->accelerators[0].model, "K80");
+  EXPECT_EQ(gpu->accelerators[0].count, 2);
+
+  // Two K80s: only the bare-metal preset has them.
+  MachineRequest r = Request();
+  r.type.clear();
+  r.requirements.accelerator_kind = "gpu";
+  r.requirements.accelerator_model = "K80";
+  r.requirements.accelerator_count = 2;
+  auto made = p_->Create(r);
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  const std::string id = (*made)[0].id;
+  EXPECT_EQ(id.size(), 36u) << id;  // the globalIdentifier: createObject answers no id yet
+  EXPECT_EQ((*made)[0].type, gpu->name);
+  auto ready = p_->WaitReady(id, DeadlineAfter(60s));
+  ASSERT_TRUE(ready.ok()) << ready.error().ToString();
+  EXPECT_EQ(ready->type, gpu->name);
+  EXPECT_EQ(ready->memory_bytes, 128ULL << 30);
+  EXPECT_FALSE(ready->ssh.host.empty());
+  ASSERT_EQ(ready->accelerators.size(), 1u);
+  EXPECT_EQ(ready->labels.at(kLabelRunId), r.run_id);
+
+  ASSERT_TRUE(p_->Destroy({id}).ok());
+  auto listed = p_->List();
+  ASSERT_TRUE(listed.ok());
+  auto it = std::find_if(listed->begin(), listed->end(),
+                         [&](const MachineInfo& m) { return m.id == id; });
+  ASSERT_NE(it, listed->end()) << "a cancelled server stays until it is reclaimed";
+  EXPECT_EQ(it->state, "shutting-down");
+  EXPECT_TRUE(p_->Destroy({id}).ok()) << "destroying a cancelled server again";
+  std::this_thread::sleep_for(1500ms);  // the fake reclaims after a second
+  EXPECT_TRUE(p_->Destroy({id}).ok()) << "reclaimed after this provisioner cancelled it";
+  auto other = ProvisionerFromUri(Uri());
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((*other)->Destroy({id}).code(), StatusCode::kNotFound);
+
+  r = Request();
+  r.type = kPreset;
+  r.image = "0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
+  auto image = p_->Create(r);
+  ASSERT_FALSE(image.ok());
+  EXPECT_EQ(image.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(image.error().message().find("OS code"), std::string::npos);
+}
+
+TEST_F(SoftLayerFakeTest, AGuestKilledBeforeItsTagsIsListedAndReapedAfterItsWindow) {
+  // What a creator killed between createObject and setTags leaves: a guest with bitfusion's
+  // kind of name in its domain, and no tags.
+  auto guest = [&](const std::string& hostname, const std::string& domain) {
+    const std::string t = R"([{"hostname": ")" + hostname + R"(", "domain": ")" + domain +
+                          R"(", "datacenter": {"name": "dal13"}, "hourlyBillingFlag": true,)"
+                          R"( "localDiskFlag": false, "operatingSystemReferenceCode":)"
+                          R"( "UBUNTU_LATEST", "supplementalCreateObjectOptions":)"
+                          R"( {"flavorKeyName": "B1_1X2X25"}}])";
+    return std::to_string(
+        Fake().Api("POST", "/SoftLayer_Virtual_Guest/createObject.json", t).at("id").as_int64());
+  };
+  const std::string orphan = guest("bf-killed-0", "bitfusion.invalid");
+  const std::string foreign = guest("bf-killed-1", "someone.else");
+  const std::string unnamed = guest("web-1", "bitfusion.invalid");
+
+  auto listed = p_->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  auto find = [&](const std::string& id) {
+    return std::find_if(listed->begin(), listed->end(),
+                        [&](const MachineInfo& m) { return m.id == id; });
+  };
+  auto it = find(orphan);
+  ASSERT_NE(it, listed->end()) << "an untagged bf- guest is not listed";
+  EXPECT_EQ(it->labels.at(kLabelCreator), "bitfusion");
+  EXPECT_EQ(it->labels.count(kLabelHost), 0u);
+  EXPECT_EQ(it->labels.at("bitfusion.untagged"), "true");
+  EXPECT_NEAR(std::stoll(it->labels.at(kLabelExpires)), WallNowNs() / 1'000'000'000 + 900, 120);
+  EXPECT_EQ(find(foreign), listed->end());
+  EXPECT_EQ(find(unnamed), listed->end());
+
+  // Within its window a live creator may still tag it: reap leaves it.
+  ReapPolicy dry;
+  dry.dry_run = true;
+  auto would = p_->Reap(dry);
+  ASSERT_TRUE(would.ok());
+  for (const auto& line : would->machines) EXPECT_NE(line.rfind(orphan + " ", 0), 0u) << line;
+  // Past it (SoftLayer made it 20 minutes ago), any host's reap ends it.
+  net::HttpClientOptions o;
+  o.base_url = Fake().endpoint().substr(0, Fake().endpoint().find("/rest"));
+  auto control = net::HttpClient::Make(o);
+  ASSERT_TRUE(control.ok());
+  net::HttpRequest backdate;
+  backdate.method = "POST";
+  backdate.target = "/_fake/backdate";
+  backdate.body = R"({"id": )" + orphan + R"(, "seconds": 1200})";
+  backdate.deadline = DeadlineAfter(10s);
+  auto aged = (*control)->Send(backdate);
+  ASSERT_TRUE(aged.ok() && aged->status == 200);
+  auto reaped = p_->Reap(ReapPolicy{});
+  ASSERT_TRUE(reaped.ok()) << reaped.error().ToString();
+  EXPECT_TRUE(
+      std::any_of(reaped->machines.begin(), reaped->machines.end(),
+                  [&](const std::string& line) { return line.rfind(orphan + " ", 0) == 0; }))
+      << ::testing::PrintToString(reaped->machines);
+  listed = p_->List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(find(orphan), listed->end());
+  Fake().Api("GET", "/SoftLayer_Virtual_Guest/" + foreign + "/deleteObject.json");
+  Fake().Api("GET", "/SoftLayer_Virtual_Guest/" + unnamed + "/deleteObject.json");
+}
+
 TEST(SoftLayerOptionsTest, FromUriTakesADatacenterAndNoSecrets) {
   auto parse = [](const std::string& text) {
     auto uri = Uri::Parse(text);
@@ -379,7 +533,8 @@ TEST(SoftLayerOptionsTest, FromUriTakesADatacenterAndNoSecrets) {
   };
   auto o = parse(
       "softlayer://wdc07?endpoint=http://h:1/rest/v3.1&type=AC1_8X60X25&os=DEBIAN_LATEST"
-      "&domain=lab.example&hourly=false&private=true&poll=1s&attempts=3&backoff=1s");
+      "&domain=lab.example&hourly=false&private=true&poll=1s&attempts=3&backoff=1s"
+      "&wait_ssh=false");
   ASSERT_TRUE(o.ok()) << o.error().ToString();
   EXPECT_EQ(o->datacenter, "wdc07");
   EXPECT_EQ(o->endpoint, "http://h:1/rest/v3.1");
@@ -388,6 +543,7 @@ TEST(SoftLayerOptionsTest, FromUriTakesADatacenterAndNoSecrets) {
   EXPECT_EQ(o->domain, "lab.example");
   EXPECT_FALSE(o->hourly);
   EXPECT_TRUE(o->private_only);
+  EXPECT_FALSE(o->wait_ssh);
   EXPECT_EQ(o->max_attempts, 3);
   EXPECT_EQ(o->initial_backoff, std::chrono::seconds(1));
   for (const char* bad : {"softlayer://", "softlayer://dal13/x", "softlayer://dal13?colour=red",

@@ -150,6 +150,11 @@ TEST(OwnershipTest, ReapReasonForDeadCreatorsExpiryAndRuns) {
   EXPECT_EQ(ReapReason(other, policy, now + 7200), "");
   policy.expired_any_host = true;
   EXPECT_NE(ReapReason(other, policy, now + 7200), "");
+  policy.expired_any_host = false;
+  // No host at all (a machine that never got its tags): any host reaps it once it expires.
+  const Labels untagged = {{kLabelCreator, "bitfusion"}, {kLabelExpires, std::to_string(now)}};
+  EXPECT_EQ(ReapReason(untagged, policy, now), "");
+  EXPECT_EQ(ReapReason(untagged, policy, now + 5), "expired 5 s ago");
   // Run ids select regardless of state; objects without the creator label never go.
   ReapPolicy by_run;
   by_run.run_id = "run-1";
