@@ -188,6 +188,8 @@ class BITFUSION_EXPORT ResultSink {
 
   Status AppendLocked(const SampleBatch* batch, const RunRecord* run);
   bool SealLocked();
+  /// Fsyncs what SealLocked sealed and marks those segments synced; called without mu_.
+  void FinishSeals();
   Status Drain(bool stop_on_degraded);
   Status DrainUntil(Deadline deadline, bool closing);
   Status SendSegment(Segment& segment);

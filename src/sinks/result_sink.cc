@@ -107,7 +107,8 @@ Status ResultSink::OpenSpool() {
     if (!defaulted) return defaulted.error().WithContext("sink " + uri_);
     dir = std::move(*defaulted);
   }
-  auto opened = internal::Spool::Open(dir);
+  // A default spool is shared by every process writing to that store: each gets a slot.
+  auto opened = internal::Spool::Open(dir, /*shared=*/options_.spool.empty());
   if (!opened) return opened.error().WithContext("sink " + uri_);
   auto spool = std::move(*opened);
   auto leftovers = spool->TakeLeftovers();
@@ -122,7 +123,7 @@ Status ResultSink::OpenSpool() {
   }
   if (!backlog_.empty()) {
     LogAt(LogLevel::kInfo, "sink ", uri_, ": sending ", samples, " samples in ", backlog_.size(),
-          " segments that an earlier process left in spool ", dir.string());
+          " segments that an earlier process left in spool ", spool_dir_);
     StartWorkerLocked();
     wake_.notify_all();
   }
@@ -162,15 +163,8 @@ bool ResultSink::SealLocked() {
   pending_.clear();
   pending_samples_ = 0;
   pending_bytes_ = 0;
-  if (spool_ != nullptr) {
-    if (Status s = spool_->Seal(*segment); !s.ok()) {
-      // The file may not hold the records (after a failed fsync the kernel may have dropped
-      // them): they stay in memory, never unloaded, and are delivered from there; only a crash
-      // before then would lose them, which the message says.
-      LogAt(LogLevel::kError, "sink ", uri_, ": ", s.message(), "; its ", segment->samples,
-            " samples are kept in memory until sent, and would not survive a crash");
-    }
-  }
+  // Made durable by FinishSeals, outside mu_: an fsync never holds up a writer.
+  if (spool_ != nullptr) spool_->Seal(*segment);
   backlog_.push_back(std::move(segment));
   if (spool_ != nullptr && backlog_.size() > 2) {
     std::int64_t memory = 0;
@@ -183,6 +177,27 @@ bool ResultSink::SealLocked() {
     }
   }
   return true;
+}
+
+void ResultSink::FinishSeals() {
+  // spool_ is set when the sink opens and stays until it is destroyed.
+  if (spool_ == nullptr || !spool_->HasUnsynced()) return;
+  auto synced = spool_->SyncSealed();
+  std::lock_guard lock(mu_);
+  for (auto& [seq, status] : synced) {
+    auto it = std::find_if(backlog_.begin(), backlog_.end(),
+                           [&](const auto& s) { return s->seq == seq && !s->file.empty(); });
+    if (status.ok()) {
+      if (it != backlog_.end()) (*it)->synced = true;
+      continue;
+    }
+    // The file may not hold the records (after a failed fsync the kernel may have dropped
+    // them): they stay in memory, never unloaded, and are delivered from there; only a crash
+    // before then would lose them, which the message says.
+    LogAt(LogLevel::kError, "sink ", uri_, ": ", status.message(), "; its ",
+          it != backlog_.end() ? (*it)->samples : 0,
+          " samples are kept in memory until sent, and would not survive a crash");
+  }
 }
 
 std::int64_t ResultSink::HeldSamplesLocked() const {
@@ -424,6 +439,12 @@ void ResultSink::StopWorker() {
 void ResultSink::WorkerLoop() {
   std::unique_lock lock(mu_);
   while (!stop_worker_) {
+    if (spool_ != nullptr && spool_->HasUnsynced()) {
+      lock.unlock();
+      FinishSeals();
+      lock.lock();
+      continue;
+    }
     const std::int64_t now = MonoNowNs();
     std::int64_t wake = std::numeric_limits<std::int64_t>::max();
     bool send = false;
@@ -478,9 +499,10 @@ Status ResultSink::Write(const SampleBatch& batch) {
         now - oldest_pending_mono_ns_ >= options_.max_delay.count()) {
       SealLocked();
       // A durable sink sends in the caller's thread only when the store is healthy and nothing
-      // older waits; otherwise its thread does, and the caller goes on.
+      // older waits; otherwise its thread does, and the caller goes on. Its thread also
+      // fsyncs what was sealed.
       send_now = !durable_ || (!degraded_ && backlog_.size() == 1);
-      if (!send_now) wake_.notify_all();
+      if (!send_now || spool_ != nullptr) wake_.notify_all();
     } else if (was_empty) {
       wake_.notify_all();  // the worker now has a max_delay deadline to keep
     }
@@ -502,11 +524,7 @@ Status ResultSink::Write(const RunRecord& record) {
     // file holds them in that order too).
     if (!SealLocked()) {
       backlog_.push_back(std::make_unique<Segment>());
-      if (spool_ != nullptr) {
-        if (Status s = spool_->Seal(*backlog_.back()); !s.ok()) {
-          LogAt(LogLevel::kWarning, "sink ", uri_, ": ", s.message());
-        }
-      }
+      if (spool_ != nullptr) spool_->Seal(*backlog_.back());
     }
     Segment& last = *backlog_.back();
     last.run = record;
@@ -515,7 +533,7 @@ Status ResultSink::Write(const RunRecord& record) {
       internal::Spool::Unload(last);  // the run is in the file; keep memory bounded
     }
     send_now = !durable_ || (!degraded_ && backlog_.size() == 1);
-    if (!send_now) wake_.notify_all();
+    if (!send_now || spool_ != nullptr) wake_.notify_all();
   }
   if (!send_now) return Status::OK();
   Status status = Drain(false);
@@ -529,6 +547,7 @@ Status ResultSink::Flush(Deadline deadline) {
     if (closing_) return Status::OK();
     SealLocked();
   }
+  FinishSeals();  // what Flush returns after is on disk
   BITFUSION_RETURN_IF_ERROR(
       (durable_ ? DrainUntil(deadline, false) : Drain(false)).WithContext("sink " + uri_));
   std::lock_guard send(send_mu_);
@@ -544,6 +563,7 @@ Status ResultSink::Close(Deadline deadline) {
     SealLocked();
   }
   StopWorker();
+  FinishSeals();
   Status sent = durable_ ? DrainUntil(deadline, true) : Drain(false);
   Status synced = sent;
   Status closed;

@@ -17,6 +17,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/serialize.h"
+#include "core/state_dir.h"
 #include "sinks/text_encoding_internal.h"
 
 namespace bitfusion::internal {
@@ -181,49 +182,41 @@ Status CheckBatch(const SampleBatch& batch) {
 
 Result<std::filesystem::path> DefaultSpoolDir(std::string_view scheme,
                                               std::string_view redacted_uri) {
-  std::filesystem::path base;
-  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state == '/') {
-    base = state;
-  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
-    base = std::filesystem::path(home) / ".local" / "state";
-  } else {
-    // No guessable /tmp path: another local user could make it first and read, or plant,
-    // what is replayed with this user's credentials.
-    return FailedPreconditionError(
-        "no place for the sink's spool: neither XDG_STATE_HOME nor HOME is set to an absolute "
-        "path; set one, or give the sink URI spool=DIR (a directory only you can write)");
-  }
-  return base / "bitfusion" / "spool" /
-         (std::string(scheme) + "-" + Sha256Hex(redacted_uri).substr(0, 16));
+  // No guessable /tmp path: another local user could make it first and read, or plant, what is
+  // replayed with this user's credentials.
+  BITFUSION_ASSIGN_OR_RETURN(
+      const auto state, StateDir("give the sink URI spool=DIR (a directory only you can write)"));
+  return state / "spool" / (std::string(scheme) + "-" + Sha256Hex(redacted_uri).substr(0, 16));
 }
 
 Spool::Spool(std::filesystem::path dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
 
 Spool::~Spool() {
   if (open_fd_ >= 0) ::close(open_fd_);
+  for (const auto& [seq, fd] : sealed_) ::close(fd);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-Result<std::unique_ptr<Spool>> Spool::Open(const std::filesystem::path& dir) {
+namespace {
+
+constexpr int kSharedSlots = 64;
+
+std::filesystem::path Slot(const std::filesystem::path& dir, int slot) {
+  return slot == 1 ? dir : std::filesystem::path(dir.string() + "." + std::to_string(slot));
+}
+
+// Creates `dir` if needed (0700), checks that it is this user's and closed to others, and
+// flocks its lock file: the locked fd, or FailedPrecondition when another holds it (`busy`).
+Result<int> LockDir(const std::filesystem::path& dir, bool create, bool& busy) {
+  busy = false;
   std::error_code ec;
-  const bool existed = std::filesystem::exists(dir, ec);
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return ErrnoError(ec.value(), "cannot create spool directory " + dir.string() +
-                                      "; choose another with the sink URI's spool=DIR");
+  if (!create && !std::filesystem::exists(dir, ec)) {
+    return NotFoundError(dir.string() + " does not exist");
   }
-  if (!existed) ::chmod(dir.c_str(), 0700);
   // Replayed segments are sent with this user's credentials: the directory must be this user's
   // and closed to others, or someone else could plant records in it.
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) return ErrnoError(errno, "cannot stat " + dir.string());
-  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
-    return PermissionDeniedError(
-        "spool directory " + dir.string() +
-        " is not a directory owned by this user and closed to others' writes (a link, or "
-        "another user's, or group/world-writable); use a directory of your own with spool=DIR, "
-        "or chmod go-w it");
-  }
+  BITFUSION_RETURN_IF_ERROR(
+      EnsurePrivateDir(dir, "use a spool directory of your own with the sink URI's spool=DIR"));
   const std::filesystem::path lock_path = dir / "lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
@@ -234,15 +227,76 @@ Result<std::unique_ptr<Spool>> Spool::Open(const std::filesystem::path& dir) {
     const int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK) {
+      busy = true;
       return FailedPreconditionError("spool directory " + dir.string() +
                                      " is in use by another sink (in this or another process); "
                                      "give each sink its own spool=DIR");
     }
     return ErrnoError(err, "cannot lock " + lock_path.string());
   }
-  auto spool = std::unique_ptr<Spool>(new Spool(dir, fd));
+  return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Spool>> Spool::Open(const std::filesystem::path& dir, bool shared) {
+  bool busy = false;
+  int slot = 1;
+  Result<int> fd = LockDir(dir, true, busy);
+  while (!fd.ok() && busy && shared && slot < kSharedSlots) {
+    ++slot;
+    fd = LockDir(Slot(dir, slot), true, busy);
+  }
+  if (!fd.ok()) {
+    if (busy && shared) {
+      return FailedPreconditionError("all " + std::to_string(kSharedSlots) + " spools " +
+                                     dir.string() +
+                                     "[.N] are in use by other sinks; give this "
+                                     "one its own spool=DIR");
+    }
+    return fd.error();
+  }
+  auto spool = std::unique_ptr<Spool>(new Spool(Slot(dir, slot), *fd));
+  if (shared) {
+    // What crashed writers left in slots no one holds now is this process's to send.
+    for (int other = 1; other <= kSharedSlots; ++other) {
+      if (other == slot) continue;
+      bool other_busy = false;
+      Result<int> other_fd = LockDir(Slot(dir, other), false, other_busy);
+      if (!other_fd.ok()) continue;  // held, absent or not ours: left alone
+      const Status adopted = spool->Adopt(Slot(dir, other));
+      ::close(*other_fd);
+      BITFUSION_RETURN_IF_ERROR(adopted);
+    }
+  }
   BITFUSION_RETURN_IF_ERROR(spool->Scan());
   return spool;
+}
+
+Status Spool::Adopt(const std::filesystem::path& other) {
+  std::vector<std::pair<std::uint64_t, std::filesystem::path>> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(other, ec)) {
+    const std::uint64_t seq = SegmentSeq(entry.path().filename().string());
+    if (seq != 0) files.emplace_back(seq, entry.path());
+  }
+  if (ec || files.empty()) return Status::OK();
+  std::sort(files.begin(), files.end());
+  // Numbered after everything already here, in their own order.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    next_seq_ = std::max(next_seq_, SegmentSeq(entry.path().filename().string()) + 1);
+  }
+  for (const auto& [seq, path] : files) {
+    const std::filesystem::path to = dir_ / SegmentName(next_seq_++);
+    std::filesystem::rename(path, to, ec);
+    if (ec) {
+      return ErrnoError(ec.value(),
+                        "cannot move spool segment " + path.string() + " to " + to.string());
+    }
+  }
+  LogAt(LogLevel::kInfo, "spool ", dir_.string(), " took ", files.size(),
+        " segments that a stopped process left in ", other.string());
+  return Status::OK();
 }
 
 Status Spool::Scan() {
@@ -342,27 +396,45 @@ Status Spool::AppendBatch(const SampleBatch& batch) {
 
 Status Spool::AppendRun(const RunRecord& run) { return Append(kKindRun, 0, ToBinary(run)); }
 
-Status Spool::Seal(SpoolSegment& segment) {
-  if (open_fd_ < 0) return Status::OK();
-  const std::filesystem::path path = dir_ / SegmentName(open_seq_);
-  const int fd = std::exchange(open_fd_, -1);
-  const bool synced = ::fdatasync(fd) == 0;
-  const int sync_errno = errno;
-  ::close(fd);
+void Spool::Seal(SpoolSegment& segment) {
+  if (open_fd_ < 0) return;
   segment.seq = open_seq_;
-  segment.file = path;
+  segment.file = dir_ / SegmentName(open_seq_);
   segment.file_bytes = open_bytes_;
-  if (!synced) {
-    segment.synced = false;
-    return ErrnoError(sync_errno, "cannot fsync spool segment " + path.string());
+  segment.synced = false;  // until SyncSealed says otherwise
+  std::lock_guard lock(sync_mu_);
+  sealed_.emplace_back(open_seq_, std::exchange(open_fd_, -1));
+  unsynced_ = true;
+}
+
+std::vector<std::pair<std::uint64_t, Status>> Spool::SyncSealed() {
+  std::vector<std::pair<std::uint64_t, int>> sealed;
+  {
+    std::lock_guard lock(sync_mu_);
+    sealed.swap(sealed_);
+    unsynced_ = false;
   }
-  // The segment's directory entry must survive a power cut too.
-  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
+  std::vector<std::pair<std::uint64_t, Status>> out;
+  bool any = false;
+  for (const auto& [seq, fd] : sealed) {
+    Status status;
+    if (::fdatasync(fd) != 0) {
+      status =
+          ErrnoError(errno, "cannot fsync spool segment " + (dir_ / SegmentName(seq)).string());
+    }
+    ::close(fd);
+    any = any || status.ok();
+    out.emplace_back(seq, std::move(status));
   }
-  return Status::OK();
+  if (any) {
+    // The segments' directory entries must survive a power cut too.
+    const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      ::fsync(dir_fd);
+      ::close(dir_fd);
+    }
+  }
+  return out;
 }
 
 Status Spool::Load(SpoolSegment& segment) {

@@ -6,6 +6,7 @@
 //
 // Layout of DIR:
 //   lock                          flock(2)ed by the one sink using the spool
+// (a shared default spool DIR has siblings DIR.2 ... DIR.64 for concurrent processes)
 //   segment-0000000000000042.bfs  one per sealed or open segment, numbered in write order
 //
 // A segment file starts with the 8 bytes "BFSPOOL1"; each record is a 24-byte header (all
@@ -16,9 +17,11 @@
 #pragma once
 
 #include <any>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,10 +69,16 @@ Result<std::filesystem::path> DefaultSpoolDir(std::string_view scheme,
 
 class Spool {
  public:
-  /// Creates `dir` if needed (0700) and locks it; another process (or sink) holding it is
-  /// FailedPrecondition, a directory that is not this user's or that others may write is
-  /// PermissionDenied. Leftover segments are found and listed for TakeLeftovers.
-  static Result<std::unique_ptr<Spool>> Open(const std::filesystem::path& dir);
+  /// Creates `dir` if needed (0700) and locks it; a directory that is not this user's or that
+  /// others may write is PermissionDenied. Leftover segments are found and listed for
+  /// TakeLeftovers.
+  /// Without `shared`, another process (or sink) holding `dir` is FailedPrecondition: the
+  /// user named that directory. With `shared` (a default spool, which every process writing
+  /// to the same store would pick), a process that finds `dir` held takes the first free of
+  /// DIR.2 ... DIR.64 instead, and every opening also adopts the segments left in those that no
+  /// process holds (their writers crashed), so concurrent runs to one store all have a spool
+  /// and nothing a crashed one left waits for a later run to land on its slot.
+  static Result<std::unique_ptr<Spool>> Open(const std::filesystem::path& dir, bool shared = false);
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
@@ -81,9 +90,16 @@ class Spool {
   /// file (the page cache) when this returns: they survive the process, not yet a power cut.
   Status AppendBatch(const SampleBatch& batch);
   Status AppendRun(const RunRecord& run);
-  /// Fsyncs and closes the open segment and names it in `segment` (seq, file, file_bytes).
-  /// Without an open segment, leaves `segment.file` empty.
-  Status Seal(SpoolSegment& segment);
+  /// Ends the open segment (later records start a new one) and names it in `segment` (seq,
+  /// file, file_bytes, synced = false). Without an open segment, leaves `segment.file` empty.
+  /// The file is made durable by SyncSealed, which the caller runs outside its own locks, so
+  /// that an fsync never holds up a writer.
+  void Seal(SpoolSegment& segment);
+  /// Fsyncs and closes the segments sealed since the last call (and the directory), and says
+  /// for each sequence number whether that worked: a failed fsync means the file may not hold
+  /// what was written. Safe to call from any thread, concurrently with the other methods.
+  std::vector<std::pair<std::uint64_t, Status>> SyncSealed();
+  bool HasUnsynced() const { return unsynced_.load(); }
   /// Reads a segment's records back from its file.
   Status Load(SpoolSegment& segment);
   /// Drops the records of a segment from memory (they stay in the file).
@@ -98,6 +114,9 @@ class Spool {
   Spool(std::filesystem::path dir, int lock_fd);
   Status Append(std::uint32_t kind, std::uint32_t samples, const std::string& payload);
   Status Scan();
+  /// Moves the segment files of the unheld spool `other` (locked by `lock_fd`) into this one,
+  /// oldest first, numbered after this one's.
+  Status Adopt(const std::filesystem::path& other);
 
   const std::filesystem::path dir_;
   int lock_fd_ = -1;
@@ -107,6 +126,9 @@ class Spool {
   std::uint64_t next_seq_ = 1;
   std::int64_t bytes_ = 0;
   std::string scratch_;
+  std::mutex sync_mu_;                                 // guards sealed_
+  std::vector<std::pair<std::uint64_t, int>> sealed_;  // seq and fd, to fsync and close
+  std::atomic<bool> unsynced_{false};
   std::vector<std::unique_ptr<SpoolSegment>> leftovers_;
 };
 

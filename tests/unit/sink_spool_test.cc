@@ -437,6 +437,50 @@ TEST_F(SpoolTest, ASpoolServesOneSinkAtATime) {
   EXPECT_TRUE(third.ok()) << "Close releases the spool";
 }
 
+TEST_F(SpoolTest, SinksOnOneDefaultSpoolEachGetASlotAndAdoptWhatStoppedOnesLeft) {
+  // Two processes writing to one store both pick the default spool: each gets a slot.
+  const fs::path base = dir_ / "default";
+  auto a = internal::Spool::Open(base, /*shared=*/true);
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  auto b = internal::Spool::Open(base, /*shared=*/true);
+  ASSERT_TRUE(b.ok()) << b.error().ToString();
+  EXPECT_EQ((*a)->dir(), base);
+  EXPECT_EQ((*b)->dir(), fs::path(base.string() + ".2"));
+  EXPECT_FALSE(internal::Spool::Open(base).ok()) << "a spool named by the user stays exclusive";
+  // b's writer stops with a segment unsent (as a crash leaves it), then a's.
+  ASSERT_TRUE((*b)->AppendBatch(Batch(0, 3)).ok());
+  internal::SpoolSegment sealed;
+  (*b)->Seal(sealed);
+  ASSERT_TRUE((*b)->SyncSealed().at(0).second.ok());
+  b->reset();
+  ASSERT_TRUE((*a)->AppendBatch(Batch(100, 2)).ok());
+  a->reset();
+  // The next opening takes slot 1 and what slot 2's writer left, oldest of its own first.
+  auto c = internal::Spool::Open(base, /*shared=*/true);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ((*c)->dir(), base);
+  auto leftovers = (*c)->TakeLeftovers();
+  ASSERT_EQ(leftovers.size(), 2u);
+  EXPECT_EQ(leftovers[0]->samples, 2);
+  EXPECT_EQ(leftovers[1]->samples, 3);
+  for (const auto& l : leftovers) EXPECT_EQ(l->file.parent_path(), base);
+  EXPECT_TRUE(Segments(fs::path(base.string() + ".2")).empty());
+  // A sink on that store, through the default spool, sends them.
+  c->reset();
+  ::setenv("XDG_STATE_HOME", dir_.c_str(), 1);
+  options_.spool.clear();
+  auto first = Make();
+  auto second = Make();
+  ::unsetenv("XDG_STATE_HOME");
+  ASSERT_TRUE(first && second) << "a second sink on one store gets a spool of its own";
+  EXPECT_NE(first->spool_dir(), second->spool_dir());
+  ASSERT_TRUE(first->Write(Batch(0, 10)).ok());
+  ASSERT_TRUE(second->Write(Batch(10, 10)).ok());
+  ASSERT_TRUE(first->Close().ok());
+  ASSERT_TRUE(second->Close().ok());
+  EXPECT_EQ(store_->Distinct(), 20);
+}
+
 TEST_F(SpoolTest, AFullSpoolRefusesWritesAndQueuesNothing) {
   options_.spool_max_bytes = 2000;
   options_.flush_timeout = milliseconds(10);
@@ -553,10 +597,12 @@ TEST_F(SpoolTest, AReplayedBatchWhoseColumnsDisagreeIsNotSent) {
     bad.series_index[1] = 7;  // names a series the batch does not have
     ASSERT_TRUE((*spool)->AppendBatch(bad).ok());
     internal::SpoolSegment segment;
-    ASSERT_TRUE((*spool)->Seal(segment).ok());
+    (*spool)->Seal(segment);
+    ASSERT_TRUE((*spool)->SyncSealed().at(0).second.ok());
     ASSERT_TRUE((*spool)->AppendBatch(Batch(10, 4)).ok());
     internal::SpoolSegment good;
-    ASSERT_TRUE((*spool)->Seal(good).ok());
+    (*spool)->Seal(good);
+    ASSERT_TRUE((*spool)->SyncSealed().at(0).second.ok());
   }
   auto sink = Make();
   ASSERT_TRUE(sink);
