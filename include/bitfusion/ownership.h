@@ -63,7 +63,8 @@ BITFUSION_EXPORT std::string ReapReason(const Labels& labels, const ReapPolicy& 
 BITFUSION_EXPORT std::uint64_t ProcessStartTicks(int pid);
 
 /// Whether process `pid` with start time `start_ticks` still runs on this host (a different
-/// process that reused the PID does not count; start_ticks 0 skips that check).
+/// process that reused the PID does not count, nor does a zombie; start_ticks 0 skips the start
+/// time check).
 BITFUSION_EXPORT bool ProcessAlive(int pid, std::uint64_t start_ticks);
 
 }  // namespace bitfusion

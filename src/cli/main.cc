@@ -1,4 +1,7 @@
 // bitfusion: run benchmark plans, read this host's inventory, stream metrics.
+#include <unistd.h>
+
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -15,11 +18,31 @@ namespace bitfusion::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signals{0};
 
+// How long cleanup may take once the user has interrupted twice.
+constexpr unsigned kHurriedCleanupSeconds = 10;
+
+void Say(const char* text) {
+  // write(2) is async-signal-safe; stdio is not.
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, text, std::strlen(text));
+}
+
+// First signal: stop starting work, clean up as usual (containers, leases, sinks). Second:
+// cleanup gets kHurriedCleanupSeconds more, then SIGALRM ends the process (what is left is the
+// reaper's: labels on containers, the process ledger, device lease files). Third: at once.
 void OnInterrupt(int signal) {
+  const int n = ++g_signals;
   g_interrupted.store(true);
-  // A second Ctrl-C gets the default action: the user insists.
-  std::signal(signal, SIG_DFL);
+  if (n == 1) {
+    Say("\nbitfusion: interrupted; cleaning up (interrupt again to bound the cleanup)\n");
+  } else if (n == 2) {
+    Say("\nbitfusion: cleaning up for at most 10 s more; interrupt again to stop at once\n");
+    ::alarm(kHurriedCleanupSeconds);
+  } else {
+    std::signal(signal, SIG_DFL);
+    ::raise(signal);
+  }
 }
 
 constexpr const char* kUsage = R"(usage: bitfusion <command> [options]
@@ -44,11 +67,12 @@ const std::atomic<bool>& InterruptFlag() { return g_interrupted; }
 
 void InstallInterruptHandler() {
   static_assert(std::atomic<bool>::is_always_lock_free, "signal handler needs a lock-free flag");
+  static_assert(std::atomic<int>::is_always_lock_free, "signal handler needs a lock-free count");
   struct sigaction action {};
   action.sa_handler = OnInterrupt;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  // A closed terminal (SIGHUP) is an interrupt too: the run cleans up instead of dying.
+  for (const int signal : {SIGINT, SIGTERM, SIGHUP}) sigaction(signal, &action, nullptr);
 }
 
 std::optional<int> ParseOptions(const char* name, const char* synopsis,
@@ -101,6 +125,9 @@ int main(int argc, char** argv) {
     std::printf("bitfusion %s\n", bitfusion::Version());
     return kExitOk;
   }
+  // A closed pipe (`bitfusion run plan.json | head`) is an error on that write, not the end of
+  // the process with its containers left running.
+  std::signal(SIGPIPE, SIG_IGN);
   int (*run)(const std::vector<std::string>&) = nullptr;
   if (command == "run") run = RunCommand;
   if (command == "inventory") run = InventoryCommand;

@@ -109,6 +109,14 @@ std::uint64_t ProcessStartTicks(int pid) {
 bool ProcessAlive(int pid, std::uint64_t start_ticks) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+  // A zombie (killed, not yet reaped by whoever adopted it) has ended: what it made is left.
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto paren = text.rfind(')');
+  if (paren != std::string::npos && paren + 2 < text.size() &&
+      (text[paren + 2] == 'Z' || text[paren + 2] == 'X')) {
+    return false;
+  }
   return start_ticks == 0 || ProcessStartTicks(pid) == start_ticks;
 }
 

@@ -294,15 +294,35 @@ void Classify(const RunContext& ctx, const BenchmarkSpec& b, const Result<ExitSt
 
 // Leases every device `b` asks for; the first request that cannot be met is the error.
 Result<LeasedDevices> LeaseDevices(DeviceAllocator& allocator, const RunnerCapabilities& caps,
-                                   const PlanSpec& plan, const BenchmarkSpec& b) {
+                                   const PlanSpec& plan, const BenchmarkSpec& b,
+                                   const std::atomic<bool>* cancel) {
   LeasedDevices out;
+  // Waited for in slices, so that an interrupt does not wait out device_wait.
+  constexpr auto kSlice = std::chrono::milliseconds(500);
   for (const auto& request : b.devices) {
-    BITFUSION_ASSIGN_OR_RETURN(auto lease,
-                               allocator.Acquire(request, DeadlineAfter(plan.device_wait)));
-    BITFUSION_ASSIGN_OR_RETURN(ContainerEdits edits, allocator.EditsFor(*lease, caps));
+    const Deadline until = DeadlineAfter(plan.device_wait);
+    Result<std::unique_ptr<DeviceLease>> lease = UnavailableError("not tried");
+    while (true) {
+      const Deadline slice = std::min(until, DeadlineAfter(kSlice));
+      lease = allocator.Acquire(request, slice);
+      const auto now = std::chrono::steady_clock::now();
+      // Busy until the slice ended: wait on. An answer before then (a request that can never
+      // be met) or the plan's own deadline ends the wait.
+      if (lease.ok() || lease.error().code() != StatusCode::kResourceExhausted || now >= until ||
+          now + std::chrono::milliseconds(50) < slice) {
+        break;
+      }
+      if (cancel != nullptr && cancel->load()) {
+        return CancelledError("interrupted while waiting for devices (" +
+                              DescribeDeviceRequest(request) + ")");
+      }
+    }
+    BITFUSION_RETURN_IF_ERROR(lease.status());
+    std::unique_ptr<DeviceLease> held = std::move(*lease);
+    BITFUSION_ASSIGN_OR_RETURN(ContainerEdits edits, allocator.EditsFor(*held, caps));
     out.edits.push_back(std::move(edits));
-    for (const auto& d : lease->devices()) out.ids += (out.ids.empty() ? "" : ",") + d.id;
-    out.leases.push_back(std::move(lease));
+    for (const auto& d : held->devices()) out.ids += (out.ids.empty() ? "" : ",") + d.id;
+    out.leases.push_back(std::move(held));
   }
   return out;
 }

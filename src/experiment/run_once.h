@@ -3,6 +3,7 @@
 // and classifying what happened. Everything through the interfaces.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -79,9 +80,11 @@ struct LeasedDevices {
   std::string ids;                    // comma-separated, for the runs' "devices" label
 };
 
-// Leases every device `b` asks for; the first request that cannot be met is the error.
+// Leases every device `b` asks for; the first request that cannot be met is the error. A busy
+// device is waited for up to plan.device_wait, or until `cancel` is set (Cancelled).
 Result<LeasedDevices> LeaseDevices(DeviceAllocator& allocator, const RunnerCapabilities& caps,
-                                   const PlanSpec& plan, const BenchmarkSpec& b);
+                                   const PlanSpec& plan, const BenchmarkSpec& b,
+                                   const std::atomic<bool>* cancel = nullptr);
 
 /// The plan source "container" (or "container?rate=true&detail_every=10"): each run's own
 /// container, sampled through its cgroup; false for other sources ("container:ID" names a

@@ -59,15 +59,9 @@ Result<std::shared_ptr<ContainerRunner>> ReachRunner(const PlanSpec& plan,
 // With a runner of images: what dead runs left goes first, then the plan's own images are built
 // and every other image is fetched; each image's digest and entrypoint are kept.
 Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, PreparedPlan& p) {
-  if (p.caps.images) {
-    for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
-      if (plan.benchmarks[i].image.empty()) {
-        return InvalidArgumentError(plan.source_file + ": benchmarks[" + std::to_string(i) +
-                                    "].image: missing; runner " + plan.runner +
-                                    " runs images (or use \"runner\": \"process://\")");
-      }
-    }
-    // What runs killed on this host left behind goes first (their containers still hold CPUs).
+  if (p.caps.reap) {
+    // What runs killed on this host left behind goes first (their containers and process
+    // groups still hold CPUs).
     ReapPolicy dead;
     dead.expired = false;
     if (auto reaped = p.runner->Reap(dead); reaped.ok()) {
@@ -78,6 +72,15 @@ Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, Pre
       for (const auto& e : reaped->errors) LogAt(LogLevel::kWarning, "reap: ", e);
     } else if (reaped.error().code() != StatusCode::kUnimplemented) {
       return reaped.error().WithContext("removing what dead runs left on " + plan.runner);
+    }
+  }
+  if (p.caps.images) {
+    for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
+      if (plan.benchmarks[i].image.empty()) {
+        return InvalidArgumentError(plan.source_file + ": benchmarks[" + std::to_string(i) +
+                                    "].image: missing; runner " + plan.runner +
+                                    " runs images (or use \"runner\": \"process://\")");
+      }
     }
     for (const auto& [ref, recipe] : plan.images) {
       BITFUSION_RETURN_IF_ERROR(BuildPlanImage(*p.runner, plan, ref, recipe, options));
@@ -320,7 +323,11 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     const BenchmarkSpec& b = plan.benchmarks[i];
     LeasedDevices devices;
     if (!b.devices.empty()) {
-      auto leased = LeaseDevices(*allocator, p.caps, plan, b);
+      auto leased = LeaseDevices(*allocator, p.caps, plan, b, options.cancel);
+      if (!leased && leased.error().code() == StatusCode::kCancelled) {
+        result.interrupted = true;
+        break;
+      }
       if (!leased) {
         // The benchmark cannot run; one record says why, and the plan goes on.
         RunRecord record;
@@ -342,12 +349,17 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
 
   // Finish.
   // No deadline: each sink's own flush_timeout, which for a durable sink is one budget for the
-  // whole outage, so a store that is down does not hold the plan up here either.
+  // whole outage, so a store that is down does not hold the plan up here either. An
+  // interrupted plan gives each sink a few seconds: what a durable sink has not sent by then
+  // stays in its spool for the next run.
+  constexpr auto kInterruptedSinkWait = std::chrono::seconds(3);
+  const bool cancelled = Cancelled(options);
   for (std::size_t i = 0; i < p.sinks.size(); ++i) {
     ResultSink& sink = *p.sinks[i];
     // The caller's own sinks (the last ones) stay open for the caller.
     const bool callers = i + p.caller_sinks >= p.sinks.size();
-    const Status closed = callers ? sink.Flush() : sink.Close();
+    const Deadline deadline = cancelled ? DeadlineAfter(kInterruptedSinkWait) : kNoDeadline;
+    const Status closed = callers ? sink.Flush(deadline) : sink.Close(deadline);
     if (!closed.ok()) result.sink_errors.push_back(closed.ToString());
     SinkOutcome outcome;
     outcome.uri = sink.uri();

@@ -30,6 +30,7 @@
 #include "core/spawn.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
+#include "runners/process_ledger.h"
 
 extern char** environ;
 
@@ -272,6 +273,11 @@ class ProcessContainer final : public Container {
       while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
       }
     }
+    if (kept_) {
+      internal::ProcessLedger::Keep(ledger_);
+    } else {
+      internal::ProcessLedger::Remove(ledger_);
+    }
     for (int fd : {out_fd_, err_fd_, pidfd_, wake_fd_}) {
       if (fd >= 0) ::close(fd);
     }
@@ -315,6 +321,9 @@ class ProcessContainer final : public Container {
       return spawned.error();
     }
     pid_ = *spawned;
+    // Recorded at once, so that even a SIGKILLed bitfusion leaves the group to the reaper.
+    ledger_ =
+        internal::ProcessLedger::Record(pid_, labels_, id_ + " " + executable_.filename().string());
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
     out_fd_ = out[0];
     err_fd_ = err[0];
@@ -669,6 +678,7 @@ class ProcessContainer final : public Container {
 
   std::atomic<bool> started_{false};
   std::atomic<bool> kept_{false};
+  std::filesystem::path ledger_;  // this group's entry in the process ledger
   std::atomic<bool> stop_reader_{false};
   pid_t pid_ = -1;
   int pidfd_ = -1;
@@ -742,6 +752,7 @@ Result<RunnerCapabilities> ProcessRunner::Capabilities() {
   caps.copy = true;
   caps.stats = true;
   caps.events = true;
+  caps.reap = true;  // through the process ledger
   return caps;
 }
 
@@ -899,11 +910,8 @@ Result<Subscription> ProcessRunner::Events(EventCallback callback) {
   });
 }
 
-Result<ReapReport> ProcessRunner::Reap(const ReapPolicy&) {
-  return UnimplementedError(
-      "process:// keeps no engine objects to reap: its processes live in their own process "
-      "groups and are killed when their handle is destroyed; use docker:// for crash-safe "
-      "cleanup by labels");
+Result<ReapReport> ProcessRunner::Reap(const ReapPolicy& policy) {
+  return internal::ProcessLedger::Reap(policy);
 }
 
 BITFUSION_REGISTER(ContainerRunner, "process", ProcessRunnerOptions, ProcessRunner);

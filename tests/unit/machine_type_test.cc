@@ -4,6 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <thread>
+
 #include "bitfusion/clock.h"
 #include "bitfusion/machine.h"
 #include "bitfusion/ownership.h"
@@ -120,6 +123,23 @@ TEST(OwnershipTest, LabelsNameThisProcessAndExpiry) {
   EXPECT_NEAR(expires, WallNowNs() / 1'000'000'000 + 3600, 2);
   EXPECT_EQ(OwnerLabels("", 0).count(kLabelExpires), 0u);
   EXPECT_EQ(OwnerLabels("", 0).count(kLabelRunId), 0u);
+}
+
+TEST(OwnershipTest, AZombieIsNotAlive) {
+  // Killed but not yet reaped by whoever adopted it: its creator's objects are left behind.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), {});
+    if (text.find(") Z") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(::kill(child, 0), 0) << "the zombie is there";
+  EXPECT_FALSE(ProcessAlive(child, 0));
+  EXPECT_FALSE(ProcessAlive(child, ProcessStartTicks(child)));
+  ::waitpid(child, nullptr, 0);
+  EXPECT_TRUE(ProcessAlive(::getpid(), ProcessStartTicks(::getpid())));
 }
 
 TEST(OwnershipTest, ReapReasonForDeadCreatorsExpiryAndRuns) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -403,6 +405,84 @@ TEST(ProcessRunnerTest, StatsEndWithOneReadingMarkedNotRunning) {
   ASSERT_GE(running.size(), 2u);
   EXPECT_FALSE(running.back()) << "the last reading says the process is gone";
   EXPECT_EQ(std::count(running.begin(), running.end(), false), 1);
+}
+
+TEST(ProcessRunnerTest, GroupsOfAKilledCreatorAreReapedThroughTheLedger) {
+  namespace fs = std::filesystem;
+  const fs::path state =
+      fs::temp_directory_path() / ("bitfusion-ledger-test-" + std::to_string(::getpid()));
+  fs::remove_all(state);
+  testing::ScopedEnv env({{"XDG_STATE_HOME", state.c_str()}});
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t creator = ::fork();
+  if (creator == 0) {
+    // A bitfusion that starts a group and is then killed with SIGKILL: it cleans up nothing.
+    Lines lines;
+    auto runner = ContainerRunnerFromUri("process://");
+    ContainerSpec spec = Shell("echo $$; exec sleep 300");
+    spec.labels[kLabelRunId] = "ledger-run";
+    if (!runner.ok()) ::_exit(1);
+    auto c = (*runner)->Create(spec);
+    if (!c.ok()) ::_exit(1);
+    auto sub = (*c)->Logs(lines.Callback());
+    if (!(*c)->Start().ok()) ::_exit(1);
+    const pid_t leader = WaitForPid(lines, 0);
+    [[maybe_unused]] auto n = ::write(ready[1], &leader, sizeof leader);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  pid_t leader = -1;
+  pollfd p{ready[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 20000), 1) << "the creator did not start its group";
+  ASSERT_EQ(::read(ready[0], &leader, sizeof leader), static_cast<ssize_t>(sizeof leader));
+  ::close(ready[0]);
+  ASSERT_GT(leader, 0);
+  ::kill(creator, SIGKILL);
+  ::waitpid(creator, nullptr, 0);
+  EXPECT_TRUE(Alive(leader)) << "the group outlives its creator";
+
+  auto runner = Runner();
+  ASSERT_TRUE(runner->Capabilities()->reap);
+  ReapPolicy dry;
+  dry.dry_run = true;
+  auto would = runner->Reap(dry);
+  ASSERT_TRUE(would.ok()) << would.error().ToString();
+  ASSERT_EQ(would->containers.size(), 1u);
+  EXPECT_NE(would->containers[0].find("process group " + std::to_string(leader)), std::string::npos)
+      << would->containers[0];
+  EXPECT_NE(would->containers[0].find("is gone"), std::string::npos) << would->containers[0];
+  EXPECT_TRUE(Alive(leader)) << "a dry run killed it";
+
+  // A group whose creator lives (this process) is left alone.
+  Lines mine_lines;
+  auto mine = runner->Create(Shell("echo $$; exec sleep 300"));
+  ASSERT_TRUE(mine.ok());
+  auto mine_sub = (*mine)->Logs(mine_lines.Callback());
+  ASSERT_TRUE((*mine)->Start().ok());
+  const pid_t mine_pid = WaitForPid(mine_lines, 0);
+
+  auto reaped = runner->Reap(ReapPolicy{});
+  ASSERT_TRUE(reaped.ok()) << reaped.error().ToString();
+  EXPECT_EQ(reaped->containers.size(), 1u);
+  for (int i = 0; i < 500 && Alive(leader); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(Alive(leader)) << "the dead creator's group still runs";
+  EXPECT_TRUE(Alive(mine_pid)) << "reap took a live creator's group";
+  // Its run id still selects it, whoever made it.
+  ReapPolicy by_run;
+  by_run.run_id = "ledger-run";
+  by_run.dry_run = true;
+  EXPECT_TRUE(runner->Reap(by_run)->containers.empty()) << "the reaped entry is gone";
+  mine_sub.Cancel();
+  mine->reset();
+  EXPECT_FALSE(Alive(mine_pid));
+  std::size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(state / "bitfusion" / "processes")) {
+    entries += e.path().extension() == ".json";
+  }
+  EXPECT_EQ(entries, 0u) << "entries of ended groups are removed";
+  fs::remove_all(state);
 }
 
 }  // namespace
