@@ -26,6 +26,7 @@
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
 #include "net/http_client.h"
+#include "runners/container_spec_checks.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 #include "runners/tar_archive.h"
@@ -198,7 +199,6 @@ std::pair<std::string, std::string> SplitRef(const std::string& ref) {
 Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor) {
   static const std::regex kName(R"(^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)");
   static const std::regex kCgroupRule(R"(^[abc] (\*|[0-9]+):(\*|[0-9]+) [rwm]{1,3}$)");
-  static const std::regex kCpuset(R"(^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$)");
   static const std::regex kNetwork(
       R"(^(none|host|bridge|default|container:[a-zA-Z0-9][a-zA-Z0-9_.-]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$)");
   BITFUSION_RETURN_IF_ERROR(ValidateImageRef(spec.image));
@@ -207,11 +207,7 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
                                 "\" is invalid: use letters, digits, '_', '.' and '-', starting "
                                 "with a letter or digit");
   }
-  for (const auto& [key, value] : spec.env) {
-    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {
-      return InvalidArgumentError("environment variable name \"" + key + "\" is invalid");
-    }
-  }
+  BITFUSION_RETURN_IF_ERROR(internal::CheckEnvironmentNames(spec.env));
   if (!spec.working_dir.empty() && spec.working_dir[0] != '/') {
     return InvalidArgumentError("working directory \"" + spec.working_dir +
                                 "\" must be an absolute path inside the container");
@@ -307,8 +303,8 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
                                   "\"c 195:* rwm\"");
     }
   }
-  if (!spec.cpuset.empty() && !std::regex_match(spec.cpuset, kCpuset)) {
-    return InvalidArgumentError("cpuset \"" + spec.cpuset + "\" is not a CPU list like \"0-3,6\"");
+  if (!spec.cpuset.empty()) {
+    BITFUSION_RETURN_IF_ERROR(internal::ParseCpuList(spec.cpuset).status());
   }
   if (spec.cpus < 0 || !std::isfinite(spec.cpus)) {
     return InvalidArgumentError("cpus must be a non-negative number");
@@ -327,7 +323,7 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
                                   "those itself)");
     }
   }
-  if (spec.timeout_ns < 0) return InvalidArgumentError("timeout must not be negative");
+  BITFUSION_RETURN_IF_ERROR(internal::CheckTimeout(spec.timeout_ns));
   const auto& h = spec.health_check;
   if (!h.command.empty()) {
     auto small = [](std::int64_t ns) { return ns != 0 && ns < 1'000'000; };
