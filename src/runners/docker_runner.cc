@@ -27,6 +27,7 @@
 #include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "runners/container_spec_checks.h"
+#include "runners/docker_api.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 #include "runners/tar_archive.h"
@@ -37,126 +38,20 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+using internal::Demuxer;
+using internal::DockerApiMinor;
+using internal::JsonAt;
+using internal::JsonInt;
+using internal::JsonLabels;
+using internal::JsonLines;
+using internal::JsonString;
+using internal::JsonStrings;
+using internal::kDockerCdiApiMinor;
+using internal::kDockerMinApiMinor;
+using internal::LabelsJson;
+using internal::ParseEngineTime;
+
 namespace {
-
-// The oldest engine API this backend speaks (Docker 20.10), and the newest whose request
-// shapes it knows; newer engines still accept this one.
-constexpr int kMinApiMinor = 41;
-constexpr int kMaxApiMinor = 47;
-// CDI device names in DeviceRequests arrived with API 1.44 (Docker 25).
-constexpr int kCdiApiMinor = 44;
-
-int ApiMinor(std::string_view version) {
-  // "1.41" -> 41; anything else -> -1
-  if (version.substr(0, 2) != "1.") return -1;
-  int minor = 0;
-  for (char c : version.substr(2)) {
-    if (c < '0' || c > '9') return -1;
-    minor = minor * 10 + (c - '0');
-  }
-  return minor;
-}
-
-// An engine time -> ns since the epoch; 0 for Docker's zero time ("0001-01-01T00:00:00Z") or
-// anything unreadable.
-std::int64_t ParseTime(std::string_view text) {
-  const auto ns = internal::ParseRfc3339(text);
-  return ns && *ns > 0 ? *ns : 0;
-}
-
-std::string JsonString(const json::value* v) {
-  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-std::int64_t JsonInt(const json::value* v) {
-  if (v == nullptr) return 0;
-  if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-  return 0;
-}
-const json::value* Path(const json::value& root, std::initializer_list<std::string_view> keys) {
-  const json::value* v = &root;
-  for (auto k : keys) {
-    if (!v->is_object()) return nullptr;
-    v = v->get_object().if_contains(k);
-    if (v == nullptr) return nullptr;
-  }
-  return v;
-}
-Labels JsonLabels(const json::value* v) {
-  Labels out;
-  if (v == nullptr || !v->is_object()) return out;
-  for (const auto& kv : v->get_object()) {
-    if (kv.value().is_string()) out[std::string(kv.key())] = std::string(kv.value().get_string());
-  }
-  return out;
-}
-json::object LabelsJson(const Labels& labels) {
-  json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
-  return o;
-}
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-// Splits NDJSON streams (events, stats, build and pull progress) into parsed values.
-class JsonLines {
- public:
-  template <class F>
-  void Feed(std::string_view chunk, F&& on_value) {
-    buffer_.append(chunk);
-    std::size_t start = 0;
-    while (true) {
-      const auto nl = buffer_.find('\n', start);
-      if (nl == std::string::npos) break;
-      Parse(std::string_view(buffer_).substr(start, nl - start), on_value);
-      start = nl + 1;
-    }
-    buffer_.erase(0, start);
-  }
-  template <class F>
-  void Finish(F&& on_value) {
-    Parse(buffer_, on_value);
-    buffer_.clear();
-  }
-
- private:
-  template <class F>
-  void Parse(std::string_view line, F&& on_value) {
-    if (line.find_first_not_of(" \r\t") == std::string_view::npos) return;
-    boost::system::error_code ec;
-    json::value v = json::parse(line, ec);
-    if (!ec) on_value(v);
-  }
-  std::string buffer_;
-};
-
-// Docker's multiplexed stream of a container without a TTY: frames of an 8-byte header
-// (stream, 0, 0, 0, big-endian length) and a payload, split anywhere by the transport.
-class Demuxer {
- public:
-  template <class F>
-  void Feed(std::string_view chunk, F&& on_frame) {
-    buffer_.append(chunk);
-    std::size_t pos = 0;
-    while (buffer_.size() - pos >= 8) {
-      const auto* h = reinterpret_cast<const unsigned char*>(buffer_.data() + pos);
-      const std::size_t len = (std::size_t{h[4]} << 24) | (std::size_t{h[5]} << 16) |
-                              (std::size_t{h[6]} << 8) | std::size_t{h[7]};
-      if (buffer_.size() - pos - 8 < len) break;
-      const LogStream stream = h[0] == 2 ? LogStream::kStderr : LogStream::kStdout;
-      on_frame(stream, std::string_view(buffer_).substr(pos + 8, len));
-      pos += 8 + len;
-    }
-    buffer_.erase(0, pos);
-  }
-
- private:
-  std::string buffer_;
-};
 
 // ---- validation: everything a person can get wrong is refused before a request is sent ---
 
@@ -284,7 +179,7 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
           "({{\"gpu\"}})");
     }
   }
-  if (!spec.cdi_devices.empty() && api_minor >= 0 && api_minor < kCdiApiMinor) {
+  if (!spec.cdi_devices.empty() && api_minor >= 0 && api_minor < kDockerCdiApiMinor) {
     return InvalidArgumentError(
         "this engine (API 1." + std::to_string(api_minor) +
         ") does not take CDI device names (needs API 1.44, Docker 25); pass the devices' nodes "
@@ -335,295 +230,6 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
   return Status::OK();
 }
 
-}  // namespace
-
-// ---- the engine API: version negotiation, calls, errors -----------------------------------
-
-class DockerApi {
- public:
-  DockerApi(DockerRunnerOptions options, std::unique_ptr<net::HttpClient> client)
-      : options_(std::move(options)), client_(std::move(client)), endpoint_(options_.Endpoint()) {
-    if (!options_.api_version.empty()) {
-      minor_ = ApiMinor(options_.api_version);
-      prefix_ = "/v" + options_.api_version;
-    }
-  }
-
-  const std::string& endpoint() const { return endpoint_; }
-  const DockerRunnerOptions& options() const { return options_; }
-  bool local() const { return options_.host.empty(); }
-
-  // "/v1.41", negotiated once with /_ping (retried on the next call if the engine was down).
-  Result<std::string> Prefix() {
-    std::lock_guard lock(mu_);
-    if (!prefix_.empty()) return prefix_;
-    net::HttpRequest ping;
-    ping.target = "/_ping";
-    ping.deadline = DeadlineAfter(30s);
-    auto r = client_->Send(ping);
-    if (!r) return Unreachable(r.error());
-    if (r->status != 200) {
-      return UnavailableError("Docker engine at " + endpoint_ + " answered /_ping with HTTP " +
-                              std::to_string(r->status) + ": " + r->body);
-    }
-    const std::string version = r->Header("api-version").value_or("1.41");
-    const int minor = ApiMinor(version);
-    if (minor < kMinApiMinor) {
-      return FailedPreconditionError("Docker engine at " + endpoint_ + " speaks API " + version +
-                                     "; bitfusion needs 1.41 or newer (Docker 20.10+, Podman 3+)");
-    }
-    minor_ = std::min(minor, kMaxApiMinor);
-    prefix_ = "/v1." + std::to_string(minor_);
-    return prefix_;
-  }
-
-  int minor() {
-    std::lock_guard lock(mu_);
-    return minor_;
-  }
-
-  // Adds a hint to a failure to reach the engine at all.
-  Status Unreachable(const Status& s) const {
-    if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kPermissionDenied) {
-      return s;
-    }
-    std::string hint;
-    if (local()) {
-      struct stat st {};
-      if (::stat(options_.socket_path.c_str(), &st) != 0) {
-        hint = "no socket at " + options_.socket_path +
-               ": is dockerd running? Start it, or point DOCKER_HOST / the runner URI "
-               "(docker:///path/to/docker.sock) at the right socket";
-      } else if (::access(options_.socket_path.c_str(), R_OK | W_OK) != 0) {
-        hint = "no permission on " + options_.socket_path +
-               ": run as root or as a member of the socket's group";
-      } else {
-        hint = "the socket exists but nothing answers: restart dockerd";
-      }
-    } else {
-      hint = "is the engine listening on " + options_.host + ":" + std::to_string(options_.port) +
-             (options_.tls ? " with TLS" : "") + "?";
-    }
-    return Status(s.code(), s.message() + "; " + hint);
-  }
-
-  Status ApiError(const net::HttpResponse& r, const std::string& method,
-                  const std::string& path) const {
-    std::string message = r.body;
-    boost::system::error_code ec;
-    const json::value v = json::parse(r.body, ec);
-    if (!ec) {
-      if (const auto* m = Path(v, {"message"})) message = JsonString(m);
-    }
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
-      message.pop_back();
-    }
-    const std::string text = "Docker engine at " + endpoint_ + ": " + method + " " + path +
-                             ": HTTP " + std::to_string(r.status) + ": " + message;
-    switch (r.status) {
-      case 400: return InvalidArgumentError(text);
-      case 401:
-      case 403: return PermissionDeniedError(text);
-      case 404: return NotFoundError(text);
-      case 409: return FailedPreconditionError(text);
-      case 503: return UnavailableError(text);
-      default: return FailedPreconditionError(text);
-    }
-  }
-
-  struct Call {
-    std::string method = "GET";
-    std::string path;  // after the version prefix: "/containers/json"
-    std::string body;
-    std::string content_type = "application/json";
-    net::Headers headers;
-    Deadline deadline = kNoDeadline;
-  };
-
-  static Call Get(std::string path) {
-    Call c;
-    c.path = std::move(path);
-    return c;
-  }
-
-  net::HttpRequest Request(const Call& c, const std::string& prefix) const {
-    net::HttpRequest req;
-    req.method = c.method;
-    req.target = prefix + c.path;
-    req.body = c.body;
-    req.deadline = c.deadline;
-    req.headers = c.headers;
-    if (!c.body.empty() || c.method == "POST" || c.method == "PUT") {
-      req.headers.emplace_back("Content-Type", c.content_type);
-    }
-    return req;
-  }
-
-  // Any HTTP status is an answer; only transport failures are errors.
-  Result<net::HttpResponse> Send(const Call& c) {
-    BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
-    auto r = client_->Send(Request(c, prefix));
-    if (!r) return Unreachable(r.error());
-    return r;
-  }
-
-  // The answer's JSON when its status is one of `ok`, else the engine's error.
-  Result<json::value> Json(const Call& c, std::initializer_list<long> ok = {200, 201, 204}) {
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Send(c));
-    if (std::find(ok.begin(), ok.end(), r.status) == ok.end()) {
-      return ApiError(r, c.method, c.path);
-    }
-    if (r.body.empty()) return json::value();
-    boost::system::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec) {
-      return InternalError("Docker engine at " + endpoint_ + ": " + c.method + " " + c.path +
-                           " answered with malformed JSON (" + ec.message() + ")");
-    }
-    return v;
-  }
-
-  Result<net::HttpResponse> Stream(const Call& c, const net::ChunkCallback& on_chunk,
-                                   net::StreamCanceller* canceller) {
-    BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
-    auto r = client_->Stream(Request(c, prefix), on_chunk, canceller);
-    if (!r) return Unreachable(r.error());
-    return r;
-  }
-
-  // An NDJSON progress stream (build, pull, import): the first {"error": ...} is the result.
-  Status Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id) {
-    JsonLines lines;
-    std::string error;
-    auto on_value = [&](const json::value& v) {
-      if (const auto* e = Path(v, {"error"}); e != nullptr && error.empty()) {
-        error = JsonString(e);
-      }
-      if (const auto* id = Path(v, {"aux", "ID"}); id != nullptr && aux_id) {
-        *aux_id = JsonString(id);
-      }
-      std::string text = JsonString(Path(v, {"stream"}));
-      if (text.empty()) text = JsonString(Path(v, {"status"}));
-      if (!text.empty() && output != nullptr) {
-        while (!text.empty() && text.back() == '\n') text.pop_back();
-        output->push_back(text);
-        if (output->size() > 200) output->erase(output->begin());
-      }
-    };
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Stream(
-                                           c,
-                                           [&](std::string_view chunk) {
-                                             lines.Feed(chunk, on_value);
-                                             return true;
-                                           },
-                                           nullptr));
-    lines.Finish(on_value);
-    if (r.status < 200 || r.status >= 300) return ApiError(r, c.method, c.path);
-    if (!error.empty()) {
-      return FailedPreconditionError("Docker engine at " + endpoint_ + ": " + c.method + " " +
-                                     c.path + ": " + error);
-    }
-    return Status::OK();
-  }
-
-  Result<ContainerInfo> InspectContainer(const std::string& id) {
-    BITFUSION_ASSIGN_OR_RETURN(auto v, Json(Get("/containers/" + id + "/json")));
-    ContainerInfo info;
-    info.id = JsonString(Path(v, {"Id"}));
-    info.name = JsonString(Path(v, {"Name"}));
-    if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
-    info.image = JsonString(Path(v, {"Config", "Image"}));
-    info.image_id = JsonString(Path(v, {"Image"}));
-    info.state = JsonString(Path(v, {"State", "Status"}));
-    info.health = JsonString(Path(v, {"State", "Health", "Status"}));
-    info.pid = static_cast<int>(JsonInt(Path(v, {"State", "Pid"})));
-    info.exit_code = static_cast<int>(JsonInt(Path(v, {"State", "ExitCode"})));
-    const auto* oom = Path(v, {"State", "OOMKilled"});
-    info.oom_killed = oom != nullptr && oom->is_bool() && oom->get_bool();
-    info.created_ns = ParseTime(JsonString(Path(v, {"Created"})));
-    info.started_ns = ParseTime(JsonString(Path(v, {"State", "StartedAt"})));
-    info.finished_ns = ParseTime(JsonString(Path(v, {"State", "FinishedAt"})));
-    info.labels = JsonLabels(Path(v, {"Config", "Labels"}));
-    return info;
-  }
-
-  Result<ImageInfo> InspectImage(const std::string& ref) {
-    auto v = Json(Get("/images/" + ref + "/json"));
-    if (!v) {
-      if (v.error().code() == StatusCode::kNotFound) {
-        return NotFoundError("image \"" + ref + "\" is not present on the Docker engine at " +
-                             endpoint_ + "; pull, build or import it first");
-      }
-      return v.error();
-    }
-    ImageInfo info;
-    info.id = JsonString(Path(*v, {"Id"}));
-    info.digest = info.id;
-    if (const auto* digests = Path(*v, {"RepoDigests"});
-        digests && digests->is_array() && !digests->get_array().empty()) {
-      info.digest = JsonString(&digests->get_array()[0]);
-    }
-    if (const auto* tags = Path(*v, {"RepoTags"}); tags && tags->is_array()) {
-      for (const auto& t : tags->get_array()) info.tags.push_back(JsonString(&t));
-    }
-    info.size_bytes = JsonInt(Path(*v, {"Size"}));
-    info.created_ns = ParseTime(JsonString(Path(*v, {"Created"})));
-    info.labels = JsonLabels(Path(*v, {"Config", "Labels"}));
-    if (const auto* entry = Path(*v, {"Config", "Entrypoint"}); entry && entry->is_array()) {
-      for (const auto& e : entry->get_array()) info.entrypoint.push_back(JsonString(&e));
-    }
-    return info;
-  }
-
-  // Lines of a finished (non-follow) log answer.
-  Result<std::vector<LogLine>> Logs(const std::string& id, std::size_t tail) {
-    Call c;
-    c.path = "/containers/" + id + "/logs?stdout=1&stderr=1&tail=" + std::to_string(tail);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Send(c));
-    if (r.status != 200) return ApiError(r, c.method, c.path);
-    std::vector<LogLine> lines;
-    Demuxer demux;
-    LineSplitter out(options_.max_line_bytes), err(options_.max_line_bytes);
-    demux.Feed(r.body, [&](LogStream s, std::string_view bytes) {
-      (s == LogStream::kStdout ? out : err).Feed(bytes, [&](std::string_view line) {
-        lines.push_back(LogLine{s, std::string(line)});
-      });
-    });
-    out.Finish([&](std::string_view l) {
-      lines.push_back(LogLine{LogStream::kStdout, std::string(l)});
-    });
-    err.Finish([&](std::string_view l) {
-      lines.push_back(LogLine{LogStream::kStderr, std::string(l)});
-    });
-    return lines;
-  }
-
-  // Force-removes a container and its anonymous volumes; a missing one is not an error.
-  Status RemoveContainer(const std::string& id) {
-    Call c;
-    c.method = "DELETE";
-    c.path = "/containers/" + id + "?force=1&v=1";
-    c.deadline = DeadlineAfter(60s);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Send(c));
-    if (r.status == 204 || r.status == 200 || r.status == 404) return Status::OK();
-    // 409 "removal already in progress": the engine is removing it for us.
-    if (r.status == 409 && r.body.find("already in progress") != std::string::npos) {
-      return Status::OK();
-    }
-    return ApiError(r, c.method, c.path);
-  }
-
- private:
-  const DockerRunnerOptions options_;
-  const std::unique_ptr<net::HttpClient> client_;
-  const std::string endpoint_;
-  std::mutex mu_;
-  std::string prefix_;
-  int minor_ = -1;
-};
-
-namespace {
-
 // ---- containers ---------------------------------------------------------------------------
 
 // One Stats() subscription: a thread reading the engine's stats stream until cancelled.
@@ -647,30 +253,30 @@ struct DockerStatsLoop {
 
 ContainerStats ParseStats(const json::value& v) {
   ContainerStats st;
-  st.time_ns = ParseTime(JsonString(Path(v, {"read"})));
+  st.time_ns = ParseEngineTime(JsonString(JsonAt(v, {"read"})));
   // A container that is not running gets readings with only its name and id, read
   // "0001-01-01T00:00:00Z".
   st.running = st.time_ns != 0;
   if (st.time_ns == 0) st.time_ns = WallNowNs();
-  st.cpu_ns = JsonInt(Path(v, {"cpu_stats", "cpu_usage", "total_usage"}));
-  st.system_cpu_ns = JsonInt(Path(v, {"cpu_stats", "system_cpu_usage"}));
-  st.online_cpus = static_cast<int>(JsonInt(Path(v, {"cpu_stats", "online_cpus"})));
-  st.memory_bytes = JsonInt(Path(v, {"memory_stats", "usage"}));
-  st.memory_limit_bytes = JsonInt(Path(v, {"memory_stats", "limit"}));
-  st.pids = JsonInt(Path(v, {"pids_stats", "current"}));
-  if (const auto* nets = Path(v, {"networks"}); nets && nets->is_object()) {
+  st.cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "cpu_usage", "total_usage"}));
+  st.system_cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "system_cpu_usage"}));
+  st.online_cpus = static_cast<int>(JsonInt(JsonAt(v, {"cpu_stats", "online_cpus"})));
+  st.memory_bytes = JsonInt(JsonAt(v, {"memory_stats", "usage"}));
+  st.memory_limit_bytes = JsonInt(JsonAt(v, {"memory_stats", "limit"}));
+  st.pids = JsonInt(JsonAt(v, {"pids_stats", "current"}));
+  if (const auto* nets = JsonAt(v, {"networks"}); nets && nets->is_object()) {
     for (const auto& kv : nets->get_object()) {
-      st.rx_bytes += JsonInt(Path(kv.value(), {"rx_bytes"}));
-      st.tx_bytes += JsonInt(Path(kv.value(), {"tx_bytes"}));
+      st.rx_bytes += JsonInt(JsonAt(kv.value(), {"rx_bytes"}));
+      st.tx_bytes += JsonInt(JsonAt(kv.value(), {"tx_bytes"}));
     }
   }
-  if (const auto* io = Path(v, {"blkio_stats", "io_service_bytes_recursive"});
+  if (const auto* io = JsonAt(v, {"blkio_stats", "io_service_bytes_recursive"});
       io && io->is_array()) {
     for (const auto& e : io->get_array()) {
-      std::string op = JsonString(Path(e, {"op"}));
+      std::string op = JsonString(JsonAt(e, {"op"}));
       std::transform(op.begin(), op.end(), op.begin(), ::tolower);
-      if (op == "read") st.read_bytes += JsonInt(Path(e, {"value"}));
-      if (op == "write") st.write_bytes += JsonInt(Path(e, {"value"}));
+      if (op == "read") st.read_bytes += JsonInt(JsonAt(e, {"value"}));
+      if (op == "write") st.write_bytes += JsonInt(JsonAt(e, {"value"}));
     }
   }
   return st;
@@ -802,7 +408,7 @@ class DockerContainer final : public Container {
     json::object body;
     body["AttachStdout"] = true;
     body["AttachStderr"] = true;
-    body["Cmd"] = Strings(spec.command);
+    body["Cmd"] = JsonStrings(spec.command);
     if (!spec.env.empty()) {
       json::array env;
       for (const auto& [k, v] : spec.env) env.emplace_back(k + "=" + v);
@@ -816,7 +422,7 @@ class DockerContainer final : public Container {
     create.body = json::serialize(body);
     create.deadline = deadline;
     BITFUSION_ASSIGN_OR_RETURN(auto made, api_->Json(create));
-    const std::string exec_id = JsonString(Path(made, {"Id"}));
+    const std::string exec_id = JsonString(JsonAt(made, {"Id"}));
 
     DockerApi::Call start;
     start.method = "POST";
@@ -840,9 +446,9 @@ class DockerContainer final : public Container {
     while (true) {
       BITFUSION_ASSIGN_OR_RETURN(auto info,
                                  api_->Json(DockerApi::Get("/exec/" + exec_id + "/json")));
-      const auto* running = Path(info, {"Running"});
+      const auto* running = JsonAt(info, {"Running"});
       if (running == nullptr || !running->is_bool() || !running->get_bool()) {
-        result.exit_code = static_cast<int>(JsonInt(Path(info, {"ExitCode"})));
+        result.exit_code = static_cast<int>(JsonInt(JsonAt(info, {"ExitCode"})));
         return result;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
@@ -1035,7 +641,7 @@ class DockerContainer final : public Container {
         // Removed by someone else the moment it ended: /wait's answer still has the code.
         boost::system::error_code ec;
         const json::value v = json::parse(body, ec);
-        exit.exit_code = ec ? -1 : static_cast<int>(JsonInt(Path(v, {"StatusCode"})));
+        exit.exit_code = ec ? -1 : static_cast<int>(JsonInt(JsonAt(v, {"StatusCode"})));
         exit.end_ns = WallNowNs();
         exit.wall_time_ns = end_mono - start_mono_ns_;
         exit.start_ns = exit.end_ns - exit.wall_time_ns;
@@ -1088,8 +694,8 @@ json::object CreateBody(const ContainerSpec& spec, const Labels& labels,
                         const DockerRunnerOptions& options) {
   json::object body;
   body["Image"] = spec.image;
-  if (!spec.command.empty()) body["Cmd"] = Strings(spec.command);
-  if (!spec.entrypoint.empty()) body["Entrypoint"] = Strings(spec.entrypoint);
+  if (!spec.command.empty()) body["Cmd"] = JsonStrings(spec.command);
+  if (!spec.entrypoint.empty()) body["Entrypoint"] = JsonStrings(spec.entrypoint);
   if (!spec.env.empty()) {
     json::array env;
     for (const auto& [k, v] : spec.env) env.emplace_back(k + "=" + v);
@@ -1146,9 +752,9 @@ json::object CreateBody(const ContainerSpec& spec, const Labels& labels,
     json::object o;
     o["Driver"] = r.driver;
     o["Count"] = r.count;
-    o["DeviceIDs"] = Strings(r.device_ids);
+    o["DeviceIDs"] = JsonStrings(r.device_ids);
     json::array caps;
-    for (const auto& andlist : r.capabilities) caps.push_back(Strings(andlist));
+    for (const auto& andlist : r.capabilities) caps.push_back(JsonStrings(andlist));
     o["Capabilities"] = std::move(caps);
     json::object opts;
     for (const auto& [k, v] : r.options) opts[k] = v;
@@ -1156,11 +762,12 @@ json::object CreateBody(const ContainerSpec& spec, const Labels& labels,
     requests.push_back(std::move(o));
   }
   if (!spec.cdi_devices.empty()) {
-    requests.push_back(json::object{{"Driver", "cdi"}, {"DeviceIDs", Strings(spec.cdi_devices)}});
+    requests.push_back(
+        json::object{{"Driver", "cdi"}, {"DeviceIDs", JsonStrings(spec.cdi_devices)}});
   }
   if (!requests.empty()) host["DeviceRequests"] = std::move(requests);
   if (!spec.device_cgroup_rules.empty()) {
-    host["DeviceCgroupRules"] = Strings(spec.device_cgroup_rules);
+    host["DeviceCgroupRules"] = JsonStrings(spec.device_cgroup_rules);
   }
   if (!spec.cpuset.empty()) host["CpusetCpus"] = spec.cpuset;
   if (spec.cpus > 0) host["NanoCpus"] = static_cast<std::int64_t>(spec.cpus * 1e9);
@@ -1214,14 +821,14 @@ class EventPump {
 
   void OnValue(const json::value& v) {
     Event e;
-    e.action = JsonString(Path(v, {"Action"}));
-    if (e.action.empty()) e.action = JsonString(Path(v, {"status"}));
-    e.subject = JsonString(Path(v, {"Actor", "ID"}));
-    if (e.subject.empty()) e.subject = JsonString(Path(v, {"id"}));
-    e.attributes = JsonLabels(Path(v, {"Actor", "Attributes"}));
-    e.time_ns = JsonInt(Path(v, {"timeNano"}));
-    if (e.time_ns == 0) e.time_ns = JsonInt(Path(v, {"time"})) * 1'000'000'000;
-    e.type = JsonString(Path(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
+    e.action = JsonString(JsonAt(v, {"Action"}));
+    if (e.action.empty()) e.action = JsonString(JsonAt(v, {"status"}));
+    e.subject = JsonString(JsonAt(v, {"Actor", "ID"}));
+    if (e.subject.empty()) e.subject = JsonString(JsonAt(v, {"id"}));
+    e.attributes = JsonLabels(JsonAt(v, {"Actor", "Attributes"}));
+    e.time_ns = JsonInt(JsonAt(v, {"timeNano"}));
+    if (e.time_ns == 0) e.time_ns = JsonInt(JsonAt(v, {"time"})) * 1'000'000'000;
+    e.type = JsonString(JsonAt(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
     e.source = source_;
     // A reconnect asks again from the last event's time: skip what was already delivered.
     const std::string key = e.action + "/" + e.subject;
@@ -1372,7 +979,7 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
                                 uri.ToString());
   }
   o.api_version = uri.Query("api").value_or("");
-  if (!o.api_version.empty() && ApiMinor(o.api_version) < kMinApiMinor) {
+  if (!o.api_version.empty() && DockerApiMinor(o.api_version) < kDockerMinApiMinor) {
     return InvalidArgumentError("api=" + o.api_version + " in " + uri.ToString() +
                                 " is not an API version 1.41 or newer");
   }
@@ -1430,19 +1037,20 @@ Result<RunnerCapabilities> DockerRunner::Capabilities() {
   BITFUSION_ASSIGN_OR_RETURN(auto info, api_->Json(DockerApi::Get("/info")));
   RunnerCapabilities caps;
   caps.engine = "docker";
-  if (const auto* comps = Path(version, {"Components"}); comps && comps->is_array()) {
+  if (const auto* comps = JsonAt(version, {"Components"}); comps && comps->is_array()) {
     for (const auto& c : comps->get_array()) {
-      if (JsonString(Path(c, {"Name"})).find("Podman") != std::string::npos) caps.engine = "podman";
+      if (JsonString(JsonAt(c, {"Name"})).find("Podman") != std::string::npos)
+        caps.engine = "podman";
     }
   }
-  caps.version = JsonString(Path(version, {"Version"}));
+  caps.version = JsonString(JsonAt(version, {"Version"}));
   caps.api_version = "1." + std::to_string(api_->minor());
   caps.images = caps.containers = caps.exec = caps.copy = caps.stats = caps.health_checks =
       caps.events = caps.reap = true;
-  if (const auto* runtimes = Path(info, {"Runtimes"}); runtimes && runtimes->is_object()) {
+  if (const auto* runtimes = JsonAt(info, {"Runtimes"}); runtimes && runtimes->is_object()) {
     caps.gpu_runtime = runtimes->get_object().contains("nvidia");
   }
-  caps.cdi = api_->minor() >= kCdiApiMinor;
+  caps.cdi = api_->minor() >= kDockerCdiApiMinor;
   return caps;
 }
 
@@ -1497,7 +1105,7 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
   if (r.status != 201) return api_->ApiError(r, c.method, c.path);
   boost::system::error_code ec;
   const json::value v = json::parse(r.body, ec);
-  const std::string id = ec ? "" : JsonString(Path(v, {"Id"}));
+  const std::string id = ec ? "" : JsonString(JsonAt(v, {"Id"}));
   if (id.empty()) return InternalError("container create answered without an Id: " + r.body);
   return std::unique_ptr<Container>(new DockerContainer(api_, id, spec.timeout_ns));
 }
@@ -1622,20 +1230,20 @@ Result<std::vector<ImageInfo>> DockerRunner::ListImages(const Labels& labels) {
   if (!v.is_array()) return out;
   for (const auto& e : v.get_array()) {
     ImageInfo info;
-    info.id = JsonString(Path(e, {"Id"}));
+    info.id = JsonString(JsonAt(e, {"Id"}));
     info.digest = info.id;
-    if (const auto* d = Path(e, {"RepoDigests"}); d && d->is_array() && !d->get_array().empty()) {
+    if (const auto* d = JsonAt(e, {"RepoDigests"}); d && d->is_array() && !d->get_array().empty()) {
       info.digest = JsonString(&d->get_array()[0]);
     }
-    if (const auto* t = Path(e, {"RepoTags"}); t && t->is_array()) {
+    if (const auto* t = JsonAt(e, {"RepoTags"}); t && t->is_array()) {
       for (const auto& tag : t->get_array()) {
         const std::string s = JsonString(&tag);
         if (s != "<none>:<none>") info.tags.push_back(s);
       }
     }
-    info.size_bytes = JsonInt(Path(e, {"Size"}));
-    info.created_ns = JsonInt(Path(e, {"Created"})) * 1'000'000'000;
-    info.labels = JsonLabels(Path(e, {"Labels"}));
+    info.size_bytes = JsonInt(JsonAt(e, {"Size"}));
+    info.created_ns = JsonInt(JsonAt(e, {"Created"})) * 1'000'000'000;
+    info.labels = JsonLabels(JsonAt(e, {"Labels"}));
     out.push_back(std::move(info));
   }
   return out;
@@ -1662,17 +1270,17 @@ Result<std::vector<ContainerInfo>> DockerRunner::ListContainers(const Labels& la
   if (!v.is_array()) return out;
   for (const auto& e : v.get_array()) {
     ContainerInfo info;
-    info.id = JsonString(Path(e, {"Id"}));
-    if (const auto* names = Path(e, {"Names"});
+    info.id = JsonString(JsonAt(e, {"Id"}));
+    if (const auto* names = JsonAt(e, {"Names"});
         names && names->is_array() && !names->get_array().empty()) {
       info.name = JsonString(&names->get_array()[0]);
       if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
     }
-    info.image = JsonString(Path(e, {"Image"}));
-    info.image_id = JsonString(Path(e, {"ImageID"}));
-    info.state = JsonString(Path(e, {"State"}));
-    info.created_ns = JsonInt(Path(e, {"Created"})) * 1'000'000'000;
-    info.labels = JsonLabels(Path(e, {"Labels"}));
+    info.image = JsonString(JsonAt(e, {"Image"}));
+    info.image_id = JsonString(JsonAt(e, {"ImageID"}));
+    info.state = JsonString(JsonAt(e, {"State"}));
+    info.created_ns = JsonInt(JsonAt(e, {"Created"})) * 1'000'000'000;
+    info.labels = JsonLabels(JsonAt(e, {"Labels"}));
     out.push_back(std::move(info));
   }
   return out;
