@@ -1,35 +1,22 @@
 #include "runners/docker_runner.h"
 
-#include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <condition_variable>
-#include <ctime>
-#include <deque>
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
-#include <map>
-#include <mutex>
-#include <set>
-#include <sstream>
-#include <thread>
 
-#include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
 #include "core/base64.h"
 #include "core/percent_encode.h"
-#include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "runners/docker_api.h"
 #include "runners/docker_container.h"
+#include "runners/docker_events.h"
 #include "runners/docker_spec.h"
-#include "runners/line_splitter.h"
-#include "runners/log_fanout.h"
 #include "runners/tar_archive.h"
 
 namespace bitfusion {
@@ -39,134 +26,18 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 using internal::CreateBody;
-using internal::Demuxer;
 using internal::DockerApiMinor;
 using internal::JsonAt;
 using internal::JsonInt;
 using internal::JsonLabels;
-using internal::JsonLines;
 using internal::JsonString;
-using internal::JsonStrings;
 using internal::kDockerCdiApiMinor;
 using internal::kDockerMinApiMinor;
 using internal::LabelFilter;
 using internal::LabelsJson;
-using internal::ParseEngineTime;
 using internal::SplitRef;
 using internal::ValidateImageRef;
 using internal::ValidateSpec;
-
-namespace {
-
-// One /events subscription: a thread that reads the stream and reconnects with `since`.
-class EventPump {
- public:
-  EventPump(std::shared_ptr<DockerApi> api, std::string source, EventCallback callback)
-      : api_(std::move(api)), source_(std::move(source)), callback_(std::move(callback)) {
-    since_ns_ = WallNowNs();
-  }
-
-  void Start() {
-    thread_ = std::thread([this] { Run(); });
-  }
-
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    canceller_.Cancel();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  static EventType TypeOf(std::string_view action) {
-    if (action == "create") return EventType::kContainerCreated;
-    if (action == "start") return EventType::kContainerStarted;
-    if (action == "die") return EventType::kContainerDied;
-    // Podman says "remove" where Docker says "destroy".
-    if (action == "destroy" || action == "remove") return EventType::kContainerDestroyed;
-    if (action == "oom") return EventType::kContainerOom;
-    return EventType::kOther;
-  }
-
-  void OnValue(const json::value& v) {
-    Event e;
-    e.action = JsonString(JsonAt(v, {"Action"}));
-    if (e.action.empty()) e.action = JsonString(JsonAt(v, {"status"}));
-    e.subject = JsonString(JsonAt(v, {"Actor", "ID"}));
-    if (e.subject.empty()) e.subject = JsonString(JsonAt(v, {"id"}));
-    e.attributes = JsonLabels(JsonAt(v, {"Actor", "Attributes"}));
-    e.time_ns = JsonInt(JsonAt(v, {"timeNano"}));
-    if (e.time_ns == 0) e.time_ns = JsonInt(JsonAt(v, {"time"})) * 1'000'000'000;
-    e.type = JsonString(JsonAt(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
-    e.source = source_;
-    // A reconnect asks again from the last event's time: skip what was already delivered.
-    const std::string key = e.action + "/" + e.subject;
-    if (e.time_ns < last_ns_) return;
-    if (e.time_ns == last_ns_) {
-      if (!seen_at_last_.insert(key).second) return;
-    } else {
-      last_ns_ = e.time_ns;
-      seen_at_last_ = {key};
-    }
-    callback_(e);
-  }
-
-  void Run() {
-    std::chrono::milliseconds backoff = 50ms;
-    while (true) {
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) return;
-      }
-      const std::int64_t since = last_ns_ > 0 ? last_ns_ : since_ns_;
-      char since_text[64];
-      std::snprintf(since_text, sizeof since_text, "%lld.%09lld",
-                    static_cast<long long>(since / 1'000'000'000),
-                    static_cast<long long>(since % 1'000'000'000));
-      DockerApi::Call c;
-      c.path = "/events?since=" + std::string(since_text) +
-               "&filters=" + internal::PercentEncode(R"({"type":["container"]})");
-      JsonLines lines;
-      bool connected = false;
-      auto r = api_->Stream(
-          c,
-          [&](std::string_view chunk) {
-            connected = true;
-            lines.Feed(chunk, [&](const json::value& v) { OnValue(v); });
-            return true;
-          },
-          &canceller_);
-      if (r && r->status == 200) connected = true;
-      if (r && r->status != 200) {
-        LogAt(LogLevel::kWarning, "events: ", api_->ApiError(*r, "GET", c.path).ToString());
-      } else if (!r && r.error().code() != StatusCode::kCancelled) {
-        LogAt(LogLevel::kDebug, "events stream from ", source_, " dropped (", r.error().message(),
-              "); reconnecting");
-      }
-      if (connected) backoff = 50ms;
-      std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, backoff, [&] { return stopping_; })) return;
-      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
-    }
-  }
-
-  const std::shared_ptr<DockerApi> api_;
-  const std::string source_;
-  const EventCallback callback_;
-  std::int64_t since_ns_ = 0;
-  std::int64_t last_ns_ = 0;
-  std::set<std::string> seen_at_last_;
-  net::StreamCanceller canceller_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
-}  // namespace
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -596,9 +467,7 @@ Result<Subscription> DockerRunner::Events(EventCallback callback) {
   auto source = (options_.tls ? "docker+tls://" : "docker://") +
                 (options_.host.empty() ? options_.socket_path
                                        : options_.host + ":" + std::to_string(options_.port));
-  auto pump = std::make_shared<EventPump>(api_, std::move(source), std::move(callback));
-  pump->Start();
-  return Subscription([pump] { pump->Stop(); });
+  return FollowDockerEvents(api_, std::move(source), std::move(callback));
 }
 
 Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {
