@@ -95,7 +95,7 @@ Result<std::string> DockerApi::Prefix() {
   if (!prefix_.empty()) return prefix_;
   net::HttpRequest ping;
   ping.target = "/_ping";
-  ping.deadline = DeadlineAfter(30s);
+  ping.deadline = DeadlineAfter(std::min<std::chrono::milliseconds>(30s, options_.api_timeout));
   auto r = client_->Send(ping);
   if (!r) return Unreachable(r.error());
   if (r->status != 200) {
@@ -187,7 +187,10 @@ net::HttpRequest DockerApi::Request(const Call& c, const std::string& prefix) co
 
 Result<net::HttpResponse> DockerApi::Send(const Call& c) {
   BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
-  auto r = client_->Send(Request(c, prefix));
+  net::HttpRequest request = Request(c, prefix);
+  // A whole answer is never waited for without end: a wedged engine would hang the run.
+  if (request.deadline == kNoDeadline) request.deadline = DeadlineAfter(options_.api_timeout);
+  auto r = client_->Send(request);
   if (!r) return Unreachable(r.error());
   return r;
 }

@@ -128,11 +128,13 @@ class DockerApi {
     std::string body;
     std::string content_type = "application/json";
     net::Headers headers;
+    // kNoDeadline: options().api_timeout from now for Send and Json; none for Stream (the
+    // caller ends it).
     Deadline deadline = kNoDeadline;
   };
   static Call Get(std::string path);
 
-  // Any HTTP status is an answer; only transport failures are errors.
+  // Any HTTP status is an answer; only transport failures (and the deadline) are errors.
   Result<net::HttpResponse> Send(const Call& c);
   // The answer's JSON when its status is one of `ok`, else the engine's error.
   Result<boost::json::value> Json(const Call& c, std::initializer_list<long> ok = {200, 201, 204});

@@ -8,6 +8,7 @@
 
 #include "bitfusion/log.h"
 #include "core/percent_encode.h"
+#include "net/http_client.h"
 
 namespace bitfusion {
 
@@ -79,7 +80,11 @@ class EventPump {
   }
 
   void Run() {
-    std::chrono::milliseconds backoff = 50ms;
+    // Reconnects back off from 50 ms to 2 s, jittered, and start over once a stream connects.
+    net::RetryPolicy reconnect;
+    reconnect.initial_backoff = 50ms;
+    reconnect.max_backoff = 2s;
+    int failures = 0;
     while (true) {
       {
         std::lock_guard lock(mu_);
@@ -110,10 +115,10 @@ class EventPump {
         LogAt(LogLevel::kDebug, "events stream from ", source_, " dropped (", r.error().message(),
               "); reconnecting");
       }
-      if (connected) backoff = 50ms;
+      failures = connected ? 1 : failures + 1;
       std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, backoff, [&] { return stopping_; })) return;
-      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
+      const auto wait = net::JitteredBackoff(reconnect, failures);
+      if (cv_.wait_for(lock, wait, [&] { return stopping_; })) return;
     }
   }
 

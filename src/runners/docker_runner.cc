@@ -49,7 +49,7 @@ std::string DockerRunnerOptions::Endpoint() const {
 Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
   BITFUSION_RETURN_IF_ERROR(
       uri.CheckQueryKeys({"ca", "cert", "key", "verify", "api", "ttl", "init", "connect_timeout",
-                          "max_line_bytes", "log_buffer_bytes", "run_id"}));
+                          "api_timeout", "max_line_bytes", "log_buffer_bytes", "run_id"}));
   DockerRunnerOptions o;
   const char* env_host = std::getenv("DOCKER_HOST");
   const char* env_verify = std::getenv("DOCKER_TLS_VERIFY");
@@ -130,6 +130,13 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
   BITFUSION_ASSIGN_OR_RETURN(o.init, uri.QueryBool("init", o.init));
   BITFUSION_ASSIGN_OR_RETURN(auto connect, uri.QueryDuration("connect_timeout", o.connect_timeout));
   o.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(connect);
+  BITFUSION_ASSIGN_OR_RETURN(auto api_timeout, uri.QueryDuration("api_timeout", o.api_timeout));
+  if (api_timeout < 1ms) {
+    return InvalidArgumentError("api_timeout in " + uri.ToString() +
+                                " must be at least 1ms (it bounds each engine call; e.g. "
+                                "api_timeout=60s)");
+  }
+  o.api_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(api_timeout);
   BITFUSION_ASSIGN_OR_RETURN(auto line, uri.QueryInt("max_line_bytes", 64 * 1024));
   BITFUSION_ASSIGN_OR_RETURN(auto buffer, uri.QueryInt("log_buffer_bytes", 1 << 20));
   if (line < 1 || buffer < 0 || o.ttl.count() <= 0) {
