@@ -1,11 +1,14 @@
 #include "runners/docker_container.h"
 
 #include <signal.h>
+#include <sys/types.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -215,46 +218,20 @@ class DockerContainer final : public Container {
     }
     if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
     if (!spec.user.empty()) body["User"] = spec.user;
-    DockerApi::Call create;
-    create.method = "POST";
-    create.path = "/containers/" + id_ + "/exec";
-    create.body = json::serialize(body);
-    create.deadline = deadline;
-    BITFUSION_ASSIGN_OR_RETURN(auto made, api_->Json(create));
-    const std::string exec_id = JsonString(JsonAt(made, {"Id"}));
-
-    DockerApi::Call start;
-    start.method = "POST";
-    start.path = "/exec/" + exec_id + "/start";
-    start.body = R"({"Detach":false,"Tty":false})";
-    start.deadline = deadline;
-    ExecResult result;
-    Demuxer demux;
-    BITFUSION_ASSIGN_OR_RETURN(
-        auto r, api_->Stream(
-                    start,
-                    [&](std::string_view chunk) {
-                      demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
-                        (s == LogStream::kStdout ? result.output : result.errors).append(bytes);
-                      });
-                      return true;
-                    },
-                    nullptr));
-    if (r.status != 200) return api_->ApiError(r, start.method, start.path);
-    // The stream ends when the command does; its exit code is recorded a moment later.
-    while (true) {
-      BITFUSION_ASSIGN_OR_RETURN(auto info,
-                                 api_->Json(DockerApi::Get("/exec/" + exec_id + "/json")));
-      const auto* running = JsonAt(info, {"Running"});
-      if (running == nullptr || !running->is_bool() || !running->get_bool()) {
-        result.exit_code = static_cast<int>(JsonInt(JsonAt(info, {"ExitCode"})));
-        return result;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return DeadlineExceededError("exec in container " + id_ + " still running at the deadline");
-      }
-      std::this_thread::sleep_for(5ms);
+    std::string exec_id;
+    auto result = RunExec(body, deadline, &exec_id);
+    if (result || result.error().code() != StatusCode::kDeadlineExceeded || exec_id.empty()) {
+      return result;
     }
+    const std::string what = "exec of `" + CommandText(spec.command) + "` in container " + id_ +
+                             " did not finish by its deadline";
+    auto stopped = StopExec(exec_id, spec.command);
+    if (!stopped) {
+      return DeadlineExceededError(what + " and could not be stopped (" +
+                                   stopped.error().message() +
+                                   "); it may still be running: stop the container to end it");
+    }
+    return DeadlineExceededError(what + (*stopped ? "; it was killed" : ""));
   }
 
   Status CopyIn(const fs::path& host_path, const std::string& container_dir) override {
@@ -367,6 +344,132 @@ class DockerContainer final : public Container {
   }
 
  private:
+  static std::string CommandText(const std::vector<std::string>& command) {
+    std::string text;
+    for (const auto& arg : command) text += (text.empty() ? "" : " ") + arg;
+    return text.size() > 200 ? text.substr(0, 197) + "..." : text;
+  }
+
+  static bool ExecRunning(const json::value& info) {
+    const auto* running = JsonAt(info, {"Running"});
+    return running != nullptr && running->is_bool() && running->get_bool();
+  }
+
+  // Creates an exec of `body` and runs it to its end, collecting what it prints; `*exec_id` is
+  // set as soon as the engine has made it. DeadlineExceeded when `deadline` passes first.
+  Result<ExecResult> RunExec(const json::object& body, Deadline deadline, std::string* exec_id) {
+    DockerApi::Call create;
+    create.method = "POST";
+    create.path = "/containers/" + id_ + "/exec";
+    create.body = json::serialize(body);
+    create.deadline = deadline;
+    BITFUSION_ASSIGN_OR_RETURN(auto made, api_->Json(create));
+    *exec_id = JsonString(JsonAt(made, {"Id"}));
+
+    DockerApi::Call start;
+    start.method = "POST";
+    start.path = "/exec/" + *exec_id + "/start";
+    start.body = R"({"Detach":false,"Tty":false})";
+    start.deadline = deadline;
+    ExecResult result;
+    Demuxer demux;
+    BITFUSION_ASSIGN_OR_RETURN(
+        auto r, api_->Stream(
+                    start,
+                    [&](std::string_view chunk) {
+                      demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
+                        (s == LogStream::kStdout ? result.output : result.errors).append(bytes);
+                      });
+                      return true;
+                    },
+                    nullptr));
+    if (r.status != 200) return api_->ApiError(r, start.method, start.path);
+    // The stream ends when the command does; its exit code is recorded a moment later.
+    DockerApi::Call poll = DockerApi::Get("/exec/" + *exec_id + "/json");
+    poll.deadline = deadline;
+    while (true) {
+      BITFUSION_ASSIGN_OR_RETURN(auto info, api_->Json(poll));
+      if (!ExecRunning(info)) {
+        result.exit_code = static_cast<int>(JsonInt(JsonAt(info, {"ExitCode"})));
+        return result;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return DeadlineExceededError("exec in container " + id_ + " still running at the deadline");
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  // Docker has no call that ends an exec: its process, whose host PID the engine reports, is
+  // killed from inside the container (as root there), or from this host when that fails.
+  // True when it was running and is no longer.
+  Result<bool> StopExec(const std::string& exec_id, const std::vector<std::string>& command) {
+    const DockerApi::Call inspect = DockerApi::Get("/exec/" + exec_id + "/json");
+    BITFUSION_ASSIGN_OR_RETURN(auto info, api_->Json(inspect));
+    if (!ExecRunning(info)) return false;
+    const auto pid = static_cast<pid_t>(JsonInt(JsonAt(info, {"Pid"})));
+    if (pid <= 0) return FailedPreconditionError("the engine reported no process for it");
+    if (!api_->local()) {
+      return FailedPreconditionError("the engine at " + api_->endpoint() +
+                                     " runs on another host, where its process " +
+                                     std::to_string(pid) + " cannot be found from here");
+    }
+    BITFUSION_ASSIGN_OR_RETURN(long in_container, ContainerPid(pid, command));
+    if (Status inside = KillInside(in_container); !inside.ok() && ::kill(pid, SIGKILL) != 0) {
+      return ErrnoError(errno, "killing its process " + std::to_string(pid) + " on this host (" +
+                                   "killing it in the container failed too: " + inside.message() +
+                                   ")");
+    }
+    const Deadline until = DeadlineAfter(10s);
+    while (std::chrono::steady_clock::now() < until) {
+      BITFUSION_ASSIGN_OR_RETURN(info, api_->Json(inspect));
+      if (!ExecRunning(info)) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return InternalError("its process " + std::to_string(pid) + " still ran 10 s after SIGKILL");
+  }
+
+  // The PID that host process `pid` has in its own (the container's) PID namespace, once its
+  // command line is known to be `command`: bitfusion in a PID namespace of its own, or a PID
+  // reused since, would otherwise have another process killed.
+  static Result<long> ContainerPid(pid_t pid, const std::vector<std::string>& command) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    std::ifstream cmdline_file(proc + "/cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)), {});
+    std::string expected;
+    for (const auto& arg : command) expected += arg + '\0';
+    if (!cmdline_file || cmdline != expected) {
+      return FailedPreconditionError("the engine's process " + std::to_string(pid) +
+                                     " is not visible from this process as `" +
+                                     CommandText(command) + "` (another PID namespace?)");
+    }
+    std::ifstream status(proc + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("NSpid:", 0) != 0) continue;
+      const auto last = line.find_last_of(" \t");
+      return std::strtol(line.c_str() + last + 1, nullptr, 10);
+    }
+    return FailedPreconditionError(proc + "/status has no NSpid line (Linux 4.1 or newer needed)");
+  }
+
+  // `kill -KILL pid` run as root inside the container.
+  Status KillInside(long pid) {
+    json::object body;
+    body["AttachStdout"] = true;
+    body["AttachStderr"] = true;
+    body["Cmd"] = JsonStrings({"kill", "-KILL", std::to_string(pid)});
+    body["User"] = "0";
+    std::string exec_id;
+    BITFUSION_ASSIGN_OR_RETURN(auto killed, RunExec(body, DeadlineAfter(10s), &exec_id));
+    if (killed.exit_code != 0) {
+      return FailedPreconditionError("`kill -KILL " + std::to_string(pid) +
+                                     "` in the container exited with " +
+                                     std::to_string(killed.exit_code) + ": " + killed.errors);
+    }
+    return Status::OK();
+  }
+
   bool Finished() {
     std::lock_guard lock(mu_);
     return finished_;
