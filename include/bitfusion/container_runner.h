@@ -122,7 +122,9 @@ class BITFUSION_EXPORT Container {
   virtual void Keep() = 0;
 
   /// Runs `spec.command` inside the running container and waits for it, collecting what it
-  /// prints. At the deadline it returns DeadlineExceeded; the command may still be running.
+  /// prints. At the deadline it returns DeadlineExceeded naming the command, and stops it where
+  /// the runner can (process://, and docker:// on an engine on this host); the message says when
+  /// it may still be running.
   virtual Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline);
 
   /// Copies `host_path` (a file or a directory, recursively) into directory `container_dir`.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -306,7 +307,10 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
                (policy.retry_response && policy.retry_response(*result))) {
       retry = true;
       if (auto after = result->Header("retry-after")) {
-        wait = std::chrono::seconds(std::atoi(after->c_str()));
+        // Seconds only; an HTTP date reads as 0 and leaves the wait to the backoff.
+        const long long seconds = std::max(0LL, std::atoll(after->c_str()));
+        const auto most = std::max(policy.max_retry_after, policy.max_backoff);
+        wait = seconds > most.count() / 1000 ? most : std::chrono::milliseconds(seconds * 1000);
       }
     }
     if (!retry || last) return result;

@@ -49,6 +49,10 @@ struct RetryPolicy {
   int max_attempts = 1;  ///< 1 = no retries
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{10'000};
+  /// The longest a server's Retry-After is obeyed: a longer one is cut to max(this,
+  /// max_backoff), so that a broken or hostile server cannot park a caller for hours. A retry
+  /// that would start after the request's deadline is not made.
+  std::chrono::milliseconds max_retry_after{60'000};
   /// Statuses that are retried (besides connection failures), e.g. 429, 502, 503, 504.
   std::vector<long> retry_statuses = {429, 502, 503, 504};
   /// Also retries a response this returns true for, whatever its status (e.g. an API's

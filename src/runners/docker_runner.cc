@@ -1,33 +1,22 @@
 #include "runners/docker_runner.h"
 
-#include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <condition_variable>
-#include <ctime>
-#include <deque>
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
-#include <map>
-#include <mutex>
-#include <regex>
-#include <set>
-#include <sstream>
-#include <thread>
 
-#include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
 #include "core/base64.h"
 #include "core/percent_encode.h"
-#include "core/rfc3339.h"
 #include "net/http_client.h"
-#include "runners/line_splitter.h"
-#include "runners/log_fanout.h"
+#include "runners/docker_api.h"
+#include "runners/docker_container.h"
+#include "runners/docker_events.h"
+#include "runners/docker_spec.h"
 #include "runners/tar_archive.h"
 
 namespace bitfusion {
@@ -36,1262 +25,19 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-namespace {
-
-// The oldest engine API this backend speaks (Docker 20.10), and the newest whose request
-// shapes it knows; newer engines still accept this one.
-constexpr int kMinApiMinor = 41;
-constexpr int kMaxApiMinor = 47;
-// CDI device names in DeviceRequests arrived with API 1.44 (Docker 25).
-constexpr int kCdiApiMinor = 44;
-
-int ApiMinor(std::string_view version) {
-  // "1.41" -> 41; anything else -> -1
-  if (version.substr(0, 2) != "1.") return -1;
-  int minor = 0;
-  for (char c : version.substr(2)) {
-    if (c < '0' || c > '9') return -1;
-    minor = minor * 10 + (c - '0');
-  }
-  return minor;
-}
-
-// An engine time -> ns since the epoch; 0 for Docker's zero time ("0001-01-01T00:00:00Z") or
-// anything unreadable.
-std::int64_t ParseTime(std::string_view text) {
-  const auto ns = internal::ParseRfc3339(text);
-  return ns && *ns > 0 ? *ns : 0;
-}
-
-std::string JsonString(const json::value* v) {
-  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-std::int64_t JsonInt(const json::value* v) {
-  if (v == nullptr) return 0;
-  if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-  return 0;
-}
-const json::value* Path(const json::value& root, std::initializer_list<std::string_view> keys) {
-  const json::value* v = &root;
-  for (auto k : keys) {
-    if (!v->is_object()) return nullptr;
-    v = v->get_object().if_contains(k);
-    if (v == nullptr) return nullptr;
-  }
-  return v;
-}
-Labels JsonLabels(const json::value* v) {
-  Labels out;
-  if (v == nullptr || !v->is_object()) return out;
-  for (const auto& kv : v->get_object()) {
-    if (kv.value().is_string()) out[std::string(kv.key())] = std::string(kv.value().get_string());
-  }
-  return out;
-}
-json::object LabelsJson(const Labels& labels) {
-  json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
-  return o;
-}
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-// Splits NDJSON streams (events, stats, build and pull progress) into parsed values.
-class JsonLines {
- public:
-  template <class F>
-  void Feed(std::string_view chunk, F&& on_value) {
-    buffer_.append(chunk);
-    std::size_t start = 0;
-    while (true) {
-      const auto nl = buffer_.find('\n', start);
-      if (nl == std::string::npos) break;
-      Parse(std::string_view(buffer_).substr(start, nl - start), on_value);
-      start = nl + 1;
-    }
-    buffer_.erase(0, start);
-  }
-  template <class F>
-  void Finish(F&& on_value) {
-    Parse(buffer_, on_value);
-    buffer_.clear();
-  }
-
- private:
-  template <class F>
-  void Parse(std::string_view line, F&& on_value) {
-    if (line.find_first_not_of(" \r\t") == std::string_view::npos) return;
-    boost::system::error_code ec;
-    json::value v = json::parse(line, ec);
-    if (!ec) on_value(v);
-  }
-  std::string buffer_;
-};
-
-// Docker's multiplexed stream of a container without a TTY: frames of an 8-byte header
-// (stream, 0, 0, 0, big-endian length) and a payload, split anywhere by the transport.
-class Demuxer {
- public:
-  template <class F>
-  void Feed(std::string_view chunk, F&& on_frame) {
-    buffer_.append(chunk);
-    std::size_t pos = 0;
-    while (buffer_.size() - pos >= 8) {
-      const auto* h = reinterpret_cast<const unsigned char*>(buffer_.data() + pos);
-      const std::size_t len = (std::size_t{h[4]} << 24) | (std::size_t{h[5]} << 16) |
-                              (std::size_t{h[6]} << 8) | std::size_t{h[7]};
-      if (buffer_.size() - pos - 8 < len) break;
-      const LogStream stream = h[0] == 2 ? LogStream::kStderr : LogStream::kStdout;
-      on_frame(stream, std::string_view(buffer_).substr(pos + 8, len));
-      pos += 8 + len;
-    }
-    buffer_.erase(0, pos);
-  }
-
- private:
-  std::string buffer_;
-};
-
-// ---- validation: everything a person can get wrong is refused before a request is sent ---
-
-bool IsCleanAbsolute(const std::string& p) {
-  if (p.empty() || p[0] != '/') return false;
-  for (const auto& part : fs::path(p)) {
-    if (part == "..") return false;
-  }
-  return true;
-}
-
-Status ValidateImageRef(const std::string& image) {
-  static const std::regex kRef(
-      R"(^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?|(?:sha256:)?[0-9a-f]{12,64})$)");
-  if (image.empty()) {
-    return InvalidArgumentError(
-        "no image given; docker:// runs images (name one, e.g. "
-        "\"busybox:1.36\")");
-  }
-  if (image.size() > 255 || !std::regex_match(image, kRef)) {
-    return InvalidArgumentError("\"" + image +
-                                "\" is not a valid image reference (lower-case "
-                                "[registry/]name[:tag][@sha256:digest])");
-  }
-  return Status::OK();
-}
-
-// "registry:5000/a/b:tag" -> {"registry:5000/a/b", "tag"}; no tag -> "latest".
-std::pair<std::string, std::string> SplitRef(const std::string& ref) {
-  const auto at = ref.find('@');
-  if (at != std::string::npos) return {ref.substr(0, at), ref.substr(at + 1)};
-  const auto colon = ref.rfind(':');
-  const auto slash = ref.rfind('/');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-    return {ref.substr(0, colon), ref.substr(colon + 1)};
-  }
-  return {ref, "latest"};
-}
-
-Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor) {
-  static const std::regex kName(R"(^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)");
-  static const std::regex kCgroupRule(R"(^[abc] (\*|[0-9]+):(\*|[0-9]+) [rwm]{1,3}$)");
-  static const std::regex kCpuset(R"(^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$)");
-  static const std::regex kNetwork(
-      R"(^(none|host|bridge|default|container:[a-zA-Z0-9][a-zA-Z0-9_.-]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$)");
-  BITFUSION_RETURN_IF_ERROR(ValidateImageRef(spec.image));
-  if (!spec.name.empty() && !std::regex_match(spec.name, kName)) {
-    return InvalidArgumentError("container name \"" + spec.name +
-                                "\" is invalid: use letters, digits, '_', '.' and '-', starting "
-                                "with a letter or digit");
-  }
-  for (const auto& [key, value] : spec.env) {
-    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {
-      return InvalidArgumentError("environment variable name \"" + key + "\" is invalid");
-    }
-  }
-  if (!spec.working_dir.empty() && spec.working_dir[0] != '/') {
-    return InvalidArgumentError("working directory \"" + spec.working_dir +
-                                "\" must be an absolute path inside the container");
-  }
-  if (spec.user.find_first_of(" \t\n") != std::string::npos) {
-    return InvalidArgumentError("user \"" + spec.user + "\" is invalid (\"uid[:gid]\" or a name)");
-  }
-  std::set<std::string> targets;
-  for (const auto& m : spec.mounts) {
-    if (m.type != "bind" && m.type != "tmpfs") {
-      return InvalidArgumentError("mount type \"" + m.type + "\" for " + m.target +
-                                  " is not supported; use \"bind\" or \"tmpfs\"");
-    }
-    if (!IsCleanAbsolute(m.target) || m.target == "/") {
-      return InvalidArgumentError("mount target \"" + m.target +
-                                  "\" must be an absolute path without \"..\" (and not /)");
-    }
-    if (!targets.insert(m.target).second) {
-      return InvalidArgumentError("two mounts share the target " + m.target);
-    }
-    if (m.type == "bind") {
-      if (!IsCleanAbsolute(m.source)) {
-        return InvalidArgumentError("bind mount source \"" + m.source + "\" for " + m.target +
-                                    " must be an absolute host path without \"..\"");
-      }
-      std::error_code ec;
-      if (local_engine && !fs::exists(m.source, ec)) {
-        return NotFoundError("bind mount source " + m.source +
-                             " does not exist on this host; create it first");
-      }
-    } else {
-      if (!m.source.empty()) {
-        return InvalidArgumentError("tmpfs mount " + m.target + " takes no source (got \"" +
-                                    m.source + "\")");
-      }
-      if (m.tmpfs_bytes < 0) return InvalidArgumentError("tmpfs size must not be negative");
-    }
-  }
-  for (const auto& d : spec.devices) {
-    if (!IsCleanAbsolute(d.path_on_host)) {
-      return InvalidArgumentError("device path \"" + d.path_on_host +
-                                  "\" must be an absolute host path without \"..\"");
-    }
-    if (!d.path_in_container.empty() && !IsCleanAbsolute(d.path_in_container)) {
-      return InvalidArgumentError("device path in the container \"" + d.path_in_container +
-                                  "\" must be absolute without \"..\"");
-    }
-    if (d.permissions.empty() || d.permissions.size() > 3 ||
-        d.permissions.find_first_not_of("rwm") != std::string::npos ||
-        std::set<char>(d.permissions.begin(), d.permissions.end()).size() != d.permissions.size()) {
-      return InvalidArgumentError("device permissions \"" + d.permissions + "\" for " +
-                                  d.path_on_host + " must be some of r, w, m");
-    }
-    if (local_engine) {
-      struct stat st {};
-      if (::stat(d.path_on_host.c_str(), &st) != 0) {
-        return NotFoundError("device " + d.path_on_host + " does not exist on this host");
-      }
-      if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        return InvalidArgumentError(d.path_on_host +
-                                    " is not a device node (or a directory of "
-                                    "them)");
-      }
-    }
-  }
-  for (const auto& r : spec.device_requests) {
-    if (r.count < -1) {
-      return InvalidArgumentError("device request count " + std::to_string(r.count) +
-                                  " is invalid (-1 = all, or >= 0)");
-    }
-    if (r.driver.empty() && r.capabilities.empty()) {
-      return InvalidArgumentError(
-          "a device request needs a driver (\"nvidia\") or capabilities "
-          "({{\"gpu\"}})");
-    }
-  }
-  if (!spec.cdi_devices.empty() && api_minor >= 0 && api_minor < kCdiApiMinor) {
-    return InvalidArgumentError(
-        "this engine (API 1." + std::to_string(api_minor) +
-        ") does not take CDI device names (needs API 1.44, Docker 25); pass the devices' nodes "
-        "instead (ContainerSpec::devices, which a DeviceAllocator's EditsFor produces)");
-  }
-  for (const auto& name : spec.cdi_devices) {
-    if (name.find('=') == std::string::npos || name.find('/') == std::string::npos) {
-      return InvalidArgumentError("CDI device \"" + name +
-                                  "\" is not a fully qualified name like nvidia.com/gpu=0");
-    }
-  }
-  for (const auto& rule : spec.device_cgroup_rules) {
-    if (!std::regex_match(rule, kCgroupRule)) {
-      return InvalidArgumentError("device cgroup rule \"" + rule +
-                                  "\" is invalid; write \"TYPE MAJOR:MINOR PERMS\" like "
-                                  "\"c 195:* rwm\"");
-    }
-  }
-  if (!spec.cpuset.empty() && !std::regex_match(spec.cpuset, kCpuset)) {
-    return InvalidArgumentError("cpuset \"" + spec.cpuset + "\" is not a CPU list like \"0-3,6\"");
-  }
-  if (spec.cpus < 0 || !std::isfinite(spec.cpus)) {
-    return InvalidArgumentError("cpus must be a non-negative number");
-  }
-  if (spec.memory_bytes < 0 || spec.shm_bytes < 0) {
-    return InvalidArgumentError("memory and shm sizes must not be negative");
-  }
-  if (!spec.network_mode.empty() && !std::regex_match(spec.network_mode, kNetwork)) {
-    return InvalidArgumentError("network mode \"" + spec.network_mode + "\" is invalid");
-  }
-  for (const auto& [key, value] : spec.labels) {
-    if (key.empty()) return InvalidArgumentError("label keys must not be empty");
-    if (key.rfind("bitfusion.", 0) == 0) {
-      return InvalidArgumentError("label \"" + key +
-                                  "\" uses the reserved prefix \"bitfusion.\" (the runner sets "
-                                  "those itself)");
-    }
-  }
-  if (spec.timeout_ns < 0) return InvalidArgumentError("timeout must not be negative");
-  const auto& h = spec.health_check;
-  if (!h.command.empty()) {
-    auto small = [](std::int64_t ns) { return ns != 0 && ns < 1'000'000; };
-    if (small(h.interval_ns) || small(h.timeout_ns) || small(h.start_period_ns) ||
-        h.interval_ns < 0 || h.timeout_ns < 0 || h.start_period_ns < 0 || h.retries < 0) {
-      return InvalidArgumentError("health check durations must be 0 or at least 1ms, retries >= 0");
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
-// ---- the engine API: version negotiation, calls, errors -----------------------------------
-
-class DockerApi {
- public:
-  DockerApi(DockerRunnerOptions options, std::unique_ptr<net::HttpClient> client)
-      : options_(std::move(options)), client_(std::move(client)), endpoint_(options_.Endpoint()) {
-    if (!options_.api_version.empty()) {
-      minor_ = ApiMinor(options_.api_version);
-      prefix_ = "/v" + options_.api_version;
-    }
-  }
-
-  const std::string& endpoint() const { return endpoint_; }
-  const DockerRunnerOptions& options() const { return options_; }
-  bool local() const { return options_.host.empty(); }
-
-  // "/v1.41", negotiated once with /_ping (retried on the next call if the engine was down).
-  Result<std::string> Prefix() {
-    std::lock_guard lock(mu_);
-    if (!prefix_.empty()) return prefix_;
-    net::HttpRequest ping;
-    ping.target = "/_ping";
-    ping.deadline = DeadlineAfter(30s);
-    auto r = client_->Send(ping);
-    if (!r) return Unreachable(r.error());
-    if (r->status != 200) {
-      return UnavailableError("Docker engine at " + endpoint_ + " answered /_ping with HTTP " +
-                              std::to_string(r->status) + ": " + r->body);
-    }
-    const std::string version = r->Header("api-version").value_or("1.41");
-    const int minor = ApiMinor(version);
-    if (minor < kMinApiMinor) {
-      return FailedPreconditionError("Docker engine at " + endpoint_ + " speaks API " + version +
-                                     "; bitfusion needs 1.41 or newer (Docker 20.10+, Podman 3+)");
-    }
-    minor_ = std::min(minor, kMaxApiMinor);
-    prefix_ = "/v1." + std::to_string(minor_);
-    return prefix_;
-  }
-
-  int minor() {
-    std::lock_guard lock(mu_);
-    return minor_;
-  }
-
-  // Adds a hint to a failure to reach the engine at all.
-  Status Unreachable(const Status& s) const {
-    if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kPermissionDenied) {
-      return s;
-    }
-    std::string hint;
-    if (local()) {
-      struct stat st {};
-      if (::stat(options_.socket_path.c_str(), &st) != 0) {
-        hint = "no socket at " + options_.socket_path +
-               ": is dockerd running? Start it, or point DOCKER_HOST / the runner URI "
-               "(docker:///path/to/docker.sock) at the right socket";
-      } else if (::access(options_.socket_path.c_str(), R_OK | W_OK) != 0) {
-        hint = "no permission on " + options_.socket_path +
-               ": run as root or as a member of the socket's group";
-      } else {
-        hint = "the socket exists but nothing answers: restart dockerd";
-      }
-    } else {
-      hint = "is the engine listening on " + options_.host + ":" + std::to_string(options_.port) +
-             (options_.tls ? " with TLS" : "") + "?";
-    }
-    return Status(s.code(), s.message() + "; " + hint);
-  }
-
-  Status ApiError(const net::HttpResponse& r, const std::string& method,
-                  const std::string& path) const {
-    std::string message = r.body;
-    boost::system::error_code ec;
-    const json::value v = json::parse(r.body, ec);
-    if (!ec) {
-      if (const auto* m = Path(v, {"message"})) message = JsonString(m);
-    }
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
-      message.pop_back();
-    }
-    const std::string text = "Docker engine at " + endpoint_ + ": " + method + " " + path +
-                             ": HTTP " + std::to_string(r.status) + ": " + message;
-    switch (r.status) {
-      case 400: return InvalidArgumentError(text);
-      case 401:
-      case 403: return PermissionDeniedError(text);
-      case 404: return NotFoundError(text);
-      case 409: return FailedPreconditionError(text);
-      case 503: return UnavailableError(text);
-      default: return FailedPreconditionError(text);
-    }
-  }
-
-  struct Call {
-    std::string method = "GET";
-    std::string path;  // after the version prefix: "/containers/json"
-    std::string body;
-    std::string content_type = "application/json";
-    net::Headers headers;
-    Deadline deadline = kNoDeadline;
-  };
-
-  static Call Get(std::string path) {
-    Call c;
-    c.path = std::move(path);
-    return c;
-  }
-
-  net::HttpRequest Request(const Call& c, const std::string& prefix) const {
-    net::HttpRequest req;
-    req.method = c.method;
-    req.target = prefix + c.path;
-    req.body = c.body;
-    req.deadline = c.deadline;
-    req.headers = c.headers;
-    if (!c.body.empty() || c.method == "POST" || c.method == "PUT") {
-      req.headers.emplace_back("Content-Type", c.content_type);
-    }
-    return req;
-  }
-
-  // Any HTTP status is an answer; only transport failures are errors.
-  Result<net::HttpResponse> Send(const Call& c) {
-    BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
-    auto r = client_->Send(Request(c, prefix));
-    if (!r) return Unreachable(r.error());
-    return r;
-  }
-
-  // The answer's JSON when its status is one of `ok`, else the engine's error.
-  Result<json::value> Json(const Call& c, std::initializer_list<long> ok = {200, 201, 204}) {
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Send(c));
-    if (std::find(ok.begin(), ok.end(), r.status) == ok.end()) {
-      return ApiError(r, c.method, c.path);
-    }
-    if (r.body.empty()) return json::value();
-    boost::system::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec) {
-      return InternalError("Docker engine at " + endpoint_ + ": " + c.method + " " + c.path +
-                           " answered with malformed JSON (" + ec.message() + ")");
-    }
-    return v;
-  }
-
-  Result<net::HttpResponse> Stream(const Call& c, const net::ChunkCallback& on_chunk,
-                                   net::StreamCanceller* canceller) {
-    BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
-    auto r = client_->Stream(Request(c, prefix), on_chunk, canceller);
-    if (!r) return Unreachable(r.error());
-    return r;
-  }
-
-  // An NDJSON progress stream (build, pull, import): the first {"error": ...} is the result.
-  Status Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id) {
-    JsonLines lines;
-    std::string error;
-    auto on_value = [&](const json::value& v) {
-      if (const auto* e = Path(v, {"error"}); e != nullptr && error.empty()) {
-        error = JsonString(e);
-      }
-      if (const auto* id = Path(v, {"aux", "ID"}); id != nullptr && aux_id) {
-        *aux_id = JsonString(id);
-      }
-      std::string text = JsonString(Path(v, {"stream"}));
-      if (text.empty()) text = JsonString(Path(v, {"status"}));
-      if (!text.empty() && output != nullptr) {
-        while (!text.empty() && text.back() == '\n') text.pop_back();
-        output->push_back(text);
-        if (output->size() > 200) output->erase(output->begin());
-      }
-    };
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Stream(
-                                           c,
-                                           [&](std::string_view chunk) {
-                                             lines.Feed(chunk, on_value);
-                                             return true;
-                                           },
-                                           nullptr));
-    lines.Finish(on_value);
-    if (r.status < 200 || r.status >= 300) return ApiError(r, c.method, c.path);
-    if (!error.empty()) {
-      return FailedPreconditionError("Docker engine at " + endpoint_ + ": " + c.method + " " +
-                                     c.path + ": " + error);
-    }
-    return Status::OK();
-  }
-
-  Result<ContainerInfo> InspectContainer(const std::string& id) {
-    BITFUSION_ASSIGN_OR_RETURN(auto v, Json(Get("/containers/" + id + "/json")));
-    ContainerInfo info;
-    info.id = JsonString(Path(v, {"Id"}));
-    info.name = JsonString(Path(v, {"Name"}));
-    if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
-    info.image = JsonString(Path(v, {"Config", "Image"}));
-    info.image_id = JsonString(Path(v, {"Image"}));
-    info.state = JsonString(Path(v, {"State", "Status"}));
-    info.health = JsonString(Path(v, {"State", "Health", "Status"}));
-    info.pid = static_cast<int>(JsonInt(Path(v, {"State", "Pid"})));
-    info.exit_code = static_cast<int>(JsonInt(Path(v, {"State", "ExitCode"})));
-    const auto* oom = Path(v, {"State", "OOMKilled"});
-    info.oom_killed = oom != nullptr && oom->is_bool() && oom->get_bool();
-    info.created_ns = ParseTime(JsonString(Path(v, {"Created"})));
-    info.started_ns = ParseTime(JsonString(Path(v, {"State", "StartedAt"})));
-    info.finished_ns = ParseTime(JsonString(Path(v, {"State", "FinishedAt"})));
-    info.labels = JsonLabels(Path(v, {"Config", "Labels"}));
-    return info;
-  }
-
-  Result<ImageInfo> InspectImage(const std::string& ref) {
-    auto v = Json(Get("/images/" + ref + "/json"));
-    if (!v) {
-      if (v.error().code() == StatusCode::kNotFound) {
-        return NotFoundError("image \"" + ref + "\" is not present on the Docker engine at " +
-                             endpoint_ + "; pull, build or import it first");
-      }
-      return v.error();
-    }
-    ImageInfo info;
-    info.id = JsonString(Path(*v, {"Id"}));
-    info.digest = info.id;
-    if (const auto* digests = Path(*v, {"RepoDigests"});
-        digests && digests->is_array() && !digests->get_array().empty()) {
-      info.digest = JsonString(&digests->get_array()[0]);
-    }
-    if (const auto* tags = Path(*v, {"RepoTags"}); tags && tags->is_array()) {
-      for (const auto& t : tags->get_array()) info.tags.push_back(JsonString(&t));
-    }
-    info.size_bytes = JsonInt(Path(*v, {"Size"}));
-    info.created_ns = ParseTime(JsonString(Path(*v, {"Created"})));
-    info.labels = JsonLabels(Path(*v, {"Config", "Labels"}));
-    if (const auto* entry = Path(*v, {"Config", "Entrypoint"}); entry && entry->is_array()) {
-      for (const auto& e : entry->get_array()) info.entrypoint.push_back(JsonString(&e));
-    }
-    return info;
-  }
-
-  // Lines of a finished (non-follow) log answer.
-  Result<std::vector<LogLine>> Logs(const std::string& id, std::size_t tail) {
-    Call c;
-    c.path = "/containers/" + id + "/logs?stdout=1&stderr=1&tail=" + std::to_string(tail);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Send(c));
-    if (r.status != 200) return ApiError(r, c.method, c.path);
-    std::vector<LogLine> lines;
-    Demuxer demux;
-    LineSplitter out(options_.max_line_bytes), err(options_.max_line_bytes);
-    demux.Feed(r.body, [&](LogStream s, std::string_view bytes) {
-      (s == LogStream::kStdout ? out : err).Feed(bytes, [&](std::string_view line) {
-        lines.push_back(LogLine{s, std::string(line)});
-      });
-    });
-    out.Finish([&](std::string_view l) {
-      lines.push_back(LogLine{LogStream::kStdout, std::string(l)});
-    });
-    err.Finish([&](std::string_view l) {
-      lines.push_back(LogLine{LogStream::kStderr, std::string(l)});
-    });
-    return lines;
-  }
-
-  // Force-removes a container and its anonymous volumes; a missing one is not an error.
-  Status RemoveContainer(const std::string& id) {
-    Call c;
-    c.method = "DELETE";
-    c.path = "/containers/" + id + "?force=1&v=1";
-    c.deadline = DeadlineAfter(60s);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Send(c));
-    if (r.status == 204 || r.status == 200 || r.status == 404) return Status::OK();
-    // 409 "removal already in progress": the engine is removing it for us.
-    if (r.status == 409 && r.body.find("already in progress") != std::string::npos) {
-      return Status::OK();
-    }
-    return ApiError(r, c.method, c.path);
-  }
-
- private:
-  const DockerRunnerOptions options_;
-  const std::unique_ptr<net::HttpClient> client_;
-  const std::string endpoint_;
-  std::mutex mu_;
-  std::string prefix_;
-  int minor_ = -1;
-};
-
-namespace {
-
-// ---- containers ---------------------------------------------------------------------------
-
-// One Stats() subscription: a thread reading the engine's stats stream until cancelled.
-struct DockerStatsLoop {
-  net::StreamCanceller canceller;
-  std::thread thread;
-  std::once_flag ended;
-  void End() {
-    canceller.Cancel();
-    std::call_once(ended, [this] {
-      if (thread.joinable()) {
-        if (thread.get_id() == std::this_thread::get_id()) {
-          thread.detach();
-        } else {
-          thread.join();
-        }
-      }
-    });
-  }
-};
-
-ContainerStats ParseStats(const json::value& v) {
-  ContainerStats st;
-  st.time_ns = ParseTime(JsonString(Path(v, {"read"})));
-  // A container that is not running gets readings with only its name and id, read
-  // "0001-01-01T00:00:00Z".
-  st.running = st.time_ns != 0;
-  if (st.time_ns == 0) st.time_ns = WallNowNs();
-  st.cpu_ns = JsonInt(Path(v, {"cpu_stats", "cpu_usage", "total_usage"}));
-  st.system_cpu_ns = JsonInt(Path(v, {"cpu_stats", "system_cpu_usage"}));
-  st.online_cpus = static_cast<int>(JsonInt(Path(v, {"cpu_stats", "online_cpus"})));
-  st.memory_bytes = JsonInt(Path(v, {"memory_stats", "usage"}));
-  st.memory_limit_bytes = JsonInt(Path(v, {"memory_stats", "limit"}));
-  st.pids = JsonInt(Path(v, {"pids_stats", "current"}));
-  if (const auto* nets = Path(v, {"networks"}); nets && nets->is_object()) {
-    for (const auto& kv : nets->get_object()) {
-      st.rx_bytes += JsonInt(Path(kv.value(), {"rx_bytes"}));
-      st.tx_bytes += JsonInt(Path(kv.value(), {"tx_bytes"}));
-    }
-  }
-  if (const auto* io = Path(v, {"blkio_stats", "io_service_bytes_recursive"});
-      io && io->is_array()) {
-    for (const auto& e : io->get_array()) {
-      std::string op = JsonString(Path(e, {"op"}));
-      std::transform(op.begin(), op.end(), op.begin(), ::tolower);
-      if (op == "read") st.read_bytes += JsonInt(Path(e, {"value"}));
-      if (op == "write") st.write_bytes += JsonInt(Path(e, {"value"}));
-    }
-  }
-  return st;
-}
-
-class DockerContainer final : public Container {
- public:
-  DockerContainer(std::shared_ptr<DockerApi> api, std::string id, std::int64_t timeout_ns)
-      : api_(std::move(api)), id_(std::move(id)), timeout_ns_(timeout_ns) {}
-
-  // A handle on a container made elsewhere (ContainerRunner::OpenContainer): never removed, and
-  // its output and exit are only followed once someone waits or subscribes to its logs.
-  static std::unique_ptr<DockerContainer> Attach(std::shared_ptr<DockerApi> api, std::string id) {
-    auto c = std::make_unique<DockerContainer>(std::move(api), std::move(id), 0);
-    c->attached_ = true;
-    c->kept_ = true;
-    c->started_ = true;
-    c->start_mono_ns_ = MonoNowNs();
-    return c;
-  }
-
-  ~DockerContainer() override {
-    {
-      std::lock_guard lock(mu_);
-      closing_ = true;
-    }
-    cv_.notify_all();
-    std::vector<std::shared_ptr<DockerStatsLoop>> loops;
-    {
-      std::lock_guard lock(mu_);
-      loops.swap(stats_loops_);
-    }
-    for (auto& l : loops) l->End();
-    if (!kept_) {
-      // Removing it also ends its log stream and wait; the cancels below cover an engine that
-      // went away.
-      if (Status s = api_->RemoveContainer(id_); !s.ok()) {
-        LogAt(LogLevel::kError, "could not remove container ", id_, " (", s.ToString(),
-              "); `bitfusion reap` removes it once its expiry passes");
-      }
-    }
-    logs_cancel_.Cancel();
-    wait_cancel_.Cancel();
-    if (monitor_.joinable()) monitor_.join();
-    if (timer_.joinable()) timer_.join();
-  }
-
-  const std::string& id() const override { return id_; }
-
-  Status Start() override {
-    if (attached_) {
-      return FailedPreconditionError("container " + id_ +
-                                     " was opened, not created, by this handle; its creator "
-                                     "starts it");
-    }
-    if (started_.exchange(true)) {
-      return FailedPreconditionError("container " + id_ + " was already started");
-    }
-    DockerApi::Call c;
-    c.method = "POST";
-    c.path = "/containers/" + id_ + "/start";
-    c.deadline = DeadlineAfter(120s);
-    auto r = api_->Send(c);
-    if (!r || (r->status != 204 && r->status != 304)) {
-      started_ = false;
-      return r ? api_->ApiError(*r, c.method, c.path) : r.error();
-    }
-    start_mono_ns_ = MonoNowNs();
-    monitor_ = std::thread([this] { Monitor(); });
-    if (timeout_ns_ > 0) timer_ = std::thread([this] { EnforceTimeout(); });
-    return Status::OK();
-  }
-
-  Result<ExitStatus> Wait(Deadline deadline) override {
-    if (!started_) return FailedPreconditionError("container " + id_ + " was not started");
-    FollowIfAttached();
-    std::unique_lock lock(mu_);
-    auto done = [&] { return finished_; };
-    if (deadline == kNoDeadline) {
-      cv_.wait(lock, done);
-    } else if (!cv_.wait_until(lock, deadline, done)) {
-      return DeadlineExceededError("container " + id_ + " still running at the wait deadline");
-    }
-    if (!wait_error_.ok()) return wait_error_;
-    return exit_;
-  }
-
-  Status Stop(std::chrono::nanoseconds grace) override {
-    if (!started_ || Finished()) return Status::OK();
-    const auto seconds =
-        static_cast<long long>(std::ceil(std::chrono::duration<double>(grace).count()));
-    DockerApi::Call c;
-    c.method = "POST";
-    c.path = "/containers/" + id_ + "/stop?t=" + std::to_string(std::max(0LL, seconds));
-    c.deadline = DeadlineAfter(grace + 60s);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
-    if (r.status != 204 && r.status != 304 && r.status != 404) {
-      return api_->ApiError(r, c.method, c.path);
-    }
-    auto waited = Wait(DeadlineAfter(30s));
-    if (!waited && waited.error().code() == StatusCode::kDeadlineExceeded) {
-      return InternalError("container " + id_ + " was stopped but did not exit within 30 s");
-    }
-    return Status::OK();
-  }
-
-  Status Kill(int signal) override {
-    if (!started_ || Finished()) return Status::OK();
-    DockerApi::Call c;
-    c.method = "POST";
-    c.path = "/containers/" + id_ + "/kill?signal=" + std::to_string(signal);
-    c.deadline = DeadlineAfter(60s);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
-    // 409: not running any more; 404: already gone. Either way there is nothing to signal.
-    if (r.status == 204 || r.status == 409 || r.status == 404) return Status::OK();
-    return api_->ApiError(r, c.method, c.path);
-  }
-
-  Subscription Logs(LogCallback callback) override {
-    Subscription subscription = logs_->Subscribe(std::move(callback));
-    FollowIfAttached();
-    return subscription;
-  }
-
-  void Keep() override { kept_ = true; }
-
-  Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline) override {
-    if (spec.command.empty()) return InvalidArgumentError("exec needs a command");
-    json::object body;
-    body["AttachStdout"] = true;
-    body["AttachStderr"] = true;
-    body["Cmd"] = Strings(spec.command);
-    if (!spec.env.empty()) {
-      json::array env;
-      for (const auto& [k, v] : spec.env) env.emplace_back(k + "=" + v);
-      body["Env"] = std::move(env);
-    }
-    if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
-    if (!spec.user.empty()) body["User"] = spec.user;
-    DockerApi::Call create;
-    create.method = "POST";
-    create.path = "/containers/" + id_ + "/exec";
-    create.body = json::serialize(body);
-    create.deadline = deadline;
-    BITFUSION_ASSIGN_OR_RETURN(auto made, api_->Json(create));
-    const std::string exec_id = JsonString(Path(made, {"Id"}));
-
-    DockerApi::Call start;
-    start.method = "POST";
-    start.path = "/exec/" + exec_id + "/start";
-    start.body = R"({"Detach":false,"Tty":false})";
-    start.deadline = deadline;
-    ExecResult result;
-    Demuxer demux;
-    BITFUSION_ASSIGN_OR_RETURN(
-        auto r, api_->Stream(
-                    start,
-                    [&](std::string_view chunk) {
-                      demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
-                        (s == LogStream::kStdout ? result.output : result.errors).append(bytes);
-                      });
-                      return true;
-                    },
-                    nullptr));
-    if (r.status != 200) return api_->ApiError(r, start.method, start.path);
-    // The stream ends when the command does; its exit code is recorded a moment later.
-    while (true) {
-      BITFUSION_ASSIGN_OR_RETURN(auto info,
-                                 api_->Json(DockerApi::Get("/exec/" + exec_id + "/json")));
-      const auto* running = Path(info, {"Running"});
-      if (running == nullptr || !running->is_bool() || !running->get_bool()) {
-        result.exit_code = static_cast<int>(JsonInt(Path(info, {"ExitCode"})));
-        return result;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return DeadlineExceededError("exec in container " + id_ + " still running at the deadline");
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-
-  Status CopyIn(const fs::path& host_path, const std::string& container_dir) override {
-    if (container_dir.empty() || container_dir[0] != '/') {
-      return InvalidArgumentError("copy target \"" + container_dir +
-                                  "\" must be an absolute directory in the container");
-    }
-    internal::TarWriter tar;
-    const fs::path clean = host_path.lexically_normal();
-    std::string name = clean.filename().string();
-    if (name.empty()) name = clean.parent_path().filename().string();
-    BITFUSION_RETURN_IF_ERROR(tar.AddPath(host_path, name));
-    DockerApi::Call c;
-    c.method = "PUT";
-    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(container_dir);
-    c.body = tar.Finish();
-    c.content_type = "application/x-tar";
-    c.deadline = DeadlineAfter(10min);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
-    if (r.status == 200) return Status::OK();
-    if (r.status == 404) {
-      return NotFoundError("directory " + container_dir + " does not exist in container " + id_);
-    }
-    return api_->ApiError(r, c.method, c.path);
-  }
-
-  Status CopyOut(const std::string& container_path, const fs::path& host_dir) override {
-    DockerApi::Call c;
-    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(container_path);
-    c.deadline = DeadlineAfter(10min);
-    const std::string context = "copying " + container_path + " out of container " + id_;
-    // Extracted as it arrives, confined to host_dir and capped: the archive is the
-    // container's, so whatever runs in it chooses its names, links, modes and size.
-    auto extractor = internal::TarExtractor::Make(host_dir);
-    if (!extractor) return extractor.error().WithContext(context);
-    Status extracted;
-    auto r = api_->Stream(
-        c,
-        [&](std::string_view chunk) {
-          extracted = (*extractor)->Write(chunk);
-          return extracted.ok();
-        },
-        nullptr);
-    if (!extracted.ok()) return extracted.WithContext(context);
-    if (!r) return r.error();
-    if (r->status == 404) {
-      return NotFoundError(container_path + " does not exist in container " + id_);
-    }
-    if (r->status != 200) return api_->ApiError(*r, c.method, c.path);
-    return (*extractor)->Finish().WithContext(context);
-  }
-
-  Result<bool> PathExists(const std::string& path) override {
-    DockerApi::Call c;
-    c.method = "HEAD";
-    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(path);
-    c.deadline = DeadlineAfter(60s);
-    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
-    if (r.status == 200) return true;
-    if (r.status == 404) {
-      // A missing container answers 404 too; tell the two apart.
-      BITFUSION_RETURN_IF_ERROR(api_->InspectContainer(id_).status());
-      return false;
-    }
-    return api_->ApiError(r, c.method, c.path);
-  }
-
-  Result<ContainerInfo> Inspect() override { return api_->InspectContainer(id_); }
-
-  Result<Subscription> Stats(StatsCallback callback, std::chrono::nanoseconds interval) override {
-    if (interval.count() <= 0) return InvalidArgumentError("stats interval must be positive");
-    auto loop = std::make_shared<DockerStatsLoop>();
-    auto api = api_;
-    const std::string id = id_;
-    loop->thread = std::thread([api, id, loop, interval, callback = std::move(callback)] {
-      JsonLines lines;
-      std::int64_t last = 0;
-      auto on_value = [&](const json::value& v) {
-        ContainerStats st = ParseStats(v);
-        // The engine samples about once a second; a longer interval skips readings.
-        if (last != 0 && st.time_ns - last < interval.count() * 9 / 10) return;
-        last = st.time_ns;
-        callback(st);
-      };
-      DockerApi::Call c;
-      c.path = "/containers/" + id + "/stats?stream=1";
-      auto r = api->Stream(
-          c,
-          [&](std::string_view chunk) {
-            lines.Feed(chunk, on_value);
-            return true;
-          },
-          &loop->canceller);
-      if (!r && r.error().code() != StatusCode::kCancelled) {
-        LogAt(LogLevel::kWarning, "stats of container ", id, " ended: ", r.error().ToString());
-      }
-      if (!loop->canceller.cancelled()) {
-        // The engine closed the stream (container removed, engine gone): say so once.
-        ContainerStats last;
-        last.time_ns = WallNowNs();
-        last.running = false;
-        callback(last);
-      }
-    });
-    {
-      std::lock_guard lock(mu_);
-      stats_loops_.push_back(loop);
-    }
-    return Subscription([loop] { loop->End(); });
-  }
-
- private:
-  bool Finished() {
-    std::lock_guard lock(mu_);
-    return finished_;
-  }
-
-  void FollowIfAttached() {
-    if (!attached_) return;
-    std::call_once(follow_once_, [this] { monitor_ = std::thread([this] { Monitor(); }); });
-  }
-
-  void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
-
-  // Follows the output until the container stops, then collects how it ended.
-  void Monitor() {
-    Demuxer demux;
-    LineSplitter out(api_->options().max_line_bytes), err(api_->options().max_line_bytes);
-    DockerApi::Call logs;
-    logs.path = "/containers/" + id_ + "/logs?follow=1&stdout=1&stderr=1";
-    auto streamed = api_->Stream(
-        logs,
-        [&](std::string_view chunk) {
-          demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
-            (s == LogStream::kStdout ? out : err).Feed(bytes, [&](std::string_view line) {
-              Deliver(s, line);
-            });
-          });
-          return true;
-        },
-        &logs_cancel_);
-    out.Finish([&](std::string_view l) { Deliver(LogStream::kStdout, l); });
-    err.Finish([&](std::string_view l) { Deliver(LogStream::kStderr, l); });
-    if (streamed && streamed->status != 200) {
-      LogAt(LogLevel::kWarning, "no output from container ", id_, ": ",
-            api_->ApiError(*streamed, "GET", logs.path).ToString());
-    }
-
-    DockerApi::Call wait;
-    wait.method = "POST";
-    wait.path = "/containers/" + id_ + "/wait";
-    std::string body;
-    auto waited = api_->Stream(
-        wait,
-        [&](std::string_view chunk) {
-          body.append(chunk);
-          return true;
-        },
-        &wait_cancel_);
-    Status error;
-    if (!waited) {
-      error = waited.error();
-    } else if (waited->status != 200) {
-      error = api_->ApiError(*waited, wait.method, wait.path);
-    }
-    const std::int64_t end_mono = MonoNowNs();
-    ExitStatus exit;
-    if (error.ok()) {
-      auto info = api_->InspectContainer(id_);
-      if (info) {
-        exit.exit_code = info->exit_code;
-        exit.oom_killed = info->oom_killed;
-        exit.start_ns = info->started_ns;
-        exit.end_ns = info->finished_ns;
-        exit.wall_time_ns = exit.end_ns - exit.start_ns;
-        if (exit.wall_time_ns <= 0) {
-          // Podman can record a short-lived container's start after its end: fall back to
-          // this side's clock, ending where the engine says it ended.
-          exit.wall_time_ns = std::max<std::int64_t>(end_mono - start_mono_ns_, 1);
-          exit.start_ns = exit.end_ns - exit.wall_time_ns;
-        }
-      } else {
-        // Removed by someone else the moment it ended: /wait's answer still has the code.
-        boost::system::error_code ec;
-        const json::value v = json::parse(body, ec);
-        exit.exit_code = ec ? -1 : static_cast<int>(JsonInt(Path(v, {"StatusCode"})));
-        exit.end_ns = WallNowNs();
-        exit.wall_time_ns = end_mono - start_mono_ns_;
-        exit.start_ns = exit.end_ns - exit.wall_time_ns;
-      }
-    }
-    std::lock_guard lock(mu_);
-    exit.timed_out = timed_out_;
-    exit_ = exit;
-    wait_error_ = error;
-    finished_ = true;
-    cv_.notify_all();
-  }
-
-  void EnforceTimeout() {
-    std::unique_lock lock(mu_);
-    const Deadline at = DeadlineAfter(std::chrono::nanoseconds(timeout_ns_));
-    if (cv_.wait_until(lock, at, [&] { return finished_ || closing_; })) return;
-    timed_out_ = true;
-    lock.unlock();
-    if (Status s = Kill(SIGKILL); !s.ok()) {
-      LogAt(LogLevel::kError, "killing container ", id_, " at its timeout: ", s.ToString());
-    }
-  }
-
-  const std::shared_ptr<DockerApi> api_;
-  const std::string id_;
-  const std::int64_t timeout_ns_;
-  std::atomic<bool> started_{false};
-  std::atomic<bool> kept_{false};
-  bool attached_ = false;  // made by OpenContainer
-  std::once_flag follow_once_;
-  std::int64_t start_mono_ns_ = 0;
-  net::StreamCanceller logs_cancel_, wait_cancel_;
-  std::thread monitor_, timer_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool finished_ = false;
-  bool closing_ = false;
-  bool timed_out_ = false;
-  ExitStatus exit_;
-  Status wait_error_;
-  std::vector<std::shared_ptr<DockerStatsLoop>> stats_loops_;
-
-  const std::shared_ptr<internal::LogFanout> logs_ =
-      std::make_shared<internal::LogFanout>(api_->options().log_buffer_bytes);
-};
-
-json::object CreateBody(const ContainerSpec& spec, const Labels& labels,
-                        const DockerRunnerOptions& options) {
-  json::object body;
-  body["Image"] = spec.image;
-  if (!spec.command.empty()) body["Cmd"] = Strings(spec.command);
-  if (!spec.entrypoint.empty()) body["Entrypoint"] = Strings(spec.entrypoint);
-  if (!spec.env.empty()) {
-    json::array env;
-    for (const auto& [k, v] : spec.env) env.emplace_back(k + "=" + v);
-    body["Env"] = std::move(env);
-  }
-  if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
-  if (!spec.user.empty()) body["User"] = spec.user;
-  body["Labels"] = LabelsJson(labels);
-  body["AttachStdout"] = false;
-  body["AttachStderr"] = false;
-  body["Tty"] = false;
-  if (const auto& h = spec.health_check; !h.command.empty()) {
-    json::array test;
-    test.emplace_back("CMD");
-    for (const auto& a : h.command) test.emplace_back(a);
-    json::object hc;
-    hc["Test"] = std::move(test);
-    hc["Interval"] = h.interval_ns;
-    hc["Timeout"] = h.timeout_ns;
-    hc["StartPeriod"] = h.start_period_ns;
-    hc["Retries"] = h.retries;
-    body["Healthcheck"] = std::move(hc);
-  }
-  json::object host;
-  host["Init"] = options.init;
-  if (!spec.mounts.empty()) {
-    json::array mounts;
-    for (const auto& m : spec.mounts) {
-      json::object o;
-      o["Type"] = m.type;
-      o["Target"] = m.target;
-      o["ReadOnly"] = m.read_only;
-      if (m.type == "bind") {
-        o["Source"] = m.source;
-      } else if (m.tmpfs_bytes > 0) {
-        o["TmpfsOptions"] = json::object{{"SizeBytes", m.tmpfs_bytes}};
-      }
-      mounts.push_back(std::move(o));
-    }
-    host["Mounts"] = std::move(mounts);
-  }
-  if (!spec.devices.empty()) {
-    json::array devices;
-    for (const auto& d : spec.devices) {
-      devices.push_back(json::object{
-          {"PathOnHost", d.path_on_host},
-          {"PathInContainer", d.path_in_container.empty() ? d.path_on_host : d.path_in_container},
-          {"CgroupPermissions", d.permissions}});
-    }
-    host["Devices"] = std::move(devices);
-  }
-  json::array requests;
-  for (const auto& r : spec.device_requests) {
-    json::object o;
-    o["Driver"] = r.driver;
-    o["Count"] = r.count;
-    o["DeviceIDs"] = Strings(r.device_ids);
-    json::array caps;
-    for (const auto& andlist : r.capabilities) caps.push_back(Strings(andlist));
-    o["Capabilities"] = std::move(caps);
-    json::object opts;
-    for (const auto& [k, v] : r.options) opts[k] = v;
-    o["Options"] = std::move(opts);
-    requests.push_back(std::move(o));
-  }
-  if (!spec.cdi_devices.empty()) {
-    requests.push_back(json::object{{"Driver", "cdi"}, {"DeviceIDs", Strings(spec.cdi_devices)}});
-  }
-  if (!requests.empty()) host["DeviceRequests"] = std::move(requests);
-  if (!spec.device_cgroup_rules.empty()) {
-    host["DeviceCgroupRules"] = Strings(spec.device_cgroup_rules);
-  }
-  if (!spec.cpuset.empty()) host["CpusetCpus"] = spec.cpuset;
-  if (spec.cpus > 0) host["NanoCpus"] = static_cast<std::int64_t>(spec.cpus * 1e9);
-  if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
-  if (spec.shm_bytes > 0) host["ShmSize"] = spec.shm_bytes;
-  if (!spec.network_mode.empty()) host["NetworkMode"] = spec.network_mode;
-  body["HostConfig"] = std::move(host);
-  return body;
-}
-
-std::string LabelFilter(const Labels& labels) {
-  json::array list;
-  for (const auto& [k, v] : labels) list.emplace_back(v.empty() ? k : k + "=" + v);
-  json::object filters;
-  if (!list.empty()) filters["label"] = std::move(list);
-  return internal::PercentEncode(json::serialize(filters));
-}
-
-// One /events subscription: a thread that reads the stream and reconnects with `since`.
-class EventPump {
- public:
-  EventPump(std::shared_ptr<DockerApi> api, std::string source, EventCallback callback)
-      : api_(std::move(api)), source_(std::move(source)), callback_(std::move(callback)) {
-    since_ns_ = WallNowNs();
-  }
-
-  void Start() {
-    thread_ = std::thread([this] { Run(); });
-  }
-
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    canceller_.Cancel();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  static EventType TypeOf(std::string_view action) {
-    if (action == "create") return EventType::kContainerCreated;
-    if (action == "start") return EventType::kContainerStarted;
-    if (action == "die") return EventType::kContainerDied;
-    // Podman says "remove" where Docker says "destroy".
-    if (action == "destroy" || action == "remove") return EventType::kContainerDestroyed;
-    if (action == "oom") return EventType::kContainerOom;
-    return EventType::kOther;
-  }
-
-  void OnValue(const json::value& v) {
-    Event e;
-    e.action = JsonString(Path(v, {"Action"}));
-    if (e.action.empty()) e.action = JsonString(Path(v, {"status"}));
-    e.subject = JsonString(Path(v, {"Actor", "ID"}));
-    if (e.subject.empty()) e.subject = JsonString(Path(v, {"id"}));
-    e.attributes = JsonLabels(Path(v, {"Actor", "Attributes"}));
-    e.time_ns = JsonInt(Path(v, {"timeNano"}));
-    if (e.time_ns == 0) e.time_ns = JsonInt(Path(v, {"time"})) * 1'000'000'000;
-    e.type = JsonString(Path(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
-    e.source = source_;
-    // A reconnect asks again from the last event's time: skip what was already delivered.
-    const std::string key = e.action + "/" + e.subject;
-    if (e.time_ns < last_ns_) return;
-    if (e.time_ns == last_ns_) {
-      if (!seen_at_last_.insert(key).second) return;
-    } else {
-      last_ns_ = e.time_ns;
-      seen_at_last_ = {key};
-    }
-    callback_(e);
-  }
-
-  void Run() {
-    std::chrono::milliseconds backoff = 50ms;
-    while (true) {
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) return;
-      }
-      const std::int64_t since = last_ns_ > 0 ? last_ns_ : since_ns_;
-      char since_text[64];
-      std::snprintf(since_text, sizeof since_text, "%lld.%09lld",
-                    static_cast<long long>(since / 1'000'000'000),
-                    static_cast<long long>(since % 1'000'000'000));
-      DockerApi::Call c;
-      c.path = "/events?since=" + std::string(since_text) +
-               "&filters=" + internal::PercentEncode(R"({"type":["container"]})");
-      JsonLines lines;
-      bool connected = false;
-      auto r = api_->Stream(
-          c,
-          [&](std::string_view chunk) {
-            connected = true;
-            lines.Feed(chunk, [&](const json::value& v) { OnValue(v); });
-            return true;
-          },
-          &canceller_);
-      if (r && r->status == 200) connected = true;
-      if (r && r->status != 200) {
-        LogAt(LogLevel::kWarning, "events: ", api_->ApiError(*r, "GET", c.path).ToString());
-      } else if (!r && r.error().code() != StatusCode::kCancelled) {
-        LogAt(LogLevel::kDebug, "events stream from ", source_, " dropped (", r.error().message(),
-              "); reconnecting");
-      }
-      if (connected) backoff = 50ms;
-      std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, backoff, [&] { return stopping_; })) return;
-      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
-    }
-  }
-
-  const std::shared_ptr<DockerApi> api_;
-  const std::string source_;
-  const EventCallback callback_;
-  std::int64_t since_ns_ = 0;
-  std::int64_t last_ns_ = 0;
-  std::set<std::string> seen_at_last_;
-  net::StreamCanceller canceller_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
-}  // namespace
+using internal::CreateBody;
+using internal::DockerApiMinor;
+using internal::JsonAt;
+using internal::JsonInt;
+using internal::JsonLabels;
+using internal::JsonString;
+using internal::kDockerCdiApiMinor;
+using internal::kDockerMinApiMinor;
+using internal::LabelFilter;
+using internal::LabelsJson;
+using internal::SplitRef;
+using internal::ValidateImageRef;
+using internal::ValidateSpec;
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -1303,7 +49,7 @@ std::string DockerRunnerOptions::Endpoint() const {
 Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
   BITFUSION_RETURN_IF_ERROR(
       uri.CheckQueryKeys({"ca", "cert", "key", "verify", "api", "ttl", "init", "connect_timeout",
-                          "max_line_bytes", "log_buffer_bytes", "run_id"}));
+                          "api_timeout", "max_line_bytes", "log_buffer_bytes", "run_id"}));
   DockerRunnerOptions o;
   const char* env_host = std::getenv("DOCKER_HOST");
   const char* env_verify = std::getenv("DOCKER_TLS_VERIFY");
@@ -1376,7 +122,7 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
                                 uri.ToString());
   }
   o.api_version = uri.Query("api").value_or("");
-  if (!o.api_version.empty() && ApiMinor(o.api_version) < kMinApiMinor) {
+  if (!o.api_version.empty() && DockerApiMinor(o.api_version) < kDockerMinApiMinor) {
     return InvalidArgumentError("api=" + o.api_version + " in " + uri.ToString() +
                                 " is not an API version 1.41 or newer");
   }
@@ -1384,6 +130,13 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
   BITFUSION_ASSIGN_OR_RETURN(o.init, uri.QueryBool("init", o.init));
   BITFUSION_ASSIGN_OR_RETURN(auto connect, uri.QueryDuration("connect_timeout", o.connect_timeout));
   o.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(connect);
+  BITFUSION_ASSIGN_OR_RETURN(auto api_timeout, uri.QueryDuration("api_timeout", o.api_timeout));
+  if (api_timeout < 1ms) {
+    return InvalidArgumentError("api_timeout in " + uri.ToString() +
+                                " must be at least 1ms (it bounds each engine call; e.g. "
+                                "api_timeout=60s)");
+  }
+  o.api_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(api_timeout);
   BITFUSION_ASSIGN_OR_RETURN(auto line, uri.QueryInt("max_line_bytes", 64 * 1024));
   BITFUSION_ASSIGN_OR_RETURN(auto buffer, uri.QueryInt("log_buffer_bytes", 1 << 20));
   if (line < 1 || buffer < 0 || o.ttl.count() <= 0) {
@@ -1434,19 +187,20 @@ Result<RunnerCapabilities> DockerRunner::Capabilities() {
   BITFUSION_ASSIGN_OR_RETURN(auto info, api_->Json(DockerApi::Get("/info")));
   RunnerCapabilities caps;
   caps.engine = "docker";
-  if (const auto* comps = Path(version, {"Components"}); comps && comps->is_array()) {
+  if (const auto* comps = JsonAt(version, {"Components"}); comps && comps->is_array()) {
     for (const auto& c : comps->get_array()) {
-      if (JsonString(Path(c, {"Name"})).find("Podman") != std::string::npos) caps.engine = "podman";
+      if (JsonString(JsonAt(c, {"Name"})).find("Podman") != std::string::npos)
+        caps.engine = "podman";
     }
   }
-  caps.version = JsonString(Path(version, {"Version"}));
+  caps.version = JsonString(JsonAt(version, {"Version"}));
   caps.api_version = "1." + std::to_string(api_->minor());
   caps.images = caps.containers = caps.exec = caps.copy = caps.stats = caps.health_checks =
       caps.events = caps.reap = true;
-  if (const auto* runtimes = Path(info, {"Runtimes"}); runtimes && runtimes->is_object()) {
+  if (const auto* runtimes = JsonAt(info, {"Runtimes"}); runtimes && runtimes->is_object()) {
     caps.gpu_runtime = runtimes->get_object().contains("nvidia");
   }
-  caps.cdi = api_->minor() >= kCdiApiMinor;
+  caps.cdi = api_->minor() >= kDockerCdiApiMinor;
   return caps;
 }
 
@@ -1487,7 +241,7 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
   c.method = "POST";
   c.path = "/containers/create";
   if (!spec.name.empty()) c.path += "?name=" + internal::PercentEncode(spec.name);
-  c.body = json::serialize(CreateBody(spec, labels, options_));
+  c.body = json::serialize(CreateBody(spec, labels, options_.init));
   c.deadline = DeadlineAfter(120s);
   BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
   if (r.status == 404) {
@@ -1501,9 +255,9 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
   if (r.status != 201) return api_->ApiError(r, c.method, c.path);
   boost::system::error_code ec;
   const json::value v = json::parse(r.body, ec);
-  const std::string id = ec ? "" : JsonString(Path(v, {"Id"}));
+  const std::string id = ec ? "" : JsonString(JsonAt(v, {"Id"}));
   if (id.empty()) return InternalError("container create answered without an Id: " + r.body);
-  return std::unique_ptr<Container>(new DockerContainer(api_, id, spec.timeout_ns));
+  return NewDockerContainer(api_, id, spec.timeout_ns);
 }
 
 Result<ImageInfo> DockerRunner::ImportImage(const ImportSpec& spec, Deadline deadline) {
@@ -1626,20 +380,20 @@ Result<std::vector<ImageInfo>> DockerRunner::ListImages(const Labels& labels) {
   if (!v.is_array()) return out;
   for (const auto& e : v.get_array()) {
     ImageInfo info;
-    info.id = JsonString(Path(e, {"Id"}));
+    info.id = JsonString(JsonAt(e, {"Id"}));
     info.digest = info.id;
-    if (const auto* d = Path(e, {"RepoDigests"}); d && d->is_array() && !d->get_array().empty()) {
+    if (const auto* d = JsonAt(e, {"RepoDigests"}); d && d->is_array() && !d->get_array().empty()) {
       info.digest = JsonString(&d->get_array()[0]);
     }
-    if (const auto* t = Path(e, {"RepoTags"}); t && t->is_array()) {
+    if (const auto* t = JsonAt(e, {"RepoTags"}); t && t->is_array()) {
       for (const auto& tag : t->get_array()) {
         const std::string s = JsonString(&tag);
         if (s != "<none>:<none>") info.tags.push_back(s);
       }
     }
-    info.size_bytes = JsonInt(Path(e, {"Size"}));
-    info.created_ns = JsonInt(Path(e, {"Created"})) * 1'000'000'000;
-    info.labels = JsonLabels(Path(e, {"Labels"}));
+    info.size_bytes = JsonInt(JsonAt(e, {"Size"}));
+    info.created_ns = JsonInt(JsonAt(e, {"Created"})) * 1'000'000'000;
+    info.labels = JsonLabels(JsonAt(e, {"Labels"}));
     out.push_back(std::move(info));
   }
   return out;
@@ -1666,17 +420,17 @@ Result<std::vector<ContainerInfo>> DockerRunner::ListContainers(const Labels& la
   if (!v.is_array()) return out;
   for (const auto& e : v.get_array()) {
     ContainerInfo info;
-    info.id = JsonString(Path(e, {"Id"}));
-    if (const auto* names = Path(e, {"Names"});
+    info.id = JsonString(JsonAt(e, {"Id"}));
+    if (const auto* names = JsonAt(e, {"Names"});
         names && names->is_array() && !names->get_array().empty()) {
       info.name = JsonString(&names->get_array()[0]);
       if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
     }
-    info.image = JsonString(Path(e, {"Image"}));
-    info.image_id = JsonString(Path(e, {"ImageID"}));
-    info.state = JsonString(Path(e, {"State"}));
-    info.created_ns = JsonInt(Path(e, {"Created"})) * 1'000'000'000;
-    info.labels = JsonLabels(Path(e, {"Labels"}));
+    info.image = JsonString(JsonAt(e, {"Image"}));
+    info.image_id = JsonString(JsonAt(e, {"ImageID"}));
+    info.state = JsonString(JsonAt(e, {"State"}));
+    info.created_ns = JsonInt(JsonAt(e, {"Created"})) * 1'000'000'000;
+    info.labels = JsonLabels(JsonAt(e, {"Labels"}));
     out.push_back(std::move(info));
   }
   return out;
@@ -1706,7 +460,7 @@ Result<std::unique_ptr<Container>> DockerRunner::OpenContainer(const std::string
     }
     return info.error();
   }
-  return std::unique_ptr<Container>(DockerContainer::Attach(api_, info->id));
+  return AttachDockerContainer(api_, info->id);
 }
 
 Result<std::vector<LogLine>> DockerRunner::TailLogs(const std::string& container_id,
@@ -1720,9 +474,7 @@ Result<Subscription> DockerRunner::Events(EventCallback callback) {
   auto source = (options_.tls ? "docker+tls://" : "docker://") +
                 (options_.host.empty() ? options_.socket_path
                                        : options_.host + ":" + std::to_string(options_.port));
-  auto pump = std::make_shared<EventPump>(api_, std::move(source), std::move(callback));
-  pump->Start();
-  return Subscription([pump] { pump->Stop(); });
+  return FollowDockerEvents(api_, std::move(source), std::move(callback));
 }
 
 Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {

@@ -48,6 +48,10 @@ struct DockerRunnerOptions {
   /// orphans are reaped.
   bool init = true;
   std::chrono::milliseconds connect_timeout{5'000};
+  /// Deadline of each engine call that is not a stream the caller ends (inspect, list, version,
+  /// a log tail, exec polling, ...) and is not given a deadline of its own, so that a wedged
+  /// engine fails a run and its cleanup instead of hanging them.
+  std::chrono::milliseconds api_timeout{60'000};
   /// Output lines longer than this are delivered in pieces.
   std::size_t max_line_bytes = 64 * 1024;
   /// Output kept per container and replayed to a late Logs() subscriber.
@@ -60,7 +64,7 @@ struct DockerRunnerOptions {
   /// docker://HOST:PORT (plain TCP), docker+tls://HOST:PORT (certificates from ?ca=&cert=&key=,
   /// else DOCKER_CERT_PATH/{ca,cert,key}.pem, else ~/.docker). DOCKER_HOST=tcp://… with
   /// DOCKER_TLS_VERIFY set means TLS. Options: ?api=1.41&ttl=24h&init=true&verify=true
-  /// &connect_timeout=5s&max_line_bytes=65536&log_buffer_bytes=1048576&run_id=ID.
+  /// &connect_timeout=5s&api_timeout=60s&max_line_bytes=65536&log_buffer_bytes=1048576&run_id=ID.
   static Result<DockerRunnerOptions> FromUri(const Uri& uri);
 
   /// "unix:///var/run/docker.sock", "https://127.0.0.1:2376": for messages.

@@ -13,7 +13,6 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -28,6 +27,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
 #include "core/spawn.h"
+#include "runners/container_spec_checks.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 #include "runners/process_ledger.h"
@@ -37,33 +37,17 @@ extern char** environ;
 namespace bitfusion {
 namespace {
 
-// Parses "0-3,6,8-9" into a CPU set; InvalidArgument names the spec field.
+// "0-3,6,8-9" as a CPU set; InvalidArgument names the spec field.
 Result<cpu_set_t> ParseCpuset(const std::string& text) {
+  BITFUSION_ASSIGN_OR_RETURN(auto ranges, internal::ParseCpuList(text));
   cpu_set_t set;
   CPU_ZERO(&set);
-  std::string_view rest(text);
-  auto bad = [&] {
-    return InvalidArgumentError("cpuset \"" + text + "\" is not a CPU list like \"0-3,6\"");
-  };
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (comma != std::string_view::npos && rest.empty()) return bad();
-    const auto dash = item.find('-');
-    unsigned lo = 0, hi = 0;
-    std::string_view a = item.substr(0, dash);
-    std::string_view b = dash == std::string_view::npos ? a : item.substr(dash + 1);
-    auto r1 = std::from_chars(a.data(), a.data() + a.size(), lo);
-    auto r2 = std::from_chars(b.data(), b.data() + b.size(), hi);
-    if (a.empty() || b.empty() || r1.ec != std::errc() || r2.ec != std::errc() ||
-        r1.ptr != a.data() + a.size() || r2.ptr != b.data() + b.size() || lo > hi ||
-        hi >= CPU_SETSIZE) {
-      return bad();
+  for (const auto& range : ranges) {
+    if (range.last >= CPU_SETSIZE) {
+      return InvalidArgumentError("cpuset \"" + text + "\" is not a CPU list like \"0-3,6\"");
     }
-    for (unsigned cpu = lo; cpu <= hi; ++cpu) CPU_SET(cpu, &set);
+    for (unsigned cpu = range.first; cpu <= range.last; ++cpu) CPU_SET(cpu, &set);
   }
-  if (CPU_COUNT(&set) == 0) return bad();
   return set;
 }
 
@@ -807,12 +791,8 @@ Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& optio
   }
 
   std::map<std::string, std::string> env_map = InheritedEnvironment(options.env);
-  for (const auto& [key, value] : spec.env) {
-    if (key.empty() || key.find('=') != std::string::npos) {
-      return InvalidArgumentError("environment variable name \"" + key + "\" is invalid");
-    }
-    env_map[key] = value;
-  }
+  BITFUSION_RETURN_IF_ERROR(internal::CheckEnvironmentNames(spec.env));
+  for (const auto& [key, value] : spec.env) env_map[key] = value;
   std::vector<std::string> env;
   env.reserve(env_map.size());
   for (const auto& [key, value] : env_map) env.push_back(key + "=" + value);
@@ -851,7 +831,7 @@ Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& optio
   if (!spec.cpuset.empty()) {
     BITFUSION_ASSIGN_OR_RETURN(cpus, ParseCpuset(spec.cpuset));
   }
-  if (spec.timeout_ns < 0) return InvalidArgumentError("timeout must not be negative");
+  BITFUSION_RETURN_IF_ERROR(internal::CheckTimeout(spec.timeout_ns));
   std::vector<std::string> args(argv.begin() + 1, argv.end());
   return std::unique_ptr<Container>(new ProcessContainer(
       spec.name.empty() ? NextId() : spec.name, options, hub, executable, std::move(args),

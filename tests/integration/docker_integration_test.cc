@@ -370,6 +370,34 @@ TEST_F(DockerTest, EngineErrorsCarryItsMessageTheStatusAndTheCall) {
   EXPECT_NE(r.error().message().find("is not running"), std::string::npos) << r.error().message();
 }
 
+TEST_F(DockerTest, AnExecPastItsDeadlineIsKilledAndNamed) {
+  ContainerSpec spec;
+  spec.image = kBusyboxImage;
+  spec.command = {"sleep", "300"};
+  auto c = runner_->Create(spec);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  ASSERT_TRUE((*c)->Start().ok());
+  ExecSpec exec;
+  exec.command = {"sleep", "60"};
+  const auto started = std::chrono::steady_clock::now();
+  auto r = (*c)->Exec(exec, DeadlineAfter(1s));
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), StatusCode::kDeadlineExceeded) << r.error().ToString();
+  EXPECT_NE(r.error().message().find("`sleep 60`"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("it was killed"), std::string::npos) << r.error().message();
+  EXPECT_LT(took, 15s);
+
+  // Nothing of it is left in the container; the container itself still runs.
+  ExecSpec ps;
+  ps.command = {"ps"};
+  auto listed = (*c)->Exec(ps, DeadlineAfter(30s));
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  EXPECT_EQ(listed->exit_code, 0);
+  EXPECT_NE(listed->output.find("sleep 300"), std::string::npos) << listed->output;
+  EXPECT_EQ(listed->output.find("sleep 60"), std::string::npos) << listed->output;
+}
+
 TEST_F(DockerTest, HealthCheckDrivesTheHealthyWait) {
   ContainerSpec spec;
   spec.image = kBusyboxImage;

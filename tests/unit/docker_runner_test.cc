@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 
+#include "fakes/http_test_server.h"
 #include "runners/tar_archive.h"
 #include "scoped_env.h"
 
@@ -120,6 +121,47 @@ TEST(DockerRunnerTest, UnreachableEngineSaysWhereAndWhatToDo) {
   EXPECT_EQ((*runner)->Create(spec).error().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*runner)->InspectImage("bad image").error().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*runner)->EnsureImage("", kNoDeadline).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(DockerRunnerOptionsTest, ApiTimeoutBoundsEachCall) {
+  ScopedEnv env({{"DOCKER_HOST", nullptr}});
+  EXPECT_EQ(Options("docker://")->api_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(Options("docker:///x.sock?api_timeout=1500ms")->api_timeout,
+            std::chrono::milliseconds(1500));
+  for (const char* bad : {"docker:///x.sock?api_timeout=0s", "docker:///x.sock?api_timeout=soon"}) {
+    auto o = Options(bad);
+    ASSERT_FALSE(o.ok()) << bad;
+    EXPECT_EQ(o.error().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(o.error().message().find("api_timeout"), std::string::npos) << o.error().message();
+  }
+}
+
+// An engine that answers /_ping and then never finishes another answer: each call that has no
+// deadline of its own ends at api_timeout instead of hanging its caller.
+TEST(DockerRunnerTest, AWedgedEngineFailsCallsAtTheApiTimeout) {
+  testing::HttpTestServer engine([](const testing::TestRequest& request) {
+    testing::TestResponse out;
+    if (request.target == "/_ping") {
+      out.headers = {{"Api-Version", "1.43"}};
+      out.body = "OK";
+      return out;
+    }
+    out.chunks = {"{"};
+    out.hold_open = true;
+    return out;
+  });
+  // "http://127.0.0.1:PORT" -> "docker://127.0.0.1:PORT" (plain TCP)
+  auto runner = ContainerRunnerFromUri("docker" + engine.url().substr(4) + "?api_timeout=300ms");
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  const auto started = std::chrono::steady_clock::now();
+  auto listed = (*runner)->ListContainers({});
+  auto inspected = (*runner)->InspectContainer("abc");
+  auto tail = (*runner)->TailLogs("abc", 10);
+  auto caps = (*runner)->Capabilities();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  for (const Status& s : {listed.status(), inspected.status(), tail.status(), caps.status()}) {
+    EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
+  }
 }
 
 TEST(TarArchiveTest, RoundTripWithLongNamesLinksAndModes) {

@@ -123,6 +123,44 @@ TEST(HttpClientTest, RetriesRetryableStatusesWithBackoff) {
   EXPECT_EQ(calls.load(), 3);
 }
 
+TEST(HttpClientTest, RetryAfterIsObeyedOnlyUpToTheCapAndTheDeadline) {
+  std::atomic<int> calls{0};
+  HttpTestServer server([&](const TestRequest&) {
+    // An hour: a broken or hostile server must not park the caller that long.
+    return ++calls < 2 ? TestResponse{503, {{"Retry-After", "3600"}}, "busy"}
+                       : TestResponse{200, {}, "fine"};
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  options.retry.max_attempts = 3;
+  options.retry.initial_backoff = 1ms;
+  options.retry.max_backoff = 10ms;
+  options.retry.max_retry_after = 200ms;
+  auto client = Client(options);
+  auto started = std::chrono::steady_clock::now();
+  auto response = client->Send({"GET", "/"});
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->attempts, 2);
+  EXPECT_GE(took, 190ms) << "a Retry-After is still obeyed up to the cap";
+  EXPECT_LT(took, 5s);
+
+  // Where the wait would pass the request's deadline, the answer comes back at once.
+  calls = 0;
+  options.retry.max_retry_after = 60s;
+  client = Client(options);
+  HttpRequest request{"GET", "/"};
+  request.deadline = DeadlineAfter(10s);
+  started = std::chrono::steady_clock::now();
+  response = client->Send(request);
+  took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->status, 503);
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_LT(took, 5s);
+}
+
 TEST(HttpClientTest, NonIdempotentRequestsAreNotRetried) {
   std::atomic<int> calls{0};
   HttpTestServer server([&](const TestRequest&) {

@@ -1,0 +1,606 @@
+#include "runners/docker_container.h"
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "bitfusion/log.h"
+#include "core/percent_encode.h"
+#include "runners/line_splitter.h"
+#include "runners/log_fanout.h"
+#include "runners/tar_archive.h"
+
+namespace bitfusion {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+using internal::Demuxer;
+using internal::JsonAt;
+using internal::JsonInt;
+using internal::JsonLines;
+using internal::JsonString;
+using internal::JsonStrings;
+using internal::ParseEngineTime;
+
+namespace {
+
+// One Stats() subscription: a thread reading the engine's stats stream until cancelled.
+struct DockerStatsLoop {
+  net::StreamCanceller canceller;
+  std::thread thread;
+  std::once_flag ended;
+  void End() {
+    canceller.Cancel();
+    std::call_once(ended, [this] {
+      if (thread.joinable()) {
+        if (thread.get_id() == std::this_thread::get_id()) {
+          thread.detach();
+        } else {
+          thread.join();
+        }
+      }
+    });
+  }
+};
+
+ContainerStats ParseStats(const json::value& v) {
+  ContainerStats st;
+  st.time_ns = ParseEngineTime(JsonString(JsonAt(v, {"read"})));
+  // A container that is not running gets readings with only its name and id, read
+  // "0001-01-01T00:00:00Z".
+  st.running = st.time_ns != 0;
+  if (st.time_ns == 0) st.time_ns = WallNowNs();
+  st.cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "cpu_usage", "total_usage"}));
+  st.system_cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "system_cpu_usage"}));
+  st.online_cpus = static_cast<int>(JsonInt(JsonAt(v, {"cpu_stats", "online_cpus"})));
+  st.memory_bytes = JsonInt(JsonAt(v, {"memory_stats", "usage"}));
+  st.memory_limit_bytes = JsonInt(JsonAt(v, {"memory_stats", "limit"}));
+  st.pids = JsonInt(JsonAt(v, {"pids_stats", "current"}));
+  if (const auto* nets = JsonAt(v, {"networks"}); nets && nets->is_object()) {
+    for (const auto& kv : nets->get_object()) {
+      st.rx_bytes += JsonInt(JsonAt(kv.value(), {"rx_bytes"}));
+      st.tx_bytes += JsonInt(JsonAt(kv.value(), {"tx_bytes"}));
+    }
+  }
+  if (const auto* io = JsonAt(v, {"blkio_stats", "io_service_bytes_recursive"});
+      io && io->is_array()) {
+    for (const auto& e : io->get_array()) {
+      std::string op = JsonString(JsonAt(e, {"op"}));
+      std::transform(op.begin(), op.end(), op.begin(), ::tolower);
+      if (op == "read") st.read_bytes += JsonInt(JsonAt(e, {"value"}));
+      if (op == "write") st.write_bytes += JsonInt(JsonAt(e, {"value"}));
+    }
+  }
+  return st;
+}
+
+class DockerContainer final : public Container {
+ public:
+  DockerContainer(std::shared_ptr<DockerApi> api, std::string id, std::int64_t timeout_ns)
+      : api_(std::move(api)), id_(std::move(id)), timeout_ns_(timeout_ns) {}
+
+  // A handle on a container made elsewhere (ContainerRunner::OpenContainer): never removed, and
+  // its output and exit are only followed once someone waits or subscribes to its logs.
+  static std::unique_ptr<DockerContainer> Attach(std::shared_ptr<DockerApi> api, std::string id) {
+    auto c = std::make_unique<DockerContainer>(std::move(api), std::move(id), 0);
+    c->attached_ = true;
+    c->kept_ = true;
+    c->started_ = true;
+    c->start_mono_ns_ = MonoNowNs();
+    return c;
+  }
+
+  ~DockerContainer() override {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    std::vector<std::shared_ptr<DockerStatsLoop>> loops;
+    {
+      std::lock_guard lock(mu_);
+      loops.swap(stats_loops_);
+    }
+    for (auto& l : loops) l->End();
+    if (!kept_) {
+      // Removing it also ends its log stream and wait; the cancels below cover an engine that
+      // went away.
+      if (Status s = api_->RemoveContainer(id_); !s.ok()) {
+        LogAt(LogLevel::kError, "could not remove container ", id_, " (", s.ToString(),
+              "); `bitfusion reap` removes it once its expiry passes");
+      }
+    }
+    logs_cancel_.Cancel();
+    wait_cancel_.Cancel();
+    if (monitor_.joinable()) monitor_.join();
+    if (timer_.joinable()) timer_.join();
+  }
+
+  const std::string& id() const override { return id_; }
+
+  Status Start() override {
+    if (attached_) {
+      return FailedPreconditionError("container " + id_ +
+                                     " was opened, not created, by this handle; its creator "
+                                     "starts it");
+    }
+    if (started_.exchange(true)) {
+      return FailedPreconditionError("container " + id_ + " was already started");
+    }
+    DockerApi::Call c;
+    c.method = "POST";
+    c.path = "/containers/" + id_ + "/start";
+    c.deadline = DeadlineAfter(120s);
+    auto r = api_->Send(c);
+    if (!r || (r->status != 204 && r->status != 304)) {
+      started_ = false;
+      return r ? api_->ApiError(*r, c.method, c.path) : r.error();
+    }
+    start_mono_ns_ = MonoNowNs();
+    monitor_ = std::thread([this] { Monitor(); });
+    if (timeout_ns_ > 0) timer_ = std::thread([this] { EnforceTimeout(); });
+    return Status::OK();
+  }
+
+  Result<ExitStatus> Wait(Deadline deadline) override {
+    if (!started_) return FailedPreconditionError("container " + id_ + " was not started");
+    FollowIfAttached();
+    std::unique_lock lock(mu_);
+    auto done = [&] { return finished_; };
+    if (deadline == kNoDeadline) {
+      cv_.wait(lock, done);
+    } else if (!cv_.wait_until(lock, deadline, done)) {
+      return DeadlineExceededError("container " + id_ + " still running at the wait deadline");
+    }
+    if (!wait_error_.ok()) return wait_error_;
+    return exit_;
+  }
+
+  Status Stop(std::chrono::nanoseconds grace) override {
+    if (!started_ || Finished()) return Status::OK();
+    const auto seconds =
+        static_cast<long long>(std::ceil(std::chrono::duration<double>(grace).count()));
+    DockerApi::Call c;
+    c.method = "POST";
+    c.path = "/containers/" + id_ + "/stop?t=" + std::to_string(std::max(0LL, seconds));
+    c.deadline = DeadlineAfter(grace + 60s);
+    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
+    if (r.status != 204 && r.status != 304 && r.status != 404) {
+      return api_->ApiError(r, c.method, c.path);
+    }
+    auto waited = Wait(DeadlineAfter(30s));
+    if (!waited && waited.error().code() == StatusCode::kDeadlineExceeded) {
+      return InternalError("container " + id_ + " was stopped but did not exit within 30 s");
+    }
+    return Status::OK();
+  }
+
+  Status Kill(int signal) override {
+    if (!started_ || Finished()) return Status::OK();
+    DockerApi::Call c;
+    c.method = "POST";
+    c.path = "/containers/" + id_ + "/kill?signal=" + std::to_string(signal);
+    c.deadline = DeadlineAfter(60s);
+    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
+    // 409: not running any more; 404: already gone. Either way there is nothing to signal.
+    if (r.status == 204 || r.status == 409 || r.status == 404) return Status::OK();
+    return api_->ApiError(r, c.method, c.path);
+  }
+
+  Subscription Logs(LogCallback callback) override {
+    Subscription subscription = logs_->Subscribe(std::move(callback));
+    FollowIfAttached();
+    return subscription;
+  }
+
+  void Keep() override { kept_ = true; }
+
+  Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline) override {
+    if (spec.command.empty()) return InvalidArgumentError("exec needs a command");
+    json::object body;
+    body["AttachStdout"] = true;
+    body["AttachStderr"] = true;
+    body["Cmd"] = JsonStrings(spec.command);
+    if (!spec.env.empty()) {
+      json::array env;
+      for (const auto& [k, v] : spec.env) env.emplace_back(k + "=" + v);
+      body["Env"] = std::move(env);
+    }
+    if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
+    if (!spec.user.empty()) body["User"] = spec.user;
+    std::string exec_id;
+    auto result = RunExec(body, deadline, &exec_id);
+    if (result || result.error().code() != StatusCode::kDeadlineExceeded || exec_id.empty()) {
+      return result;
+    }
+    const std::string what = "exec of `" + CommandText(spec.command) + "` in container " + id_ +
+                             " did not finish by its deadline";
+    auto stopped = StopExec(exec_id, spec.command);
+    if (!stopped) {
+      return DeadlineExceededError(what + " and could not be stopped (" +
+                                   stopped.error().message() +
+                                   "); it may still be running: stop the container to end it");
+    }
+    return DeadlineExceededError(what + (*stopped ? "; it was killed" : ""));
+  }
+
+  Status CopyIn(const fs::path& host_path, const std::string& container_dir) override {
+    if (container_dir.empty() || container_dir[0] != '/') {
+      return InvalidArgumentError("copy target \"" + container_dir +
+                                  "\" must be an absolute directory in the container");
+    }
+    internal::TarWriter tar;
+    const fs::path clean = host_path.lexically_normal();
+    std::string name = clean.filename().string();
+    if (name.empty()) name = clean.parent_path().filename().string();
+    BITFUSION_RETURN_IF_ERROR(tar.AddPath(host_path, name));
+    DockerApi::Call c;
+    c.method = "PUT";
+    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(container_dir);
+    c.body = tar.Finish();
+    c.content_type = "application/x-tar";
+    c.deadline = DeadlineAfter(10min);
+    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
+    if (r.status == 200) return Status::OK();
+    if (r.status == 404) {
+      return NotFoundError("directory " + container_dir + " does not exist in container " + id_);
+    }
+    return api_->ApiError(r, c.method, c.path);
+  }
+
+  Status CopyOut(const std::string& container_path, const fs::path& host_dir) override {
+    DockerApi::Call c;
+    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(container_path);
+    c.deadline = DeadlineAfter(10min);
+    const std::string context = "copying " + container_path + " out of container " + id_;
+    // Extracted as it arrives, confined to host_dir and capped: the archive is the
+    // container's, so whatever runs in it chooses its names, links, modes and size.
+    auto extractor = internal::TarExtractor::Make(host_dir);
+    if (!extractor) return extractor.error().WithContext(context);
+    Status extracted;
+    auto r = api_->Stream(
+        c,
+        [&](std::string_view chunk) {
+          extracted = (*extractor)->Write(chunk);
+          return extracted.ok();
+        },
+        nullptr);
+    if (!extracted.ok()) return extracted.WithContext(context);
+    if (!r) return r.error();
+    if (r->status == 404) {
+      return NotFoundError(container_path + " does not exist in container " + id_);
+    }
+    if (r->status != 200) return api_->ApiError(*r, c.method, c.path);
+    return (*extractor)->Finish().WithContext(context);
+  }
+
+  Result<bool> PathExists(const std::string& path) override {
+    DockerApi::Call c;
+    c.method = "HEAD";
+    c.path = "/containers/" + id_ + "/archive?path=" + internal::PercentEncode(path);
+    c.deadline = DeadlineAfter(60s);
+    BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
+    if (r.status == 200) return true;
+    if (r.status == 404) {
+      // A missing container answers 404 too; tell the two apart.
+      BITFUSION_RETURN_IF_ERROR(api_->InspectContainer(id_).status());
+      return false;
+    }
+    return api_->ApiError(r, c.method, c.path);
+  }
+
+  Result<ContainerInfo> Inspect() override { return api_->InspectContainer(id_); }
+
+  Result<Subscription> Stats(StatsCallback callback, std::chrono::nanoseconds interval) override {
+    if (interval.count() <= 0) return InvalidArgumentError("stats interval must be positive");
+    auto loop = std::make_shared<DockerStatsLoop>();
+    auto api = api_;
+    const std::string id = id_;
+    loop->thread = std::thread([api, id, loop, interval, callback = std::move(callback)] {
+      JsonLines lines;
+      std::int64_t last = 0;
+      auto on_value = [&](const json::value& v) {
+        ContainerStats st = ParseStats(v);
+        // The engine samples about once a second; a longer interval skips readings.
+        if (last != 0 && st.time_ns - last < interval.count() * 9 / 10) return;
+        last = st.time_ns;
+        callback(st);
+      };
+      DockerApi::Call c;
+      c.path = "/containers/" + id + "/stats?stream=1";
+      auto r = api->Stream(
+          c,
+          [&](std::string_view chunk) {
+            lines.Feed(chunk, on_value);
+            return true;
+          },
+          &loop->canceller);
+      if (!r && r.error().code() != StatusCode::kCancelled) {
+        LogAt(LogLevel::kWarning, "stats of container ", id, " ended: ", r.error().ToString());
+      }
+      if (!loop->canceller.cancelled()) {
+        // The engine closed the stream (container removed, engine gone): say so once.
+        ContainerStats last;
+        last.time_ns = WallNowNs();
+        last.running = false;
+        callback(last);
+      }
+    });
+    {
+      std::lock_guard lock(mu_);
+      stats_loops_.push_back(loop);
+    }
+    return Subscription([loop] { loop->End(); });
+  }
+
+ private:
+  static std::string CommandText(const std::vector<std::string>& command) {
+    std::string text;
+    for (const auto& arg : command) text += (text.empty() ? "" : " ") + arg;
+    return text.size() > 200 ? text.substr(0, 197) + "..." : text;
+  }
+
+  static bool ExecRunning(const json::value& info) {
+    const auto* running = JsonAt(info, {"Running"});
+    return running != nullptr && running->is_bool() && running->get_bool();
+  }
+
+  // Creates an exec of `body` and runs it to its end, collecting what it prints; `*exec_id` is
+  // set as soon as the engine has made it. DeadlineExceeded when `deadline` passes first.
+  Result<ExecResult> RunExec(const json::object& body, Deadline deadline, std::string* exec_id) {
+    DockerApi::Call create;
+    create.method = "POST";
+    create.path = "/containers/" + id_ + "/exec";
+    create.body = json::serialize(body);
+    create.deadline = deadline;
+    BITFUSION_ASSIGN_OR_RETURN(auto made, api_->Json(create));
+    *exec_id = JsonString(JsonAt(made, {"Id"}));
+
+    DockerApi::Call start;
+    start.method = "POST";
+    start.path = "/exec/" + *exec_id + "/start";
+    start.body = R"({"Detach":false,"Tty":false})";
+    start.deadline = deadline;
+    ExecResult result;
+    Demuxer demux;
+    BITFUSION_ASSIGN_OR_RETURN(
+        auto r, api_->Stream(
+                    start,
+                    [&](std::string_view chunk) {
+                      demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
+                        (s == LogStream::kStdout ? result.output : result.errors).append(bytes);
+                      });
+                      return true;
+                    },
+                    nullptr));
+    if (r.status != 200) return api_->ApiError(r, start.method, start.path);
+    // The stream ends when the command does; its exit code is recorded a moment later.
+    DockerApi::Call poll = DockerApi::Get("/exec/" + *exec_id + "/json");
+    poll.deadline = deadline;
+    while (true) {
+      BITFUSION_ASSIGN_OR_RETURN(auto info, api_->Json(poll));
+      if (!ExecRunning(info)) {
+        result.exit_code = static_cast<int>(JsonInt(JsonAt(info, {"ExitCode"})));
+        return result;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return DeadlineExceededError("exec in container " + id_ + " still running at the deadline");
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  // Docker has no call that ends an exec: its process, whose host PID the engine reports, is
+  // killed from inside the container (as root there), or from this host when that fails.
+  // True when it was running and is no longer.
+  Result<bool> StopExec(const std::string& exec_id, const std::vector<std::string>& command) {
+    const DockerApi::Call inspect = DockerApi::Get("/exec/" + exec_id + "/json");
+    BITFUSION_ASSIGN_OR_RETURN(auto info, api_->Json(inspect));
+    if (!ExecRunning(info)) return false;
+    const auto pid = static_cast<pid_t>(JsonInt(JsonAt(info, {"Pid"})));
+    if (pid <= 0) return FailedPreconditionError("the engine reported no process for it");
+    if (!api_->local()) {
+      return FailedPreconditionError("the engine at " + api_->endpoint() +
+                                     " runs on another host, where its process " +
+                                     std::to_string(pid) + " cannot be found from here");
+    }
+    BITFUSION_ASSIGN_OR_RETURN(long in_container, ContainerPid(pid, command));
+    if (Status inside = KillInside(in_container); !inside.ok() && ::kill(pid, SIGKILL) != 0) {
+      return ErrnoError(errno, "killing its process " + std::to_string(pid) + " on this host (" +
+                                   "killing it in the container failed too: " + inside.message() +
+                                   ")");
+    }
+    const Deadline until = DeadlineAfter(10s);
+    while (std::chrono::steady_clock::now() < until) {
+      BITFUSION_ASSIGN_OR_RETURN(info, api_->Json(inspect));
+      if (!ExecRunning(info)) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return InternalError("its process " + std::to_string(pid) + " still ran 10 s after SIGKILL");
+  }
+
+  // The PID that host process `pid` has in its own (the container's) PID namespace, once its
+  // command line is known to be `command`: bitfusion in a PID namespace of its own, or a PID
+  // reused since, would otherwise have another process killed.
+  static Result<long> ContainerPid(pid_t pid, const std::vector<std::string>& command) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    std::ifstream cmdline_file(proc + "/cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)), {});
+    std::string expected;
+    for (const auto& arg : command) expected += arg + '\0';
+    if (!cmdline_file || cmdline != expected) {
+      return FailedPreconditionError("the engine's process " + std::to_string(pid) +
+                                     " is not visible from this process as `" +
+                                     CommandText(command) + "` (another PID namespace?)");
+    }
+    std::ifstream status(proc + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("NSpid:", 0) != 0) continue;
+      const auto last = line.find_last_of(" \t");
+      return std::strtol(line.c_str() + last + 1, nullptr, 10);
+    }
+    return FailedPreconditionError(proc + "/status has no NSpid line (Linux 4.1 or newer needed)");
+  }
+
+  // `kill -KILL pid` run as root inside the container.
+  Status KillInside(long pid) {
+    json::object body;
+    body["AttachStdout"] = true;
+    body["AttachStderr"] = true;
+    body["Cmd"] = JsonStrings({"kill", "-KILL", std::to_string(pid)});
+    body["User"] = "0";
+    std::string exec_id;
+    BITFUSION_ASSIGN_OR_RETURN(auto killed, RunExec(body, DeadlineAfter(10s), &exec_id));
+    if (killed.exit_code != 0) {
+      return FailedPreconditionError("`kill -KILL " + std::to_string(pid) +
+                                     "` in the container exited with " +
+                                     std::to_string(killed.exit_code) + ": " + killed.errors);
+    }
+    return Status::OK();
+  }
+
+  bool Finished() {
+    std::lock_guard lock(mu_);
+    return finished_;
+  }
+
+  void FollowIfAttached() {
+    if (!attached_) return;
+    std::call_once(follow_once_, [this] { monitor_ = std::thread([this] { Monitor(); }); });
+  }
+
+  void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
+
+  // Follows the output until the container stops, then collects how it ended.
+  void Monitor() {
+    Demuxer demux;
+    LineSplitter out(api_->options().max_line_bytes), err(api_->options().max_line_bytes);
+    DockerApi::Call logs;
+    logs.path = "/containers/" + id_ + "/logs?follow=1&stdout=1&stderr=1";
+    auto streamed = api_->Stream(
+        logs,
+        [&](std::string_view chunk) {
+          demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
+            (s == LogStream::kStdout ? out : err).Feed(bytes, [&](std::string_view line) {
+              Deliver(s, line);
+            });
+          });
+          return true;
+        },
+        &logs_cancel_);
+    out.Finish([&](std::string_view l) { Deliver(LogStream::kStdout, l); });
+    err.Finish([&](std::string_view l) { Deliver(LogStream::kStderr, l); });
+    if (streamed && streamed->status != 200) {
+      LogAt(LogLevel::kWarning, "no output from container ", id_, ": ",
+            api_->ApiError(*streamed, "GET", logs.path).ToString());
+    }
+
+    DockerApi::Call wait;
+    wait.method = "POST";
+    wait.path = "/containers/" + id_ + "/wait";
+    std::string body;
+    auto waited = api_->Stream(
+        wait,
+        [&](std::string_view chunk) {
+          body.append(chunk);
+          return true;
+        },
+        &wait_cancel_);
+    Status error;
+    if (!waited) {
+      error = waited.error();
+    } else if (waited->status != 200) {
+      error = api_->ApiError(*waited, wait.method, wait.path);
+    }
+    const std::int64_t end_mono = MonoNowNs();
+    ExitStatus exit;
+    if (error.ok()) {
+      auto info = api_->InspectContainer(id_);
+      if (info) {
+        exit.exit_code = info->exit_code;
+        exit.oom_killed = info->oom_killed;
+        exit.start_ns = info->started_ns;
+        exit.end_ns = info->finished_ns;
+        exit.wall_time_ns = exit.end_ns - exit.start_ns;
+        if (exit.wall_time_ns <= 0) {
+          // Podman can record a short-lived container's start after its end: fall back to
+          // this side's clock, ending where the engine says it ended.
+          exit.wall_time_ns = std::max<std::int64_t>(end_mono - start_mono_ns_, 1);
+          exit.start_ns = exit.end_ns - exit.wall_time_ns;
+        }
+      } else {
+        // Removed by someone else the moment it ended: /wait's answer still has the code.
+        boost::system::error_code ec;
+        const json::value v = json::parse(body, ec);
+        exit.exit_code = ec ? -1 : static_cast<int>(JsonInt(JsonAt(v, {"StatusCode"})));
+        exit.end_ns = WallNowNs();
+        exit.wall_time_ns = end_mono - start_mono_ns_;
+        exit.start_ns = exit.end_ns - exit.wall_time_ns;
+      }
+    }
+    std::lock_guard lock(mu_);
+    exit.timed_out = timed_out_;
+    exit_ = exit;
+    wait_error_ = error;
+    finished_ = true;
+    cv_.notify_all();
+  }
+
+  void EnforceTimeout() {
+    std::unique_lock lock(mu_);
+    const Deadline at = DeadlineAfter(std::chrono::nanoseconds(timeout_ns_));
+    if (cv_.wait_until(lock, at, [&] { return finished_ || closing_; })) return;
+    timed_out_ = true;
+    lock.unlock();
+    if (Status s = Kill(SIGKILL); !s.ok()) {
+      LogAt(LogLevel::kError, "killing container ", id_, " at its timeout: ", s.ToString());
+    }
+  }
+
+  const std::shared_ptr<DockerApi> api_;
+  const std::string id_;
+  const std::int64_t timeout_ns_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> kept_{false};
+  bool attached_ = false;  // made by OpenContainer
+  std::once_flag follow_once_;
+  std::int64_t start_mono_ns_ = 0;
+  net::StreamCanceller logs_cancel_, wait_cancel_;
+  std::thread monitor_, timer_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  bool closing_ = false;
+  bool timed_out_ = false;
+  ExitStatus exit_;
+  Status wait_error_;
+  std::vector<std::shared_ptr<DockerStatsLoop>> stats_loops_;
+
+  const std::shared_ptr<internal::LogFanout> logs_ =
+      std::make_shared<internal::LogFanout>(api_->options().log_buffer_bytes);
+};
+
+}  // namespace
+
+std::unique_ptr<Container> NewDockerContainer(std::shared_ptr<DockerApi> api, std::string id,
+                                              std::int64_t timeout_ns) {
+  return std::make_unique<DockerContainer>(std::move(api), std::move(id), timeout_ns);
+}
+
+std::unique_ptr<Container> AttachDockerContainer(std::shared_ptr<DockerApi> api, std::string id) {
+  return DockerContainer::Attach(std::move(api), std::move(id));
+}
+
+}  // namespace bitfusion
