@@ -9,49 +9,18 @@
 #include <sstream>
 
 #include "bitfusion/log.h"
+#include "core/text_file.h"
 
 namespace bitfusion {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::optional<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return buffer.str();
-}
-
-std::string Trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
-std::optional<std::string> ReadTrimmed(const fs::path& path) {
-  auto text = ReadFile(path);
-  if (!text) return std::nullopt;
-  return Trim(*text);
-}
-
-template <class T>
-std::optional<T> ParseNumber(std::string_view text, int base = 10) {
-  T value{};
-  if (base == 16 && (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X")) text.remove_prefix(2);
-  if (text.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-std::optional<int> ReadInt(const fs::path& path) {
-  auto text = ReadTrimmed(path);
-  if (!text) return std::nullopt;
-  return ParseNumber<int>(*text);
-}
+using internal::ParseColonLines;
+using internal::ParseNumber;
+using internal::ReadInt;
+using internal::ReadTextFile;
+using internal::ReadTrimmed;
+using internal::Trim;
 
 // "0x10de" -> "10de", for the lspci-style "10de:20b0" model fallback.
 std::string HexDigits(const std::string& id) { return id.rfind("0x", 0) == 0 ? id.substr(2) : id; }
@@ -106,21 +75,9 @@ DeviceKind KindOf(const std::string& kind) {
   return DeviceKind::kAccelerator;
 }
 
-// "Key:   value" lines, as in /proc/driver/nvidia/gpus/<address>/information.
-std::map<std::string, std::string> ParseColonLines(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    out[Trim(line.substr(0, colon))] = Trim(line.substr(colon + 1));
-  }
-  return out;
-}
-
 // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 ..." -> "535.104.05"
 std::string NvidiaDriverVersion(const fs::path& root) {
-  auto text = ReadFile(root / "proc/driver/nvidia/version");
+  auto text = ReadTextFile(root / "proc/driver/nvidia/version");
   if (!text) return {};
   std::istringstream words(text->substr(0, text->find('\n')));
   for (std::string w; words >> w;) {
@@ -183,7 +140,7 @@ std::vector<std::string> ClassDeviceNodes(const fs::path& function_dir) {
     const std::string name = p.filename().string();
     if (!IsAcceleratorNodeName(name) || !fs::exists(p / "dev", sec)) continue;
     std::string devname;
-    if (auto uevent = ReadFile(p / "uevent")) {
+    if (auto uevent = ReadTextFile(p / "uevent")) {
       std::istringstream lines(*uevent);
       for (std::string line; std::getline(lines, line);) {
         if (line.rfind("DEVNAME=", 0) == 0) devname = Trim(line.substr(8));
@@ -212,7 +169,7 @@ std::vector<std::string> NvidiaMigCapabilityNodes(const fs::path& root, const st
   std::error_code ec;
   for (fs::recursive_directory_iterator it(mig, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().filename() != "access") continue;
-    auto text = ReadFile(it->path());
+    auto text = ReadTextFile(it->path());
     if (!text) continue;
     const auto fields = ParseColonLines(*text);
     auto m = fields.find("DeviceFileMinor");
@@ -328,7 +285,7 @@ std::vector<Device> DiscoverDevices(const fs::path& root) {
     AddPciProperties(*fn, d);
     if (cls.vendor == "NVIDIA") {
       const fs::path info = root / "proc/driver/nvidia/gpus" / fn->address / "information";
-      if (auto text = ReadFile(info)) {
+      if (auto text = ReadTextFile(info)) {
         const auto fields = ParseColonLines(*text);
         auto get = [&](const char* key) {
           auto it = fields.find(key);

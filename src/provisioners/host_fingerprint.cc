@@ -12,48 +12,18 @@
 #include <set>
 #include <sstream>
 
+#include "core/text_file.h"
 #include "devices/pci_discovery.h"
 
 namespace bitfusion {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::optional<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-std::string Trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r\n\"");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n\"");
-  return std::string(s.substr(b, e - b + 1));
-}
-
-std::optional<std::string> ReadTrimmed(const fs::path& path) {
-  auto text = ReadFile(path);
-  if (!text) return std::nullopt;
-  return Trim(*text);
-}
-
-template <class T>
-std::optional<T> ParseNumber(std::string_view text, int base = 10) {
-  T value{};
-  if (base == 16 && text.substr(0, 2) == "0x") text.remove_prefix(2);
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (ec != std::errc() || p == text.data()) return std::nullopt;
-  return value;
-}
-
-std::optional<int> ReadInt(const fs::path& path) {
-  auto text = ReadTrimmed(path);
-  if (!text) return std::nullopt;
-  return ParseNumber<int>(*text);
-}
+using internal::ParseNumber;
+using internal::ReadInt;
+using internal::ReadTextFile;
+using internal::ReadTrimmed;
+using internal::Trim;
 
 // Kernel CPU lists: "0-3,8-11".
 std::vector<int> ParseCpuList(std::string_view text) {
@@ -73,14 +43,10 @@ std::vector<int> ParseCpuList(std::string_view text) {
 
 // "32K", "1024K", "32M" -> bytes.
 std::uint64_t ParseSize(std::string_view text) {
-  auto n = ParseNumber<std::uint64_t>(text);
-  if (!n) return 0;
-  switch (text.empty() ? ' ' : text.back()) {
-    case 'K': return *n << 10;
-    case 'M': return *n << 20;
-    case 'G': return *n << 30;
-    default: return *n;
-  }
+  const char unit = text.empty() ? ' ' : text.back();
+  const int shift = unit == 'K' ? 10 : unit == 'M' ? 20 : unit == 'G' ? 30 : 0;
+  auto n = ParseNumber<std::uint64_t>(shift == 0 ? text : text.substr(0, text.size() - 1));
+  return n ? *n << shift : 0;
 }
 
 // "key : value" lines of /proc/cpuinfo, one map per processor block.
@@ -247,9 +213,9 @@ std::vector<AcceleratorInfo> ReadPciAccelerators(const std::string& sys_root) {
 Result<MachineInfo> ReadHostFingerprint(const FingerprintRoots& roots) {
   MachineInfo m;
   const fs::path proc(roots.proc);
-  const auto cpuinfo = ReadFile(proc / "cpuinfo");
+  const auto cpuinfo = ReadTextFile(proc / "cpuinfo");
   if (!cpuinfo) return NotFoundError("cannot read " + (proc / "cpuinfo").string());
-  const auto meminfo = ReadFile(proc / "meminfo");
+  const auto meminfo = ReadTextFile(proc / "meminfo");
   if (!meminfo) return NotFoundError("cannot read " + (proc / "meminfo").string());
   ReadCpu(roots, *cpuinfo, m.cpu);
   std::istringstream mem(*meminfo);
@@ -266,10 +232,17 @@ Result<MachineInfo> ReadHostFingerprint(const FingerprintRoots& roots) {
   m.hostname = roots.hostname.empty() ? uts.nodename : roots.hostname;
   m.kernel = roots.kernel.empty() ? uts.release : roots.kernel;
   m.cpu.architecture = roots.architecture.empty() ? uts.machine : roots.architecture;
-  if (auto os = ReadFile(roots.os_release)) {
+  if (auto os = ReadTextFile(roots.os_release)) {
     std::istringstream lines(*os);
     for (std::string line; std::getline(lines, line);) {
-      if (line.rfind("PRETTY_NAME=", 0) == 0) m.os = Trim(line.substr(12));
+      if (line.rfind("PRETTY_NAME=", 0) == 0) {
+        std::string name = Trim(line.substr(12));  // os-release may quote the value
+        if (name.size() >= 2 && (name.front() == '"' || name.front() == '\'') &&
+            name.back() == name.front()) {
+          name = name.substr(1, name.size() - 2);
+        }
+        m.os = name;
+      }
     }
   }
   m.accelerators = ReadPciAccelerators(roots.sys);
