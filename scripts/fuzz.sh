@@ -5,7 +5,8 @@
 #
 #   scripts/fuzz.sh                    every target, BITFUSION_FUZZ_SECONDS (default 8) each
 #   scripts/fuzz.sh tar plan           those targets only
-#   BITFUSION_FUZZ_RUNS=10000000 scripts/fuzz.sh tar   a fixed number of executions instead
+#   BITFUSION_FUZZ_RUNS=10000000 BITFUSION_FUZZ_SECONDS=3600 scripts/fuzz.sh tar
+#                                      stops at that many executions or that time, the first
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,7 +36,7 @@ for t in "${targets[@]}"; do
   dict=()
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   limit=(-max_total_time="$seconds")
-  [ -n "$runs" ] && limit=(-runs="$runs")
+  [ -n "$runs" ] && limit+=(-runs="$runs")
   start=$(date +%s)
   if ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
      UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
