@@ -135,12 +135,13 @@ std::string Redact(std::string_view text) {
   for (const char* hint : kHints) maybe = maybe || text.find(hint) != std::string_view::npos;
   if (!maybe) return std::string(text);
 
-  // std::regex matches recursively, a stack frame or more per character a repetition takes in:
-  // a message of some hundred kilobytes without a space (a URI or a body echoed in an error)
-  // overflowed the stack. A longer message is cut first, at a space, so that no word, and no
-  // secret in one, is shown in part; what the patterns below span never crosses a space except
-  // an Authorization value, which runs to the end of what is kept and is masked whole.
-  constexpr std::size_t kMaxRedacted = 8192;
+  // std::regex matches recursively, a stack frame or more per character a repetition takes in
+  // (a message of some hundred kilobytes without a space, a URI or a body echoed in an error,
+  // overflowed the stack), and searching for the patterns below takes time quadratic in a run
+  // of letters (8 KiB of them took 2 s). A longer message is cut first, at a space, so that no
+  // word, and no secret in one, is shown in part; what the patterns span never crosses a space
+  // except an Authorization value, which runs to the end of what is kept and is masked whole.
+  constexpr std::size_t kMaxRedacted = 2048;
   std::string cut;
   if (text.size() > kMaxRedacted) {
     std::size_t end = kMaxRedacted;
