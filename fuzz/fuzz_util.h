@@ -14,12 +14,16 @@
 
 namespace bitfusion::fuzz {
 
-/// A directory of the target's own (under /dev/shm when there is one: the targets rewrite files
-/// on every input), removed at exit.
+/// A directory of the target's own, removed at a normal exit (libFuzzer ends some runs with
+/// _Exit, so scripts/fuzz.sh points BITFUSION_FUZZ_SCRATCH at a directory it removes itself).
+/// Under /dev/shm when there is one: the targets rewrite files on every input.
 inline const std::filesystem::path& ScratchDir() {
   static const std::filesystem::path dir = [] {
-    const char* base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
-    std::string templ = std::string(base) + "/bitfusion-fuzz-XXXXXX";
+    const char* env = std::getenv("BITFUSION_FUZZ_SCRATCH");
+    const std::string base = env != nullptr && *env != '\0'              ? env
+                             : std::filesystem::is_directory("/dev/shm") ? "/dev/shm"
+                                                                         : "/tmp";
+    std::string templ = base + "/bitfusion-fuzz-XXXXXX";
     if (::mkdtemp(templ.data()) == nullptr) std::abort();
     std::atexit([] {
       std::error_code ec;

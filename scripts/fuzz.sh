@@ -37,8 +37,10 @@ for t in "${targets[@]}"; do
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   limit=(-max_total_time="$seconds")
   [ -n "$runs" ] && limit+=(-runs="$runs")
+  # The targets' scratch trees (procfs, cgroup, tar), removed here whatever way the run ends.
+  scratch=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp )/bitfusion-fuzz.XXXXXX")
   start=$(date +%s)
-  if ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+  if BITFUSION_FUZZ_SCRATCH=$scratch ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
      UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
      "$exe" "${limit[@]}" "${dict[@]}" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "fuzz/corpus/$t" \
@@ -50,6 +52,7 @@ for t in "${targets[@]}"; do
     grep -E 'ERROR:|SUMMARY:|runtime error' "$build/fuzz-$t.log" | head -5 || true
     failed+=("$t")
   fi
+  rm -rf "$scratch"
 done
 if [ ${#failed[@]} -ne 0 ]; then
   echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]}" >&2
