@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev libcurl4-openssl-dev libcereal-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  clang libclang-rt-14-dev      # libFuzzer and clang's sanitizers: scripts/fuzz.sh (fuzz/)
   python3 python3-pytest        # end-to-end CLI tests (Debian's python, not PyPI)
   python3-dev pybind11-dev      # the Python module
   python3-pip python3-setuptools python3-wheel python3-venv  # pip install . (offline)

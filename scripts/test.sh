@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command: set up, build, and run every test — unit and end-to-end tests,
 # the same unit tests under ASan+UBSan, the clang-format check, and a consumer built against
-# the installed package. Exits non-zero on the first failure.
+# the installed package; under CI=true also a short run of every fuzz target. Exits non-zero on the first failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -45,6 +45,12 @@ cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBITFUSION_SANITIZE=ON 
 cmake --build "$asan" -j "$jobs" --target bitfusion_unit_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$asan" --output-on-failure -j "$jobs" -L unit
+
+if [ "${CI:-}" = true ]; then
+  # Each libFuzzer target for a few seconds from its seeds (docs/fuzzing.md): about 2 minutes.
+  step "fuzz targets, 8 s each (scripts/fuzz.sh)"
+  BITFUSION_FUZZ_SECONDS=8 BITFUSION_FUZZ_JOBS=$jobs "$root/scripts/fuzz.sh"
+fi
 
 step "install; consumers of the installed package: CMake with and without a component, pkg-config"
 cmake --install "$build" --prefix "$prefix" >/dev/null

@@ -66,11 +66,13 @@ class Registry {
   std::map<std::string, Factory, std::less<>> factories_;
 };
 
-extern template class BITFUSION_EXPORT Registry<Provisioner>;
-extern template class BITFUSION_EXPORT Registry<ContainerRunner>;
-extern template class BITFUSION_EXPORT Registry<DeviceAllocator>;
-extern template class BITFUSION_EXPORT Registry<MetricSource>;
-extern template class BITFUSION_EXPORT Registry<ResultSink>;
+// Exported like BITFUSION_EXPORT, in the GNU spelling: clang takes no C++11 attribute in an
+// explicit instantiation ("an attribute list cannot appear here"); GCC takes both.
+extern template class __attribute__((visibility("default"))) Registry<Provisioner>;
+extern template class __attribute__((visibility("default"))) Registry<ContainerRunner>;
+extern template class __attribute__((visibility("default"))) Registry<DeviceAllocator>;
+extern template class __attribute__((visibility("default"))) Registry<MetricSource>;
+extern template class __attribute__((visibility("default"))) Registry<ResultSink>;
 
 namespace internal {
 /// Adapts `Options::FromUri(uri, context)` (or `Options::FromUri(uri)` for backends that need no

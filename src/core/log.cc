@@ -135,6 +135,23 @@ std::string Redact(std::string_view text) {
   for (const char* hint : kHints) maybe = maybe || text.find(hint) != std::string_view::npos;
   if (!maybe) return std::string(text);
 
+  // std::regex matches recursively, a stack frame or more per character a repetition takes in
+  // (a message of some hundred kilobytes without a space, a URI or a body echoed in an error,
+  // overflowed the stack), and searching for the patterns below takes time quadratic in a run
+  // of letters (8 KiB of them took 2 s). A longer message is cut first, at a space, so that no
+  // word, and no secret in one, is shown in part; what the patterns span never crosses a space
+  // except an Authorization value, which runs to the end of what is kept and is masked whole.
+  constexpr std::size_t kMaxRedacted = 2048;
+  std::string cut;
+  if (text.size() > kMaxRedacted) {
+    std::size_t end = kMaxRedacted;
+    while (end > 0 && std::string_view(" \t\n\r\f\v").find(text[end]) == std::string_view::npos) {
+      --end;
+    }
+    cut = " [... " + std::to_string(text.size() - end) + " bytes not shown]";
+    text = text.substr(0, end);
+  }
+
   using std::regex;
   // The password runs to the last '@' before a space, '?' or '#': one that was not
   // percent-encoded may hold '/' or '@'.
@@ -155,7 +172,7 @@ std::string Redact(std::string_view text) {
   out = std::regex_replace(out, kAuthorization, "$1***");
   out = std::regex_replace(out, kKeyValue, "$1***");
   out = std::regex_replace(out, kScheme, "$1 ***");
-  return out;
+  return out + cut;
 }
 
 }  // namespace bitfusion

@@ -55,7 +55,11 @@ Result<Uri> Uri::Parse(std::string_view text) {
     if (IsSchemeWord(word)) {
       uri.scheme = Lower(word);
       if (question != std::string_view::npos) {
-        auto params = boost::urls::parse_query(text.substr(question + 1));
+        // A NUL-terminated copy: Boost 1.81's parse_query measures what it returns with
+        // strlen(data()), so a view into a longer buffer would take in what follows it. (The
+        // query grammar refuses NUL, so strlen and size agree on whatever parses.)
+        const std::string options(text.substr(question + 1));
+        auto params = boost::urls::parse_query(options);
         if (!params) {
           return InvalidArgumentError("cannot parse the options of \"" + MaskedText(text) + "\" (" +
                                       params.error().message() + ")");

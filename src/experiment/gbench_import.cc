@@ -43,7 +43,8 @@ std::string Text(const json::value* v) {
   return "";
 }
 
-// "2024-01-02T03:04:05+01:00" (what the library writes) as ns since the epoch; 0 if unreadable.
+// "2024-01-02T03:04:05+01:00" (what the library writes) as ns since the epoch; 0 if unreadable
+// or out of the years nanoseconds in an int64 hold.
 // Field widths are bounded, so no field can overflow an int, and the date must exist.
 std::int64_t ParseDate(const std::string& text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, oh = 0, om = 0;
@@ -61,6 +62,9 @@ std::int64_t ParseDate(const std::string& text) {
   if (n == 9 && (sign == '+' || sign == '-')) {
     secs -= (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
   }
+  // Nanoseconds in an int64 reach from 1677 to 2262; a year past them is unreadable too.
+  constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1'000'000'000;
+  if (secs > kMaxSeconds || secs < -kMaxSeconds) return 0;
   return secs * 1'000'000'000;
 }
 

@@ -170,5 +170,20 @@ TEST(GbenchImportTest, ADateWithHugeFieldsIsUnreadableNotOverflowed) {
   }
 }
 
+// Found by fuzz/gbench_fuzzer.cc: a well-formed date past 2262 (or before 1677) overflowed the
+// conversion to nanoseconds (UBSan: signed integer overflow).
+TEST(GbenchImportTest, ADateNanosecondsCannotHoldIsUnreadableNotOverflowed) {
+  for (const char* date :
+       {"8192-03-05T10:20:30+02:00", "2263-01-01T00:00:00+00:00", "1000-01-01T00:00:00+00:00"}) {
+    auto imported =
+        ImportGoogleBenchmarkJson(WithContext(std::string(R"("date": ")") + date + "\""));
+    ASSERT_TRUE(imported.ok()) << imported.error().ToString();
+    EXPECT_EQ(imported->run.exit.start_ns, 0) << date;
+  }
+  auto near_end = ImportGoogleBenchmarkJson(WithContext(R"("date": "2262-01-01T00:00:00+00:00")"));
+  ASSERT_TRUE(near_end.ok());
+  EXPECT_EQ(near_end->run.exit.start_ns, 9'214'646'400'000'000'000);
+}
+
 }  // namespace
 }  // namespace bitfusion

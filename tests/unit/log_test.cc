@@ -82,5 +82,27 @@ TEST_F(LogOnceTest, BelowTheLevelNothingIsLoggedOrCounted) {
   EXPECT_EQ(Find(RepeatedLogs(), cause), nullptr);
 }
 
+// Found by fuzz/uri_fuzzer.cc: std::regex matches recursively, a stack frame or more per
+// character a repetition takes in, so redacting an error that echoed a few hundred kilobytes
+// without a space (a URI, a body) overflowed the stack, and its search is quadratic in a run of
+// letters (seconds for 8 KiB). Long messages are cut at a space first, so no word, and no secret
+// in one, is shown in part.
+TEST(RedactTest, LongMessageIsCutAtASpaceInsteadOfOverflowingTheStack) {
+  const std::string secret(300000, 'x');
+  const std::string out = Redact("cannot parse URI \"es://u:" + secret + "@h/i\" (no host)");
+  EXPECT_EQ(out.find("xxx"), std::string::npos);
+  EXPECT_EQ(out.rfind("cannot parse URI", 0), 0u);
+  EXPECT_NE(out.find("bytes not shown"), std::string::npos) << out;
+  EXPECT_LT(out.size(), 2100u);
+  const std::string letters = "cannot parse URI \"es://u:***@h?token=5s" + std::string(8000, 'x');
+  EXPECT_EQ(Redact(letters), "cannot parse URI [... 8023 bytes not shown]");
+  EXPECT_EQ(Redact("password=hunter2 " + std::string(100000, 'y')),
+            "password=*** [... 100001 bytes not shown]");
+  EXPECT_EQ(Redact("es://elastic:changeme@h:9200/i"), "es://elastic:***@h:9200/i");
+  // No secret hint: nothing to mask, nothing cut.
+  const std::string plain(100000, 'z');
+  EXPECT_EQ(Redact(plain), plain);
+}
+
 }  // namespace
 }  // namespace bitfusion

@@ -1,0 +1,36 @@
+// Small text formats from configuration and from the engines' answers: backend URIs
+// (Uri::Parse, its typed query accessors and FilePath), durations ("10ms"), byte sizes
+// ("40GiB") and RFC 3339 timestamps (Docker, EC2, IMDS, Keystone all send them).
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "bitfusion/clock.h"
+#include "bitfusion/uri.h"
+#include "core/rfc3339.h"
+#include "devices/device_request.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (auto uri = bitfusion::Uri::Parse(text); uri.ok()) {
+    (void)uri->ToString();
+    (void)uri->FilePath();
+    for (const auto& [key, value] : uri->query) {
+      (void)uri->Query(key);
+      (void)uri->QueryInt(key, 0);
+      (void)uri->QueryBool(key, false);
+      (void)uri->QueryDuration(key, std::chrono::nanoseconds(0));
+    }
+    (void)uri->CheckQueryKeys({"a", "b"});
+  }
+  (void)bitfusion::ParseDuration(text);
+  (void)bitfusion::ParseByteSize(text);
+  const auto ns = bitfusion::internal::ParseRfc3339(text);
+  const auto s = bitfusion::internal::ParseRfc3339Seconds(text);
+  // Same text, two resolutions: whenever the nanosecond form parses, the seconds agree.
+  if (ns &&
+      (!s || *s != (*ns >= 0 ? *ns / 1'000'000'000 : -((-*ns + 999'999'999) / 1'000'000'000)))) {
+    __builtin_trap();
+  }
+  return 0;
+}
