@@ -489,21 +489,22 @@ Result<net::HttpResponse> OpenStackProvisioner::Send(const std::string& method,
   }
 }
 
-Result<OpenStackProvisioner::Answer> OpenStackProvisioner::Compute(
-    const std::string& method, const std::string& target, const std::string& body,
-    Deadline deadline, std::optional<bool> idempotent, const net::Headers& headers) {
+Result<boost::json::value> OpenStackProvisioner::Compute(const std::string& method,
+                                                         const std::string& target,
+                                                         const std::string& body, Deadline deadline,
+                                                         std::optional<bool> idempotent,
+                                                         const net::Headers& headers) {
   BITFUSION_ASSIGN_OR_RETURN(auto response,
                              Send(method, target, body, deadline, idempotent, headers));
   const std::string what = Where() + " " + method + " " + target.substr(0, target.find('?'));
   if (response.status >= 300) return NovaStatus(what, response.status, response.body);
-  Answer a;
-  a.status = response.status;
+  json::value answer;  // null for an empty body (204)
   if (!response.body.empty()) {
     boost::system::error_code ec;
-    a.body = json::parse(response.body, ec);
+    answer = json::parse(response.body, ec);
     if (ec) return InternalError(what + " answered JSON that does not parse");
   }
-  return a;
+  return answer;
 }
 
 Result<std::vector<OpenStackProvisioner::Flavor>> OpenStackProvisioner::Flavors() {
@@ -519,7 +520,7 @@ Result<std::vector<OpenStackProvisioner::Flavor>> OpenStackProvisioner::Flavors(
     answer = Compute("GET", "/flavors/detail", "", deadline);
   }
   if (!answer) return answer.error();
-  const json::array* list = Arr(Obj(&answer->body), "flavors");
+  const json::array* list = Arr(Obj(&*answer), "flavors");
   if (list == nullptr) return InternalError(Where() + " GET /flavors/detail answered no list");
   std::vector<Flavor> out;
   for (const auto& f : *list) {
@@ -536,7 +537,7 @@ Result<std::vector<OpenStackProvisioner::Flavor>> OpenStackProvisioner::Flavors(
           auto s,
           Compute("GET", "/flavors/" + internal::PercentEncode(flavor.id) + "/os-extra_specs", "",
                   deadline));
-      fetched = std::move(s.body);
+      fetched = std::move(s);
       specs = Sub(Obj(&fetched), "extra_specs");
     }
     flavor.type.accelerators = Accelerators(specs);
@@ -563,7 +564,7 @@ Result<std::string> OpenStackProvisioner::ResolveImage(const std::string& image)
   // The compute API's image proxy (Glance's names), read at microversion 2.1, where it exists.
   BITFUSION_ASSIGN_OR_RETURN(auto answer,
                              Compute("GET", "/images/detail", "", DeadlineAfter(120s)));
-  const json::array* list = Arr(Obj(&answer.body), "images");
+  const json::array* list = Arr(Obj(&answer), "images");
   std::vector<std::string> matches, names;
   for (std::size_t i = 0; list != nullptr && i < list->size(); ++i) {
     const json::object* o = Obj(&(*list)[i]);
@@ -631,7 +632,7 @@ Result<std::vector<MachineInfo>> OpenStackProvisioner::Servers(const std::string
     if (!query.empty()) target += "&" + query;
     if (!marker.empty()) target += "&marker=" + internal::PercentEncode(marker);
     BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", target, "", deadline));
-    const json::object* body = Obj(&answer.body);
+    const json::object* body = Obj(&answer);
     const json::array* list = Arr(body, "servers");
     if (list == nullptr) return InternalError(Where() + " GET /servers/detail answered no list");
     for (const auto& s : *list) {
@@ -814,7 +815,7 @@ Result<MachineInfo> OpenStackProvisioner::WaitReady(const std::string& id, Deadl
       wait,
       [&]() -> Result<std::optional<MachineInfo>> {
         BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", "/servers/" + id, "", deadline));
-        const json::object* server = Sub(Obj(&answer.body), "server");
+        const json::object* server = Sub(Obj(&answer), "server");
         if (server == nullptr) {
           return InternalError(Where() + " GET /servers/" + id + " answered no server");
         }
@@ -873,7 +874,7 @@ Status OpenStackProvisioner::Keep(const std::vector<std::string>& ids) {
     const std::string target = "/servers/" + id + "/metadata";
     BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", target, "", DeadlineAfter(120s)));
     json::object metadata;
-    if (const json::object* m = Sub(Obj(&answer.body), "metadata")) metadata = *m;
+    if (const json::object* m = Sub(Obj(&answer), "metadata")) metadata = *m;
     for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) metadata.erase(key);
     // PUT replaces the whole set, so repeating it is harmless.
     BITFUSION_RETURN_IF_ERROR(Compute("PUT", target,

@@ -99,10 +99,6 @@ class OpenStackProvisioner final : public Provisioner {
     std::string id;
     MachineType type;
   };
-  struct Answer {
-    long status = 0;
-    boost::json::value body;
-  };
 
   explicit OpenStackProvisioner(const OpenStackProvisionerOptions& options) : options_(options) {}
   Status Init();
@@ -114,11 +110,12 @@ class OpenStackProvisioner final : public Provisioner {
                                  const std::string& body, Deadline deadline,
                                  std::optional<bool> idempotent = std::nullopt,
                                  const net::Headers& headers = {});
-  /// Send, with answers other than 2xx turned into errors naming Nova's message.
-  Result<Answer> Compute(const std::string& method, const std::string& target,
-                         const std::string& body, Deadline deadline,
-                         std::optional<bool> idempotent = std::nullopt,
-                         const net::Headers& headers = {});
+  /// Send, with answers other than 2xx turned into errors naming Nova's message; the answer's
+  /// JSON (null for an empty body).
+  Result<boost::json::value> Compute(const std::string& method, const std::string& target,
+                                     const std::string& body, Deadline deadline,
+                                     std::optional<bool> idempotent = std::nullopt,
+                                     const net::Headers& headers = {});
   Result<std::vector<Flavor>> Flavors();
   Result<std::string> ResolveImage(const std::string& image);
   Result<std::vector<MachineInfo>> Servers(const std::string& query, Deadline deadline);
