@@ -188,3 +188,27 @@ tick = rec(3, struct.pack("<qqqI", 1_700_000_000_000_000_000, 5_000_000, 1000, 2
 end = rec(4, struct.pack("<Biiq", 1, 0, 0, 2000))
 seed("probe_wire", hello + declare0 + declare1 + tick + tick + end)
 seed("probe_wire", hello + declare0 + tick[:20])
+
+# ---- docker: NDJSON streams (byte 0 even) and multiplexed log streams (byte 0 odd); byte 1 is
+# the transport's piece size less one
+events = (b'{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":'
+          b'{"exitCode":"3","name":"bf-1"}},"time":1700000000,"timeNano":1700000000123456789}\n'
+          b'{"status":"destroy","id":"d","Type":"container","time":1700000001}\n')
+stats = (b'{"read":"2026-01-01T00:00:00.5Z","cpu_stats":{"cpu_usage":{"total_usage":123456},'
+         b'"system_cpu_usage":99999999,"online_cpus":4},"memory_stats":{"usage":1048576,'
+         b'"stats":{"inactive_file":4096}},"pids_stats":{"current":3},"networks":{"eth0":'
+         b'{"rx_bytes":10,"tx_bytes":20}},"blkio_stats":{"io_service_bytes_recursive":'
+         b'[{"op":"read","value":512}]}}\n')
+progress = (b'{"stream":"Step 1/2 : FROM busybox"}\n{"aux":{"ID":"sha256:ab"}}\n'
+            b'{"errorDetail":{"message":"no space"},"error":"no space"}\n')
+for body, step in ((events, 0), (events, 6), (stats, 255), (progress, 1)):
+    seed("docker", bytes([0, step]) + body)
+
+
+def frame(stream, payload):
+    return struct.pack(">BxxxI", stream, len(payload)) + payload
+
+
+logs = frame(1, b"hello\nwor") + frame(2, b"oops\n") + frame(1, b"") + frame(1, b"ld\n")
+seed("docker", bytes([1, 0]) + logs)
+seed("docker", bytes([1, 7]) + logs + frame(2, b"e" * 300))

@@ -107,8 +107,10 @@ struct ExecSpec {
 /// How an Exec ended, with everything it printed.
 struct ExecResult {
   int exit_code = -1;
-  std::string output;  ///< stdout
-  std::string errors;  ///< stderr
+  /// stdout; docker:// keeps the first 64 MiB of each stream and ends a cut one with a line
+  /// "[bitfusion: N more bytes of output not kept]".
+  std::string output;
+  std::string errors;  ///< stderr, likewise
 };
 
 /// One reading of a container's resource counters (Docker's stats endpoint, or procfs for a

@@ -118,7 +118,9 @@ class BITFUSION_EXPORT Container {
   /// Delivers output lines to `callback` (on a runner thread) until the subscription ends.
   virtual Subscription Logs(LogCallback callback) = 0;
 
-  /// Leaves the container in place when the handle is destroyed.
+  /// Leaves the container in place when the handle is destroyed, and past its creator: Reap
+  /// then removes it only by its run id or once it expires. (docker:// renames it to NAME-kept
+  /// for that, since labels cannot change; process:// marks its ledger entry.)
   virtual void Keep() = 0;
 
   /// Runs `spec.command` inside the running container and waits for it, collecting what it

@@ -144,6 +144,15 @@ struct TypeResolution {
 BITFUSION_EXPORT Result<TypeResolution> ResolveMachineType(
     const std::vector<MachineType>& catalogue, const MachineRequirements& requirements);
 
+/// Reads an accelerator requirement as `--gpu` and plans write it: "KIND[:COUNT]", where KIND
+/// is a model ("A10G"), a vendor ("nvidia", "amd", "xilinx", "intel", "habana", "qualcomm",
+/// "aws") or "any", and COUNT 1..64 (default 1). `kind` is "gpu" or "fpga"; sets
+/// accelerator_kind, _count and _vendor or _model. InvalidArgument naming `what` otherwise.
+BITFUSION_EXPORT Status ParseAcceleratorRequirement(const std::string& kind,
+                                                    const std::string& spec,
+                                                    const std::string& what,
+                                                    MachineRequirements& out);
+
 /// Whether `type` satisfies `requirements`; empty, or the first reason it does not.
 BITFUSION_EXPORT std::string UnmetRequirement(const MachineType& type,
                                               const MachineRequirements& requirements);

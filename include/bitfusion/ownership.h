@@ -23,6 +23,14 @@ inline constexpr const char* kLabelPidStart = "bitfusion.pid_start";
 /// /proc/sys/kernel/random/boot_id of the creating host: after a reboot every creator is gone,
 /// whatever process now has its PID and start time.
 inline constexpr const char* kLabelBootId = "bitfusion.boot_id";
+/// The creating process's PID namespace (the inode of /proc/self/ns/pid): a PID is only
+/// checked from the namespace it was taken in, so two containers that share a host name (and
+/// an engine) never judge each other's PIDs.
+inline constexpr const char* kLabelPidNs = "bitfusion.pid_ns";
+/// The labels that name the creating process. A resource handed over (kept past its creator,
+/// or given to its run id) loses them, so only its run id and expiry decide its end.
+inline constexpr const char* kCreatorProcessLabels[] = {kLabelPid, kLabelPidStart, kLabelBootId,
+                                                        kLabelPidNs};
 
 /// The process that creates resources, as the labels name it.
 struct OwnerIdentity {
@@ -30,13 +38,15 @@ struct OwnerIdentity {
   int pid = 0;                  ///< getpid()
   std::uint64_t pid_start = 0;  ///< clock ticks after boot; 0 when /proc cannot be read
   std::string boot_id;          ///< empty when the kernel does not say
+  std::string pid_ns;           ///< inode of /proc/self/ns/pid; empty when unreadable
 
   /// This process (read once, then cached).
   BITFUSION_EXPORT static const OwnerIdentity& Self();
 };
 
 /// The labels that mark a new resource as this process's: creator, run id, host, pid, pid
-/// start, boot id, and expiry = now + ttl_s (unix seconds; ttl_s <= 0 leaves expiry out).
+/// start, boot id, pid namespace, and expiry = now + ttl_s (unix seconds; ttl_s <= 0 leaves expiry
+/// out).
 BITFUSION_EXPORT Labels OwnerLabels(const std::string& run_id, std::int64_t ttl_s);
 
 /// Which leftovers Reap removes. Objects without bitfusion's creator label are never touched.
@@ -64,7 +74,8 @@ BITFUSION_EXPORT std::uint64_t ProcessStartTicks(int pid);
 
 /// Whether process `pid` with start time `start_ticks` still runs on this host (a different
 /// process that reused the PID does not count, nor does a zombie; start_ticks 0 skips the start
-/// time check).
+/// time check). A process that exists but whose /proc entry cannot be read (/proc mounted with
+/// hidepid, another user's process) counts as alive: nothing proves it gone.
 BITFUSION_EXPORT bool ProcessAlive(int pid, std::uint64_t start_ticks);
 
 }  // namespace bitfusion

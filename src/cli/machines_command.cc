@@ -59,30 +59,8 @@ Result<MachineRequirements> Requirements(const po::variables_map& vm) {
   for (const char* kind : {"gpu", "fpga"}) {
     if (!vm.count(kind)) continue;
     if (!r.accelerator_kind.empty()) return InvalidArgumentError("give --gpu or --fpga, not both");
-    std::string spec = vm[kind].as<std::string>();
-    r.accelerator_kind = kind;
-    r.accelerator_count = 1;
-    if (const auto colon = spec.find(':'); colon != std::string::npos) {
-      const std::string count = spec.substr(colon + 1);
-      char* end = nullptr;
-      const long n = std::strtol(count.c_str(), &end, 10);
-      if (count.empty() || *end != '\0' || n < 1 || n > 64) {
-        return InvalidArgumentError("--" + std::string(kind) + " " + spec +
-                                    ": COUNT must be a whole number 1..64");
-      }
-      r.accelerator_count = static_cast<int>(n);
-      spec = spec.substr(0, colon);
-    }
-    std::string lower = spec;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    static const char* kVendors[] = {"nvidia", "amd",      "xilinx", "intel",
-                                     "habana", "qualcomm", "aws"};
-    if (lower.empty() || lower == "any") {
-    } else if (std::find(std::begin(kVendors), std::end(kVendors), lower) != std::end(kVendors)) {
-      r.accelerator_vendor = spec;
-    } else {
-      r.accelerator_model = spec;
-    }
+    BITFUSION_RETURN_IF_ERROR(
+        ParseAcceleratorRequirement(kind, vm[kind].as<std::string>(), "--" + std::string(kind), r));
   }
   if (vm.count("min-vcpus")) {
     r.min_vcpus = vm["min-vcpus"].as<int>();
@@ -356,7 +334,7 @@ int Up(const std::vector<std::string>& args) {
   }
   if (Status s = (*p)->Keep(ids); !s.ok()) return teardown(s, kExitFailed);
   for (auto& m : ready) {
-    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) m.labels.erase(key);
+    for (const char* key : kCreatorProcessLabels) m.labels.erase(key);
   }
   PrintMachines(ready, vm.count("json") > 0, false);
   return kExitOk;

@@ -28,6 +28,36 @@ std::string ReadBootId() {
   return id;
 }
 
+std::string ReadPidNamespace() {
+  // "pid:[4026531836]" -> "4026531836".
+  char link[64] = {};
+  const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof link - 1);
+  if (n <= 0) return "";
+  const std::string text(link, static_cast<std::size_t>(n));
+  const auto open = text.find('[');
+  const auto close = text.find(']');
+  if (open == std::string::npos || close == std::string::npos || close <= open + 1) return "";
+  return text.substr(open + 1, close - open - 1);
+}
+
+// The contents of /proc/PID/stat, or empty when it cannot be read.
+std::string ReadProcStat(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Field 22 (start time) of a /proc/PID/stat text; 0 when it has none.
+std::uint64_t StartTicksOf(const std::string& stat) {
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string f;
+  for (int field = 3; fields >> f; ++field) {
+    if (field == 22) return std::strtoull(f.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
 }  // namespace
 
 const OwnerIdentity& OwnerIdentity::Self() {
@@ -41,6 +71,7 @@ const OwnerIdentity& OwnerIdentity::Self() {
     o.pid = static_cast<int>(::getpid());
     o.pid_start = ProcessStartTicks(o.pid);
     o.boot_id = ReadBootId();
+    o.pid_ns = ReadPidNamespace();
     self = std::move(o);
   }
   return self;
@@ -55,6 +86,7 @@ Labels OwnerLabels(const std::string& run_id, std::int64_t ttl_s) {
   labels[kLabelPid] = std::to_string(self.pid);
   labels[kLabelPidStart] = std::to_string(self.pid_start);
   if (!self.boot_id.empty()) labels[kLabelBootId] = self.boot_id;
+  if (!self.pid_ns.empty()) labels[kLabelPidNs] = self.pid_ns;
   if (ttl_s > 0) labels[kLabelExpires] = std::to_string(WallNowNs() / 1'000'000'000 + ttl_s);
   return labels;
 }
@@ -77,6 +109,12 @@ std::string ReapReason(const Labels& labels, const ReapPolicy& policy, std::int6
     if (!boot.empty() && !self.boot_id.empty() && boot != self.boot_id) {
       return "its creator, process " + get(kLabelPid) + ", ran before this host rebooted";
     }
+  }
+  // A PID means something only in the namespace it was taken in: a creator in another
+  // container with the same host name is judged by expiry alone.
+  const std::string ns = get(kLabelPidNs);
+  const bool same_pid_ns = ns.empty() || (!self.pid_ns.empty() && ns == self.pid_ns);
+  if (policy.dead_creators && here && same_pid_ns && !get(kLabelPid).empty()) {
     const int pid = static_cast<int>(std::strtol(get(kLabelPid).c_str(), nullptr, 10));
     const std::uint64_t start = std::strtoull(get(kLabelPidStart).c_str(), nullptr, 10);
     // A label without a start time cannot tell a reused PID apart; a recorded 0 means the
@@ -93,31 +131,21 @@ std::string ReapReason(const Labels& labels, const ReapPolicy& policy, std::int6
   return "";
 }
 
-std::uint64_t ProcessStartTicks(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream fields(text.substr(paren + 1));
-  std::string f;
-  for (int field = 3; fields >> f; ++field) {
-    if (field == 22) return std::strtoull(f.c_str(), nullptr, 10);
-  }
-  return 0;
-}
+std::uint64_t ProcessStartTicks(int pid) { return StartTicksOf(ReadProcStat(pid)); }
 
 bool ProcessAlive(int pid, std::uint64_t start_ticks) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno != EPERM) return false;
-  // A zombie (killed, not yet reaped by whoever adopted it) has ended: what it made is left.
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
+  // The PID exists. Its /proc entry tells a zombie and a reused PID apart; with hidepid (or
+  // another user's process) there is none to read, and nothing then proves the creator gone.
+  const std::string text = ReadProcStat(pid);
   const auto paren = text.rfind(')');
-  if (paren != std::string::npos && paren + 2 < text.size() &&
-      (text[paren + 2] == 'Z' || text[paren + 2] == 'X')) {
+  if (paren == std::string::npos) return true;
+  // A zombie (killed, not yet reaped by whoever adopted it) has ended: what it made is left.
+  if (paren + 2 < text.size() && (text[paren + 2] == 'Z' || text[paren + 2] == 'X')) {
     return false;
   }
-  return start_ticks == 0 || ProcessStartTicks(pid) == start_ticks;
+  return start_ticks == 0 || StartTicksOf(text) == start_ticks;
 }
 
 }  // namespace bitfusion

@@ -662,7 +662,7 @@ Status Ec2Provisioner::Keep(const std::vector<std::string>& ids) {
       p.emplace_back("ResourceId." + std::to_string(i - start + 1), ids[i]);
     }
     int n = 0;
-    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) {
+    for (const char* key : kCreatorProcessLabels) {
       p.emplace_back("Tag." + std::to_string(++n) + ".Key", key);
     }
     BITFUSION_RETURN_IF_ERROR(Call("DeleteTags", p, DeadlineAfter(120s)).status());

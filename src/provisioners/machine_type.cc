@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -166,6 +167,33 @@ Result<TypeResolution> ResolveMachineType(const std::vector<MachineType>& catalo
       " of " + std::to_string(catalogue.size()) + " types that satisfy " + requirements.ToString() +
       (best->hourly_price_usd < 0 ? " (no prices known: the smallest)" : "");
   return out;
+}
+
+Status ParseAcceleratorRequirement(const std::string& kind, const std::string& spec,
+                                   const std::string& what, MachineRequirements& out) {
+  std::string name = spec;
+  out.accelerator_kind = kind;
+  out.accelerator_count = 1;
+  if (const auto colon = name.find(':'); colon != std::string::npos) {
+    const std::string count = name.substr(colon + 1);
+    char* end = nullptr;
+    const long n = std::strtol(count.c_str(), &end, 10);
+    if (count.empty() || *end != '\0' || n < 1 || n > 64) {
+      return InvalidArgumentError(what + " " + spec + ": COUNT must be a whole number 1..64");
+    }
+    out.accelerator_count = static_cast<int>(n);
+    name = name.substr(0, colon);
+  }
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const char* kVendors[] = {"nvidia", "amd", "xilinx", "intel", "habana", "qualcomm", "aws"};
+  if (lower.empty() || lower == "any") return Status::OK();
+  if (std::find(std::begin(kVendors), std::end(kVendors), lower) != std::end(kVendors)) {
+    out.accelerator_vendor = name;
+  } else {
+    out.accelerator_model = name;
+  }
+  return Status::OK();
 }
 
 }  // namespace bitfusion

@@ -82,7 +82,7 @@ Status NullProvisioner::Keep(const std::vector<std::string>& ids) {
   for (const auto& id : ids) {
     auto it = machines_.find(id);
     if (it == machines_.end()) return NotFoundError("null:// has no machine \"" + id + "\"");
-    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) it->second.labels.erase(key);
+    for (const char* key : kCreatorProcessLabels) it->second.labels.erase(key);
   }
   return Status::OK();
 }

@@ -875,7 +875,7 @@ Status OpenStackProvisioner::Keep(const std::vector<std::string>& ids) {
     BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", target, "", DeadlineAfter(120s)));
     json::object metadata;
     if (const json::object* m = Sub(Obj(&answer), "metadata")) metadata = *m;
-    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) metadata.erase(key);
+    for (const char* key : kCreatorProcessLabels) metadata.erase(key);
     // PUT replaces the whole set, so repeating it is harmless.
     BITFUSION_RETURN_IF_ERROR(Compute("PUT", target,
                                       json::serialize(json::object{{"metadata", metadata}}),

@@ -867,7 +867,7 @@ Status SoftLayerProvisioner::Keep(const std::vector<std::string>& ids) {
   for (const auto& id : ids) {
     BITFUSION_ASSIGN_OR_RETURN(MachineInfo m, Object(id, DeadlineAfter(120s)));
     Labels tags = m.labels;
-    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) tags.erase(key);
+    for (const char* key : kCreatorProcessLabels) tags.erase(key);
     BITFUSION_RETURN_IF_ERROR(
         SetTags(IsGlobalIdentifier(id) ? Kind::kHardware : Kind::kGuest, id, tags));
   }

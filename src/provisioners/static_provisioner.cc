@@ -715,7 +715,7 @@ Status StaticProvisioner::Keep(const std::vector<std::string>& ids) {
     if (!lease) {
       return NotFoundError("host \"" + id + "\" is not leased; lease it with Create first");
     }
-    for (const char* k : {kLabelPid, kLabelPidStart, kLabelBootId}) lease->labels.erase(k);
+    for (const char* k : kCreatorProcessLabels) lease->labels.erase(k);
     BITFUSION_RETURN_IF_ERROR(WriteLease(options_.lease_dir, key, *lease));
   }
   return Status::OK();

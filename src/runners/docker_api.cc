@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 #include "core/rfc3339.h"
 #include "runners/line_splitter.h"
@@ -37,8 +38,15 @@ std::string JsonString(const json::value* v) {
 std::int64_t JsonInt(const json::value* v) {
   if (v == nullptr) return 0;
   if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+  // Out of range (or NaN) reads as missing: a cast would be undefined.
+  if (v->is_uint64()) {
+    const std::uint64_t u = v->get_uint64();
+    return u > static_cast<std::uint64_t>(INT64_MAX) ? 0 : static_cast<std::int64_t>(u);
+  }
+  if (v->is_double()) {
+    const double d = v->get_double();
+    return d >= -9.2e18 && d <= 9.2e18 ? static_cast<std::int64_t>(d) : 0;
+  }
   return 0;
 }
 const json::value* JsonAt(const json::value& root, std::initializer_list<std::string_view> keys) {

@@ -5,6 +5,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -44,26 +46,42 @@ Labels JsonLabels(const boost::json::value* v);
 boost::json::object LabelsJson(const Labels& labels);
 boost::json::array JsonStrings(const std::vector<std::string>& v);
 
-// Splits NDJSON streams (events, stats, build and pull progress) into parsed values.
+// Splits NDJSON streams (events, stats, build and pull progress) into parsed values. A line
+// longer than kMaxLine (no engine writes one; a broken or hostile peer might) is skipped up to
+// its newline instead of being buffered without bound, and counted.
 class JsonLines {
  public:
+  static constexpr std::size_t kMaxLine = 16u << 20;
+
   template <class F>
   void Feed(std::string_view chunk, F&& on_value) {
-    buffer_.append(chunk);
-    std::size_t start = 0;
-    while (true) {
-      const auto nl = buffer_.find('\n', start);
-      if (nl == std::string::npos) break;
-      Parse(std::string_view(buffer_).substr(start, nl - start), on_value);
-      start = nl + 1;
+    while (!chunk.empty()) {
+      const auto nl = chunk.find('\n');
+      const std::string_view piece = chunk.substr(0, nl);
+      if (!skipping_) {
+        if (buffer_.size() + piece.size() > kMaxLine) {
+          buffer_.clear();
+          skipping_ = true;
+          ++skipped_;
+        } else {
+          buffer_.append(piece);
+        }
+      }
+      if (nl == std::string_view::npos) break;
+      if (!skipping_) Parse(buffer_, on_value);
+      buffer_.clear();
+      skipping_ = false;
+      chunk.remove_prefix(nl + 1);
     }
-    buffer_.erase(0, start);
   }
   template <class F>
   void Finish(F&& on_value) {
-    Parse(buffer_, on_value);
+    if (!skipping_) Parse(buffer_, on_value);
     buffer_.clear();
+    skipping_ = false;
   }
+  // Lines skipped for their length so far.
+  std::size_t skipped() const { return skipped_; }
 
  private:
   template <class F>
@@ -74,30 +92,44 @@ class JsonLines {
     if (!ec) on_value(v);
   }
   std::string buffer_;
+  bool skipping_ = false;
+  std::size_t skipped_ = 0;
 };
 
 // Docker's multiplexed stream of a container without a TTY: frames of an 8-byte header
-// (stream, 0, 0, 0, big-endian length) and a payload, split anywhere by the transport.
+// (stream, 0, 0, 0, big-endian length) and a payload, split anywhere by the transport. A
+// payload is passed on as it arrives, in as many pieces as the transport made of it, so a
+// frame's declared length (up to 4 GiB) never decides how much is held in memory.
 class Demuxer {
  public:
   template <class F>
-  void Feed(std::string_view chunk, F&& on_frame) {
-    buffer_.append(chunk);
-    std::size_t pos = 0;
-    while (buffer_.size() - pos >= 8) {
-      const auto* h = reinterpret_cast<const unsigned char*>(buffer_.data() + pos);
-      const std::size_t len = (std::size_t{h[4]} << 24) | (std::size_t{h[5]} << 16) |
-                              (std::size_t{h[6]} << 8) | std::size_t{h[7]};
-      if (buffer_.size() - pos - 8 < len) break;
-      const LogStream stream = h[0] == 2 ? LogStream::kStderr : LogStream::kStdout;
-      on_frame(stream, std::string_view(buffer_).substr(pos + 8, len));
-      pos += 8 + len;
+  void Feed(std::string_view chunk, F&& on_bytes) {
+    while (!chunk.empty()) {
+      if (remaining_ == 0) {
+        const std::size_t take = std::min(chunk.size(), header_.size() - header_fill_);
+        std::copy_n(chunk.data(), take, header_.data() + header_fill_);
+        header_fill_ += take;
+        chunk.remove_prefix(take);
+        if (header_fill_ < header_.size()) return;
+        const auto* h = reinterpret_cast<const unsigned char*>(header_.data());
+        stream_ = h[0] == 2 ? LogStream::kStderr : LogStream::kStdout;
+        remaining_ = (std::size_t{h[4]} << 24) | (std::size_t{h[5]} << 16) |
+                     (std::size_t{h[6]} << 8) | std::size_t{h[7]};
+        header_fill_ = 0;
+        continue;
+      }
+      const std::size_t take = std::min(chunk.size(), remaining_);
+      on_bytes(stream_, chunk.substr(0, take));
+      remaining_ -= take;
+      chunk.remove_prefix(take);
     }
-    buffer_.erase(0, pos);
   }
 
  private:
-  std::string buffer_;
+  std::array<char, 8> header_{};
+  std::size_t header_fill_ = 0;
+  std::size_t remaining_ = 0;
+  LogStream stream_ = LogStream::kStdout;
 };
 
 }  // namespace internal

@@ -34,6 +34,9 @@ using internal::ParseEngineTime;
 
 namespace {
 
+// What Exec keeps of each of its command's streams.
+constexpr std::size_t kMaxExecOutput = 64u << 20;
+
 // One Stats() subscription: a thread reading the engine's stats stream until cancelled.
 struct DockerStatsLoop {
   net::StreamCanceller canceller;
@@ -86,13 +89,14 @@ ContainerStats ParseStats(const json::value& v) {
 
 class DockerContainer final : public Container {
  public:
-  DockerContainer(std::shared_ptr<DockerApi> api, std::string id, std::int64_t timeout_ns)
-      : api_(std::move(api)), id_(std::move(id)), timeout_ns_(timeout_ns) {}
+  DockerContainer(std::shared_ptr<DockerApi> api, std::string id, std::string name,
+                  std::int64_t timeout_ns)
+      : api_(std::move(api)), id_(std::move(id)), name_(std::move(name)), timeout_ns_(timeout_ns) {}
 
   // A handle on a container made elsewhere (ContainerRunner::OpenContainer): never removed, and
   // its output and exit are only followed once someone waits or subscribes to its logs.
   static std::unique_ptr<DockerContainer> Attach(std::shared_ptr<DockerApi> api, std::string id) {
-    auto c = std::make_unique<DockerContainer>(std::move(api), std::move(id), 0);
+    auto c = std::make_unique<DockerContainer>(std::move(api), std::move(id), "", 0);
     c->attached_ = true;
     c->kept_ = true;
     c->started_ = true;
@@ -203,7 +207,22 @@ class DockerContainer final : public Container {
     return subscription;
   }
 
-  void Keep() override { kept_ = true; }
+  void Keep() override {
+    if (kept_.exchange(true) || name_.empty()) return;
+    // Renamed, so that Reap leaves it to its run id and expiry (labels cannot change).
+    DockerApi::Call c;
+    c.method = "POST";
+    c.path =
+        "/containers/" + id_ + "/rename?name=" + internal::PercentEncode(name_ + kDockerKeptSuffix);
+    c.deadline = DeadlineAfter(30s);
+    auto r = api_->Send(c);
+    if (!r.ok() || (r->status != 204 && r->status != 200)) {
+      LogAt(LogLevel::kWarning, "container ", name_, " is kept, but renaming it to ", name_,
+            kDockerKeptSuffix, " failed (",
+            r.ok() ? api_->ApiError(*r, c.method, c.path).message() : r.error().message(),
+            "); `bitfusion reap` may remove it once this process has ended");
+    }
+  }
 
   Result<ExecResult> Exec(const ExecSpec& spec, Deadline deadline) override {
     if (spec.command.empty()) return InvalidArgumentError("exec needs a command");
@@ -373,17 +392,29 @@ class DockerContainer final : public Container {
     start.deadline = deadline;
     ExecResult result;
     Demuxer demux;
+    // Each stream keeps its first kMaxExecOutput bytes; what is cut is said at its end.
+    std::size_t cut[2] = {0, 0};
     BITFUSION_ASSIGN_OR_RETURN(
         auto r, api_->Stream(
                     start,
                     [&](std::string_view chunk) {
                       demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
-                        (s == LogStream::kStdout ? result.output : result.errors).append(bytes);
+                        const bool out = s == LogStream::kStdout;
+                        std::string& to = out ? result.output : result.errors;
+                        const std::size_t room =
+                            kMaxExecOutput - std::min(kMaxExecOutput, to.size());
+                        to.append(bytes.substr(0, room));
+                        cut[out ? 0 : 1] += bytes.size() - std::min(room, bytes.size());
                       });
                       return true;
                     },
                     nullptr));
     if (r.status != 200) return api_->ApiError(r, start.method, start.path);
+    for (int i = 0; i < 2; ++i) {
+      if (cut[i] == 0) continue;
+      (i == 0 ? result.output : result.errors) +=
+          "\n[bitfusion: " + std::to_string(cut[i]) + " more bytes of output not kept]\n";
+    }
     // The stream ends when the command does; its exit code is recorded a moment later.
     DockerApi::Call poll = DockerApi::Get("/exec/" + *exec_id + "/json");
     poll.deadline = deadline;
@@ -570,6 +601,7 @@ class DockerContainer final : public Container {
 
   const std::shared_ptr<DockerApi> api_;
   const std::string id_;
+  const std::string name_;  // empty for an attached handle: Keep() renames nothing
   const std::int64_t timeout_ns_;
   std::atomic<bool> started_{false};
   std::atomic<bool> kept_{false};
@@ -595,8 +627,9 @@ class DockerContainer final : public Container {
 }  // namespace
 
 std::unique_ptr<Container> NewDockerContainer(std::shared_ptr<DockerApi> api, std::string id,
-                                              std::int64_t timeout_ns) {
-  return std::make_unique<DockerContainer>(std::move(api), std::move(id), timeout_ns);
+                                              std::string name, std::int64_t timeout_ns) {
+  return std::make_unique<DockerContainer>(std::move(api), std::move(id), std::move(name),
+                                           timeout_ns);
 }
 
 std::unique_ptr<Container> AttachDockerContainer(std::shared_ptr<DockerApi> api, std::string id) {

@@ -12,11 +12,23 @@
 
 namespace bitfusion {
 
-/// A handle on container `id`, just created through `api` and not yet started. Destroying it
-/// removes the container unless Keep() was called. `timeout_ns` > 0: killed (SIGKILL) that long
-/// after Start, and its ExitStatus says timed_out.
+/// The label that records the name a container was created under. Reap takes only containers
+/// still under that name (or under it with kDockerKeptSuffix, see Keep()): a container made
+/// from an image committed from one of ours inherits its labels, never its name.
+inline constexpr const char* kDockerNameLabel = "bitfusion.name";
+/// Docker labels cannot change after creation, so Keep() marks a container by renaming it to
+/// its name + this suffix; Reap then judges it by run id and expiry only, as a machine handed
+/// over to its run.
+inline constexpr const char* kDockerKeptSuffix = "-kept";
+/// The label that records the tag an image was built or imported under; an image derived from
+/// it (FROM, or committed) inherits the label under other tags and is not ours to remove.
+inline constexpr const char* kDockerImageLabel = "bitfusion.image";
+
+/// A handle on container `id` named `name`, just created through `api` and not yet started.
+/// Destroying it removes the container unless Keep() was called. `timeout_ns` > 0: killed
+/// (SIGKILL) that long after Start, and its ExitStatus says timed_out.
 std::unique_ptr<Container> NewDockerContainer(std::shared_ptr<DockerApi> api, std::string id,
-                                              std::int64_t timeout_ns);
+                                              std::string name, std::int64_t timeout_ns);
 
 /// A handle on container `id` made elsewhere (ContainerRunner::OpenContainer): never removed, and
 /// its output and exit are only followed once someone waits or subscribes to its logs.

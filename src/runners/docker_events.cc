@@ -1,6 +1,7 @@
 #include "runners/docker_events.h"
 
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <set>
@@ -20,6 +21,42 @@ using internal::JsonInt;
 using internal::JsonLabels;
 using internal::JsonLines;
 using internal::JsonString;
+
+namespace internal {
+
+namespace {
+
+EventType TypeOf(std::string_view action) {
+  if (action == "create") return EventType::kContainerCreated;
+  if (action == "start") return EventType::kContainerStarted;
+  if (action == "die") return EventType::kContainerDied;
+  // Podman says "remove" where Docker says "destroy".
+  if (action == "destroy" || action == "remove") return EventType::kContainerDestroyed;
+  if (action == "oom") return EventType::kContainerOom;
+  return EventType::kOther;
+}
+
+}  // namespace
+
+Event DockerEventFromJson(const json::value& v, const std::string& source) {
+  Event e;
+  e.action = JsonString(JsonAt(v, {"Action"}));
+  if (e.action.empty()) e.action = JsonString(JsonAt(v, {"status"}));
+  e.subject = JsonString(JsonAt(v, {"Actor", "ID"}));
+  if (e.subject.empty()) e.subject = JsonString(JsonAt(v, {"id"}));
+  e.attributes = JsonLabels(JsonAt(v, {"Actor", "Attributes"}));
+  e.time_ns = JsonInt(JsonAt(v, {"timeNano"}));
+  if (e.time_ns == 0) {
+    // Seconds past 2262 do not fit in nanoseconds: such a time reads as unknown (0).
+    const std::int64_t s = JsonInt(JsonAt(v, {"time"}));
+    e.time_ns = s > 0 && s < INT64_MAX / 1'000'000'000 ? s * 1'000'000'000 : 0;
+  }
+  e.type = JsonString(JsonAt(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
+  e.source = source;
+  return e;
+}
+
+}  // namespace internal
 
 namespace {
 
@@ -46,27 +83,8 @@ class EventPump {
   }
 
  private:
-  static EventType TypeOf(std::string_view action) {
-    if (action == "create") return EventType::kContainerCreated;
-    if (action == "start") return EventType::kContainerStarted;
-    if (action == "die") return EventType::kContainerDied;
-    // Podman says "remove" where Docker says "destroy".
-    if (action == "destroy" || action == "remove") return EventType::kContainerDestroyed;
-    if (action == "oom") return EventType::kContainerOom;
-    return EventType::kOther;
-  }
-
   void OnValue(const json::value& v) {
-    Event e;
-    e.action = JsonString(JsonAt(v, {"Action"}));
-    if (e.action.empty()) e.action = JsonString(JsonAt(v, {"status"}));
-    e.subject = JsonString(JsonAt(v, {"Actor", "ID"}));
-    if (e.subject.empty()) e.subject = JsonString(JsonAt(v, {"id"}));
-    e.attributes = JsonLabels(JsonAt(v, {"Actor", "Attributes"}));
-    e.time_ns = JsonInt(JsonAt(v, {"timeNano"}));
-    if (e.time_ns == 0) e.time_ns = JsonInt(JsonAt(v, {"time"})) * 1'000'000'000;
-    e.type = JsonString(JsonAt(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
-    e.source = source_;
+    Event e = internal::DockerEventFromJson(v, source_);
     // A reconnect asks again from the last event's time: skip what was already delivered.
     const std::string key = e.action + "/" + e.subject;
     if (e.time_ns < last_ns_) return;

@@ -11,6 +11,13 @@
 
 namespace bitfusion {
 
+namespace internal {
+/// One /events message as an Event (without the stream's de-duplication): Action (or the old
+/// `status`), Actor.ID (or `id`), the actor's attributes, timeNano (or `time` in seconds; a
+/// time that does not fit reads as 0), and the container event type.
+Event DockerEventFromJson(const boost::json::value& v, const std::string& source);
+}  // namespace internal
+
 /// Delivers the container events of the engine behind `api` to `callback` (on the stream's
 /// thread), each with Event::source = `source`, from now until the subscription ends.
 Subscription FollowDockerEvents(std::shared_ptr<DockerApi> api, std::string source,

@@ -237,10 +237,14 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
     labels[key] = std::move(value);
   }
 
+  // Named (by us when the spec does not), and the name recorded, so Reap can tell this container
+  // from one made of an image committed from it (which inherits its labels).
+  const std::string name = spec.name.empty() ? "bf-" + NewRunId().substr(0, 20) : spec.name;
+  labels[kDockerNameLabel] = name;
+
   DockerApi::Call c;
   c.method = "POST";
-  c.path = "/containers/create";
-  if (!spec.name.empty()) c.path += "?name=" + internal::PercentEncode(spec.name);
+  c.path = "/containers/create?name=" + internal::PercentEncode(name);
   c.body = json::serialize(CreateBody(spec, labels, options_.init));
   c.deadline = DeadlineAfter(120s);
   BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Send(c));
@@ -257,7 +261,7 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
   const json::value v = json::parse(r.body, ec);
   const std::string id = ec ? "" : JsonString(JsonAt(v, {"Id"}));
   if (id.empty()) return InternalError("container create answered without an Id: " + r.body);
-  return NewDockerContainer(api_, id, spec.timeout_ns);
+  return NewDockerContainer(api_, id, name, spec.timeout_ns);
 }
 
 Result<ImageInfo> DockerRunner::ImportImage(const ImportSpec& spec, Deadline deadline) {
@@ -280,6 +284,7 @@ Result<ImageInfo> DockerRunner::ImportImage(const ImportSpec& spec, Deadline dea
            "&message=" + internal::PercentEncode("imported by bitfusion");
   Labels labels = spec.labels;
   labels[kLabelCreator] = "bitfusion";
+  labels[kDockerImageLabel] = spec.tag;
   std::vector<std::string> changes = spec.changes;
   for (const auto& [k, v] : labels) {
     changes.push_back("LABEL " + json::serialize(json::string(k)) + "=" +
@@ -320,6 +325,7 @@ Result<ImageInfo> DockerRunner::BuildImage(const BuildSpec& spec, Deadline deadl
   }
   Labels labels = spec.labels;
   labels[kLabelCreator] = "bitfusion";
+  labels[kDockerImageLabel] = spec.tag;
   json::object args;
   for (const auto& [k, v] : spec.build_args) args[k] = v;
   DockerApi::Call c;
@@ -477,6 +483,24 @@ Result<Subscription> DockerRunner::Events(EventCallback callback) {
   return FollowDockerEvents(api_, std::move(source), std::move(callback));
 }
 
+namespace {
+
+// An image reference as the engine lists it in RepoTags: "busybox" -> "busybox:latest",
+// "docker.io/library/busybox:1" -> "busybox:1".
+std::string CanonicalTag(std::string ref) {
+  for (const char* prefix : {"docker.io/", "index.docker.io/", "library/"}) {
+    if (ref.rfind(prefix, 0) == 0) ref.erase(0, std::string_view(prefix).size());
+  }
+  const auto slash = ref.rfind('/');
+  if (ref.find('@') == std::string::npos &&
+      ref.find(':', slash == std::string::npos ? 0 : slash) == std::string::npos) {
+    ref += ":latest";
+  }
+  return ref;
+}
+
+}  // namespace
+
 Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {
   const std::int64_t now_s = WallNowNs() / 1'000'000'000;
   auto verdict = [&](const Labels& labels) { return ReapReason(labels, policy, now_s); };
@@ -484,7 +508,15 @@ Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {
   ReapReport report;
   BITFUSION_ASSIGN_OR_RETURN(auto containers, ListContainers({{kLabelCreator, "bitfusion"}}));
   for (const auto& c : containers) {
-    const std::string why = verdict(c.labels);
+    ReapPolicy p = policy;
+    if (auto named = c.labels.find(kDockerNameLabel); named != c.labels.end()) {
+      if (c.name == named->second + kDockerKeptSuffix) {
+        p.dead_creators = false;  // kept: its run id and expiry decide
+      } else if (c.name != named->second) {
+        continue;  // made from an image committed from ours, or renamed by someone: not ours
+      }
+    }
+    const std::string why = ReapReason(c.labels, p, now_s);
     if (why.empty()) continue;
     const std::string line = c.id.substr(0, 12) + " " + c.name + " (" + why + ")";
     if (!policy.dry_run) {
@@ -497,6 +529,17 @@ Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {
   }
   BITFUSION_ASSIGN_OR_RETURN(auto images, ListImages({{kLabelCreator, "bitfusion"}}));
   for (const auto& i : images) {
+    // An image derived from ours (FROM it, or committed from one of our containers) carries our
+    // labels under tags of its own.
+    if (auto tag = i.labels.find(kDockerImageLabel); tag != i.labels.end()) {
+      const std::string want = CanonicalTag(tag->second);
+      if (std::none_of(i.tags.begin(), i.tags.end(),
+                       [&](const std::string& t) { return CanonicalTag(t) == want; })) {
+        continue;
+      }
+    } else if (i.labels.count(kDockerNameLabel) != 0) {
+      continue;
+    }
     const std::string why = verdict(i.labels);
     if (why.empty()) continue;
     const std::string name = i.tags.empty() ? i.id : i.tags.front();

@@ -116,7 +116,7 @@ void ProcessLedger::Keep(const fs::path& entry) {
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return;
   if (json::value* l = v.as_object().if_contains("labels"); l != nullptr && l->is_object()) {
-    for (const char* key : {kLabelPid, kLabelPidStart, kLabelBootId}) l->as_object().erase(key);
+    for (const char* key : kCreatorProcessLabels) l->as_object().erase(key);
   }
   Write(entry, v.as_object());
 }

@@ -582,6 +582,91 @@ TEST_F(DockerTest, ReapRemovesExpiredAndDeadCreatorsOnly) {
   (void)Raw(socket_, "DELETE", "/containers/" + foreign_id + "?force=1");
 }
 
+TEST_F(DockerTest, ReapTakesOnlyContainersUnderTheirOwnNameAndLeavesKeptOnesToTheirRun) {
+  const std::string tag = std::to_string(::getpid());
+  auto name_of = [&](const std::string& id) {
+    auto r = Raw(socket_, "GET", "/containers/" + id + "/json");
+    if (!r.ok() || r->status != 200) return std::string();
+    std::string name(boost::json::parse(r->body).at("Name").as_string());
+    return name.empty() ? name : name.substr(1);
+  };
+  auto exists = [&](const std::string& id) { return !name_of(id).empty(); };
+  auto create = [&](const std::string& name, const std::string& image, const std::string& labels) {
+    auto r = Raw(socket_, "POST", "/containers/create?name=" + name,
+                 R"({"Image":")" + image + R"(","Cmd":["sleep","60"],"Labels":{)" + labels + "}}");
+    EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.error().ToString());
+    return r.ok() && r->status == 201
+               ? std::string(boost::json::parse(r->body).at("Id").as_string())
+               : std::string();
+  };
+
+  // Keep() renames the container, because its labels cannot change.
+  ContainerSpec spec;
+  spec.image = kBusyboxImage;
+  spec.command = {"sleep", "60"};
+  spec.labels["run_id"] = "bf-keep-test-" + tag;
+  auto kept = runner_->Create(spec);
+  ASSERT_TRUE(kept.ok()) << kept.error().ToString();
+  const std::string kept_id = (*kept)->id();
+  const std::string made_as = name_of(kept_id);
+  EXPECT_EQ(made_as.rfind("bf-", 0), 0u) << made_as;
+  (*kept)->Keep();
+  kept->reset();
+  EXPECT_EQ(name_of(kept_id), made_as + "-kept");
+
+  // Three containers whose creator (an exited child) is gone: one under the name its label
+  // records, one kept (renamed), one under another name (made from an image committed from one
+  // of ours, it inherited the labels).
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  char hostname[256] = {};
+  ::gethostname(hostname, sizeof hostname - 1);
+  auto dead_labels = [&](const std::string& name) {
+    return std::string(R"("bitfusion.creator":"bitfusion","bitfusion.host":")") + hostname +
+           R"(","bitfusion.pid":")" + std::to_string(child) +
+           R"(","bitfusion.pid_start":"1","bitfusion.name":")" + name + R"(")";
+  };
+  const std::string orphan =
+      create("bf-orphan-" + tag, kBusyboxImage, dead_labels("bf-orphan-" + tag));
+  const std::string kept_orphan =
+      create("bf-kept-" + tag + "-kept", kBusyboxImage, dead_labels("bf-kept-" + tag));
+  const std::string inherited = create("user-" + tag, kBusyboxImage, dead_labels("bf-gone-" + tag));
+
+  // A real commit of the kept container, and a user's container from that image: both carry
+  // the kept container's labels, run id included.
+  auto commit =
+      Raw(socket_, "POST", "/commit?container=" + kept_id + "&repo=bftest/committed&tag=" + tag);
+  ASSERT_TRUE(commit.ok() && commit->status == 201) << (commit.ok() ? commit->body : "");
+  const std::string from_commit = create("user-commit-" + tag, "bftest/committed:" + tag, "");
+  auto image_exists = [&] {
+    auto r = Raw(socket_, "GET", "/images/bftest/committed:" + tag + "/json");
+    return r.ok() && r->status == 200;
+  };
+
+  auto report = runner_->Reap(ReapPolicy{});
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  EXPECT_FALSE(exists(orphan));
+  EXPECT_TRUE(exists(kept_orphan)) << "kept: only its run id or expiry ends it";
+  EXPECT_TRUE(exists(inherited)) << "not under the name its labels record";
+  EXPECT_TRUE(exists(kept_id));
+  EXPECT_TRUE(exists(from_commit));
+  EXPECT_TRUE(image_exists());
+
+  ReapPolicy by_run;
+  by_run.run_id = spec.labels["run_id"];
+  report = runner_->Reap(by_run);
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  EXPECT_FALSE(exists(kept_id)) << "a kept container still belongs to its run";
+  EXPECT_TRUE(exists(from_commit)) << "a container from a committed image is the user's";
+  EXPECT_TRUE(image_exists()) << "so is the committed image";
+
+  for (const auto& id : {kept_orphan, inherited, from_commit}) {
+    (void)Raw(socket_, "DELETE", "/containers/" + id + "?force=1");
+  }
+  (void)Raw(socket_, "DELETE", "/images/bftest/committed:" + tag + "?force=1");
+}
+
 TEST(DockerEngineRestartTest, EventsResumeWithoutLossOrRepeats) {
   const std::string why = testing::WhyNoDocker();
   BITFUSION_REQUIRE_SERVICE(why.empty(), why);

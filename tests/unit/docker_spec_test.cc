@@ -10,8 +10,12 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "core/percent_encode.h"
+#include "runners/docker_api.h"
+#include "runners/docker_events.h"
 
 namespace bitfusion::internal {
 namespace {
@@ -269,6 +273,108 @@ TEST(DockerSpecTest, LabelFilterSelectsByKeyOrKeyAndValue) {
   EXPECT_EQ(LabelFilter({}), PercentEncode("{}"));
   EXPECT_EQ(LabelFilter({{"bitfusion.creator", "bitfusion"}, {"mine", ""}}),
             PercentEncode(R"({"label":["bitfusion.creator=bitfusion","mine"]})"));
+}
+
+std::string Frame(int stream, std::string_view payload, std::size_t declared = 0) {
+  const std::size_t n = declared != 0 ? declared : payload.size();
+  std::string f = {static_cast<char>(stream),
+                   0,
+                   0,
+                   0,
+                   static_cast<char>((n >> 24) & 0xff),
+                   static_cast<char>((n >> 16) & 0xff),
+                   static_cast<char>((n >> 8) & 0xff),
+                   static_cast<char>(n & 0xff)};
+  return f + std::string(payload);
+}
+
+TEST(DockerStreamTest, DemuxerGivesTheSameBytesHoweverTheTransportSplitsThem) {
+  const std::string wire = Frame(1, "hello\nwor") + Frame(2, "oops\n") + Frame(1, "") +
+                           Frame(1, "ld\n") + Frame(2, std::string(100000, 'e'));
+  for (std::size_t step : {std::size_t{1}, std::size_t{3}, std::size_t{8}, std::size_t{9},
+                           std::size_t{4096}, wire.size()}) {
+    Demuxer demux;
+    std::string out, err;
+    for (std::size_t i = 0; i < wire.size(); i += step) {
+      demux.Feed(std::string_view(wire).substr(i, step), [&](LogStream s, std::string_view b) {
+        (s == LogStream::kStdout ? out : err).append(b);
+      });
+    }
+    EXPECT_EQ(out, "hello\nworld\n") << "step " << step;
+    EXPECT_EQ(err, "oops\n" + std::string(100000, 'e')) << "step " << step;
+  }
+}
+
+TEST(DockerStreamTest, AFrameDeclaringGigabytesIsPassedOnAsItArrives) {
+  // Before: the demuxer held bytes until the whole declared frame (here 4 GiB - 1) was there.
+  Demuxer demux;
+  std::size_t delivered = 0;
+  demux.Feed(Frame(1, "", 0xffffffffu),
+             [&](LogStream, std::string_view b) { delivered += b.size(); });
+  const std::string mib(1 << 20, 'x');
+  for (int i = 0; i < 4; ++i) {
+    demux.Feed(mib, [&](LogStream, std::string_view b) { delivered += b.size(); });
+    EXPECT_EQ(delivered, (i + 1) * mib.size());
+  }
+}
+
+TEST(DockerStreamTest, JsonLinesSkipsALineTooLongToHoldAndGoesOn) {
+  JsonLines lines;
+  std::vector<std::string> seen;
+  auto on_value = [&](const json::value& v) { seen.push_back(json::serialize(v)); };
+  lines.Feed("{\"a\":1}\n{\"b\"", on_value);
+  lines.Feed(":2}\n", on_value);
+  const std::string big(1 << 20, ' ');
+  lines.Feed("[", on_value);
+  for (std::size_t i = 0; i <= JsonLines::kMaxLine / big.size(); ++i) lines.Feed(big, on_value);
+  lines.Feed("]\n{\"c\":3}\n{\"d\":4}", on_value);
+  lines.Finish(on_value);
+  EXPECT_EQ(lines.skipped(), 1u);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{R"({"a":1})", R"({"b":2})", R"({"c":3})", R"({"d":4})"}));
+}
+
+TEST(DockerJsonTest, NumbersOutOfRangeReadAsMissingNotAsUndefinedCasts) {
+  // Before: a double past int64 (or NaN from an engine's float) went through a bare cast.
+  EXPECT_EQ(JsonInt(nullptr), 0);
+  const json::value big = json::parse("[1e300, -1e300, 18446744073709551615, 42, 42.9, -7]");
+  const auto& a = big.as_array();
+  EXPECT_EQ(JsonInt(&a[0]), 0);
+  EXPECT_EQ(JsonInt(&a[1]), 0);
+  EXPECT_EQ(JsonInt(&a[2]), 0) << "a uint64 past int64";
+  EXPECT_EQ(JsonInt(&a[3]), 42);
+  EXPECT_EQ(JsonInt(&a[4]), 42);
+  EXPECT_EQ(JsonInt(&a[5]), -7);
+  const json::value nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(JsonInt(&nan), 0);
+}
+
+TEST(DockerJsonTest, EventsReadTheirFieldsAndTimesThatDoNotFitReadAsUnknown) {
+  Event e = DockerEventFromJson(json::parse(R"({"Type":"container","Action":"die",
+      "Actor":{"ID":"abc","Attributes":{"exitCode":"3"}},"time":1700000000,
+      "timeNano":1700000000123456789})"),
+                                "docker://x");
+  EXPECT_EQ(e.type, EventType::kContainerDied);
+  EXPECT_EQ(e.subject, "abc");
+  EXPECT_EQ(e.attributes.at("exitCode"), "3");
+  EXPECT_EQ(e.time_ns, 1700000000123456789);
+  EXPECT_EQ(e.source, "docker://x");
+  // Old engines: `status`, `id` and seconds only.
+  e = DockerEventFromJson(json::parse(R"({"Type":"container","status":"destroy","id":"d",
+      "time":1700000001})"),
+                          "s");
+  EXPECT_EQ(e.type, EventType::kContainerDestroyed);
+  EXPECT_EQ(e.subject, "d");
+  EXPECT_EQ(e.time_ns, 1700000001000000000);
+  // Seconds past 2262 overflowed the nanoseconds (undefined behaviour) before.
+  e = DockerEventFromJson(json::parse(R"({"Type":"container","Action":"start","time":9300000000})"),
+                          "s");
+  EXPECT_EQ(e.time_ns, 0);
+  EXPECT_EQ(e.type, EventType::kContainerStarted);
+  // Not a container event, or not even an object.
+  EXPECT_EQ(DockerEventFromJson(json::parse(R"({"Type":"network","Action":"create"})"), "s").type,
+            EventType::kOther);
+  EXPECT_EQ(DockerEventFromJson(json::parse("[1,2]"), "s").subject, "");
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Requirements -> cheapest satisfying type (ResolveMachineType) and the ownership labels and
 // reap rule (ownership.h) that every runner and provisioner shares.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/machine.h"
 #include "bitfusion/ownership.h"
+#include "integration/service.h"
 
 namespace bitfusion {
 namespace {
@@ -142,6 +145,31 @@ TEST(OwnershipTest, AZombieIsNotAlive) {
   EXPECT_TRUE(ProcessAlive(::getpid(), ProcessStartTicks(::getpid())));
 }
 
+TEST(OwnershipTest, AProcessHiddenByHidepidIsNotTakenForGone) {
+  // With /proc mounted hidepid=2 a user sees only their own processes, while kill(pid, 0) still
+  // answers EPERM for the others: such a creator is alive, and what it made is not to be
+  // reaped. Checked by a child in a mount namespace of its own, as the user "nobody".
+  BITFUSION_REQUIRE_SERVICE(::geteuid() == 0, "mounting /proc with hidepid needs root");
+  const pid_t parent = ::getpid();
+  const std::uint64_t start = ProcessStartTicks(parent);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0) ::_exit(10);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(11);
+    if (::mount("proc", "/proc", "proc", 0, "hidepid=2") != 0) ::_exit(12);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(13);
+    if (std::ifstream("/proc/" + std::to_string(parent) + "/stat")) ::_exit(14);
+    ::_exit(ProcessAlive(parent, start) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  const int code = WEXITSTATUS(status);
+  BITFUSION_REQUIRE_SERVICE(code < 10,
+                            "could not set up a hidepid /proc (step " + std::to_string(code) + ")");
+  EXPECT_EQ(code, 0) << "a hidden but running creator was taken for gone";
+}
+
 TEST(OwnershipTest, ReapReasonForDeadCreatorsExpiryAndRuns) {
   const std::int64_t now = WallNowNs() / 1'000'000'000;
   ReapPolicy policy;
@@ -164,6 +192,14 @@ TEST(OwnershipTest, ReapReasonForDeadCreatorsExpiryAndRuns) {
   Labels rebooted = mine;
   rebooted[kLabelBootId] = "another-boot";
   EXPECT_NE(ReapReason(rebooted, policy, now).find("rebooted"), std::string::npos);
+  // A PID taken in another PID namespace (a creator in another container with this host name)
+  // says nothing here: only expiry counts.
+  ASSERT_FALSE(OwnerIdentity::Self().pid_ns.empty());
+  EXPECT_EQ(mine.at(kLabelPidNs), OwnerIdentity::Self().pid_ns);
+  Labels elsewhere = dead;
+  elsewhere[kLabelPidNs] = "1";
+  EXPECT_EQ(ReapReason(elsewhere, policy, now), "");
+  EXPECT_EQ(ReapReason(elsewhere, policy, at + 1), "expired 1 s ago");
   // Another host's objects: only their expiry counts, and only with expired_any_host.
   Labels other = dead;
   other[kLabelHost] = "elsewhere";
