@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "bitfusion/export.h"
 #include "bitfusion/sample.h"
@@ -32,6 +33,8 @@ enum class EventType : int {
 
 /// "container.died", "sink.degraded", ...
 BITFUSION_EXPORT const char* EventTypeName(EventType type);
+/// The type EventTypeName calls `name`; false for a name it never returns.
+BITFUSION_EXPORT bool EventTypeFromName(std::string_view name, EventType& type);
 
 struct Event {
   EventType type = EventType::kOther;

@@ -4,6 +4,7 @@
 // OOM killer struck, mark the run failed").
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -133,5 +134,56 @@ BITFUSION_EXPORT ReactorRule ReleaseLeasesOnExit(std::shared_ptr<LeaseTable> tab
 
 /// On kContainerOom: calls `mark` (e.g. to mark the container's run failed).
 BITFUSION_EXPORT ReactorRule MarkFailedOnOom(std::function<void(const Event& event)> mark);
+
+/// Where ForwardToWebhook sends events.
+struct WebhookOptions {
+  /// http:// or https://; a token in the query or user:password in it is never shown.
+  std::string url;
+  /// Forwarded types; empty = every type.
+  std::vector<EventType> types;
+  /// Events waiting to be sent; beyond this the oldest is dropped (and counted), so a webhook
+  /// that is down never holds up the bus or the work it reports on.
+  std::size_t queue_capacity = 1024;
+  std::chrono::milliseconds timeout{5000};  ///< per POST
+  int max_attempts = 3;                     ///< per event, with backoff; then it is dropped
+  /// How long the last events may take to send when the rule ends (its Reactor goes).
+  std::chrono::milliseconds drain{5000};
+};
+
+/// What a webhook rule did so far.
+struct WebhookCounters {
+  std::uint64_t sent = 0;     ///< answered 2xx
+  std::uint64_t failed = 0;   ///< given up after max_attempts (or at the end's drain)
+  std::uint64_t dropped = 0;  ///< pushed out of a full queue
+};
+
+/// Forwards chosen events to a webhook as they happen, so other systems hear them: each one a
+/// POST of a JSON object {"type": "container.died", "source", "subject", "action",
+/// "attributes", "time_ns"}. Sent from a thread of its own, in order; the rule only queues, so a
+/// slow or dead webhook never holds up the bus.
+///
+/// Concurrency: thread-safe.
+class BITFUSION_EXPORT Webhook {
+ public:
+  /// InvalidArgument for a URL that is not http(s) (the message shows it redacted).
+  static Result<std::shared_ptr<Webhook>> Make(const WebhookOptions& options);
+  /// Sends what is queued for up to `drain`, then gives the rest up (counted as failed).
+  ~Webhook();
+  Webhook(const Webhook&) = delete;
+  Webhook& operator=(const Webhook&) = delete;
+
+  /// A rule for a Reactor ("webhook"): queues the events of the chosen types. It holds the
+  /// webhook, which lives as long as the rule or this handle.
+  ReactorRule Rule();
+  /// Waits until every queued event was sent or given up; DeadlineExceeded otherwise.
+  Status Flush(Deadline deadline);
+  WebhookCounters counters() const;
+
+  class Impl;
+
+ private:
+  explicit Webhook(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
 
 }  // namespace bitfusion

@@ -16,7 +16,9 @@
 
 #include "bitfusion/device.h"
 #include "bitfusion/event.h"
+#include "bitfusion/events.h"
 #include "bitfusion/export.h"
+#include "bitfusion/machine.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/statistics.h"
@@ -54,6 +56,24 @@ struct BenchmarkSpec {
   /// Accelerators leased for all of this benchmark's runs (warm-ups included) and passed in
   /// the way the runner accepts (see DeviceAllocator::EditsFor).
   std::vector<DeviceRequest> devices;
+  /// The machine groups (PlanSpec::machines) it runs on, each of their machines running all of
+  /// its runs; empty = every group.
+  std::vector<std::string> on;
+};
+
+/// `count` machines of one kind from one provisioner, acquired before a plan's first run and
+/// released after its last (also on failure or Ctrl-C; their expiry tag covers a kill -9).
+struct MachineGroupSpec {
+  std::string name;         ///< the key in "machines"; runs are labelled machine=NAME-I
+  std::string provisioner;  ///< "static://inventory.json", "aws://us-east-1", "local://"
+  int count = 1;
+  std::string type;  ///< a machine type; empty = the cheapest that meets `requirements`
+  /// "gpu" / "fpga": "KIND[:COUNT]" (as `bitfusion machines up --gpu`), "min_vcpus",
+  /// "min_memory", "arch".
+  MachineRequirements requirements;
+  std::chrono::seconds ttl{4 * 3600};  ///< expiry tag on what the group makes
+  std::string image;                   ///< OS image; empty = the provider's default
+  std::string zone;                    ///< empty = the provider's choice
 };
 
 /// How to build an image a plan names when the engine lacks it (or has an older build of it).
@@ -69,8 +89,17 @@ struct ImageRecipe {
 struct PlanSpec {
   std::string name;
   std::string runner = "process://";
-  /// Where the plan runs: the first machine this provisioner lists (local:// is this host).
+  /// Where the plan runs without `machines`: the first machine this provisioner lists (local://
+  /// is this host).
   std::string provisioner = "local://";
+  /// Machine groups ("machines": {"NAME": {...}}), in name order. With them, every benchmark
+  /// runs on every machine of its groups (BenchmarkSpec::on), one benchmark at a time per
+  /// machine and the machines in parallel; remote machines are reached by the plan's runner
+  /// over SSH (process:// -> process+ssh://, docker:// -> docker+ssh://).
+  std::vector<MachineGroupSpec> machines;
+  /// Webhooks the plan's events are forwarded to ("webhooks": [{"url": "https://...",
+  /// "events": ["container.died", "machine.down", "sink.degraded"]}]; no "events" = all).
+  std::vector<WebhookOptions> webhooks;
   std::vector<std::string> sources = {"host"};  ///< metric sources sampled during every run
   std::chrono::nanoseconds interval = std::chrono::milliseconds(10);
   std::vector<std::string> sinks;  ///< none = results only printed
@@ -148,6 +177,11 @@ struct PlanResult {
   std::vector<std::string> sink_errors;
   /// One per sink, in the plan's order.
   std::vector<SinkOutcome> sinks;
+  /// Machines of the plan's groups that could not be released (each message names them; their
+  /// expiry tags and `bitfusion machines reap` end them).
+  std::vector<std::string> machine_errors;
+  /// The machines of the plan's groups: name ("office-1") -> the machine; empty without groups.
+  std::map<std::string, MachineInfo> machines;
 };
 
 struct ExperimentOptions {

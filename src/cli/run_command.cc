@@ -156,6 +156,7 @@ int RunCommand(const std::vector<std::string>& args) {
     std::cout << FormatSummaryTable(*result);
   }
   for (const auto& e : result->sink_errors) std::cerr << "bitfusion run: " << e << "\n";
+  for (const auto& e : result->machine_errors) std::cerr << "bitfusion run: " << e << "\n";
   if (!vm.count("json")) {
     // Never a password (the sink's own URI is redacted), and "stored" only for what the store
     // took.
@@ -176,7 +177,9 @@ int RunCommand(const std::vector<std::string>& args) {
     std::cerr << "bitfusion run: interrupted; what was measured is stored\n";
     return kExitInterrupted;
   }
-  return result->failed_runs > 0 || !result->sink_errors.empty() ? kExitFailed : kExitOk;
+  return result->failed_runs > 0 || !result->sink_errors.empty() || !result->machine_errors.empty()
+             ? kExitFailed
+             : kExitOk;
 }
 
 }  // namespace bitfusion::cli

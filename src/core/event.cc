@@ -23,4 +23,14 @@ const char* EventTypeName(EventType type) {
   return "other";
 }
 
+bool EventTypeFromName(std::string_view name, EventType& type) {
+  for (int i = 0; i <= static_cast<int>(EventType::kMetricSourceEnded); ++i) {
+    if (name == EventTypeName(static_cast<EventType>(i))) {
+      type = static_cast<EventType>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace bitfusion

@@ -9,6 +9,7 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/experiment.h"
+#include "bitfusion/log.h"
 #include "devices/device_request.h"
 
 namespace bitfusion {
@@ -73,6 +74,8 @@ class FieldReader {
     if (v.is_number()) {
       const double seconds = v.to_number<double>();
       if (seconds < 0) return Error(path, "duration must not be negative");
+      // Past int64 nanoseconds (292 years) the conversion would be undefined.
+      if (!(seconds <= 9e9)) return Error(path, "duration too long (at most 9e9 seconds)");
       return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9));
     }
     if (!v.is_string()) return Error(path, "expected a duration such as \"10ms\" or \"2s\"");
@@ -155,7 +158,7 @@ Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
   BITFUSION_RETURN_IF_ERROR(
       r.CheckKeys(obj, path,
                   {"name", "program", "args", "command", "repetitions", "warmup", "env",
-                   "working_dir", "timeout", "image", "devices"}));
+                   "working_dir", "timeout", "image", "devices", "on"}));
   BenchmarkSpec b;
   for (const auto& kv : obj) {
     const std::string key(kv.key());
@@ -189,6 +192,12 @@ Result<BenchmarkSpec> ParseBenchmark(const FieldReader& r, const json::value& v,
       auto devices = ParseDeviceRequestList(value, field);
       if (!devices) return r.InFile(devices.error());
       b.devices = std::move(*devices);
+    } else if (key == "on") {
+      if (value.is_string()) {
+        b.on = {std::string(value.get_string())};
+      } else {
+        BITFUSION_ASSIGN_OR_RETURN(b.on, r.Strings(value, field));
+      }
     }
   }
   if (b.program.empty() == b.command.empty()) {
@@ -230,6 +239,99 @@ Result<ImageRecipe> ParseImageRecipe(const FieldReader& r, const json::value& v,
   return recipe;
 }
 
+// "machines": {"gpu": {"provisioner": "aws://us-east-1", "gpu": "nvidia:1", "count": 4,
+// "ttl": "2h"}}
+Result<MachineGroupSpec> ParseMachineGroup(const FieldReader& r, const std::string& name,
+                                           const json::value& v, const std::string& path) {
+  if (name.empty() || name.size() > 32 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+          std::string::npos) {
+    return r.Error(path, "a group name is 1 to 32 letters, digits, '_' or '-'");
+  }
+  if (!v.is_object()) return r.Error(path, "expected an object");
+  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(v.get_object(), path,
+                                        {"provisioner", "count", "type", "gpu", "fpga", "min_vcpus",
+                                         "min_memory", "arch", "ttl", "image", "zone"}));
+  MachineGroupSpec g;
+  g.name = name;
+  for (const auto& kv : v.get_object()) {
+    const std::string key(kv.key());
+    const std::string field = path + "." + key;
+    const json::value& value = kv.value();
+    if (key == "provisioner") {
+      BITFUSION_ASSIGN_OR_RETURN(g.provisioner, r.String(value, field));
+    } else if (key == "count") {
+      BITFUSION_ASSIGN_OR_RETURN(g.count, r.Count(value, field, 1));
+      if (g.count > 256) return r.Error(field, "at most 256 machines per group");
+    } else if (key == "type") {
+      BITFUSION_ASSIGN_OR_RETURN(g.type, r.String(value, field));
+    } else if (key == "gpu" || key == "fpga") {
+      if (!g.requirements.accelerator_kind.empty()) {
+        return r.Error(field, "give \"gpu\" or \"fpga\", not both");
+      }
+      BITFUSION_ASSIGN_OR_RETURN(auto spec, r.String(value, field));
+      if (Status s = ParseAcceleratorRequirement(key, spec, field, g.requirements); !s.ok()) {
+        return r.InFile(s);
+      }
+    } else if (key == "min_vcpus") {
+      BITFUSION_ASSIGN_OR_RETURN(g.requirements.min_vcpus, r.Count(value, field, 1));
+    } else if (key == "min_memory") {
+      BITFUSION_ASSIGN_OR_RETURN(auto text, r.String(value, field));
+      auto bytes = ParseByteSize(text);
+      if (!bytes) return r.Error(field, bytes.error().message());
+      g.requirements.min_memory_bytes = *bytes;
+    } else if (key == "arch") {
+      BITFUSION_ASSIGN_OR_RETURN(g.requirements.cpu_architecture, r.String(value, field));
+    } else if (key == "ttl") {
+      BITFUSION_ASSIGN_OR_RETURN(auto ttl, r.Duration(value, field));
+      if (ttl < std::chrono::minutes(1)) return r.Error(field, "at least 1m");
+      g.ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
+    } else if (key == "image") {
+      BITFUSION_ASSIGN_OR_RETURN(g.image, r.String(value, field));
+    } else if (key == "zone") {
+      BITFUSION_ASSIGN_OR_RETURN(g.zone, r.String(value, field));
+    }
+  }
+  if (g.provisioner.empty()) {
+    return r.Error(path + ".provisioner",
+                   "missing; name where the machines come from (\"static://inventory.json\", "
+                   "\"aws://us-east-1\", \"local://\")");
+  }
+  if (!g.type.empty() && !g.requirements.empty()) {
+    return r.Error(path, "give a \"type\" or requirements (gpu, fpga, min_vcpus, ...), not both");
+  }
+  return g;
+}
+
+// "webhooks": [{"url": "https://hooks.example/bf", "events": ["container.died"]}]
+Result<WebhookOptions> ParseWebhook(const FieldReader& r, const json::value& v,
+                                    const std::string& path) {
+  if (!v.is_object()) return r.Error(path, "expected an object with \"url\" and \"events\"");
+  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(v.get_object(), path, {"url", "events"}));
+  WebhookOptions hook;
+  if (const auto* url = v.get_object().if_contains("url")) {
+    BITFUSION_ASSIGN_OR_RETURN(hook.url, r.String(*url, path + ".url"));
+  }
+  if (hook.url.empty()) return r.Error(path + ".url", "missing; the webhook's http(s) URL");
+  if (hook.url.rfind("http://", 0) != 0 && hook.url.rfind("https://", 0) != 0) {
+    return r.Error(path + ".url", "expected an http:// or https:// URL, not " + Redact(hook.url));
+  }
+  if (const auto* events = v.get_object().if_contains("events")) {
+    BITFUSION_ASSIGN_OR_RETURN(auto names, r.Strings(*events, path + ".events"));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      EventType type;
+      if (!EventTypeFromName(names[i], type) || type == EventType::kOther) {
+        return r.Error(path + ".events[" + std::to_string(i) + "]",
+                       "unknown event \"" + names[i] +
+                           "\"; e.g. container.died, container.oom, machine.down, "
+                           "sink.degraded, device.leased, run.finished");
+      }
+      hook.types.push_back(type);
+    }
+  }
+  return hook;
+}
+
 // "line L, column C" of a byte offset.
 std::string Position(std::string_view text, std::size_t offset) {
   std::size_t line = 1, column = 1;
@@ -269,8 +371,8 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
   const auto& obj = root.get_object();
   BITFUSION_RETURN_IF_ERROR(
       r.CheckKeys(obj, "",
-                  {"name", "runner", "provisioner", "metrics", "sinks", "benchmarks", "images",
-                   "device_allocator", "device_wait"}));
+                  {"name", "runner", "provisioner", "machines", "metrics", "sinks", "benchmarks",
+                   "images", "device_allocator", "device_wait", "webhooks"}));
   PlanSpec plan;
   plan.source_file = source;
   for (const auto& kv : obj) {
@@ -307,6 +409,25 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
         BITFUSION_ASSIGN_OR_RETURN(plan.images[ref],
                                    ParseImageRecipe(r, image.value(), "images[\"" + ref + "\"]"));
       }
+    } else if (key == "webhooks") {
+      if (!value.is_array()) return r.Error(key, "expected an array of webhooks");
+      for (std::size_t i = 0; i < value.get_array().size(); ++i) {
+        BITFUSION_ASSIGN_OR_RETURN(auto hook, ParseWebhook(r, value.get_array()[i],
+                                                           "webhooks[" + std::to_string(i) + "]"));
+        plan.webhooks.push_back(std::move(hook));
+      }
+    } else if (key == "machines") {
+      if (!value.is_object() || value.get_object().empty()) {
+        return r.Error(key,
+                       "expected an object of machine groups: {\"NAME\": {\"provisioner\": ...}}");
+      }
+      std::map<std::string, MachineGroupSpec> groups;  // in name order
+      for (const auto& group : value.get_object()) {
+        const std::string name(group.key());
+        BITFUSION_ASSIGN_OR_RETURN(groups[name],
+                                   ParseMachineGroup(r, name, group.value(), "machines." + name));
+      }
+      for (auto& [name, group] : groups) plan.machines.push_back(std::move(group));
     } else if (key == "benchmarks") {
       if (!value.is_array() || value.get_array().empty()) {
         return r.Error(key, "expected a non-empty array of benchmarks");
@@ -324,6 +445,27 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
     if (!names.insert(plan.benchmarks[i].name).second) {
       return r.Error("benchmarks[" + std::to_string(i) + "].name",
                      "duplicate benchmark name \"" + plan.benchmarks[i].name + "\"");
+    }
+  }
+  if (!plan.machines.empty() && obj.contains("provisioner")) {
+    return r.Error("provisioner",
+                   "give \"machines\" (groups) or \"provisioner\" (one machine), not both");
+  }
+  for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
+    const auto& on = plan.benchmarks[i].on;
+    for (std::size_t j = 0; j < on.size(); ++j) {
+      const std::string field =
+          "benchmarks[" + std::to_string(i) + "].on[" + std::to_string(j) + "]";
+      if (plan.machines.empty()) {
+        return r.Error(field, "the plan has no \"machines\" groups to run on");
+      }
+      std::string names;
+      bool found = false;
+      for (const auto& g : plan.machines) {
+        found = found || g.name == on[j];
+        names += (names.empty() ? "" : ", ") + g.name;
+      }
+      if (!found) return r.Error(field, "no machine group \"" + on[j] + "\"; groups: " + names);
     }
   }
   if (plan.name.empty()) {

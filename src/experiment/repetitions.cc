@@ -16,10 +16,16 @@ Repetitions CollectRepetitions(const std::vector<RunRecord>& runs) {
   };
   for (const auto& r : runs) {
     if (r.warmup || r.status != kRunOk) continue;
+    // A plan on machine groups runs each benchmark on several machines: their repetitions are
+    // not one sample, so each machine's count apart ("stream@office-1").
+    std::string benchmark = r.benchmark;
+    if (r.labels.count("machine_group") != 0) {
+      if (auto m = r.labels.find("machine"); m != r.labels.end()) benchmark += "@" + m->second;
+    }
     for (const auto& s : r.results) {
       auto type = s.metadata.find("run_type");
       if (type == s.metadata.end()) {
-        add({r.benchmark, s.metric}, s.unit, s.value);
+        add({benchmark, s.metric}, s.unit, s.value);
         continue;
       }
       if (type->second != "iteration" || s.metric == "gbench.iterations" ||
@@ -27,7 +33,7 @@ Repetitions CollectRepetitions(const std::vector<RunRecord>& runs) {
         continue;
       }
       auto name = s.metadata.find("benchmark");
-      add({r.benchmark + ":" + (name == s.metadata.end() ? "" : name->second), s.metric}, s.unit,
+      add({benchmark + ":" + (name == s.metadata.end() ? "" : name->second), s.metric}, s.unit,
           s.value);
     }
   }

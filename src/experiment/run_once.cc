@@ -99,7 +99,7 @@ RunRecord NewRecord(const RunContext& ctx, const BenchmarkSpec& b,
   record.benchmark = b.name;
   record.repetition = repetition;
   record.warmup = warmup;
-  record.runner = Redact(ctx.plan.runner);
+  record.runner = Redact(ctx.runner_uri);
   // As stored, redacted: "--password=..." in a command line is not for a results store.
   for (const auto& arg : argv) record.command.push_back(Redact(arg));
   record.image = b.image;
@@ -113,7 +113,8 @@ RunRecord NewRecord(const RunContext& ctx, const BenchmarkSpec& b,
                    {"benchmark", b.name},
                    {"repetition", std::to_string(repetition)},
                    {"warmup", warmup ? "true" : "false"},
-                   {"machine", ctx.machine.hostname}};
+                   {"machine", ctx.machine_name.empty() ? ctx.machine.hostname : ctx.machine_name}};
+  if (!ctx.machine_group.empty()) record.labels["machine_group"] = ctx.machine_group;
   if (!devices.ids.empty()) record.labels["devices"] = devices.ids;
   return record;
 }
@@ -125,7 +126,7 @@ Result<std::unique_ptr<MetricStream>> OpenStream(const RunContext& ctx, const Ru
   options.interval = ctx.plan.interval;
   options.labels = record.labels;
   BITFUSION_ASSIGN_OR_RETURN(auto stream, MetricStream::Make(options));
-  for (const auto& source : ctx.plan.sources) {
+  for (const auto& source : ctx.sources) {
     if (auto own = IsOwnContainerSource(source); own.ok() && *own) continue;
     if (auto probe = IsOwnProbeSource(source); probe.ok() && *probe) continue;
     BITFUSION_RETURN_IF_ERROR(stream->Add(source).WithContext("metric source " + source));
@@ -161,7 +162,7 @@ Status AddOwn(MetricStream& stream, std::shared_ptr<MetricSource> source, bool r
 // source listens before the container exists.
 Status AddProbes(const RunContext& ctx, const BenchmarkSpec& b, ContainerSpec& spec,
                  MetricStream& stream, std::vector<std::shared_ptr<MetricSource>>& own) {
-  for (const auto& source : ctx.plan.sources) {
+  for (const auto& source : ctx.sources) {
     auto is_probe = IsOwnProbeSource(source);
     if (!is_probe.ok() || !*is_probe) continue;
     const Uri uri = *Uri::Parse(source);  // checked by IsOwnProbeSource at plan validation
@@ -193,7 +194,7 @@ Status AddProbes(const RunContext& ctx, const BenchmarkSpec& b, ContainerSpec& s
 // sampling begins within about a millisecond of the start, not at the first instruction).
 Status AddContainerSources(const RunContext& ctx, const std::string& container_id,
                            MetricStream& stream, std::vector<std::shared_ptr<MetricSource>>& own) {
-  for (const auto& source : ctx.plan.sources) {
+  for (const auto& source : ctx.sources) {
     auto is_own = IsOwnContainerSource(source);
     if (!is_own.ok() || !*is_own) continue;
     const Uri uri = *Uri::Parse(source);  // checked by IsOwnContainerSource at plan validation

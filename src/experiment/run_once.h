@@ -71,6 +71,11 @@ struct RunContext {
   RunNotes* notes = nullptr;  // null when the runner has no event stream
   // Image -> its ENTRYPOINT, for the "probe" source, which puts the probe in front of it.
   std::map<std::string, std::vector<std::string>> image_entrypoints;
+  // The plan's metric sources this machine's runs are sampled by.
+  const std::vector<std::string>& sources;
+  std::string runner_uri;     // the runner as it reaches this machine (records redact it)
+  std::string machine_name;   // "office-1" on machine groups; empty without
+  std::string machine_group;  // "office"; empty without groups
 };
 
 // The devices one benchmark holds for all its runs, and what they add to each container.

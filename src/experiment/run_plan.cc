@@ -1,11 +1,15 @@
 // RunPlan: the five interfaces composed into one workflow. Prepare: resolve every benchmark's
-// command, reach the runner, build or fetch the images, check the sources, open the sinks, find
-// the machine. Execute: for every benchmark lease its devices, then run its warm-ups and
-// repetitions (each one RunOnce, run_once.h) under a metric stream. Finish: close the sinks,
-// deliver the last events, summarise. Only interfaces are used here: a new runner, source,
-// sink, allocator or provisioner works in plans without a change to this file.
+// command, find the machines (the provisioner's first, or the plan's groups acquired), and on
+// each reach the runner, build or fetch the images and check the sources; open the sinks.
+// Execute: on every machine (in parallel, one benchmark at a time each) lease each benchmark's
+// devices, then run its warm-ups and repetitions (each one RunOnce, run_once.h) under a metric
+// stream. Finish: close the sinks, release the machines, deliver the last events, summarise.
+// Only interfaces are used here: a new runner, source, sink, allocator or provisioner works in
+// plans without a change to this file.
 #include <algorithm>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "bitfusion/container_runner.h"
 #include "bitfusion/device_allocator.h"
@@ -15,6 +19,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "experiment/plan_machines.h"
 #include "experiment/plan_programs.h"
 #include "experiment/repetition_policy.h"
 #include "experiment/run_once.h"
@@ -25,28 +30,37 @@ namespace {
 using namespace std::chrono_literals;
 using namespace internal;
 
-// What the prepare step found: everything a run needs that could fail before the first run.
-struct PreparedPlan {
-  std::vector<std::vector<std::string>> argvs;  // per benchmark
+// One machine the plan runs on, and what the prepare step found there.
+struct Placement {
+  PlanMachine machine;
+  std::vector<std::size_t> benchmarks;  // the plan's benchmarks it runs, in plan order
+  std::vector<std::string> sources;     // the plan's metric sources sampled there
   std::shared_ptr<ContainerRunner> runner;
   RunnerCapabilities caps;
   std::map<std::string, std::string> digests;                   // image -> digest
   std::map<std::string, std::vector<std::string>> entrypoints;  // image -> ENTRYPOINT
+};
+
+// What the prepare step found: everything a run needs that could fail before the first run.
+struct PreparedPlan {
+  std::vector<std::vector<std::string>> argvs;  // per benchmark
+  std::unique_ptr<PlanMachines> groups;         // the plan's machine groups; null without
+  std::vector<Placement> placements;
   std::vector<std::shared_ptr<ResultSink>> sinks;
   std::size_t caller_sinks = 0;  // the last ones in `sinks`: ExperimentOptions::sink_objects
-  MachineInfo machine;
 };
 
 std::string PlanName(const PlanSpec& plan) {
   return plan.source_file.empty() ? "plan " + plan.name : plan.source_file;
 }
 
-Result<std::shared_ptr<ContainerRunner>> ReachRunner(const PlanSpec& plan,
+Result<std::shared_ptr<ContainerRunner>> ReachRunner(const std::string& uri,
                                                      RunnerCapabilities& caps) {
-  BITFUSION_ASSIGN_OR_RETURN(auto runner, ContainerRunnerFromUri(plan.runner));
+  BITFUSION_ASSIGN_OR_RETURN(auto runner, ContainerRunnerFromUri(uri));
   auto got = runner->Capabilities();
   if (!got) {
     if (got.error().code() != StatusCode::kUnavailable) return got.error();
+    if (uri.find("+ssh://") != std::string::npos) return got.error();
     return UnavailableError(got.error().message() +
                             "\nNo container engine is reachable for this plan. To run the "
                             "benchmarks as plain processes instead, use a plan with \"runner\": "
@@ -58,7 +72,8 @@ Result<std::shared_ptr<ContainerRunner>> ReachRunner(const PlanSpec& plan,
 
 // With a runner of images: what dead runs left goes first, then the plan's own images are built
 // and every other image is fetched; each image's digest and entrypoint are kept.
-Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, PreparedPlan& p) {
+Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, Placement& p) {
+  const std::string& runner_uri = p.machine.runner_uri;
   if (p.caps.reap) {
     // What runs killed on this host left behind goes first (their containers and process
     // groups still hold CPUs).
@@ -71,14 +86,14 @@ Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, Pre
       }
       for (const auto& e : reaped->errors) LogAt(LogLevel::kWarning, "reap: ", e);
     } else if (reaped.error().code() != StatusCode::kUnimplemented) {
-      return reaped.error().WithContext("removing what dead runs left on " + plan.runner);
+      return reaped.error().WithContext("removing what dead runs left on " + Redact(runner_uri));
     }
   }
   if (p.caps.images) {
-    for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
+    for (const std::size_t i : p.benchmarks) {
       if (plan.benchmarks[i].image.empty()) {
         return InvalidArgumentError(plan.source_file + ": benchmarks[" + std::to_string(i) +
-                                    "].image: missing; runner " + plan.runner +
+                                    "].image: missing; runner " + Redact(runner_uri) +
                                     " runs images (or use \"runner\": \"process://\")");
       }
     }
@@ -86,7 +101,8 @@ Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, Pre
       BITFUSION_RETURN_IF_ERROR(BuildPlanImage(*p.runner, plan, ref, recipe, options));
     }
   }
-  for (const auto& b : plan.benchmarks) {
+  for (const std::size_t i : p.benchmarks) {
+    const BenchmarkSpec& b = plan.benchmarks[i];
     if (!b.image.empty() && p.digests.count(b.image)) continue;
     if (!plan.images.count(b.image)) {
       BITFUSION_RETURN_IF_ERROR(
@@ -102,9 +118,10 @@ Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, Pre
 
 // Every source of the plan is checked before anything runs. "container" and "probe" follow each
 // run's own container, so they need a runner whose commands run in containers.
-Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options,
-                    const RunnerCapabilities& caps) {
-  for (const auto& source : plan.sources) {
+Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, const Placement& p) {
+  const RunnerCapabilities& caps = p.caps;
+  const std::string runner_uri = Redact(p.machine.runner_uri);
+  for (const auto& source : p.sources) {
     auto probe = IsOwnProbeSource(source);
     if (!probe) return probe.error().WithContext("metric source \"" + source + "\"");
     if (*probe) {
@@ -113,7 +130,7 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options,
             PlanName(plan) +
             ": metric source \"probe\" mounts bitfusion-probe into each benchmark's container, "
             "but runner " +
-            plan.runner + " (" + caps.engine + ") runs no containers; use a docker:// runner");
+            runner_uri + " (" + caps.engine + ") runs no containers; use a docker:// runner");
       }
       BITFUSION_RETURN_IF_ERROR(
           LocateProbe(plan, options).status().WithContext("metric source \"probe\""));
@@ -128,7 +145,7 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options,
             PlanName(plan) +
             ": metric source \"container\" samples each benchmark's own container through its "
             "cgroup, but runner " +
-            plan.runner + " (" + caps.engine +
+            runner_uri + " (" + caps.engine +
             ") runs no containers; use a docker:// runner, or drop \"container\" (the run "
             "record's exit usage has each benchmark's CPU time and peak memory)");
       }
@@ -140,19 +157,77 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options,
   return Status::OK();
 }
 
-// The machine the plan runs on: the first the plan's provisioner lists.
-Result<MachineInfo> FindMachine(const PlanSpec& plan) {
+// The machine a plan without groups runs on: the first the plan's provisioner lists.
+Result<PlanMachine> FindMachine(const PlanSpec& plan) {
   BITFUSION_ASSIGN_OR_RETURN(auto provisioner, ProvisionerFromUri(plan.provisioner));
   BITFUSION_ASSIGN_OR_RETURN(auto machines, provisioner->List());
   if (machines.empty()) {
     return FailedPreconditionError(PlanName(plan) + ": provisioner " + plan.provisioner +
                                    " has no machine to run on; bring one up first");
   }
-  return provisioner->WaitReady(machines.front().id, DeadlineAfter(10s));
+  PlanMachine m;
+  BITFUSION_ASSIGN_OR_RETURN(m.info,
+                             provisioner->WaitReady(machines.front().id, DeadlineAfter(10s)));
+  m.runner_uri = plan.runner;
+  return m;
+}
+
+// Sources read on the controller's own host (procfs, sysfs, cgroups, NVML, a probe's socket)
+// would describe this host, not a remote machine: remote machines are not sampled by them. Said
+// once per plan.
+std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {
+  if (m.local) return plan.sources;
+  return {};
+}
+
+// Which machines run which benchmarks: every benchmark on every machine of its groups.
+std::vector<Placement> Place(const PlanSpec& plan, const std::vector<PlanMachine>& machines) {
+  std::vector<Placement> out;
+  for (const auto& m : machines) {
+    Placement p;
+    p.machine = m;
+    p.sources = SourcesFor(plan, m);
+    for (std::size_t i = 0; i < plan.benchmarks.size(); ++i) {
+      const auto& on = plan.benchmarks[i].on;
+      if (m.group.empty() || on.empty() || std::find(on.begin(), on.end(), m.group) != on.end()) {
+        p.benchmarks.push_back(i);
+      }
+    }
+    if (!p.benchmarks.empty()) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// A remote machine has no devices this host can lease, and no sources that describe it yet.
+Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placements) {
+  std::string unsampled;
+  for (const auto& p : placements) {
+    if (p.machine.local) continue;
+    for (const std::size_t i : p.benchmarks) {
+      if (!plan.benchmarks[i].devices.empty()) {
+        return InvalidArgumentError(PlanName(plan) + ": benchmarks[" + std::to_string(i) +
+                                    "].devices: devices are leased "
+                                    "on this host only, and benchmark " +
+                                    plan.benchmarks[i].name +
+                                    " runs on remote "
+                                    "machine " +
+                                    p.machine.name +
+                                    "; run it on a local:// group (\"on\") or drop "
+                                    "\"devices\"");
+      }
+    }
+    if (!plan.sources.empty()) unsampled += (unsampled.empty() ? "" : ", ") + p.machine.name;
+  }
+  if (!unsampled.empty()) {
+    LogAt(LogLevel::kWarning, "metric sources are read on this host; remote machines (", unsampled,
+          ") are not sampled, their runs record wall time and their own results");
+  }
+  return Status::OK();
 }
 
 // Everything that can fail before a benchmark runs fails here, before any run starts.
-Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& options) {
+Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& options,
+                             const std::string& run_id) {
   if (plan.benchmarks.empty()) {
     return InvalidArgumentError("plan " + plan.name + " has no benchmarks");
   }
@@ -161,9 +236,26 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
     BITFUSION_ASSIGN_OR_RETURN(auto argv, ResolveCommand(plan, plan.benchmarks[i], i, options));
     p.argvs.push_back(std::move(argv));
   }
-  BITFUSION_ASSIGN_OR_RETURN(p.runner, ReachRunner(plan, p.caps));
-  BITFUSION_RETURN_IF_ERROR(PrepareImages(plan, options, p));
-  BITFUSION_RETURN_IF_ERROR(CheckSources(plan, options, p.caps));
+  std::vector<PlanMachine> machines;
+  if (plan.machines.empty()) {
+    BITFUSION_ASSIGN_OR_RETURN(auto m, FindMachine(plan));
+    machines.push_back(std::move(m));
+  } else {
+    BITFUSION_ASSIGN_OR_RETURN(p.groups, PlanMachines::Acquire(plan, run_id));
+    machines = p.groups->machines();
+  }
+  p.placements = Place(plan, machines);
+  BITFUSION_RETURN_IF_ERROR(CheckRemote(plan, p.placements));
+  for (auto& placement : p.placements) {
+    const std::string where =
+        placement.machine.name.empty() ? "" : "machine " + placement.machine.name;
+    auto context = [&](Status s) { return where.empty() ? s : s.WithContext(where); };
+    auto runner = ReachRunner(placement.machine.runner_uri, placement.caps);
+    if (!runner) return context(runner.error());
+    placement.runner = std::move(*runner);
+    if (Status s = PrepareImages(plan, options, placement); !s.ok()) return context(s);
+    if (Status s = CheckSources(plan, options, placement); !s.ok()) return context(s);
+  }
   for (const auto& uri : options.sinks.empty() ? plan.sinks : options.sinks) {
     BITFUSION_ASSIGN_OR_RETURN(auto sink, ResultSinkFromUri(uri));
     p.sinks.push_back(std::move(sink));
@@ -174,15 +266,13 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
       return InvalidArgumentError("ExperimentOptions::sink_objects holds a null sink");
     p.sinks.push_back(sink);
   }
-  BITFUSION_ASSIGN_OR_RETURN(p.machine, FindMachine(plan));
   return p;
 }
 
 // Reactors on the engine's events: the last log lines of a container that failed, and the OOM
 // killer's verdict, both keyed by the run id label each container carries. An inactive
 // subscription when the runner has no events.
-Subscription WatchEngine(const PlanSpec& plan, PreparedPlan& p, EventBus& bus, Reactor& reactor,
-                         RunNotes& notes) {
+Subscription WatchEngine(Placement& p, EventBus& bus, Reactor& reactor, RunNotes& notes) {
   if (!p.caps.events) return {};
   auto by_run = [](const Event& e) { return EventAttribute(e, "run_id"); };
   reactor.Add(AttachLogTailOnFailure(p.runner, kStderrTail,
@@ -194,20 +284,23 @@ Subscription WatchEngine(const PlanSpec& plan, PreparedPlan& p, EventBus& bus, R
   }));
   auto subscribed = p.runner->Events(bus.Publisher());
   if (subscribed.ok()) return std::move(*subscribed);
-  LogAt(LogLevel::kWarning, "no events from ", plan.runner, " (", subscribed.error().ToString(),
-        "); failed runs get stderr only");
+  LogAt(LogLevel::kWarning, "no events from ", Redact(p.machine.runner_uri), " (",
+        subscribed.error().ToString(), "); failed runs get stderr only");
   return {};
 }
 
-// One benchmark's warm-ups and measured runs; each record goes to `store` as soon as it is
-// made. Stops early when the plan is cancelled.
-void RunBenchmark(const RunContext& ctx, std::size_t index, const std::vector<std::string>& argv,
-                  const LeasedDevices& devices, PlanResult& result,
-                  const std::function<void(RunRecord)>& store) {
+// Hands a record to the sinks and the caller; true when the plan is to stop (interrupted).
+using StoreFn = std::function<bool(RunRecord)>;
+
+// One benchmark's warm-ups and measured runs on one machine; each record goes to `store` as soon
+// as it is made. Stops early when the plan is cancelled (returns false then). Why an adaptive
+// benchmark stopped goes to `stopped`.
+bool RunBenchmark(const RunContext& ctx, std::size_t index, const std::vector<std::string>& argv,
+                  const LeasedDevices& devices, const StoreFn& store, std::string& stopped) {
   const BenchmarkSpec& b = ctx.plan.benchmarks[index];
   RepetitionPolicy policy(b);
   RunProgress progress;
-  progress.machine = ctx.machine.hostname;
+  progress.machine = ctx.machine_name.empty() ? ctx.machine.hostname : ctx.machine_name;
   progress.benchmark = b.name;
   progress.benchmark_index = index;
   progress.benchmarks = ctx.plan.benchmarks.size();
@@ -218,10 +311,7 @@ void RunBenchmark(const RunContext& ctx, std::size_t index, const std::vector<st
   const auto& on_progress = ctx.options.on_progress;
   const auto first_start = std::chrono::steady_clock::now();
   for (int k = 0;; ++k) {
-    if (Cancelled(ctx.options)) {
-      result.interrupted = true;
-      break;
-    }
+    if (Cancelled(ctx.options)) return false;
     const bool warmup = k < b.warmup;
     const int repetition = warmup ? k : k - b.warmup;
     progress.started = true;
@@ -237,7 +327,7 @@ void RunBenchmark(const RunContext& ctx, std::size_t index, const std::vector<st
       if (!why.empty() && b.adaptive.enabled) {
         record.labels["repetitions_stop"] = policy.stop_kind();
         record.labels["repetitions_stop_detail"] = why;
-        result.repetitions_stopped[b.name] = why;
+        stopped = why;
       }
     }
     progress.started = false;
@@ -249,8 +339,8 @@ void RunBenchmark(const RunContext& ctx, std::size_t index, const std::vector<st
     progress.record = &record;
     if (on_progress) on_progress(progress);
     progress.record = nullptr;
-    store(std::move(record));
-    if (result.interrupted || !why.empty()) break;
+    if (store(std::move(record))) return false;
+    if (!why.empty()) return true;
   }
 }
 
@@ -262,7 +352,8 @@ std::vector<MetricSummary> Summaries(const PlanSpec& plan, const std::vector<Run
   for (const auto& b : plan.benchmarks) {
     const std::size_t before = out.size();
     for (const auto& m : all) {
-      if (m.benchmark == b.name) out.push_back(m);
+      // On machine groups a benchmark's rows are per machine: "stream@office-1".
+      if (m.benchmark == b.name || m.benchmark.rfind(b.name + "@", 0) == 0) out.push_back(m);
     }
     if (out.size() == before) {
       MetricSummary m;
@@ -275,24 +366,123 @@ std::vector<MetricSummary> Summaries(const PlanSpec& plan, const std::vector<Run
   return out;
 }
 
+// A record for a benchmark that could not run on a machine at all.
+RunRecord ErrorRecord(const RunContext& ctx, const BenchmarkSpec& b, const Status& why) {
+  RunRecord record;
+  record.run_id = NewRunId();
+  record.plan = ctx.plan.name;
+  record.plan_run_id = ctx.plan_run_id;
+  record.benchmark = b.name;
+  record.runner = Redact(ctx.runner_uri);
+  record.machine = ctx.machine;
+  if (!ctx.machine_name.empty()) {
+    record.labels = {{"machine", ctx.machine_name}, {"machine_group", ctx.machine_group}};
+  }
+  record.status = kRunError;
+  record.error = why.ToString();
+  return record;
+}
+
+// Whether a remote machine stopped answering: its runner cannot reach its engine any more.
+bool MachineLost(const Placement& p) {
+  if (p.machine.local) return false;
+  auto caps = p.runner->Capabilities();
+  return !caps.ok() && caps.error().code() == StatusCode::kUnavailable;
+}
+
+// Every benchmark placed on one machine, one after another. A remote machine that stops
+// answering fails its own runs (each error names it), is announced on the bus (machine.down,
+// reason "unreachable"), and its remaining benchmarks get one error record each; the other
+// machines go on.
+void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan& prepared,
+                  DeviceAllocator* allocator, const StoreFn& store,
+                  const std::function<void(const std::string&, const std::string&)>& stopped,
+                  const EventCallback& publish) {
+  const std::string where =
+      p.machine.local ? "" : "machine " + p.machine.name + " (" + p.machine.info.ssh.host + ")";
+  std::string lost;  // why, once the machine is lost
+  const StoreFn store_here = [&](RunRecord record) {
+    if (record.status == kRunError && !where.empty()) {
+      record.error = where + ": " + record.error;
+      if (lost.empty() && MachineLost(p)) {
+        lost = where + " stopped answering";
+        Event e;
+        e.type = EventType::kMachineDown;
+        e.source = "plan:" + ctx.plan.name;
+        e.subject = p.machine.name;
+        e.attributes = {{"reason", "unreachable"},
+                        {"machine_id", p.machine.info.id},
+                        {"address", p.machine.info.ssh.host},
+                        {"plan_run_id", ctx.plan_run_id}};
+        e.time_ns = WallNowNs();
+        publish(std::move(e));
+        LogAt(LogLevel::kError, lost,
+              "; its remaining runs are not made, the other machines go on");
+      }
+    }
+    return store(std::move(record)) || !lost.empty();
+  };
+  for (const std::size_t i : p.benchmarks) {
+    const BenchmarkSpec& b = ctx.plan.benchmarks[i];
+    if (!lost.empty()) {
+      if (store(ErrorRecord(ctx, b, UnavailableError("not run: " + lost)))) return;
+      continue;
+    }
+    LeasedDevices devices;
+    if (!b.devices.empty()) {
+      auto leased = LeaseDevices(*allocator, p.caps, ctx.plan, b, ctx.options.cancel);
+      if (!leased && leased.error().code() == StatusCode::kCancelled) return;
+      if (!leased) {
+        // The benchmark cannot run; one record says why, and the plan goes on.
+        if (store(ErrorRecord(ctx, b, leased.error().WithContext("leasing devices")))) return;
+        continue;
+      }
+      devices = std::move(*leased);
+    }
+    std::string why;
+    const bool go_on = RunBenchmark(ctx, i, prepared.argvs[i], devices, store_here, why);
+    if (!why.empty()) stopped(b.name, why);
+    if (!go_on && lost.empty()) return;
+  }
+}
+
 }  // namespace
 
 Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& options) {
-  BITFUSION_ASSIGN_OR_RETURN(PreparedPlan p, Prepare(plan, options));
+  const std::string plan_run_id = NewRunId();
+  BITFUSION_ASSIGN_OR_RETURN(PreparedPlan p, Prepare(plan, options, plan_run_id));
 
   PlanResult result;
   result.plan = plan.name;
-  result.plan_run_id = NewRunId();
+  result.plan_run_id = plan_run_id;
+  if (p.groups != nullptr) {
+    for (const auto& m : p.groups->machines()) result.machines[m.name] = m.info;
+  }
   RunNotes notes;
   EventBus bus;
   Reactor reactor(bus);
   Subscription host_events;
   if (options.on_event) host_events = bus.Subscribe({}, nullptr, options.on_event);
   for (const auto& sink : p.sinks) sink->SetEventCallback(bus.Publisher());
-  Subscription events = WatchEngine(plan, p, bus, reactor, notes);
-  // Every record goes to the sinks and the caller as soon as it is made.
+  // The plan's webhooks hear its events (engines', leases', sinks', machines') as they happen.
+  std::vector<std::shared_ptr<Webhook>> webhooks;
+  for (std::size_t i = 0; i < plan.webhooks.size(); ++i) {
+    auto hook = Webhook::Make(plan.webhooks[i]);
+    if (!hook)
+      return hook.error().WithContext(PlanName(plan) + ": webhooks[" + std::to_string(i) + "]");
+    reactor.Add((*hook)->Rule());
+    webhooks.push_back(std::move(*hook));
+  }
+  std::vector<Subscription> events;
+  for (auto& placement : p.placements) {
+    events.push_back(WatchEngine(placement, bus, reactor, notes));
+  }
+  // Every record goes to the sinks and the caller as soon as it is made; machines run in
+  // parallel, so one at a time (progress reports too).
+  std::mutex mu;
   std::vector<int> failed_writes(p.sinks.size(), 0);
-  auto store = [&](RunRecord record) {
+  const StoreFn store = [&](RunRecord record) {
+    std::lock_guard lock(mu);
     if (record.status == kRunInterrupted) result.interrupted = true;
     if (record.status != kRunOk && record.status != kRunInterrupted) ++result.failed_runs;
     for (std::size_t i = 0; i < p.sinks.size(); ++i) {
@@ -303,7 +493,19 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     }
     if (options.on_run) options.on_run(record);
     result.runs.push_back(std::move(record));
+    return result.interrupted;
   };
+  auto stopped = [&](const std::string& benchmark, const std::string& why) {
+    std::lock_guard lock(mu);
+    result.repetitions_stopped[benchmark] = why;
+  };
+  ExperimentOptions run_options = options;
+  if (options.on_progress && p.placements.size() > 1) {
+    run_options.on_progress = [&mu, &options](const RunProgress& progress) {
+      std::lock_guard lock(mu);
+      options.on_progress(progress);
+    };
+  }
   // Leases and releases are published on the plan's bus and held in the plan run's name.
   std::shared_ptr<DeviceAllocator> allocator;
   if (std::any_of(plan.benchmarks.begin(), plan.benchmarks.end(),
@@ -314,38 +516,30 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
     allocator = std::move(*made);
   }
 
-  const RunContext ctx{plan,         options,
-                       *p.runner,    p.sinks,
-                       p.machine,    result.plan_run_id,
-                       p.digests,    events.active() ? &notes : nullptr,
-                       p.entrypoints};
-  for (std::size_t i = 0; i < plan.benchmarks.size() && !result.interrupted; ++i) {
-    const BenchmarkSpec& b = plan.benchmarks[i];
-    LeasedDevices devices;
-    if (!b.devices.empty()) {
-      auto leased = LeaseDevices(*allocator, p.caps, plan, b, options.cancel);
-      if (!leased && leased.error().code() == StatusCode::kCancelled) {
-        result.interrupted = true;
-        break;
-      }
-      if (!leased) {
-        // The benchmark cannot run; one record says why, and the plan goes on.
-        RunRecord record;
-        record.run_id = NewRunId();
-        record.plan = plan.name;
-        record.plan_run_id = result.plan_run_id;
-        record.benchmark = b.name;
-        record.runner = Redact(plan.runner);
-        record.machine = p.machine;
-        record.status = kRunError;
-        record.error = leased.error().WithContext("leasing devices").ToString();
-        store(std::move(record));
-        continue;
-      }
-      devices = std::move(*leased);
-    }
-    RunBenchmark(ctx, i, p.argvs[i], devices, result, store);
+  const EventCallback publish = bus.Publisher();
+  std::vector<RunContext> contexts;
+  contexts.reserve(p.placements.size());
+  for (std::size_t k = 0; k < p.placements.size(); ++k) {
+    Placement& placement = p.placements[k];
+    contexts.push_back(RunContext{plan, run_options, *placement.runner, p.sinks,
+                                  placement.machine.info, result.plan_run_id, placement.digests,
+                                  events[k].active() ? &notes : nullptr, placement.entrypoints,
+                                  placement.sources, placement.machine.runner_uri,
+                                  placement.machine.name, placement.machine.group});
   }
+  if (p.placements.size() == 1) {
+    RunPlacement(contexts[0], p.placements[0], p, allocator.get(), store, stopped, publish);
+  } else {
+    std::vector<std::thread> workers;
+    for (std::size_t k = 0; k < p.placements.size(); ++k) {
+      workers.emplace_back([&, k] {
+        RunPlacement(contexts[k], p.placements[k], p, allocator.get(), store, stopped, publish);
+      });
+    }
+    for (auto& w : workers) w.join();
+  }
+  if (Cancelled(options)) result.interrupted = true;
+  events.clear();
 
   // Finish.
   // No deadline: each sink's own flush_timeout, which for a durable sink is one budget for the
@@ -370,9 +564,17 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
                      outcome.counters.samples_dropped == 0;
     result.sinks.push_back(std::move(outcome));
   }
+  if (p.groups != nullptr) {
+    if (Status s = p.groups->Release(); !s.ok()) result.machine_errors.push_back(s.ToString());
+  }
   // The caller sees every event of the plan before RunPlan returns.
   if (Status s = bus.Flush(DeadlineAfter(10s)); !s.ok()) {
     LogAt(LogLevel::kWarning, "delivering the plan's last events: ", s.ToString());
+  }
+  for (const auto& hook : webhooks) {
+    if (Status s = hook->Flush(DeadlineAfter(cancelled ? 1s : 5s)); !s.ok()) {
+      LogAt(LogLevel::kWarning, s.ToString());
+    }
   }
   result.summary = Summaries(plan, result.runs);
   return result;

@@ -1,0 +1,163 @@
+#include "experiment/plan_machines.h"
+
+#include <algorithm>
+
+#include "bitfusion/log.h"
+#include "bitfusion/provisioner.h"
+#include "bitfusion/uri.h"
+#include "core/percent_encode.h"
+
+namespace bitfusion::internal {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long a group's machines may take to be made and become ready.
+constexpr auto kAcquireTimeout = 30min;
+
+std::string GroupField(const PlanSpec& plan, const MachineGroupSpec& g) {
+  return (plan.source_file.empty() ? "plan " + plan.name : plan.source_file) + ": machines." +
+         g.name;
+}
+
+// The type a group asks for, checked against its provisioner's catalogue before anything is
+// made: the named type, or the cheapest that meets the requirements. Empty when the provider
+// lists no catalogue and the group names no requirements (its default).
+Result<std::string> CheckGroup(const PlanSpec& plan, const MachineGroupSpec& g,
+                               Provisioner& provisioner) {
+  const std::string field = GroupField(plan, g);
+  auto types = provisioner.Types();
+  if (!types) return types.error().WithContext(field + ": listing the machine types");
+  if (!g.type.empty()) {
+    if (types->empty()) return g.type;
+    const bool known = std::any_of(types->begin(), types->end(),
+                                   [&](const MachineType& t) { return t.name == g.type; });
+    if (known) return g.type;
+    std::string names;
+    for (const auto& t : *types) names += (names.empty() ? "" : ", ") + t.name;
+    return InvalidArgumentError(field + ".type: " + Redact(g.provisioner) + " offers no type \"" +
+                                g.type + "\"; it offers: " + names);
+  }
+  if (g.requirements.empty()) return std::string();
+  auto resolved = ResolveMachineType(*types, g.requirements);
+  if (!resolved) {
+    return InvalidArgumentError(field + ": no machine type of " + Redact(g.provisioner) +
+                                " meets " + g.requirements.ToString() + ": " +
+                                resolved.error().message());
+  }
+  return resolved->type.name;
+}
+
+}  // namespace
+
+Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
+                                 const MachineInfo& m) {
+  if (m.provider == "local") return plan_runner;
+  BITFUSION_ASSIGN_OR_RETURN(const Uri runner, Uri::Parse(plan_runner));
+  if (runner.scheme != "process" && runner.scheme != "docker") {
+    return InvalidArgumentError("runner " + Redact(plan_runner) +
+                                " reaches only its own engine; machine groups on other hosts "
+                                "need \"process://\" or \"docker://\", which the plan reaches "
+                                "over SSH (process+ssh://, docker+ssh://)");
+  }
+  if (m.ssh.host.empty()) {
+    return FailedPreconditionError("machine " + m.id + " of group " + group.name + " (" +
+                                   m.provider + ") has no SSH address; the plan cannot reach it");
+  }
+  std::string uri = runner.scheme + "+ssh://";
+  if (!m.ssh.user.empty()) uri += PercentEncode(m.ssh.user) + "@";
+  uri += m.ssh.host.find(':') != std::string::npos ? "[" + m.ssh.host + "]" : m.ssh.host;
+  if (m.ssh.port != 0 && m.ssh.port != 22) uri += ":" + std::to_string(m.ssh.port);
+  BITFUSION_ASSIGN_OR_RETURN(const Uri provisioner, Uri::Parse(group.provisioner));
+  if (auto config = provisioner.Query("ssh_config"); config && !config->empty()) {
+    uri += "?ssh_config=" + PercentEncode(*config);
+  }
+  return uri;
+}
+
+Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan,
+                                                            const std::string& run_id) {
+  // Nothing is made before every group is known to be satisfiable.
+  std::vector<std::shared_ptr<Provisioner>> provisioners;
+  std::vector<std::string> types;
+  for (const auto& g : plan.machines) {
+    auto made = ProvisionerFromUri(g.provisioner);
+    if (!made) return made.error().WithContext(GroupField(plan, g) + ".provisioner");
+    BITFUSION_ASSIGN_OR_RETURN(auto type, CheckGroup(plan, g, **made));
+    provisioners.push_back(std::move(*made));
+    types.push_back(std::move(type));
+  }
+
+  std::unique_ptr<PlanMachines> out(new PlanMachines());
+  for (std::size_t i = 0; i < plan.machines.size(); ++i) {
+    const MachineGroupSpec& g = plan.machines[i];
+    PoolOptions options;
+    options.candidates.push_back(PoolCandidate{provisioners[i], Redact(g.provisioner), g.zone, ""});
+    options.idle_timeout = std::chrono::nanoseconds(0);
+    options.ttl_s = g.ttl.count();
+    options.run_id = run_id;
+    auto pool = Pool::Create(std::move(options));
+    if (!pool) return pool.error().WithContext(GroupField(plan, g));
+    MachineRequest request;
+    request.type = types[i];
+    request.requirements = g.requirements;
+    request.count = g.count;
+    request.image = g.image;
+    request.zone = g.zone;
+    request.ttl_s = g.ttl.count();
+    request.run_id = run_id;
+    request.labels["bitfusion.plan"] = plan.name;
+    request.labels["bitfusion.group"] = g.name;
+    LogAt(LogLevel::kInfo, "machines.", g.name, ": acquiring ", g.count, " machine(s) from ",
+          Redact(g.provisioner));
+    auto leased = (*pool)->Acquire(request, DeadlineAfter(kAcquireTimeout));
+    if (!leased) {
+      // The pools of earlier groups are released by `out`'s destructor.
+      return leased.error().WithContext(GroupField(plan, g) + ": acquiring " +
+                                        std::to_string(g.count) + " machine(s)");
+    }
+    for (std::size_t k = 0; k < leased->size(); ++k) {
+      for (const auto& other : out->machines_) {
+        if (other.info.provider == (*leased)[k].info().provider &&
+            other.info.id == (*leased)[k].info().id) {
+          return InvalidArgumentError(GroupField(plan, g) + ": its machine " + other.info.id +
+                                      " is also machine " + other.name +
+                                      " of another group; a machine runs one benchmark at a "
+                                      "time, so give it to one group");
+        }
+      }
+      PlanMachine m;
+      m.name = g.name + "-" + std::to_string(k + 1);
+      m.group = g.name;
+      m.info = (*leased)[k].info();
+      m.local = m.info.provider == "local";
+      auto runner = RunnerUriFor(plan.runner, g, m.info);
+      if (!runner) return runner.error().WithContext(GroupField(plan, g));
+      m.runner_uri = std::move(*runner);
+      out->machines_.push_back(std::move(m));
+      out->leased_.push_back(std::move((*leased)[k]));
+    }
+    out->pools_.push_back(std::move(*pool));
+  }
+  return out;
+}
+
+PlanMachines::~PlanMachines() {
+  if (Status s = Release(); !s.ok()) LogAt(LogLevel::kError, s.ToString());
+}
+
+Status PlanMachines::Release() {
+  for (auto& m : leased_) m.Release();
+  leased_.clear();
+  std::vector<std::string> errors;
+  for (auto& pool : pools_) {
+    if (Status s = pool->Close(); !s.ok()) errors.push_back(s.message());
+  }
+  pools_.clear();
+  if (errors.empty()) return Status::OK();
+  std::string all;
+  for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+  return UnavailableError("releasing the plan's machines: " + all);
+}
+
+}  // namespace bitfusion::internal

@@ -1,0 +1,56 @@
+// The machines a plan with groups runs on ("machines" in a plan): every group's hardware checked
+// against its provisioner's catalogue before anything is made, then each group's machines
+// acquired through a Pool of its own (all or nothing, failover and cleanup as Pool does), and
+// all of them released together at the end. A plan without groups runs on the first machine its
+// provisioner lists, as before.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitfusion/experiment.h"
+#include "bitfusion/machine.h"
+#include "bitfusion/pool.h"
+
+namespace bitfusion::internal {
+
+/// One machine of a plan and how its runs reach it.
+struct PlanMachine {
+  std::string name;   ///< "office-1" (group and 1-based index); empty without groups
+  std::string group;  ///< empty without groups
+  MachineInfo info;
+  bool local = true;       ///< this host: the plan's runner as it is
+  std::string runner_uri;  ///< the plan's runner, or its SSH form for a remote machine
+};
+
+/// The plan's runner for machine `m` of `group`: the runner itself on this host; on a remote
+/// machine its SSH form, "process://" -> "process+ssh://USER@HOST:PORT" and "docker://" ->
+/// "docker+ssh://USER@HOST:PORT", with the group provisioner's `ssh_config` passed on (the same
+/// way in as the provisioner's own SSH). InvalidArgument for a runner that cannot reach another
+/// machine, FailedPrecondition for a machine without an SSH address.
+Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
+                                 const MachineInfo& m);
+
+class PlanMachines {
+ public:
+  /// Checks every group, then acquires them in plan order; what was acquired is released when
+  /// a later group fails. `run_id` tags the machines (with each group's ttl as their expiry).
+  static Result<std::unique_ptr<PlanMachines>> Acquire(const PlanSpec& plan,
+                                                       const std::string& run_id);
+  ~PlanMachines();  ///< Release()
+
+  const std::vector<PlanMachine>& machines() const { return machines_; }
+
+  /// Hands every machine back and destroys what the groups made. Idempotent; the errors name
+  /// the machines left (their expiry and `bitfusion machines reap` end them).
+  Status Release();
+
+ private:
+  PlanMachines() = default;
+  std::vector<PlanMachine> machines_;
+  std::vector<PoolMachine> leased_;
+  std::vector<std::unique_ptr<Pool>> pools_;
+};
+
+}  // namespace bitfusion::internal

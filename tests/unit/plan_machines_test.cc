@@ -1,0 +1,233 @@
+// Plans on machine groups without a remote host: the "machines" and "on" fields, the runner a
+// remote machine gets, a group on this host (local://) run end to end, and a plan whose
+// hardware no provisioner offers failing before anything is made. Remote machines (static://
+// hosts reached over SSH) are exercised in tests/integration/plan_fleet_test.cc.
+#include "experiment/plan_machines.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "bitfusion/experiment.h"
+
+namespace bitfusion {
+namespace {
+
+using internal::RunnerUriFor;
+
+std::string ErrorOf(std::string_view json) {
+  auto plan = ParsePlan(json, "plan.json");
+  EXPECT_FALSE(plan.ok()) << json;
+  return plan.ok() ? "" : plan.error().message();
+}
+
+TEST(PlanMachinesTest, GroupsAndWhereBenchmarksRunAreRead) {
+  auto plan = ParsePlan(R"({"name": "fleet",
+    "machines": {
+      "office": {"provisioner": "static://inventory.json", "count": 2},
+      "gpu": {"provisioner": "aws://us-east-1", "gpu": "nvidia:1", "count": 4, "ttl": "2h",
+              "zone": "us-east-1a", "image": "ami-1"},
+      "big": {"provisioner": "aws://us-east-1", "min_vcpus": 64, "min_memory": "256GiB",
+              "arch": "arm64"},
+      "typed": {"provisioner": "softlayer://dal13", "type": "B1_4X8X100"}},
+    "runner": "docker",
+    "benchmarks": [{"name": "stream", "image": "bitfusion/quickstart:0.1", "program": "bf-stream",
+                    "on": ["office", "gpu"]},
+                   {"name": "all", "command": ["true"]},
+                   {"name": "one", "command": ["true"], "on": "big"}]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  ASSERT_EQ(plan->machines.size(), 4u);
+  // In name order.
+  EXPECT_EQ(plan->machines[0].name, "big");
+  EXPECT_EQ(plan->machines[0].requirements.min_vcpus, 64);
+  EXPECT_EQ(plan->machines[0].requirements.min_memory_bytes, 256ull << 30);
+  EXPECT_EQ(plan->machines[0].requirements.cpu_architecture, "arm64");
+  const MachineGroupSpec& gpu = plan->machines[1];
+  EXPECT_EQ(gpu.name, "gpu");
+  EXPECT_EQ(gpu.count, 4);
+  EXPECT_EQ(gpu.ttl, std::chrono::hours(2));
+  EXPECT_EQ(gpu.requirements.accelerator_kind, "gpu");
+  EXPECT_EQ(gpu.requirements.accelerator_vendor, "nvidia");
+  EXPECT_EQ(gpu.requirements.accelerator_count, 1);
+  EXPECT_EQ(gpu.zone, "us-east-1a");
+  EXPECT_EQ(gpu.image, "ami-1");
+  EXPECT_EQ(plan->machines[2].name, "office");
+  EXPECT_EQ(plan->machines[2].count, 2);
+  EXPECT_EQ(plan->machines[2].ttl, std::chrono::hours(4)) << "the default expiry";
+  EXPECT_EQ(plan->machines[3].type, "B1_4X8X100");
+  EXPECT_EQ(plan->benchmarks[0].on, (std::vector<std::string>{"office", "gpu"}));
+  EXPECT_TRUE(plan->benchmarks[1].on.empty());
+  EXPECT_EQ(plan->benchmarks[2].on, (std::vector<std::string>{"big"}));
+}
+
+TEST(PlanMachinesTest, BadGroupsAreNamedWithTheirField) {
+  const std::string ok_benchmarks = R"("benchmarks": [{"command": ["true"]}])";
+  auto plan = [&](const std::string& machines) {
+    return R"({"machines": )" + machines + ", " + ok_benchmarks + "}";
+  };
+  EXPECT_NE(ErrorOf(plan(R"({"a": {"count": 1}})")).find("machines.a.provisioner: missing"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(plan(R"({"a": {"provisioner": "local://", "cuont": 1}})"))
+                .find("machines.a.cuont: unknown field"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(plan(R"({"a": {"provisioner": "local://", "gpu": "a100:0"}})"))
+                .find("machines.a.gpu a100:0: COUNT must be a whole number 1..64"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(plan(R"({"a": {"provisioner": "local://", "gpu": "x", "fpga": "y"}})"))
+                .find("not both"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(plan(R"({"a": {"provisioner": "local://", "type": "t", "min_vcpus": 2}})"))
+                .find("machines.a: give a \"type\" or requirements"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(plan(R"({"a b": {"provisioner": "local://"}})")).find("machines.a b: a group"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(plan(R"({"a": {"provisioner": "local://", "count": 0}})")).find("machines.a.count"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf(plan(R"({"a": {"provisioner": "local://", "ttl": "10s"}})"))
+                .find("machines.a.ttl: at least 1m"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(plan("{}")).find("machines: expected an object of machine groups"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(R"({"machines": {"a": {"provisioner": "local://"}}, "provisioner": "local://",)" +
+              ok_benchmarks + "}")
+          .find("not both"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"machines": {"a": {"provisioner": "local://"}},
+                        "benchmarks": [{"command": ["true"], "on": ["a", "b"]}]})")
+                .find("benchmarks[0].on[1]: no machine group \"b\"; groups: a"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"benchmarks": [{"command": ["true"], "on": "a"}]})")
+                .find("benchmarks[0].on[0]: the plan has no \"machines\" groups"),
+            std::string::npos);
+}
+
+TEST(PlanMachinesTest, ARemoteMachineIsReachedByThePlansRunnerOverSsh) {
+  MachineGroupSpec group;
+  group.name = "office";
+  group.provisioner = "static:///etc/inv.json?ssh_config=/tmp/ssh%20cfg&lease_dir=/tmp/l";
+  MachineInfo m;
+  m.id = "lab-1";
+  m.provider = "static";
+  m.ssh.host = "10.0.0.5";
+  m.ssh.port = 2222;
+  m.ssh.user = "bench";
+  auto uri = RunnerUriFor("process://", group, m);
+  ASSERT_TRUE(uri.ok()) << uri.error().ToString();
+  EXPECT_EQ(*uri, "process+ssh://bench@10.0.0.5:2222?ssh_config=%2Ftmp%2Fssh%20cfg");
+  m.ssh.port = 22;
+  m.ssh.user.clear();
+  group.provisioner = "aws://us-east-1";
+  EXPECT_EQ(*RunnerUriFor("docker://", group, m), "docker+ssh://10.0.0.5");
+  m.ssh.host = "fd00::5";
+  EXPECT_EQ(*RunnerUriFor("docker", group, m), "docker+ssh://[fd00::5]");
+  // This host: the runner as the plan names it.
+  MachineInfo here;
+  here.provider = "local";
+  EXPECT_EQ(*RunnerUriFor("docker+tls://engine:2376", group, here), "docker+tls://engine:2376");
+  // A runner bound to one engine cannot follow the plan elsewhere; nor can a machine without
+  // an address.
+  auto bound = RunnerUriFor("docker+tls://engine:2376", group, m);
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bound.error().message().find("reaches only its own engine"), std::string::npos);
+  m.ssh.host.clear();
+  auto unreachable = RunnerUriFor("process://", group, m);
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_NE(unreachable.error().message().find("machine lab-1 of group office (static) has no "
+                                               "SSH address"),
+            std::string::npos);
+}
+
+class PlanGroupsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("bf-groups-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(PlanGroupsTest, AGroupOnThisHostRunsItsBenchmarksAndNamesTheMachine) {
+  auto plan = ParsePlan(R"({"name": "here",
+    "machines": {"here": {"provisioner": "local://"}},
+    "benchmarks": [{"name": "b", "command": ["sh", "-c", "echo 'BITFUSION_RESULT score 7 points'"],
+                    "repetitions": 2, "warmup": 0}]})",
+                        (dir_ / "plan.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto result = RunPlan(*plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_EQ(r.labels.at("machine"), "here-1");
+    EXPECT_EQ(r.labels.at("machine_group"), "here");
+    EXPECT_FALSE(r.machine.hostname.empty());
+    EXPECT_EQ(r.runner, "process://");
+  }
+  ASSERT_EQ(result->machines.count("here-1"), 1u);
+  EXPECT_EQ(result->machines.at("here-1").provider, "local");
+  ASSERT_EQ(result->summary.size(), 2u);
+  EXPECT_EQ(result->summary[0].benchmark, "b@here-1") << "each machine's runs summarised apart";
+  EXPECT_EQ(result->summary[1].metric, "score");
+  EXPECT_DOUBLE_EQ(result->summary[1].stats.median, 7);
+  EXPECT_TRUE(result->machine_errors.empty());
+}
+
+TEST_F(PlanGroupsTest, HardwareNoProvisionerOffersFailsBeforeAnythingIsMade) {
+  // Group "a" (acquired first) leases hosts of an inventory; group "b" asks this host for 64
+  // FPGAs. Nothing may be leased: the check comes before any group is acquired.
+  std::ofstream(dir_ / "inventory.json")
+      << R"({"hosts": [{"name": "h1", "address": "127.0.0.1", "port": 1}]})";
+  const std::string leases = (dir_ / "leases").string();
+  auto plan = ParsePlan(R"({"machines": {
+      "a": {"provisioner": "static://)" +
+                            (dir_ / "inventory.json").string() + "?lease_dir=" + leases + R"("},
+      "b": {"provisioner": "local://", "fpga": "xilinx:64"}},
+    "benchmarks": [{"command": ["true"]}]})",
+                        (dir_ / "plan.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto result = RunPlan(*plan, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("machines.b: no machine type of local:// meets"),
+            std::string::npos)
+      << result.error().ToString();
+  std::error_code ec;
+  const bool any_lease =
+      std::filesystem::exists(leases, ec) && !std::filesystem::is_empty(leases, ec);
+  EXPECT_FALSE(any_lease) << "a host was leased before the plan was known to be satisfiable";
+
+  // A type the provisioner does not offer, likewise.
+  plan->machines[1].requirements = {};
+  plan->machines[1].type = "big";
+  result = RunPlan(*plan, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("machines.b.type: local:// offers no type \"big\"; it "
+                                          "offers: local"),
+            std::string::npos)
+      << result.error().ToString();
+}
+
+TEST_F(PlanGroupsTest, OneMachineInTwoGroupsIsRefused) {
+  auto plan = ParsePlan(R"({"machines": {"a": {"provisioner": "local://"},
+                                         "b": {"provisioner": "local://"}},
+                            "benchmarks": [{"command": ["true"]}]})",
+                        (dir_ / "plan.json").string());
+  ASSERT_TRUE(plan.ok());
+  auto result = RunPlan(*plan, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("is also machine a-1 of another group"),
+            std::string::npos)
+      << result.error().ToString();
+}
+
+}  // namespace
+}  // namespace bitfusion
