@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -591,13 +592,22 @@ TEST_F(DockerTest, ReapTakesOnlyContainersUnderTheirOwnNameAndLeavesKeptOnesToTh
     return name.empty() ? name : name.substr(1);
   };
   auto exists = [&](const std::string& id) { return !name_of(id).empty(); };
+  // Whatever this test leaves, also when an assertion ends it early.
+  std::vector<std::string> made;
+  struct Cleanup {
+    std::function<void()> run;
+    ~Cleanup() { run(); }
+  } cleanup{[&] {
+    for (const auto& id : made) (void)Raw(socket_, "DELETE", "/containers/" + id + "?force=1");
+    (void)Raw(socket_, "DELETE", "/images/bftest/committed:" + tag + "?force=1");
+  }};
   auto create = [&](const std::string& name, const std::string& image, const std::string& labels) {
     auto r = Raw(socket_, "POST", "/containers/create?name=" + name,
                  R"({"Image":")" + image + R"(","Cmd":["sleep","60"],"Labels":{)" + labels + "}}");
     EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.error().ToString());
-    return r.ok() && r->status == 201
-               ? std::string(boost::json::parse(r->body).at("Id").as_string())
-               : std::string();
+    if (!r.ok() || r->status != 201) return std::string();
+    made.push_back(std::string(boost::json::parse(r->body).at("Id").as_string()));
+    return made.back();
   };
 
   // Keep() renames the container, because its labels cannot change.
@@ -608,6 +618,7 @@ TEST_F(DockerTest, ReapTakesOnlyContainersUnderTheirOwnNameAndLeavesKeptOnesToTh
   auto kept = runner_->Create(spec);
   ASSERT_TRUE(kept.ok()) << kept.error().ToString();
   const std::string kept_id = (*kept)->id();
+  made.push_back(kept_id);
   const std::string made_as = name_of(kept_id);
   EXPECT_EQ(made_as.rfind("bf-", 0), 0u) << made_as;
   (*kept)->Keep();
@@ -635,8 +646,8 @@ TEST_F(DockerTest, ReapTakesOnlyContainersUnderTheirOwnNameAndLeavesKeptOnesToTh
 
   // A real commit of the kept container, and a user's container from that image: both carry
   // the kept container's labels, run id included.
-  auto commit =
-      Raw(socket_, "POST", "/commit?container=" + kept_id + "&repo=bftest/committed&tag=" + tag);
+  auto commit = Raw(socket_, "POST",
+                    "/commit?container=" + kept_id + "&repo=bftest/committed&tag=" + tag, "{}");
   ASSERT_TRUE(commit.ok() && commit->status == 201) << (commit.ok() ? commit->body : "");
   const std::string from_commit = create("user-commit-" + tag, "bftest/committed:" + tag, "");
   auto image_exists = [&] {
@@ -660,11 +671,6 @@ TEST_F(DockerTest, ReapTakesOnlyContainersUnderTheirOwnNameAndLeavesKeptOnesToTh
   EXPECT_FALSE(exists(kept_id)) << "a kept container still belongs to its run";
   EXPECT_TRUE(exists(from_commit)) << "a container from a committed image is the user's";
   EXPECT_TRUE(image_exists()) << "so is the committed image";
-
-  for (const auto& id : {kept_orphan, inherited, from_commit}) {
-    (void)Raw(socket_, "DELETE", "/containers/" + id + "?force=1");
-  }
-  (void)Raw(socket_, "DELETE", "/images/bftest/committed:" + tag + "?force=1");
 }
 
 TEST(DockerEngineRestartTest, EventsResumeWithoutLossOrRepeats) {
