@@ -68,10 +68,17 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
   if (!m.ssh.user.empty()) uri += PercentEncode(m.ssh.user) + "@";
   uri += m.ssh.host.find(':') != std::string::npos ? "[" + m.ssh.host + "]" : m.ssh.host;
   if (m.ssh.port != 0 && m.ssh.port != 22) uri += ":" + std::to_string(m.ssh.port);
+  std::vector<std::string> query;
   BITFUSION_ASSIGN_OR_RETURN(const Uri provisioner, Uri::Parse(group.provisioner));
   if (auto config = provisioner.Query("ssh_config"); config && !config->empty()) {
-    uri += "?ssh_config=" + PercentEncode(*config);
+    query.push_back("ssh_config=" + PercentEncode(*config));
   }
+  // A key given as a path (static:// inventories name one per host); a cloud's key pair name
+  // is not a file, and its key comes from the ssh config or agent.
+  if (!m.ssh.key_name.empty() && m.ssh.key_name.front() == '/') {
+    query.push_back("identity=" + PercentEncode(m.ssh.key_name));
+  }
+  for (std::size_t i = 0; i < query.size(); ++i) uri += (i == 0 ? "?" : "&") + query[i];
   return uri;
 }
 

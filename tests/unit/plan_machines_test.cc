@@ -119,6 +119,11 @@ TEST(PlanMachinesTest, ARemoteMachineIsReachedByThePlansRunnerOverSsh) {
   auto uri = RunnerUriFor("process://", group, m);
   ASSERT_TRUE(uri.ok()) << uri.error().ToString();
   EXPECT_EQ(*uri, "process+ssh://bench@10.0.0.5:2222?ssh_config=%2Ftmp%2Fssh%20cfg");
+  m.ssh.key_name = "/keys/lab 1";
+  EXPECT_EQ(
+      *RunnerUriFor("process://", group, m),
+      "process+ssh://bench@10.0.0.5:2222?ssh_config=%2Ftmp%2Fssh%20cfg&identity=%2Fkeys%2Flab%201");
+  m.ssh.key_name = "team-key";  // a cloud's key pair: not a file
   m.ssh.port = 22;
   m.ssh.user.clear();
   group.provisioner = "aws://us-east-1";

@@ -1,0 +1,196 @@
+// Plans on machine groups against real hosts: static:// inventories of test sshds (one on
+// 127.0.0.1 under two names, one in a network namespace as another host), reached by the plan's
+// runner over SSH (process+ssh://), next to a group on this host. Every machine runs its
+// benchmarks, each machine's results are summarised apart, every lease is released, and a
+// machine that stops answering mid-plan fails only its own runs.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "bitfusion/experiment.h"
+#include "integration/sshd_server.h"
+
+namespace bitfusion {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::NetnsHost;
+using testing::SshClientFiles;
+using testing::TestSshd;
+
+std::string Host(const std::string& name, const std::string& address, int port) {
+  return "{\"name\": \"" + name + "\", \"address\": \"" + address +
+         "\", \"port\": " + std::to_string(port) + ", \"user\": \"root\", \"key\": \"client_key\"}";
+}
+
+class PlanFleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::FreshDir("plan-fleet");
+    BITFUSION_REQUIRE_SERVICE(testing::IsRoot(), "sshd for a root login needs root");
+    const std::string made = client_.Make(dir_);
+    BITFUSION_REQUIRE_SERVICE(made.empty(), made);
+    lo_ = std::make_unique<TestSshd>(client_, "lo", "127.0.0.1", testing::FreePort());
+    BITFUSION_REQUIRE_SERVICE(lo_->error().empty(), lo_->error());
+  }
+  void TearDown() override {
+    far_.reset();
+    ns_.reset();
+    lo_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // A second host: an sshd in a network namespace of its own.
+  void StartFarHost() {
+    ns_ = std::make_unique<NetnsHost>();
+    BITFUSION_REQUIRE_SERVICE(ns_->error().empty(), ns_->error());
+    far_ = std::make_unique<TestSshd>(client_, "far", ns_->address(), 22, ns_->Prefix());
+    BITFUSION_REQUIRE_SERVICE(far_->error().empty(), far_->error());
+  }
+
+  std::string Inventory(const std::string& file, const std::vector<std::string>& hosts) {
+    std::string text = "{\"hosts\": [";
+    for (std::size_t i = 0; i < hosts.size(); ++i) text += (i ? ", " : "") + hosts[i];
+    std::ofstream(dir_ / file) << text << "]}";
+    return "static://" + (dir_ / file).string() + "?lease_dir=" + (dir_ / "leases").string() +
+           "&ssh_config=" + client_.config.string() + "&connect_timeout=5";
+  }
+
+  bool NoLeases() {
+    std::error_code ec;
+    return !fs::exists(dir_ / "leases", ec) || fs::is_empty(dir_ / "leases", ec);
+  }
+
+  fs::path dir_;
+  SshClientFiles client_;
+  std::unique_ptr<TestSshd> lo_;
+  std::unique_ptr<NetnsHost> ns_;
+  std::unique_ptr<TestSshd> far_;
+};
+
+TEST_F(PlanFleetTest, EveryMachineOfABenchmarksGroupsRunsItAndAllAreReleased) {
+  // lo-a and lo-b are the loopback sshd under two names (leased apart).
+  const std::string lab = Inventory(
+      "lab.json", {Host("lo-a", "127.0.0.1", lo_->port()), Host("lo-b", "localhost", lo_->port())});
+  auto plan = ParsePlan(R"({"name": "fleet",
+    "machines": {"lab": {"provisioner": ")" +
+                            lab + R"(", "count": 2},
+                 "here": {"provisioner": "local://"}},
+    "benchmarks": [
+      {"name": "everywhere", "command": ["sh", "-c", "echo BITFUSION_RESULT answer 42 units"],
+       "repetitions": 2, "warmup": 0},
+      {"name": "lab-only", "command": ["sh", "-c", "echo BITFUSION_RESULT env_leak ${BF_SECRET:-0} n"],
+       "repetitions": 1, "warmup": 0, "on": ["lab"]}]})",
+                        (dir_ / "fleet.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  ::setenv("BF_SECRET", "1", 1);  // the controller's environment never reaches a remote run
+  std::atomic<bool> leased_during_run{false};
+  ExperimentOptions options;
+  options.on_run = [&](const RunRecord&) {
+    if (!NoLeases()) leased_during_run = true;
+  };
+  auto result = RunPlan(*plan, options);
+  ::unsetenv("BF_SECRET");
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->failed_runs, 0);
+  EXPECT_TRUE(result->machine_errors.empty());
+  std::map<std::string, int> runs_on;
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.labels.at("machine") << ": " << r.error;
+    const std::string machine = r.labels.at("machine");
+    ++runs_on[r.benchmark + "@" + machine];
+    if (machine.rfind("lab-", 0) == 0) {
+      EXPECT_EQ(r.runner.rfind("process+ssh://root@", 0), 0u) << r.runner;
+      EXPECT_EQ(r.labels.at("machine_group"), "lab");
+      EXPECT_EQ(r.machine.provider, "static");
+    } else {
+      EXPECT_EQ(machine, "here-1");
+      EXPECT_EQ(r.runner, "process://");
+    }
+  }
+  EXPECT_EQ(runs_on, (std::map<std::string, int>{{"everywhere@here-1", 2},
+                                                 {"everywhere@lab-1", 2},
+                                                 {"everywhere@lab-2", 2},
+                                                 {"lab-only@lab-1", 1},
+                                                 {"lab-only@lab-2", 1}}));
+  std::set<std::string> rows;
+  for (const auto& m : result->summary) {
+    rows.insert(m.benchmark + " " + m.metric);
+    if (m.metric == "env_leak") EXPECT_EQ(m.stats.max, 0) << m.benchmark;
+  }
+  EXPECT_TRUE(rows.count("everywhere@lab-1 answer") && rows.count("everywhere@lab-2 answer") &&
+              rows.count("everywhere@here-1 answer"))
+      << "each machine's results apart";
+  EXPECT_EQ(result->machines.size(), 3u);
+  EXPECT_TRUE(leased_during_run) << "the lab hosts were leased while the plan ran";
+  EXPECT_TRUE(NoLeases()) << "every lease is released at the end";
+}
+
+TEST_F(PlanFleetTest, AMachineThatStopsAnsweringFailsOnlyItsOwnRuns) {
+  StartFarHost();
+  const std::string near = Inventory("near.json", {Host("near", "127.0.0.1", lo_->port())});
+  const std::string far = Inventory("far.json", {Host("far", ns_->address(), 22)});
+  auto plan = ParsePlan(R"({"name": "lossy",
+    "machines": {"near": {"provisioner": ")" +
+                            near + R"("},
+                 "far": {"provisioner": ")" +
+                            far + R"("}},
+    "benchmarks": [
+      {"name": "tick", "command": ["sh", "-c", "sleep 0.2"], "repetitions": 4, "warmup": 0},
+      {"name": "after", "command": ["true"], "repetitions": 1, "warmup": 0}]})",
+                        (dir_ / "lossy.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  std::mutex mu;
+  std::vector<Event> down;
+  std::atomic<bool> killed{false};
+  ExperimentOptions options;
+  options.on_event = [&](const Event& e) {
+    if (e.type != EventType::kMachineDown) return;
+    std::lock_guard lock(mu);
+    down.push_back(e);
+  };
+  options.on_run = [&](const RunRecord& r) {
+    // After far's first run, everything in its namespace (sshd and what runs there) dies.
+    if (r.labels.at("machine") == "far-1" && !killed.exchange(true)) {
+      testing::Shell("ip netns pids " + ns_->name() + " | xargs -r kill -9");
+    }
+  };
+  auto result = RunPlan(*plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_TRUE(killed);
+  int near_ok = 0, far_ok = 0, far_failed = 0;
+  bool named = false, not_run = false;
+  for (const auto& r : result->runs) {
+    const std::string machine = r.labels.at("machine");
+    if (machine == "near-1") {
+      EXPECT_EQ(r.status, kRunOk) << r.error;
+      near_ok += r.status == kRunOk;
+    } else if (r.status == kRunOk) {
+      ++far_ok;
+    } else {
+      ++far_failed;
+      named = named || r.error.find("machine far-1 (" + ns_->address() + ")") != std::string::npos;
+      not_run = not_run || (r.benchmark == "after" &&
+                            r.error.find("not run: machine far-1") != std::string::npos);
+    }
+  }
+  EXPECT_EQ(near_ok, 5) << "the other machine went on";
+  EXPECT_EQ(far_ok, 1);
+  EXPECT_GE(far_failed, 2);
+  EXPECT_TRUE(named) << "far's failures name it";
+  EXPECT_TRUE(not_run) << "its remaining benchmark is recorded as not run";
+  EXPECT_GT(result->failed_runs, 0) << "so the plan exits 1";
+  std::lock_guard lock(mu);
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0].subject, "far-1");
+  EXPECT_EQ(down[0].attributes.at("reason"), "unreachable");
+  EXPECT_TRUE(NoLeases());
+}
+
+}  // namespace
+}  // namespace bitfusion
