@@ -61,8 +61,9 @@ struct BITFUSION_EXPORT ResultSinkOptions {
   /// thread keeps retrying. A plan that flushes after each run so pays about a second for a
   /// store that is down, not a timeout per run.
   std::chrono::nanoseconds flush_timeout = std::chrono::seconds(1);
-  /// Backoff between retries of a failing store: exponential from `retry_initial` (100ms) up to
-  /// `retry_max` (30s), each wait drawn at random from its upper half (jitter).
+  /// Backoff between retries of a failing store: the bound doubles from `retry_initial` (100ms)
+  /// up to `retry_max` (30s), each wait drawn at random between 0 and the bound (full jitter,
+  /// the formula every retry loop of the library uses).
   std::chrono::nanoseconds retry_initial = std::chrono::milliseconds(100);
   std::chrono::nanoseconds retry_max = std::chrono::seconds(30);
 
@@ -169,7 +170,8 @@ class BITFUSION_EXPORT ResultSink {
   /// delivered, for the backend to note what of it the store already took (a partial success),
   /// so that the retry of the same data sends only the rest. Empty on the first attempt.
   std::any& DeliveryProgress();
-  /// Backoff before retry number `attempt` (1-based), with jitter, from the options.
+  /// Backoff before retry number `attempt` (1-based): at random up to
+  /// min(retry_max, retry_initial * 2^(attempt-1)).
   std::chrono::nanoseconds RetryBackoff(int attempt) const;
   const ResultSinkOptions& sink_options() const { return options_; }
   /// Close has begun: for hooks that do something else when called from Close.

@@ -1,5 +1,13 @@
 // The data model to and from JSON (for people and files) and a compact binary form (for spool
-// files), both through cereal inside the library; cereal never appears in public headers.
+// files); neither library behind them (Boost.JSON, cereal) appears in public headers.
+//
+// JSON: one object per record, its fields as members; labels are objects ({"cpu": "0"}).
+// ToJson writes valid JSON whatever the record holds: strings as valid UTF-8 (invalid bytes
+// become U+FFFD), and NaN or ±infinity, which JSON has no numbers for, as null -- a sample's
+// value adding "value_text": "NaN" / "Infinity" / "-Infinity", as the JSON sinks write it.
+// FromJson reads that back; a member of the wrong type or one the record does not have is
+// InvalidArgument naming it ("results[0].value: expected a number (or null), got a string"), a
+// missing member keeps its default.
 #pragma once
 
 #include <string>

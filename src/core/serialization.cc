@@ -1,46 +1,37 @@
-// cereal serialisation of the data model: JSON for people and files, portable binary for spool
-// segments. Labels are JSON objects ({"cpu": "0"}), not cereal's default key/value arrays.
+// The data model as JSON (through the Boost.JSON conversions in core/json_codec) and as
+// cereal's portable binary, the format of spool segments: that one must not change, so the
+// cereal code below is exactly what wrote the segments already on disk.
 #include "bitfusion/serialize.h"
 
-#include <cereal/archives/json.hpp>
+#include <boost/json.hpp>
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
 #include <sstream>
-#include <type_traits>
+
+#include "core/json_codec.h"
+#include "core/json_writer.h"
 
 namespace bitfusion {
 namespace {
 
-// A Labels map written as a JSON object with one member per label.
+// A Labels map; in the binary archive a wrapper adds nothing, so this is the map itself. (It
+// was a JSON object in cereal's JSON archive when that wrote ToJson.)
 struct LabelsObject {
   Labels& labels;
 };
 
 template <class Archive>
 void save(Archive& ar, const LabelsObject& wrapper) {
-  if constexpr (std::is_same_v<Archive, cereal::JSONOutputArchive>) {
-    for (const auto& [key, value] : wrapper.labels) ar(cereal::make_nvp(key, value));
-  } else {
-    ar(wrapper.labels);
-  }
+  ar(wrapper.labels);
 }
 
 template <class Archive>
 void load(Archive& ar, LabelsObject& wrapper) {
   wrapper.labels.clear();
-  if constexpr (std::is_same_v<Archive, cereal::JSONInputArchive>) {
-    while (const char* name = ar.getNodeName()) {
-      std::string key(name);
-      std::string value;
-      ar(value);
-      wrapper.labels.emplace(std::move(key), std::move(value));
-    }
-  } else {
-    ar(wrapper.labels);
-  }
+  ar(wrapper.labels);
 }
 
 #define NVP(field) cereal::make_nvp(#field, v.field)
@@ -147,27 +138,13 @@ namespace {
 
 template <class T>
 std::string JsonOf(const T& value, bool pretty) {
-  std::ostringstream out;
-  {
-    auto options = pretty ? cereal::JSONOutputArchive::Options::Default()
-                          : cereal::JSONOutputArchive::Options::NoIndent();
-    cereal::JSONOutputArchive archive(out, options);
-    // The record's fields become the members of the root object (no {"value": ...} wrapper).
-    serialize(archive, const_cast<T&>(value));
-  }
-  return out.str();
+  return internal::IndentedJson(boost::json::value_from(value), pretty ? 4 : 0);
 }
 
 template <class T>
 Status ParseJson(std::string_view json, T& out) {
-  try {
-    std::istringstream in{std::string(json)};
-    cereal::JSONInputArchive archive(in);
-    serialize(archive, out);
-    return Status::OK();
-  } catch (const std::exception& e) {
-    return InvalidArgumentError(std::string("malformed JSON record: ") + e.what());
-  }
+  BITFUSION_ASSIGN_OR_RETURN(const boost::json::value tree, internal::ParseJsonExactly(json));
+  return internal::FromJsonValue(tree, out);
 }
 
 template <class T>

@@ -7,97 +7,26 @@
 #include <limits>
 
 #include "bitfusion/log.h"
-#include "bitfusion/serialize.h"
+#include "core/json_codec.h"
 #include "experiment/jsonl_results.h"
 #include "experiment/results_store_internal.h"
 #include "experiment/sqlite_results.h"
 
 namespace bitfusion {
 namespace internal {
-namespace {
-
-double NonFinite(const boost::json::value* text) {
-  if (text != nullptr && text->is_string()) {
-    if (text->get_string() == "Infinity") return std::numeric_limits<double>::infinity();
-    if (text->get_string() == "-Infinity") return -std::numeric_limits<double>::infinity();
-  }
-  return std::numeric_limits<double>::quiet_NaN();
-}
-
-// Fills what `stored` lacks from `defaults`, recursively; arrays of objects take their first
-// default element as the template for every stored element. Records written by an older
-// bitfusion lack fields added since (a machine's zone, say), and cereal's reader refuses a
-// missing field.
-void MergeDefaults(boost::json::value& stored, const boost::json::value& defaults) {
-  if (stored.is_object() && defaults.is_object()) {
-    auto& object = stored.get_object();
-    for (const auto& member : defaults.get_object()) {
-      auto* have = object.if_contains(member.key());
-      if (have == nullptr) {
-        object.emplace(member.key(), member.value());
-      } else {
-        MergeDefaults(*have, member.value());
-      }
-    }
-  } else if (stored.is_array() && defaults.is_array() && !defaults.get_array().empty()) {
-    for (auto& element : stored.get_array()) MergeDefaults(element, defaults.get_array().front());
-  }
-}
-
-// A RunRecord of defaults as JSON, with one element in each array so arrays get a template.
-const boost::json::value& DefaultRecordJson() {
-  static const boost::json::value tree = [] {
-    RunRecord record;
-    record.results.emplace_back();
-    record.machine.accelerators.emplace_back();
-    record.machine.cpu.caches.emplace_back();
-    return boost::json::parse(ToJson(record));
-  }();
-  return tree;
-}
-
-}  // namespace
 
 Result<RunRecord> RunRecordFromStoredJson(std::string_view json) {
-  boost::system::error_code ec;
-  boost::json::value tree = boost::json::parse(json, ec);
-  if (ec || !tree.is_object()) {
+  auto tree = ParseJsonExactly(json);
+  if (!tree || !tree->is_object()) {
     return InvalidArgumentError("a stored run record is not a JSON object (" +
-                                (ec ? ec.message() : std::string("wrong type")) + ")");
+                                (tree ? std::string("wrong type") : tree.error().message()) + ")");
   }
-  auto& object = tree.get_object();
-  object.erase("type");
-  MergeDefaults(tree, DefaultRecordJson());
-  // cereal reads numbers only: null stands for a non-finite value the sinks could not write.
-  std::vector<std::pair<std::size_t, double>> non_finite;
-  if (auto* results = object.if_contains("results"); results && results->is_array()) {
-    auto& array = results->get_array();
-    for (std::size_t i = 0; i < array.size(); ++i) {
-      if (!array[i].is_object()) continue;
-      auto& result = array[i].get_object();
-      if (auto* value = result.if_contains("value"); value && value->is_null()) {
-        non_finite.emplace_back(i, NonFinite(result.if_contains("value_text")));
-        *value = 0.0;
-      }
-      result.erase("value_text");
-    }
-  }
-  double max_mhz = 0;
-  bool max_mhz_nan = false;
-  if (auto* machine = object.if_contains("machine"); machine && machine->is_object()) {
-    if (auto* cpu = machine->get_object().if_contains("cpu"); cpu && cpu->is_object()) {
-      if (auto* mhz = cpu->get_object().if_contains("max_mhz"); mhz && mhz->is_null()) {
-        max_mhz_nan = true;
-        *mhz = max_mhz;
-      }
-    }
-  }
+  // A JSONL run line says what it is; the rest is the record as ToJson writes it, null plus
+  // "value_text" for what was not finite, members added since it was written left at their
+  // defaults.
+  tree->get_object().erase("type");
   RunRecord record;
-  BITFUSION_RETURN_IF_ERROR(FromJson(boost::json::serialize(tree), record));
-  for (const auto& [i, v] : non_finite) {
-    if (i < record.results.size()) record.results[i].value = v;
-  }
-  if (max_mhz_nan) record.machine.cpu.max_mhz = std::numeric_limits<double>::quiet_NaN();
+  BITFUSION_RETURN_IF_ERROR(FromJsonValue(*tree, record));
   if (record.plan_run_id.empty()) record.plan_run_id = record.run_id;
   if (record.plan.empty()) record.plan = record.benchmark;
   return record;

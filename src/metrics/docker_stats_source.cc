@@ -7,7 +7,6 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
-#include "metrics/source_internal.h"
 
 namespace bitfusion {
 namespace {

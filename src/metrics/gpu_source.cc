@@ -10,7 +10,7 @@
 #include "bitfusion/registry.h"
 #include "devices/nvml_api.h"
 #include "devices/rocm_smi_api.h"
-#include "metrics/source_internal.h"
+#include "metrics/batch_writer.h"
 
 namespace bitfusion {
 namespace {

@@ -519,6 +519,27 @@ Status HostSource::CollectFrequencies(BatchWriter& out) {
   return first;
 }
 
+namespace internal {
+
+bool IsPartitionOf(std::string_view name, std::string_view disk) {
+  if (disk.empty() || name.size() <= disk.size() || name.substr(0, disk.size()) != disk) {
+    return false;
+  }
+  std::string_view rest = name.substr(disk.size());
+  const bool disk_ends_in_digit = disk.back() >= '0' && disk.back() <= '9';
+  if (disk_ends_in_digit) {
+    if (rest.front() != 'p') return false;
+    rest.remove_prefix(1);
+  }
+  if (rest.empty()) return false;
+  for (char c : rest) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace internal
+
 BITFUSION_REGISTER(MetricSource, "host", HostSourceOptions, HostSource);
 
 }  // namespace bitfusion

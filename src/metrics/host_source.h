@@ -32,7 +32,9 @@
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
-#include "metrics/source_internal.h"
+#include "metrics/batch_writer.h"
+#include "metrics/proc_file.h"
+#include "metrics/row_table.h"
 
 namespace bitfusion {
 
@@ -110,5 +112,13 @@ class HostSource final : public MetricSource {
   std::uint32_t load_first_series_ = 0;
   internal::RowTable cpu_rows_, mem_rows_, disk_rows_, net_rows_;
 };
+
+namespace internal {
+
+/// Kernel naming rule for partitions: "sda" -> "sda1", "nvme0n1" -> "nvme0n1p1" (a "p" when the
+/// disk's name ends in a digit). True when `name` is a partition of `disk`.
+bool IsPartitionOf(std::string_view name, std::string_view disk);
+
+}  // namespace internal
 
 }  // namespace bitfusion

@@ -1,7 +1,7 @@
 #include "metrics/null_source.h"
 
 #include "bitfusion/registry.h"
-#include "metrics/source_internal.h"
+#include "metrics/batch_writer.h"
 
 namespace bitfusion {
 

@@ -28,7 +28,8 @@
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
-#include "metrics/source_internal.h"
+#include "metrics/batch_writer.h"
+#include "metrics/proc_file.h"
 
 namespace bitfusion {
 

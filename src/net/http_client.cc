@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "bitfusion/log.h"
+#include "core/backoff.h"
 
 namespace bitfusion::net {
 namespace {
@@ -284,11 +284,8 @@ Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const ChunkCal
 }
 
 std::chrono::milliseconds JitteredBackoff(const RetryPolicy& policy, int attempt) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  const auto bound = std::min<std::chrono::milliseconds>(
-      policy.max_backoff, policy.initial_backoff * (1LL << std::min(std::max(attempt, 1) - 1, 20)));
-  std::uniform_int_distribution<long long> jitter(0, bound.count());
-  return std::chrono::milliseconds(jitter(rng));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+      internal::JitteredBackoff(policy.initial_backoff, policy.max_backoff, attempt));
 }
 
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {

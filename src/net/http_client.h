@@ -60,9 +60,10 @@ struct RetryPolicy {
   std::function<bool(const HttpResponse&)> retry_response;
 };
 
-/// The wait before the retry that follows failed attempt `attempt` (1 = the first): a random
-/// duration up to min(max_backoff, initial_backoff * 2^(attempt-1)) ("full jitter"), so that
-/// clients do not retry in step. For callers that run their own retry loop.
+/// The wait before the retry that follows failed attempt `attempt` (1 = the first): the
+/// library's one backoff formula (core/backoff.h) with this policy's bounds, a random duration
+/// up to min(max_backoff, initial_backoff * 2^(attempt-1)) ("full jitter"), so that clients do
+/// not retry in step. For callers that run their own retry loop.
 std::chrono::milliseconds JitteredBackoff(const RetryPolicy& policy, int attempt);
 
 struct HttpClientOptions {

@@ -39,8 +39,9 @@
 
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
+#include "core/json_writer.h"
+#include "core/utf8.h"
 #include "sinks/append_file_internal.h"
-#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion {
 

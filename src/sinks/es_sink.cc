@@ -14,8 +14,9 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "core/base64.h"
+#include "core/sha256.h"
 #include "net/http_client.h"
-#include "sinks/text_encoding_internal.h"
+#include "sinks/record_json.h"
 
 namespace bitfusion {
 
@@ -335,7 +336,7 @@ Result<std::string> EsBulkEncoder::RunDocument(const RunRecord& record) {
   copy.labels = FieldNames(copy.labels);
   copy.machine.labels = FieldNames(copy.machine.labels);
   for (Sample& result : copy.results) result.metadata = FieldNames(result.metadata);
-  BITFUSION_ASSIGN_OR_RETURN(std::string json, RunRecordJson(copy, false));
+  const std::string json = RunRecordJson(copy, false);
   std::string doc = R"({"timestamp":")";
   AppendTimestamp(doc, record.exit.start_ns != 0 ? record.exit.start_ns : record.exit.end_ns);
   doc += "\",";

@@ -5,7 +5,8 @@
 
 #include "bitfusion/registry.h"
 #include "core/percent_encode.h"
-#include "sinks/text_encoding_internal.h"
+#include "core/sha256.h"
+#include "sinks/record_json.h"
 
 namespace bitfusion {
 
@@ -198,11 +199,8 @@ void InfluxEncoder::AppendRun(const RunRecord& record, std::string& out) {
     AppendInt(out, v);
     out.push_back('i');
   }
-  auto json = RunRecordJson(record, false);
-  if (json.ok()) {
-    out += ",record=";
-    AppendStringField(out, *json);
-  }
+  out += ",record=";
+  AppendStringField(out, RunRecordJson(record, false));
   out.push_back(' ');
   AppendInt(out, at);
   out.push_back('\n');

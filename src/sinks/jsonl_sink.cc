@@ -82,7 +82,7 @@ Status JsonlSink::WriteSamples(const std::vector<SampleBatch>& batches) {
 }
 
 Status JsonlSink::WriteRun(const RunRecord& record) {
-  BITFUSION_ASSIGN_OR_RETURN(std::string line, internal::RunRecordJson(record, true));
+  std::string line = internal::RunRecordJson(record, true);
   line.push_back('\n');
   BITFUSION_RETURN_IF_ERROR(file_->Begin());
   return file_->WriteOrAbort(line);

@@ -38,7 +38,7 @@
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
 #include "sinks/append_file_internal.h"
-#include "sinks/text_encoding_internal.h"
+#include "sinks/record_json.h"
 
 namespace bitfusion {
 

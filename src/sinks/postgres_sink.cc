@@ -12,7 +12,9 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
-#include "sinks/text_encoding_internal.h"
+#include "core/sha256.h"
+#include "sinks/machine_identity.h"
+#include "sinks/record_json.h"
 
 namespace bitfusion {
 
@@ -495,9 +497,8 @@ Status PostgresSink::WriteSamples(const std::vector<SampleBatch>& batches) {
 
 Status PostgresSink::WriteRun(const RunRecord& record) {
   Db& db = *db_;
-  BITFUSION_ASSIGN_OR_RETURN(const std::string record_json, internal::RunRecordJson(record, false));
-  BITFUSION_ASSIGN_OR_RETURN(const internal::MachineIdentity machine,
-                             internal::IdentifyMachine(record.machine));
+  const std::string record_json = internal::RunRecordJson(record, false);
+  const internal::MachineIdentity machine = internal::IdentifyMachine(record.machine);
   BITFUSION_RETURN_IF_ERROR(db.Connect());
   BITFUSION_RETURN_IF_ERROR(db.Exec("BEGIN", "starting a transaction").status());
   Status status = [&]() -> Status {

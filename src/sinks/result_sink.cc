@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <limits>
-#include <random>
 #include <utility>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "core/backoff.h"
 #include "sinks/spool_internal.h"
 
 namespace bitfusion {
@@ -77,14 +77,7 @@ void ResultSink::SetEventCallback(std::function<void(const Event&)> callback) {
 }
 
 std::chrono::nanoseconds ResultSink::RetryBackoff(int attempt) const {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  const auto shift = std::min(std::max(attempt, 1) - 1, 30);
-  const auto bound = std::min<std::chrono::nanoseconds>(options_.retry_max,
-                                                        options_.retry_initial * (1LL << shift));
-  // "Equal jitter": never less than half the bound, so retries really back off, and spread
-  // over the other half, so many clients do not retry in step.
-  std::uniform_int_distribution<std::int64_t> jitter(0, bound.count() / 2);
-  return std::chrono::nanoseconds(bound.count() - bound.count() / 2 + jitter(rng));
+  return internal::JitteredBackoff(options_.retry_initial, options_.retry_max, attempt);
 }
 
 void ResultSink::RecordDropped(std::int64_t samples, std::string_view why) {

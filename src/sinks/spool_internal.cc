@@ -17,8 +17,8 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/serialize.h"
+#include "core/sha256.h"
 #include "core/state_dir.h"
-#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion::internal {
 namespace {

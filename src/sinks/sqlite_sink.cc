@@ -11,7 +11,9 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/registry.h"
-#include "sinks/text_encoding_internal.h"
+#include "core/sha256.h"
+#include "sinks/machine_identity.h"
+#include "sinks/record_json.h"
 
 namespace bitfusion {
 
@@ -435,10 +437,8 @@ Status SqliteSink::WriteSamples(const std::vector<SampleBatch>& batches) {
 
 Status SqliteSink::WriteRun(const RunRecord& record) {
   Db& db = *db_;
-  // Encoded before the transaction: nothing to undo when they fail.
-  BITFUSION_ASSIGN_OR_RETURN(const std::string record_json, internal::RunRecordJson(record, false));
-  BITFUSION_ASSIGN_OR_RETURN(const internal::MachineIdentity identity,
-                             internal::IdentifyMachine(record.machine));
+  const std::string record_json = internal::RunRecordJson(record, false);
+  const internal::MachineIdentity identity = internal::IdentifyMachine(record.machine);
   const std::string& machine_id = identity.machine_id;
   const std::string& fingerprint_json = identity.fingerprint_json;
   std::string labels_json;

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "core/sha256.h"
 #include "integration/sink_services.h"
-#include "sinks/text_encoding_internal.h"
 #include "unit/sink_conformance.h"
 
 namespace bitfusion {

@@ -16,7 +16,8 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
-#include "metrics/source_internal.h"
+#include "metrics/batch_writer.h"
+#include "metrics/proc_file.h"
 
 namespace bitfusion {
 namespace {

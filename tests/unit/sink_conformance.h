@@ -35,8 +35,8 @@
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/sample.h"
+#include "core/json_numbers.h"
 #include "integration/service.h"
-#include "sinks/text_encoding_internal.h"
 
 namespace bitfusion::conformance {
 

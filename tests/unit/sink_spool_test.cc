@@ -527,11 +527,19 @@ TEST_F(SpoolTest, BackoffGrowsWithJitterUpToItsLimit) {
   for (int attempt = 1; attempt < 12; ++attempt) {
     const auto bound = std::min<std::chrono::nanoseconds>(
         options_.retry_max, options_.retry_initial * (1 << (attempt - 1)));
-    for (int k = 0; k < 20; ++k) {
+    // Full jitter: every wait within [0, bound], and the draws spread over it (the chance
+    // that 200 uniform draws all fall in one half is 2^-199).
+    std::chrono::nanoseconds lowest = bound;
+    std::chrono::nanoseconds highest{0};
+    for (int k = 0; k < 200; ++k) {
       const auto wait = sink->RetryBackoff(attempt);
-      EXPECT_GE(wait, bound / 2) << "attempt " << attempt;
+      EXPECT_GE(wait.count(), 0) << "attempt " << attempt;
       EXPECT_LE(wait, bound) << "attempt " << attempt;
+      lowest = std::min(lowest, wait);
+      highest = std::max(highest, wait);
     }
+    EXPECT_LT(lowest, bound / 2) << "attempt " << attempt;
+    EXPECT_GT(highest, bound / 2) << "attempt " << attempt;
   }
 }
 

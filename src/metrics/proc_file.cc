@@ -1,10 +1,9 @@
-#include "metrics/source_internal.h"
+#include "metrics/proc_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <limits>
 #include <utility>
 
 namespace bitfusion {
@@ -57,52 +56,6 @@ Result<std::string_view> ProcFile::Read(std::vector<char>& buffer) const {
     total += got;
     if (total == buffer.size()) buffer.resize(buffer.size() * 2);
   }
-}
-
-// The layout moved (a line appeared or vanished before this one): find the key anywhere.
-const RowTable::Row* RowTable::FindMoved(std::size_t position, std::string_view key) {
-  for (std::uint32_t i = 0; i < rows_.size(); ++i) {
-    if (rows_[i].key == key) {
-      if (position >= at_position_.size()) {
-        at_position_.resize(position + 1, std::numeric_limits<std::uint32_t>::max());
-      }
-      at_position_[position] = i;
-      return &rows_[i];
-    }
-  }
-  return nullptr;
-}
-
-const RowTable::Row* RowTable::Add(std::size_t position, std::string_view key,
-                                   std::uint32_t first_series, bool exported) {
-  rows_.push_back(Row{std::string(key), first_series, exported});
-  if (position >= at_position_.size()) {
-    at_position_.resize(position + 1, std::numeric_limits<std::uint32_t>::max());
-  }
-  at_position_[position] = static_cast<std::uint32_t>(rows_.size() - 1);
-  return &rows_.back();
-}
-
-void RowTable::Clear() {
-  rows_.clear();
-  at_position_.clear();
-}
-
-bool IsPartitionOf(std::string_view name, std::string_view disk) {
-  if (disk.empty() || name.size() <= disk.size() || name.substr(0, disk.size()) != disk) {
-    return false;
-  }
-  std::string_view rest = name.substr(disk.size());
-  const bool disk_ends_in_digit = disk.back() >= '0' && disk.back() <= '9';
-  if (disk_ends_in_digit) {
-    if (rest.front() != 'p') return false;
-    rest.remove_prefix(1);
-  }
-  if (rest.empty()) return false;
-  for (char c : rest) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
 }
 
 }  // namespace internal
