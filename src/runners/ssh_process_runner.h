@@ -6,11 +6,14 @@
 // On the remote host a small POSIX sh wrapper starts the command under `setsid` (its own
 // session and process group, so Stop, Kill and the timeout reach everything it starts) with
 // `env -i`: the command sees the remote login's PATH, HOME, USER, LOGNAME and SHELL and the
-// spec's env, and nothing of bitfusion's environment. The wrapper reads signal names from the
-// channel's stdin and sends them to the group; end of input (the handle destroyed, or
-// bitfusion or its ssh client killed) sends SIGKILL to the group, so no command outlives its
-// connection. The exit status comes back as the shell's `wait` reports it: 128+N for a death by
-// signal N, reported as signal N (a command that exits 128+N itself reads the same).
+// spec's env (sent on the channel's stdin, never on a command line), and nothing of
+// bitfusion's environment. The wrapper reads signal names from the channel's stdin and sends
+// them to the group; end of input (the handle destroyed, or bitfusion or its ssh client killed)
+// sends SIGKILL to the group, so no command outlives its connection. The exit status comes back
+// as the shell's `wait` reports it: 128+N for a death by signal N, reported as signal N (a
+// command that exits 128+N itself reads the same). The timeout and the ExitStatus times count
+// from the command's start on the remote host, not from the login before it. See
+// docs/runners.md.
 //
 // Exec runs a sibling command with the same environment and directory; CopyIn/CopyOut move tar
 // streams (the remote `tar`); Stats reads the remote /proc/PID; lifecycle events are emitted by
