@@ -437,6 +437,32 @@ Result<SshResult> SshSession::RunScript(const std::string& script,
   return RunRemote(script, timeout);
 }
 
+Result<SshChild> SshSession::Spawn(const std::string& script) {
+  std::vector<std::string> args;
+  {
+    std::lock_guard lock(mu_);
+    args = BaseArgs(master_up_);
+  }
+  args.insert(args.end(), {"-T", "-o", "ControlMaster=no", "--", target_.host, script});
+  BITFUSION_ASSIGN_OR_RETURN(bp::filesystem::path exe, FindSsh(options_.ssh_program));
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
+      ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    Status s = ErrnoError(errno, "creating pipes for ssh to " + target_.ToString());
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+    return s;
+  }
+  auto pid = SpawnSsh(exe, args, out[1], err[1], in[0]);
+  for (int fd : {in[0], out[1], err[1]}) ::close(fd);
+  if (!pid) {
+    for (int fd : {in[1], out[0], err[0]}) ::close(fd);
+    return pid.error();
+  }
+  return SshChild{*pid, in[1], out[0], err[0]};
+}
+
 Result<SshResult> SshSession::RunUnmultiplexed(const std::vector<std::string>& argv,
                                                std::chrono::milliseconds timeout) {
   if (argv.empty()) return InvalidArgumentError("SshSession::Run needs a command");

@@ -55,6 +55,18 @@ struct SshResult {
   bool timed_out = false;
 };
 
+/// A remote command started by SshSession::Spawn: the local ssh client and this side of the
+/// command's stdin, stdout and stderr. The caller owns all four: it reads and closes the
+/// descriptors and reaps `pid` (waitpid).
+struct SshChild {
+  int pid = -1;
+  /// A socket, so that writing to a channel that has gone is EPIPE (send with MSG_NOSIGNAL)
+  /// rather than SIGPIPE; closing it is end of input for the remote command.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
 /// Quotes `arg` for a POSIX shell: 'it'\''s' style; safe for any bytes but NUL.
 std::string ShellQuote(const std::string& arg);
 
@@ -89,6 +101,12 @@ class SshSession {
   /// Runs `script` with the remote login shell as written (the caller is responsible for its
   /// quoting).
   Result<SshResult> RunScript(const std::string& script, std::chrono::milliseconds timeout);
+
+  /// Starts `script` with the remote login shell, as RunScript does, over the master, and
+  /// returns at once with pipes to it: for commands whose output is read as it comes, or that
+  /// are fed input. No pseudo-terminal; the command's stdin stays open until the caller closes
+  /// stdin_fd (or dies). Killing the local client ends the channel, not the remote command.
+  Result<SshChild> Spawn(const std::string& script);
 
   /// Runs argv with a fresh connection of its own (no master): what each command costs
   /// without multiplexing. For comparison and benchmarks.

@@ -74,7 +74,10 @@ class TestSshd {
                           << "\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
                           << "KbdInteractiveAuthentication no\nUsePAM no\n"
                           // keys under a temp dir: sshd's ownership checks would refuse them
-                          << "StrictModes no\nMaxSessions 64\nMaxStartups 200\nPrintMotd no\n";
+                          << "StrictModes no\nMaxSessions 64\nMaxStartups 200\nPrintMotd no\n"
+                          // lets tests send variables (ssh -o SetEnv=BF_...) to show they
+                          // are not passed on
+                          << "AcceptEnv BF_*\n";
     log_ = (dir / ("sshd_" + name + ".log")).string();
     std::vector<std::string> argv = prefix;
     for (const char* a : {"/usr/sbin/sshd", "-D", "-e", "-f"}) argv.push_back(a);
@@ -127,9 +130,8 @@ class NetnsHost {
     const int id = ::getpid() % 100000;
     name_ = "bfs" + std::to_string(id);
     veth_ = name_ + "h";
-    const std::string subnet = "10.124." + std::to_string(id % 250) + ".";
-    local_ = subnet + "1";
-    address_ = subnet + "2";
+    local_ = Subnet() + "1";
+    address_ = PlannedAddress();
     Shell("ip netns del " + name_ + " 2>/dev/null; ip link del " + veth_ + " 2>/dev/null");
     const std::string in = "ip netns exec " + name_ + " ";
     const std::string setup = "ip netns add " + name_ + " && ip link add " + veth_ +
@@ -148,12 +150,19 @@ class NetnsHost {
   NetnsHost(const NetnsHost&) = delete;
   NetnsHost& operator=(const NetnsHost&) = delete;
 
+  /// The namespace's address, known before it is made (tests name it in URIs made early).
+  static std::string PlannedAddress() { return Subnet() + "2"; }
+
   const std::string& error() const { return error_; }
   const std::string& name() const { return name_; }
   const std::string& address() const { return address_; }
   std::vector<std::string> Prefix() const { return {"ip", "netns", "exec", name_}; }
 
  private:
+  static std::string Subnet() {
+    return "10.124." + std::to_string(::getpid() % 100000 % 250) + ".";
+  }
+
   std::string name_, veth_, local_, address_, error_;
   bool made_ = false;
 };
