@@ -843,13 +843,12 @@ SshProcessRunner::SshProcessRunner(std::shared_ptr<SshProcessRunnerHub> hub)
 SshProcessRunner::~SshProcessRunner() = default;
 
 Result<RunnerCapabilities> SshProcessRunner::Capabilities() {
+  // Whether the host answers is part of it (as docker://'s /_ping): plans ask after a failed run.
+  BITFUSION_RETURN_IF_ERROR(hub_->session->Connect());
   RunnerCapabilities caps;
   caps.engine = "process+ssh";
   caps.version = Version();
-  caps.exec = true;
-  caps.copy = true;
-  caps.stats = true;
-  caps.events = true;
+  caps.exec = caps.copy = caps.stats = caps.events = true;
   return caps;
 }
 
