@@ -154,8 +154,9 @@ class BITFUSION_EXPORT Container {
   Status WaitFor(const WaitStrategy& strategy, Deadline deadline);
 };
 
-/// Backends: process:// (plain child processes), null://, docker:// and docker+tls:// (a Docker
-/// Engine API, local or remote; Podman's compatible API too).
+/// Backends: process:// (plain child processes), null://, docker://, docker+tls:// and
+/// docker+ssh:// (a Docker Engine API, local, over mutual TLS, or another host's socket over
+/// SSH; Podman's compatible API too).
 ///
 /// Methods past Create() have defaults that answer Unimplemented; backends override what they
 /// can do and say what to use instead for the rest.

@@ -41,11 +41,11 @@ int ReapMachines(const po::variables_map& vm) {
 
 int ReapCommand(const std::vector<std::string>& args) {
   po::options_description options("options");
-  options.add_options()(
-      "runner", po::value<std::string>()->default_value("docker://"),
-      "the engine to clean: docker:// (DOCKER_HOST, else "
-      "/var/run/docker.sock), docker:///PATH.sock, docker+tls://HOST:PORT, or process:// "
-      "(process groups in this user's process ledger)")(
+  options.add_options()("runner", po::value<std::string>()->default_value("docker://"),
+                        "the engine to clean: docker:// (DOCKER_HOST, else "
+                        "/var/run/docker.sock), docker:///PATH.sock, docker+tls://HOST:PORT, "
+                        "docker+ssh://USER@HOST[:PORT], or process:// "
+                        "(process groups in this user's process ledger)")(
       "all-expired",
       "also remove expired objects that other hosts created (a shared remote engine)")(
       "run-id", po::value<std::string>(),

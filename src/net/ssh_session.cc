@@ -254,6 +254,10 @@ Status SshSession::Connect() {
     master_up_ = false;
   }
   BITFUSION_RETURN_IF_ERROR(EnsureControlDir());
+  // A master that died (killed, its connection dropped) leaves its socket behind, and a new
+  // master does not replace it: it would run without multiplexing.
+  std::error_code stale;
+  std::filesystem::remove(control_dir_ / "m", stale);
   // The master forks into the background (-f) once logged in and keeps whatever stdout and
   // stderr it was given: a file, so that nothing waiting for end-of-file on a pipe hangs.
   const std::filesystem::path log = control_dir_ / "master.log";
@@ -471,6 +475,36 @@ Result<SshResult> SshSession::RunUnmultiplexed(const std::vector<std::string>& a
   auto args = BaseArgs(false);
   args.insert(args.end(), {"--", target_.host, command});
   return Exec(std::move(args), timeout);
+}
+
+Status SshSession::ForwardUnixSocket(const std::filesystem::path& local,
+                                     const std::string& remote) {
+  // ssh splits a forward at ':' and has no quoting for it.
+  if (local.string().find(':') != std::string::npos || remote.find(':') != std::string::npos ||
+      remote.empty() || remote[0] != '/') {
+    return InvalidArgumentError("cannot forward " + local.string() + " to " + remote + " on " +
+                                target_.ToString() +
+                                ": both must be absolute socket paths without ':'");
+  }
+  std::vector<std::string> args;
+  {
+    std::lock_guard lock(mu_);
+    if (!master_up_) {
+      return FailedPreconditionError("forwarding to " + target_.ToString() +
+                                     " needs its master connection: Connect() first");
+    }
+    args = BaseArgs(true);
+  }
+  args.insert(args.end(),
+              {"-O", "forward", "-L", local.string() + ":" + remote, "--", target_.host});
+  BITFUSION_ASSIGN_OR_RETURN(
+      auto r, Exec(std::move(args), options_.connect_timeout + std::chrono::seconds(5)));
+  if (r.exit_status != 0) {
+    return UnavailableError(
+        "forwarding " + local.string() + " to " + remote + " on " + target_.ToString() +
+        " over SSH failed: " + (r.timed_out ? "no answer from the master" : SshMessage(r.err)));
+  }
+  return Status::OK();
 }
 
 void SshSession::Close() {

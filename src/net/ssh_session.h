@@ -116,6 +116,12 @@ class SshSession {
   /// Ends the master (`ssh -O exit`) and removes the control directory.
   void Close();
 
+  /// Forwards connections to the unix socket `local` on this host through the master to the
+  /// unix socket `remote` on the host (`ssh -O forward -L LOCAL:REMOTE`, OpenSSH stream-local
+  /// forwarding, which sshd allows by default). Needs Connect() first; the forward ends with the
+  /// master. A stale `local` is replaced only when `options` say StreamLocalBindUnlink=yes.
+  Status ForwardUnixSocket(const std::filesystem::path& local, const std::string& remote);
+
   const SshTarget& target() const { return target_; }
   /// The master's socket; empty before Connect().
   std::filesystem::path control_path() const;

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/rfc3339.h"
+#include "runners/docker_ssh_tunnel.h"
 #include "runners/line_splitter.h"
 
 namespace bitfusion {
@@ -90,13 +91,19 @@ using internal::kDockerMaxApiMinor;
 using internal::kDockerMinApiMinor;
 using internal::ParseEngineTime;
 
-DockerApi::DockerApi(DockerRunnerOptions options, std::unique_ptr<net::HttpClient> client)
-    : options_(std::move(options)), client_(std::move(client)), endpoint_(options_.Endpoint()) {
+DockerApi::DockerApi(DockerRunnerOptions options, std::unique_ptr<net::HttpClient> client,
+                     std::unique_ptr<DockerSshTunnel> tunnel)
+    : options_(std::move(options)),
+      tunnel_(std::move(tunnel)),
+      client_(std::move(client)),
+      endpoint_(options_.Endpoint()) {
   if (!options_.api_version.empty()) {
     minor_ = DockerApiMinor(options_.api_version);
     prefix_ = "/v" + options_.api_version;
   }
 }
+
+DockerApi::~DockerApi() = default;
 
 Result<std::string> DockerApi::Prefix() {
   std::lock_guard lock(mu_);
@@ -105,6 +112,7 @@ Result<std::string> DockerApi::Prefix() {
   ping.target = "/_ping";
   ping.deadline = DeadlineAfter(std::min<std::chrono::milliseconds>(30s, options_.api_timeout));
   auto r = client_->Send(ping);
+  if (!r && Reconnected(r.error())) r = client_->Send(ping);
   if (!r) return Unreachable(r.error());
   if (r->status != 200) {
     return UnavailableError("Docker engine at " + endpoint_ + " answered /_ping with HTTP " +
@@ -126,12 +134,20 @@ int DockerApi::minor() {
   return minor_;
 }
 
+bool DockerApi::Reconnected(const Status& failure) const {
+  // HttpClient says "cannot connect to" only when no connection was made: nothing was sent.
+  return tunnel_ != nullptr && failure.code() == StatusCode::kUnavailable &&
+         failure.message().rfind("cannot connect to ", 0) == 0 && tunnel_->Restore();
+}
+
 Status DockerApi::Unreachable(const Status& s) const {
   if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kPermissionDenied) {
     return s;
   }
   std::string hint;
-  if (local()) {
+  if (tunnel_ != nullptr) {
+    hint = tunnel_->Diagnose();
+  } else if (local()) {
     struct stat st {};
     if (::stat(options_.socket_path.c_str(), &st) != 0) {
       hint = "no socket at " + options_.socket_path +
@@ -199,6 +215,7 @@ Result<net::HttpResponse> DockerApi::Send(const Call& c) {
   // A whole answer is never waited for without end: a wedged engine would hang the run.
   if (request.deadline == kNoDeadline) request.deadline = DeadlineAfter(options_.api_timeout);
   auto r = client_->Send(request);
+  if (!r && Reconnected(r.error())) r = client_->Send(request);
   if (!r) return Unreachable(r.error());
   return r;
 }
@@ -222,6 +239,7 @@ Result<net::HttpResponse> DockerApi::Stream(const Call& c, const net::ChunkCallb
                                             net::StreamCanceller* canceller) {
   BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
   auto r = client_->Stream(Request(c, prefix), on_chunk, canceller);
+  if (!r && Reconnected(r.error())) r = client_->Stream(Request(c, prefix), on_chunk, canceller);
   if (!r) return Unreachable(r.error());
   return r;
 }

@@ -21,6 +21,8 @@
 
 namespace bitfusion {
 
+class DockerSshTunnel;
+
 namespace internal {
 
 // The oldest engine API this backend speaks (Docker 20.10), and the newest whose request
@@ -137,11 +139,15 @@ class Demuxer {
 // Concurrency: every method may be called from several threads at once.
 class DockerApi {
  public:
-  DockerApi(DockerRunnerOptions options, std::unique_ptr<net::HttpClient> client);
+  // `tunnel`: docker+ssh://'s forward, which `client` connects through; kept as long as this.
+  DockerApi(DockerRunnerOptions options, std::unique_ptr<net::HttpClient> client,
+            std::unique_ptr<DockerSshTunnel> tunnel = nullptr);
+  ~DockerApi();
 
   const std::string& endpoint() const { return endpoint_; }
   const DockerRunnerOptions& options() const { return options_; }
-  bool local() const { return options_.host.empty(); }
+  // The engine runs on this host: its bind mount sources and processes can be seen from here.
+  bool local() const { return options_.local(); }
 
   // "/v1.41", negotiated once with /_ping (retried on the next call if the engine was down).
   Result<std::string> Prefix();
@@ -184,8 +190,12 @@ class DockerApi {
 
  private:
   net::HttpRequest Request(const Call& c, const std::string& prefix) const;
+  // After a call failed: whether the SSH forward it went through was down and answers again,
+  // so that the call, which never reached anything, may be sent once more.
+  bool Reconnected(const Status& failure) const;
 
   const DockerRunnerOptions options_;
+  const std::unique_ptr<DockerSshTunnel> tunnel_;  // outlives client_, which uses it
   const std::unique_ptr<net::HttpClient> client_;
   const std::string endpoint_;
   std::mutex mu_;

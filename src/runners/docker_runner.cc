@@ -17,6 +17,7 @@
 #include "runners/docker_container.h"
 #include "runners/docker_events.h"
 #include "runners/docker_spec.h"
+#include "runners/docker_ssh_tunnel.h"
 #include "runners/tar_archive.h"
 
 namespace bitfusion {
@@ -42,14 +43,18 @@ using internal::ValidateSpec;
 // ---- options ------------------------------------------------------------------------------
 
 std::string DockerRunnerOptions::Endpoint() const {
+  if (!ssh.host.empty()) {
+    return "ssh://" + (ssh.user.empty() ? "" : ssh.user + "@") + ssh.host +
+           (ssh.port != 0 ? ":" + std::to_string(ssh.port) : "") + ssh.socket_path;
+  }
   if (host.empty()) return "unix://" + socket_path;
   return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 
 Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(
-      uri.CheckQueryKeys({"ca", "cert", "key", "verify", "api", "ttl", "init", "connect_timeout",
-                          "api_timeout", "max_line_bytes", "log_buffer_bytes", "run_id"}));
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(
+      {"ca", "cert", "key", "verify", "api", "ttl", "init", "connect_timeout", "api_timeout",
+       "max_line_bytes", "log_buffer_bytes", "run_id", "socket", "ssh_config", "identity"}));
   DockerRunnerOptions o;
   const char* env_host = std::getenv("DOCKER_HOST");
   const char* env_verify = std::getenv("DOCKER_TLS_VERIFY");
@@ -66,7 +71,30 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
     o.tls = tls;
     o.port = port.value_or(tls ? 2376 : 2375);
   };
-  if (uri.scheme == "docker+tls") {
+  // `from` is the URI or DOCKER_HOST's ssh://USER@HOST:PORT; the options are the URI's.
+  auto set_ssh = [&](const Uri& from, const std::string& shown) -> Status {
+    if (!from.password.empty()) {
+      return InvalidArgumentError(shown +
+                                  " carries a password; SSH logs in with a key here (identity=, "
+                                  "ssh-agent or ~/.ssh/config), never a password");
+    }
+    o.socket_path.clear();
+    o.ssh.host = from.host;
+    o.ssh.user = from.user;
+    o.ssh.port = from.port.value_or(0);
+    return Status::OK();
+  };
+  if (uri.scheme == "docker+ssh") {
+    if (uri.host.empty()) {
+      return InvalidArgumentError(
+          "docker+ssh:// needs USER@HOST[:PORT], e.g. docker+ssh://bench@10.0.0.5");
+    }
+    if (!uri.path.empty() && uri.path != "/") {
+      return InvalidArgumentError("the engine's socket on the host goes in ?socket=" + uri.path +
+                                  ", not in the path of " + uri.ToString());
+    }
+    BITFUSION_RETURN_IF_ERROR(set_ssh(uri, uri.ToString()));
+  } else if (uri.scheme == "docker+tls") {
     if (uri.host.empty()) {
       return InvalidArgumentError("docker+tls:// needs HOST:PORT, e.g. docker+tls://10.0.0.5:2376");
     }
@@ -90,11 +118,50 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
                                     "\" is not tcp://HOST:PORT or unix:///PATH");
       }
       set_tcp(parsed->host, parsed->port, tls_verify_env);
+    } else if (h.substr(0, 6) == "ssh://") {
+      // As the docker CLI takes it: ssh://[USER@]HOST[:PORT], nothing after.
+      auto parsed = Uri::Parse(h);
+      if (!parsed || parsed->host.empty() || !parsed->query.empty() ||
+          (!parsed->path.empty() && parsed->path != "/")) {
+        return InvalidArgumentError("DOCKER_HOST=\"" + (parsed ? parsed->ToString() : "ssh://…") +
+                                    "\" is not ssh://[USER@]HOST[:PORT]; the engine's socket "
+                                    "there goes in docker://?socket=PATH");
+      }
+      BITFUSION_RETURN_IF_ERROR(set_ssh(*parsed, "DOCKER_HOST=" + parsed->ToString()));
     } else {
       return InvalidArgumentError("DOCKER_HOST=\"" + std::string(h) +
-                                  "\" is not supported here; use unix:///PATH or tcp://HOST:PORT "
-                                  "(ssh:// via an `ssh -L` socket forward)");
+                                  "\" is not supported here; use unix:///PATH, tcp://HOST:PORT "
+                                  "or ssh://USER@HOST[:PORT]");
     }
+  }
+  if (!o.ssh.host.empty()) {
+    if (auto socket = uri.Query("socket")) {
+      if (socket->empty() || (*socket)[0] != '/' ||
+          socket->find_first_of(": \t\r\n") != std::string::npos) {
+        return InvalidArgumentError("socket=" + *socket + " in " + uri.ToString() +
+                                    " must be the absolute path of the engine's socket on " +
+                                    o.ssh.host + ", without ':' or spaces");
+      }
+      o.ssh.socket_path = *socket;
+    }
+    // Only the paths are checked and passed on: a key's contents never reach a message.
+    auto readable = [&](const char* key, std::string& out) -> Status {
+      if (auto v = uri.Query(key)) {
+        if (v->empty() || ::access(v->c_str(), R_OK) != 0) {
+          return NotFoundError(std::string(key) + " file \"" + *v + "\" given in " +
+                               uri.ToString() + " cannot be read");
+        }
+        out = *v;
+      }
+      return Status::OK();
+    };
+    BITFUSION_RETURN_IF_ERROR(readable("ssh_config", o.ssh.config_file));
+    BITFUSION_RETURN_IF_ERROR(readable("identity", o.ssh.identity_file));
+  } else if (uri.Query("socket") || uri.Query("ssh_config") || uri.Query("identity")) {
+    return InvalidArgumentError(
+        "socket=, ssh_config= and identity= go with docker+ssh://USER@HOST (or docker:// with "
+        "DOCKER_HOST=ssh://…), not " +
+        uri.ToString() + "; a local socket is docker:///PATH");
   }
   if (o.tls) {
     auto file = [&](const char* key, const char* name, std::string& out) -> Status {
@@ -157,7 +224,12 @@ Result<std::shared_ptr<DockerRunner>> DockerRunner::Make(const DockerRunnerOptio
   DockerRunnerOptions o = options;
   if (o.run_id.empty()) o.run_id = NewRunId();
   net::HttpClientOptions http;
-  if (o.host.empty()) {
+  std::unique_ptr<DockerSshTunnel> tunnel;
+  if (!o.ssh.host.empty()) {
+    BITFUSION_ASSIGN_OR_RETURN(tunnel, DockerSshTunnel::Open(o));
+    http.base_url = "http://localhost";
+    http.unix_socket = tunnel->local_socket();
+  } else if (o.host.empty()) {
     if (o.socket_path.empty()) return InvalidArgumentError("docker:// needs a socket or a host");
     http.base_url = "http://localhost";
     http.unix_socket = o.socket_path;
@@ -174,7 +246,7 @@ Result<std::shared_ptr<DockerRunner>> DockerRunner::Make(const DockerRunnerOptio
   http.retry.max_attempts = 2;
   http.retry.initial_backoff = 50ms;
   BITFUSION_ASSIGN_OR_RETURN(auto client, net::HttpClient::Make(http));
-  auto api = std::make_shared<DockerApi>(o, std::move(client));
+  auto api = std::make_shared<DockerApi>(o, std::move(client), std::move(tunnel));
   return std::shared_ptr<DockerRunner>(new DockerRunner(o, std::move(api)));
 }
 
@@ -218,6 +290,7 @@ Status DockerRunner::EnsureImage(const std::string& image, Deadline deadline) {
 Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spec) {
   // Nothing is sent before the spec is known to be valid; only CDI names need the engine's
   // API version to be judged.
+  // A remote engine's (TCP, SSH) bind mount sources and devices are not on this host to check.
   BITFUSION_RETURN_IF_ERROR(ValidateSpec(spec, api_->local(), /*api_minor=*/-1));
   if (!spec.cdi_devices.empty()) {
     BITFUSION_RETURN_IF_ERROR(api_->Prefix().status());
@@ -477,9 +550,15 @@ Result<std::vector<LogLine>> DockerRunner::TailLogs(const std::string& container
 Result<Subscription> DockerRunner::Events(EventCallback callback) {
   // Fail now, not silently in the pump, when the engine cannot be reached at all.
   BITFUSION_RETURN_IF_ERROR(api_->Prefix().status());
-  auto source = (options_.tls ? "docker+tls://" : "docker://") +
-                (options_.host.empty() ? options_.socket_path
-                                       : options_.host + ":" + std::to_string(options_.port));
+  std::string source;
+  if (!options_.ssh.host.empty()) {
+    source = "docker+ssh://" +
+             SshTarget{options_.ssh.host, options_.ssh.port, options_.ssh.user, {}}.ToString();
+  } else {
+    source = (options_.tls ? "docker+tls://" : "docker://") +
+             (options_.host.empty() ? options_.socket_path
+                                    : options_.host + ":" + std::to_string(options_.port));
+  }
   return FollowDockerEvents(api_, std::move(source), std::move(callback));
 }
 
@@ -561,5 +640,6 @@ Result<ReapReport> DockerRunner::Reap(const ReapPolicy& policy) {
 
 BITFUSION_REGISTER(ContainerRunner, "docker", DockerRunnerOptions, DockerRunner);
 BITFUSION_REGISTER(ContainerRunner, "docker+tls", DockerRunnerOptions, DockerRunner);
+BITFUSION_REGISTER(ContainerRunner, "docker+ssh", DockerRunnerOptions, DockerRunner);
 
 }  // namespace bitfusion

@@ -1,7 +1,10 @@
-// docker:// and docker+tls:// — a Docker Engine API (local unix socket, plain TCP, or TCP with
-// mutual TLS) driven over the one libcurl HTTP client. Works with engine API 1.41 (Docker
-// 20.10) and newer, negotiated with /_ping; Podman's Docker-compatible API answers the same
-// calls.
+// docker://, docker+tls:// and docker+ssh:// — a Docker Engine API (local unix socket, plain
+// TCP, TCP with mutual TLS, or another host's unix socket forwarded over SSH) driven over the
+// one libcurl HTTP client. Works with engine API 1.41 (Docker 20.10) and newer, negotiated with
+// /_ping; Podman's Docker-compatible API answers the same calls.
+//
+// An engine reached over TCP or SSH is remote: bind mount sources and device nodes are not
+// checked on this host, and an exec that outlives its deadline cannot be killed from here.
 //
 // Every object it creates carries bitfusion's labels (creator, run id, expiry, host, creating
 // process and its start time), so Reap() — and `bitfusion reap` — can remove what a crashed
@@ -28,7 +31,8 @@ class HttpClient;
 }
 
 struct DockerRunnerOptions {
-  /// Unix socket of the engine (docker:///var/run/docker.sock); empty when `host` is set.
+  /// Unix socket of the engine (docker:///var/run/docker.sock); empty when `host` or `ssh` is
+  /// set.
   std::string socket_path = "/var/run/docker.sock";
   /// TCP endpoint (docker+tls://HOST:PORT, or docker://HOST:PORT for plain TCP).
   std::string host;
@@ -39,6 +43,18 @@ struct DockerRunnerOptions {
   std::string ca_file, cert_file, key_file;
   /// Check the engine's certificate and name (TLS only).
   bool verify = true;
+  /// docker+ssh://USER@HOST:PORT: the engine's unix socket on another host, reached with the
+  /// system ssh client (one master connection, the socket forwarded to a socket in its private
+  /// 0700 directory). Empty host = not over SSH.
+  struct Ssh {
+    std::string host;           ///< as ssh takes it (a ~/.ssh/config Host alias works)
+    std::string user;           ///< empty = ssh's choice
+    std::uint16_t port = 0;     ///< 0 = ssh's choice (22, or the config's Port)
+    std::string config_file;    ///< `ssh -F FILE`; empty = ~/.ssh/config
+    std::string identity_file;  ///< `ssh -i FILE` (only the path is passed on); empty = ssh's
+    /// The engine's socket on that host.
+    std::string socket_path = "/var/run/docker.sock";
+  } ssh;
   /// Pin the API version ("1.41"); empty = negotiate with the engine (/_ping).
   std::string api_version;
   /// Expiry written on created containers: now + ttl, or now + max(ttl, timeout + 10 min) for
@@ -62,13 +78,19 @@ struct DockerRunnerOptions {
 
   /// docker:// (DOCKER_HOST, else /var/run/docker.sock), docker:///path/to.sock,
   /// docker://HOST:PORT (plain TCP), docker+tls://HOST:PORT (certificates from ?ca=&cert=&key=,
-  /// else DOCKER_CERT_PATH/{ca,cert,key}.pem, else ~/.docker). DOCKER_HOST=tcp://… with
-  /// DOCKER_TLS_VERIFY set means TLS. Options: ?api=1.41&ttl=24h&init=true&verify=true
-  /// &connect_timeout=5s&api_timeout=60s&max_line_bytes=65536&log_buffer_bytes=1048576&run_id=ID.
+  /// else DOCKER_CERT_PATH/{ca,cert,key}.pem, else ~/.docker), docker+ssh://USER@HOST:PORT
+  /// (?socket=/var/run/docker.sock&ssh_config=FILE&identity=KEY). DOCKER_HOST=tcp://… with
+  /// DOCKER_TLS_VERIFY set means TLS; DOCKER_HOST=ssh://USER@HOST:PORT means docker+ssh (the
+  /// ssh options may then be given to docker://). Options: ?api=1.41&ttl=24h&init=true
+  /// &verify=true&connect_timeout=5s&api_timeout=60s&max_line_bytes=65536
+  /// &log_buffer_bytes=1048576&run_id=ID.
   static Result<DockerRunnerOptions> FromUri(const Uri& uri);
 
-  /// "unix:///var/run/docker.sock", "https://127.0.0.1:2376": for messages.
+  /// "unix:///var/run/docker.sock", "https://127.0.0.1:2376",
+  /// "ssh://bench@10.0.0.5:22/var/run/docker.sock": for messages.
   std::string Endpoint() const;
+  /// The engine runs on this host (a unix socket here, not TCP or SSH).
+  bool local() const { return host.empty() && ssh.host.empty(); }
 };
 
 class DockerApi;

@@ -100,10 +100,89 @@ TEST(DockerRunnerOptionsTest, MistakesAreNamed) {
     EXPECT_FALSE(o.ok()) << bad;
     if (!o.ok()) EXPECT_EQ(o.error().code(), StatusCode::kInvalidArgument) << bad;
   }
-  ScopedEnv ssh({{"DOCKER_HOST", "ssh://user@host"}});
-  auto o = Options("docker://");
-  ASSERT_FALSE(o.ok());
-  EXPECT_NE(o.error().message().find("DOCKER_HOST"), std::string::npos);
+  for (const char* host : {"npipe:////./pipe/docker_engine", "ssh://user@host/var/run/x.sock"}) {
+    ScopedEnv unsupported({{"DOCKER_HOST", host}});
+    auto o = Options("docker://");
+    ASSERT_FALSE(o.ok()) << host;
+    EXPECT_EQ(o.error().code(), StatusCode::kInvalidArgument) << host;
+    EXPECT_NE(o.error().message().find("DOCKER_HOST"), std::string::npos) << o.error().message();
+  }
+}
+
+TEST(DockerRunnerOptionsTest, SshHostSocketAndFiles) {
+  ScopedEnv env({{"DOCKER_HOST", nullptr}});
+  auto plain = Options("docker+ssh://bench@10.0.0.5");
+  ASSERT_TRUE(plain.ok()) << plain.error().ToString();
+  EXPECT_EQ(plain->ssh.host, "10.0.0.5");
+  EXPECT_EQ(plain->ssh.user, "bench");
+  EXPECT_EQ(plain->ssh.port, 0);
+  EXPECT_EQ(plain->ssh.socket_path, "/var/run/docker.sock");
+  EXPECT_TRUE(plain->socket_path.empty());
+  EXPECT_TRUE(plain->host.empty());
+  EXPECT_FALSE(plain->local()) << "an engine over SSH is remote, like one over TLS";
+  EXPECT_EQ(plain->Endpoint(), "ssh://bench@10.0.0.5/var/run/docker.sock");
+
+  const fs::path dir = fs::path(::testing::TempDir()) / ("bf-sshopt-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "config") << "Host *\n";
+  std::ofstream(dir / "key") << "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n";
+  auto full = Options(
+      "docker+ssh://root@127.0.0.1:2222?socket=/run/user/1000/docker.sock&ssh_config=" +
+      (dir / "config").string() + "&identity=" + (dir / "key").string() + "&api_timeout=30s");
+  ASSERT_TRUE(full.ok()) << full.error().ToString();
+  EXPECT_EQ(full->ssh.port, 2222);
+  EXPECT_EQ(full->ssh.socket_path, "/run/user/1000/docker.sock");
+  EXPECT_EQ(full->ssh.config_file, (dir / "config").string());
+  EXPECT_EQ(full->ssh.identity_file, (dir / "key").string());
+  EXPECT_EQ(full->api_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(full->Endpoint(), "ssh://root@127.0.0.1:2222/run/user/1000/docker.sock");
+
+  auto missing = Options("docker+ssh://root@h?identity=/nonexistent/key");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.error().message().find("/nonexistent/key"), std::string::npos);
+  for (const char* bad :
+       {"docker+ssh://", "docker+ssh://root@h/var/run/docker.sock",
+        "docker+ssh://root@h?socket=rel", "docker+ssh://root@h?socket=/a:b",
+        "docker+ssh://root:pw@h", "docker+ssh://root@h?sockte=/x", "docker:///x.sock?socket=/y",
+        "docker+tls://h:2376?identity=/etc/hosts"}) {
+    auto o = Options(bad);
+    EXPECT_FALSE(o.ok()) << bad;
+    if (o.ok()) continue;
+    EXPECT_EQ(o.error().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(o.error().message().find("pw"), std::string::npos) << o.error().message();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(DockerRunnerOptionsTest, DockerHostSshMeansDockerSsh) {
+  ScopedEnv env({{"DOCKER_HOST", "ssh://bench@10.0.0.5:2200"}, {"DOCKER_TLS_VERIFY", nullptr}});
+  auto o = Options("docker://?socket=/run/docker.sock");
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
+  EXPECT_EQ(o->ssh.host, "10.0.0.5");
+  EXPECT_EQ(o->ssh.user, "bench");
+  EXPECT_EQ(o->ssh.port, 2200);
+  EXPECT_EQ(o->ssh.socket_path, "/run/docker.sock");
+  EXPECT_EQ(o->Endpoint(), "ssh://bench@10.0.0.5:2200/run/docker.sock");
+  // An explicit socket path wins over the environment, as it does for unix:// and tcp://.
+  auto mine = Options("docker:///tmp/mine.sock");
+  ASSERT_TRUE(mine.ok());
+  EXPECT_TRUE(mine->ssh.host.empty());
+  EXPECT_EQ(mine->socket_path, "/tmp/mine.sock");
+}
+
+TEST(DockerRunnerTest, UnreachableSshHostIsNamed) {
+  // Nothing listens on port 1 of 127.0.0.1: the login fails at once, before any engine call.
+  auto runner = ContainerRunnerFromUri(
+      "docker+ssh://nobody@127.0.0.1:1?ssh_config=/dev/null&connect_timeout=2s");
+  ASSERT_FALSE(runner.ok());
+  if (runner.error().code() == StatusCode::kNotFound &&
+      runner.error().message().find("no \"ssh\"") != std::string::npos) {
+    GTEST_SKIP() << runner.error().message();
+  }
+  EXPECT_EQ(runner.error().code(), StatusCode::kUnavailable) << runner.error().ToString();
+  EXPECT_NE(runner.error().message().find("nobody@127.0.0.1:1"), std::string::npos)
+      << runner.error().message();
 }
 
 TEST(DockerRunnerTest, UnreachableEngineSaysWhereAndWhatToDo) {

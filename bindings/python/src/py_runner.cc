@@ -191,7 +191,8 @@ void RegisterRunners(py::module_& m) {
 
   py::class_<ContainerRunner, std::shared_ptr<ContainerRunner>>(
       m, "ContainerRunner",
-      "Runs things in containers: docker://, docker+tls://, process://, null://. Make one with "
+      "Runs things in containers: docker://, docker+tls://, docker+ssh://, process://, null://. "
+      "Make one with "
       "container_runner_from_uri().")
       .def(
           "capabilities",
@@ -316,7 +317,8 @@ void RegisterRunners(py::module_& m) {
       py::arg("uri"), py::arg("run_id") = "", py::arg("labels") = Labels{},
       py::arg("on_event") = py::none(),
       "A ContainerRunner: \"docker://\" (DOCKER_HOST or /var/run/docker.sock), "
-      "\"docker:///path/to.sock\", \"docker+tls://host:2376\", \"process://\", \"null://\". "
+      "\"docker:///path/to.sock\", \"docker+tls://host:2376\", \"docker+ssh://user@host\", "
+      "\"process://\", \"null://\". "
       "`run_id` and `labels` go onto everything it makes.");
 }
 
