@@ -10,9 +10,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "bitfusion/log.h"
+#include "core/event_loop.h"
 #include "core/percent_encode.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
@@ -116,6 +118,7 @@ class DockerContainer final : public Container {
       loops.swap(stats_loops_);
     }
     for (auto& l : loops) l->End();
+    if (timeout_) timeout_->Cancel();
     if (!kept_) {
       // Removing it also ends its log stream and wait; the cancels below cover an engine that
       // went away.
@@ -127,7 +130,6 @@ class DockerContainer final : public Container {
     logs_cancel_.Cancel();
     wait_cancel_.Cancel();
     if (monitor_.joinable()) monitor_.join();
-    if (timer_.joinable()) timer_.join();
   }
 
   const std::string& id() const override { return id_; }
@@ -152,7 +154,13 @@ class DockerContainer final : public Container {
     }
     start_mono_ns_ = MonoNowNs();
     monitor_ = std::thread([this] { Monitor(); });
-    if (timeout_ns_ > 0) timer_ = std::thread([this] { EnforceTimeout(); });
+    if (timeout_ns_ > 0) {
+      // On the event loop; the destructor cancels it (and waits for a kill in progress).
+      timeout_ = internal::LoopTimer::Start(std::chrono::nanoseconds(timeout_ns_), [this] {
+        EnforceTimeout();
+        return std::optional<std::chrono::nanoseconds>();
+      });
+    }
     return Status::OK();
   }
 
@@ -590,8 +598,7 @@ class DockerContainer final : public Container {
 
   void EnforceTimeout() {
     std::unique_lock lock(mu_);
-    const Deadline at = DeadlineAfter(std::chrono::nanoseconds(timeout_ns_));
-    if (cv_.wait_until(lock, at, [&] { return finished_ || closing_; })) return;
+    if (finished_ || closing_) return;
     timed_out_ = true;
     lock.unlock();
     if (Status s = Kill(SIGKILL); !s.ok()) {
@@ -609,7 +616,8 @@ class DockerContainer final : public Container {
   std::once_flag follow_once_;
   std::int64_t start_mono_ns_ = 0;
   net::StreamCanceller logs_cancel_, wait_cancel_;
-  std::thread monitor_, timer_;
+  std::thread monitor_;
+  std::shared_ptr<internal::LoopTimer> timeout_;  // ContainerSpec::timeout_ns
 
   std::mutex mu_;
   std::condition_variable cv_;

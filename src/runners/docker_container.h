@@ -1,6 +1,7 @@
 // A docker:// container handle: start, wait, stop, kill, exec, copy in and out, stats. Each
 // started handle follows its container's output (demultiplexed into lines) and its exit on a
-// thread of its own; each Stats() subscription reads the engine's stats stream on another.
+// thread of its own; each Stats() subscription reads the engine's stats stream on another; a
+// timeout is a timer on the library's event loop (core/event_loop.h).
 #pragma once
 
 #include <cstdint>

@@ -1,35 +1,25 @@
 #include "runners/process_runner.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <sstream>
-#include <thread>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
 #include "core/spawn.h"
 #include "runners/container_spec_checks.h"
-#include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
+#include "runners/process_child.h"
 #include "runners/process_ledger.h"
 
 extern char** environ;
@@ -94,10 +84,6 @@ std::map<std::string, std::string> InheritedEnvironment(ProcessRunnerOptions::En
   return env;
 }
 
-std::int64_t TimevalNs(const timeval& tv) {
-  return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 + tv.tv_usec * 1000;
-}
-
 }  // namespace
 
 // What the runner knows of the containers it made: their logs and labels by id, and who
@@ -134,63 +120,6 @@ namespace {
 Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& options,
                                                const std::shared_ptr<ProcessRunnerHub>& hub,
                                                const ContainerSpec& spec, bool quiet);
-
-// One Stats() subscription: a thread reading procfs until told to stop.
-struct StatsLoop {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;
-  std::thread thread;
-  std::once_flag joined;
-
-  void End() {
-    {
-      std::lock_guard lock(mu);
-      stop = true;
-    }
-    cv.notify_all();
-    std::call_once(joined, [this] {
-      if (thread.joinable()) {
-        if (thread.get_id() == std::this_thread::get_id()) {
-          thread.detach();
-        } else {
-          thread.join();
-        }
-      }
-    });
-  }
-};
-
-// /proc/PID counters of one process (its reaped children's CPU time included).
-std::optional<ContainerStats> ReadProcStats(pid_t pid) {
-  ContainerStats st;
-  st.time_ns = WallNowNs();
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), {});
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(text.substr(paren + 2));
-  std::vector<std::string> f;
-  for (std::string x; fields >> x;) f.push_back(x);
-  // f[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17, threads=20, rss=24.
-  if (f.size() < 22) return std::nullopt;
-  const double tick_ns = 1e9 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  const auto field = [&](int n) { return std::strtoll(f[n - 3].c_str(), nullptr, 10); };
-  st.cpu_ns = static_cast<std::int64_t>(
-      static_cast<double>(field(14) + field(15) + field(16) + field(17)) * tick_ns);
-  st.pids = field(20);
-  st.memory_bytes = field(24) * ::sysconf(_SC_PAGESIZE);
-  st.memory_limit_bytes =
-      static_cast<std::int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
-  cpu_set_t cpus;
-  if (::sched_getaffinity(pid, sizeof cpus, &cpus) == 0) st.online_cpus = CPU_COUNT(&cpus);
-  std::ifstream io("/proc/" + std::to_string(pid) + "/io");
-  for (std::string key, value; io >> key >> value;) {
-    if (key == "read_bytes:") st.read_bytes = std::strtoll(value.c_str(), nullptr, 10);
-    if (key == "write_bytes:") st.write_bytes = std::strtoll(value.c_str(), nullptr, 10);
-  }
-  return st;
-}
 
 class ProcessContainer final : public Container {
  public:
@@ -236,34 +165,17 @@ class ProcessContainer final : public Container {
   }
 
   void Teardown() {
-    std::vector<std::shared_ptr<StatsLoop>> loops;
-    {
-      std::lock_guard lock(mu_);
-      loops.swap(stats_loops_);
-    }
-    for (auto& loop : loops) loop->End();
-    if (started_ && !kept_) {
+    if (!started_) return;
+    if (!kept_) {
       // Ends the command and anything it left behind in its process group.
       ::kill(-pid_, SIGKILL);
-    } else if (started_) {
-      // Kept: stop reading (its later writes to stdout/stderr fail) and leave it running.
-      stop_reader_.store(true);
-      std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
-    if (reader_.joinable()) reader_.join();
-    if (started_ && Exited()) {
-      // The group has been signalled (or the process kept): only now may its pid be freed.
-      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
+    // Kept: its output is no longer read (its later writes to stdout/stderr fail) and it runs on.
+    child_->Close(/*keep_running=*/kept_);
     if (kept_) {
       internal::ProcessLedger::Keep(ledger_);
     } else {
       internal::ProcessLedger::Remove(ledger_);
-    }
-    for (int fd : {out_fd_, err_fd_, pidfd_, wake_fd_}) {
-      if (fd >= 0) ::close(fd);
     }
   }
 
@@ -280,9 +192,13 @@ class ProcessContainer final : public Container {
       }
       return s;
     }
-    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    exit_.start_ns = WallNowNs();
-    start_mono_ns_ = MonoNowNs();
+    internal::ProcessChildOptions watch;
+    watch.id = id_;
+    watch.max_line_bytes = options_.max_line_bytes;
+    watch.drain_timeout = options_.drain_timeout;
+    watch.timeout_ns = timeout_ns_;
+    watch.start_ns = WallNowNs();
+    watch.start_mono_ns = MonoNowNs();
     // posix_spawn (core/spawn.h): the cost does not grow with the host's memory, and the
     // command gets default signals and no stray descriptor. Its own process group, so a
     // timeout or Stop() reaches everything it starts.
@@ -308,26 +224,25 @@ class ProcessContainer final : public Container {
     // Recorded at once, so that even a SIGKILLed bitfusion leaves the group to the reaper.
     ledger_ =
         internal::ProcessLedger::Record(pid_, labels_, id_ + " " + executable_.filename().string());
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    out_fd_ = out[0];
-    err_fd_ = err[0];
+    // Followed on the event loop once "start" is out (so that "die" comes after it); `this`
+    // outlives the following there (Teardown waits for its end).
+    child_ = internal::ProcessChild::Make(
+        pid_, out[0], err[0], watch,
+        [logs = logs_](LogStream s, std::string_view line) { logs->Deliver(s, line); },
+        [this](const ExitStatus& ended) { ReportDeath(ended); });
     started_ = true;
     if (!quiet_) hub_->Emit(EventType::kContainerStarted, "start", id_, labels_);
-    reader_ = std::thread([this] { ReadUntilExit(); });
+    child_->Follow();
     return Status::OK();
   }
 
   Result<ExitStatus> Wait(Deadline deadline) override {
     if (!started_) return FailedPreconditionError("process " + id_ + " was not started");
-    std::unique_lock lock(mu_);
-    auto done = [&] { return finished_; };
-    if (deadline == kNoDeadline) {
-      cv_.wait(lock, done);
-    } else if (!cv_.wait_until(lock, deadline, done)) {
+    if (!child_->WaitFinished(deadline)) {
       return DeadlineExceededError("process " + id_ + " (pid " + std::to_string(pid_) +
                                    ") still running at the wait deadline");
     }
-    return exit_;
+    return child_->exit_status();
   }
 
   Status Stop(std::chrono::nanoseconds grace) override {
@@ -412,30 +327,7 @@ class ProcessContainer final : public Container {
   Result<Subscription> Stats(StatsCallback callback, std::chrono::nanoseconds interval) override {
     if (!started_) return FailedPreconditionError("process " + id_ + " was not started");
     if (interval.count() <= 0) return InvalidArgumentError("stats interval must be positive");
-    auto loop = std::make_shared<StatsLoop>();
-    const pid_t pid = pid_;
-    loop->thread = std::thread([this, loop, pid, interval, callback = std::move(callback)] {
-      std::unique_lock lock(loop->mu);
-      while (!loop->stop && !Exited()) {
-        lock.unlock();
-        if (auto st = ReadProcStats(pid)) callback(*st);
-        lock.lock();
-        loop->cv.wait_for(lock, interval, [&] { return loop->stop; });
-      }
-      if (!loop->stop) {
-        // It exited: the stream ends, and says so (see Container::Stats).
-        lock.unlock();
-        ContainerStats last;
-        last.time_ns = WallNowNs();
-        last.running = false;
-        callback(last);
-      }
-    });
-    {
-      std::lock_guard lock(mu_);
-      stats_loops_.push_back(loop);
-    }
-    return Subscription([loop] { loop->End(); });
+    return child_->Stats(std::move(callback), interval);
   }
 
   ContainerInfo InspectNow() {
@@ -444,13 +336,18 @@ class ProcessContainer final : public Container {
     info.name = id_;
     info.labels = labels_;
     info.created_ns = created_ns_;
-    std::lock_guard lock(mu_);
-    info.state = !started_ ? "created" : exited_ ? "exited" : "running";
-    info.pid = started_ && !exited_ ? pid_ : 0;
-    info.started_ns = exit_.start_ns;
-    if (exited_) {
-      info.exit_code = exit_.signal != 0 ? 128 + exit_.signal : exit_.exit_code;
-      info.finished_ns = exit_.end_ns;
+    if (!started_) {
+      info.state = "created";
+      return info;
+    }
+    const ExitStatus exit = child_->exit_status();
+    const bool exited = child_->exited();
+    info.state = exited ? "exited" : "running";
+    info.pid = exited ? 0 : pid_;
+    info.started_ns = exit.start_ns;
+    if (exited) {
+      info.exit_code = exit.signal != 0 ? 128 + exit.signal : exit.exit_code;
+      info.finished_ns = exit.end_ns;
     }
     return info;
   }
@@ -481,162 +378,10 @@ class ProcessContainer final : public Container {
     return Status::OK();
   }
 
-  struct Stream {
-    LogStream kind;
-    int* fd;
-    LineSplitter lines;
-  };
+  bool Finished() { return started_ && child_->finished(); }
 
-  bool Finished() {
-    std::lock_guard lock(mu_);
-    return finished_;
-  }
-
-  void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
-
-  // Splits what was read into lines; returns false at end of stream.
-  bool Drain(Stream& s) {
-    char buf[65536];
-    const ssize_t n = ::read(*s.fd, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    if (n <= 0) {
-      s.lines.Finish([&](std::string_view line) { Deliver(s.kind, line); });
-      ::close(*s.fd);
-      *s.fd = -1;
-      return false;
-    }
-    s.lines.Feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                 [&](std::string_view line) { Deliver(s.kind, line); });
-    return true;
-  }
-
-  // Collects the exit status and rusage of the exited child without reaping it: waitid with
-  // WNOWAIT (the raw syscall's fifth argument is the same rusage wait4 gives). The zombie keeps
-  // its pid, and with it the process group id, from being reused until Teardown has signalled
-  // the group and reaped it; after a reap, kill(-pid) could reach a stranger's new group.
-  void CollectExit() {
-    siginfo_t info{};
-    rusage usage{};
-    if (::syscall(SYS_waitid, P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT,
-                  &usage) != 0 ||
-        info.si_pid != pid_) {
-      return;
-    }
-    const std::int64_t end_mono = MonoNowNs();
-    std::lock_guard lock(mu_);
-    if (exited_) return;
-    exited_ = true;
-    exit_.end_ns = WallNowNs();
-    exit_.wall_time_ns = end_mono - start_mono_ns_;
-    if (info.si_code == CLD_EXITED) {
-      exit_.exit_code = info.si_status;
-    } else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
-      exit_.exit_code = -1;
-      exit_.signal = info.si_status;
-    }
-    auto& u = exit_.usage;
-    u.user_cpu_ns = TimevalNs(usage.ru_utime);
-    u.system_cpu_ns = TimevalNs(usage.ru_stime);
-    u.max_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
-    u.minor_faults = usage.ru_minflt;
-    u.major_faults = usage.ru_majflt;
-    u.voluntary_switches = usage.ru_nvcsw;
-    u.involuntary_switches = usage.ru_nivcsw;
-    u.read_bytes = static_cast<std::int64_t>(usage.ru_inblock) * 512;
-    u.write_bytes = static_cast<std::int64_t>(usage.ru_oublock) * 512;
-  }
-
-  bool Exited() {
-    std::lock_guard lock(mu_);
-    return exited_;
-  }
-
-  // The one thread per process: reads output, enforces the timeout, collects the exit.
-  void ReadUntilExit() {
-    Stream streams[2] = {{LogStream::kStdout, &out_fd_, LineSplitter(options_.max_line_bytes)},
-                         {LogStream::kStderr, &err_fd_, LineSplitter(options_.max_line_bytes)}};
-    const std::int64_t timeout_at = timeout_ns_ > 0 ? start_mono_ns_ + timeout_ns_ : 0;
-    std::int64_t drain_until = 0;
-    bool timeout_fired = false;
-    while (!stop_reader_.load()) {
-      const bool exited = Exited();
-      if (exited && out_fd_ < 0 && err_fd_ < 0) break;
-      const std::int64_t now = MonoNowNs();
-      if (exited && drain_until == 0) drain_until = now + options_.drain_timeout.count();
-      if (exited && now >= drain_until) {
-        // What is already in the pipes was written before the deadline (this thread may simply
-        // not have run for a while on a loaded machine): take it, bounded, then stop reading.
-        for (auto& s : streams) {
-          for (int reads = 0; *s.fd >= 0 && reads < 16; ++reads) {
-            pollfd p{*s.fd, POLLIN, 0};
-            if (::poll(&p, 1, 0) <= 0 || !Drain(s)) break;
-          }
-        }
-        if (out_fd_ >= 0 || err_fd_ >= 0) {
-          LogAt(LogLevel::kInfo, "process ", id_,
-                " exited but something it started still holds "
-                "its output open; no longer reading it");
-        }
-        break;
-      }
-      if (!exited && !timeout_fired && timeout_at != 0 && now >= timeout_at) {
-        ::kill(-pid_, SIGKILL);
-        timeout_fired = true;
-        std::lock_guard lock(mu_);
-        exit_.timed_out = true;
-      }
-      pollfd fds[4];
-      nfds_t n = 0;
-      int stream_slot[2] = {-1, -1};
-      for (int i = 0; i < 2; ++i) {
-        if (*streams[i].fd >= 0) {
-          stream_slot[i] = static_cast<int>(n);
-          fds[n++] = {*streams[i].fd, POLLIN, 0};
-        }
-      }
-      const int pid_slot = (!exited && pidfd_ >= 0) ? static_cast<int>(n) : -1;
-      if (pid_slot >= 0) fds[n++] = {pidfd_, POLLIN, 0};
-      fds[n++] = {wake_fd_, POLLIN, 0};
-      // Without a pidfd (old kernels) fall back to checking for exit every 10 ms.
-      std::int64_t wait_ns = (pidfd_ < 0 && !exited) ? 10'000'000 : -1;
-      const std::int64_t until = exited ? drain_until : (timeout_fired ? 0 : timeout_at);
-      if (until != 0) {
-        const std::int64_t left = std::max<std::int64_t>(until - now, 0);
-        wait_ns = wait_ns < 0 ? left : std::min(wait_ns, left);
-      }
-      const int timeout_ms =
-          wait_ns < 0 ? -1
-                      : static_cast<int>(std::min<std::int64_t>(wait_ns / 1'000'000 + 1, 60'000));
-      const int ready = ::poll(fds, n, timeout_ms);
-      if (ready < 0 && errno != EINTR) {
-        LogAt(LogLevel::kError, "poll on process ", id_, ": ", std::strerror(errno));
-        break;
-      }
-      for (int i = 0; i < 2; ++i) {
-        if (stream_slot[i] >= 0 && (fds[stream_slot[i]].revents & (POLLIN | POLLHUP | POLLERR))) {
-          Drain(streams[i]);
-        }
-      }
-      if (!exited && (pidfd_ < 0 || (pid_slot >= 0 && fds[pid_slot].revents))) CollectExit();
-    }
-    for (auto& s : streams) {
-      s.lines.Finish([&](std::string_view line) { Deliver(s.kind, line); });
-    }
-    if (!kept_ && !Exited()) {
-      // Reading stopped early (poll failed): still wait for the child and collect its status.
-      siginfo_t info{};
-      while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 &&
-             errno == EINTR) {
-      }
-      CollectExit();
-    }
-    ExitStatus ended;
-    {
-      std::lock_guard lock(mu_);
-      finished_ = true;
-      ended = exit_;
-      cv_.notify_all();
-    }
+  // On the loop, once the child has exited and its output is read.
+  void ReportDeath(const ExitStatus& ended) {
     if (!quiet_ && !kept_) {
       // Docker's convention, so reactors read both engines alike: 128+N for signal N.
       const int code = ended.signal != 0 ? 128 + ended.signal : ended.exit_code;
@@ -663,22 +408,8 @@ class ProcessContainer final : public Container {
   std::atomic<bool> started_{false};
   std::atomic<bool> kept_{false};
   std::filesystem::path ledger_;  // this group's entry in the process ledger
-  std::atomic<bool> stop_reader_{false};
   pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  int wake_fd_ = -1;
-  std::int64_t start_mono_ns_ = 0;
-  std::thread reader_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool exited_ = false;    // exited; a zombie until Teardown reaps it
-  bool finished_ = false;  // exited and output drained: Wait may return
-  ExitStatus exit_;
-
-  std::vector<std::shared_ptr<StatsLoop>> stats_loops_;  // under mu_
+  std::shared_ptr<internal::ProcessChild> child_;  // set before started_
 };
 
 std::string NextId() {

@@ -407,6 +407,44 @@ TEST(ProcessRunnerTest, StatsEndWithOneReadingMarkedNotRunning) {
   EXPECT_EQ(std::count(running.begin(), running.end(), false), 1);
 }
 
+long ThreadsOfThisProcess() {
+  std::ifstream status("/proc/self/status");
+  for (std::string key; status >> key;) {
+    long n = 0;
+    if (key == "Threads:" && status >> n) return n;
+  }
+  return -1;
+}
+
+// Processes, their output and their Stats are followed on the library's event loop: this
+// process's thread count does not grow with how many run.
+TEST(ProcessRunnerTest, ThreadsDoNotGrowWithTheNumberOfProcesses) {
+  auto runner = Runner();
+  ContainerSpec spec = Shell("echo up; sleep 60");
+  spec.timeout_ns = std::chrono::nanoseconds(1h).count();
+  std::vector<std::unique_ptr<Container>> fleet;
+  std::vector<Subscription> subs;
+  Lines lines;
+  auto add = [&] {
+    auto c = runner->Create(spec);
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    subs.push_back((*c)->Logs(lines.Callback()));
+    ASSERT_TRUE((*c)->Start().ok());
+    auto stats = (*c)->Stats([](const ContainerStats&) {}, 10ms);
+    ASSERT_TRUE(stats.ok());
+    subs.push_back(std::move(*stats));
+    fleet.push_back(std::move(*c));
+  };
+  add();  // the loop's threads start with the first process
+  const long threads = ThreadsOfThisProcess();
+  for (int i = 0; i < 50; ++i) add();
+  for (int i = 0; i < 500 && lines.Get().size() < fleet.size(); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(lines.Get().size(), fleet.size());
+  EXPECT_EQ(ThreadsOfThisProcess(), threads);
+}
+
 TEST(ProcessRunnerTest, GroupsOfAKilledCreatorAreReapedThroughTheLedger) {
   namespace fs = std::filesystem;
   const fs::path state =

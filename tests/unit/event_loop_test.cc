@@ -1,0 +1,144 @@
+// The library's event loop and its timers: a fixed pool of threads, timers that run until their
+// function says stop or they are cancelled, cancellation from inside the function, and a fresh
+// loop in a child after fork().
+#include "core/event_loop.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <string>
+
+namespace bitfusion::internal {
+namespace {
+
+using namespace std::chrono_literals;
+
+long ThreadsOfThisProcess() {
+  std::ifstream status("/proc/self/status");
+  for (std::string key; status >> key;) {
+    long n = 0;
+    if (key == "Threads:" && status >> n) return n;
+  }
+  return -1;
+}
+
+// Counts calls, and lets a test wait for a number of them.
+struct Calls {
+  std::mutex mu;
+  std::condition_variable cv;
+  int n = 0;
+  void Add() {
+    std::lock_guard lock(mu);
+    ++n;
+    cv.notify_all();
+  }
+  bool WaitFor(int want) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, 30s, [&] { return n >= want; });
+  }
+  int Get() {
+    std::lock_guard lock(mu);
+    return n;
+  }
+};
+
+TEST(EventLoopTest, HandlersRunOnAFixedPoolOfLoopThreads) {
+  EventLoop();
+  const long threads = ThreadsOfThisProcess();
+  Calls calls;
+  bool on_loop = true;
+  for (int i = 0; i < 100; ++i) {
+    boost::asio::post(EventLoop(), [&] {
+      {
+        std::lock_guard lock(calls.mu);
+        on_loop = on_loop && OnEventLoopThread();
+      }
+      calls.Add();
+    });
+  }
+  ASSERT_TRUE(calls.WaitFor(100));
+  EXPECT_TRUE(on_loop);
+  EXPECT_FALSE(OnEventLoopThread());
+  EXPECT_EQ(ThreadsOfThisProcess(), threads);
+  EXPECT_TRUE(EventLoopRunning());
+}
+
+TEST(EventLoopTest, ATimerRunsUntilItsFunctionSaysStop) {
+  Calls calls;
+  auto timer = LoopTimer::Start(0ms, [&]() -> std::optional<std::chrono::nanoseconds> {
+    calls.Add();
+    if (calls.Get() < 3) return 1ms;
+    return std::nullopt;
+  });
+  ASSERT_TRUE(calls.WaitFor(3));
+  timer->Cancel();
+  EXPECT_EQ(calls.Get(), 3);
+}
+
+TEST(EventLoopTest, ACancelledTimerDoesNotRunAgain) {
+  Calls calls;
+  auto timer = LoopTimer::Start(0ms, [&]() -> std::optional<std::chrono::nanoseconds> {
+    calls.Add();
+    return 1ms;
+  });
+  ASSERT_TRUE(calls.WaitFor(2));
+  timer->Cancel();
+  const int after_cancel = calls.Get();
+  // A timer posted later runs after anything the cancelled one could still have had queued.
+  Calls later;
+  auto probe = LoopTimer::Start(5ms, [&]() -> std::optional<std::chrono::nanoseconds> {
+    later.Add();
+    return std::nullopt;
+  });
+  ASSERT_TRUE(later.WaitFor(1));
+  EXPECT_EQ(calls.Get(), after_cancel);
+}
+
+TEST(EventLoopTest, ATimerCanBeCancelledFromItsOwnFunction) {
+  Calls calls;
+  std::shared_ptr<LoopTimer> timer;
+  std::mutex mu;
+  std::unique_lock hold(mu);  // the function waits until `timer` is set
+  timer = LoopTimer::Start(0ms, [&]() -> std::optional<std::chrono::nanoseconds> {
+    std::lock_guard lock(mu);
+    timer->Cancel();
+    calls.Add();
+    return 1ms;
+  });
+  hold.unlock();
+  ASSERT_TRUE(calls.WaitFor(1));
+  timer->Cancel();
+  EXPECT_EQ(calls.Get(), 1);
+}
+
+TEST(EventLoopTest, AForkedChildGetsALoopOfItsOwn) {
+  Calls parent;
+  boost::asio::post(EventLoop(), [&] { parent.Add(); });
+  ASSERT_TRUE(parent.WaitFor(1));
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Calls child;
+    auto timer = LoopTimer::Start(0ms, [&]() -> std::optional<std::chrono::nanoseconds> {
+      child.Add();
+      return std::nullopt;
+    });
+    ::_exit(child.WaitFor(1) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // The parent's loop is untouched.
+  boost::asio::post(EventLoop(), [&] { parent.Add(); });
+  EXPECT_TRUE(parent.WaitFor(2));
+}
+
+}  // namespace
+}  // namespace bitfusion::internal
