@@ -177,7 +177,7 @@ Result<PlanMachine> FindMachine(const PlanSpec& plan) {
 // once per plan.
 std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {
   if (m.local) return plan.sources;
-  return {};
+  return {"null"};  // a stream that samples nothing: the run still records its own results
 }
 
 // Which machines run which benchmarks: every benchmark on every machine of its groups.
@@ -216,7 +216,9 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
                                     "\"devices\"");
       }
     }
-    if (!plan.sources.empty()) unsampled += (unsampled.empty() ? "" : ", ") + p.machine.name;
+    if (!plan.sources.empty() && plan.sources != std::vector<std::string>{"null"}) {
+      unsampled += (unsampled.empty() ? "" : ", ") + p.machine.name;
+    }
   }
   if (!unsampled.empty()) {
     LogAt(LogLevel::kWarning, "metric sources are read on this host; remote machines (", unsampled,
