@@ -194,28 +194,66 @@ json::value EsSearch(int port, const std::string& target, const std::string& bod
   return ParseJsonExact(r.body);
 }
 
+// The indices a search target names: none when it names nothing (a 404).
+std::vector<std::string> EsIndices(int port, const std::string& target) {
+  const net::HttpResponse r = testing::HttpCall(port, "GET", "/" + target + "/_mapping", "");
+  if (r.status == 404) return {};
+  if (r.status != 200) {
+    throw std::runtime_error("_mapping " + target + ": HTTP " + std::to_string(r.status) + " " +
+                             r.body.substr(0, 300));
+  }
+  const json::value mappings = ParseJsonExact(r.body);
+  std::vector<std::string> out;
+  for (const auto& [name, mapping] : mappings.as_object()) out.emplace_back(name);
+  return out;
+}
+
 Stored ReadEsOn(int port, const std::string& index) {
   Stored out;
-  const json::value samples = EsSearch(port, index + "," + index + "-*",
-                                       R"({"query":{"exists":{"field":"metric"}},"size":10000})");
-  if (!samples.is_null()) {
-    if (ExactInt(samples.at("hits").at("total").at("value")) > 10000) {
-      throw std::runtime_error("more than 10000 documents: the reader would need to page");
-    }
-    for (const json::value& hit : samples.at("hits").at("hits").as_array()) {
-      const json::object& o = hit.at("_source").as_object();
-      StoredSample s;
-      s.metric = Str(o.at("metric"));
-      s.unit = Str(o.at("unit"));
-      s.labels = EsLabels(o.at("metadata"));
-      s.timestamp_ns = ExactInt(o.at("timestamp_ns"));
-      s.monotonic_ns = ExactInt(o.at("monotonic_ns"));
-      s.value = EsValue(o);
-      if (ParseRfc3339Nanos(Str(o.at("timestamp"))) != s.timestamp_ns) {
-        throw std::runtime_error("timestamp disagrees with timestamp_ns in " +
-                                 json::serialize(hit).substr(0, 300));
+  // A search answers at most 10000 hits, and unless asked counts no further either (total
+  // 10000, relation "gte"): each index is read in pages, in its own order (_doc), with an exact
+  // count to check that every document was seen.
+  std::vector<std::string> indices = EsIndices(port, index);
+  for (std::string& name : EsIndices(port, index + "-*")) indices.push_back(std::move(name));
+  for (const std::string& name : indices) {
+    std::int64_t expected = -1;
+    std::int64_t seen = 0;
+    std::string after;
+    for (;;) {
+      const json::value samples =
+          EsSearch(port, name,
+                   R"({"query":{"exists":{"field":"metric"}},"size":10000,"sort":["_doc"],)"
+                   R"("track_total_hits":true)" +
+                       (after.empty() ? std::string() : R"(,"search_after":)" + after) + "}");
+      if (samples.is_null()) break;
+      const json::value& total = samples.at("hits").at("total");
+      if (Str(total.at("relation")) != "eq") {
+        throw std::runtime_error("_search " + name + " did not count its documents exactly");
       }
-      out.samples.push_back(std::move(s));
+      if (expected < 0) expected = ExactInt(total.at("value"));
+      const json::array& hits = samples.at("hits").at("hits").as_array();
+      if (hits.empty()) break;
+      for (const json::value& hit : hits) {
+        const json::object& o = hit.at("_source").as_object();
+        StoredSample s;
+        s.metric = Str(o.at("metric"));
+        s.unit = Str(o.at("unit"));
+        s.labels = EsLabels(o.at("metadata"));
+        s.timestamp_ns = ExactInt(o.at("timestamp_ns"));
+        s.monotonic_ns = ExactInt(o.at("monotonic_ns"));
+        s.value = EsValue(o);
+        if (ParseRfc3339Nanos(Str(o.at("timestamp"))) != s.timestamp_ns) {
+          throw std::runtime_error("timestamp disagrees with timestamp_ns in " +
+                                   json::serialize(hit).substr(0, 300));
+        }
+        out.samples.push_back(std::move(s));
+      }
+      seen += static_cast<std::int64_t>(hits.size());
+      after = "[" + std::to_string(ExactInt(hits.back().at("sort").at(0))) + "]";
+    }
+    if (expected >= 0 && seen != expected) {
+      throw std::runtime_error("read " + std::to_string(seen) + " documents of index " + name +
+                               ", which counts " + std::to_string(expected));
     }
   }
   const json::value runs = EsSearch(port, index + "-runs", R"({"size":1000})");
@@ -827,6 +865,29 @@ TEST_F(EsSinkTest, TlsWithACaBundle) {
   const Status closed = (*untrusted)->Close();
   EXPECT_EQ(closed.code(), StatusCode::kPermissionDenied) << closed.ToString();
   EXPECT_EQ((*untrusted)->counters().samples_written, 0);
+}
+
+// The tests' own reader must see every document: a search answers at most 10000 hits and, unless
+// asked, counts no further (total 10000, relation "gte"), so a reader that trusted one search
+// saw a store of 12100 samples as samples 0..9999 -- as if sample 10000 were lost.
+TEST_F(EsSinkTest, TheTestsReaderSeesMoreThanOneSearchWindowOfDocuments) {
+  const int port = EsFakeService::Get()->port();
+  auto sink = Make(port, "batch_samples=5000");
+  ASSERT_TRUE(sink);
+  constexpr std::int64_t kSamples = 12'100;
+  SampleBatch b;
+  const auto series = b.AddSeries({"window.sample", "1", {}});
+  for (std::int64_t n = 0; n < kSamples; ++n) b.Append(series, kT0 + n, n, 0.5);
+  ASSERT_TRUE(sink->Write(b).ok());
+  ASSERT_TRUE(sink->Close().ok());
+  ASSERT_EQ(sink->counters().samples_written, kSamples);
+  const Stored stored = ReadEs(index_);
+  std::set<std::int64_t> seen;
+  for (const StoredSample& s : stored.samples) seen.insert(s.timestamp_ns - kT0);
+  EXPECT_EQ(stored.samples.size(), static_cast<std::size_t>(kSamples));
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(kSamples));
+  EXPECT_EQ(*seen.begin(), 0);
+  EXPECT_EQ(*seen.rbegin(), kSamples - 1);
 }
 
 // ---- the crash test ----------------------------------------------------------------------------
