@@ -23,10 +23,12 @@ namespace bitfusion {
 
 /// What an engine can do; lets a DeviceAllocator pick how to pass devices in.
 struct RunnerCapabilities {
-  std::string engine;       ///< "process", "docker", "podman", "null"
-  std::string version;      ///< engine version
-  std::string api_version;  ///< negotiated API version, e.g. "1.41"
-  bool images = false;      ///< runs images (false for process://)
+  std::string engine;          ///< "process", "docker", "podman", "null"
+  std::string version;         ///< engine version
+  std::string api_version;     ///< negotiated API version, e.g. "1.41"
+  std::string storage_driver;  ///< the engine's storage driver ("overlay2"); empty without one
+  std::string data_root;       ///< where the engine keeps images and layers; empty without one
+  bool images = false;         ///< runs images (false for process://)
   /// Each command runs in a container of its own, with its own cgroup, and takes mounts: a
   /// container's cgroup can be sampled (the "container" source) and a probe mounted into it.
   bool containers = false;

@@ -63,6 +63,32 @@ struct BenchmarkSpec {
 
 /// `count` machines of one kind from one provisioner, acquired before a plan's first run and
 /// released after its last (also on failure or Ctrl-C; their expiry tag covers a kill -9).
+/// What a machine must have before a run lands on it (a group's "preflight"). Free inodes and
+/// space are read on the engine's data root (overlay layers exhaust inodes long before bytes), or
+/// on the login directory for runners without an engine.
+struct PreflightLimits {
+  std::uint64_t min_free_inodes = 100'000;
+  std::uint64_t min_free_bytes = std::uint64_t{2} << 30;
+  std::string min_engine_version;  ///< "20.10"; empty = any
+};
+
+/// What the preflight found on one machine of a plan's groups.
+struct MachinePreflight {
+  std::string machine;  ///< "office-1"
+  std::string kernel;   ///< uname -r there
+  std::string engine;   ///< "docker", "process"
+  std::string engine_version;
+  std::string storage_driver;  ///< empty without an engine
+  std::string data_root;       ///< where free inodes and space were read
+  std::uint64_t free_inodes = 0;
+  std::uint64_t free_bytes = 0;
+  /// Accelerator drivers loaded there: "nvidia 550.54.14", "amdgpu (in kernel)"; empty = none.
+  std::vector<std::string> accelerator_drivers;
+  int setup_steps = 0;   ///< the group's setup steps that ran there (all of them when it passed)
+  double setup_s = 0.0;  ///< how long they took
+  std::string error;     ///< why the machine was not used; empty = it passed
+};
+
 struct MachineGroupSpec {
   std::string name;         ///< the key in "machines"; runs are labelled machine=NAME-I
   std::string provisioner;  ///< "static://inventory.json", "aws://us-east-1", "local://"
@@ -74,6 +100,12 @@ struct MachineGroupSpec {
   std::chrono::seconds ttl{4 * 3600};  ///< expiry tag on what the group makes
   std::string image;                   ///< OS image; empty = the provider's default
   std::string zone;                    ///< empty = the provider's choice
+  /// Shell commands run once on every machine of the group before its preflight (over SSH on
+  /// remote machines, through `sh -c`, in order; the first that fails stops them): what a team
+  /// did with Salt or Packer. Clouds can also take user data through their provisioner's URI.
+  std::vector<std::string> setup;
+  std::chrono::seconds setup_timeout{30 * 60};  ///< for each setup step
+  PreflightLimits preflight;
 };
 
 /// How to build an image a plan names when the engine lacks it (or has an older build of it).
@@ -182,6 +214,9 @@ struct PlanResult {
   std::vector<std::string> machine_errors;
   /// The machines of the plan's groups: name ("office-1") -> the machine; empty without groups.
   std::map<std::string, MachineInfo> machines;
+  /// Each machine's setup and preflight, by name; a machine whose `error` is set ran nothing
+  /// (its benchmarks have one error record each). Empty without groups.
+  std::map<std::string, MachinePreflight> preflight;
 };
 
 struct ExperimentOptions {

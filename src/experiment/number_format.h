@@ -2,6 +2,7 @@
 // Shared by the summary table, the comparison table and the HTML report.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,9 @@ namespace bitfusion::internal {
 std::string FormatNumber(double v);
 /// A ratio as a signed percentage with one or two decimals: 0.0123 -> "+1.23%".
 std::string FormatPercent(double ratio, bool sign = true);
+
+/// Bytes in binary units: "12.3 GiB", "512 MiB", "100 KiB", "0 B".
+std::string FormatBytes(std::uint64_t bytes);
 
 /// An aligned text table: the header, a rule of dashes, the rows. Columns whose `left` entry is
 /// true are left-aligned, the others (numbers) right-aligned; trailing padding is trimmed.

@@ -239,8 +239,42 @@ Result<ImageRecipe> ParseImageRecipe(const FieldReader& r, const json::value& v,
   return recipe;
 }
 
+// "preflight": {"min_free_inodes": 100000, "min_free_space": "2GiB", "min_engine_version": "20.10"}
+Status ParsePreflightLimits(const FieldReader& r, const json::value& v, const std::string& path,
+                            PreflightLimits& out) {
+  if (!v.is_object()) return r.Error(path, "expected an object");
+  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(
+      v.get_object(), path, {"min_free_inodes", "min_free_space", "min_engine_version"}));
+  for (const auto& kv : v.get_object()) {
+    const std::string key(kv.key());
+    const std::string field = path + "." + key;
+    if (key == "min_free_inodes") {
+      const json::value& n = kv.value();
+      if (n.is_uint64()) {
+        out.min_free_inodes = n.get_uint64();
+      } else if (n.is_int64() && n.get_int64() >= 0) {
+        out.min_free_inodes = static_cast<std::uint64_t>(n.get_int64());
+      } else {
+        return r.Error(field, "expected a whole number of inodes >= 0");
+      }
+    } else if (key == "min_free_space") {
+      BITFUSION_ASSIGN_OR_RETURN(auto text, r.String(kv.value(), field));
+      auto bytes = ParseByteSize(text);
+      if (!bytes) return r.Error(field, bytes.error().message());
+      out.min_free_bytes = *bytes;
+    } else if (key == "min_engine_version") {
+      BITFUSION_ASSIGN_OR_RETURN(out.min_engine_version, r.String(kv.value(), field));
+      if (out.min_engine_version.empty() ||
+          out.min_engine_version.find_first_not_of("0123456789.") != std::string::npos) {
+        return r.Error(field, "expected a version such as \"20.10\"");
+      }
+    }
+  }
+  return Status::OK();
+}
+
 // "machines": {"gpu": {"provisioner": "aws://us-east-1", "gpu": "nvidia:1", "count": 4,
-// "ttl": "2h"}}
+// "ttl": "2h", "setup": ["apt-get install -y numactl"], "preflight": {...}}}
 Result<MachineGroupSpec> ParseMachineGroup(const FieldReader& r, const std::string& name,
                                            const json::value& v, const std::string& path) {
   if (name.empty() || name.size() > 32 ||
@@ -249,9 +283,10 @@ Result<MachineGroupSpec> ParseMachineGroup(const FieldReader& r, const std::stri
     return r.Error(path, "a group name is 1 to 32 letters, digits, '_' or '-'");
   }
   if (!v.is_object()) return r.Error(path, "expected an object");
-  BITFUSION_RETURN_IF_ERROR(r.CheckKeys(v.get_object(), path,
-                                        {"provisioner", "count", "type", "gpu", "fpga", "min_vcpus",
-                                         "min_memory", "arch", "ttl", "image", "zone"}));
+  BITFUSION_RETURN_IF_ERROR(
+      r.CheckKeys(v.get_object(), path,
+                  {"provisioner", "count", "type", "gpu", "fpga", "min_vcpus", "min_memory", "arch",
+                   "ttl", "image", "zone", "setup", "setup_timeout", "preflight"}));
   MachineGroupSpec g;
   g.name = name;
   for (const auto& kv : v.get_object()) {
@@ -290,6 +325,23 @@ Result<MachineGroupSpec> ParseMachineGroup(const FieldReader& r, const std::stri
       BITFUSION_ASSIGN_OR_RETURN(g.image, r.String(value, field));
     } else if (key == "zone") {
       BITFUSION_ASSIGN_OR_RETURN(g.zone, r.String(value, field));
+    } else if (key == "setup") {
+      if (value.is_string()) {
+        g.setup = {std::string(value.get_string())};
+      } else {
+        BITFUSION_ASSIGN_OR_RETURN(g.setup, r.Strings(value, field));
+      }
+      for (std::size_t i = 0; i < g.setup.size(); ++i) {
+        if (g.setup[i].find_first_not_of(" \t\n") == std::string::npos) {
+          return r.Error(field + "[" + std::to_string(i) + "]", "an empty setup step");
+        }
+      }
+    } else if (key == "setup_timeout") {
+      BITFUSION_ASSIGN_OR_RETURN(auto timeout, r.Duration(value, field));
+      if (timeout < std::chrono::seconds(1)) return r.Error(field, "at least 1s");
+      g.setup_timeout = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+    } else if (key == "preflight") {
+      BITFUSION_RETURN_IF_ERROR(ParsePreflightLimits(r, value, field, g.preflight));
     }
   }
   if (g.provisioner.empty()) {

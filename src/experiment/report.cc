@@ -88,8 +88,42 @@ std::string FormatSummaryJson(const PlanResult& result) {
                     {"observer_cpu_ns", r.overhead.cpu_ns},
                     {"samples", r.overhead.samples},
                     {"samples_dropped", r.overhead.samples_dropped}});
+    const auto machine = r.labels.find("machine");
+    if (machine != r.labels.end()) runs.back().as_object()["machine"] = machine->second;
   }
   out["runs"] = std::move(runs);
+  // Where the runs ran (plans with machine groups): each machine and what its preflight found.
+  boost::json::object machines;
+  for (const auto& [name, m] : result.machines) {
+    boost::json::object o = {{"id", m.id},
+                             {"provider", m.provider},
+                             {"type", m.type},
+                             {"address", m.address.empty() ? m.ssh.host : m.address},
+                             {"hostname", m.hostname},
+                             {"zone", m.zone}};
+    if (const auto f = result.preflight.find(name); f != result.preflight.end()) {
+      const MachinePreflight& p = f->second;
+      boost::json::array drivers;
+      for (const auto& d : p.accelerator_drivers) drivers.push_back(boost::json::string(d));
+      o["preflight"] = {{"ok", p.error.empty()},
+                        {"error", p.error},
+                        {"kernel", p.kernel},
+                        {"engine", p.engine},
+                        {"engine_version", p.engine_version},
+                        {"storage_driver", p.storage_driver},
+                        {"data_root", p.data_root},
+                        {"free_inodes", p.free_inodes},
+                        {"free_bytes", p.free_bytes},
+                        {"accelerator_drivers", std::move(drivers)},
+                        {"setup_steps", p.setup_steps},
+                        {"setup_s", p.setup_s}};
+    }
+    machines[name] = std::move(o);
+  }
+  out["machines"] = std::move(machines);
+  boost::json::array machine_errors;
+  for (const auto& e : result.machine_errors) machine_errors.push_back(boost::json::string(e));
+  out["machine_errors"] = std::move(machine_errors);
   boost::json::array errors;
   for (const auto& e : result.sink_errors) errors.push_back(boost::json::string(e));
   out["sink_errors"] = std::move(errors);

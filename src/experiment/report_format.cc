@@ -79,9 +79,7 @@ std::string Tick(double v) {
 
 std::string Bytes(std::uint64_t b) {
   if (b == 0) return "&ndash;";
-  const double gib = static_cast<double>(b) / (1024.0 * 1024 * 1024);
-  if (gib >= 1) return Fmt("%.1f GiB", gib);
-  return Fmt("%.0f MiB", static_cast<double>(b) / (1024.0 * 1024));
+  return FormatBytes(b);
 }
 
 std::string Seconds(std::int64_t ns) { return FormatNumber(static_cast<double>(ns) / 1e9) + " s"; }

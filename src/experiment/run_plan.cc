@@ -19,6 +19,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "experiment/machine_preflight.h"
 #include "experiment/plan_machines.h"
 #include "experiment/plan_programs.h"
 #include "experiment/repetition_policy.h"
@@ -39,6 +40,7 @@ struct Placement {
   RunnerCapabilities caps;
   std::map<std::string, std::string> digests;                   // image -> digest
   std::map<std::string, std::vector<std::string>> entrypoints;  // image -> ENTRYPOINT
+  MachinePreflight preflight;  // a group's machine: its setup and preflight (error: unusable)
 };
 
 // What the prepare step found: everything a run needs that could fail before the first run.
@@ -227,6 +229,45 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
   return Status::OK();
 }
 
+// A group's setup steps and the preflight on each of its machines, all machines at once, through
+// a process runner there. A machine that fails keeps its error in `preflight` and is left out.
+void SetUpMachines(const PlanSpec& plan, const ExperimentOptions& options,
+                   std::vector<Placement>& placements) {
+  std::vector<std::thread> workers;
+  for (auto& p : placements) {
+    workers.emplace_back([&plan, &options, &p] {
+      const auto group =
+          std::find_if(plan.machines.begin(), plan.machines.end(),
+                       [&](const MachineGroupSpec& g) { return g.name == p.machine.group; });
+      auto shell_uri = p.machine.local ? Result<std::string>(std::string("process://"))
+                                       : RunnerUriFor("process://", *group, p.machine.info);
+      auto shell = shell_uri ? ContainerRunnerFromUri(*shell_uri)
+                             : Result<std::unique_ptr<ContainerRunner>>(shell_uri.error());
+      if (!shell) {
+        p.preflight.machine = p.machine.name;
+        p.preflight.error = "cannot run commands there: " + shell.error().message();
+        return;
+      }
+      p.preflight = PrepareMachine(*group, p.machine.name, **shell, p.caps, options.cancel);
+    });
+  }
+  for (auto& w : workers) w.join();
+  for (const auto& p : placements) {
+    const MachinePreflight& f = p.preflight;
+    if (!f.error.empty()) {
+      LogAt(LogLevel::kError, "machine ", p.machine.name, " is not used: ", f.error);
+      continue;
+    }
+    std::string drivers;
+    for (const auto& d : f.accelerator_drivers) drivers += (drivers.empty() ? "" : ", ") + d;
+    LogAt(LogLevel::kInfo, "machine ", p.machine.name, ": kernel ", f.kernel, ", ", f.engine, " ",
+          f.engine_version, f.storage_driver.empty() ? "" : " (" + f.storage_driver + ")", ", ",
+          f.free_inodes, " free inodes on ", f.data_root,
+          drivers.empty() ? "" : ", drivers " + drivers,
+          f.setup_steps > 0 ? ", " + std::to_string(f.setup_steps) + " setup step(s)" : "");
+  }
+}
+
 // Everything that can fail before a benchmark runs fails here, before any run starts.
 Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& options,
                              const std::string& run_id) {
@@ -255,6 +296,13 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
     auto runner = ReachRunner(placement.machine.runner_uri, placement.caps);
     if (!runner) return context(runner.error());
     placement.runner = std::move(*runner);
+  }
+  if (p.groups != nullptr) SetUpMachines(plan, options, p.placements);
+  for (auto& placement : p.placements) {
+    if (!placement.preflight.error.empty()) continue;  // its runs are reported, not made
+    const std::string where =
+        placement.machine.name.empty() ? "" : "machine " + placement.machine.name;
+    auto context = [&](Status s) { return where.empty() ? s : s.WithContext(where); };
     if (Status s = PrepareImages(plan, options, placement); !s.ok()) return context(s);
     if (Status s = CheckSources(plan, options, placement); !s.ok()) return context(s);
   }
@@ -403,6 +451,20 @@ void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan&
   const std::string where =
       p.machine.local ? "" : "machine " + p.machine.name + " (" + p.machine.info.ssh.host + ")";
   std::string lost;  // why, once the machine is lost
+  if (!p.preflight.error.empty()) {
+    lost = "machine " + p.machine.name + " failed its setup or preflight: " + p.preflight.error;
+    Event e;
+    e.type = EventType::kMachineDown;
+    e.source = "plan:" + ctx.plan.name;
+    e.subject = p.machine.name;
+    e.attributes = {{"reason", "preflight"},
+                    {"error", p.preflight.error},
+                    {"machine_id", p.machine.info.id},
+                    {"address", p.machine.info.ssh.host},
+                    {"plan_run_id", ctx.plan_run_id}};
+    e.time_ns = WallNowNs();
+    publish(std::move(e));
+  }
   const StoreFn store_here = [&](RunRecord record) {
     if (record.status == kRunError && !where.empty()) {
       record.error = where + ": " + record.error;
@@ -459,6 +521,9 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   result.plan_run_id = plan_run_id;
   if (p.groups != nullptr) {
     for (const auto& m : p.groups->machines()) result.machines[m.name] = m.info;
+    for (const auto& placement : p.placements) {
+      result.preflight[placement.machine.name] = placement.preflight;
+    }
   }
   RunNotes notes;
   EventBus bus;

@@ -267,6 +267,8 @@ Result<RunnerCapabilities> DockerRunner::Capabilities() {
   }
   caps.version = JsonString(JsonAt(version, {"Version"}));
   caps.api_version = "1." + std::to_string(api_->minor());
+  caps.storage_driver = JsonString(JsonAt(info, {"Driver"}));
+  caps.data_root = JsonString(JsonAt(info, {"DockerRootDir"}));
   caps.images = caps.containers = caps.exec = caps.copy = caps.stats = caps.health_checks =
       caps.events = caps.reap = true;
   if (const auto* runtimes = JsonAt(info, {"Runtimes"}); runtimes && runtimes->is_object()) {

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -194,6 +196,59 @@ TEST_F(PlanFleetTest, AMachineThatStopsAnsweringFailsOnlyItsOwnRuns) {
   ASSERT_EQ(down.size(), 1u);
   EXPECT_EQ(down[0].subject, "far-1");
   EXPECT_EQ(down[0].attributes.at("reason"), "unreachable");
+  EXPECT_TRUE(NoLeases());
+}
+
+TEST_F(PlanFleetTest, SetupRunsOnEveryMachineAndOneThatFailsItsPreflightRunsNothing) {
+  StartFarHost();
+  const std::string near = Inventory("near.json", {Host("near", "127.0.0.1", lo_->port())});
+  const std::string far = Inventory("far.json", {Host("far", ns_->address(), 22)});
+  // Both hosts share this file system (the namespace has only a network of its own): each setup
+  // step leaves a line with the addresses of the host it ran on.
+  const std::string marker = (dir_ / "setup.log").string();
+  const std::string setup = "\"echo $(hostname -I) >> " + marker + "\"";
+  auto plan = ParsePlan(R"({"name": "prepared",
+    "machines": {"near": {"provisioner": ")" +
+                            near + R"(", "setup": [)" + setup + R"(]},
+                 "far": {"provisioner": ")" +
+                            far + R"(", "setup": [)" + setup +
+                            R"(], "preflight": {"min_free_space": "1000TiB"}}},
+    "benchmarks": [{"name": "b", "command": ["true"], "repetitions": 2, "warmup": 0}]})",
+                        (dir_ / "prepared.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto result = RunPlan(*plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  std::ifstream in(marker);
+  std::vector<std::string> ran;
+  for (std::string line; std::getline(in, line);) ran.push_back(line);
+  ASSERT_EQ(ran.size(), 2u) << "one setup step on each machine";
+  EXPECT_EQ(std::count_if(
+                ran.begin(), ran.end(),
+                [&](const std::string& l) { return l.find(ns_->address()) != std::string::npos; }),
+            1)
+      << "one of them on the host in the namespace";
+  int near_ok = 0, far_not_run = 0;
+  for (const auto& r : result->runs) {
+    if (r.labels.at("machine") == "near-1") {
+      near_ok += r.status == kRunOk;
+    } else if (r.error.find("not run: machine far-1 failed its setup or preflight: preflight: ") !=
+               std::string::npos) {
+      ++far_not_run;
+    }
+  }
+  EXPECT_EQ(near_ok, 2);
+  EXPECT_EQ(far_not_run, 1) << "one record for far's one benchmark";
+  const MachinePreflight& n = result->preflight.at("near-1");
+  EXPECT_EQ(n.error, "");
+  EXPECT_EQ(n.engine, "process+ssh");
+  EXPECT_EQ(n.setup_steps, 1);
+  EXPECT_FALSE(n.kernel.empty());
+  EXPECT_EQ(n.data_root, "/root") << "a process runner's login directory there";
+  EXPECT_GT(n.free_inodes, 0u);
+  const MachinePreflight& f = result->preflight.at("far-1");
+  EXPECT_EQ(f.setup_steps, 1);
+  EXPECT_NE(f.error.find("min_free_space"), std::string::npos) << f.error;
+  EXPECT_EQ(f.kernel, n.kernel) << "the same kernel: a namespace, not a VM";
   EXPECT_TRUE(NoLeases());
 }
 

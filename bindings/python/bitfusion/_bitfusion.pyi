@@ -847,6 +847,7 @@ class RunnerCapabilities:
     cdi: bool
     containers: bool
     copy: bool
+    data_root: str
     engine: str
     events: bool
     exec: bool
@@ -855,6 +856,7 @@ class RunnerCapabilities:
     images: bool
     reap: bool
     stats: bool
+    storage_driver: str
     version: str
     @overload
     def __init__(self, **kwargs) -> None: ...

@@ -315,6 +315,8 @@ void RegisterContainerTypes(py::module_& m) {
       .field("engine", &RunnerCapabilities::engine)
       .field("version", &RunnerCapabilities::version)
       .field("api_version", &RunnerCapabilities::api_version)
+      .field("storage_driver", &RunnerCapabilities::storage_driver)
+      .field("data_root", &RunnerCapabilities::data_root)
       .field("images", &RunnerCapabilities::images)
       .field("containers", &RunnerCapabilities::containers)
       .field("gpu_runtime", &RunnerCapabilities::gpu_runtime)
