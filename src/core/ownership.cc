@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "bitfusion/clock.h"
+#include "core/proc_pid_stat.h"
 
 namespace bitfusion {
 namespace {
@@ -38,24 +39,6 @@ std::string ReadPidNamespace() {
   const auto close = text.find(']');
   if (open == std::string::npos || close == std::string::npos || close <= open + 1) return "";
   return text.substr(open + 1, close - open - 1);
-}
-
-// The contents of /proc/PID/stat, or empty when it cannot be read.
-std::string ReadProcStat(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-// Field 22 (start time) of a /proc/PID/stat text; 0 when it has none.
-std::uint64_t StartTicksOf(const std::string& stat) {
-  const auto paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string f;
-  for (int field = 3; fields >> f; ++field) {
-    if (field == 22) return std::strtoull(f.c_str(), nullptr, 10);
-  }
-  return 0;
 }
 
 }  // namespace
@@ -131,21 +114,21 @@ std::string ReapReason(const Labels& labels, const ReapPolicy& policy, std::int6
   return "";
 }
 
-std::uint64_t ProcessStartTicks(int pid) { return StartTicksOf(ReadProcStat(pid)); }
+std::uint64_t ProcessStartTicks(int pid) {
+  const auto st = internal::ParseProcPidStat(internal::ReadProcPidStat(pid));
+  return st ? st->start_ticks : 0;
+}
 
 bool ProcessAlive(int pid, std::uint64_t start_ticks) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno != EPERM) return false;
   // The PID exists. Its /proc entry tells a zombie and a reused PID apart; with hidepid (or
   // another user's process) there is none to read, and nothing then proves the creator gone.
-  const std::string text = ReadProcStat(pid);
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return true;
+  const auto st = internal::ParseProcPidStat(internal::ReadProcPidStat(pid));
+  if (!st) return true;
   // A zombie (killed, not yet reaped by whoever adopted it) has ended: what it made is left.
-  if (paren + 2 < text.size() && (text[paren + 2] == 'Z' || text[paren + 2] == 'X')) {
-    return false;
-  }
-  return start_ticks == 0 || StartTicksOf(text) == start_ticks;
+  if (st->state == 'Z' || st->state == 'X') return false;
+  return start_ticks == 0 || st->start_ticks == start_ticks;
 }
 
 }  // namespace bitfusion

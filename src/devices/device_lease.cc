@@ -18,6 +18,7 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/log.h"
+#include "bitfusion/ownership.h"
 
 namespace bitfusion {
 namespace {
@@ -30,25 +31,9 @@ std::string HostName() {
   return name;
 }
 
-// Field 22 of /proc/PID/stat (starttime, clock ticks after boot); 0 when unreadable.
-std::uint64_t StartTicks(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), {});
-  const auto paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string field;
-  for (int i = 3; i <= 22 && fields >> field; ++i) {
-    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return 0;
-}
-
 bool Alive(const LeaseHolder& h, const std::string& this_host) {
   if (h.host != this_host) return true;  // cannot check another host's processes
-  if (h.pid <= 0) return false;
-  if (::kill(h.pid, 0) != 0 && errno != EPERM) return false;
-  return h.start_ticks == 0 || StartTicks(h.pid) == h.start_ticks;
+  return ProcessAlive(h.pid, h.start_ticks);
 }
 
 std::string Clean(std::string s) {
@@ -249,7 +234,7 @@ std::string LeaseHolder::ToString() const {
 LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive) {
   LeaseHolder h;
   h.pid = static_cast<int>(::getpid());
-  h.start_ticks = StartTicks(h.pid);
+  h.start_ticks = ProcessStartTicks(h.pid);
   h.host = HostName();
   h.run_id = run_id;
   h.since_ns = WallNowNs();

@@ -26,6 +26,7 @@
 
 #include "bitfusion/log.h"
 #include "core/event_loop.h"
+#include "core/proc_pid_stat.h"
 #include "runners/line_splitter.h"
 
 namespace bitfusion::internal {
@@ -45,21 +46,12 @@ std::int64_t TimevalNs(const timeval& tv) {
 std::optional<ContainerStats> ReadProcStats(pid_t pid) {
   ContainerStats st;
   st.time_ns = WallNowNs();
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), {});
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(text.substr(paren + 2));
-  std::vector<std::string> f;
-  for (std::string x; fields >> x;) f.push_back(x);
-  // f[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17, threads=20, rss=24.
-  if (f.size() < 22) return std::nullopt;
+  const auto proc = ParseProcPidStat(ReadProcPidStat(static_cast<int>(pid)));
+  if (!proc) return std::nullopt;
   const double tick_ns = 1e9 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  const auto field = [&](int n) { return std::strtoll(f[n - 3].c_str(), nullptr, 10); };
-  st.cpu_ns = static_cast<std::int64_t>(
-      static_cast<double>(field(14) + field(15) + field(16) + field(17)) * tick_ns);
-  st.pids = field(20);
-  st.memory_bytes = field(24) * ::sysconf(_SC_PAGESIZE);
+  st.cpu_ns = static_cast<std::int64_t>(static_cast<double>(proc->cpu_ticks) * tick_ns);
+  st.pids = proc->threads;
+  st.memory_bytes = proc->rss_pages * ::sysconf(_SC_PAGESIZE);
   st.memory_limit_bytes =
       static_cast<std::int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
   cpu_set_t cpus;

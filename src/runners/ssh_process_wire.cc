@@ -14,7 +14,7 @@
 
 #include "bitfusion/clock.h"
 #include "runners/container_spec_checks.h"
-#include "runners/proc_pid_stat.h"
+#include "core/proc_pid_stat.h"
 
 namespace bitfusion::internal::sshwire {
 

@@ -1,6 +1,7 @@
-#include "runners/proc_pid_stat.h"
+#include "core/proc_pid_stat.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace bitfusion::internal {
 namespace {
@@ -16,6 +17,16 @@ TEST(ProcPidStatTest, ReadsTheFieldsAfterTheLastParenthesis) {
   EXPECT_EQ(st->cpu_ticks, 7 + 3 + 2 + 1);
   EXPECT_EQ(st->threads, 3);
   EXPECT_EQ(st->rss_pages, 250);
+  EXPECT_EQ(st->start_ticks, 100u);
+}
+
+TEST(ProcPidStatTest, ThisProcessIsReadFromProc) {
+  auto st = ParseProcPidStat(ReadProcPidStat(static_cast<int>(::getpid())));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->state, 'R');
+  EXPECT_GT(st->start_ticks, 0u);
+  EXPECT_GE(st->threads, 1);
+  EXPECT_EQ(ReadProcPidStat(-1), "");
 }
 
 TEST(ProcPidStatTest, RefusesWhatIsNotAStatLine) {

@@ -1,6 +1,8 @@
-#include "runners/proc_pid_stat.h"
+#include "core/proc_pid_stat.h"
 
 #include <charconv>
+#include <fstream>
+#include <iterator>
 #include <vector>
 
 namespace bitfusion::internal {
@@ -26,12 +28,19 @@ std::optional<ProcPidStat> ParseProcPidStat(std::string_view text) {
   ProcPidStat st;
   st.state = fields[0][0];
   std::int64_t t[4] = {};
+  std::int64_t start = 0;
   if (!field(14, t[0]) || !field(15, t[1]) || !field(16, t[2]) || !field(17, t[3]) ||
-      !field(20, st.threads) || !field(24, st.rss_pages)) {
+      !field(20, st.threads) || !field(22, start) || !field(24, st.rss_pages) || start < 0) {
     return std::nullopt;
   }
+  st.start_ticks = static_cast<std::uint64_t>(start);
   st.cpu_ticks = t[0] + t[1] + t[2] + t[3];
   return st;
+}
+
+std::string ReadProcPidStat(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
 }  // namespace bitfusion::internal
