@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "bitfusion/clock.h"
+#include "core/env.h"
 #include "core/rfc3339.h"
 #include "net/http_client.h"
 
@@ -19,11 +20,6 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? v : "";
-}
-
 std::string Trim(std::string s) {
   const auto b = s.find_first_not_of(" \t\r");
   if (b == std::string::npos) return "";
@@ -32,7 +28,7 @@ std::string Trim(std::string s) {
 }
 
 std::string Home() {
-  const std::string home = Env("HOME");
+  const std::string home = GetEnv("HOME");
   return home.empty() ? "/root" : home;
 }
 
@@ -65,7 +61,7 @@ std::string Get(const std::map<std::string, std::string>* section, const std::st
 }
 
 Result<net::AwsCredentials> FromImds(std::string* tried) {
-  std::string endpoint = Env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  std::string endpoint = GetEnv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
   if (endpoint.empty()) endpoint = "http://169.254.169.254";
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   *tried += ", the instance role through IMDSv2 at " + endpoint;
@@ -145,22 +141,22 @@ AwsIni ParseAwsIni(const std::string& text) {
 
 Result<AwsSettings> ResolveAwsSettings(const AwsSettingsInput& input) {
   AwsSettings s;
-  s.profile = !input.profile.empty()                ? input.profile
-              : !Env("AWS_PROFILE").empty()         ? Env("AWS_PROFILE")
-              : !Env("AWS_DEFAULT_PROFILE").empty() ? Env("AWS_DEFAULT_PROFILE")
-                                                    : "default";
-  s.credentials_file = !Env("AWS_SHARED_CREDENTIALS_FILE").empty()
-                           ? Env("AWS_SHARED_CREDENTIALS_FILE")
+  s.profile = !input.profile.empty()                   ? input.profile
+              : !GetEnv("AWS_PROFILE").empty()         ? GetEnv("AWS_PROFILE")
+              : !GetEnv("AWS_DEFAULT_PROFILE").empty() ? GetEnv("AWS_DEFAULT_PROFILE")
+                                                       : "default";
+  s.credentials_file = !GetEnv("AWS_SHARED_CREDENTIALS_FILE").empty()
+                           ? GetEnv("AWS_SHARED_CREDENTIALS_FILE")
                            : Home() + "/.aws/credentials";
   s.config_file =
-      !Env("AWS_CONFIG_FILE").empty() ? Env("AWS_CONFIG_FILE") : Home() + "/.aws/config";
+      !GetEnv("AWS_CONFIG_FILE").empty() ? GetEnv("AWS_CONFIG_FILE") : Home() + "/.aws/config";
   const auto config = ReadIni(s.config_file);
   const auto* profile = config ? ConfigProfile(*config, s.profile) : nullptr;
 
-  s.region = !input.region.empty()                ? input.region
-             : !Env("AWS_REGION").empty()         ? Env("AWS_REGION")
-             : !Env("AWS_DEFAULT_REGION").empty() ? Env("AWS_DEFAULT_REGION")
-                                                  : Get(profile, "region");
+  s.region = !input.region.empty()                   ? input.region
+             : !GetEnv("AWS_REGION").empty()         ? GetEnv("AWS_REGION")
+             : !GetEnv("AWS_DEFAULT_REGION").empty() ? GetEnv("AWS_DEFAULT_REGION")
+                                                     : Get(profile, "region");
   if (s.region.empty()) {
     return InvalidArgumentError(
         "no AWS region: write aws://REGION (e.g. aws://us-east-1), or set AWS_REGION, or a "
@@ -173,7 +169,7 @@ Result<AwsSettings> ResolveAwsSettings(const AwsSettingsInput& input) {
                                 "\" is not an AWS region name (like us-east-1 or eu-west-2)");
   }
 
-  const bool ignore_configured = Env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == "true";
+  const bool ignore_configured = GetEnv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == "true";
   std::string services_endpoint;
   if (profile != nullptr && config) {
     const std::string services = Get(profile, "services");
@@ -182,12 +178,12 @@ Result<AwsSettings> ResolveAwsSettings(const AwsSettingsInput& input) {
       if (it != config->end()) services_endpoint = Get(&it->second, "ec2.endpoint_url");
     }
   }
-  s.endpoint = !input.endpoint.empty()                ? input.endpoint
-               : ignore_configured                    ? ""
-               : !Env("AWS_ENDPOINT_URL_EC2").empty() ? Env("AWS_ENDPOINT_URL_EC2")
-               : !Env("AWS_ENDPOINT_URL").empty()     ? Env("AWS_ENDPOINT_URL")
-               : !services_endpoint.empty()           ? services_endpoint
-                                                      : Get(profile, "endpoint_url");
+  s.endpoint = !input.endpoint.empty()                   ? input.endpoint
+               : ignore_configured                       ? ""
+               : !GetEnv("AWS_ENDPOINT_URL_EC2").empty() ? GetEnv("AWS_ENDPOINT_URL_EC2")
+               : !GetEnv("AWS_ENDPOINT_URL").empty()     ? GetEnv("AWS_ENDPOINT_URL")
+               : !services_endpoint.empty()              ? services_endpoint
+                                                         : Get(profile, "endpoint_url");
   if (s.endpoint.empty()) s.endpoint = "https://ec2." + s.region + ".amazonaws.com";
   while (!s.endpoint.empty() && s.endpoint.back() == '/') s.endpoint.pop_back();
   if (s.endpoint.rfind("http://", 0) != 0 && s.endpoint.rfind("https://", 0) != 0) {
@@ -208,7 +204,8 @@ Result<net::AwsCredentials> ResolveAwsCredentials(const AwsSettings& settings) {
     return c;
   };
   std::string tried = "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)";
-  const std::string env_id = Env("AWS_ACCESS_KEY_ID"), env_secret = Env("AWS_SECRET_ACCESS_KEY");
+  const std::string env_id = GetEnv("AWS_ACCESS_KEY_ID"),
+                    env_secret = GetEnv("AWS_SECRET_ACCESS_KEY");
   if (!env_id.empty() || !env_secret.empty()) {
     if (env_id.empty() || env_secret.empty()) {
       return PermissionDeniedError(std::string("the environment sets ") +
@@ -220,9 +217,9 @@ Result<net::AwsCredentials> ResolveAwsCredentials(const AwsSettings& settings) {
     net::AwsCredentials c;
     c.access_key_id = env_id;
     c.secret_access_key = env_secret;
-    c.session_token =
-        !Env("AWS_SESSION_TOKEN").empty() ? Env("AWS_SESSION_TOKEN") : Env("AWS_SECURITY_TOKEN");
-    c.expires_unix_s = ParseIso8601(Env("AWS_CREDENTIAL_EXPIRATION"));
+    c.session_token = !GetEnv("AWS_SESSION_TOKEN").empty() ? GetEnv("AWS_SESSION_TOKEN")
+                                                           : GetEnv("AWS_SECURITY_TOKEN");
+    c.expires_unix_s = ParseIso8601(GetEnv("AWS_CREDENTIAL_EXPIRATION"));
     c.source = "the environment";
     return check_expiry(c);
   }
@@ -254,7 +251,7 @@ Result<net::AwsCredentials> ResolveAwsCredentials(const AwsSettings& settings) {
       return check_expiry(*c);
     }
   }
-  if (Env("AWS_EC2_METADATA_DISABLED") != "true") {
+  if (GetEnv("AWS_EC2_METADATA_DISABLED") != "true") {
     auto c = FromImds(&tried);
     if (c.ok()) return check_expiry(*c);
   }

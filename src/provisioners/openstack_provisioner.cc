@@ -10,6 +10,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
+#include "core/env.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
 #include "provisioners/wait_ready_internal.h"
@@ -19,6 +20,7 @@ namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
+using internal::GetEnv;
 
 constexpr const char* kRackspaceIdentity = "https://identity.api.rackspacecloud.com/v2.0";
 constexpr int kPageSize = 100;
@@ -26,14 +28,9 @@ constexpr int kPageSize = 100;
 // them out, and then each flavour's os-extra_specs is read.
 constexpr const char* kFlavorMicroversion = "2.61";
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-
 std::string FirstEnv(std::initializer_list<const char*> names) {
   for (const char* n : names) {
-    if (!Env(n).empty()) return Env(n);
+    if (!GetEnv(n).empty()) return GetEnv(n);
   }
   return "";
 }
@@ -294,7 +291,7 @@ Result<OpenStackProvisionerOptions> OpenStackProvisionerOptions::FromUri(const U
     o.identity = Identity::kKeystoneV3;
     BITFUSION_ASSIGN_OR_RETURN(const bool tls, uri.QueryBool("tls", true));
     if (uri.host.empty()) {
-      o.identity_url = Env("OS_AUTH_URL");
+      o.identity_url = GetEnv("OS_AUTH_URL");
       if (o.identity_url.empty()) {
         return InvalidArgumentError(
             "openstack:// needs the identity service: openstack://keystone.example:5000/v3, "
@@ -366,10 +363,10 @@ Status OpenStackProvisioner::Init() {
                                    "Panel, Account Settings)");
     }
   } else {
-    app_credential_.id = Env("OS_APPLICATION_CREDENTIAL_ID");
-    app_credential_.secret = Env("OS_APPLICATION_CREDENTIAL_SECRET");
-    password_.username = Env("OS_USERNAME");
-    password_.password = Env("OS_PASSWORD");
+    app_credential_.id = GetEnv("OS_APPLICATION_CREDENTIAL_ID");
+    app_credential_.secret = GetEnv("OS_APPLICATION_CREDENTIAL_SECRET");
+    password_.username = GetEnv("OS_USERNAME");
+    password_.password = GetEnv("OS_PASSWORD");
     password_.project_name = options_.project;
     password_.user_domain = options_.user_domain;
     password_.project_domain = options_.project_domain;

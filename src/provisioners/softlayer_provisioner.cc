@@ -14,6 +14,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
+#include "core/env.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
 #include "net/http_client.h"
@@ -25,6 +26,7 @@ namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
+using internal::GetEnv;
 
 constexpr const char* kDefaultEndpoint = "https://api.softlayer.com/rest/v3.1";
 constexpr const char* kGuestMask =
@@ -53,11 +55,6 @@ bool IsGlobalIdentifier(const std::string& id) {
 
 bool IsGuestId(const std::string& id) {
   return !id.empty() && id.size() < 19 && std::all_of(id.begin(), id.end(), ::isdigit);
-}
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
 }
 
 // What SoftLayer's exception codes mean for the caller, and what to tell a person.
@@ -287,10 +284,12 @@ Result<std::shared_ptr<SoftLayerProvisioner>> SoftLayerProvisioner::Make(
 }
 
 Status SoftLayerProvisioner::Init() {
-  std::string user = !Env("SL_USERNAME").empty() ? Env("SL_USERNAME") : Env("SOFTLAYER_USERNAME");
-  std::string key = !Env("SL_API_KEY").empty() ? Env("SL_API_KEY") : Env("SOFTLAYER_API_KEY");
-  std::string endpoint = !options_.endpoint.empty() ? options_.endpoint : Env("SL_ENDPOINT_URL");
-  const std::string file = Env("HOME") + "/.softlayer";
+  std::string user =
+      !GetEnv("SL_USERNAME").empty() ? GetEnv("SL_USERNAME") : GetEnv("SOFTLAYER_USERNAME");
+  std::string key =
+      !GetEnv("SL_API_KEY").empty() ? GetEnv("SL_API_KEY") : GetEnv("SOFTLAYER_API_KEY");
+  std::string endpoint = !options_.endpoint.empty() ? options_.endpoint : GetEnv("SL_ENDPOINT_URL");
+  const std::string file = GetEnv("HOME") + "/.softlayer";
   if (user.empty() || key.empty() || endpoint.empty()) {
     std::ifstream in(file);
     if (in) {
