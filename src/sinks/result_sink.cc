@@ -520,11 +520,11 @@ Status ResultSink::Write(const RunRecord& record) {
       if (spool_ != nullptr) spool_->Seal(*backlog_.back());
     }
     Segment& last = *backlog_.back();
-    last.run = record;
     last.has_run = true;
-    if (!last.loaded) {
-      internal::Spool::Unload(last);  // the run is in the file; keep memory bounded
-    }
+    // A segment already unloaded (its samples only in the spool file, where AppendLocked just
+    // wrote the run too) reads the run back with them when it is loaded to be sent: memory
+    // stays bounded.
+    if (last.loaded) last.run = record;
     send_now = !durable_ || (!degraded_ && backlog_.size() == 1);
     if (!send_now || spool_ != nullptr) wake_.notify_all();
   }
