@@ -2,6 +2,7 @@
 // it (symlinks, hard links, FIFOs), a lock they hold forever, or a directory they own must not
 // let a lease write to someone else's files or hang.
 #include "devices/device_lease.h"
+#include "integration/service.h"
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
@@ -138,7 +139,7 @@ TEST_F(DeviceLeaseTest, ALockDirectoryOthersMayWriteNeedsTheStickyBit) {
 }
 
 TEST_F(DeviceLeaseTest, ALockDirectoryAnotherUserOwnsIsRefused) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the directory to another user";
+  BITFUSION_REQUIRE_SERVICE(::geteuid() == 0, "needs root to give the directory to another user");
   ASSERT_EQ(::chown(locks_.c_str(), 65534, 65534), 0);
   const Status s = EnsureLockDir(locks_);
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.ToString();

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "fakes/http_test_server.h"
+#include "integration/service.h"
 #include "runners/tar_archive.h"
 #include "scoped_env.h"
 
@@ -176,10 +177,9 @@ TEST(DockerRunnerTest, UnreachableSshHostIsNamed) {
   auto runner = ContainerRunnerFromUri(
       "docker+ssh://nobody@127.0.0.1:1?ssh_config=/dev/null&connect_timeout=2s");
   ASSERT_FALSE(runner.ok());
-  if (runner.error().code() == StatusCode::kNotFound &&
-      runner.error().message().find("no \"ssh\"") != std::string::npos) {
-    GTEST_SKIP() << runner.error().message();
-  }
+  BITFUSION_REQUIRE_SERVICE(runner.error().code() != StatusCode::kNotFound ||
+                                runner.error().message().find("no \"ssh\"") == std::string::npos,
+                            runner.error().message());
   EXPECT_EQ(runner.error().code(), StatusCode::kUnavailable) << runner.error().ToString();
   EXPECT_NE(runner.error().message().find("nobody@127.0.0.1:1"), std::string::npos)
       << runner.error().message();

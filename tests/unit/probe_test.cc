@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "bitfusion/probe.h"
+#include "integration/service.h"
 #include "metrics/probe_source.h"
 #include "probe/probe_wire.h"
 
@@ -597,7 +598,7 @@ TEST_F(ProbeSourceTest, AFileInTheSocketsPlaceIsRefusedAndKept) {
 }
 
 TEST_F(ProbeSourceTest, AConnectionFromAnotherUserIsRefusedAndTheProbesIsTaken) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  BITFUSION_REQUIRE_SERVICE(::geteuid() == 0, "needs root to connect as another user");
   ProbeSourceOptions o;
   o.name = "local";
   o.socket_path = socket_;

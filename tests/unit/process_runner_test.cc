@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "integration/service.h"
 #include "scoped_env.h"
 
 namespace bitfusion {
@@ -116,7 +117,7 @@ pid_t GroupLeaderWithPid(pid_t pid) {
 }
 
 TEST(ProcessRunnerTest, AnExitedProcessGroupIdCannotBeReusedBeforeTheHandleIsDestroyed) {
-  if (::geteuid() != 0) GTEST_SKIP() << "choosing the next pid (ns_last_pid) needs root";
+  BITFUSION_REQUIRE_SERVICE(::geteuid() == 0, "choosing the next pid (ns_last_pid) needs root");
   auto runner = Runner();
   auto c = *runner->Create(Shell("echo $$"));
   Lines lines;
