@@ -114,6 +114,9 @@ std::vector<SlurmError> ParseSlurmErrors(std::string_view body) {
     if (const auto* s = o.if_contains("description"); s != nullptr && s->is_string()) {
       se.description = std::string(s->as_string());
     }
+    if (const auto* s = o.if_contains("source"); s != nullptr && s->is_string()) {
+      se.source = std::string(s->as_string());
+    }
     out.push_back(std::move(se));
   }
   return out;
@@ -148,6 +151,33 @@ Result<std::string> SlurmGresFor(const ContainerSpec& spec, const std::string& f
     gpus += r.count;
   }
   return "gpu:" + std::to_string(gpus);
+}
+
+Result<ExitStatus> SlurmExitStatus(std::string_view state, std::int64_t wait_status,
+                                   int sent_signal, std::string_view reason) {
+  ExitStatus e;
+  const int raw = static_cast<int>(wait_status);
+  const int sig = raw & 0x7f;
+  e.exit_code = sig != 0 ? -1 : (raw >> 8) & 0xff;
+  e.signal = sig;
+  const bool clean = sig == 0 && e.exit_code == 0;
+  if (state == "CANCELLED" && (sent_signal != 0 || clean)) {
+    // Slurm's cancel sends SIGTERM, then SIGKILL after KillWait: the signal asked for says
+    // more than the one that ended the script.
+    e.signal = sent_signal != 0 ? sent_signal : SIGKILL;
+    e.exit_code = -1;
+  } else if (state == "TIMEOUT" || state == "OUT_OF_MEMORY") {
+    (state == "TIMEOUT" ? e.timed_out : e.oom_killed) = true;
+    if (clean) {
+      e.signal = SIGKILL;
+      e.exit_code = -1;
+    }
+  } else if (state == "NODE_FAIL" || state == "BOOT_FAIL" || state == "PREEMPTED" ||
+             state == "DEADLINE") {
+    return UnavailableError("ended " + std::string(state) + " (reason: " + std::string(reason) +
+                            "); Slurm has no exit status for it");
+  }
+  return e;
 }
 
 }  // namespace internal
@@ -291,7 +321,13 @@ class SlurmRest {
                      "\" and make sure slurmrestd runs with -a rest_auth/jwt"));
     }
     std::string list;
-    for (const auto& e : internal::ParseSlurmErrors(r.body)) {
+    const auto errors = internal::ParseSlurmErrors(r.body);
+    // slurmrestd 22.05 passes a JWT through unchecked: slurmctld drops a bad one, and the
+    // answer is a 500 about the lost connection, not a 401.
+    const bool dropped = std::any_of(errors.begin(), errors.end(), [](const auto& e) {
+      return e.code == 5005 || e.source == "slurm_load_ctl_conf";
+    });
+    for (const auto& e : errors) {
       list += (list.empty() ? "" : "; ") + (e.error.empty() ? std::string("error") : e.error);
       if (!e.description.empty() && e.description != e.error) list += " (" + e.description + ")";
       if (e.code != 0) list += " [" + std::to_string(e.code) + "]";
@@ -299,6 +335,12 @@ class SlurmRest {
     if (list.empty()) list = r.body.substr(0, 200);
     const std::string msg = "slurmrestd at " + where_ + ": " + what + " failed (HTTP " +
                             std::to_string(r.status) + "): " + list;
+    if (dropped && !options_.host.empty()) {
+      return UnavailableError(msg +
+                              "; slurmctld dropped the request, which is how an invalid or "
+                              "expired JWT shows (check SLURM_JWT and the user name \"" +
+                              options_.user + "\")");
+    }
     if (r.status == 400) return InvalidArgumentError(msg);
     if (r.status == 404) return NotFoundError(msg);
     return UnavailableError(msg);
@@ -660,39 +702,19 @@ class SlurmJob final : public Container {
   }
 
   void Finish(const JobView& v, bool timed_out, std::chrono::steady_clock::duration ran) {
-    ExitStatus e;
-    const int raw = static_cast<int>(v.exit_code);
-    const int sig = raw & 0x7f;
-    e.exit_code = sig != 0 ? -1 : (raw >> 8) & 0xff;
-    e.signal = sig;
-    Status error;
     int sent = 0;
     {
       std::lock_guard lock(mu_);
       sent = sent_signal_;
     }
-    if (v.state == "CANCELLED" && (sent != 0 || (sig == 0 && e.exit_code == 0))) {
-      // Slurm's cancel sends SIGTERM, then SIGKILL after KillWait: the signal asked for says
-      // more than the one that ended the script.
-      e.signal = sent != 0 ? sent : SIGKILL;
-      e.exit_code = -1;
-    } else if (v.state == "TIMEOUT") {
-      e.timed_out = true;
-      if (sig == 0 && e.exit_code == 0) {
-        e.signal = SIGKILL;
-        e.exit_code = -1;
-      }
-    } else if (v.state == "OUT_OF_MEMORY") {
-      e.oom_killed = true;
-      if (sig == 0 && e.exit_code == 0) {
-        e.signal = SIGKILL;
-        e.exit_code = -1;
-      }
-    } else if (v.state == "NODE_FAIL" || v.state == "BOOT_FAIL" || v.state == "PREEMPTED" ||
-               v.state == "DEADLINE") {
-      error = UnavailableError("slurm job " + std::to_string(v.job_id) + " (" + id_ + ") ended " +
-                               v.state + " (reason: " + v.reason +
-                               "); Slurm has no exit status for it");
+    auto mapped = internal::SlurmExitStatus(v.state, v.exit_code, sent, v.reason);
+    Status error;
+    ExitStatus e;
+    if (mapped.ok()) {
+      e = *mapped;
+    } else {
+      error = Status(mapped.error().code(), "slurm job " + std::to_string(v.job_id) + " (" + id_ +
+                                                ") " + mapped.error().message());
     }
     if (timed_out) e.timed_out = true;
     e.start_ns = v.start_time > 0 ? v.start_time * 1'000'000'000 : start_ns_;

@@ -138,6 +138,7 @@ struct SlurmError {
   int code = 0;
   std::string error;
   std::string description;
+  std::string source;  ///< the Slurm call that failed, when given
 };
 /// The entries of a response body's "errors"; empty when it has none or is not JSON.
 std::vector<SlurmError> ParseSlurmErrors(std::string_view body);
@@ -147,6 +148,12 @@ std::string SlurmBatchScript(const std::vector<std::string>& argv);
 
 /// The GRES a spec asks for ("gpu:2"), from its device_requests; `fallback` when it has none.
 Result<std::string> SlurmGresFor(const ContainerSpec& spec, const std::string& fallback);
+
+/// How a job that ended in `state` with Slurm's `exit_code` (a wait status) ended, given the
+/// signal this handle last sent (0 = none): see the state mapping at the top of this file.
+/// Unavailable for NODE_FAIL, BOOT_FAIL, PREEMPTED and DEADLINE.
+Result<ExitStatus> SlurmExitStatus(std::string_view state, std::int64_t exit_code, int sent_signal,
+                                   std::string_view reason);
 
 }  // namespace internal
 

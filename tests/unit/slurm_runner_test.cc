@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "scoped_env.h"
@@ -133,6 +134,44 @@ TEST(SlurmGresTest, DeviceRequestsBecomeAGpuCount) {
   auto ids = internal::SlurmGresFor(spec, "");
   ASSERT_FALSE(ids.ok());
   EXPECT_THAT(ids.error().message(), HasSubstr("GPU-1234"));
+}
+
+TEST(SlurmExitStatusTest, WaitStatusesAndStatesMap) {
+  // exit 3 (slurmrestd 22.05 reports the wait status: 3 << 8).
+  auto e = internal::SlurmExitStatus("FAILED", 768, 0, "NonZeroExitCode");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->exit_code, 3);
+  EXPECT_EQ(e->signal, 0);
+  e = internal::SlurmExitStatus("COMPLETED", 0, 0, "None");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->success());
+  // Killed by SIGTERM.
+  e = internal::SlurmExitStatus("FAILED", 15, 0, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->exit_code, -1);
+  EXPECT_EQ(e->signal, SIGTERM);
+  // Cancelled: the signal this handle sent, else SIGKILL.
+  e = internal::SlurmExitStatus("CANCELLED", 15, SIGKILL, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->signal, SIGKILL);
+  e = internal::SlurmExitStatus("CANCELLED", 0, 0, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->signal, SIGKILL);
+  // Slurm's own time limit and the OOM killer.
+  e = internal::SlurmExitStatus("TIMEOUT", 0, 0, "TimeLimit");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_FALSE(e->success());
+  e = internal::SlurmExitStatus("OUT_OF_MEMORY", 9, 0, "OutOfMemory");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->oom_killed);
+  EXPECT_EQ(e->signal, SIGKILL);
+  // No exit status at all.
+  e = internal::SlurmExitStatus("NODE_FAIL", 0, 0, "NodeDown");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(e.error().message(), HasSubstr("NODE_FAIL"));
+  EXPECT_THAT(e.error().message(), HasSubstr("NodeDown"));
 }
 
 }  // namespace
