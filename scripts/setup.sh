@@ -24,6 +24,7 @@ PACKAGES=(
   chromium                      # headless: the report test renders bitfusion report's page
   openssh-server openssh-client iproute2  # static:// tests: their own sshd, one in a netns
   slurmctld slurmd slurm-client munge slurmrestd  # slurm:// tests start their own single-node Slurm
+  slurm-wlm-jwt-plugin          # auth/jwt: the slurm:// test of slurmrestd over TCP with a token
 )
 
 missing=()

@@ -5,6 +5,11 @@
 // with --gres=gpu:1 gets CUDA_VISIBLE_DEVICES. Every daemon is stopped by PID afterwards, after
 // the cluster's jobs are cancelled.
 //
+// With slurm-wlm-jwt-plugin installed, the cluster also takes JWTs (AuthAltTypes=auth/jwt, a
+// key of its own) and a second slurmrestd serves rest_auth/jwt on 127.0.0.1:PORT (started with
+// SLURM_JWT=daemon: without it slurmrestd hands the token to auth/munge, which rejects it with
+// "Rejecting thread config token").
+//
 // Needs root, the Debian packages slurmctld slurmd slurm-client munge slurmrestd (see
 // scripts/setup.sh) and the users munge and slurm they create. Slurm's ports are fixed
 // (6817/6818): only one cluster per host at a time (ONE_PROCESS in tests/CMakeLists.txt).
@@ -14,6 +19,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -64,6 +70,15 @@ class SlurmCluster {
     ::gethostname(host, sizeof host - 1);
     node_ = host;
     node_ = node_.substr(0, node_.find('.'));
+    jwt_ = fs::exists(kJwtPlugin);
+    if (jwt_) {
+      // HS256 key: slurmctld reads it as SlurmUser (root here); nobody else may.
+      Run("head -c 32 /dev/urandom > " + (dir_ / "jwt.key").string() + " && chmod 600 " +
+          (dir_ / "jwt.key").string());
+    } else {
+      jwt_error_ =
+          std::string("no ") + kJwtPlugin + " (Debian: apt-get install slurm-wlm-jwt-plugin)";
+    }
     WriteConfig();
     env_ = {"SLURM_CONF=" + conf_.string()};
 
@@ -102,6 +117,7 @@ class SlurmCluster {
       error_ = "slurmrestd did not start: " + rest_->Log();
       return;
     }
+    if (jwt_) StartJwtRest();
   }
 
   ~SlurmCluster() {
@@ -114,6 +130,7 @@ class SlurmCluster {
       }
     }
     rest_.reset();
+    jwt_rest_.reset();
     slurmd_.reset();
     slurmctld_.reset();
     munged_.reset();
@@ -131,6 +148,25 @@ class SlurmCluster {
   std::string Env() const { return "SLURM_CONF=" + conf_.string() + " "; }
   std::string RestLog() const { return rest_ ? rest_->Log() : ""; }
 
+  /// Empty when the JWT slurmrestd is up; else why not.
+  const std::string& jwt_error() const { return jwt_error_.empty() ? error_ : jwt_error_; }
+  /// Its TCP port on 127.0.0.1.
+  int jwt_port() const { return jwt_port_; }
+  /// A fresh token for `user` (scontrol token), lifespan 10 minutes; empty on failure.
+  std::string Token(const std::string& user) const {
+    FILE* f = ::popen((Env() + "scontrol token username=" + user + " lifespan=600").c_str(), "r");
+    if (f == nullptr) return "";
+    char buf[2048] = {};
+    const bool got = std::fgets(buf, sizeof buf, f) != nullptr;
+    ::pclose(f);
+    std::string line = got ? buf : "";
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) return "";
+    line = line.substr(eq + 1);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    return line;
+  }
+
  private:
   static int Run(const std::string& command) {
     const int rc = std::system(command.c_str());
@@ -140,6 +176,28 @@ class SlurmCluster {
     std::ifstream in(p);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
+  static constexpr const char* kJwtPlugin = "/usr/lib/x86_64-linux-gnu/slurm-wlm/auth_jwt.so";
+
+  void StartJwtRest() {
+    jwt_port_ = FreePort();
+    std::vector<std::string> env = env_;
+    env.push_back("SLURM_JWT=daemon");
+    jwt_rest_ = std::make_unique<ServiceProcess>(
+        std::vector<std::string>{"setpriv", "--reuid=slurm", "--regid=slurm", "--init-groups",
+                                 "/usr/sbin/slurmrestd", "-a", "rest_auth/jwt", "-s",
+                                 "openapi/v0.0.38", "127.0.0.1:" + std::to_string(jwt_port_)},
+        (dir_ / "log" / "slurmrestd-jwt.log").string(), env);
+    const std::string token = Token("root");
+    const std::string ping =
+        "curl -sf -H 'X-SLURM-USER-NAME: root' -H 'X-SLURM-USER-TOKEN: " + token +
+        "' http://127.0.0.1:" + std::to_string(jwt_port_) + "/slurm/v0.0.38/ping >/dev/null";
+    if (token.empty() ||
+        !jwt_rest_->WaitReady([&] { return Run(ping) == 0; }, std::chrono::seconds(20))) {
+      jwt_error_ = "the JWT slurmrestd did not start (token " +
+                   std::string(token.empty() ? "missing" : "made") + "): " + jwt_rest_->Log();
+    }
+  }
+
   std::string MungeSocket() const { return (dir_ / "munge" / "munge.sock").string(); }
 
   void WriteConfig() {
@@ -150,37 +208,41 @@ class SlurmCluster {
         << "NodeName=" << node_ << " Name=gpu Type=fake File=" << d << "/dev/nvidia[0-1]\n";
     // CR_Core (not memory): jobs that give no memory do not each take the whole node. CPUs=16
     // with config_overrides: sixteen jobs at once on a two-core test machine.
-    std::ofstream(conf_) << "ClusterName=bftest\n"
-                         << "SlurmctldHost=" << node_ << "(127.0.0.1)\n"
-                         << "AuthType=auth/munge\nCredType=cred/munge\n"
-                         << "AuthInfo=socket=" << MungeSocket() << "\n"
-                         << "SlurmUser=root\nSlurmdUser=root\n"
-                         << "SlurmctldPort=6817\nSlurmdPort=6818\n"
-                         << "StateSaveLocation=" << d << "/state\n"
-                         << "SlurmdSpoolDir=" << d << "/spool\n"
-                         << "SlurmctldPidFile=" << d << "/slurmctld.pid\n"
-                         << "SlurmdPidFile=" << d << "/slurmd.pid\n"
-                         << "SlurmctldLogFile=" << d << "/log/slurmctld.log\n"
-                         << "SlurmdLogFile=" << d << "/log/slurmd.log\n"
-                         << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
-                         << "SchedulerType=sched/backfill\nSelectType=select/cons_tres\n"
-                         << "SelectTypeParameters=CR_Core\nSlurmdParameters=config_overrides\n"
-                         << "ReturnToService=2\nMpiDefault=none\n"
-                         << "JobAcctGatherType=jobacct_gather/none\n"
-                         << "AccountingStorageType=accounting_storage/none\n"
-                         << "KillWait=2\nMinJobAge=60\nGresTypes=gpu\n"
-                         << "NodeName=" << node_
-                         << " NodeAddr=127.0.0.1 CPUs=16 RealMemory=4000 Gres=gpu:fake:2 "
-                            "State=UNKNOWN\n"
-                         << "PartitionName=debug Nodes=" << node_
-                         << " Default=YES MaxTime=INFINITE State=UP\n";
+    std::ofstream(conf_)
+        << "ClusterName=bftest\n"
+        << "SlurmctldHost=" << node_ << "(127.0.0.1)\n"
+        << "AuthType=auth/munge\nCredType=cred/munge\n"
+        << "AuthInfo=socket=" << MungeSocket() << "\n"
+        << (jwt_ ? "AuthAltTypes=auth/jwt\nAuthAltParameters=jwt_key=" + d + "/jwt.key\n" : "")
+        << "SlurmUser=root\nSlurmdUser=root\n"
+        << "SlurmctldPort=6817\nSlurmdPort=6818\n"
+        << "StateSaveLocation=" << d << "/state\n"
+        << "SlurmdSpoolDir=" << d << "/spool\n"
+        << "SlurmctldPidFile=" << d << "/slurmctld.pid\n"
+        << "SlurmdPidFile=" << d << "/slurmd.pid\n"
+        << "SlurmctldLogFile=" << d << "/log/slurmctld.log\n"
+        << "SlurmdLogFile=" << d << "/log/slurmd.log\n"
+        << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+        << "SchedulerType=sched/backfill\nSelectType=select/cons_tres\n"
+        << "SelectTypeParameters=CR_Core\nSlurmdParameters=config_overrides\n"
+        << "ReturnToService=2\nMpiDefault=none\n"
+        << "JobAcctGatherType=jobacct_gather/none\n"
+        << "AccountingStorageType=accounting_storage/none\n"
+        << "KillWait=2\nMinJobAge=60\nGresTypes=gpu\n"
+        << "NodeName=" << node_
+        << " NodeAddr=127.0.0.1 CPUs=16 RealMemory=4000 Gres=gpu:fake:2 "
+           "State=UNKNOWN\n"
+        << "PartitionName=debug Nodes=" << node_ << " Default=YES MaxTime=INFINITE State=UP\n";
   }
 
   std::string error_;
   std::filesystem::path dir_, conf_;
   std::string node_;
   std::vector<std::string> env_;
-  std::unique_ptr<ServiceProcess> munged_, slurmctld_, slurmd_, rest_;
+  bool jwt_ = false;
+  std::string jwt_error_;
+  int jwt_port_ = 0;
+  std::unique_ptr<ServiceProcess> munged_, slurmctld_, slurmd_, rest_, jwt_rest_;
 };
 
 }  // namespace bitfusion::testing

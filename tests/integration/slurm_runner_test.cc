@@ -14,6 +14,7 @@
 #include "conformance/runner_conformance.h"
 #include "integration/slurm_cluster.h"
 #include "runners/slurm_runner.h"
+#include "scoped_env.h"
 
 namespace bitfusion {
 namespace {
@@ -175,7 +176,8 @@ TEST_F(SlurmRunnerTest, UnknownOrTooMuchGresIsAClearError) {
 }
 
 TEST_F(SlurmRunnerTest, UnreachableSocketNamesIt) {
-  auto r = ContainerRunnerFromUri("slurm://" + OutputDir() + "/no-such.sock");
+  auto r =
+      ContainerRunnerFromUri("slurm://" + OutputDir() + "/no-such.sock?output_dir=" + OutputDir());
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   auto caps = (*r)->Capabilities();
   ASSERT_FALSE(caps.ok());
@@ -185,6 +187,46 @@ TEST_F(SlurmRunnerTest, UnreachableSocketNamesIt) {
   Status s = (*c)->Start();
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(s.message(), HasSubstr("no-such.sock"));
+}
+
+TEST_F(SlurmRunnerTest, JwtOverTcpRunsJobsAsTheTokensUser) {
+  BITFUSION_REQUIRE_SERVICE(TheCluster().jwt_error().empty(), TheCluster().jwt_error());
+  const std::string token = TheCluster().Token("root");
+  ASSERT_FALSE(token.empty());
+  testing::ScopedEnv env({{"SLURM_JWT", token.c_str()}});
+  const std::string uri = "slurm://root@127.0.0.1:" + std::to_string(TheCluster().jwt_port()) +
+                          "?partition=debug&poll_max=300ms&output_dir=" + OutputDir();
+  auto runner = ContainerRunnerFromUri(uri);
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  auto caps = (*runner)->Capabilities();
+  ASSERT_TRUE(caps.ok()) << caps.error().ToString();
+  EXPECT_EQ(caps->api_version, "v0.0.38");
+  // Over the unix socket (rest_auth/local) jobs run as slurmrestd's user; with a token, as the
+  // token's.
+  EXPECT_EQ(Output(**runner, Sh("echo \"via jwt as $(id -un)\"")),
+            (std::vector<std::string>{"via jwt as root"}));
+  EXPECT_EQ(Output(*runner_, Sh("echo \"via socket as $(id -un)\"")),
+            (std::vector<std::string>{"via socket as slurm"}));
+}
+
+TEST_F(SlurmRunnerTest, ABadJwtIsAClearErrorThatDoesNotShowTheToken) {
+  BITFUSION_REQUIRE_SERVICE(TheCluster().jwt_error().empty(), TheCluster().jwt_error());
+  const std::string bad = "x" + TheCluster().Token("root");
+  testing::ScopedEnv env({{"SLURM_JWT", bad.c_str()}});
+  auto runner =
+      ContainerRunnerFromUri("slurm://root@127.0.0.1:" + std::to_string(TheCluster().jwt_port()) +
+                             "?partition=debug&output_dir=" + OutputDir());
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  auto caps = (*runner)->Capabilities();
+  ASSERT_FALSE(caps.ok());
+  EXPECT_THAT(caps.error().message(), HasSubstr("JWT"));
+  EXPECT_THAT(caps.error().message(), ::testing::Not(HasSubstr(bad.substr(1, 40))));
+  auto c = (*runner)->Create(Sh("true"));
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Status s = (*c)->Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("SLURM_JWT"));
+  EXPECT_THAT(s.message(), ::testing::Not(HasSubstr(bad.substr(1, 40))));
 }
 
 TEST_F(SlurmRunnerTest, ImagesAndContainerOnlyFieldsAreRefused) {
