@@ -396,12 +396,13 @@ namespace {
 // One job: made at Create, submitted at Start, followed by a thread until it ends.
 class SlurmJob final : public Container {
  public:
-  SlurmJob(std::shared_ptr<SlurmRunnerHub> hub, std::string id, std::string body,
+  SlurmJob(std::shared_ptr<SlurmRunnerHub> hub, std::string id, std::string body, std::string gres,
            std::filesystem::path out, std::filesystem::path err, std::int64_t timeout_ns,
            Labels labels)
       : hub_(std::move(hub)),
         id_(std::move(id)),
         body_(std::move(body)),
+        gres_(std::move(gres)),
         out_path_(std::move(out)),
         err_path_(std::move(err)),
         timeout_ns_(timeout_ns),
@@ -664,6 +665,28 @@ class SlurmJob final : public Container {
         const auto* j = body->if_contains("jobs");
         if (j != nullptr && j->is_array() && !j->as_array().empty()) jobs = &j->as_array();
       }
+      if (jobs == nullptr && r.ok()) {
+        // Purged after MinJobAge while nobody looked (a long pause of this process): its end is
+        // not known any more.
+        const auto errors = internal::ParseSlurmErrors(r->body);
+        if (std::any_of(errors.begin(), errors.end(),
+                        [](const auto& e) { return e.code == 2017; })) {
+          ReadOutput(true);
+          {
+            std::lock_guard lock(mu_);
+            end_error_ = UnavailableError("slurm job " + job + " (" + id_ +
+                                          ") is no longer known to slurmctld (purged after "
+                                          "MinJobAge before its end was seen); its exit status "
+                                          "is lost");
+            exit_.end_ns = WallNowNs();
+            done_ = true;
+          }
+          cv_.notify_all();
+          hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
+                             {{"exitCode", "-1"}, {kStateLabel, "PURGED"}});
+          return;
+        }
+      }
       if (jobs == nullptr) {
         // slurmctld busy or slurmrestd restarting: try again later.
         LogAt(LogLevel::kDebug, "slurm job ", job, ": ",
@@ -734,16 +757,13 @@ class SlurmJob final : public Container {
                        {{"exitCode", std::to_string(code)}, {kStateLabel, v.state}});
   }
 
- public:
-  std::string gres_;
-
- private:
   struct Tail {
     std::size_t offset = 0;
   };
   std::shared_ptr<SlurmRunnerHub> hub_;
   const std::string id_;
   const std::string body_;
+  const std::string gres_;  // as asked for, for messages
   const std::filesystem::path out_path_, err_path_;
   const std::int64_t timeout_ns_;
   Labels labels_;
@@ -980,10 +1000,8 @@ Result<std::unique_ptr<Container>> SlurmRunner::Create(const ContainerSpec& spec
   // Stale files of an earlier job with this name would be read as this one's output.
   std::filesystem::remove(out, ec);
   std::filesystem::remove(err, ec);
-  auto c = std::make_unique<SlurmJob>(hub_, id, json::serialize(body), out, err, spec.timeout_ns,
-                                      labels);
-  c->gres_ = gres;
-  return std::unique_ptr<Container>(std::move(c));
+  return std::unique_ptr<Container>(std::make_unique<SlurmJob>(
+      hub_, id, json::serialize(body), gres, out, err, spec.timeout_ns, labels));
 }
 
 Result<std::vector<ContainerInfo>> SlurmRunner::ListContainers(const Labels& labels) {

@@ -17,7 +17,8 @@
 // the exit status; CANCELLED -> the signal this handle sent, else the one Slurm reports (its
 // cancel sends SIGTERM, then SIGKILL after KillWait), else SIGKILL;
 // TIMEOUT -> timed_out; OUT_OF_MEMORY -> oom_killed; NODE_FAIL, BOOT_FAIL, PREEMPTED and
-// DEADLINE -> Wait fails with Unavailable naming the state and Slurm's reason.
+// DEADLINE -> Wait fails with Unavailable naming the state and Slurm's reason, as it does for a
+// job that slurmctld purged (MinJobAge) before its end was seen.
 //
 // The spec's timeout is enforced here to the poll (the job is cancelled with SIGKILL and
 // reported timed_out) and given to Slurm as time_limit (whole minutes, rounded up), so that a
