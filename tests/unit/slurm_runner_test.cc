@@ -157,11 +157,17 @@ TEST(SlurmExitStatusTest, WaitStatusesAndStatesMap) {
   e = internal::SlurmExitStatus("CANCELLED", 0, 0, "");
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->signal, SIGKILL);
-  // Slurm's own time limit and the OOM killer.
+  // Slurm's own time limit (22.05 answered exit_code 15 for `sleep 300` with time_limit 1: its
+  // SIGTERM ended it) and the OOM killer.
+  e = internal::SlurmExitStatus("TIMEOUT", 15, 0, "TimeLimit");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_EQ(e->signal, SIGTERM);
+  EXPECT_FALSE(e->success());
   e = internal::SlurmExitStatus("TIMEOUT", 0, 0, "TimeLimit");
   ASSERT_TRUE(e.ok());
   EXPECT_TRUE(e->timed_out);
-  EXPECT_FALSE(e->success());
+  EXPECT_EQ(e->signal, SIGKILL);
   e = internal::SlurmExitStatus("OUT_OF_MEMORY", 9, 0, "OutOfMemory");
   ASSERT_TRUE(e.ok());
   EXPECT_TRUE(e->oom_killed);
