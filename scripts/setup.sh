@@ -23,6 +23,8 @@ PACKAGES=(
   python3-elasticsearch         # Elastic's Python client: checks the es:// fake, benchmark reference
   chromium                      # headless: the report test renders bitfusion report's page
   openssh-server openssh-client iproute2  # static:// tests: their own sshd, one in a netns
+  slurmctld slurmd slurm-client munge slurmrestd  # slurm:// tests start their own single-node Slurm
+  slurm-wlm-jwt-plugin          # auth/jwt: the slurm:// test of slurmrestd over TCP with a token
 )
 
 missing=()

@@ -158,7 +158,7 @@ class BITFUSION_EXPORT Container {
 
 /// Backends: process:// (plain child processes), null://, docker://, docker+tls:// and
 /// docker+ssh:// (a Docker Engine API, local, over mutual TLS, or another host's socket over
-/// SSH; Podman's compatible API too).
+/// SSH; Podman's compatible API too), slurm:// (batch jobs through slurmrestd).
 ///
 /// Methods past Create() have defaults that answer Unimplemented; backends override what they
 /// can do and say what to use instead for the rest.

@@ -1,0 +1,1105 @@
+#include "runners/slurm_runner.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json.hpp>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "bitfusion/log.h"
+#include "bitfusion/registry.h"
+#include "bitfusion/run_record.h"
+#include "net/http_client.h"
+#include "net/ssh_session.h"
+#include "runners/container_spec_checks.h"
+#include "runners/line_splitter.h"
+#include "runners/log_fanout.h"
+#include "runners/runner_event_hub.h"
+
+namespace bitfusion {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace internal {
+
+const std::vector<std::string>& SlurmApiVersionsSpoken() {
+  // Only the job fields of v0.0.38 are read (v0.0.39 changed exit_code, job_state and the time
+  // fields into objects); a newer version joins this list with its own parsing.
+  static const std::vector<std::string> spoken = {"v0.0.38"};
+  return spoken;
+}
+
+namespace {
+std::vector<int> VersionNumbers(const std::string& v) {
+  std::vector<int> out;
+  std::size_t at = 1;  // after the 'v'
+  while (at < v.size()) {
+    const auto dot = v.find('.', at);
+    out.push_back(std::atoi(v.substr(at, dot - at).c_str()));
+    if (dot == std::string::npos) break;
+    at = dot + 1;
+  }
+  return out;
+}
+std::string JoinList(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s.empty() ? "none" : s;
+}
+}  // namespace
+
+Result<std::string> PickSlurmApiVersion(std::string_view openapi_json,
+                                        const std::vector<std::string>& spoken,
+                                        std::string_view where) {
+  boost::system::error_code ec;
+  const json::value doc = json::parse(openapi_json, ec);
+  if (ec || !doc.is_object() || !doc.as_object().contains("paths") ||
+      !doc.at("paths").is_object()) {
+    return InternalError("slurmrestd at " + std::string(where) +
+                         " answered GET /openapi/v3 with no OpenAPI document (no \"paths\")");
+  }
+  static const std::regex kPath("^/slurm/(v[0-9]+\\.[0-9]+\\.[0-9]+)/");
+  std::set<std::string> offered;
+  for (const auto& [path, item] : doc.at("paths").as_object()) {
+    std::smatch m;
+    const std::string p(path);
+    if (std::regex_search(p, m, kPath)) offered.insert(m[1]);
+  }
+  std::vector<std::string> offered_list(offered.begin(), offered.end());
+  std::sort(offered_list.begin(), offered_list.end(),
+            [](const auto& a, const auto& b) { return VersionNumbers(a) > VersionNumbers(b); });
+  for (const auto& v : offered_list) {
+    if (std::find(spoken.begin(), spoken.end(), v) != spoken.end()) return v;
+  }
+  return FailedPreconditionError(
+      "slurmrestd at " + std::string(where) + " offers Slurm API versions " +
+      JoinList(offered_list) + " and bitfusion speaks " + JoinList(spoken) +
+      "; start slurmrestd with a plugin bitfusion speaks (-s openapi/v0.0.38) or use a "
+      "bitfusion that speaks the server's");
+}
+
+std::vector<SlurmError> ParseSlurmErrors(std::string_view body) {
+  std::vector<SlurmError> out;
+  boost::system::error_code ec;
+  const json::value doc = json::parse(body, ec);
+  if (ec || !doc.is_object()) return out;
+  const auto* errors = doc.as_object().if_contains("errors");
+  if (errors == nullptr || !errors->is_array()) return out;
+  for (const auto& e : errors->as_array()) {
+    if (!e.is_object()) continue;
+    const auto& o = e.as_object();
+    SlurmError se;
+    for (const char* key : {"error_number", "error_code"}) {
+      if (const auto* n = o.if_contains(key); n != nullptr && n->is_int64()) {
+        se.code = static_cast<int>(n->as_int64());
+      }
+    }
+    if (const auto* s = o.if_contains("error"); s != nullptr && s->is_string()) {
+      se.error = std::string(s->as_string());
+    }
+    if (const auto* s = o.if_contains("description"); s != nullptr && s->is_string()) {
+      se.description = std::string(s->as_string());
+    }
+    if (const auto* s = o.if_contains("source"); s != nullptr && s->is_string()) {
+      se.source = std::string(s->as_string());
+    }
+    out.push_back(std::move(se));
+  }
+  return out;
+}
+
+std::string SlurmBatchScript(const std::vector<std::string>& argv) {
+  std::string script = "#!/bin/sh\nexec";
+  for (const auto& a : argv) script += " " + ShellQuote(a);
+  return script + "\n";
+}
+
+Result<std::string> SlurmGresFor(const ContainerSpec& spec, const std::string& fallback) {
+  if (spec.device_requests.empty()) return fallback;
+  int gpus = 0;
+  for (const auto& r : spec.device_requests) {
+    if (!r.device_ids.empty()) {
+      return InvalidArgumentError(
+          "slurm:// cannot ask for particular devices (device_ids " + JoinList(r.device_ids) +
+          "): Slurm picks the GPUs of a GRES request; give a count instead");
+    }
+    if (r.count <= 0) {
+      return InvalidArgumentError("slurm:// needs a GPU count >= 1 in device_requests (got " +
+                                  std::to_string(r.count) +
+                                  "; -1 = all cannot be asked of Slurm); give a number");
+    }
+    if (!r.driver.empty() && r.driver != "nvidia" && r.driver != "gpu") {
+      return InvalidArgumentError(
+          "slurm:// asks for GPUs as GRES \"gpu:N\"; device request "
+          "driver \"" +
+          r.driver + "\" has no GRES it maps to");
+    }
+    gpus += r.count;
+  }
+  return "gpu:" + std::to_string(gpus);
+}
+
+Result<ExitStatus> SlurmExitStatus(std::string_view state, std::int64_t wait_status,
+                                   int sent_signal, std::string_view reason) {
+  ExitStatus e;
+  const int raw = static_cast<int>(wait_status);
+  const int sig = raw & 0x7f;
+  e.exit_code = sig != 0 ? -1 : (raw >> 8) & 0xff;
+  e.signal = sig;
+  const bool clean = sig == 0 && e.exit_code == 0;
+  if (state == "CANCELLED" && (sent_signal != 0 || clean)) {
+    // Slurm's cancel sends SIGTERM, then SIGKILL after KillWait: the signal asked for says
+    // more than the one that ended the script.
+    e.signal = sent_signal != 0 ? sent_signal : SIGKILL;
+    e.exit_code = -1;
+  } else if (state == "TIMEOUT" || state == "OUT_OF_MEMORY") {
+    (state == "TIMEOUT" ? e.timed_out : e.oom_killed) = true;
+    if (clean) {
+      e.signal = SIGKILL;
+      e.exit_code = -1;
+    }
+  } else if (state == "NODE_FAIL" || state == "BOOT_FAIL" || state == "PREEMPTED" ||
+             state == "DEADLINE") {
+    return UnavailableError("ended " + std::string(state) + " (reason: " + std::string(reason) +
+                            "); Slurm has no exit status for it");
+  }
+  return e;
+}
+
+}  // namespace internal
+
+namespace {
+
+constexpr const char* kCommentPrefix = "bitfusion:";
+constexpr const char* kJobIdLabel = "slurm.job_id";
+constexpr const char* kStateLabel = "slurm.state";
+
+bool Terminal(const std::string& state) {
+  return state == "COMPLETED" || state == "FAILED" || state == "CANCELLED" || state == "TIMEOUT" ||
+         state == "NODE_FAIL" || state == "PREEMPTED" || state == "BOOT_FAIL" ||
+         state == "DEADLINE" || state == "OUT_OF_MEMORY";
+}
+
+std::string JsonStr(const json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+std::int64_t JsonInt(const json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr) return 0;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
+  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
+  return 0;
+}
+
+// Labels from a job's comment; empty when it is not one of ours.
+Labels CommentLabels(const std::string& comment) {
+  Labels labels;
+  if (comment.rfind(kCommentPrefix, 0) != 0) return labels;
+  boost::system::error_code ec;
+  const json::value v = json::parse(std::string_view(comment).substr(10), ec);
+  if (ec || !v.is_object()) return labels;
+  for (const auto& [k, val] : v.as_object()) {
+    if (val.is_string()) labels[std::string(k)] = std::string(val.as_string());
+  }
+  return labels;
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev != nullptr ? abbrev : std::to_string(sig);
+}
+
+// One job as slurmrestd reports it.
+struct JobView {
+  std::int64_t job_id = 0;
+  std::string name, state, reason, comment;
+  std::int64_t exit_code = 0;  // a wait status
+  std::int64_t start_time = 0, end_time = 0, submit_time = 0;
+};
+
+JobView ParseJob(const json::object& j) {
+  JobView v;
+  v.job_id = JsonInt(j, "job_id");
+  v.name = JsonStr(j, "name");
+  v.state = JsonStr(j, "job_state");
+  v.reason = JsonStr(j, "state_reason");
+  v.comment = JsonStr(j, "comment");
+  v.exit_code = JsonInt(j, "exit_code");
+  v.start_time = JsonInt(j, "start_time");
+  v.end_time = JsonInt(j, "end_time");
+  v.submit_time = JsonInt(j, "submit_time");
+  return v;
+}
+
+}  // namespace
+
+// The client side of slurmrestd: one HTTP client, the negotiated version, errors read from
+// both shapes slurmrestd writes.
+class SlurmRest {
+ public:
+  static Result<std::shared_ptr<SlurmRest>> Make(const SlurmRunnerOptions& o) {
+    net::HttpClientOptions h;
+    if (o.host.empty()) {
+      h.base_url = "http://localhost";
+      h.unix_socket = o.socket_path;
+    } else {
+      h.base_url = "http://" + o.host + ":" + std::to_string(o.port);
+    }
+    h.peer_name = "slurmrestd at " + o.Endpoint();
+    h.connect_timeout = std::chrono::milliseconds(5'000);
+    h.retry.max_attempts = 3;
+    BITFUSION_ASSIGN_OR_RETURN(auto client, net::HttpClient::Make(h));
+    auto rest = std::shared_ptr<SlurmRest>(new SlurmRest(o));
+    rest->http_ = std::move(client);
+    return rest;
+  }
+
+  const std::string& where() const { return where_; }
+
+  // "/slurm/v0.0.38", negotiated on first use (retried on the next call after a failure).
+  Result<std::string> Prefix() {
+    std::lock_guard lock(mu_);
+    if (!version_.empty()) return "/slurm/" + version_;
+    if (!options_.api_version.empty()) {
+      const auto& spoken = internal::SlurmApiVersionsSpoken();
+      if (std::find(spoken.begin(), spoken.end(), options_.api_version) == spoken.end()) {
+        return InvalidArgumentError("slurm://?api=" + options_.api_version + ": bitfusion speaks " +
+                                    spoken.front());
+      }
+      version_ = options_.api_version;
+      return "/slurm/" + version_;
+    }
+    BITFUSION_ASSIGN_OR_RETURN(auto r, Raw("GET", "/openapi/v3", ""));
+    if (r.status != 200) return Error(r, "GET /openapi/v3");
+    BITFUSION_ASSIGN_OR_RETURN(version_, internal::PickSlurmApiVersion(
+                                             r.body, internal::SlurmApiVersionsSpoken(), where_));
+    return "/slurm/" + version_;
+  }
+
+  // A call under the negotiated prefix.
+  Result<net::HttpResponse> Call(const std::string& method, const std::string& path,
+                                 const std::string& body = "") {
+    BITFUSION_ASSIGN_OR_RETURN(auto prefix, Prefix());
+    return Raw(method, prefix + path, body);
+  }
+
+  // The parsed body of a 200 answer; else an error naming the call and slurmrestd's errors.
+  Result<json::object> Json(const net::HttpResponse& r, const std::string& what) {
+    if (r.status != 200) return Error(r, what);
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec || !v.is_object()) {
+      return InternalError("slurmrestd at " + where_ + " answered " + what + " with no JSON");
+    }
+    return std::move(v.as_object());
+  }
+
+  Status Error(const net::HttpResponse& r, const std::string& what) const {
+    if (r.status == 401) {
+      return PermissionDeniedError(
+          "slurmrestd at " + where_ + " refused authentication (HTTP 401) for " + what +
+          (options_.host.empty()
+               ? "; over a unix socket (rest_auth/local) run bitfusion as root or as "
+                 "slurmrestd's own user"
+               : "; set SLURM_JWT to a valid token (scontrol token) for user \"" + options_.user +
+                     "\" and make sure slurmrestd runs with -a rest_auth/jwt"));
+    }
+    std::string list;
+    const auto errors = internal::ParseSlurmErrors(r.body);
+    // slurmrestd 22.05 passes a JWT through unchecked: slurmctld drops a bad one, and the
+    // answer is a 500 about the lost connection, not a 401.
+    const bool dropped = std::any_of(errors.begin(), errors.end(), [](const auto& e) {
+      return e.code == 5005 || e.source == "slurm_load_ctl_conf";
+    });
+    for (const auto& e : errors) {
+      list += (list.empty() ? "" : "; ") + (e.error.empty() ? std::string("error") : e.error);
+      if (!e.description.empty() && e.description != e.error) list += " (" + e.description + ")";
+      if (e.code != 0) list += " [" + std::to_string(e.code) + "]";
+    }
+    if (list.empty()) list = r.body.substr(0, 200);
+    const std::string msg = "slurmrestd at " + where_ + ": " + what + " failed (HTTP " +
+                            std::to_string(r.status) + "): " + list;
+    if (dropped && !options_.host.empty()) {
+      return UnavailableError(msg +
+                              "; slurmctld dropped the request, which is how an invalid or "
+                              "expired JWT shows (check SLURM_JWT and the user name \"" +
+                              options_.user + "\")");
+    }
+    if (r.status == 400) return InvalidArgumentError(msg);
+    if (r.status == 404) return NotFoundError(msg);
+    return UnavailableError(msg);
+  }
+
+ private:
+  explicit SlurmRest(const SlurmRunnerOptions& o) : options_(o), where_(o.Endpoint()) {}
+
+  Result<net::HttpResponse> Raw(const std::string& method, const std::string& target,
+                                const std::string& body) {
+    net::HttpRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    req.deadline = DeadlineAfter(options_.api_timeout);
+    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+    if (!options_.host.empty()) {
+      req.headers.emplace_back("X-SLURM-USER-NAME", options_.user);
+      req.headers.emplace_back("X-SLURM-USER-TOKEN", options_.token);
+    }
+    auto r = http_->Send(req);
+    if (!r.ok()) {
+      return Status(r.error().code(),
+                    r.error().message() +
+                        (options_.host.empty()
+                             ? " (is slurmrestd listening on unix:" + options_.socket_path + "?)"
+                             : ""));
+    }
+    return r;
+  }
+
+  SlurmRunnerOptions options_;
+  std::string where_;
+  std::unique_ptr<net::HttpClient> http_;
+  std::mutex mu_;
+  std::string version_;
+};
+
+struct SlurmRunnerHub {
+  SlurmRunnerOptions options;
+  std::shared_ptr<SlurmRest> rest;
+  std::shared_ptr<internal::RunnerEventHub> events =
+      std::make_shared<internal::RunnerEventHub>("slurm");
+  std::string run_id;
+
+  std::mutex mu;
+  std::map<std::string, std::weak_ptr<internal::LogFanout>> logs;
+  std::map<std::string, std::function<ContainerInfo()>> live;
+};
+
+namespace {
+
+// One job: made at Create, submitted at Start, followed by a thread until it ends.
+class SlurmJob final : public Container {
+ public:
+  SlurmJob(std::shared_ptr<SlurmRunnerHub> hub, std::string id, std::string body, std::string gres,
+           std::filesystem::path out, std::filesystem::path err, std::int64_t timeout_ns,
+           Labels labels)
+      : hub_(std::move(hub)),
+        id_(std::move(id)),
+        body_(std::move(body)),
+        gres_(std::move(gres)),
+        out_path_(std::move(out)),
+        err_path_(std::move(err)),
+        timeout_ns_(timeout_ns),
+        labels_(std::move(labels)),
+        logs_(std::make_shared<internal::LogFanout>(hub_->options.log_buffer_bytes)),
+        out_split_(hub_->options.max_line_bytes),
+        err_split_(hub_->options.max_line_bytes) {
+    created_ns_ = WallNowNs();
+    {
+      std::lock_guard lock(hub_->mu);
+      hub_->logs[id_] = logs_;
+      hub_->live[id_] = [this] { return InspectNow(); };
+    }
+    hub_->events->Emit(EventType::kContainerCreated, "create", id_, labels_);
+  }
+
+  ~SlurmJob() override {
+    std::int64_t job = 0;
+    bool running = false;
+    {
+      std::lock_guard lock(mu_);
+      job = job_id_;
+      running = job_id_ != 0 && !done_;
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (running && !kept_) (void)Cancel(job, SIGKILL);
+    if (monitor_.joinable()) monitor_.join();
+    {
+      std::lock_guard lock(hub_->mu);
+      hub_->live.erase(id_);
+      hub_->logs.erase(id_);
+    }
+    hub_->events->Emit(EventType::kContainerDestroyed, "destroy", id_, labels_);
+    if (!kept_) {
+      std::error_code ec;
+      std::filesystem::remove(out_path_, ec);
+      std::filesystem::remove(err_path_, ec);
+    }
+  }
+
+  const std::string& id() const override { return id_; }
+
+  Status Start() override {
+    {
+      std::lock_guard lock(mu_);
+      if (submitted_) return FailedPreconditionError("job " + id_ + " was already started");
+      submitted_ = true;
+    }
+    auto r = hub_->rest->Call("POST", "/job/submit", body_);
+    Result<json::object> answer =
+        r.ok() ? hub_->rest->Json(*r, "submitting job " + id_) : Result<json::object>(r.error());
+    if (!answer.ok()) {
+      std::lock_guard lock(mu_);
+      submitted_ = false;
+      return Explain(answer.error(), r.ok() ? &*r : nullptr);
+    }
+    const std::int64_t job = JsonInt(*answer, "job_id");
+    if (job <= 0) {
+      std::lock_guard lock(mu_);
+      submitted_ = false;
+      return InternalError("slurmrestd at " + hub_->rest->where() + " accepted job " + id_ +
+                           " without a job_id");
+    }
+    {
+      std::lock_guard lock(mu_);
+      job_id_ = job;
+      labels_[kJobIdLabel] = std::to_string(job);
+      state_ = "PENDING";
+    }
+    monitor_ = std::thread([this] { Monitor(); });
+    return Status::OK();
+  }
+
+  Result<ExitStatus> Wait(Deadline deadline) override {
+    std::unique_lock lock(mu_);
+    if (!submitted_) return FailedPreconditionError("job " + id_ + " was not started");
+    if (!cv_.wait_until(lock, deadline, [&] { return done_; })) {
+      return DeadlineExceededError("slurm job " + std::to_string(job_id_) + " (" + id_ +
+                                   ") still " + state_ + " at the deadline");
+    }
+    if (!end_error_.ok()) return end_error_;
+    return exit_;
+  }
+
+  Status Stop(std::chrono::nanoseconds grace) override {
+    std::int64_t job = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (job_id_ == 0 || done_) return Status::OK();
+      job = job_id_;
+    }
+    BITFUSION_RETURN_IF_ERROR(Cancel(job, SIGTERM));
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, grace, [&] { return done_; })) return Status::OK();
+    lock.unlock();
+    return Cancel(job, SIGKILL);
+  }
+
+  Status Kill(int signal) override {
+    std::int64_t job = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (job_id_ == 0 || done_) return Status::OK();
+      job = job_id_;
+    }
+    return Cancel(job, signal);
+  }
+
+  Subscription Logs(LogCallback callback) override { return logs_->Subscribe(std::move(callback)); }
+
+  void Keep() override { kept_ = true; }
+
+  Result<ContainerInfo> Inspect() override { return InspectNow(); }
+
+ private:
+  ContainerInfo InspectNow() {
+    std::lock_guard lock(mu_);
+    ContainerInfo i;
+    i.id = id_;
+    i.name = id_;
+    i.labels = labels_;
+    i.created_ns = created_ns_;
+    if (job_id_ != 0) i.labels[kStateLabel] = state_;
+    if (done_) {
+      i.state = end_error_.ok() ? "exited" : "dead";
+      i.exit_code = exit_.signal != 0 ? 128 + exit_.signal : exit_.exit_code;
+      i.oom_killed = exit_.oom_killed;
+      i.started_ns = exit_.start_ns;
+      i.finished_ns = exit_.end_ns;
+    } else if (state_ == "RUNNING" || state_ == "COMPLETING" || state_ == "SUSPENDED") {
+      i.state = "running";
+      i.started_ns = start_ns_;
+    } else {
+      i.state = "created";
+    }
+    return i;
+  }
+
+  // Names what the request asked for when slurmrestd's error is about it.
+  Status Explain(const Status& error, const net::HttpResponse* r) const {
+    if (r == nullptr) return error;
+    const auto errors = internal::ParseSlurmErrors(r->body);
+    auto has = [&](int code) {
+      return std::any_of(errors.begin(), errors.end(),
+                         [&](const auto& e) { return e.code == code; });
+    };
+    const std::string partition = hub_->options.partition;
+    if (has(2000)) {
+      return InvalidArgumentError("Slurm has no partition \"" + partition + "\" (slurmrestd at " +
+                                  hub_->rest->where() +
+                                  " rejected the job: Invalid partition name [2000]); give "
+                                  "an existing partition in ?partition= (see sinfo)");
+    }
+    if (!gres_.empty() && (has(2072) || has(2014) || has(9001))) {
+      return InvalidArgumentError(
+          "Slurm cannot give GRES \"" + gres_ + "\"" +
+          (partition.empty() ? "" : " in partition \"" + partition + "\"") +
+          " (the type is not in GresTypes, or no node has that many): " + error.message() +
+          "; ask for a GRES the nodes have (sinfo -o '%N %G')");
+    }
+    return error;
+  }
+
+  Status Cancel(std::int64_t job, int signal) {
+    {
+      std::lock_guard lock(mu_);
+      sent_signal_ = signal;
+    }
+    const std::string what =
+        "signalling slurm job " + std::to_string(job) + " with " + SignalName(signal);
+    auto r =
+        hub_->rest->Call("DELETE", "/job/" + std::to_string(job) + "?signal=" + SignalName(signal));
+    if (!r.ok()) return r.error();
+    if (r->status == 200) return Status::OK();
+    const auto errors = internal::ParseSlurmErrors(r->body);
+    const bool busy =
+        std::any_of(errors.begin(), errors.end(), [](const auto& e) { return e.code == 2020; });
+    if (!busy || signal == SIGKILL) return hub_->rest->Error(*r, what);
+    // "Job can not be altered now" [2020]: a pending job takes no signal but SIGKILL (it has no
+    // process), and one being launched takes none until its batch step runs: cancel the first,
+    // signal the second once it runs.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      std::string state;
+      {
+        std::lock_guard lock(mu_);
+        if (done_) return Status::OK();
+        state = state_;
+      }
+      auto g = hub_->rest->Call("GET", "/job/" + std::to_string(job));
+      if (g.ok() && g->status == 200) {
+        auto body = hub_->rest->Json(*g, "GET /job");
+        if (body.ok()) {
+          const auto* jobs = body->if_contains("jobs");
+          if (jobs != nullptr && jobs->is_array() && !jobs->as_array().empty() &&
+              jobs->as_array().front().is_object()) {
+            state = ParseJob(jobs->as_array().front().as_object()).state;
+          }
+        }
+      }
+      if (state == "PENDING") {
+        // Reported as ended by the signal asked for (sent_signal_ keeps it).
+        auto k = hub_->rest->Call("DELETE", "/job/" + std::to_string(job) + "?signal=KILL");
+        if (!k.ok()) return k.error();
+        return k->status == 200 ? Status::OK() : hub_->rest->Error(*k, what);
+      }
+      if (Terminal(state)) return Status::OK();
+      std::this_thread::sleep_for(100ms);
+      r = hub_->rest->Call("DELETE",
+                           "/job/" + std::to_string(job) + "?signal=" + SignalName(signal));
+      if (!r.ok()) return r.error();
+      if (r->status == 200) return Status::OK();
+    }
+    return Cancel(job, SIGKILL);
+  }
+
+  void ReadOutput(bool last) {
+    for (auto* f : {&out_, &err_}) {
+      const bool is_out = f == &out_;
+      const auto& path = is_out ? out_path_ : err_path_;
+      std::ifstream in(path, std::ios::binary);
+      if (!in) continue;
+      in.seekg(static_cast<std::streamoff>(f->offset));
+      std::string chunk((std::istreambuf_iterator<char>(in)), {});
+      f->offset += chunk.size();
+      auto& split = is_out ? out_split_ : err_split_;
+      const LogStream stream = is_out ? LogStream::kStdout : LogStream::kStderr;
+      auto deliver = [&](std::string_view line) { logs_->Deliver(stream, line); };
+      split.Feed(chunk, deliver);
+      if (last) split.Finish(deliver);
+    }
+  }
+
+  void Monitor() {
+    const std::string job = std::to_string(job_id_);
+    auto backoff = 100ms;
+    auto next_poll = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point run_began{};
+    bool started = false, timed_out = false;
+    for (;;) {
+      {
+        // A handle being destroyed stops following its job (it was cancelled unless kept).
+        std::unique_lock lock(mu_);
+        if (cv_.wait_for(lock, 100ms, [&] { return stop_; })) return;
+      }
+      ReadOutput(false);
+      const auto now = std::chrono::steady_clock::now();
+      if (started && timeout_ns_ > 0 && !timed_out &&
+          now - run_began >= std::chrono::nanoseconds(timeout_ns_)) {
+        timed_out = true;
+        (void)Cancel(job_id_, SIGKILL);
+        next_poll = now;
+      }
+      if (now < next_poll) continue;
+      auto r = hub_->rest->Call("GET", "/job/" + job);
+      Result<json::object> body =
+          r.ok() ? hub_->rest->Json(*r, "GET /job/" + job) : Result<json::object>(r.error());
+      const json::array* jobs = nullptr;
+      if (body.ok()) {
+        const auto* j = body->if_contains("jobs");
+        if (j != nullptr && j->is_array() && !j->as_array().empty()) jobs = &j->as_array();
+      }
+      if (jobs == nullptr && r.ok()) {
+        // Purged after MinJobAge while nobody looked (a long pause of this process): its end is
+        // not known any more.
+        const auto errors = internal::ParseSlurmErrors(r->body);
+        if (std::any_of(errors.begin(), errors.end(),
+                        [](const auto& e) { return e.code == 2017; })) {
+          ReadOutput(true);
+          {
+            std::lock_guard lock(mu_);
+            end_error_ = UnavailableError("slurm job " + job + " (" + id_ +
+                                          ") is no longer known to slurmctld (purged after "
+                                          "MinJobAge before its end was seen); its exit status "
+                                          "is lost");
+            exit_.end_ns = WallNowNs();
+            done_ = true;
+          }
+          cv_.notify_all();
+          hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
+                             {{"exitCode", "-1"}, {kStateLabel, "PURGED"}});
+          return;
+        }
+      }
+      if (jobs == nullptr) {
+        // slurmctld busy or slurmrestd restarting: try again later.
+        LogAt(LogLevel::kDebug, "slurm job ", job, ": ",
+              body.ok() ? std::string("no such job in the answer") : body.error().ToString());
+        next_poll = now + hub_->options.poll_max;
+        continue;
+      }
+      const JobView v = ParseJob(jobs->front().as_object());
+      std::string previous;
+      {
+        std::lock_guard lock(mu_);
+        previous = state_;
+        state_ = v.state;
+      }
+      if (v.state != previous) {
+        backoff = 100ms;
+      } else {
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, hub_->options.poll_max);
+      }
+      next_poll = now + backoff;
+      const bool ended = Terminal(v.state);
+      if (!started && (v.state == "RUNNING" || v.state == "COMPLETING" || ended)) {
+        started = true;
+        run_began = now;
+        {
+          std::lock_guard lock(mu_);
+          start_ns_ = v.start_time > 0 ? v.start_time * 1'000'000'000 : WallNowNs();
+        }
+        hub_->events->Emit(EventType::kContainerStarted, "start", id_, labels_);
+      }
+      if (!ended) continue;
+      ReadOutput(true);
+      Finish(v, timed_out, now - run_began);
+      return;
+    }
+  }
+
+  void Finish(const JobView& v, bool timed_out, std::chrono::steady_clock::duration ran) {
+    int sent = 0;
+    {
+      std::lock_guard lock(mu_);
+      sent = sent_signal_;
+    }
+    auto mapped = internal::SlurmExitStatus(v.state, v.exit_code, sent, v.reason);
+    Status error;
+    ExitStatus e;
+    if (mapped.ok()) {
+      e = *mapped;
+    } else {
+      error = Status(mapped.error().code(), "slurm job " + std::to_string(v.job_id) + " (" + id_ +
+                                                ") " + mapped.error().message());
+    }
+    if (timed_out) e.timed_out = true;
+    e.start_ns = v.start_time > 0 ? v.start_time * 1'000'000'000 : start_ns_;
+    e.end_ns = v.end_time > 0 ? v.end_time * 1'000'000'000 : WallNowNs();
+    if (e.end_ns < e.start_ns) e.end_ns = e.start_ns;
+    e.wall_time_ns = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::nanoseconds>(ran).count());
+    {
+      std::lock_guard lock(mu_);
+      exit_ = e;
+      end_error_ = error;
+      done_ = true;
+    }
+    cv_.notify_all();
+    const int code = e.signal != 0 ? 128 + e.signal : e.exit_code;
+    hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
+                       {{"exitCode", std::to_string(code)}, {kStateLabel, v.state}});
+  }
+
+  struct Tail {
+    std::size_t offset = 0;
+  };
+  std::shared_ptr<SlurmRunnerHub> hub_;
+  const std::string id_;
+  const std::string body_;
+  const std::string gres_;  // as asked for, for messages
+  const std::filesystem::path out_path_, err_path_;
+  const std::int64_t timeout_ns_;
+  Labels labels_;
+  std::shared_ptr<internal::LogFanout> logs_;
+  LineSplitter out_split_, err_split_;
+  Tail out_, err_;
+  std::atomic<bool> kept_{false};
+  std::int64_t created_ns_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool submitted_ = false;
+  bool stop_ = false;
+  bool done_ = false;
+  std::int64_t job_id_ = 0;
+  std::string state_;
+  std::int64_t start_ns_ = 0;
+  int sent_signal_ = 0;
+  ExitStatus exit_;
+  Status end_error_;
+  std::thread monitor_;
+};
+
+}  // namespace
+
+std::string SlurmRunnerOptions::Endpoint() const {
+  if (host.empty()) return "unix:" + socket_path;
+  return "http://" + host + ":" + std::to_string(port);
+}
+
+Result<SlurmRunnerOptions> SlurmRunnerOptions::FromUri(const Uri& uri) {
+  if (uri.Query("token")) {
+    return InvalidArgumentError(
+        "slurm:// takes no token in the URI (it would end up in logs); set SLURM_JWT instead");
+  }
+  BITFUSION_RETURN_IF_ERROR(
+      uri.CheckQueryKeys({"partition", "gres", "output_dir", "api", "poll_max", "ttl", "run_id",
+                          "api_timeout", "max_line_bytes", "log_buffer_bytes"}));
+  SlurmRunnerOptions o;
+  if (uri.host.empty()) {
+    if (uri.path.empty() || uri.path.front() != '/') {
+      return InvalidArgumentError(
+          "slurm:// needs slurmrestd's unix socket (slurm:///run/slurmrestd.sock) or a TCP "
+          "endpoint (slurm://USER@HOST:PORT), got \"" +
+          uri.ToString() + "\"");
+    }
+    o.socket_path = uri.path;
+  } else {
+    if (!uri.password.empty()) {
+      return InvalidArgumentError(
+          "slurm:// takes no password or token in the URI; set SLURM_JWT instead");
+    }
+    if (!uri.path.empty() && uri.path != "/") {
+      return InvalidArgumentError("slurm://HOST:PORT takes no path, got \"" + uri.ToString() +
+                                  "\"");
+    }
+    o.host = uri.host;
+    if (uri.port) o.port = *uri.port;
+    o.user = uri.user;
+    if (o.user.empty()) {
+      const char* u = std::getenv("USER");
+      o.user = u != nullptr ? u : "";
+    }
+    const char* token = std::getenv("SLURM_JWT");
+    if (token == nullptr || *token == '\0') {
+      return InvalidArgumentError("slurm://" + o.host +
+                                  " (TCP) needs a JWT in the environment variable SLURM_JWT "
+                                  "(from `scontrol token`); over TCP slurmrestd accepts only "
+                                  "rest_auth/jwt");
+    }
+    if (o.user.empty()) {
+      return InvalidArgumentError("slurm://USER@" + o.host +
+                                  ": give the Slurm user name (X-SLURM-USER-NAME) or set USER");
+    }
+    o.token = token;
+  }
+  o.partition = uri.Query("partition").value_or("");
+  o.gres = uri.Query("gres").value_or("");
+  if (auto d = uri.Query("output_dir")) o.output_dir = *d;
+  if (!o.output_dir.is_absolute()) {
+    return InvalidArgumentError("slurm://?output_dir= must be an absolute path, got \"" +
+                                o.output_dir.string() + "\"");
+  }
+  o.api_version = uri.Query("api").value_or("");
+  if (!o.api_version.empty() && o.api_version.front() != 'v') o.api_version = "v" + o.api_version;
+  BITFUSION_ASSIGN_OR_RETURN(auto poll, uri.QueryDuration("poll_max", o.poll_max));
+  o.poll_max = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(poll), 100ms);
+  BITFUSION_ASSIGN_OR_RETURN(o.ttl, uri.QueryDuration("ttl", o.ttl));
+  BITFUSION_ASSIGN_OR_RETURN(auto api_timeout, uri.QueryDuration("api_timeout", o.api_timeout));
+  o.api_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(api_timeout);
+  o.run_id = uri.Query("run_id").value_or("");
+  BITFUSION_ASSIGN_OR_RETURN(auto line, uri.QueryInt("max_line_bytes", 64 * 1024));
+  BITFUSION_ASSIGN_OR_RETURN(auto buffer, uri.QueryInt("log_buffer_bytes", 1 << 20));
+  if (line < 1 || buffer < 0) {
+    return InvalidArgumentError("max_line_bytes must be >= 1 and log_buffer_bytes >= 0 in " +
+                                uri.ToString());
+  }
+  o.max_line_bytes = static_cast<std::size_t>(line);
+  o.log_buffer_bytes = static_cast<std::size_t>(buffer);
+  return o;
+}
+
+Result<std::shared_ptr<SlurmRunner>> SlurmRunner::Make(const SlurmRunnerOptions& options) {
+  auto hub = std::make_shared<SlurmRunnerHub>();
+  hub->options = options;
+  hub->run_id = options.run_id.empty() ? NewRunId() : options.run_id;
+  BITFUSION_ASSIGN_OR_RETURN(hub->rest, SlurmRest::Make(options));
+  return std::shared_ptr<SlurmRunner>(new SlurmRunner(std::move(hub)));
+}
+
+SlurmRunner::SlurmRunner(std::shared_ptr<SlurmRunnerHub> hub) : hub_(std::move(hub)) {}
+SlurmRunner::~SlurmRunner() = default;
+
+Result<RunnerCapabilities> SlurmRunner::Capabilities() {
+  BITFUSION_ASSIGN_OR_RETURN(auto prefix, hub_->rest->Prefix());
+  BITFUSION_ASSIGN_OR_RETURN(auto r, hub_->rest->Call("GET", "/ping"));
+  BITFUSION_ASSIGN_OR_RETURN(auto body, hub_->rest->Json(r, "GET /ping"));
+  RunnerCapabilities caps;
+  caps.engine = "slurm";
+  if (const auto* meta = body.if_contains("meta"); meta != nullptr && meta->is_object()) {
+    if (const auto* s = meta->as_object().if_contains("Slurm"); s != nullptr && s->is_object()) {
+      caps.version = JsonStr(s->as_object(), "release");
+    }
+  }
+  caps.api_version = prefix.substr(std::string("/slurm/").size());
+  caps.events = true;
+  caps.reap = true;
+  return caps;
+}
+
+Status SlurmRunner::EnsureImage(const std::string& image, Deadline) {
+  if (image.empty()) return Status::OK();
+  return InvalidArgumentError(
+      "slurm:// runs host commands as batch jobs and has no images (asked "
+      "for \"" +
+      image + "\"); leave image empty, or use a docker:// runner");
+}
+
+Result<std::unique_ptr<Container>> SlurmRunner::Create(const ContainerSpec& spec) {
+  const auto& o = hub_->options;
+  if (!spec.image.empty()) {
+    return InvalidArgumentError(
+        "slurm:// runs host commands as batch jobs and has no images "
+        "(asked for \"" +
+        spec.image + "\"); leave image empty and give the command, or use docker://");
+  }
+  std::vector<std::string> unsupported;
+  if (!spec.mounts.empty()) unsupported.push_back("mounts");
+  if (!spec.devices.empty()) unsupported.push_back("devices (ask for GPUs with device_requests)");
+  if (!spec.cdi_devices.empty()) unsupported.push_back("cdi_devices");
+  if (!spec.device_cgroup_rules.empty()) unsupported.push_back("device_cgroup_rules");
+  if (!spec.user.empty()) unsupported.push_back("user (jobs run as slurmrestd's user)");
+  if (!spec.cpuset.empty()) unsupported.push_back("cpuset");
+  if (spec.shm_bytes != 0) unsupported.push_back("shm_bytes");
+  if (!spec.health_check.command.empty()) unsupported.push_back("health_check");
+  if (!spec.network_mode.empty() && spec.network_mode != "host") {
+    unsupported.push_back("network_mode");
+  }
+  if (!unsupported.empty()) {
+    return InvalidArgumentError("slurm:// cannot honour " + internal::JoinList(unsupported) +
+                                " (Slurm runs host commands, not containers); drop them or use "
+                                "docker://");
+  }
+  std::vector<std::string> argv = spec.entrypoint;
+  argv.insert(argv.end(), spec.command.begin(), spec.command.end());
+  if (argv.empty() || argv[0].empty()) {
+    return InvalidArgumentError("container spec has no command; set command (argv) to run");
+  }
+  BITFUSION_RETURN_IF_ERROR(internal::CheckEnvironmentNames(spec.env));
+  BITFUSION_RETURN_IF_ERROR(internal::CheckTimeout(spec.timeout_ns));
+  if (spec.cpus < 0 || spec.memory_bytes < 0) {
+    return InvalidArgumentError("cpus and memory_bytes must not be negative");
+  }
+  BITFUSION_ASSIGN_OR_RETURN(auto gres, internal::SlurmGresFor(spec, o.gres));
+
+  std::error_code ec;
+  if (!std::filesystem::exists(o.output_dir, ec)) {
+    std::filesystem::create_directories(o.output_dir, ec);
+    // Jobs run as slurmrestd's user, which may not be ours: a sticky world-writable directory.
+    if (!ec) ::chmod(o.output_dir.c_str(), 01777);
+  }
+  if (ec || !std::filesystem::is_directory(o.output_dir)) {
+    return ErrnoError(ec ? ec.value() : ENOTDIR,
+                      "slurm:// output directory " + o.output_dir.string() + " cannot be made");
+  }
+
+  const std::string id = spec.name.empty() ? "bf-" + NewRunId().substr(0, 20) : spec.name;
+  Labels labels = spec.labels;
+  const auto run = spec.labels.find("run_id");
+  // A job with a timeout is done by then; ten minutes more covers its end.
+  const auto ttl = spec.timeout_ns > 0
+                       ? std::max<std::chrono::nanoseconds>(
+                             o.ttl, std::chrono::nanoseconds(spec.timeout_ns) + 10min)
+                       : o.ttl;
+  for (auto& [k, v] :
+       OwnerLabels(run != spec.labels.end() ? run->second : hub_->run_id,
+                   std::max<std::int64_t>(
+                       1, std::chrono::duration_cast<std::chrono::seconds>(ttl).count()))) {
+    labels[k] = std::move(v);
+  }
+  json::object comment_labels;
+  for (const auto& [k, v] : labels) comment_labels[k] = v;
+
+  std::map<std::string, std::string> env = spec.env;
+  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  json::object environment;
+  for (const auto& [k, v] : env) environment[k] = v;
+
+  const auto out = o.output_dir / (id + ".out");
+  const auto err = o.output_dir / (id + ".err");
+  json::object job;
+  job["name"] = id;
+  job["comment"] = std::string(kCommentPrefix) + json::serialize(comment_labels);
+  job["environment"] = std::move(environment);
+  job["current_working_directory"] =
+      spec.working_dir.empty() ? o.output_dir.string() : spec.working_dir;
+  job["standard_output"] = out.string();
+  job["standard_error"] = err.string();
+  job["standard_input"] = "/dev/null";
+  if (!o.partition.empty()) job["partition"] = o.partition;
+  if (!gres.empty()) job["gres"] = gres;
+  if (spec.timeout_ns > 0) {
+    job["time_limit"] =
+        static_cast<std::int64_t>(std::ceil(static_cast<double>(spec.timeout_ns) / 60e9));
+  }
+  if (spec.cpus > 0) job["cpus_per_task"] = static_cast<std::int64_t>(std::ceil(spec.cpus));
+  if (spec.memory_bytes > 0) {
+    job["memory_per_node"] = (spec.memory_bytes + (1 << 20) - 1) >> 20;  // MB
+  }
+  json::object body;
+  body["script"] = internal::SlurmBatchScript(argv);
+  body["job"] = std::move(job);
+
+  // Stale files of an earlier job with this name would be read as this one's output.
+  std::filesystem::remove(out, ec);
+  std::filesystem::remove(err, ec);
+  return std::unique_ptr<Container>(std::make_unique<SlurmJob>(
+      hub_, id, json::serialize(body), gres, out, err, spec.timeout_ns, labels));
+}
+
+Result<std::vector<ContainerInfo>> SlurmRunner::ListContainers(const Labels& labels) {
+  auto matches = [&](const Labels& have) {
+    return std::all_of(labels.begin(), labels.end(), [&](const auto& kv) {
+      const auto it = have.find(kv.first);
+      return it != have.end() && it->second == kv.second;
+    });
+  };
+  std::vector<ContainerInfo> out;
+  std::set<std::string> seen;
+  std::vector<std::function<ContainerInfo()>> live;
+  {
+    std::lock_guard lock(hub_->mu);
+    for (const auto& [id, f] : hub_->live) live.push_back(f);
+  }
+  for (const auto& f : live) {
+    ContainerInfo i = f();
+    seen.insert(i.id);
+    if (matches(i.labels)) out.push_back(std::move(i));
+  }
+  BITFUSION_ASSIGN_OR_RETURN(auto r, hub_->rest->Call("GET", "/jobs"));
+  BITFUSION_ASSIGN_OR_RETURN(auto body, hub_->rest->Json(r, "GET /jobs"));
+  const auto* jobs = body.if_contains("jobs");
+  if (jobs == nullptr || !jobs->is_array()) return out;
+  for (const auto& j : jobs->as_array()) {
+    if (!j.is_object()) continue;
+    const JobView v = ParseJob(j.as_object());
+    Labels l = CommentLabels(v.comment);
+    if (l.empty() || seen.count(v.name)) continue;
+    l[kJobIdLabel] = std::to_string(v.job_id);
+    l[kStateLabel] = v.state;
+    if (!matches(l)) continue;
+    ContainerInfo i;
+    i.id = v.name;
+    i.name = v.name;
+    i.labels = std::move(l);
+    i.state = Terminal(v.state) ? "exited" : v.state == "PENDING" ? "created" : "running";
+    i.exit_code = (v.exit_code & 0x7f) != 0 ? 128 + (v.exit_code & 0x7f) : (v.exit_code >> 8);
+    i.created_ns = v.submit_time * 1'000'000'000;
+    i.started_ns = v.start_time * 1'000'000'000;
+    if (Terminal(v.state)) i.finished_ns = v.end_time * 1'000'000'000;
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+Result<std::vector<LogLine>> SlurmRunner::TailLogs(const std::string& container_id,
+                                                   std::size_t lines) {
+  std::shared_ptr<internal::LogFanout> logs;
+  {
+    std::lock_guard lock(hub_->mu);
+    const auto it = hub_->logs.find(container_id);
+    if (it != hub_->logs.end()) logs = it->second.lock();
+  }
+  if (!logs) {
+    return NotFoundError("slurm:// has no live job handle \"" + container_id +
+                         "\"; only jobs whose handles are alive keep their output here");
+  }
+  return logs->Tail(lines);
+}
+
+Result<Subscription> SlurmRunner::Events(EventCallback callback) {
+  return hub_->events->Subscribe(std::move(callback));
+}
+
+Result<ReapReport> SlurmRunner::Reap(const ReapPolicy& policy) {
+  BITFUSION_ASSIGN_OR_RETURN(auto r, hub_->rest->Call("GET", "/jobs"));
+  BITFUSION_ASSIGN_OR_RETURN(auto body, hub_->rest->Json(r, "GET /jobs"));
+  ReapReport report;
+  const auto* jobs = body.if_contains("jobs");
+  if (jobs == nullptr || !jobs->is_array()) return report;
+  const std::int64_t now_s = WallNowNs() / 1'000'000'000;
+  for (const auto& j : jobs->as_array()) {
+    if (!j.is_object()) continue;
+    const JobView v = ParseJob(j.as_object());
+    if (Terminal(v.state)) continue;
+    const Labels l = CommentLabels(v.comment);
+    if (l.empty()) continue;
+    const std::string why = ReapReason(l, policy, now_s);
+    if (why.empty()) continue;
+    const std::string line = std::to_string(v.job_id) + " " + v.name + " (" + why + ")";
+    if (policy.dry_run) {
+      report.containers.push_back(line);
+      continue;
+    }
+    auto d = hub_->rest->Call("DELETE", "/job/" + std::to_string(v.job_id) + "?signal=KILL");
+    if (d.ok() && d->status == 200) {
+      report.containers.push_back(line);
+    } else {
+      report.errors.push_back(
+          line + ": " +
+          (d.ok() ? hub_->rest->Error(*d, "cancelling it").message() : d.error().message()));
+    }
+  }
+  return report;
+}
+
+BITFUSION_REGISTER(ContainerRunner, "slurm", SlurmRunnerOptions, SlurmRunner);
+
+}  // namespace bitfusion

@@ -1,0 +1,409 @@
+// slurm:// against a real single-node Slurm the test starts (tests/integration/slurm_cluster.h:
+// munged, slurmctld, slurmd, slurmrestd on a unix socket). The runner conformance suite runs on
+// it; the tests below check what is particular to Slurm: GRES, the errors for a bad partition,
+// GRES or socket, ownership in the job's comment, and Reap after the creator is killed.
+#include <gmock/gmock.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "conformance/runner_conformance.h"
+#include "integration/slurm_cluster.h"
+#include "runners/slurm_runner.h"
+#include "scoped_env.h"
+
+namespace bitfusion {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Where the cluster's socket will be, known before it starts: the suite's URIs are made at
+// static initialisation (SlurmCluster uses FreshDir("slurm")).
+std::string PlannedSocket() {
+  return (fs::path(::testing::TempDir()) / ("bf-slurm-" + std::to_string(::getpid())) / "rest" /
+          "slurmrestd.sock")
+      .string();
+}
+std::string OutputDir() {
+  return (fs::path(::testing::TempDir()) / ("bf-slurm-out-" + std::to_string(::getpid()))).string();
+}
+std::string UriWith(const std::string& options) {
+  return "slurm://" + PlannedSocket() + "?output_dir=" + OutputDir() + "&poll_max=300ms" +
+         (options.empty() ? "" : "&" + options);
+}
+
+testing::SlurmCluster* g_cluster = nullptr;
+testing::SlurmCluster& TheCluster() {
+  static testing::SlurmCluster* cluster = g_cluster = new testing::SlurmCluster();
+  return *cluster;
+}
+struct ClusterShutdown : ::testing::Environment {
+  void TearDown() override {
+    delete g_cluster;
+    fs::remove_all(OutputDir());
+  }
+};
+const auto* const kShutdown = ::testing::AddGlobalTestEnvironment(new ClusterShutdown);
+
+std::vector<RunnerCase> Cases() {
+  return {RunnerCase{"single_node", UriWith("partition=debug"), "",
+                     [] { return TheCluster().error(); }}};
+}
+INSTANTIATE_TEST_SUITE_P(Slurm, RunnerConformanceTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return info.param.name; });
+
+class SlurmRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BITFUSION_REQUIRE_SERVICE(TheCluster().error().empty(), TheCluster().error());
+    runner_ = Runner("partition=debug");
+    ASSERT_NE(runner_, nullptr);
+  }
+  static std::shared_ptr<ContainerRunner> Runner(const std::string& options) {
+    auto r = ContainerRunnerFromUri(UriWith(options));
+    EXPECT_TRUE(r.ok()) << r.error().ToString();
+    return r.ok() ? *r : nullptr;
+  }
+  // Runs `script` to its end; its stdout lines.
+  static std::vector<std::string> Output(ContainerRunner& runner, ContainerSpec spec,
+                                         ExitStatus* status = nullptr) {
+    auto c = runner.Create(spec);
+    EXPECT_TRUE(c.ok()) << c.error().ToString();
+    if (!c.ok()) return {};
+    Captured got;
+    auto sub = (*c)->Logs([&](LogStream s, std::string_view l) { got.Add(s, l); });
+    Status started = (*c)->Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    if (!started.ok()) return {};
+    auto exit = (*c)->Wait(DeadlineAfter(60s));
+    EXPECT_TRUE(exit.ok()) << exit.error().ToString();
+    if (exit.ok() && status != nullptr) *status = *exit;
+    std::lock_guard lock(got.mu);
+    return got.out;
+  }
+  static ContainerSpec Sh(const std::string& script) {
+    ContainerSpec spec;
+    spec.command = {"/bin/sh", "-c", script};
+    return spec;
+  }
+  std::shared_ptr<ContainerRunner> runner_;
+};
+
+TEST_F(SlurmRunnerTest, CapabilitiesNameSlurmAndTheNegotiatedVersion) {
+  auto caps = runner_->Capabilities();
+  ASSERT_TRUE(caps.ok()) << caps.error().ToString();
+  EXPECT_EQ(caps->engine, "slurm");
+  EXPECT_EQ(caps->api_version, "v0.0.38");
+  EXPECT_THAT(caps->version, HasSubstr("22.05"));
+  EXPECT_FALSE(caps->images);
+  EXPECT_FALSE(caps->exec);
+  EXPECT_TRUE(caps->events);
+  EXPECT_TRUE(caps->reap);
+}
+
+TEST_F(SlurmRunnerTest, ArgumentsArriveVerbatimAndTheJobSeesSlurmVariables) {
+  ContainerSpec spec;
+  spec.command = {"/bin/sh", "-c",    "printf '%s\\n' \"$@\"; echo \"job=$SLURM_JOB_ID\"",
+                  "sh",      "it's",  "a b",
+                  "$HOME",   "\"q\"", ";ls"};
+  ExitStatus status;
+  auto out = Output(*runner_, spec, &status);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(std::vector<std::string>(out.begin(), out.begin() + 5),
+            (std::vector<std::string>{"it's", "a b", "$HOME", "\"q\"", ";ls"}));
+  EXPECT_THAT(out[5], ::testing::MatchesRegex("job=[0-9]+"));
+  EXPECT_TRUE(status.success());
+}
+
+TEST_F(SlurmRunnerTest, OnlyTheSpecEnvironmentAndADefaultPathArePassed) {
+  ::setenv("BF_SLURM_SECRET", "not-for-jobs", 1);
+  ContainerSpec spec =
+      Sh("echo \"path=$PATH\"; echo \"secret=${BF_SLURM_SECRET:-unset}\"; "
+         "echo \"mine=$BF_MINE\"");
+  spec.env["BF_MINE"] = "x=1 y";
+  auto out = Output(*runner_, spec);
+  ::unsetenv("BF_SLURM_SECRET");
+  EXPECT_EQ(out, (std::vector<std::string>{"path=/usr/local/bin:/usr/bin:/bin", "secret=unset",
+                                           "mine=x=1 y"}));
+}
+
+TEST_F(SlurmRunnerTest, GpuDeviceRequestBecomesGresAndSetsCudaVisibleDevices) {
+  ContainerSpec spec = Sh("echo \"cvd=$CUDA_VISIBLE_DEVICES\"");
+  spec.device_requests.push_back(DeviceRequestEntry{"nvidia", 1, {}, {{"gpu"}}, {}});
+  auto out = Output(*runner_, spec);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_THAT(out[0], ::testing::MatchesRegex("cvd=[01]"));
+
+  // Both fake GPUs through the URI's default GRES.
+  auto two = Runner("partition=debug&gres=gpu:2");
+  ASSERT_NE(two, nullptr);
+  out = Output(*two, Sh("echo \"cvd=$CUDA_VISIBLE_DEVICES\""));
+  EXPECT_EQ(out, (std::vector<std::string>{"cvd=0,1"}));
+
+  // Without GRES the job sees no GPU.
+  out = Output(*runner_, Sh("echo \"cvd=${CUDA_VISIBLE_DEVICES:-none}\""));
+  EXPECT_EQ(out, (std::vector<std::string>{"cvd=none"}));
+}
+
+TEST_F(SlurmRunnerTest, UnknownPartitionIsAClearError) {
+  auto runner = Runner("partition=no-such-partition");
+  ASSERT_NE(runner, nullptr);
+  auto c = runner->Create(Sh("true"));
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Status s = (*c)->Start();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("no partition \"no-such-partition\""));
+  EXPECT_THAT(s.message(), HasSubstr("2000"));
+  EXPECT_EQ((*c)->Wait(DeadlineAfter(1s)).error().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SlurmRunnerTest, UnknownOrTooMuchGresIsAClearError) {
+  for (const std::string gres : {"fpga:1", "gpu:5"}) {
+    auto runner = Runner("partition=debug&gres=" + gres);
+    ASSERT_NE(runner, nullptr);
+    auto c = runner->Create(Sh("true"));
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    Status s = (*c)->Start();
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_THAT(s.message(), HasSubstr("GRES \"" + gres + "\"")) << s.ToString();
+    EXPECT_THAT(s.message(), HasSubstr("partition \"debug\"")) << s.ToString();
+  }
+}
+
+TEST_F(SlurmRunnerTest, UnreachableSocketNamesIt) {
+  auto r =
+      ContainerRunnerFromUri("slurm://" + OutputDir() + "/no-such.sock?output_dir=" + OutputDir());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  auto caps = (*r)->Capabilities();
+  ASSERT_FALSE(caps.ok());
+  EXPECT_THAT(caps.error().message(), HasSubstr(OutputDir() + "/no-such.sock"));
+  auto c = (*r)->Create(Sh("true"));
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Status s = (*c)->Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("no-such.sock"));
+}
+
+TEST_F(SlurmRunnerTest, JwtOverTcpRunsJobsAsTheTokensUser) {
+  BITFUSION_REQUIRE_SERVICE(TheCluster().jwt_error().empty(), TheCluster().jwt_error());
+  const std::string token = TheCluster().Token("root");
+  ASSERT_FALSE(token.empty());
+  testing::ScopedEnv env({{"SLURM_JWT", token.c_str()}});
+  const std::string uri = "slurm://root@127.0.0.1:" + std::to_string(TheCluster().jwt_port()) +
+                          "?partition=debug&poll_max=300ms&output_dir=" + OutputDir();
+  auto runner = ContainerRunnerFromUri(uri);
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  auto caps = (*runner)->Capabilities();
+  ASSERT_TRUE(caps.ok()) << caps.error().ToString();
+  EXPECT_EQ(caps->api_version, "v0.0.38");
+  // Over the unix socket (rest_auth/local) jobs run as slurmrestd's user; with a token, as the
+  // token's.
+  EXPECT_EQ(Output(**runner, Sh("echo \"via jwt as $(id -un)\"")),
+            (std::vector<std::string>{"via jwt as root"}));
+  EXPECT_EQ(Output(*runner_, Sh("echo \"via socket as $(id -un)\"")),
+            (std::vector<std::string>{"via socket as slurm"}));
+}
+
+TEST_F(SlurmRunnerTest, ABadJwtIsAClearErrorThatDoesNotShowTheToken) {
+  BITFUSION_REQUIRE_SERVICE(TheCluster().jwt_error().empty(), TheCluster().jwt_error());
+  const std::string bad = "x" + TheCluster().Token("root");
+  testing::ScopedEnv env({{"SLURM_JWT", bad.c_str()}});
+  auto runner =
+      ContainerRunnerFromUri("slurm://root@127.0.0.1:" + std::to_string(TheCluster().jwt_port()) +
+                             "?partition=debug&output_dir=" + OutputDir());
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  auto caps = (*runner)->Capabilities();
+  ASSERT_FALSE(caps.ok());
+  EXPECT_THAT(caps.error().message(), HasSubstr("JWT"));
+  EXPECT_THAT(caps.error().message(), ::testing::Not(HasSubstr(bad.substr(1, 40))));
+  auto c = (*runner)->Create(Sh("true"));
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Status s = (*c)->Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("SLURM_JWT"));
+  EXPECT_THAT(s.message(), ::testing::Not(HasSubstr(bad.substr(1, 40))));
+}
+
+TEST_F(SlurmRunnerTest, ImagesAndContainerOnlyFieldsAreRefused) {
+  ContainerSpec spec = Sh("true");
+  spec.image = "busybox:latest";
+  auto c = runner_->Create(spec);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.error().message(), HasSubstr("no images"));
+  EXPECT_THAT(c.error().message(), HasSubstr("busybox:latest"));
+  EXPECT_EQ(runner_->EnsureImage("busybox:latest", DeadlineAfter(1s)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(runner_->EnsureImage("", DeadlineAfter(1s)).ok());
+  spec = Sh("true");
+  spec.mounts.push_back(Mount{"bind", "/tmp", "/data", false, 0});
+  spec.user = "nobody";
+  c = runner_->Create(spec);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message(), HasSubstr("mounts"));
+  EXPECT_THAT(c.error().message(), HasSubstr("user"));
+}
+
+TEST_F(SlurmRunnerTest, OwnershipLabelsTravelInTheJobCommentAndAnotherRunnerFindsThem) {
+  ContainerSpec spec = Sh("sleep 60");
+  const std::string mark = UniqueName("owned");
+  spec.labels["bf-test"] = mark;
+  auto c = runner_->Create(spec);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  ASSERT_TRUE((*c)->Start().ok());
+  // A second runner has no handle: what it lists comes from slurmrestd.
+  auto other = Runner("partition=debug");
+  ASSERT_NE(other, nullptr);
+  auto listed = other->ListContainers({{"bf-test", mark}});
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  const ContainerInfo& info = listed->front();
+  EXPECT_EQ(info.id, (*c)->id());
+  EXPECT_EQ(info.labels.at(kLabelCreator), "bitfusion");
+  EXPECT_EQ(info.labels.at(kLabelPid), std::to_string(::getpid()));
+  EXPECT_FALSE(info.labels.at(kLabelExpires).empty());
+  EXPECT_FALSE(info.labels.at("slurm.job_id").empty());
+  // Jobs of a live creator are left alone.
+  auto report = other->Reap(ReapPolicy{});
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  for (const auto& line : report->containers)
+    EXPECT_THAT(line, ::testing::Not(HasSubstr((*c)->id())));
+  ASSERT_TRUE((*c)->Kill(SIGKILL).ok());
+}
+
+TEST_F(SlurmRunnerTest, ReapCancelsTheJobOfAKilledCreatorAndNothingElse) {
+  const std::string mark = UniqueName("orphan");
+  // A job that is not bitfusion's: no comment.
+  const std::string foreign_script = OutputDir() + "/foreign.sh";
+  fs::create_directories(OutputDir());
+  { std::ofstream(foreign_script) << "#!/bin/sh\nsleep 120\n"; }
+  FILE* sb = ::popen(
+      (TheCluster().Env() + "sbatch --parsable -o /dev/null " + foreign_script).c_str(), "r");
+  ASSERT_NE(sb, nullptr);
+  char buf[64] = {};
+  ASSERT_NE(std::fgets(buf, sizeof buf, sb), nullptr);
+  ::pclose(sb);
+  const std::string foreign = std::string(buf).substr(0, std::string(buf).find_first_of("\n;"));
+
+  // The creator: a separate process, killed with SIGKILL after it has submitted its job.
+  const std::string creator_uri = UriWith("partition=debug&ttl=1s");  // names this process
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t creator = ::fork();
+  if (creator == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    ::execl(BITFUSION_SLURM_RUNNER_CREATOR, "slurm_runner_creator", creator_uri.c_str(),
+            mark.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string id;
+  char ch = 0;
+  while (::read(out[0], &ch, 1) == 1 && ch != '\n') id += ch;
+  ::close(out[0]);
+  ASSERT_FALSE(id.empty()) << "the creator printed no job";
+  ::kill(creator, SIGKILL);
+  ::waitpid(creator, nullptr, 0);
+
+  auto listed = runner_->ListContainers({{"bf-creator-test", mark}});
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().id, id);
+
+  ReapPolicy dry;
+  dry.dry_run = true;
+  auto preview = runner_->Reap(dry);
+  ASSERT_TRUE(preview.ok()) << preview.error().ToString();
+  ASSERT_EQ(preview->containers.size(), 1u) << ::testing::PrintToString(preview->containers);
+  EXPECT_THAT(preview->containers[0], HasSubstr(id));
+  EXPECT_THAT(preview->containers[0], ::testing::AnyOf(HasSubstr("gone"), HasSubstr("expired")));
+
+  auto report = runner_->Reap(ReapPolicy{});
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  ASSERT_EQ(report->containers.size(), 1u) << ::testing::PrintToString(report->containers);
+  EXPECT_THAT(report->containers[0], HasSubstr(id));
+  EXPECT_TRUE(report->errors.empty()) << ::testing::PrintToString(report->errors);
+
+  // Cancelled; the foreign job still runs.
+  std::string state;
+  for (int i = 0; i < 100; ++i) {
+    listed = runner_->ListContainers({{"bf-creator-test", mark}});
+    ASSERT_TRUE(listed.ok());
+    if (listed->size() == 1 && listed->front().state == "exited") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().state, "exited");
+  EXPECT_EQ(listed->front().labels.at("slurm.state"), "CANCELLED");
+  FILE* sq = ::popen((TheCluster().Env() + "squeue -h -o %T -j " + foreign).c_str(), "r");
+  ASSERT_NE(sq, nullptr);
+  char st[64] = {};
+  std::fgets(st, sizeof st, sq);
+  ::pclose(sq);
+  EXPECT_THAT(std::string(st), ::testing::AnyOf(HasSubstr("RUNNING"), HasSubstr("PENDING")));
+  std::system((TheCluster().Env() + "scancel " + foreign).c_str());
+}
+
+TEST_F(SlurmRunnerTest, ExpiredJobsAreReapedEvenWithALiveCreator) {
+  auto short_lived = Runner("partition=debug&ttl=1s");
+  ASSERT_NE(short_lived, nullptr);
+  ContainerSpec spec = Sh("sleep 60");
+  const std::string mark = UniqueName("expiring");
+  spec.labels["bf-test"] = mark;
+  auto c = short_lived->Create(spec);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  ASSERT_TRUE((*c)->Start().ok());
+  std::this_thread::sleep_for(2500ms);
+  ReapPolicy policy;
+  policy.dead_creators = false;
+  auto report = runner_->Reap(policy);
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  ASSERT_EQ(report->containers.size(), 1u) << ::testing::PrintToString(report->containers);
+  EXPECT_THAT(report->containers[0], HasSubstr((*c)->id()));
+  EXPECT_THAT(report->containers[0], HasSubstr("expired"));
+  auto exit = (*c)->Wait(DeadlineAfter(30s));
+  ASSERT_TRUE(exit.ok()) << exit.error().ToString();
+  EXPECT_FALSE(exit->success());
+  // Cancelled by another runner: Slurm's cancel sends SIGTERM first, which ends `sleep`.
+  EXPECT_TRUE(exit->signal == SIGTERM || exit->signal == SIGKILL) << exit->signal;
+  auto info = (*c)->Inspect();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->labels.at("slurm.state"), "CANCELLED");
+}
+
+TEST_F(SlurmRunnerTest, StopOfAPendingJobCancelsIt) {
+  // The first job takes every CPU of the node, so the second stays pending.
+  ContainerSpec hog = Sh("sleep 60");
+  hog.cpus = 16;
+  auto first = runner_->Create(hog);
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  ASSERT_TRUE((*first)->Start().ok());
+  auto second = runner_->Create(Sh("echo ran"));
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  ASSERT_TRUE((*second)->Start().ok());
+  std::this_thread::sleep_for(1s);
+  auto info = (*second)->Inspect();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->labels.at("slurm.state"), "PENDING");
+  ASSERT_TRUE((*second)->Stop(2s).ok());
+  auto exit = (*second)->Wait(DeadlineAfter(30s));
+  ASSERT_TRUE(exit.ok()) << exit.error().ToString();
+  EXPECT_FALSE(exit->success());
+  EXPECT_EQ(exit->signal, SIGTERM) << "the signal Stop asked for";
+  info = (*second)->Inspect();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->labels.at("slurm.state"), "CANCELLED");
+  Captured got;
+  auto sub = (*second)->Logs([&](LogStream s, std::string_view l) { got.Add(s, l); });
+  EXPECT_TRUE(got.out.empty()) << "it never ran";
+  ASSERT_TRUE((*first)->Kill(SIGKILL).ok());
+}
+
+}  // namespace
+}  // namespace bitfusion

@@ -1,0 +1,184 @@
+// slurm:// without a cluster: the URI forms, the API version negotiation against canned OpenAPI
+// documents, slurmrestd's two error shapes, the batch script's quoting and GRES from a spec.
+// The runner against a real Slurm is tests/integration/slurm_runner_test.cc.
+#include "runners/slurm_runner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "scoped_env.h"
+
+namespace bitfusion {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Result<SlurmRunnerOptions> Options(const std::string& text) {
+  auto uri = Uri::Parse(text);
+  if (!uri.ok()) return uri.error();
+  return SlurmRunnerOptions::FromUri(*uri);
+}
+
+TEST(SlurmRunnerOptionsTest, UnixSocketForm) {
+  auto o = Options("slurm:///run/slurmrestd.sock?partition=debug&gres=gpu:1&output_dir=/shared/o");
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
+  EXPECT_EQ(o->socket_path, "/run/slurmrestd.sock");
+  EXPECT_TRUE(o->host.empty());
+  EXPECT_EQ(o->partition, "debug");
+  EXPECT_EQ(o->gres, "gpu:1");
+  EXPECT_EQ(o->output_dir, "/shared/o");
+  EXPECT_EQ(o->Endpoint(), "unix:/run/slurmrestd.sock");
+}
+
+TEST(SlurmRunnerOptionsTest, TcpFormTakesTheTokenFromTheEnvironmentOnly) {
+  {
+    testing::ScopedEnv unset({{"SLURM_JWT", nullptr}});
+    auto o = Options("slurm://bench@slurm.example:6820?partition=gpu");
+    ASSERT_FALSE(o.ok());
+    EXPECT_THAT(o.error().message(), HasSubstr("SLURM_JWT"));
+  }
+  testing::ScopedEnv token({{"SLURM_JWT", "eyJ.secret.token"}});
+  auto o = Options("slurm://bench@slurm.example:6820?partition=gpu");
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
+  EXPECT_EQ(o->host, "slurm.example");
+  EXPECT_EQ(o->port, 6820);
+  EXPECT_EQ(o->user, "bench");
+  EXPECT_EQ(o->token, "eyJ.secret.token");
+  EXPECT_EQ(o->Endpoint(), "http://slurm.example:6820");
+
+  auto in_uri = Options("slurm://bench@slurm.example:6820?token=eyJ.secret.token");
+  ASSERT_FALSE(in_uri.ok());
+  EXPECT_THAT(in_uri.error().message(), HasSubstr("SLURM_JWT"));
+  EXPECT_THAT(in_uri.error().message(), Not(HasSubstr("eyJ.secret.token")));
+  auto as_password = Options("slurm://bench:eyJ.secret.token@slurm.example:6820");
+  ASSERT_FALSE(as_password.ok());
+  EXPECT_THAT(as_password.error().message(), Not(HasSubstr("eyJ.secret.token")));
+}
+
+TEST(SlurmRunnerOptionsTest, BadFormsAreRefused) {
+  EXPECT_FALSE(Options("slurm://").ok());
+  EXPECT_FALSE(Options("slurm:///run/s.sock?partiton=debug").ok()) << "typo in an option";
+  EXPECT_FALSE(Options("slurm:///run/s.sock?output_dir=relative").ok());
+}
+
+// The paths part of what slurmrestd serves at /openapi/v3, as 22.05 and a newer release write it.
+constexpr const char* kOpenApi2205 = R"({"openapi":"3.0.2","paths":{
+  "/slurm/v0.0.38/diag":{},"/slurm/v0.0.38/job/submit":{},"/slurm/v0.0.38/job/{job_id}":{},
+  "/openapi/v3":{}}})";
+constexpr const char* kOpenApiNewer = R"({"openapi":"3.0.2","paths":{
+  "/slurm/v0.0.39/job/submit":{},"/slurm/v0.0.40/job/submit":{},"/slurm/v0.0.41/jobs":{},
+  "/slurmdb/v0.0.41/jobs":{}}})";
+
+TEST(SlurmApiVersionTest, PicksTheNewestVersionBothSidesSpeak) {
+  auto v = internal::PickSlurmApiVersion(kOpenApi2205, internal::SlurmApiVersionsSpoken(), "x");
+  ASSERT_TRUE(v.ok()) << v.error().ToString();
+  EXPECT_EQ(*v, "v0.0.38");
+  const std::vector<std::string> both = {"v0.0.40", "v0.0.38"};
+  v = internal::PickSlurmApiVersion(kOpenApiNewer, both, "x");
+  ASSERT_TRUE(v.ok()) << v.error().ToString();
+  EXPECT_EQ(*v, "v0.0.40");
+  // Numeric, not textual, order.
+  v = internal::PickSlurmApiVersion(R"({"paths":{"/slurm/v0.0.9/a":{},"/slurm/v0.0.10/a":{}}})",
+                                    {"v0.0.9", "v0.0.10"}, "x");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, "v0.0.10");
+}
+
+TEST(SlurmApiVersionTest, NoCommonVersionNamesBothSides) {
+  auto v = internal::PickSlurmApiVersion(kOpenApiNewer, internal::SlurmApiVersionsSpoken(),
+                                         "unix:/run/slurmrestd.sock");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(v.error().message(), HasSubstr("v0.0.41, v0.0.40, v0.0.39"));
+  EXPECT_THAT(v.error().message(), HasSubstr("bitfusion speaks v0.0.38"));
+  EXPECT_THAT(v.error().message(), HasSubstr("unix:/run/slurmrestd.sock"));
+  auto junk = internal::PickSlurmApiVersion("<html>", internal::SlurmApiVersionsSpoken(), "x");
+  ASSERT_FALSE(junk.ok());
+  EXPECT_THAT(junk.error().message(), HasSubstr("OpenAPI"));
+}
+
+TEST(SlurmErrorsTest, BothShapesAreRead) {
+  // As slurmrestd 22.05 answered an environment given as a list (both shapes in one answer).
+  const auto errors = internal::ParseSlurmErrors(R"({"errors":[
+    {"error":"environment must be a dictionary","error_code":-1},
+    {"description":"Unable to process key \"environment\"","error_number":-1,
+     "error":"Unspecified error","source":"slurm_process_option_data"},
+    {"error_code":9001,"error":"Failure during parsing"}]})");
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].error, "environment must be a dictionary");
+  EXPECT_EQ(errors[1].description, "Unable to process key \"environment\"");
+  EXPECT_EQ(errors[1].code, -1);
+  EXPECT_EQ(errors[2].code, 9001);
+  EXPECT_TRUE(internal::ParseSlurmErrors("Authentication failure").empty());
+  EXPECT_TRUE(internal::ParseSlurmErrors(R"({"errors":[]})").empty());
+}
+
+TEST(SlurmBatchScriptTest, EveryArgumentIsQuotedForSh) {
+  EXPECT_EQ(internal::SlurmBatchScript({"/bin/echo", "it's", "$HOME", "a b"}),
+            "#!/bin/sh\nexec '/bin/echo' 'it'\\''s' '$HOME' 'a b'\n");
+}
+
+TEST(SlurmGresTest, DeviceRequestsBecomeAGpuCount) {
+  ContainerSpec spec;
+  EXPECT_EQ(*internal::SlurmGresFor(spec, ""), "");
+  EXPECT_EQ(*internal::SlurmGresFor(spec, "gpu:1"), "gpu:1");
+  spec.device_requests.push_back(DeviceRequestEntry{"nvidia", 2, {}, {{"gpu"}}, {}});
+  EXPECT_EQ(*internal::SlurmGresFor(spec, "gpu:1"), "gpu:2");
+  spec.device_requests[0].count = -1;
+  EXPECT_EQ(internal::SlurmGresFor(spec, "").error().code(), StatusCode::kInvalidArgument);
+  spec.device_requests[0].count = 1;
+  spec.device_requests[0].device_ids = {"GPU-1234"};
+  auto ids = internal::SlurmGresFor(spec, "");
+  ASSERT_FALSE(ids.ok());
+  EXPECT_THAT(ids.error().message(), HasSubstr("GPU-1234"));
+}
+
+TEST(SlurmExitStatusTest, WaitStatusesAndStatesMap) {
+  // exit 3 (slurmrestd 22.05 reports the wait status: 3 << 8).
+  auto e = internal::SlurmExitStatus("FAILED", 768, 0, "NonZeroExitCode");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->exit_code, 3);
+  EXPECT_EQ(e->signal, 0);
+  e = internal::SlurmExitStatus("COMPLETED", 0, 0, "None");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->success());
+  // Killed by SIGTERM.
+  e = internal::SlurmExitStatus("FAILED", 15, 0, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->exit_code, -1);
+  EXPECT_EQ(e->signal, SIGTERM);
+  // Cancelled: the signal this handle sent, else SIGKILL.
+  e = internal::SlurmExitStatus("CANCELLED", 15, SIGKILL, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->signal, SIGKILL);
+  e = internal::SlurmExitStatus("CANCELLED", 0, 0, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->signal, SIGKILL);
+  // Slurm's own time limit (22.05 answered exit_code 15 for `sleep 300` with time_limit 1: its
+  // SIGTERM ended it) and the OOM killer.
+  e = internal::SlurmExitStatus("TIMEOUT", 15, 0, "TimeLimit");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_EQ(e->signal, SIGTERM);
+  EXPECT_FALSE(e->success());
+  e = internal::SlurmExitStatus("TIMEOUT", 0, 0, "TimeLimit");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_EQ(e->signal, SIGKILL);
+  e = internal::SlurmExitStatus("OUT_OF_MEMORY", 9, 0, "OutOfMemory");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->oom_killed);
+  EXPECT_EQ(e->signal, SIGKILL);
+  // No exit status at all.
+  e = internal::SlurmExitStatus("NODE_FAIL", 0, 0, "NodeDown");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(e.error().message(), HasSubstr("NODE_FAIL"));
+  EXPECT_THAT(e.error().message(), HasSubstr("NodeDown"));
+}
+
+}  // namespace
+}  // namespace bitfusion
