@@ -237,14 +237,10 @@ std::string JudgePreflight(const MachineGroupSpec& group, const MachinePreflight
   return "";
 }
 
-MachinePreflight PrepareMachine(const MachineGroupSpec& group, const std::string& machine,
-                                ContainerRunner& shell, const RunnerCapabilities& engine,
-                                const std::atomic<bool>* cancel) {
+MachinePreflight SetUpMachine(const MachineGroupSpec& group, const std::string& machine,
+                              ContainerRunner& shell, const std::atomic<bool>* cancel) {
   MachinePreflight out;
   out.machine = machine;
-  out.engine = engine.engine;
-  out.engine_version = engine.version;
-  out.storage_driver = engine.storage_driver;
   const auto started = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < group.setup.size(); ++i) {
     const std::string& step = group.setup[i];
@@ -261,25 +257,33 @@ MachinePreflight PrepareMachine(const MachineGroupSpec& group, const std::string
                 "\nFix the step in the group's \"setup\" (or the machine) and run again";
     return out;
   }
+  return out;
+}
+
+void CheckMachine(const MachineGroupSpec& group, ContainerRunner& shell,
+                  const RunnerCapabilities& engine, const std::atomic<bool>* cancel,
+                  MachinePreflight& out) {
+  out.engine = engine.engine;
+  out.engine_version = engine.version;
+  out.storage_driver = engine.storage_driver;
   if (cancel != nullptr && cancel->load()) {
     out.error = "interrupted before its preflight";
-    return out;
+    return;
   }
   const ShellOutcome o =
       RunShell(shell, {"sh", "-c", PreflightScript(), "bitfusion-preflight", engine.data_root},
                std::chrono::seconds(60), 64, cancel);
   if (!o.exit.ok() || o.exit->exit_code != 0) {
     out.error = "its preflight " + HowItEnded(o) + Tail(o.lines);
-    return out;
+    return;
   }
   std::string text;
   for (const auto& l : o.lines) text += l + "\n";
   if (Status s = ParsePreflightOutput(text, out); !s.ok()) {
     out.error = s.message();
-    return out;
+    return;
   }
   if (std::string why = JudgePreflight(group, out); !why.empty()) out.error = "preflight: " + why;
-  return out;
 }
 
 }  // namespace bitfusion::internal

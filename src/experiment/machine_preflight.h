@@ -14,13 +14,17 @@
 
 namespace bitfusion::internal {
 
-/// Runs `group`'s setup steps on the machine behind `shell`, then the preflight; `engine` is
-/// what the plan's runner there reported. The result's `error` says why the machine must not be
-/// used (a failed step with its last lines of output, or a limit it misses, and what to do);
-/// `cancel` stops a setup step that is running.
-MachinePreflight PrepareMachine(const MachineGroupSpec& group, const std::string& machine,
-                                ContainerRunner& shell, const RunnerCapabilities& engine,
-                                const std::atomic<bool>* cancel);
+/// Runs `group`'s setup steps, in order, on the machine behind `shell` (before its engine is
+/// reached: a step may install it). The result's `error` says why the machine must not be used
+/// (the step that failed, how, and its last lines of output); `cancel` stops a running step.
+MachinePreflight SetUpMachine(const MachineGroupSpec& group, const std::string& machine,
+                              ContainerRunner& shell, const std::atomic<bool>* cancel);
+
+/// The preflight on the machine behind `shell`, where the plan's runner reported `engine`:
+/// fills `found` and sets its `error` when the machine misses a limit (saying what to do).
+void CheckMachine(const MachineGroupSpec& group, ContainerRunner& shell,
+                  const RunnerCapabilities& engine, const std::atomic<bool>* cancel,
+                  MachinePreflight& found);
 
 /// The preflight script's output ("kernel 6.1.0", "root /var/lib/docker", "fs FREE_INODES
 /// FREE_BLOCKS BLOCK_SIZE", "driver nvidia 550.54.14") read into `out`. InvalidArgument names a

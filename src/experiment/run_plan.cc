@@ -40,6 +40,7 @@ struct Placement {
   RunnerCapabilities caps;
   std::map<std::string, std::string> digests;                   // image -> digest
   std::map<std::string, std::vector<std::string>> entrypoints;  // image -> ENTRYPOINT
+  std::shared_ptr<ContainerRunner> shell;  // a group's machine: plain commands there
   MachinePreflight preflight;  // a group's machine: its setup and preflight (error: unusable)
 };
 
@@ -229,29 +230,48 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
   return Status::OK();
 }
 
-// A group's setup steps and the preflight on each of its machines, all machines at once, through
-// a process runner there. A machine that fails keeps its error in `preflight` and is left out.
+// Runs `fn` for every placement at once (machines are set up and checked in parallel).
+template <class Fn>
+void OnEveryMachine(std::vector<Placement>& placements, Fn fn) {
+  std::vector<std::thread> workers;
+  for (auto& p : placements) workers.emplace_back([&fn, &p] { fn(p); });
+  for (auto& w : workers) w.join();
+}
+
+const MachineGroupSpec& GroupOf(const PlanSpec& plan, const Placement& p) {
+  return *std::find_if(plan.machines.begin(), plan.machines.end(),
+                       [&](const MachineGroupSpec& g) { return g.name == p.machine.group; });
+}
+
+// A group's setup steps on each of its machines, through a process runner there (process:// on
+// this host, process+ssh:// elsewhere), before the machine's engine is reached: a step may
+// install it. A machine that fails keeps the error in `preflight` and is left out.
 void SetUpMachines(const PlanSpec& plan, const ExperimentOptions& options,
                    std::vector<Placement>& placements) {
-  std::vector<std::thread> workers;
-  for (auto& p : placements) {
-    workers.emplace_back([&plan, &options, &p] {
-      const auto group =
-          std::find_if(plan.machines.begin(), plan.machines.end(),
-                       [&](const MachineGroupSpec& g) { return g.name == p.machine.group; });
-      auto shell_uri = p.machine.local ? Result<std::string>(std::string("process://"))
-                                       : RunnerUriFor("process://", *group, p.machine.info);
-      auto shell = shell_uri ? ContainerRunnerFromUri(*shell_uri)
-                             : Result<std::unique_ptr<ContainerRunner>>(shell_uri.error());
-      if (!shell) {
-        p.preflight.machine = p.machine.name;
-        p.preflight.error = "cannot run commands there: " + shell.error().message();
-        return;
-      }
-      p.preflight = PrepareMachine(*group, p.machine.name, **shell, p.caps, options.cancel);
-    });
-  }
-  for (auto& w : workers) w.join();
+  OnEveryMachine(placements, [&](Placement& p) {
+    const MachineGroupSpec& group = GroupOf(plan, p);
+    auto uri = p.machine.local ? Result<std::string>(std::string("process://"))
+                               : RunnerUriFor("process://", group, p.machine.info);
+    auto shell =
+        uri ? ContainerRunnerFromUri(*uri) : Result<std::unique_ptr<ContainerRunner>>(uri.error());
+    if (!shell) {
+      p.preflight.machine = p.machine.name;
+      p.preflight.error = "cannot run commands there: " + shell.error().message();
+      return;
+    }
+    p.shell = std::move(*shell);
+    p.preflight = SetUpMachine(group, p.machine.name, *p.shell, options.cancel);
+  });
+}
+
+// The preflight on each machine whose setup passed; what it found is logged.
+void CheckMachines(const PlanSpec& plan, const ExperimentOptions& options,
+                   std::vector<Placement>& placements) {
+  OnEveryMachine(placements, [&](Placement& p) {
+    if (p.preflight.error.empty()) {
+      CheckMachine(GroupOf(plan, p), *p.shell, p.caps, options.cancel, p.preflight);
+    }
+  });
   for (const auto& p : placements) {
     const MachinePreflight& f = p.preflight;
     if (!f.error.empty()) {
@@ -289,15 +309,18 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
   }
   p.placements = Place(plan, machines);
   BITFUSION_RETURN_IF_ERROR(CheckRemote(plan, p.placements));
+  if (p.groups != nullptr) SetUpMachines(plan, options, p.placements);
   for (auto& placement : p.placements) {
     const std::string where =
         placement.machine.name.empty() ? "" : "machine " + placement.machine.name;
     auto context = [&](Status s) { return where.empty() ? s : s.WithContext(where); };
-    auto runner = ReachRunner(placement.machine.runner_uri, placement.caps);
+    // A machine whose setup failed runs nothing; its engine may not even be there.
+    const bool unusable = !placement.preflight.error.empty();
+    auto runner = ReachRunner(unusable ? "null://" : placement.machine.runner_uri, placement.caps);
     if (!runner) return context(runner.error());
     placement.runner = std::move(*runner);
   }
-  if (p.groups != nullptr) SetUpMachines(plan, options, p.placements);
+  if (p.groups != nullptr) CheckMachines(plan, options, p.placements);
   for (auto& placement : p.placements) {
     if (!placement.preflight.error.empty()) continue;  // its runs are reported, not made
     const std::string where =
