@@ -23,6 +23,7 @@ PACKAGES=(
   python3-elasticsearch         # Elastic's Python client: checks the es:// fake, benchmark reference
   chromium                      # headless: the report test renders bitfusion report's page
   openssh-server openssh-client iproute2  # static:// tests: their own sshd, one in a netns
+  docker-registry               # image distribution tests push to and pull from their own registry
 )
 
 missing=()

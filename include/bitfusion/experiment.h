@@ -110,6 +110,11 @@ struct PlanSpec {
   std::string device_allocator = "local://";
   /// How long to wait for devices other holders have; 0 = fail at once if they are busy.
   std::chrono::nanoseconds device_wait{0};
+  /// A registry ("HOST:PORT", e.g. the team's own) through which the plan's images reach
+  /// remote docker machines: pushed once from this host, pulled by each machine. Empty = each
+  /// image is streamed from this host's engine into the machine's over SSH. Either way only a
+  /// machine whose engine lacks the image's id gets it.
+  std::string registry;
   std::string source_file;  ///< where it was read from, for messages
 };
 
@@ -164,6 +169,18 @@ struct SinkOutcome {
   bool stored = false;
 };
 
+/// How one image reached one remote machine before its first run there.
+struct ImageDelivery {
+  std::string machine;  ///< "office-1"
+  std::string image;    ///< the benchmark's reference
+  std::string id;       ///< the image id on both engines afterwards
+  /// "present" (the machine had that id: nothing sent), "registry" (pushed and pulled through
+  /// PlanSpec::registry) or "stream" (this host's engine's archive loaded over SSH).
+  std::string method;
+  std::int64_t bytes = 0;  ///< archive bytes streamed; for "registry", the image's size
+  double seconds = 0;      ///< how long getting it there took
+};
+
 struct PlanResult {
   std::string plan;
   std::string plan_run_id;
@@ -182,6 +199,8 @@ struct PlanResult {
   std::vector<std::string> machine_errors;
   /// The machines of the plan's groups: name ("office-1") -> the machine; empty without groups.
   std::map<std::string, MachineInfo> machines;
+  /// Per remote docker machine and image: how the image got there (ImageDelivery::method).
+  std::vector<ImageDelivery> images;
 };
 
 struct ExperimentOptions {

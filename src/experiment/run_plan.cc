@@ -19,6 +19,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "experiment/image_distribution.h"
 #include "experiment/plan_machines.h"
 #include "experiment/plan_programs.h"
 #include "experiment/repetition_policy.h"
@@ -46,6 +47,7 @@ struct PreparedPlan {
   std::vector<std::vector<std::string>> argvs;  // per benchmark
   std::unique_ptr<PlanMachines> groups;         // the plan's machine groups; null without
   std::vector<Placement> placements;
+  std::vector<ImageDelivery> images;  // how images reached the remote machines
   std::vector<std::shared_ptr<ResultSink>> sinks;
   std::size_t caller_sinks = 0;  // the last ones in `sinks`: ExperimentOptions::sink_objects
 };
@@ -227,6 +229,34 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
   return Status::OK();
 }
 
+// The images of the benchmarks on remote docker machines come from this host's engine (those
+// the plan builds from recipes are built there instead).
+Result<std::vector<ImageDelivery>> SendImages(const PlanSpec& plan,
+                                              const std::vector<Placement>& placements) {
+  std::vector<ImageTarget> targets;
+  for (const auto& p : placements) {
+    if (p.machine.local || !p.caps.images) continue;
+    ImageTarget t{p.machine.name, p.runner.get(), {}};
+    for (const std::size_t i : p.benchmarks) {
+      const std::string& image = plan.benchmarks[i].image;
+      if (image.empty() || plan.images.count(image) ||
+          std::find(t.images.begin(), t.images.end(), image) != t.images.end()) {
+        continue;
+      }
+      t.images.push_back(image);
+    }
+    if (!t.images.empty()) targets.push_back(std::move(t));
+  }
+  if (targets.empty()) return std::vector<ImageDelivery>{};
+  RunnerCapabilities caps;
+  auto local = ReachRunner(plan.runner, caps);
+  if (!local) return local.error().WithContext("this host's engine, the source of the images");
+  ImageDistributionOptions options;
+  options.registry = plan.registry;
+  options.auth = RegistryAuthFromEnvironment(plan.registry);
+  return DistributeImages(**local, targets, options);
+}
+
 // Everything that can fail before a benchmark runs fails here, before any run starts.
 Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& options,
                              const std::string& run_id) {
@@ -249,12 +279,18 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
   p.placements = Place(plan, machines);
   BITFUSION_RETURN_IF_ERROR(CheckRemote(plan, p.placements));
   for (auto& placement : p.placements) {
+    auto runner = ReachRunner(placement.machine.runner_uri, placement.caps);
+    if (!runner) {
+      if (placement.machine.name.empty()) return runner.error();
+      return runner.error().WithContext("machine " + placement.machine.name);
+    }
+    placement.runner = std::move(*runner);
+  }
+  BITFUSION_ASSIGN_OR_RETURN(p.images, SendImages(plan, p.placements));
+  for (auto& placement : p.placements) {
     const std::string where =
         placement.machine.name.empty() ? "" : "machine " + placement.machine.name;
     auto context = [&](Status s) { return where.empty() ? s : s.WithContext(where); };
-    auto runner = ReachRunner(placement.machine.runner_uri, placement.caps);
-    if (!runner) return context(runner.error());
-    placement.runner = std::move(*runner);
     if (Status s = PrepareImages(plan, options, placement); !s.ok()) return context(s);
     if (Status s = CheckSources(plan, options, placement); !s.ok()) return context(s);
   }
@@ -457,6 +493,7 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   PlanResult result;
   result.plan = plan.name;
   result.plan_run_id = plan_run_id;
+  result.images = p.images;
   if (p.groups != nullptr) {
     for (const auto& m : p.groups->machines()) result.machines[m.name] = m.info;
   }
