@@ -25,6 +25,7 @@ PACKAGES=(
   openssh-server openssh-client iproute2  # static:// tests: their own sshd, one in a netns
   slurmctld slurmd slurm-client munge slurmrestd  # slurm:// tests start their own single-node Slurm
   slurm-wlm-jwt-plugin          # auth/jwt: the slurm:// test of slurmrestd over TCP with a token
+  docker-registry               # image distribution tests push to and pull from their own registry
 )
 
 missing=()

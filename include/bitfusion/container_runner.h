@@ -93,6 +93,14 @@ struct RegistryAuth {
   std::string identity_token;
 };
 
+/// Receives an image archive piece by piece as the engine writes it (SaveImage); returning
+/// false stops the transfer.
+using ArchiveSink = std::function<bool(std::string_view bytes)>;
+/// Supplies an image archive piece by piece as the engine reads it (LoadImage): fills up to
+/// `max` bytes of `buffer` and returns how many, 0 at the end; an error aborts the load. May
+/// block until it has bytes, so that an archive can be piped from one engine into another.
+using ArchiveSource = std::function<Result<std::size_t>(char* buffer, std::size_t max)>;
+
 /// A container (or process) made by ContainerRunner::Create. Destroying the handle kills what
 /// still runs and removes it, unless Keep() was called.
 ///
@@ -191,6 +199,20 @@ class BITFUSION_EXPORT ContainerRunner {
   virtual Result<std::vector<ImageInfo>> ListImages(const Labels& labels);
   /// Removes an image; NotFound when absent.
   virtual Status RemoveImage(const std::string& image, bool force);
+  /// Gives image `image` (a reference or an id) the further reference `target`
+  /// ("registry:5000/bench/busybox:1"); NotFound when `image` is absent.
+  virtual Status TagImage(const std::string& image, const std::string& target);
+  /// Pushes `image` to the registry its reference names. A refusal (the registry is
+  /// read-only, denies the credentials, cannot be reached) is an error naming the image and
+  /// the registry, with the registry's own words.
+  virtual Status PushImage(const std::string& image, const RegistryAuth& auth, Deadline deadline);
+  /// Writes `image` as an image archive (the `docker save` tar) to `sink` as the engine
+  /// produces it: nothing is held here beyond one piece.
+  virtual Status SaveImage(const std::string& image, const ArchiveSink& sink, Deadline deadline);
+  /// Loads the images of an archive (as SaveImage writes it) read from `source` as it is sent;
+  /// returns what the engine says it loaded ("Loaded image: bench/busybox:1").
+  virtual Result<std::vector<std::string>> LoadImage(const ArchiveSource& source,
+                                                     Deadline deadline);
 
   /// Containers carrying every label in `labels`, running or not.
   virtual Result<std::vector<ContainerInfo>> ListContainers(const Labels& labels);

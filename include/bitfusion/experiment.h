@@ -142,6 +142,11 @@ struct PlanSpec {
   std::string device_allocator = "local://";
   /// How long to wait for devices other holders have; 0 = fail at once if they are busy.
   std::chrono::nanoseconds device_wait{0};
+  /// A registry ("HOST:PORT", e.g. the team's own) through which the plan's images reach
+  /// remote docker machines: pushed once from this host, pulled by each machine. Empty = each
+  /// image is streamed from this host's engine into the machine's over SSH. Either way only a
+  /// machine whose engine lacks the image's id gets it.
+  std::string registry;
   std::string source_file;  ///< where it was read from, for messages
 };
 
@@ -196,6 +201,18 @@ struct SinkOutcome {
   bool stored = false;
 };
 
+/// How one image reached one remote machine before its first run there.
+struct ImageDelivery {
+  std::string machine;  ///< "office-1"
+  std::string image;    ///< the benchmark's reference
+  std::string id;       ///< the image id on both engines afterwards
+  /// "present" (the machine had that id: nothing sent), "registry" (pushed and pulled through
+  /// PlanSpec::registry) or "stream" (this host's engine's archive loaded over SSH).
+  std::string method;
+  std::int64_t bytes = 0;  ///< archive bytes streamed; for "registry", the image's size
+  double seconds = 0;      ///< how long getting it there took
+};
+
 struct PlanResult {
   std::string plan;
   std::string plan_run_id;
@@ -217,6 +234,8 @@ struct PlanResult {
   /// Each machine's setup and preflight, by name; a machine whose `error` is set ran nothing
   /// (its benchmarks have one error record each). Empty without groups.
   std::map<std::string, MachinePreflight> preflight;
+  /// Per remote docker machine and image: how the image got there (ImageDelivery::method).
+  std::vector<ImageDelivery> images;
 };
 
 struct ExperimentOptions {

@@ -158,6 +158,19 @@ int RunCommand(const std::vector<std::string>& args) {
   for (const auto& e : result->sink_errors) std::cerr << "bitfusion run: " << e << "\n";
   for (const auto& e : result->machine_errors) std::cerr << "bitfusion run: " << e << "\n";
   if (!vm.count("json")) {
+    for (const auto& d : result->images) {
+      if (d.method == "present") {
+        std::cout << "image " << d.image << " already present on " << d.machine << "\n";
+        continue;
+      }
+      char size[32];
+      std::snprintf(size, sizeof size, "%.1f MB, %.1f s", static_cast<double>(d.bytes) / 1e6,
+                    d.seconds);
+      std::cout << "image " << d.image << " sent to " << d.machine << " via "
+                << (d.method == "registry" ? "registry " + plan->registry
+                                           : std::string("SSH stream"))
+                << " (" << size << ")\n";
+    }
     // Never a password (the sink's own URI is redacted), and "stored" only for what the store
     // took.
     for (const auto& sink : result->sinks) {

@@ -2,6 +2,7 @@
 // syntax error or the path of the offending field ("benchmarks[1].repetitions").
 #include <boost/json.hpp>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -398,6 +399,39 @@ std::string Position(std::string_view text, std::size_t offset) {
   return "line " + std::to_string(line) + ", column " + std::to_string(column);
 }
 
+// "registry": where images go on their way to remote machines: HOST or HOST:PORT, as an image
+// reference starts ("registry.lan:5000/bench/x:1"), so no scheme and no path.
+Status CheckRegistry(const FieldReader& r, const std::string& registry) {
+  if (registry.find("://") != std::string::npos) {
+    return r.Error("registry", "\"" + registry +
+                                   "\": give HOST:PORT without a scheme (e.g. \"127.0.0.1:5000\"); "
+                                   "the engine picks HTTPS, or HTTP for a registry on 127.0.0.0/8 "
+                                   "or one in its insecure-registries");
+  }
+  const auto colon = registry.rfind(':');
+  const std::string host = colon == std::string::npos ? registry : registry.substr(0, colon);
+  bool host_ok = !host.empty() && host.size() <= 253 && host.front() != '-' &&
+                 host.front() != '.' && host.back() != '-' && host.back() != '.';
+  for (char c : host) {
+    host_ok = host_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
+  }
+  if (!host_ok) {
+    return r.Error("registry", "\"" + registry +
+                                   "\" is not HOST or HOST:PORT (a host name or IPv4 address, "
+                                   "e.g. \"registry.lan:5000\")");
+  }
+  if (colon != std::string::npos) {
+    const std::string port = registry.substr(colon + 1);
+    const bool digits = !port.empty() && port.size() <= 5 &&
+                        port.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return r.Error("registry",
+                     "\"" + registry + "\": port \"" + port + "\" is not a number from 1 to 65535");
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) {
@@ -424,7 +458,7 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
   BITFUSION_RETURN_IF_ERROR(
       r.CheckKeys(obj, "",
                   {"name", "runner", "provisioner", "machines", "metrics", "sinks", "benchmarks",
-                   "images", "device_allocator", "device_wait", "webhooks"}));
+                   "images", "device_allocator", "device_wait", "webhooks", "registry"}));
   PlanSpec plan;
   plan.source_file = source;
   for (const auto& kv : obj) {
@@ -450,6 +484,9 @@ Result<PlanSpec> ParsePlan(std::string_view text, std::string_view source_name) 
           return r.Error("metrics.interval", "must be at least 1ms");
         }
       }
+    } else if (key == "registry") {
+      BITFUSION_ASSIGN_OR_RETURN(plan.registry, r.String(value, key));
+      BITFUSION_RETURN_IF_ERROR(CheckRegistry(r, plan.registry));
     } else if (key == "device_allocator") {
       BITFUSION_ASSIGN_OR_RETURN(plan.device_allocator, r.String(value, key));
     } else if (key == "device_wait") {

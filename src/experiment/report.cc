@@ -141,6 +141,19 @@ std::string FormatSummaryJson(const PlanResult& result) {
     sinks.push_back(std::move(o));
   }
   out["sinks"] = std::move(sinks);
+  // Only plans with remote docker machines have this.
+  if (!result.images.empty()) {
+    boost::json::array images;
+    for (const auto& d : result.images) {
+      images.push_back({{"machine", d.machine},
+                        {"image", d.image},
+                        {"id", d.id},
+                        {"method", d.method},
+                        {"bytes", d.bytes},
+                        {"seconds", d.seconds}});
+    }
+    out["images"] = std::move(images);
+  }
   return boost::json::serialize(out);
 }
 

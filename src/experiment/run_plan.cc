@@ -19,6 +19,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "experiment/image_distribution.h"
 #include "experiment/machine_preflight.h"
 #include "experiment/plan_machines.h"
 #include "experiment/plan_programs.h"
@@ -49,6 +50,7 @@ struct PreparedPlan {
   std::vector<std::vector<std::string>> argvs;  // per benchmark
   std::unique_ptr<PlanMachines> groups;         // the plan's machine groups; null without
   std::vector<Placement> placements;
+  std::vector<ImageDelivery> images;  // how images reached the remote machines
   std::vector<std::shared_ptr<ResultSink>> sinks;
   std::size_t caller_sinks = 0;  // the last ones in `sinks`: ExperimentOptions::sink_objects
 };
@@ -288,6 +290,34 @@ void CheckMachines(const PlanSpec& plan, const ExperimentOptions& options,
   }
 }
 
+// The images of the benchmarks on remote docker machines come from this host's engine (those
+// the plan builds from recipes are built there instead).
+Result<std::vector<ImageDelivery>> SendImages(const PlanSpec& plan,
+                                              const std::vector<Placement>& placements) {
+  std::vector<ImageTarget> targets;
+  for (const auto& p : placements) {
+    if (p.machine.local || !p.caps.images || !p.preflight.error.empty()) continue;
+    ImageTarget t{p.machine.name, p.runner.get(), {}};
+    for (const std::size_t i : p.benchmarks) {
+      const std::string& image = plan.benchmarks[i].image;
+      if (image.empty() || plan.images.count(image) ||
+          std::find(t.images.begin(), t.images.end(), image) != t.images.end()) {
+        continue;
+      }
+      t.images.push_back(image);
+    }
+    if (!t.images.empty()) targets.push_back(std::move(t));
+  }
+  if (targets.empty()) return std::vector<ImageDelivery>{};
+  RunnerCapabilities caps;
+  auto local = ReachRunner(plan.runner, caps);
+  if (!local) return local.error().WithContext("this host's engine, the source of the images");
+  ImageDistributionOptions options;
+  options.registry = plan.registry;
+  options.auth = RegistryAuthFromEnvironment(plan.registry);
+  return DistributeImages(**local, targets, options);
+}
+
 // Everything that can fail before a benchmark runs fails here, before any run starts.
 Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& options,
                              const std::string& run_id) {
@@ -311,16 +341,17 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
   BITFUSION_RETURN_IF_ERROR(CheckRemote(plan, p.placements));
   if (p.groups != nullptr) SetUpMachines(plan, options, p.placements);
   for (auto& placement : p.placements) {
-    const std::string where =
-        placement.machine.name.empty() ? "" : "machine " + placement.machine.name;
-    auto context = [&](Status s) { return where.empty() ? s : s.WithContext(where); };
     // A machine whose setup failed runs nothing; its engine may not even be there.
     const bool unusable = !placement.preflight.error.empty();
     auto runner = ReachRunner(unusable ? "null://" : placement.machine.runner_uri, placement.caps);
-    if (!runner) return context(runner.error());
+    if (!runner) {
+      if (placement.machine.name.empty()) return runner.error();
+      return runner.error().WithContext("machine " + placement.machine.name);
+    }
     placement.runner = std::move(*runner);
   }
   if (p.groups != nullptr) CheckMachines(plan, options, p.placements);
+  BITFUSION_ASSIGN_OR_RETURN(p.images, SendImages(plan, p.placements));
   for (auto& placement : p.placements) {
     if (!placement.preflight.error.empty()) continue;  // its runs are reported, not made
     const std::string where =
@@ -542,6 +573,7 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   PlanResult result;
   result.plan = plan.name;
   result.plan_run_id = plan_run_id;
+  result.images = p.images;
   if (p.groups != nullptr) {
     for (const auto& m : p.groups->machines()) result.machines[m.name] = m.info;
     for (const auto& placement : p.placements) {

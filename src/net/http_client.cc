@@ -35,6 +35,8 @@ struct Transfer {
   std::size_t max_body = 0;
   bool too_large = false;
   CURL* easy = nullptr;
+  const BodySource* body_source = nullptr;
+  std::optional<Status> source_error;  // why body_source ended the upload
 
   bool Success() const {
     long status = 0;
@@ -73,6 +75,16 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
     t->response.body.append(chunk);
   }
   return size * n;
+}
+
+size_t OnUpload(char* buffer, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  auto got = (*t->body_source)(buffer, size * n);
+  if (!got) {
+    t->source_error = got.error();
+    return CURL_READFUNC_ABORT;
+  }
+  return std::min(*got, size * n);
 }
 
 std::once_flag g_curl_init;
@@ -190,8 +202,16 @@ Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const ChunkCal
     curl_easy_setopt(easy, CURLOPT_USERNAME, options_.user.c_str());
     curl_easy_setopt(easy, CURLOPT_PASSWORD, options_.password.c_str());
   }
+  transfer.body_source = request.body_source ? &request.body_source : nullptr;
   if (request.method == "HEAD") {
     curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+  } else if (transfer.body_source != nullptr) {
+    // Length unknown: libcurl sends it chunked, one read at a time.
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, &OnUpload);
+    curl_easy_setopt(easy, CURLOPT_READDATA, &transfer);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(-1));
   } else if (request.method != "GET" || !request.body.empty()) {
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
@@ -247,6 +267,7 @@ Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const ChunkCal
   if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped_by_callback)) {
     return std::move(transfer.response);
   }
+  if (transfer.source_error) return transfer.source_error->WithContext(what);
   if (code == CURLE_ABORTED_BY_CALLBACK) return CancelledError(what + " was cancelled");
   if (code == CURLE_WRITE_ERROR && transfer.too_large) {
     return ResourceExhaustedError("the answer to " + what + " is larger than " +
@@ -290,7 +311,7 @@ std::chrono::milliseconds JitteredBackoff(const RetryPolicy& policy, int attempt
 
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   const RetryPolicy& policy = options_.retry;
-  const bool may_retry = IsIdempotent(request);
+  const bool may_retry = IsIdempotent(request) && !request.body_source;
   for (int attempt = 1;; ++attempt) {
     auto result = Once(request, nullptr, nullptr);
     if (result) result->attempts = attempt;

@@ -22,6 +22,11 @@ namespace bitfusion::net {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+/// Produces a request body piece by piece, for uploads too large to hold (an image archive):
+/// fills up to `max` bytes of `buffer` and returns how many, 0 at the end of the body. An error
+/// aborts the request and is what the call returns. May block until it has bytes.
+using BodySource = std::function<Result<std::size_t>(char* buffer, std::size_t max)>;
+
 struct HttpRequest {
   std::string method = "GET";
   /// Path and query appended to the client's base URL: "/v1.41/containers/json?all=1".
@@ -32,6 +37,9 @@ struct HttpRequest {
   Deadline deadline = kNoDeadline;
   /// Safe to send again after a failure (GET, HEAD, PUT and DELETE are by default).
   std::optional<bool> idempotent;
+  /// When set, the body is read from here as it is sent (chunked, length unknown) instead of
+  /// `body`; such a request is never retried, since what was read cannot be read again.
+  BodySource body_source;
 };
 
 struct HttpResponse {

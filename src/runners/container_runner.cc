@@ -55,6 +55,18 @@ Result<std::vector<ImageInfo>> ContainerRunner::ListImages(const Labels&) {
 Status ContainerRunner::RemoveImage(const std::string&, bool) {
   return NotSupported("RemoveImage");
 }
+Status ContainerRunner::TagImage(const std::string&, const std::string&) {
+  return NotSupported("TagImage");
+}
+Status ContainerRunner::PushImage(const std::string&, const RegistryAuth&, Deadline) {
+  return NotSupported("PushImage");
+}
+Status ContainerRunner::SaveImage(const std::string&, const ArchiveSink&, Deadline) {
+  return NotSupported("SaveImage");
+}
+Result<std::vector<std::string>> ContainerRunner::LoadImage(const ArchiveSource&, Deadline) {
+  return NotSupported("LoadImage");
+}
 Result<std::vector<ContainerInfo>> ContainerRunner::ListContainers(const Labels&) {
   return NotSupported("ListContainers");
 }

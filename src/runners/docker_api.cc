@@ -201,6 +201,7 @@ net::HttpRequest DockerApi::Request(const Call& c, const std::string& prefix) co
   req.method = c.method;
   req.target = prefix + c.path;
   req.body = c.body;
+  req.body_source = c.body_source;
   req.deadline = c.deadline;
   req.headers = c.headers;
   if (!c.body.empty() || c.method == "POST" || c.method == "PUT") {
@@ -249,6 +250,9 @@ Status DockerApi::Progress(const Call& c, std::vector<std::string>* output, std:
   std::string error;
   auto on_value = [&](const json::value& v) {
     if (const auto* e = JsonAt(v, {"error"}); e != nullptr && error.empty()) {
+      error = JsonString(e);
+    }
+    if (const auto* e = JsonAt(v, {"errorDetail", "message"}); e != nullptr && error.empty()) {
       error = JsonString(e);
     }
     if (const auto* id = JsonAt(v, {"aux", "ID"}); id != nullptr && aux_id) {

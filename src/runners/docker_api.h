@@ -166,6 +166,8 @@ class DockerApi {
     std::string body;
     std::string content_type = "application/json";
     net::Headers headers;
+    // When set, the body is streamed from here (chunked) instead of `body`.
+    net::BodySource body_source;
     // kNoDeadline: options().api_timeout from now for Send and Json; none for Stream (the
     // caller ends it).
     Deadline deadline = kNoDeadline;
@@ -178,7 +180,8 @@ class DockerApi {
   Result<boost::json::value> Json(const Call& c, std::initializer_list<long> ok = {200, 201, 204});
   Result<net::HttpResponse> Stream(const Call& c, const net::ChunkCallback& on_chunk,
                                    net::StreamCanceller* canceller);
-  // An NDJSON progress stream (build, pull, import): the first {"error": ...} is the result.
+  // An NDJSON progress stream (build, pull, push, import, load): the first {"error": ...} (or
+  // {"errorDetail": {"message": ...}}) is the result, even on HTTP 200.
   Status Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id);
 
   Result<ContainerInfo> InspectContainer(const std::string& id);

@@ -426,6 +426,18 @@ Result<ImageInfo> DockerRunner::BuildImage(const BuildSpec& spec, Deadline deadl
   return api_->InspectImage(spec.tag);
 }
 
+// Docker's X-Registry-Auth: the credentials as base64url JSON ("{}" is anonymous).
+static std::string RegistryAuthHeader(const RegistryAuth& auth) {
+  json::object a;
+  if (!auth.username.empty()) {
+    a["username"] = auth.username;
+    a["password"] = auth.password;
+  }
+  if (!auth.identity_token.empty()) a["identitytoken"] = auth.identity_token;
+  if (!auth.server.empty()) a["serveraddress"] = auth.server;
+  return internal::Base64Url(json::serialize(a));
+}
+
 Result<ImageInfo> DockerRunner::PullImage(const std::string& image, const RegistryAuth& auth,
                                           Deadline deadline) {
   BITFUSION_RETURN_IF_ERROR(ValidateImageRef(image));
@@ -436,14 +448,7 @@ Result<ImageInfo> DockerRunner::PullImage(const std::string& image, const Regist
            "&tag=" + internal::PercentEncode(tag);
   c.deadline = deadline;
   if (!auth.username.empty() || !auth.identity_token.empty()) {
-    json::object a;
-    if (!auth.username.empty()) {
-      a["username"] = auth.username;
-      a["password"] = auth.password;
-    }
-    if (!auth.identity_token.empty()) a["identitytoken"] = auth.identity_token;
-    if (!auth.server.empty()) a["serveraddress"] = auth.server;
-    c.headers.emplace_back("X-Registry-Auth", internal::Base64Url(json::serialize(a)));
+    c.headers.emplace_back("X-Registry-Auth", RegistryAuthHeader(auth));
   }
   BITFUSION_RETURN_IF_ERROR(api_->Progress(c, nullptr, nullptr).WithContext("pulling " + image));
   return api_->InspectImage(image);
@@ -492,6 +497,81 @@ Status DockerRunner::RemoveImage(const std::string& image, bool force) {
                          api_->endpoint());
   }
   return r.status();
+}
+
+Status DockerRunner::TagImage(const std::string& image, const std::string& target) {
+  BITFUSION_RETURN_IF_ERROR(ValidateImageRef(image));
+  BITFUSION_RETURN_IF_ERROR(ValidateImageRef(target));
+  const auto [repo, tag] = SplitRef(target);
+  DockerApi::Call c;
+  c.method = "POST";
+  c.path = "/images/" + image + "/tag?repo=" + internal::PercentEncode(repo) +
+           "&tag=" + internal::PercentEncode(tag);
+  auto r = api_->Json(c);
+  if (!r && r.error().code() == StatusCode::kNotFound) {
+    return NotFoundError("image \"" + image + "\" is not present on the Docker engine at " +
+                         api_->endpoint() + "; cannot tag it " + target);
+  }
+  return r.status();
+}
+
+Status DockerRunner::PushImage(const std::string& image, const RegistryAuth& auth,
+                               Deadline deadline) {
+  BITFUSION_RETURN_IF_ERROR(ValidateImageRef(image));
+  const auto [repo, tag] = SplitRef(image);
+  const auto slash = repo.find('/');
+  const std::string registry = slash == std::string::npos ? "docker.io" : repo.substr(0, slash);
+  DockerApi::Call c;
+  c.method = "POST";
+  c.path = "/images/" + repo + "/push?tag=" + internal::PercentEncode(tag);
+  c.deadline = deadline;
+  // Engines before API 1.42 read the credentials from the body without this header, and
+  // refuse an empty body: anonymous is "{}".
+  c.headers.emplace_back("X-Registry-Auth", RegistryAuthHeader(auth));
+  return api_->Progress(c, nullptr, nullptr)
+      .WithContext("pushing " + image + " to registry " + registry);
+}
+
+Status DockerRunner::SaveImage(const std::string& image, const ArchiveSink& sink,
+                               Deadline deadline) {
+  BITFUSION_RETURN_IF_ERROR(ValidateImageRef(image));
+  DockerApi::Call c;
+  c.path = "/images/get?names=" + internal::PercentEncode(image);
+  c.deadline = deadline;
+  bool stopped = false;
+  BITFUSION_ASSIGN_OR_RETURN(auto r, api_->Stream(
+                                         c,
+                                         [&](std::string_view chunk) {
+                                           if (sink(chunk)) return true;
+                                           stopped = true;
+                                           return false;
+                                         },
+                                         nullptr));
+  if (r.status == 404) {
+    return NotFoundError("image \"" + image + "\" is not present on the Docker engine at " +
+                         api_->endpoint() + "; cannot save it");
+  }
+  if (r.status != 200) return api_->ApiError(r, c.method, c.path);
+  if (stopped) return CancelledError("saving " + image + ": the receiver stopped the archive");
+  return Status::OK();
+}
+
+Result<std::vector<std::string>> DockerRunner::LoadImage(const ArchiveSource& source,
+                                                         Deadline deadline) {
+  if (!source) return InvalidArgumentError("LoadImage: no archive source");
+  DockerApi::Call c;
+  c.method = "POST";
+  c.path = "/images/load?quiet=1";
+  c.content_type = "application/x-tar";
+  c.body_source = source;
+  c.deadline = deadline;
+  std::vector<std::string> output;
+  BITFUSION_RETURN_IF_ERROR(api_->Progress(c, &output, nullptr).WithContext("loading images"));
+  std::vector<std::string> loaded;
+  for (const auto& line : output) {
+    if (line.rfind("Loaded image", 0) == 0) loaded.push_back(line);
+  }
+  return loaded;
 }
 
 Result<std::vector<ContainerInfo>> DockerRunner::ListContainers(const Labels& labels) {

@@ -117,6 +117,15 @@ class DockerRunner final : public ContainerRunner {
   Result<ImageInfo> InspectImage(const std::string& image) override;
   Result<std::vector<ImageInfo>> ListImages(const Labels& labels) override;
   Status RemoveImage(const std::string& image, bool force) override;
+  Status TagImage(const std::string& image, const std::string& target) override;
+  /// POST /images/{name}/push; the engine reports a refusal inside its progress stream (on
+  /// HTTP 200), and that is what the error carries.
+  Status PushImage(const std::string& image, const RegistryAuth& auth, Deadline deadline) override;
+  /// GET /images/get, streamed.
+  Status SaveImage(const std::string& image, const ArchiveSink& sink, Deadline deadline) override;
+  /// POST /images/load with a chunked body read from `source`.
+  Result<std::vector<std::string>> LoadImage(const ArchiveSource& source,
+                                             Deadline deadline) override;
   Result<std::vector<ContainerInfo>> ListContainers(const Labels& labels) override;
   Result<std::unique_ptr<Container>> OpenContainer(const std::string& id) override;
   Result<ContainerInfo> InspectContainer(const std::string& id) override;

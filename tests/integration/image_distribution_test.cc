@@ -1,0 +1,328 @@
+// A plan's images reaching a remote docker machine: this host's engine (a test dockerd) is the
+// source; the "remote" machine is a static:// host whose sshd runs in a mount namespace of its
+// own, where /var/run/docker.sock is a second test dockerd's socket, so the plan's docker://
+// becomes docker+ssh:// to an engine that is not this host's, as on another machine. The image
+// goes over SSH (save -> load, streamed) or through a Debian docker-registry the test starts,
+// only when that engine lacks its id; a registry that refuses the push fails the plan at that
+// step, naming registry and image, and the machine's lease is released.
+//
+// One set of services serves the whole executable (tests/CMakeLists.txt: ONE_PROCESS).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "bitfusion/container_runner.h"
+#include "bitfusion/experiment.h"
+#include "experiment/image_distribution.h"
+#include "integration/docker_daemon.h"
+#include "integration/registry_server.h"
+#include "integration/sshd_server.h"
+
+namespace bitfusion {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::DockerDaemon;
+using testing::kBusyboxImage;
+
+struct Services {
+  fs::path dir;
+  testing::SshClientFiles client;
+  std::unique_ptr<DockerDaemon> here, there;
+  std::unique_ptr<testing::TestSshd> sshd;
+  std::unique_ptr<testing::RegistryServer> registry;
+  std::string unavailable = "the image distribution test environment did not start";
+};
+Services& State() {
+  static Services s;
+  return s;
+}
+
+class ImageEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto& s = State();
+    s.unavailable = testing::WhyNoDocker();
+    if (!s.unavailable.empty()) return;
+    if (!testing::HaveProgram("unshare")) {
+      s.unavailable = "no unshare (util-linux) for the remote host's mount namespace";
+      return;
+    }
+    s.dir = testing::FreshDir("images");
+    s.unavailable = s.client.Make(s.dir);
+    if (!s.unavailable.empty()) return;
+    s.here = std::make_unique<DockerDaemon>("imgl");
+    s.unavailable = s.here->Start();
+    if (!s.unavailable.empty()) return;
+    s.there = std::make_unique<DockerDaemon>("imgr");
+    s.unavailable = s.there->Start();
+    if (!s.unavailable.empty()) return;
+    // The remote host's /run is its own: its engine's socket is where docker+ssh:// looks.
+    const std::string ns_setup =
+        "mount -t tmpfs bf-run /run && mkdir -p /run/sshd && touch /run/docker.sock && "
+        "mount --bind " +
+        s.there->socket() + " /run/docker.sock && exec \"$0\" \"$@\"";
+    s.sshd = std::make_unique<testing::TestSshd>(
+        s.client, "office", "127.0.0.1", testing::FreePort(),
+        std::vector<std::string>{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                 ns_setup});
+    s.unavailable = s.sshd->error();
+    if (!s.unavailable.empty()) return;
+    fs::create_directories(s.dir / "registry");
+    s.registry = std::make_unique<testing::RegistryServer>(s.dir / "registry");
+    s.unavailable = s.registry->error();
+    if (!s.unavailable.empty()) return;
+    if (Status imported = testing::ImportBusybox(s.here->uri()); !imported.ok()) {
+      s.unavailable = "importing the busybox image failed: " + imported.ToString();
+    }
+  }
+  void TearDown() override {
+    auto& s = State();
+    s.registry.reset();
+    s.sshd.reset();
+    s.there.reset();
+    s.here.reset();
+    std::error_code ec;
+    if (!s.dir.empty()) fs::remove_all(s.dir, ec);
+  }
+};
+
+[[maybe_unused]] const auto* const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new ImageEnvironment);
+
+class ImageDistributionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BITFUSION_REQUIRE_SERVICE(State().unavailable.empty(), State().unavailable);
+    auto& s = State();
+    auto here = ContainerRunnerFromUri(s.here->uri());
+    auto there = ContainerRunnerFromUri(s.there->uri());
+    ASSERT_TRUE(here.ok() && there.ok());
+    here_ = std::move(*here);
+    there_ = std::move(*there);
+    // Every test starts with a remote engine that lacks the image's id (under any name).
+    auto id = here_->InspectImage(kBusyboxImage);
+    ASSERT_TRUE(id.ok()) << id.error().ToString();
+    (void)there_->RemoveImage(id->id, /*force=*/true);
+    ASSERT_FALSE(there_->InspectImage(id->id).ok());
+    leases_ =
+        s.dir /
+        ("leases-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  }
+
+  std::string Plan(const std::string& image, const std::string& extra = "") {
+    auto& s = State();
+    const fs::path inventory = s.dir / "office.json";
+    std::ofstream(inventory) << R"({"hosts": [{"name": "office", "address": "127.0.0.1", "port": )"
+                             << s.sshd->port() << R"(, "user": "root", "key": "client_key"}]})";
+    const std::string provisioner =
+        "static://" + inventory.string() + "?lease_dir=" + leases_.string() +
+        "&ssh_config=" + s.client.config.string() + "&connect_timeout=5";
+    return R"({"name": "ship", "runner": ")" + s.here->uri() + R"(", )" + extra +
+           R"( "machines": {"office": {"provisioner": ")" + provisioner + R"("}},
+      "metrics": {"sources": ["null"]},
+      "benchmarks": [
+        {"name": "hello", "image": ")" +
+           image + R"(", "command": ["sh", "-c", "echo BITFUSION_RESULT answer 42 units"],
+         "repetitions": 1, "warmup": 0},
+        {"name": "again", "image": ")" +
+           image + R"(", "command": ["sh", "-c", "echo BITFUSION_RESULT answer 43 units"],
+         "repetitions": 1, "warmup": 0}]})";
+  }
+
+  Result<PlanResult> Run(const std::string& json) {
+    BITFUSION_ASSIGN_OR_RETURN(auto plan, ParsePlan(json, "ship.json"));
+    return RunPlan(plan, {});
+  }
+
+  bool NoLeases() const {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(leases_, ec)) {
+      if (e.path().extension() == ".lease") return false;
+    }
+    return true;
+  }
+
+  void ExpectRanThere(const PlanResult& result) {
+    EXPECT_EQ(result.failed_runs, 0);
+    ASSERT_EQ(result.runs.size(), 2u);
+    for (const auto& r : result.runs) {
+      EXPECT_EQ(r.status, kRunOk) << r.error;
+      EXPECT_EQ(r.labels.at("machine"), "office-1");
+      EXPECT_EQ(r.runner.rfind("docker+ssh://root@127.0.0.1:", 0), 0u) << r.runner;
+    }
+    auto here = here_->InspectImage(kBusyboxImage);
+    auto there = there_->InspectImage(kBusyboxImage);
+    ASSERT_TRUE(here.ok() && there.ok());
+    EXPECT_EQ(there->id, here->id) << "the machine runs the very image this host has";
+  }
+
+  std::shared_ptr<ContainerRunner> here_, there_;
+  fs::path leases_;
+};
+
+TEST_F(ImageDistributionTest, AnImageTheMachineLacksIsStreamedOverSshOnce) {
+  auto result = Run(Plan(kBusyboxImage));
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ExpectRanThere(*result);
+  ASSERT_EQ(result->images.size(), 1u) << "two benchmarks, one image: sent once";
+  const ImageDelivery& d = result->images[0];
+  EXPECT_EQ(d.machine, "office-1");
+  EXPECT_EQ(d.image, kBusyboxImage);
+  EXPECT_EQ(d.method, "stream");
+  // The archive holds at least busybox itself.
+  EXPECT_GT(d.bytes, static_cast<std::int64_t>(fs::file_size(testing::kBusybox)));
+  EXPECT_EQ(d.id, here_->InspectImage(kBusyboxImage)->id);
+  EXPECT_TRUE(NoLeases());
+}
+
+TEST_F(ImageDistributionTest, AMachineWithTheSameImageIdGetsNothing) {
+  auto first = Run(Plan(kBusyboxImage));
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  ASSERT_EQ(first->images.size(), 1u);
+  ASSERT_EQ(first->images[0].method, "stream");
+  // Present under its id only (untagged): it is tagged there, not sent again.
+  ASSERT_TRUE(there_->TagImage(kBusyboxImage, "bftest/other:1").ok());
+  ASSERT_TRUE(there_->RemoveImage(kBusyboxImage, /*force=*/false).ok());
+  auto second = Run(Plan(kBusyboxImage));
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  ExpectRanThere(*second);
+  ASSERT_EQ(second->images.size(), 1u);
+  EXPECT_EQ(second->images[0].method, "present");
+  EXPECT_EQ(second->images[0].bytes, 0);
+  (void)there_->RemoveImage("bftest/other:1", false);
+}
+
+TEST_F(ImageDistributionTest, ThroughThePlansRegistryItIsPushedAndPulled) {
+  auto& s = State();
+  auto result = Run(Plan(kBusyboxImage, R"("registry": ")" + s.registry->address() + R"(",)"));
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ExpectRanThere(*result);
+  ASSERT_EQ(result->images.size(), 1u);
+  EXPECT_EQ(result->images[0].method, "registry");
+  EXPECT_GT(result->images[0].bytes, 0);
+  EXPECT_NE(s.registry->Get("/v2/_catalog").find("bftest/busybox"), std::string::npos)
+      << s.registry->Get("/v2/_catalog");
+  EXPECT_TRUE(there_->InspectImage(s.registry->address() + "/" + kBusyboxImage).ok())
+      << "the machine pulled it from the registry";
+  EXPECT_TRUE(NoLeases());
+}
+
+TEST_F(ImageDistributionTest, ARegistryThatRefusesThePushFailsThePlanAndReleasesTheMachine) {
+  auto& s = State();
+  fs::create_directories(s.dir / "readonly");
+  testing::RegistryServer readonly(s.dir / "readonly", /*read_only=*/true);
+  ASSERT_TRUE(readonly.error().empty()) << readonly.error();
+  auto result = Run(Plan(kBusyboxImage, R"("registry": ")" + readonly.address() + R"(",)"));
+  ASSERT_FALSE(result.ok());
+  const std::string error = result.error().ToString();
+  EXPECT_NE(error.find("registry " + readonly.address()), std::string::npos) << error;
+  EXPECT_NE(error.find("pushing " + readonly.address() + "/" + kBusyboxImage), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("machine office-1"), std::string::npos) << error;
+  EXPECT_FALSE(there_->InspectImage(kBusyboxImage).ok()) << "nothing reached the machine";
+  EXPECT_TRUE(NoLeases()) << "the acquired machine was released";
+  (void)here_->RemoveImage(readonly.address() + "/" + kBusyboxImage, false);
+}
+
+TEST_F(ImageDistributionTest, AnImageMissingHereIsAClearError) {
+  auto result = Run(Plan("bftest/absent:1"));
+  ASSERT_FALSE(result.ok());
+  const std::string error = result.error().ToString();
+  EXPECT_NE(error.find("bftest/absent:1"), std::string::npos) << error;
+  EXPECT_NE(error.find("must be on this host's engine"), std::string::npos) << error;
+  EXPECT_TRUE(NoLeases());
+}
+
+TEST(ImageDistributionPlanTest, RegistryMustBeHostAndPort) {
+  const std::string benchmarks =
+      R"("benchmarks": [{"name": "b", "image": "x:1", "command": ["true"]}]})";
+  auto ok = ParsePlan(R"({"registry": "registry.lan:5000", )" + benchmarks, "p.json");
+  ASSERT_TRUE(ok.ok()) << ok.error().ToString();
+  EXPECT_EQ(ok->registry, "registry.lan:5000");
+  for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+           {"http://registry.lan:5000", "without a scheme"},
+           {"registry.lan:99999", "not a number from 1 to 65535"},
+           {"registry lan", "is not HOST or HOST:PORT"},
+           {"", "is not HOST or HOST:PORT"}}) {
+    auto plan = ParsePlan(R"({"registry": ")" + bad + R"(", )" + benchmarks, "p.json");
+    ASSERT_FALSE(plan.ok()) << bad;
+    EXPECT_NE(plan.error().message().find("p.json: registry: "), std::string::npos)
+        << plan.error().message();
+    EXPECT_NE(plan.error().message().find(says), std::string::npos) << plan.error().message();
+  }
+}
+
+TEST(RegistryReferenceTest, PutsTheImageUnderThePlansRegistry) {
+  EXPECT_EQ(*internal::RegistryReference("reg.lan:5000", "bench/x:1"), "reg.lan:5000/bench/x:1");
+  EXPECT_EQ(*internal::RegistryReference("reg.lan:5000", "busybox"), "reg.lan:5000/busybox");
+  EXPECT_EQ(*internal::RegistryReference("reg.lan:5000", "old.lan/bench/x:1"),
+            "reg.lan:5000/bench/x:1");
+  EXPECT_EQ(*internal::RegistryReference("reg.lan:5000", "localhost:5000/x:2"), "reg.lan:5000/x:2");
+  auto pinned = internal::RegistryReference("reg.lan:5000", "x@sha256:" + std::string(64, 'a'));
+  ASSERT_FALSE(pinned.ok());
+  EXPECT_EQ(pinned.error().code(), StatusCode::kInvalidArgument);
+}
+
+// The pipe between two engines holds at most its capacity (the writer waits), passes every byte
+// in order, and lets a reader that gives up release a waiting writer.
+TEST(ArchivePipeTest, HoldsAtMostItsCapacityAndPassesEveryByte) {
+  constexpr std::size_t kCapacity = 1 << 20, kPiece = 64 << 10, kPieces = 256;  // 16 MiB
+  internal::ArchivePipe pipe(kCapacity);
+  std::atomic<std::size_t> written{0};
+  std::thread writer([&] {
+    std::string piece(kPiece, '\0');
+    for (std::size_t i = 0; i < kPieces; ++i) {
+      for (std::size_t j = 0; j < kPiece; ++j) piece[j] = static_cast<char>((i * kPiece + j) % 251);
+      if (!pipe.Write(piece)) return;
+      written += kPiece;
+    }
+    pipe.Close(Status::OK());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_LE(written.load(), kCapacity) << "nobody reads yet: the writer waits at the capacity";
+  std::vector<char> buffer(16 << 10);
+  std::size_t total = 0;
+  bool in_order = true;
+  for (;;) {
+    auto got = pipe.Read(buffer.data(), buffer.size());
+    ASSERT_TRUE(got.ok()) << got.error().ToString();
+    if (*got == 0) break;
+    for (std::size_t j = 0; j < *got; ++j) {
+      in_order = in_order && buffer[j] == static_cast<char>((total + j) % 251);
+    }
+    total += *got;
+  }
+  writer.join();
+  EXPECT_EQ(total, kPiece * kPieces);
+  EXPECT_EQ(pipe.bytes_read(), static_cast<std::int64_t>(total));
+  EXPECT_TRUE(in_order);
+
+  internal::ArchivePipe abandoned(kCapacity);
+  std::atomic<bool> refused{false};
+  std::thread stuck([&] {
+    const std::string piece(kPiece, 'x');
+    while (abandoned.Write(piece)) {
+    }
+    refused = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  abandoned.Abort();
+  stuck.join();
+  EXPECT_TRUE(refused);
+
+  internal::ArchivePipe failed(kCapacity);
+  failed.Close(UnavailableError("the engine went away"));
+  auto got = failed.Read(buffer.data(), buffer.size());
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().message(), "the engine went away");
+}
+
+}  // namespace
+}  // namespace bitfusion
