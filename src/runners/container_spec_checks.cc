@@ -1,7 +1,10 @@
 #include "runners/container_spec_checks.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
+
+#include "bitfusion/ownership.h"
 
 namespace bitfusion::internal {
 
@@ -45,6 +48,22 @@ Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset) {
 Status CheckTimeout(std::int64_t timeout_ns) {
   if (timeout_ns < 0) return InvalidArgumentError("timeout must not be negative");
   return Status::OK();
+}
+
+Labels SpecOwnerLabels(const ContainerSpec& spec, const std::string& default_run_id,
+                       std::chrono::nanoseconds ttl) {
+  using namespace std::chrono_literals;
+  if (spec.timeout_ns > 0)
+    ttl = std::max<std::chrono::nanoseconds>(ttl, spec.timeout_ns * 1ns + 10min);
+  const auto run = spec.labels.find("run_id");
+  Labels labels = spec.labels;
+  for (auto& [k, v] :
+       OwnerLabels(run != spec.labels.end() ? run->second : default_run_id,
+                   std::max<std::int64_t>(
+                       1, std::chrono::duration_cast<std::chrono::seconds>(ttl).count()))) {
+    labels[k] = std::move(v);
+  }
+  return labels;
 }
 
 }  // namespace bitfusion::internal

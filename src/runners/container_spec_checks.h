@@ -1,12 +1,15 @@
-// The checks of a ContainerSpec that mean the same whichever runner runs it (process://,
-// docker://), kept once so that both refuse the same mistakes with the same words.
+// What means the same for a ContainerSpec whichever runner runs it (process://, docker://,
+// slurm://): the checks, kept once so that all refuse the same mistakes with the same words, and
+// the ownership labels put on what a spec makes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "bitfusion/container.h"
 #include "bitfusion/status.h"
 
 namespace bitfusion::internal {
@@ -26,5 +29,11 @@ Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset);
 
 /// InvalidArgument when ContainerSpec::timeout_ns is negative.
 Status CheckTimeout(std::int64_t timeout_ns);
+
+/// The spec's labels plus the ownership labels (OwnerLabels) for what it makes: its run id is the
+/// spec's "run_id" label, else `default_run_id`; it expires `ttl` from now, or ten minutes after
+/// the spec's timeout when that is later (what runs with a timeout is over by then).
+Labels SpecOwnerLabels(const ContainerSpec& spec, const std::string& default_run_id,
+                       std::chrono::nanoseconds ttl);
 
 }  // namespace bitfusion::internal

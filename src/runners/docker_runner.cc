@@ -13,6 +13,7 @@
 #include "core/base64.h"
 #include "core/percent_encode.h"
 #include "net/http_client.h"
+#include "runners/container_spec_checks.h"
 #include "runners/docker_api.h"
 #include "runners/docker_container.h"
 #include "runners/docker_events.h"
@@ -36,6 +37,7 @@ using internal::kDockerCdiApiMinor;
 using internal::kDockerMinApiMinor;
 using internal::LabelFilter;
 using internal::LabelsJson;
+using internal::SpecOwnerLabels;
 using internal::SplitRef;
 using internal::ValidateImageRef;
 using internal::ValidateSpec;
@@ -298,19 +300,7 @@ Result<std::unique_ptr<Container>> DockerRunner::Create(const ContainerSpec& spe
     BITFUSION_RETURN_IF_ERROR(api_->Prefix().status());
     BITFUSION_RETURN_IF_ERROR(ValidateSpec(spec, api_->local(), api_->minor()));
   }
-  Labels labels = spec.labels;
-  const auto run = spec.labels.find("run_id");
-  // A container with a timeout is done by then; ten minutes more covers its removal.
-  const auto ttl = spec.timeout_ns > 0
-                       ? std::max<std::chrono::nanoseconds>(
-                             options_.ttl, std::chrono::nanoseconds(spec.timeout_ns) + 10min)
-                       : options_.ttl;
-  for (auto& [key, value] :
-       OwnerLabels(run != spec.labels.end() ? run->second : options_.run_id,
-                   std::max<std::int64_t>(
-                       1, std::chrono::duration_cast<std::chrono::seconds>(ttl).count()))) {
-    labels[key] = std::move(value);
-  }
+  Labels labels = SpecOwnerLabels(spec, options_.run_id, options_.ttl);
 
   // Named (by us when the spec does not), and the name recorded, so Reap can tell this container
   // from one made of an image committed from it (which inherits its labels).

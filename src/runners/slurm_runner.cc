@@ -951,19 +951,7 @@ Result<std::unique_ptr<Container>> SlurmRunner::Create(const ContainerSpec& spec
   }
 
   const std::string id = spec.name.empty() ? "bf-" + NewRunId().substr(0, 20) : spec.name;
-  Labels labels = spec.labels;
-  const auto run = spec.labels.find("run_id");
-  // A job with a timeout is done by then; ten minutes more covers its end.
-  const auto ttl = spec.timeout_ns > 0
-                       ? std::max<std::chrono::nanoseconds>(
-                             o.ttl, std::chrono::nanoseconds(spec.timeout_ns) + 10min)
-                       : o.ttl;
-  for (auto& [k, v] :
-       OwnerLabels(run != spec.labels.end() ? run->second : hub_->run_id,
-                   std::max<std::int64_t>(
-                       1, std::chrono::duration_cast<std::chrono::seconds>(ttl).count()))) {
-    labels[k] = std::move(v);
-  }
+  const Labels labels = internal::SpecOwnerLabels(spec, hub_->run_id, o.ttl);
   json::object comment_labels;
   for (const auto& [k, v] : labels) comment_labels[k] = v;
 

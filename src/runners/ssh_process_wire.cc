@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "bitfusion/clock.h"
-#include "runners/container_spec_checks.h"
 #include "core/proc_pid_stat.h"
+#include "runners/container_spec_checks.h"
 
 namespace bitfusion::internal::sshwire {
 

@@ -148,6 +148,33 @@ TEST(PlanMachinesTest, ARemoteMachineIsReachedByThePlansRunnerOverSsh) {
             std::string::npos);
 }
 
+// Every plan in examples/specs reads, and the fleet ones have the groups their README names.
+TEST(PlanMachinesTest, TheExamplePlansRead) {
+  const std::filesystem::path specs =
+      std::filesystem::path(BITFUSION_TEST_FIXTURES) / ".." / ".." / "examples" / "specs";
+  int plans = 0;
+  for (const auto& e : std::filesystem::directory_iterator(specs)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".json" || name.rfind("inventory", 0) == 0) continue;
+    auto plan = LoadPlan(e.path().string());
+    EXPECT_TRUE(plan.ok()) << name << ": " << plan.error().ToString();
+    ++plans;
+  }
+  EXPECT_GE(plans, 5);
+  auto fleet = LoadPlan((specs / "fleet-baremetal.json").string());
+  ASSERT_TRUE(fleet.ok());
+  ASSERT_EQ(fleet->machines.size(), 2u);
+  EXPECT_EQ(fleet->machines[0].type, "fpga=xilinx-u250");
+  EXPECT_EQ(fleet->machines[1].preflight.min_engine_version, "20.10");
+  auto aws = LoadPlan((specs / "aws-gpu.json").string());
+  ASSERT_TRUE(aws.ok());
+  EXPECT_EQ(aws->machines.at(0).requirements.accelerator_vendor, "nvidia");
+  EXPECT_EQ(aws->machines.at(0).ttl, std::chrono::hours(2));
+  auto slurm = LoadPlan((specs / "slurm.json").string());
+  ASSERT_TRUE(slurm.ok());
+  EXPECT_EQ(slurm->runner.rfind("slurm:///", 0), 0u);
+}
+
 class PlanGroupsTest : public ::testing::Test {
  protected:
   void SetUp() override {
