@@ -50,21 +50,16 @@ Result<std::string> CheckGroup(const PlanSpec& plan, const MachineGroupSpec& g,
 
 }  // namespace
 
-Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
-                                 const MachineInfo& m) {
-  if (m.provider == "local") return plan_runner;
-  BITFUSION_ASSIGN_OR_RETURN(const Uri runner, Uri::Parse(plan_runner));
-  if (runner.scheme != "process" && runner.scheme != "docker") {
-    return InvalidArgumentError("runner " + Redact(plan_runner) +
-                                " reaches only its own engine; machine groups on other hosts "
-                                "need \"process://\" or \"docker://\", which the plan reaches "
-                                "over SSH (process+ssh://, docker+ssh://)");
-  }
+namespace {
+
+// "USER@HOST:PORT?ssh_config=…&identity=…": how the plan logs in to remote machine `m`, the way
+// the group's provisioner does.
+Result<std::string> SshLoginPart(const MachineGroupSpec& group, const MachineInfo& m) {
   if (m.ssh.host.empty()) {
     return FailedPreconditionError("machine " + m.id + " of group " + group.name + " (" +
                                    m.provider + ") has no SSH address; the plan cannot reach it");
   }
-  std::string uri = runner.scheme + "+ssh://";
+  std::string uri;
   if (!m.ssh.user.empty()) uri += PercentEncode(m.ssh.user) + "@";
   uri += m.ssh.host.find(':') != std::string::npos ? "[" + m.ssh.host + "]" : m.ssh.host;
   if (m.ssh.port != 0 && m.ssh.port != 22) uri += ":" + std::to_string(m.ssh.port);
@@ -80,6 +75,29 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
   }
   for (std::size_t i = 0; i < query.size(); ++i) uri += (i == 0 ? "?" : "&") + query[i];
   return uri;
+}
+
+}  // namespace
+
+Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
+                                 const MachineInfo& m) {
+  if (m.provider == "local") return plan_runner;
+  BITFUSION_ASSIGN_OR_RETURN(const Uri runner, Uri::Parse(plan_runner));
+  if (runner.scheme != "process" && runner.scheme != "docker") {
+    return InvalidArgumentError("runner " + Redact(plan_runner) +
+                                " reaches only its own engine; machine groups on other hosts "
+                                "need \"process://\" or \"docker://\", which the plan reaches "
+                                "over SSH (process+ssh://, docker+ssh://)");
+  }
+  BITFUSION_ASSIGN_OR_RETURN(const std::string login, SshLoginPart(group, m));
+  return runner.scheme + "+ssh://" + login;
+}
+
+Result<std::string> HostSourceUriFor(const MachineGroupSpec& group, const MachineInfo& m,
+                                     const std::string& name) {
+  BITFUSION_ASSIGN_OR_RETURN(const std::string login, SshLoginPart(group, m));
+  return "host+ssh://" + login + (login.find('?') == std::string::npos ? "?" : "&") +
+         "machine=" + PercentEncode(name);
 }
 
 Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan,
@@ -141,6 +159,11 @@ Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan
       auto runner = RunnerUriFor(plan.runner, g, m.info);
       if (!runner) return runner.error().WithContext(GroupField(plan, g));
       m.runner_uri = std::move(*runner);
+      if (!m.local) {
+        auto host = HostSourceUriFor(g, m.info, m.name);
+        if (!host) return host.error().WithContext(GroupField(plan, g));
+        m.host_source_uri = std::move(*host);
+      }
       out->machines_.push_back(std::move(m));
       out->leased_.push_back(std::move((*leased)[k]));
     }

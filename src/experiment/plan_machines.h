@@ -22,6 +22,8 @@ struct PlanMachine {
   MachineInfo info;
   bool local = true;       ///< this host: the plan's runner as it is
   std::string runner_uri;  ///< the plan's runner, or its SSH form for a remote machine
+  /// A remote machine's `host` source: "host+ssh://…" with the runner's login; empty here.
+  std::string host_source_uri;
 };
 
 /// The plan's runner for machine `m` of `group`: the runner itself on this host; on a remote
@@ -32,6 +34,12 @@ struct PlanMachine {
 /// machine, FailedPrecondition for a machine without an SSH address.
 Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
                                  const MachineInfo& m);
+
+/// The `host` metric source of remote machine `m` (named `name` in the plan): the same login as
+/// RunnerUriFor's, "host+ssh://USER@HOST:PORT?ssh_config=…&identity=…&machine=NAME"
+/// (src/metrics/ssh_probe_source.h). FailedPrecondition for a machine without an SSH address.
+Result<std::string> HostSourceUriFor(const MachineGroupSpec& group, const MachineInfo& m,
+                                     const std::string& name);
 
 class PlanMachines {
  public:

@@ -17,14 +17,17 @@
 #include "bitfusion/experiment.h"
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
+#include "bitfusion/probe.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "bitfusion/uri.h"
 #include "experiment/image_distribution.h"
 #include "experiment/machine_preflight.h"
 #include "experiment/plan_machines.h"
 #include "experiment/plan_programs.h"
 #include "experiment/repetition_policy.h"
 #include "experiment/run_once.h"
+#include "metrics/ssh_probe_source.h"
 
 namespace bitfusion {
 namespace {
@@ -156,6 +159,14 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, cons
       }
       continue;
     }
+    if (source.starts_with("host+ssh://")) {
+      // Made for real at each run: a check would start a probe on the machine.
+      auto uri = Uri::Parse(source);
+      if (uri) std::erase_if(uri->query, [](const auto& kv) { return kv.first == "rate"; });
+      Status s = uri ? SshProbeSourceOptions::FromUri(*uri).status() : uri.error();
+      BITFUSION_RETURN_IF_ERROR(s.WithContext("metric source \"host\" of " + p.machine.name));
+      continue;
+    }
     BITFUSION_RETURN_IF_ERROR(
         MetricSourceFromUri(source).status().WithContext("metric source \"" + source + "\""));
   }
@@ -178,11 +189,25 @@ Result<PlanMachine> FindMachine(const PlanSpec& plan) {
 }
 
 // Sources read on the controller's own host (procfs, sysfs, cgroups, NVML, a probe's socket)
-// would describe this host, not a remote machine: remote machines are not sampled by them. Said
-// once per plan.
+// would describe this host, not a remote machine: on a remote machine, "host" becomes its SSH
+// form (a probe started there, src/metrics/ssh_probe_source.h) at the plan's interval, and the
+// other sources are not sampled (said once per plan, in CheckRemote).
 std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {
   if (m.local) return plan.sources;
-  return {"null"};  // a stream that samples nothing: the run still records its own results
+  std::vector<std::string> out;
+  // Without a probe to copy there (CheckRemote says so) the machine is not sampled, as before.
+  const bool probe = FindProbe().ok();
+  for (const auto& source : plan.sources) {
+    auto uri = Uri::Parse(source);
+    if (!uri || uri->scheme != "host" || m.host_source_uri.empty() || !probe) continue;
+    std::string remote = m.host_source_uri + "&interval=" +
+                         std::to_string(std::max<std::int64_t>(plan.interval.count(), 1'000'000)) +
+                         "ns";
+    if (auto rate = uri->Query("rate")) remote += "&rate=" + *rate;
+    out.push_back(std::move(remote));
+  }
+  if (out.empty()) out.push_back("null");  // the run still records its own results
+  return out;
 }
 
 // Which machines run which benchmarks: every benchmark on every machine of its groups.
@@ -203,7 +228,8 @@ std::vector<Placement> Place(const PlanSpec& plan, const std::vector<PlanMachine
   return out;
 }
 
-// A remote machine has no devices this host can lease, and no sources that describe it yet.
+// A remote machine has no devices this host can lease, and of the plan's sources only "host"
+// describes it (through host+ssh://).
 Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placements) {
   std::string unsampled;
   for (const auto& p : placements) {
@@ -221,13 +247,25 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
                                     "\"devices\"");
       }
     }
-    if (!plan.sources.empty() && plan.sources != std::vector<std::string>{"null"}) {
-      unsampled += (unsampled.empty() ? "" : ", ") + p.machine.name;
+    const bool host_sampled = std::any_of(p.sources.begin(), p.sources.end(), [](const auto& s) {
+      return s.starts_with("host+ssh://");
+    });
+    for (const auto& source : plan.sources) {
+      auto uri = Uri::Parse(source);
+      if (source == "null" || (uri && uri->scheme == "null")) continue;
+      if (uri && uri->scheme == "host" && host_sampled) continue;
+      if (unsampled.find(source) == std::string::npos) {
+        unsampled += (unsampled.empty() ? "" : ", ") + source;
+      }
     }
   }
   if (!unsampled.empty()) {
-    LogAt(LogLevel::kWarning, "metric sources are read on this host; remote machines (", unsampled,
-          ") are not sampled, their runs record wall time and their own results");
+    auto probe = FindProbe();
+    LogAt(LogLevel::kWarning, "metric sources ", unsampled,
+          " are read on this host and do not sample remote machines (their runs record wall "
+          "time and their own results); \"host\" samples them through a bitfusion-probe "
+          "started over SSH",
+          probe.ok() ? "" : ", but " + probe.error().message());
   }
   return Status::OK();
 }

@@ -33,14 +33,6 @@ std::int64_t ThreadCpuNs() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-std::string ExitText(const wire::End& end) {
-  if (!end.has_exit) return "the probe was stopped";
-  if (end.signal != 0) {
-    return "the probed command was killed by signal " + std::to_string(end.signal);
-  }
-  return "the probed command exited with code " + std::to_string(end.exit_code);
-}
-
 }  // namespace
 
 Result<ProbeSourceOptions> ProbeSourceOptions::FromUri(const Uri& uri) {
@@ -73,7 +65,12 @@ Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions&
     return InvalidArgumentError("probe source: socket path \"" + options.socket_path +
                                 "\" is empty or too long for a unix socket");
   }
-  std::shared_ptr<ProbeSource> s(new ProbeSource());
+  internal::ProbeRecords::Options records;
+  records.name = options.name;
+  records.labels = {{"view", "inside"}, {"container", options.name}};
+  records.max_pending_samples = kMaxPendingSamples;
+  records.max_label_bytes = kMaxLabelBytes;
+  std::shared_ptr<ProbeSource> s(new ProbeSource(std::move(records)));
   s->options_ = options;
   s->uri_ = "probe:" + options.name + "?socket=" + options.socket_path;
 
@@ -139,7 +136,7 @@ bool ProbeSource::WaitEnded(std::chrono::nanoseconds timeout) const {
   for (;;) {
     {
       std::lock_guard lock(mu_);
-      if (ended_) return true;
+      if (records_.ended()) return true;
     }
     if (std::chrono::steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -147,8 +144,7 @@ bool ProbeSource::WaitEnded(std::chrono::nanoseconds timeout) const {
 }
 
 std::int64_t ProbeSource::BackgroundCpuNs() const {
-  return reader_cpu_ns_.load(std::memory_order_relaxed) +
-         probe_cpu_ns_.load(std::memory_order_relaxed);
+  return reader_cpu_ns_.load(std::memory_order_relaxed) + records_.probe_cpu_ns();
 }
 
 bool ProbeSource::PeerAllowed(int conn) {
@@ -191,19 +187,17 @@ void ProbeSource::Read() {
       if (conn < 0 && errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
         // Out of descriptors or memory: the listener stays readable, so retrying at once
         // would spin. End the source saying why.
+        const int e = errno;
         std::lock_guard lock(mu_);
-        ended_ = true;
-        end_reason_ = "accepting the probe's connection on " + options_.socket_path +
-                      " failed: " + std::strerror(errno) +
-                      " (too many open files? raise the limit)";
+        records_.End("accepting the probe's connection on " + options_.socket_path +
+                     " failed: " + std::strerror(e) + " (too many open files? raise the limit)");
         return;
       }
     } else if (!forever && MonoNowNs() >= give_up) {
       std::lock_guard lock(mu_);
-      ended_ = true;
-      end_reason_ = "no bitfusion-probe connected to " + options_.socket_path + " within " +
-                    FormatDuration(options_.connect_timeout) +
-                    ": is it mounted into the container and running (ProbeContainer)?";
+      records_.End("no bitfusion-probe connected to " + options_.socket_path + " within " +
+                   FormatDuration(options_.connect_timeout) +
+                   ": is it mounted into the container and running (ProbeContainer)?");
       return;
     }
   }
@@ -213,7 +207,6 @@ void ProbeSource::Read() {
 
   std::vector<unsigned char> buffer(64 * 1024);
   std::size_t have = 0;
-  bool clean_end = false;
   for (;;) {
     pollfd fds[2] = {{conn, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int r = ::poll(fds, 2, -1);
@@ -223,180 +216,39 @@ void ProbeSource::Read() {
     const ssize_t n = ::read(conn, buffer.data() + have, buffer.size() - have);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) {
+      const int e = errno;
       std::lock_guard lock(mu_);
-      ended_ = true;
       if (n < 0) {
-        end_reason_ =
-            "probe " + options_.name + ": reading its socket failed: " + std::strerror(errno);
+        records_.End("probe " + options_.name + ": reading its socket failed: " + std::strerror(e));
       } else if (have > 0) {
-        end_reason_ = "probe " + options_.name + "'s connection closed inside a record (" +
-                      std::to_string(have) + " bytes of it arrived): was it killed?";
-      } else if (!clean_end) {
-        end_reason_ = "probe " + options_.name +
-                      "'s connection closed without its END record: was it killed?";
+        records_.End("probe " + options_.name + "'s connection closed inside a record (" +
+                     std::to_string(have) + " bytes of it arrived): was it killed?");
+      } else {
+        records_.End("probe " + options_.name +
+                     "'s connection closed without its END record: was it killed?");
       }
       break;
     }
     have += static_cast<std::size_t>(n);
     std::size_t used = 0;
-    const bool ok = Handle(buffer.data(), have, used);
-    reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
-    if (!ok) break;
-    std::memmove(buffer.data(), buffer.data() + used, have - used);
-    have -= used;
+    bool ok = false, ended = false;
     {
       std::lock_guard lock(mu_);
-      clean_end = ended_;
+      ok = records_.Handle(buffer.data(), have, used);
+      ended = records_.ended();
     }
-    if (clean_end) break;
+    reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+    if (!ok || ended) break;
+    std::memmove(buffer.data(), buffer.data() + used, have - used);
+    have -= used;
   }
   reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   ::close(conn);
 }
 
-// Decodes every whole record in [data, data + size) under one lock; false after a corrupt one.
-bool ProbeSource::Handle(const unsigned char* data, std::size_t size, std::size_t& used) {
-  std::string error;
-  std::lock_guard lock(mu_);
-  while (true) {
-    wire::Record record;
-    std::size_t consumed = 0;
-    const wire::Next next = wire::NextRecord(data + used, size - used, record, consumed, error);
-    if (next == wire::Next::kNeedMore) return true;
-    if (next == wire::Next::kError) break;
-    used += consumed;
-    if (!hello_ && record.type != wire::RecordType::kHello) {
-      error = "the first record is not HELLO (type " +
-              std::to_string(static_cast<int>(record.type)) +
-              "): the peer is not a bitfusion-probe";
-      break;
-    }
-    switch (record.type) {
-      case wire::RecordType::kHello: {
-        wire::Hello hello;
-        if (!wire::ParseHello(record, hello, error)) goto corrupt;
-        if (hello_) {
-          error = "a second HELLO record";
-          goto corrupt;
-        }
-        hello_ = true;
-        LogAt(LogLevel::kDebug, "probe ", options_.name, " connected: pid ", hello.probe_pid,
-              " in ", hello.hostname, ", cgroup ", hello.cgroup, ", every ",
-              FormatDuration(std::chrono::nanoseconds(hello.interval_ns)));
-        break;
-      }
-      case wire::RecordType::kDeclare: {
-        wire::Declare d;
-        if (!wire::ParseDeclare(record, d, error)) goto corrupt;
-        if (d.index >= wire::kMaxSeries) {
-          error = "more than " + std::to_string(wire::kMaxSeries) + " series declared";
-          goto corrupt;
-        }
-        if (d.index != declared_) {
-          error = "DECLARE of series " + std::to_string(d.index) + " where series " +
-                  std::to_string(declared_) + " was due (series are declared in order)";
-          goto corrupt;
-        }
-        Series s;
-        s.metric = d.metric;
-        s.unit = d.unit;
-        s.counter = d.counter;
-        declared_bytes_ += d.metric.size() + d.unit.size();
-        for (std::size_t i = 0; i < d.label_count; ++i) {
-          const std::string_view key = d.labels[i].key;
-          if (key != "cpu" && key != "pid" && key != "comm") {
-            error = "label \"" + std::string(key.substr(0, 64)) +
-                    "\" is not one a probe sends (cpu, pid, comm)";
-            goto corrupt;
-          }
-          declared_bytes_ += key.size() + d.labels[i].value.size();
-          s.labels[std::string(key)] = std::string(d.labels[i].value);
-        }
-        if (declared_bytes_ > kMaxLabelBytes) {
-          error = "series names and labels over " + std::to_string(kMaxLabelBytes) + " bytes";
-          goto corrupt;
-        }
-        s.labels["view"] = "inside";
-        s.labels["container"] = options_.name;
-        new_series_.push_back(std::move(s));
-        ++declared_;
-        break;
-      }
-      case wire::RecordType::kTick: {
-        wire::Tick t;
-        if (!wire::ParseTick(record, t, error)) goto corrupt;
-        probe_cpu_ns_.store(t.probe_cpu_ns, std::memory_order_relaxed);
-        ticks_.fetch_add(1, std::memory_order_relaxed);
-        if (pending_value_.size() + t.count > kMaxPendingSamples) {
-          dropped_.fetch_add(t.count, std::memory_order_relaxed);
-          if (!drop_warned_) {
-            drop_warned_ = true;
-            LogAt(LogLevel::kWarning, "probe ", options_.name, ": ", kMaxPendingSamples,
-                  " samples wait to be collected; later ones are dropped (counted) until the "
-                  "metric stream collects them");
-          }
-          break;
-        }
-        for (std::uint32_t i = 0; i < t.count; ++i) {
-          std::uint32_t series = 0;
-          double value = 0;
-          wire::TickValueAt(record, i, series, value);
-          if (series >= declared_) {
-            error = "TICK refers to series " + std::to_string(series) + " but only " +
-                    std::to_string(declared_) + " were declared";
-            goto corrupt;
-          }
-          pending_index_.push_back(series);
-          pending_wall_.push_back(t.wall_ns);
-          pending_mono_.push_back(t.mono_ns);
-          pending_value_.push_back(value);
-        }
-        break;
-      }
-      case wire::RecordType::kEnd: {
-        wire::End end;
-        if (!wire::ParseEnd(record, end, error)) goto corrupt;
-        probe_cpu_ns_.store(end.probe_cpu_ns, std::memory_order_relaxed);
-        ended_ = true;
-        end_reason_ = "probe " + options_.name + " ended: " + ExitText(end);
-        return true;
-      }
-    }
-  }
-corrupt:
-  if (error_.empty()) error_ = "probe " + options_.name + " sent a corrupt stream: " + error;
-  ended_ = true;
-  end_reason_ = "probe " + options_.name + " ended after a corrupt stream";
-  return false;
-}
-
 Status ProbeSource::Collect(Timestamp /*now*/, SampleBatch& batch) {
   std::lock_guard lock(mu_);
-  for (Series& s : new_series_) to_batch_.push_back(batch.AddSeries(std::move(s)));
-  new_series_.clear();
-  const std::size_t n = pending_value_.size();
-  if (n > 0) {
-    const std::size_t at = batch.size();
-    batch.series_index.resize(at + n);
-    batch.timestamp_ns.resize(at + n);
-    batch.monotonic_ns.resize(at + n);
-    batch.value.resize(at + n);
-    for (std::size_t i = 0; i < n; ++i) batch.series_index[at + i] = to_batch_[pending_index_[i]];
-    std::memcpy(batch.timestamp_ns.data() + at, pending_wall_.data(), n * sizeof(std::int64_t));
-    std::memcpy(batch.monotonic_ns.data() + at, pending_mono_.data(), n * sizeof(std::int64_t));
-    std::memcpy(batch.value.data() + at, pending_value_.data(), n * sizeof(double));
-    pending_index_.clear();
-    pending_wall_.clear();
-    pending_mono_.clear();
-    pending_value_.clear();
-    return Status::OK();  // an end waits for the next call, so these samples are kept
-  }
-  if (!error_.empty() && !error_reported_) {
-    error_reported_ = true;
-    return IOError(error_);
-  }
-  if (ended_) return NotFoundError(end_reason_);
-  return Status::OK();
+  return records_.Collect(batch);
 }
 
 // ---- the public setup ----------------------------------------------------------------------

@@ -30,6 +30,7 @@
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
+#include "metrics/probe_records.h"
 
 namespace bitfusion {
 
@@ -86,14 +87,13 @@ class ProbeSource final : public MetricSource {
   bool Drain(std::chrono::nanoseconds timeout) override { return WaitEnded(timeout); }
 
   /// Probe ticks received and samples dropped because nobody collected them.
-  std::int64_t ticks_received() const { return ticks_.load(std::memory_order_relaxed); }
-  std::int64_t samples_dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  std::int64_t ticks_received() const { return records_.ticks(); }
+  std::int64_t samples_dropped() const { return records_.dropped(); }
 
  private:
-  ProbeSource() = default;
+  explicit ProbeSource(internal::ProbeRecords::Options records) : records_(std::move(records)) {}
   void Read();
   bool PeerAllowed(int conn);
-  bool Handle(const unsigned char* data, std::size_t size, std::size_t& used);
 
   ProbeSourceOptions options_;
   std::string uri_;
@@ -102,28 +102,11 @@ class ProbeSource final : public MetricSource {
   int wake_fd_ = -1;  // eventfd: the destructor wakes the reader
   std::thread reader_;
 
-  // Reader-thread state.
-  bool hello_ = false;
-  std::uint32_t declared_ = 0;
-  std::size_t declared_bytes_ = 0;
-
-  // Shared with Collect, under mu_.
+  // The decoded stream, shared by the reader thread and Collect under mu_.
   mutable std::mutex mu_;
-  std::vector<Series> new_series_;            // declared by the probe, not yet in the batch
-  std::vector<std::uint32_t> pending_index_;  // probe series index
-  std::vector<std::int64_t> pending_wall_, pending_mono_;
-  std::vector<double> pending_value_;
-  bool ended_ = false;      // the connection is over; nothing more will come
-  std::string end_reason_;  // for the NotFound
-  std::string error_;       // a corrupt stream, reported once
-  bool drop_warned_ = false;
+  internal::ProbeRecords records_;
 
-  // Collect's own.
-  std::vector<std::uint32_t> to_batch_;  // probe series index -> batch series index
-  bool error_reported_ = false;
-
-  std::atomic<std::int64_t> reader_cpu_ns_{0}, probe_cpu_ns_{0}, ticks_{0}, dropped_{0},
-      refused_{0};
+  std::atomic<std::int64_t> reader_cpu_ns_{0}, refused_{0};
 };
 
 }  // namespace bitfusion

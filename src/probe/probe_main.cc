@@ -9,6 +9,11 @@
 //   bitfusion-probe --socket PATH [--count N]
 //       samples only (started with `docker exec`), until SIGTERM/SIGINT, N ticks, or the host
 //       closes the socket.
+//   bitfusion-probe --stdout --control-stdin [--no-processes] [--no-cgroup]
+//       the host agent of host+ssh:// (src/metrics/ssh_probe_source.h): records on stdout, and
+//       stdin carries the host's PING records (each answered with a PONG, for the clock offset);
+//       end of stdin (the host stopped, or its SSH channel went away) is a SIGTERM, so the probe
+//       never outlives the connection that started it.
 //
 // Plain C++ and libc, linked -static, so it runs in any image (busybox, scratch, distroless).
 // Exit codes of its own: 125 bad usage or the probe could not start, 126 CMD could not be
@@ -49,10 +54,12 @@ constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
 const char kUsage[] =
     "usage: bitfusion-probe (--socket PATH | --stdout) [--interval DURATION] [--count N]\n"
     "                       [--connect-timeout DURATION] [--proc-root DIR] [--cgroup-root DIR]\n"
-    "                       [--no-processes] [--stats] [-- COMMAND ARGS...]\n"
+    "                       [--no-processes] [--no-cgroup] [--stats] [--control-stdin]\n"
+    "                       [-- COMMAND ARGS...]\n"
     "Samples this container's cgroup, /proc/stat, /proc/meminfo and processes every interval\n"
     "(default 10ms) and streams them to the bitfusion host over a unix socket (or stdout).\n"
-    "With a COMMAND, runs it, samples until it exits and exits with its status.\n";
+    "With a COMMAND, runs it, samples until it exits and exits with its status.\n"
+    "--control-stdin answers PING records read on stdin; end of stdin is a SIGTERM.\n";
 
 struct Args {
   std::string socket_path;
@@ -60,7 +67,8 @@ struct Args {
   std::int64_t interval_ns = 10'000'000;
   std::int64_t count = 0;  // 0 = no limit
   std::int64_t connect_timeout_ns = 10'000'000'000;
-  bool stats = false;  // print the probe's own cost on stderr at exit
+  bool stats = false;          // print the probe's own cost on stderr at exit
+  bool control_stdin = false;  // PINGs arrive on stdin; its end stops the probe
   SamplerOptions sampler;
   char** command = nullptr;  // argv from after "--"
 };
@@ -136,6 +144,10 @@ Args ParseArgs(int argc, char** argv) {
       a.sampler.cgroup_root = value();
     } else if (arg == "--stats") {
       a.stats = true;
+    } else if (arg == "--control-stdin") {
+      a.control_stdin = true;
+    } else if (arg == "--no-cgroup") {
+      a.sampler.cgroup_root.clear();
     } else if (arg == "--no-processes") {
       a.sampler.processes = false;
     } else if (arg == "--help" || arg == "-h") {
@@ -214,6 +226,51 @@ class Output {
 
  private:
   int fd_;
+};
+
+// The host's control input (--control-stdin): PING records, each answered at once with a PONG
+// stamped on this host's CLOCK_REALTIME when the PING was read (t2) and when the PONG is
+// written (t3).
+class Control {
+ public:
+  // Reads what is there and answers every whole PING; false at end of input or on a record
+  // that is not a PING (the host is gone or is not a bitfusion host: stop either way).
+  bool Read(Output& out) {
+    const ssize_t n = ::read(0, buffer_ + have_, sizeof buffer_ - have_);
+    const std::int64_t t2 = NowNs(CLOCK_REALTIME);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) return false;
+    have_ += static_cast<std::size_t>(n);
+    std::size_t used = 0;
+    std::string error;
+    for (;;) {
+      wire::Record record;
+      std::size_t consumed = 0;
+      const wire::Next next =
+          wire::NextRecord(buffer_ + used, have_ - used, record, consumed, error);
+      if (next == wire::Next::kNeedMore) break;
+      wire::Ping ping;
+      if (next == wire::Next::kError || record.type != wire::RecordType::kPing ||
+          !wire::ParsePing(record, ping, error)) {
+        std::fprintf(stderr, "bitfusion-probe: stdin carries no PING records: %s\n",
+                     error.empty() ? "another record type" : error.c_str());
+        return false;
+      }
+      used += consumed;
+      unsigned char pong_bytes[64];
+      wire::Writer pong(pong_bytes, sizeof pong_bytes);
+      wire::Writer none(nullptr, 0);
+      wire::EncodePong(pong, wire::Pong{ping.t1, t2, NowNs(CLOCK_REALTIME)});
+      out.Send(pong, none);
+    }
+    std::memmove(buffer_, buffer_ + used, have_ - used);
+    have_ -= used;
+    return true;
+  }
+
+ private:
+  unsigned char buffer_[4096];
+  std::size_t have_ = 0;
 };
 
 // Buffers of static storage: the steady state writes into these and nothing else.
@@ -333,10 +390,25 @@ int main(int argc, char** argv) {
   bool child_done = false;
   int exit_code = 0, exit_signal = 0;
   bool stop = false;
+  Control control;
+  bool control_open = args.control_stdin;
   while (!stop && (sampling || child > 0)) {
-    pollfd fds[3] = {{timer, POLLIN, 0}, {sigfd, POLLIN, 0}, {out.fd(), POLLIN, 0}};
-    const int nfds = out.open() && !args.to_stdout ? 3 : 2;
-    if (::poll(fds, nfds, -1) < 0 && errno != EINTR) break;
+    pollfd fds[4] = {{timer, POLLIN, 0},
+                     {sigfd, POLLIN, 0},
+                     {out.fd(), POLLIN, 0},
+                     {control_open ? 0 : -1, POLLIN, 0}};
+    if (!out.open() || args.to_stdout) fds[2].fd = -1;  // poll skips negative descriptors
+    if (::poll(fds, 4, -1) < 0 && errno != EINTR) break;
+    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+      if (!control.Read(out)) {
+        control_open = false;
+        if (child > 0) {
+          ::kill(child, SIGTERM);
+        } else {
+          stop = true;
+        }
+      }
+    }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
       while (::read(sigfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
@@ -359,7 +431,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    if (nfds == 3 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+    if (fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
       // The host sends nothing: readable means it closed its end.
       out.Close();
       if (child <= 0) stop = true;

@@ -165,7 +165,9 @@ bool Sampler::Open(const SamplerOptions& options, std::string& warnings, std::st
   }
   AddFile(proc + "/meminfo", kKeyed, meminfo, 5, false, warnings);
 
-  if (Exists(cg + "/cgroup.controllers")) {
+  if (cg.empty()) {
+    // --no-cgroup: the host view only (host+ssh://), without the costly root group's files.
+  } else if (Exists(cg + "/cgroup.controllers")) {
     layout_ = "v2";
     AddFile(cg + "/cpu.stat", kKeyed, v2_cpu_stat, 6, false, warnings);
     AddFile(cg + "/memory.current", kSingle, v2_mem_current, 1, false, warnings);

@@ -45,9 +45,9 @@ namespace bitfusion::probe {
 
 struct SamplerOptions {
   std::string proc_root = "/proc";
-  std::string cgroup_root = "/sys/fs/cgroup";
-  bool processes = true;  ///< sample every process of the pid namespace
-  pid_t self = 0;         ///< a pid not to sample (the probe itself); 0 = none
+  std::string cgroup_root = "/sys/fs/cgroup";  ///< empty = no cgroup series (--no-cgroup)
+  bool processes = true;                       ///< sample every process of the pid namespace
+  pid_t self = 0;                              ///< a pid not to sample (the probe itself); 0 = none
 };
 
 class Sampler {

@@ -47,6 +47,8 @@ const char* TypeName(RecordType type) {
     case RecordType::kDeclare: return "DECLARE";
     case RecordType::kTick: return "TICK";
     case RecordType::kEnd: return "END";
+    case RecordType::kPing: return "PING";
+    case RecordType::kPong: return "PONG";
   }
   return "?";
 }
@@ -119,6 +121,20 @@ bool EncodeEnd(Writer& w, const End& end) {
   return EndRecord(w, at);
 }
 
+bool EncodePing(Writer& w, const Ping& ping) {
+  const std::size_t at = BeginRecord(w, RecordType::kPing);
+  w.I64(ping.t1);
+  return EndRecord(w, at);
+}
+
+bool EncodePong(Writer& w, const Pong& pong) {
+  const std::size_t at = BeginRecord(w, RecordType::kPong);
+  w.I64(pong.t1);
+  w.I64(pong.t2);
+  w.I64(pong.t3);
+  return EndRecord(w, at);
+}
+
 std::size_t BeginTick(Writer& w, const Tick& tick) {
   const std::size_t at = BeginRecord(w, RecordType::kTick);
   w.I64(tick.wall_ns);
@@ -149,9 +165,9 @@ Next NextRecord(const unsigned char* data, std::size_t size, Record& record, std
   }
   const std::uint8_t type = data[kSizeBytes];
   if (type < static_cast<std::uint8_t>(RecordType::kHello) ||
-      type > static_cast<std::uint8_t>(RecordType::kEnd)) {
+      type > static_cast<std::uint8_t>(RecordType::kPong)) {
     error = "unknown record type " + std::to_string(type) + " (this bitfusion reads wire version " +
-            std::to_string(kVersion) + ": types 1..4)";
+            std::to_string(kVersion) + ": types 1..6)";
     return Next::kError;
   }
   if (size - kSizeBytes < n) return Next::kNeedMore;
@@ -233,6 +249,20 @@ bool ParseEnd(const Record& record, End& end, std::string& error) {
   end.exit_code = r.I32();
   end.signal = r.I32();
   end.probe_cpu_ns = r.I64();
+  return Finish(r, record, error);
+}
+
+bool ParsePing(const Record& record, Ping& ping, std::string& error) {
+  Reader r{record.body, record.size};
+  ping.t1 = r.I64();
+  return Finish(r, record, error);
+}
+
+bool ParsePong(const Record& record, Pong& pong, std::string& error) {
+  Reader r{record.body, record.size};
+  pong.t1 = r.I64();
+  pong.t2 = r.I64();
+  pong.t3 = r.I64();
   return Finish(r, record, error);
 }
 

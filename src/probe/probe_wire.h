@@ -30,6 +30,17 @@
 //   type 4 END     last record: the probe stops
 //            u8 has_exit | i32 exit_code (-1 when killed) | i32 signal (0 when it exited) |
 //            i64 probe_cpu_ns
+//   type 5 PING    host -> probe, on the probe's stdin (only with --control-stdin)
+//            i64 t1 (the host's CLOCK_REALTIME when it sent the PING)
+//   type 6 PONG    probe -> host, the answer to one PING
+//            i64 t1 (echoed) | i64 t2 (the probe's CLOCK_REALTIME when it read the PING) |
+//            i64 t3 (the probe's CLOCK_REALTIME when it wrote the PONG)
+//
+// PING and PONG are an extension within version 1: a probe answers only when the host started it
+// with --control-stdin (the SSH form, host+ssh://), and a host that reads a probe over a socket
+// never sends one, so a version-1 peer of either side never sees them. With the host's own
+// receive stamp t4 they are the four timestamps of NTP's offset estimate (src/metrics/
+// clock_offset.h).
 //
 // The clocks: a container shares the host's CLOCK_REALTIME and CLOCK_MONOTONIC (Linux time
 // namespaces exist since 5.6 but no container engine makes one by default), so TICK stamps are
@@ -55,7 +66,14 @@ inline constexpr std::size_t kSizeBytes = 4;  ///< the u32 size field
 inline constexpr std::size_t kTickHeaderBytes = 1 + 8 + 8 + 8 + 4;
 inline constexpr std::size_t kTickValueBytes = 4 + 8;
 
-enum class RecordType : std::uint8_t { kHello = 1, kDeclare = 2, kTick = 3, kEnd = 4 };
+enum class RecordType : std::uint8_t {
+  kHello = 1,
+  kDeclare = 2,
+  kTick = 3,
+  kEnd = 4,
+  kPing = 5,
+  kPong = 6,
+};
 
 struct Hello {
   std::uint16_t version = kVersion;
@@ -89,6 +107,14 @@ struct End {
   std::int32_t exit_code = -1;
   std::int32_t signal = 0;
   std::int64_t probe_cpu_ns = 0;
+};
+
+struct Ping {
+  std::int64_t t1 = 0;
+};
+
+struct Pong {
+  std::int64_t t1 = 0, t2 = 0, t3 = 0;
 };
 
 /// One whole record in a buffer: its type and body (what follows the type byte).
@@ -164,6 +190,8 @@ class Writer {
 bool EncodeHello(Writer& w, const Hello& hello);
 bool EncodeDeclare(Writer& w, const Declare& declare);
 bool EncodeEnd(Writer& w, const End& end);
+bool EncodePing(Writer& w, const Ping& ping);
+bool EncodePong(Writer& w, const Pong& pong);
 
 /// A TICK is written in three steps so the probe can append values as it parses them:
 /// BeginTick, TickValue per value, FinishTick (which fills in the size and count).
@@ -195,6 +223,8 @@ bool ParseHello(const Record& record, Hello& hello, std::string& error);
 bool ParseDeclare(const Record& record, Declare& declare, std::string& error);
 bool ParseTick(const Record& record, Tick& tick, std::string& error);
 bool ParseEnd(const Record& record, End& end, std::string& error);
+bool ParsePing(const Record& record, Ping& ping, std::string& error);
+bool ParsePong(const Record& record, Pong& pong, std::string& error);
 
 /// Value `i` (< tick.count) of a TICK record that ParseTick accepted.
 inline void TickValueAt(const Record& record, std::uint32_t i, std::uint32_t& series,

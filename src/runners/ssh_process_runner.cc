@@ -24,6 +24,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
 #include "net/ssh_session.h"
+#include "net/ssh_uri.h"
 #include "runners/container_spec_checks.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
@@ -757,56 +758,20 @@ bool HasLabels(const Labels& have, const Labels& want) {
 }  // namespace
 
 Result<SshProcessRunnerOptions> SshProcessRunnerOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(
-      uri.CheckQueryKeys({"identity", "ssh_config", "ssh_option", "connect_timeout", "runtime_dir",
-                          "max_line_bytes", "log_buffer_bytes", "drain_timeout"}));
-  if (!uri.password.empty()) {
-    return InvalidArgumentError(
-        "process+ssh:// takes no password in the URI (it would show in logs and process lists); "
-        "log in with a key: identity=PATH, ssh-agent or ~/.ssh/config");
-  }
-  if (uri.host.empty() || (!uri.path.empty() && uri.path != "/")) {
-    return InvalidArgumentError("process+ssh:// needs a host and no path, got \"" + uri.ToString() +
-                                "\"; write process+ssh://USER@HOST[:PORT]");
-  }
+  std::vector<std::string_view> keys = internal::kSshUriKeys;
+  keys.insert(keys.end(), {"max_line_bytes", "log_buffer_bytes", "drain_timeout"});
+  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(keys));
+  BITFUSION_ASSIGN_OR_RETURN(const internal::SshLogin login,
+                             internal::SshLoginFromUri(uri, "process+ssh"));
   SshProcessRunnerOptions o;
-  o.host = uri.host;
-  o.port = uri.port.value_or(0);
-  o.user = uri.user;
-  auto file = [&](const char* key) -> Result<std::filesystem::path> {
-    std::string value = uri.Query(key).value_or("");
-    if (value.empty()) return std::filesystem::path();
-    if (value.starts_with("~/")) {
-      const char* home = std::getenv("HOME");
-      if (home != nullptr) value = std::string(home) + value.substr(1);
-    }
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(value, ec)) {
-      return NotFoundError(std::string("process+ssh:// option ") + key + ": " + value +
-                           " is not a file; give the path of an existing file");
-    }
-    return std::filesystem::path(value);
-  };
-  BITFUSION_ASSIGN_OR_RETURN(o.identity, file("identity"));
-  BITFUSION_ASSIGN_OR_RETURN(o.ssh_config, file("ssh_config"));
-  o.runtime_dir = uri.Query("runtime_dir").value_or("");
-  for (const auto& [k, v] : uri.query) {
-    if (k != "ssh_option") continue;
-    const auto eq = v.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return InvalidArgumentError(
-          "process+ssh:// option ssh_option needs KEY=VALUE (e.g. "
-          "ssh_option=ServerAliveInterval=15), got one without '='");
-    }
-    o.ssh_options.push_back(v);
-  }
-  BITFUSION_ASSIGN_OR_RETURN(std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
-  if (timeout < 1) {
-    return InvalidArgumentError(
-        "process+ssh:// option connect_timeout must be at least 1 "
-        "(seconds)");
-  }
-  o.connect_timeout = std::chrono::seconds(timeout);
+  o.host = login.target.host;
+  o.port = login.target.port;
+  o.user = login.target.user;
+  o.identity = login.target.identity;
+  o.ssh_config = login.session.config_file;
+  o.ssh_options = login.session.options;
+  o.connect_timeout = login.session.connect_timeout;
+  o.runtime_dir = login.session.runtime_dir;
   BITFUSION_ASSIGN_OR_RETURN(auto line, uri.QueryInt("max_line_bytes", 64 * 1024));
   BITFUSION_ASSIGN_OR_RETURN(auto buffer, uri.QueryInt("log_buffer_bytes", 1 << 20));
   BITFUSION_ASSIGN_OR_RETURN(o.drain_timeout, uri.QueryDuration("drain_timeout", o.drain_timeout));

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "bitfusion/clock.h"
 #include "bitfusion/experiment.h"
 #include "integration/sshd_server.h"
 
@@ -196,6 +197,62 @@ TEST_F(PlanFleetTest, AMachineThatStopsAnsweringFailsOnlyItsOwnRuns) {
   ASSERT_EQ(down.size(), 1u);
   EXPECT_EQ(down[0].subject, "far-1");
   EXPECT_EQ(down[0].attributes.at("reason"), "unreachable");
+  EXPECT_TRUE(NoLeases());
+}
+
+// The plan's "host" source on a remote machine is that machine's (host+ssh://: a probe started
+// there over SSH), on this host's timeline; a local machine's stays the local host source.
+TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
+  StartFarHost();
+  ::setenv("BITFUSION_PROBE", (std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe").c_str(), 1);
+  const std::string far = Inventory("far.json", {Host("far", ns_->address(), 22)});
+  const std::string out = (dir_ / "samples.jsonl").string();
+  auto plan = ParsePlan(R"({"name": "observed",
+    "machines": {"far": {"provisioner": ")" +
+                            far + R"("}, "here": {"provisioner": "local://"}},
+    "metrics": {"sources": ["host"], "interval": "20ms"},
+    "sinks": ["jsonl://)" + out +
+                            R"("],
+    "benchmarks": [{"name": "nap", "command": ["sh", "-c", "sleep 0.5"], "repetitions": 2,
+                    "warmup": 0}]})",
+                        (dir_ / "observed.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  const std::int64_t before = WallNowNs();
+  auto result = RunPlan(*plan, {});
+  const std::int64_t after = WallNowNs();
+  ::unsetenv("BITFUSION_PROBE");
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->failed_runs, 0);
+  std::map<std::string, const RunRecord*> far_runs;
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    if (r.labels.at("machine") == "far-1") far_runs[r.run_id] = &r;
+  }
+  ASSERT_EQ(far_runs.size(), 2u);
+  std::ifstream in(out);
+  std::map<std::string, int> remote_samples;  // by run
+  int local_cpu = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"metric\":\"cpu.user\"") == std::string::npos) continue;
+    if (line.find("\"machine\":\"far-1\"") == std::string::npos) {
+      local_cpu += line.find("clock_offset_ns") == std::string::npos;
+      continue;
+    }
+    EXPECT_NE(line.find("\"view\":\"host\""), std::string::npos) << line;
+    EXPECT_NE(line.find("\"clock_uncertainty_ns\""), std::string::npos) << line;
+    // On this host's timeline: within the plan's run as this host's clock saw it.
+    const auto at = line.find("\"timestamp_ns\":");
+    ASSERT_NE(at, std::string::npos) << line;
+    const std::int64_t ts = std::stoll(line.substr(at + 15));
+    EXPECT_GE(ts, before);
+    EXPECT_LE(ts, after);
+    for (const auto& [id, r] : far_runs) {
+      if (line.find(id) != std::string::npos) ++remote_samples[id];
+    }
+  }
+  EXPECT_GT(local_cpu, 0) << "the local machine's runs keep the local host source";
+  ASSERT_EQ(remote_samples.size(), 2u) << "every remote run carries its host's samples; " << out;
+  for (const auto& [id, n] : remote_samples) EXPECT_GE(n, 5) << id;
   EXPECT_TRUE(NoLeases());
 }
 

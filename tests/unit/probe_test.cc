@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bitfusion/clock.h"
 #include "bitfusion/probe.h"
 #include "integration/service.h"
 #include "metrics/probe_source.h"
@@ -242,6 +243,8 @@ struct Decoded {
   };
   std::vector<TickValues> ticks;
   int declares = 0;
+  int pongs = 0;
+  std::vector<wire::Pong> pong_records;
   bool ended = false;
   std::string error;
 };
@@ -300,6 +303,14 @@ Decoded DecodeAll(const std::string& bytes) {
         break;
       }
       case wire::RecordType::kEnd: out.ended = true; break;
+      case wire::RecordType::kPing: out.error = "a PING from the probe"; return out;
+      case wire::RecordType::kPong: {
+        wire::Pong pong;
+        if (!wire::ParsePong(r, pong, out.error)) return out;
+        out.pong_records.push_back(pong);
+        ++out.pongs;
+        break;
+      }
     }
   }
   return out;
@@ -316,6 +327,40 @@ std::string RunProbe(const std::string& args, int* status) {
   const int st = ::pclose(p);
   if (status != nullptr) *status = st;
   return out;
+}
+
+// --control-stdin (host+ssh://): each PING on stdin is answered with a PONG echoing its t1 and
+// stamped on this host's wall clock; the end of stdin stops a probe that has no command.
+TEST(ProbeBinaryTest, AnswersPingsAndStopsAtTheEndOfStdin) {
+  const std::string pings = ::testing::TempDir() + "/probe_pings_" + std::to_string(::getpid());
+  {
+    unsigned char bytes[256];
+    wire::Writer w(bytes, sizeof bytes);
+    for (std::int64_t t1 : {11, 22, 33}) ASSERT_TRUE(wire::EncodePing(w, wire::Ping{t1}));
+    std::ofstream(pings, std::ios::binary)
+        .write(reinterpret_cast<const char*>(w.data()), static_cast<std::streamsize>(w.size()));
+  }
+  const std::int64_t before = WallNowNs();
+  int status = -1;
+  // A 60 min interval: only the first sample is taken, so the probe ends because stdin did.
+  const Decoded d = DecodeAll(RunProbe(
+      "--stdout --control-stdin --no-processes --no-cgroup --interval 60m < " + pings, &status));
+  const std::int64_t after = WallNowNs();
+  std::remove(pings.c_str());
+  ASSERT_TRUE(d.error.empty()) << d.error;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(d.ended);
+  EXPECT_EQ(d.ticks.size(), 1u);
+  EXPECT_EQ(d.cgroup, "none") << "--no-cgroup";
+  for (const Series& series : d.series) EXPECT_NE(series.metric.rfind("cgroup.", 0), 0u);
+  ASSERT_EQ(d.pongs, 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const wire::Pong& p = d.pong_records[i];
+    EXPECT_EQ(p.t1, 11 * static_cast<std::int64_t>(i + 1));
+    EXPECT_GE(p.t2, before);
+    EXPECT_LE(p.t2, p.t3);
+    EXPECT_LE(p.t3, after);
+  }
 }
 
 TEST(ProbeBinaryTest, ReadsARecordedCgroupV1Container) {
