@@ -52,12 +52,13 @@ std::string PreflightScript() {
 // A command run to its end on the machine: exit status and the last lines it printed.
 struct ShellOutcome {
   Result<ExitStatus> exit = InternalError("not run");
-  std::deque<std::string> lines;  // stdout and stderr, interleaved as they came
+  std::deque<std::string> lines;  // the last of stdout and stderr, interleaved as they came
+  std::string out;                // all of stdout, when asked for
   bool cancelled = false;
 };
 
 ShellOutcome RunShell(ContainerRunner& shell, const std::vector<std::string>& argv,
-                      std::chrono::seconds timeout, std::size_t keep,
+                      std::chrono::seconds timeout, std::size_t keep, bool keep_stdout,
                       const std::atomic<bool>* cancel) {
   ShellOutcome out;
   ContainerSpec spec;
@@ -69,8 +70,9 @@ ShellOutcome RunShell(ContainerRunner& shell, const std::vector<std::string>& ar
     return out;
   }
   std::mutex mu;
-  Subscription logs = (*container)->Logs([&](LogStream, std::string_view line) {
+  Subscription logs = (*container)->Logs([&](LogStream stream, std::string_view line) {
     std::lock_guard lock(mu);
+    if (keep_stdout && stream == LogStream::kStdout) out.out.append(line).push_back('\n');
     out.lines.emplace_back(line);
     if (out.lines.size() > keep) out.lines.pop_front();
   });
@@ -246,7 +248,7 @@ MachinePreflight SetUpMachine(const MachineGroupSpec& group, const std::string& 
     const std::string& step = group.setup[i];
     LogAt(LogLevel::kInfo, machine, ": setup step ", i + 1, " of ", group.setup.size());
     const ShellOutcome o =
-        RunShell(shell, {"sh", "-c", step}, group.setup_timeout, kOutputTail, cancel);
+        RunShell(shell, {"sh", "-c", step}, group.setup_timeout, kOutputTail, false, cancel);
     out.setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (o.exit.ok() && !o.cancelled && o.exit->exit_code == 0) {
       ++out.setup_steps;
@@ -272,14 +274,13 @@ void CheckMachine(const MachineGroupSpec& group, ContainerRunner& shell,
   }
   const ShellOutcome o =
       RunShell(shell, {"sh", "-c", PreflightScript(), "bitfusion-preflight", engine.data_root},
-               std::chrono::seconds(60), 64, cancel);
+               std::chrono::seconds(60), kOutputTail, true, cancel);
   if (!o.exit.ok() || o.exit->exit_code != 0) {
     out.error = "its preflight " + HowItEnded(o) + Tail(o.lines);
     return;
   }
-  std::string text;
-  for (const auto& l : o.lines) text += l + "\n";
-  if (Status s = ParsePreflightOutput(text, out); !s.ok()) {
+  // Only stdout: a login shell on the machine may print to stderr (its rc files' noise).
+  if (Status s = ParsePreflightOutput(o.out, out); !s.ok()) {
     out.error = s.message();
     return;
   }
