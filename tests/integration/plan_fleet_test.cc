@@ -31,30 +31,9 @@ std::string Host(const std::string& name, const std::string& address, int port) 
          "\", \"port\": " + std::to_string(port) + ", \"user\": \"root\", \"key\": \"client_key\"}";
 }
 
-class PlanFleetTest : public ::testing::Test {
+class PlanFleetTest : public testing::TwoSshHostsTest {
  protected:
-  void SetUp() override {
-    dir_ = testing::FreshDir("plan-fleet");
-    BITFUSION_REQUIRE_SERVICE(testing::IsRoot(), "sshd for a root login needs root");
-    const std::string made = client_.Make(dir_);
-    BITFUSION_REQUIRE_SERVICE(made.empty(), made);
-    lo_ = std::make_unique<TestSshd>(client_, "lo", "127.0.0.1", testing::FreePort());
-    BITFUSION_REQUIRE_SERVICE(lo_->error().empty(), lo_->error());
-  }
-  void TearDown() override {
-    far_.reset();
-    ns_.reset();
-    lo_.reset();
-    fs::remove_all(dir_);
-  }
-
-  // A second host: an sshd in a network namespace of its own.
-  void StartFarHost() {
-    ns_ = std::make_unique<NetnsHost>();
-    BITFUSION_REQUIRE_SERVICE(ns_->error().empty(), ns_->error());
-    far_ = std::make_unique<TestSshd>(client_, "far", ns_->address(), 22, ns_->Prefix());
-    BITFUSION_REQUIRE_SERVICE(far_->error().empty(), far_->error());
-  }
+  PlanFleetTest() : TwoSshHostsTest("plan-fleet") {}
 
   std::string Inventory(const std::string& file, const std::vector<std::string>& hosts) {
     std::string text = "{\"hosts\": [";
@@ -73,12 +52,6 @@ class PlanFleetTest : public ::testing::Test {
     }
     return true;
   }
-
-  fs::path dir_;
-  SshClientFiles client_;
-  std::unique_ptr<TestSshd> lo_;
-  std::unique_ptr<NetnsHost> ns_;
-  std::unique_ptr<TestSshd> far_;
 };
 
 TEST_F(PlanFleetTest, EveryMachineOfABenchmarksGroupsRunsItAndAllAreReleased) {

@@ -54,32 +54,16 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit)
   return true;
 }
 
-class SshProbeSourceTest : public ::testing::Test {
+class SshProbeSourceTest : public testing::TwoSshHostsTest {
  protected:
-  void SetUp() override {
-    dir_ = testing::FreshDir("ssh-probe");
-    BITFUSION_REQUIRE_SERVICE(testing::IsRoot(), "sshd for a root login needs root");
-    const std::string made = client_.Make(dir_);
-    BITFUSION_REQUIRE_SERVICE(made.empty(), made);
-    lo_ = std::make_unique<TestSshd>(client_, "lo", "127.0.0.1", testing::FreePort());
-    BITFUSION_REQUIRE_SERVICE(lo_->error().empty(), lo_->error());
-  }
+  SshProbeSourceTest() : TwoSshHostsTest("ssh-probe") {}
+
   void TearDown() override {
-    far_.reset();
-    ns_.reset();
-    lo_.reset();
-    fs::remove_all(dir_);
+    TwoSshHostsTest::TearDown();
     // This test's ssh clients that started a probe (they name its ssh_config; other programs
     // on this machine may be running probes of their own): each lives as long as its channel.
     EXPECT_EQ(Running(dir_.string() + "/ssh_config .*bitfusion-agent"), 0)
         << "a probe of this test is still connected";
-  }
-
-  void StartFarHost() {
-    ns_ = std::make_unique<NetnsHost>();
-    BITFUSION_REQUIRE_SERVICE(ns_->error().empty(), ns_->error());
-    far_ = std::make_unique<TestSshd>(client_, "far", ns_->address(), 22, ns_->Prefix());
-    BITFUSION_REQUIRE_SERVICE(far_->error().empty(), far_->error());
   }
 
   std::string Uri(const std::string& host, int port, const std::string& extra = "",
@@ -163,12 +147,6 @@ class SshProbeSourceTest : public ::testing::Test {
     if (s.ok()) s = source->Collect(Now(), rest);
     EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
   }
-
-  fs::path dir_;
-  SshClientFiles client_;
-  std::unique_ptr<TestSshd> lo_;
-  std::unique_ptr<NetnsHost> ns_;
-  std::unique_ptr<TestSshd> far_;
 };
 
 TEST_F(SshProbeSourceTest, LoopbackHostIsSampledOnThisHostsTimeline) {

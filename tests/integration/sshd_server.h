@@ -167,4 +167,38 @@ class NetnsHost {
   bool made_ = false;
 };
 
+/// Two SSH hosts for a test: this host's sshd on 127.0.0.1 (started in SetUp, as root) and, on
+/// StartFarHost(), another in a network namespace of its own, both taking the client's key.
+class TwoSshHostsTest : public ::testing::Test {
+ protected:
+  explicit TwoSshHostsTest(std::string name) : name_(std::move(name)) {}
+  void SetUp() override {
+    dir_ = FreshDir(name_);
+    BITFUSION_REQUIRE_SERVICE(IsRoot(), "sshd for a root login needs root");
+    const std::string made = client_.Make(dir_);
+    BITFUSION_REQUIRE_SERVICE(made.empty(), made);
+    lo_ = std::make_unique<TestSshd>(client_, "lo", "127.0.0.1", FreePort());
+    BITFUSION_REQUIRE_SERVICE(lo_->error().empty(), lo_->error());
+  }
+  void TearDown() override {
+    far_.reset();
+    ns_.reset();
+    lo_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartFarHost() {
+    ns_ = std::make_unique<NetnsHost>();
+    BITFUSION_REQUIRE_SERVICE(ns_->error().empty(), ns_->error());
+    far_ = std::make_unique<TestSshd>(client_, "far", ns_->address(), 22, ns_->Prefix());
+    BITFUSION_REQUIRE_SERVICE(far_->error().empty(), far_->error());
+  }
+
+  std::string name_;
+  std::filesystem::path dir_;
+  SshClientFiles client_;
+  std::unique_ptr<TestSshd> lo_;
+  std::unique_ptr<NetnsHost> ns_;
+  std::unique_ptr<TestSshd> far_;
+};
+
 }  // namespace bitfusion::testing
