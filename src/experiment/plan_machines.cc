@@ -1,6 +1,8 @@
 #include "experiment/plan_machines.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "bitfusion/log.h"
 #include "bitfusion/provisioner.h"
@@ -14,6 +16,7 @@ using namespace std::chrono_literals;
 
 // How long a group's machines may take to be made and become ready.
 constexpr auto kAcquireTimeout = 30min;
+constexpr auto kCancelPoll = 50ms;  // how often an acquisition looks at Ctrl-C
 
 std::string GroupField(const PlanSpec& plan, const MachineGroupSpec& g) {
   return (plan.source_file.empty() ? "plan " + plan.name : plan.source_file) + ": machines." +
@@ -101,7 +104,8 @@ Result<std::string> HostSourceUriFor(const MachineGroupSpec& group, const Machin
 }
 
 Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan,
-                                                            const std::string& run_id) {
+                                                            const std::string& run_id,
+                                                            const std::atomic<bool>* cancel) {
   // Nothing is made before every group is known to be satisfiable.
   std::vector<std::shared_ptr<Provisioner>> provisioners;
   std::vector<std::string> types;
@@ -135,7 +139,31 @@ Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan
     request.labels["bitfusion.group"] = g.name;
     LogAt(LogLevel::kInfo, "machines.", g.name, ": acquiring ", g.count, " machine(s) from ",
           Redact(g.provisioner));
+    // Ctrl-C while this group's machines are made: closing the pool destroys what it made, and
+    // the Acquire waiting for them ends.
+    std::atomic<bool> acquired{false};
+    std::thread watcher;
+    if (cancel != nullptr) {
+      watcher = std::thread([&acquired, cancel, p = pool->get()] {
+        while (!acquired.load()) {
+          if (cancel->load()) {
+            (void)p->Close();
+            return;
+          }
+          std::this_thread::sleep_for(kCancelPoll);
+        }
+      });
+    }
     auto leased = (*pool)->Acquire(request, DeadlineAfter(kAcquireTimeout));
+    acquired = true;
+    if (watcher.joinable()) watcher.join();
+    if (cancel != nullptr && cancel->load()) {
+      (void)(*pool)->Close();
+      return CancelledError(GroupField(plan, g) +
+                            ": interrupted while its machines were being made; what it made is "
+                            "destroyed (a machine a failed destroy left expires, and `bitfusion "
+                            "machines reap` ends it)");
+    }
     if (!leased) {
       // The pools of earlier groups are released by `out`'s destructor.
       return leased.error().WithContext(GroupField(plan, g) + ": acquiring " +

@@ -5,6 +5,7 @@
 // provisioner lists, as before.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,8 +46,11 @@ class PlanMachines {
  public:
   /// Checks every group, then acquires them in plan order; what was acquired is released when
   /// a later group fails. `run_id` tags the machines (with each group's ttl as their expiry).
+  /// Setting `cancel` (Ctrl-C) while machines are being made closes the group's pool, which
+  /// destroys what it made and ends the wait for them: Cancelled.
   static Result<std::unique_ptr<PlanMachines>> Acquire(const PlanSpec& plan,
-                                                       const std::string& run_id);
+                                                       const std::string& run_id,
+                                                       const std::atomic<bool>* cancel = nullptr);
   ~PlanMachines();  ///< Release()
 
   const std::vector<PlanMachine>& machines() const { return machines_; }

@@ -372,7 +372,7 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
     BITFUSION_ASSIGN_OR_RETURN(auto m, FindMachine(plan));
     machines.push_back(std::move(m));
   } else {
-    BITFUSION_ASSIGN_OR_RETURN(p.groups, PlanMachines::Acquire(plan, run_id));
+    BITFUSION_ASSIGN_OR_RETURN(p.groups, PlanMachines::Acquire(plan, run_id, options.cancel));
     machines = p.groups->machines();
   }
   p.placements = Place(plan, machines);

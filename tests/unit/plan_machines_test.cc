@@ -7,15 +7,23 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "bitfusion/experiment.h"
+#include "bitfusion/provisioner.h"
+#include "bitfusion/registry.h"
 
 namespace bitfusion {
 namespace {
 
 using internal::RunnerUriFor;
+using namespace std::chrono_literals;
 
 std::string ErrorOf(std::string_view json) {
   auto plan = ParsePlan(json, "plan.json");
@@ -173,6 +181,79 @@ TEST(PlanMachinesTest, TheExamplePlansRead) {
   auto slurm = LoadPlan((specs / "slurm.json").string());
   ASSERT_TRUE(slurm.ok());
   EXPECT_EQ(slurm->runner.rfind("slurm:///", 0), 0u);
+}
+
+// A provisioner whose machines never become ready until destroyed (WaitReady gives up after
+// 20 s), for Ctrl-C during acquisition.
+struct SlowTestProvisionerOptions {
+  static Result<SlowTestProvisionerOptions> FromUri(const Uri&) {
+    return SlowTestProvisionerOptions{};
+  }
+};
+class SlowTestProvisioner final : public Provisioner {
+ public:
+  static Result<std::shared_ptr<SlowTestProvisioner>> Make(const SlowTestProvisionerOptions&) {
+    return std::make_shared<SlowTestProvisioner>();
+  }
+  static inline std::atomic<int> made{0}, destroyed{0};
+  Result<std::vector<MachineInfo>> Create(const MachineRequest&) override {
+    MachineInfo m;
+    m.id = "slow-" + std::to_string(++made);
+    m.provider = "slow-test";
+    m.type = "slow";
+    m.state = "pending";
+    return std::vector<MachineInfo>{m};
+  }
+  Result<MachineInfo> WaitReady(const std::string& id, Deadline) override {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(20), [&] { return gone_.count(id) > 0; })) {
+      return DeadlineExceededError("slow-test machine " + id + " never got ready");
+    }
+    return NotFoundError("slow-test machine " + id + " was destroyed");
+  }
+  Result<std::vector<MachineInfo>> List() override { return std::vector<MachineInfo>{}; }
+  Status Destroy(const std::vector<std::string>& ids) override {
+    std::lock_guard lock(mu_);
+    for (const auto& id : ids) gone_.insert(id);
+    destroyed += static_cast<int>(ids.size());
+    cv_.notify_all();
+    return Status::OK();
+  }
+  Result<std::vector<MachineType>> Types() override {
+    MachineType t;
+    t.name = "slow";
+    t.vcpus = 1;
+    return std::vector<MachineType>{t};
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> gone_;
+};
+BITFUSION_REGISTER(Provisioner, "slow-test", SlowTestProvisionerOptions, SlowTestProvisioner);
+
+TEST(PlanMachinesTest, CtrlCWhileMachinesAreMadeDestroysThemAndStopsThePlan) {
+  auto plan = ParsePlan(R"({"machines": {"slow": {"provisioner": "slow-test://", "count": 1}},
+                            "benchmarks": [{"command": ["true"]}]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  std::atomic<bool> cancel{false};
+  ExperimentOptions options;
+  options.cancel = &cancel;
+  std::thread ctrl_c([&] {
+    while (SlowTestProvisioner::made.load() == 0) std::this_thread::sleep_for(10ms);
+    cancel = true;
+  });
+  auto result = RunPlan(*plan, options);
+  ctrl_c.join();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code(), StatusCode::kCancelled) << result.error().ToString();
+  EXPECT_NE(result.error().message().find(
+                "machines.slow: interrupted while its machines were being made"),
+            std::string::npos)
+      << result.error().ToString();
+  EXPECT_EQ(SlowTestProvisioner::destroyed.load(), 1) << "what was made is destroyed";
 }
 
 class PlanGroupsTest : public ::testing::Test {
