@@ -71,6 +71,21 @@ inline std::filesystem::path FreshDir(const std::string& name) {
   return dir;
 }
 
+/// Removes a service's directory when destroyed: declared after the directory and before the
+/// service's process, so the process is stopped first. BITFUSION_KEEP_TEST_DIRS=1 keeps it for a
+/// post-mortem.
+struct RemoveDirLater {
+  std::filesystem::path path;
+  RemoveDirLater() = default;
+  RemoveDirLater(const RemoveDirLater&) = delete;
+  RemoveDirLater& operator=(const RemoveDirLater&) = delete;
+  ~RemoveDirLater() {
+    if (path.empty() || std::getenv("BITFUSION_KEEP_TEST_DIRS") != nullptr) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 /// A background service process: started with argv, stdout/stderr to `log_path`, in its own
 /// process group, stopped (SIGTERM, then SIGKILL after `grace`) when destroyed.
 class ServiceProcess {

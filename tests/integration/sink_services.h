@@ -69,6 +69,7 @@ class InfluxService {
     }
     static int instances = 0;
     dir_ = FreshDir("influxd-" + std::to_string(instances++));
+    remove_dir_.path = dir_;
     port_ = port != 0 ? port : FreePort();
     const int rpc_port = FreePort();
     std::ofstream(dir_ / "influxdb.conf")
@@ -89,6 +90,7 @@ class InfluxService {
   }
 
   std::filesystem::path dir_;
+  RemoveDirLater remove_dir_;
   int port_ = 0;
   bool ready_ = false;
   std::unique_ptr<ServiceProcess> process_;
@@ -139,6 +141,7 @@ class PostgresService {
       as_user = {"runuser", "-u", "postgres", "--"};
     }
     dir_ = FreshDir("postgres");
+    remove_dir_.path = dir_;
     const auto data = dir_ / "data";
     const auto sockets = dir_ / "sockets";
     std::filesystem::create_directories(sockets);
@@ -176,6 +179,7 @@ class PostgresService {
   }
 
   std::filesystem::path dir_;
+  RemoveDirLater remove_dir_;
   int port_ = 0;
   bool ready_ = false;
   std::unique_ptr<ServiceProcess> process_;
@@ -216,6 +220,7 @@ class EsFakeService {
     }
     static int instances = 0;
     dir_ = FreshDir("es-fake-" + std::to_string(instances++));
+    remove_dir_.path = dir_;
     const auto port_file = dir_ / "port";
     std::vector<std::string> argv = {python, script, "--port-file", port_file.string()};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -228,6 +233,7 @@ class EsFakeService {
   }
 
   std::filesystem::path dir_;
+  RemoveDirLater remove_dir_;
   int port_ = 0;
   bool ready_ = false;
   std::unique_ptr<ServiceProcess> process_;

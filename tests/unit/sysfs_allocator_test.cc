@@ -38,11 +38,21 @@ using ::testing::UnorderedElementsAre;
 const std::string kFixtures = BITFUSION_TEST_FIXTURES;
 const std::string kTrees = kFixtures + "/sysfs";
 
-// Each test gets its own lock directory, so tests never see each other's leases.
+// Each test gets its own lock directory, so tests never see each other's leases. They are
+// removed when the test program ends (a test's allocators may hold locks there until then).
 std::string FreshLockDir(const std::string& name) {
+  struct Made {
+    std::vector<std::string> dirs;
+    ~Made() {
+      std::error_code ec;
+      for (const auto& d : dirs) fs::remove_all(d, ec);
+    }
+  };
+  static Made made;
   const std::string dir =
       ::testing::TempDir() + "/bf-locks-" + name + "-" + std::to_string(::getpid());
   fs::remove_all(dir);
+  made.dirs.push_back(dir);
   return dir;
 }
 
