@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "bitfusion/clock.h"
+#include "core/ascii.h"
 
 namespace bitfusion {
 namespace {
@@ -18,12 +19,6 @@ bool IsSchemeWord(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
   });
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // What the user typed, with any "user:password@" password masked; for error messages about
@@ -53,7 +48,7 @@ Result<Uri> Uri::Parse(std::string_view text) {
     const auto question = text.find('?');
     const std::string_view word = text.substr(0, question);
     if (IsSchemeWord(word)) {
-      uri.scheme = Lower(word);
+      uri.scheme = internal::AsciiLower(word);
       if (question != std::string_view::npos) {
         // A NUL-terminated copy: Boost 1.81's parse_query measures what it returns with
         // strlen(data()), so a view into a longer buffer would take in what follows it. (The
@@ -94,7 +89,7 @@ Result<Uri> Uri::Parse(std::string_view text) {
                                 "or SCHEME:VALUE");
   }
   const boost::urls::url_view& u = *parsed;
-  uri.scheme = Lower(u.scheme());
+  uri.scheme = internal::AsciiLower(u.scheme());
   if (u.has_userinfo()) {
     uri.user = u.user();
     uri.password = u.password();
@@ -170,7 +165,7 @@ Result<std::int64_t> Uri::QueryInt(std::string_view key, std::int64_t fallback) 
 Result<bool> Uri::QueryBool(std::string_view key, bool fallback) const {
   const auto text = Query(key);
   if (!text) return fallback;
-  const std::string v = Lower(*text);
+  const std::string v = internal::AsciiLower(*text);
   if (v == "1" || v == "true" || v == "yes" || v == "on" || v.empty()) return true;
   if (v == "0" || v == "false" || v == "no" || v == "off") return false;
   return InvalidArgumentError("option " + std::string(key) + "=\"" + *text + "\" in " + ToString() +

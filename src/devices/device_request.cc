@@ -9,17 +9,12 @@
 #include <set>
 #include <sstream>
 
+#include "core/ascii.h"
+
 namespace bitfusion {
 namespace {
 
 namespace json = boost::json;
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 Status FieldError(const std::string& path, const std::string& field, const std::string& what) {
   const std::string where = path.empty() ? field : path + "." + field;
@@ -76,7 +71,7 @@ Result<std::uint64_t> ParseByteSize(std::string_view text) {
     ++digits;
   }
   const std::string number = s.substr(0, digits);
-  const std::string unit = Lower(s.substr(digits));
+  const std::string unit = internal::AsciiLower(s.substr(digits));
   double value = 0;
   try {
     std::size_t used = 0;
@@ -127,7 +122,7 @@ Result<DeviceRequest> ParseDeviceRequest(const json::value& value, const std::st
     }
     if (key == "kind") {
       if (!v.is_string()) return FieldError(path, key, "expected a string");
-      const std::string kind = Lower(v.get_string());
+      const std::string kind = internal::AsciiLower(v.get_string());
       if (kind == "gpu") {
         r.kind = DeviceKind::kGpu;
       } else if (kind == "fpga") {
@@ -176,7 +171,7 @@ Result<DeviceRequest> ParseDeviceRequest(const json::value& value, const std::st
       }
       for (const auto* item : items) {
         if (!item->is_string()) return FieldError(path, key, "expected a string or strings");
-        const std::string t = Lower(item->get_string());
+        const std::string t = internal::AsciiLower(item->get_string());
         if (t == "same_numa_node" || t == "numa") {
           r.same_numa_node = true;
         } else if (t == "same_pcie_switch" || t == "pcie_switch") {
@@ -227,16 +222,18 @@ Result<std::vector<DeviceRequest>> ParseDeviceRequests(std::string_view text) {
 bool DeviceMatches(const Device& d, const DeviceRequest& r) {
   if (r.kind != DeviceKind::kAny && d.kind != r.kind) return false;
   if (!r.vendor.empty()) {
-    const std::string want = Lower(r.vendor);
-    const std::string vendor = Lower(d.vendor);
+    const std::string want = internal::AsciiLower(r.vendor);
+    const std::string vendor = internal::AsciiLower(d.vendor);
     // "Intel/Altera" matches "intel" and "altera".
     const bool by_name = vendor == want || vendor.find(want + "/") == 0 ||
                          (vendor.size() > want.size() &&
                           vendor.compare(vendor.size() - want.size(), want.size(), want) == 0 &&
                           vendor[vendor.size() - want.size() - 1] == '/');
-    if (!by_name && Lower(d.vendor_id) != want) return false;
+    if (!by_name && internal::AsciiLower(d.vendor_id) != want) return false;
   }
-  if (!r.model.empty() && Lower(d.model).find(Lower(r.model)) == std::string::npos) return false;
+  if (!r.model.empty() &&
+      internal::AsciiLower(d.model).find(internal::AsciiLower(r.model)) == std::string::npos)
+    return false;
   if (r.min_memory_bytes > 0 && d.memory_bytes < r.min_memory_bytes) return false;
   return true;
 }

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "bitfusion/log.h"
+#include "core/ascii.h"
 #include "experiment/number_format.h"
 
 namespace bitfusion::internal {
@@ -124,11 +125,6 @@ std::vector<std::string_view> Words(std::string_view line) {
   return out;
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 }  // namespace
 
 int CompareVersions(std::string_view a, std::string_view b) {
@@ -221,12 +217,12 @@ std::string JudgePreflight(const MachineGroupSpec& group, const MachinePreflight
   }
   const MachineRequirements& r = group.requirements;
   if (!r.accelerator_kind.empty()) {
-    const std::string kind = Lower(r.accelerator_kind);
-    const std::string vendor = Lower(r.accelerator_vendor);
+    const std::string kind = internal::AsciiLower(r.accelerator_kind);
+    const std::string vendor = internal::AsciiLower(r.accelerator_vendor);
     std::string wanted;
     for (const auto& d : kDrivers) {
       if (kind != "accelerator" && kind != d.kind) continue;
-      if (!vendor.empty() && Lower(d.vendor) != vendor) continue;
+      if (!vendor.empty() && internal::AsciiLower(d.vendor) != vendor) continue;
       wanted += std::string(wanted.empty() ? "" : ", ") + d.module;
       for (const auto& loaded : found.accelerator_drivers) {
         if (loaded == d.module || loaded.rfind(std::string(d.module) + " ", 0) == 0) return "";

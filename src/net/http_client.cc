@@ -11,16 +11,11 @@
 #include <thread>
 
 #include "bitfusion/log.h"
+#include "core/ascii.h"
 #include "core/backoff.h"
 
 namespace bitfusion::net {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool IsIdempotent(const HttpRequest& r) {
   if (r.idempotent) return *r.idempotent;
@@ -54,7 +49,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    t->response.headers.emplace_back(Lower(line.substr(0, colon)), std::string(value));
+    t->response.headers.emplace_back(internal::AsciiLower(line.substr(0, colon)),
+                                     std::string(value));
   }
   return size * n;
 }
@@ -92,7 +88,7 @@ std::once_flag g_curl_init;
 }  // namespace
 
 std::optional<std::string> HttpResponse::Header(std::string_view name) const {
-  const std::string key = Lower(name);
+  const std::string key = internal::AsciiLower(name);
   for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
     if (it->first == key) return it->second;
   }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/ascii.h"
 #include "core/percent_encode.h"
 #include "core/sha256.h"
 
@@ -52,12 +53,6 @@ std::string PercentDecode(std::string_view s) {
       out.push_back(s[i]);
     }
   }
-  return out;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -125,7 +120,7 @@ SigV4Signature SignV4(SigV4Request& request, const AwsCredentials& credentials,
   // Header names lower-cased and sorted; repeated headers joined with commas in order.
   std::map<std::string, std::string> headers;
   for (const auto& [name, value] : request.headers) {
-    auto [it, fresh] = headers.emplace(Lower(name), CanonicalValue(value));
+    auto [it, fresh] = headers.emplace(internal::AsciiLower(name), CanonicalValue(value));
     if (!fresh) it->second += "," + CanonicalValue(value);
   }
   std::string canonical_headers, signed_headers;

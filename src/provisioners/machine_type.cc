@@ -8,22 +8,17 @@
 #include <vector>
 
 #include "bitfusion/machine.h"
+#include "core/ascii.h"
 
 namespace bitfusion {
 namespace {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool Contains(std::string_view haystack, std::string_view needle) {
-  return Lower(haystack).find(Lower(needle)) != std::string::npos;
+  return internal::AsciiLower(haystack).find(internal::AsciiLower(needle)) != std::string::npos;
 }
 
 std::string CanonicalArch(std::string_view arch) {
-  const std::string a = Lower(arch);
+  const std::string a = internal::AsciiLower(arch);
   if (a == "aarch64") return "arm64";
   if (a == "amd64" || a == "x64") return "x86_64";
   return a;
@@ -100,7 +95,9 @@ std::string UnmetRequirement(const MachineType& t, const MachineRequirements& r)
   if (wanted == 0) return "";
   int have = 0;
   for (const auto& a : t.accelerators) {
-    if (!r.accelerator_kind.empty() && Lower(a.kind) != Lower(r.accelerator_kind)) continue;
+    if (!r.accelerator_kind.empty() &&
+        internal::AsciiLower(a.kind) != internal::AsciiLower(r.accelerator_kind))
+      continue;
     if (!r.accelerator_vendor.empty() && !Contains(a.vendor, r.accelerator_vendor)) continue;
     if (!r.accelerator_model.empty() && !Contains(a.model, r.accelerator_model)) continue;
     have += a.count;
@@ -184,8 +181,7 @@ Status ParseAcceleratorRequirement(const std::string& kind, const std::string& s
     out.accelerator_count = static_cast<int>(n);
     name = name.substr(0, colon);
   }
-  std::string lower = name;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = internal::AsciiLower(name);
   static const char* kVendors[] = {"nvidia", "amd", "xilinx", "intel", "habana", "qualcomm", "aws"};
   if (lower.empty() || lower == "any") return Status::OK();
   if (std::find(std::begin(kVendors), std::end(kVendors), lower) != std::end(kVendors)) {

@@ -10,6 +10,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
+#include "core/ascii.h"
 #include "core/env.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
@@ -65,11 +66,6 @@ std::string Str(const json::object* o, std::string_view key) {
 
 std::int64_t Int(const json::object* o, std::string_view key) {
   return std::strtoll(Str(o, key).c_str(), nullptr, 10);
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // Nova's "launched_at" has no zone ("2013-09-23T13:53:12.000000"); it is UTC.
@@ -143,7 +139,7 @@ Status CheckMetadata(const Labels& labels) {
 // (resources:VGPU), custom placement resources (resources:CUSTOM_FPGA_XILINX) and Cyborg
 // device profiles (accel:device_profile).
 AcceleratorInfo Accelerator(const std::string& name, int count) {
-  const std::string n = Lower(name);
+  const std::string n = internal::AsciiLower(name);
   auto has = [&](std::initializer_list<const char*> words) {
     return std::any_of(words.begin(), words.end(),
                        [&](const char* w) { return n.find(w) != std::string::npos; });
@@ -187,13 +183,14 @@ std::vector<AcceleratorInfo> Accelerators(const json::object* specs) {
       out.push_back(a);
     } else if (key.starts_with("resources:CUSTOM_") && std::atoi(v.c_str()) > 0) {
       const std::string resource(key.substr(std::string_view("resources:CUSTOM_").size()));
-      const std::string lower = Lower(resource);
+      const std::string lower = internal::AsciiLower(resource);
       if (lower.find("fpga") != std::string::npos || lower.find("gpu") != std::string::npos) {
         out.push_back(Accelerator(resource, std::atoi(v.c_str())));
       }
     } else if (key == "accel:device_profile") {
       AcceleratorInfo a = Accelerator(v, 1);
-      if (Lower(v).find("fpga") == std::string::npos && Lower(v).find("gpu") == std::string::npos) {
+      if (internal::AsciiLower(v).find("fpga") == std::string::npos &&
+          internal::AsciiLower(v).find("gpu") == std::string::npos) {
         a.kind = "accelerator";
       }
       out.push_back(a);
@@ -207,7 +204,7 @@ std::string ServerName(const std::string& token, int index) {
   std::string clean;
   for (char c : token) {
     if (std::isalnum(static_cast<unsigned char>(c))) {
-      clean.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      clean.push_back(internal::AsciiLower(c));
     }
   }
   return "bf-" + clean.substr(0, 40) + "-" + std::to_string(index);
@@ -250,7 +247,7 @@ std::string State(const json::object* server) {
       status.starts_with("SHELVED")) {
     return "stopped";
   }
-  return status.empty() ? "unknown" : Lower(status);
+  return status.empty() ? "unknown" : internal::AsciiLower(status);
 }
 
 }  // namespace
@@ -283,9 +280,7 @@ Result<OpenStackProvisionerOptions> OpenStackProvisionerOptions::FromUri(const U
                                   uri.ToString() +
                                   "\"; write rackspace://DFW (or ORD, IAD, LON, SYD, HKG)");
     }
-    std::string region = uri.host;
-    for (char& c : region) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    o.region = region;
+    o.region = internal::AsciiUpper(uri.host);
     o.identity_url = uri.Query("identity").value_or(kRackspaceIdentity);
   } else {
     o.identity = Identity::kKeystoneV3;

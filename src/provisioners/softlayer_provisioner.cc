@@ -14,6 +14,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
+#include "core/ascii.h"
 #include "core/env.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
@@ -171,7 +172,7 @@ std::string NewHostname(const std::string& token, int index) {
   std::string clean;
   for (char c : token) {
     if (std::isalnum(static_cast<unsigned char>(c))) {
-      clean.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      clean.push_back(internal::AsciiLower(c));
     }
   }
   clean = clean.substr(0, 40);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "bitfusion/log.h"
+#include "core/ascii.h"
 #include "core/event_loop.h"
 #include "core/percent_encode.h"
 #include "runners/line_splitter.h"
@@ -80,8 +81,7 @@ ContainerStats ParseStats(const json::value& v) {
   if (const auto* io = JsonAt(v, {"blkio_stats", "io_service_bytes_recursive"});
       io && io->is_array()) {
     for (const auto& e : io->get_array()) {
-      std::string op = JsonString(JsonAt(e, {"op"}));
-      std::transform(op.begin(), op.end(), op.begin(), ::tolower);
+      const std::string op = internal::AsciiLower(JsonString(JsonAt(e, {"op"})));
       if (op == "read") st.read_bytes += JsonInt(JsonAt(e, {"value"}));
       if (op == "write") st.write_bytes += JsonInt(JsonAt(e, {"value"}));
     }

@@ -16,6 +16,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
+#include "core/ascii.h"
 #include "core/spawn.h"
 #include "runners/container_spec_checks.h"
 #include "runners/log_fanout.h"
@@ -43,8 +44,7 @@ Result<cpu_set_t> ParseCpuset(const std::string& text) {
 
 // Whether an environment variable's name says it holds a credential.
 bool IsCredentialName(std::string_view name) {
-  std::string upper(name);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::string upper = internal::AsciiUpper(name);
   for (std::string_view part : {"PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE"}) {
     if (upper.find(part) != std::string::npos) return true;
   }

@@ -7,6 +7,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/result_sink.h"
+#include "core/ascii.h"
 #include "net/gzip.h"
 
 namespace bitfusion::internal {
@@ -35,7 +36,7 @@ Result<std::string> ReadSecretFile(const std::string& path, std::string_view opt
 
 Result<std::string> HttpSinkPassword(const Uri& uri, std::string_view scheme) {
   std::string variable = "BITFUSION_";
-  for (char c : scheme) variable += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  variable += internal::AsciiUpper(scheme);
   variable += "_PASSWORD";
   const auto file = uri.Query("password_file");
   if (file && !uri.password.empty()) {
