@@ -15,7 +15,6 @@ std::string Base64(std::string_view data) {
 
 std::string Base64Url(std::string_view data) {
   std::string out = Base64(data);
-  while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) {
     if (c == '+') c = '-';
     if (c == '/') c = '_';

@@ -8,8 +8,9 @@
 namespace bitfusion::internal {
 
 std::string Base64(std::string_view data);
-/// The URL-safe alphabet (RFC 4648 section 5: '-' and '_' for '+' and '/'), without padding, as
-/// Docker's X-Registry-Auth header takes it.
+/// The URL-safe alphabet (RFC 4648 section 5: '-' and '_' for '+' and '/'), with padding, as
+/// Docker's X-Registry-Auth header takes it (Go's base64.URLEncoding: without the padding the
+/// engine drops the header's last bytes and silently goes on without credentials).
 std::string Base64Url(std::string_view data);
 
 }  // namespace bitfusion::internal

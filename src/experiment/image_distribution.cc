@@ -12,6 +12,24 @@
 namespace bitfusion::internal {
 namespace {
 
+// A registry that wants credentials says "unauthorized" or "authentication required" (Docker
+// Distribution, Docker Hub, Harbor); the engine passes that on. Say where ours come from.
+Status WithCredentialHint(Status s, const RegistryAuth& auth) {
+  if (s.ok()) return s;
+  const std::string& m = s.message();
+  if (m.find("unauthorized") == std::string::npos &&
+      m.find("authentication required") == std::string::npos &&
+      m.find("no basic auth credentials") == std::string::npos) {
+    return s;
+  }
+  return Status(s.code(), m + (auth.username.empty()
+                                   ? "; the registry wants credentials: set "
+                                     "BITFUSION_REGISTRY_USERNAME and BITFUSION_REGISTRY_PASSWORD"
+                                   : "; the registry refused user " + auth.username +
+                                         ": check BITFUSION_REGISTRY_USERNAME and "
+                                         "BITFUSION_REGISTRY_PASSWORD"));
+}
+
 // What is held between the two engines while an archive streams: enough to keep both
 // transfers busy, small next to any image.
 constexpr std::size_t kPipeBytes = std::size_t{4} << 20;
@@ -60,7 +78,10 @@ class Pushes {
     std::lock_guard lock(mu_);
     if (auto done = pushed_.find(target); done != pushed_.end()) return done->second;
     Status s = local_.TagImage(image, target);
-    if (s.ok()) s = local_.PushImage(target, options_.auth, DeadlineAfter(options_.timeout));
+    if (s.ok()) {
+      s = WithCredentialHint(
+          local_.PushImage(target, options_.auth, DeadlineAfter(options_.timeout)), options_.auth);
+    }
     if (s.ok()) LogAt(LogLevel::kInfo, "image ", image, " pushed to ", target);
     pushed_.emplace(target, s);
     return s;
@@ -99,8 +120,9 @@ Result<ImageDelivery> Deliver(ContainerRunner& local, const ImageTarget& target,
   if (!options.registry.empty()) {
     BITFUSION_ASSIGN_OR_RETURN(const std::string via, RegistryReference(options.registry, image));
     BITFUSION_RETURN_IF_ERROR(pushes.Push(image, via));
-    BITFUSION_RETURN_IF_ERROR(
-        remote.PullImage(via, options.auth, DeadlineAfter(options.timeout)).status());
+    BITFUSION_RETURN_IF_ERROR(WithCredentialHint(
+        remote.PullImage(via, options.auth, DeadlineAfter(options.timeout)).status(),
+        options.auth));
     BITFUSION_RETURN_IF_ERROR(remote.TagImage(via, image));
     d.method = "registry";
     d.bytes = here.size_bytes;

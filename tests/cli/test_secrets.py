@@ -15,6 +15,9 @@ SECRETS = {
     "at": "at@Secret-4d6e", "slash": "sl/ash-Secret-5e7f", "env_es": "envES-Secret-6f80",
     "aws": "awsSecretKey7a91bc", "pgenv": "pgenv-Secret-8b02", "stderr": "stderr-Secret-9c13",
     "token": "aws-Session-Token-ad24",
+    "os": "os-Secret-be35", "os_app": "osApp-Secret-cf46", "sl": "sl-ApiKey-d057",
+    "slurm": "slurm-Jwt-e168", "registry": "registry-Secret-f279", "es_key": "esKey-Secret-0a8b",
+    "rackspace": "rax-ApiKey-1b9c",
 }
 ENV = {
     "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE000000001",
@@ -22,6 +25,13 @@ ENV = {
     "AWS_SESSION_TOKEN": SECRETS["token"],
     "PGPASSWORD": SECRETS["pgenv"],
     "BITFUSION_ES_PASSWORD": SECRETS["env_es"],
+    "OS_USERNAME": "demo", "OS_PROJECT_NAME": "demo", "OS_PASSWORD": SECRETS["os"],
+    "OS_APPLICATION_CREDENTIAL_SECRET": SECRETS["os_app"],
+    "RACKSPACE_USERNAME": "raxuser", "RACKSPACE_API_KEY": SECRETS["rackspace"],
+    "SL_USERNAME": "sluser", "SL_API_KEY": SECRETS["sl"],
+    "SLURM_JWT": SECRETS["slurm"],
+    "BITFUSION_REGISTRY_USERNAME": "bench", "BITFUSION_REGISTRY_PASSWORD": SECRETS["registry"],
+    "BITFUSION_ES_API_KEY": SECRETS["es_key"],
 }
 
 
@@ -132,3 +142,26 @@ def test_metrics_import_machines_and_reap_with_secrets(tmp_path, home):
     assert machines.returncode != 0 and reap.returncode != 0
     assert "127.0.0.1" in machines.stderr, machines.stderr  # it says what it could not reach
     assert_no_secret(tmp_path, metrics, imported, machines, reap, inventory)
+
+
+def test_clouds_slurm_and_a_registry_with_credentials_from_the_environment(tmp_path, home):
+    """Every provider and runner that takes a credential from the environment meets a closed port:
+    each fails, says what it could not reach, and shows none of them."""
+    port = closed_port()
+    procs = []
+    for provisioner in (
+            f"openstack://127.0.0.1:{port}/v3?tls=false&region=RegionOne&image=u&type=m1.small",
+            f"rackspace://DFW?identity=http://127.0.0.1:{port}/v2.0&image=u&type=m1.small",
+            f"softlayer://dal13?endpoint=http://127.0.0.1:{port}/rest/v3.1"):
+        procs.append(run("machines", "list", "--provisioner", provisioner, cwd=tmp_path, env=home))
+    slurm = write_spec(tmp_path / "plan.json", {
+        "name": "secrets", "runner": f"slurm://root@127.0.0.1:{port}?partition=debug",
+        "registry": f"127.0.0.1:{port}",
+        "benchmarks": [{"name": "b", "command": ["true"], "repetitions": 1}]})
+    procs.append(run("run", str(slurm), "--sink", f"jsonl://{tmp_path / 'r.jsonl'}",
+                     cwd=tmp_path, env=home))
+    procs.append(run("run", str(slurm), "--json", cwd=tmp_path, env=home))
+    for proc in procs:
+        assert proc.returncode != 0, proc.stdout
+        assert "127.0.0.1" in proc.stderr + proc.stdout, proc.stderr
+    assert_no_secret(tmp_path, *procs)

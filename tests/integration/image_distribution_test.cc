@@ -14,15 +14,19 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "bitfusion/container_runner.h"
 #include "bitfusion/experiment.h"
+#include "bitfusion/log.h"
+#include "bitfusion/serialize.h"
 #include "experiment/image_distribution.h"
 #include "integration/docker_daemon.h"
 #include "integration/registry_server.h"
 #include "integration/sshd_server.h"
+#include "scoped_env.h"
 
 namespace bitfusion {
 namespace {
@@ -229,6 +233,79 @@ TEST_F(ImageDistributionTest, ARegistryThatRefusesThePushFailsThePlanAndReleases
   EXPECT_FALSE(there_->InspectImage(kBusyboxImage).ok()) << "nothing reached the machine";
   EXPECT_TRUE(NoLeases()) << "the acquired machine was released";
   (void)here_->RemoveImage(readonly.address() + "/" + kBusyboxImage, false);
+}
+
+// A registry that asks for a password: the plan takes it from BITFUSION_REGISTRY_USERNAME and
+// _PASSWORD, pushes and pulls with it, and nothing the plan produces shows it: not its logs (at
+// debug level), events, progress, records, summary or --json, nor the error when the registry
+// refuses it.
+TEST_F(ImageDistributionTest, ARegistryPasswordWorksAndAppearsNowhere) {
+  auto& s = State();
+  const std::string password = "reg-Pass-7Q2x9Zk4";  // made up for this test
+  fs::create_directories(s.dir / "private");
+  testing::RegistryServer registry(s.dir / "private", /*read_only=*/false,
+                                   testing::RegistryServer::User{"bench", password});
+  ASSERT_TRUE(registry.error().empty()) << registry.error();
+  ASSERT_EQ(registry.Get("/v2/_catalog").rfind("401 ", 0), 0u) << "it refuses anonymous calls";
+
+  std::string seen;
+  std::mutex mu;
+  const LogLevel level_before = GetLogLevel();
+  SetLogLevel(LogLevel::kDebug);
+  SetLogHandler([&](LogLevel, std::string_view message) {
+    std::lock_guard lock(mu);
+    seen.append(message).append("\n");
+  });
+  const fs::path records = s.dir / "private-records.jsonl";
+  auto run = [&](const std::string& user, const std::string& pass) -> Result<PlanResult> {
+    testing::ScopedEnv env({{"BITFUSION_REGISTRY_USERNAME", user.c_str()},
+                            {"BITFUSION_REGISTRY_PASSWORD", pass.c_str()}});
+    BITFUSION_ASSIGN_OR_RETURN(
+        auto plan, ParsePlan(Plan(kBusyboxImage, R"("registry": ")" + registry.address() + R"(",)"),
+                             "ship.json"));
+    ExperimentOptions options;
+    options.sinks = {"jsonl://" + records.string()};
+    options.on_event = [&](const Event& e) {
+      std::lock_guard lock(mu);
+      seen.append(ToJson(e)).append("\n");
+    };
+    options.on_progress = [&](const RunProgress& p) {
+      std::lock_guard lock(mu);
+      seen.append(FormatProgressJson(p)).append("\n");
+    };
+    return RunPlan(plan, options);
+  };
+  auto refused = run("bench", "not-" + password.substr(4));
+  auto result = run("bench", password);
+  SetLogHandler(nullptr);
+  SetLogLevel(level_before);
+
+  ASSERT_FALSE(refused.ok()) << "a wrong password is refused";
+  const std::string why = refused.error().ToString();
+  EXPECT_NE(why.find("registry " + registry.address()), std::string::npos) << why;
+  EXPECT_NE(why.find("refused user bench: check BITFUSION_REGISTRY_USERNAME and "
+                     "BITFUSION_REGISTRY_PASSWORD"),
+            std::string::npos)
+      << why;
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ExpectRanThere(*result);
+  ASSERT_EQ(result->images.size(), 1u);
+  EXPECT_EQ(result->images[0].method, "registry");
+  EXPECT_TRUE(NoLeases());
+
+  std::ifstream in(records);
+  const std::string stored((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(stored.empty());
+  std::string everything = seen + "\n" + why + "\n" + stored + "\n" + FormatSummaryTable(*result) +
+                           "\n" + FormatSummaryJson(*result);
+  for (const auto& r : result->runs) everything += ToJson(r) + "\n";
+  ASSERT_NE(seen.find("registry " + registry.address()), std::string::npos)
+      << "the log was captured";
+  // The password, the wrong one, and the password's own halves.
+  for (const std::string& secret : {password, password.substr(4), password.substr(0, 9)}) {
+    EXPECT_EQ(everything.find(secret), std::string::npos) << "\"" << secret << "\" appeared";
+  }
+  (void)here_->RemoveImage(registry.address() + "/" + kBusyboxImage, false);
 }
 
 TEST_F(ImageDistributionTest, AnImageMissingHereIsAClearError) {

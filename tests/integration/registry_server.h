@@ -1,12 +1,17 @@
 // A Docker registry of a test's own: Debian's docker-registry (Distribution 2.8) with its own
 // config, listening on 127.0.0.1 on a free port, storing under a directory of the test's, and
 // stopped by PID. Engines trust registries on 127.0.0.0/8 without TLS by default, so a test
-// dockerd pushes to and pulls from it as it is. A read-only one refuses every push.
+// dockerd pushes to and pulls from it as it is. A read-only one refuses every push; one with a
+// user asks for that user's password (htpasswd auth, bcrypt as Distribution requires) on every
+// call, and refuses everyone else.
 #pragma once
+
+#include <crypt.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "integration/service.h"
@@ -16,9 +21,14 @@ namespace bitfusion::testing {
 
 class RegistryServer {
  public:
+  struct User {
+    std::string name, password;
+  };
   /// Starts it with its files under `dir`; `read_only` turns on the maintenance mode that
-  /// refuses pushes.
-  RegistryServer(const std::filesystem::path& dir, bool read_only = false) : port_(FreePort()) {
+  /// refuses pushes; with `user`, only that user (basic auth) may pull or push.
+  RegistryServer(const std::filesystem::path& dir, bool read_only = false,
+                 const std::optional<User>& user = std::nullopt)
+      : port_(FreePort()) {
     if (!HaveProgram("docker-registry")) {
       error_ = "docker-registry is not installed (Debian: apt-get install docker-registry)";
       return;
@@ -30,10 +40,28 @@ class RegistryServer {
                           << "  maintenance:\n    uploadpurging:\n      enabled: false\n"
                           << "    readonly:\n      enabled: " << (read_only ? "true" : "false")
                           << "\nhttp:\n  addr: " << address() << "\n";
+    if (user) {
+      // Distribution reads bcrypt hashes only; libxcrypt makes them ("$2b$").
+      char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+      crypt_data data{};
+      if (crypt_gensalt_rn("$2b$", 10, nullptr, 0, salt, sizeof salt) == nullptr ||
+          crypt_r(user->password.c_str(), salt, &data) == nullptr) {
+        error_ = "libcrypt could not make a bcrypt hash for the registry's htpasswd";
+        return;
+      }
+      std::ofstream(dir / "htpasswd") << user->name << ":" << data.output << "\n";
+      std::ofstream(config, std::ios::app)
+          << "auth:\n  htpasswd:\n    realm: bitfusion-test\n    path: "
+          << (dir / "htpasswd").string() << "\n";
+    }
     process_ = std::make_unique<ServiceProcess>(
         std::vector<std::string>{"docker-registry", "serve", config.string()},
         (dir / "registry.log").string());
-    const bool up = process_->WaitReady([&] { return Get("/v2/").find("200 ") == 0; });
+    // Without a password /v2/ answers 401 once the registry is up.
+    const bool up = process_->WaitReady([&] {
+      const std::string answer = Get("/v2/");
+      return answer.find(user ? "401 " : "200 ") == 0;
+    });
     if (!up) error_ = "docker-registry did not answer on " + address() + ": " + process_->Log();
   }
 

@@ -7,15 +7,19 @@
 namespace bitfusion::internal {
 namespace {
 
-TEST(EncodingTest, Base64AndItsUrlSafeFormWithoutPadding) {
+// Docker decodes X-Registry-Auth with Go's base64.URLEncoding, which requires the padding: an
+// unpadded header loses its last bytes, the JSON fails to parse and the engine silently goes on
+// without credentials (moby/moby#41570); ImageDistributionTest.ARegistryPasswordWorks... saw it.
+TEST(EncodingTest, Base64AndItsUrlSafeFormKeepThePadding) {
   EXPECT_EQ(Base64(""), "");
   EXPECT_EQ(Base64("f"), "Zg==");
   EXPECT_EQ(Base64("foobar"), "Zm9vYmFy");  // RFC 4648 section 10
   EXPECT_EQ(Base64("\xfb\xff\xbf"), "+/+/");
   EXPECT_EQ(Base64Url("\xfb\xff\xbf"), "-_-_");
-  EXPECT_EQ(Base64Url("fo"), "Zm8");
+  EXPECT_EQ(Base64Url("fo"), "Zm8=");
+  EXPECT_EQ(Base64Url("f"), "Zg==");
   EXPECT_EQ(Base64Url(R"({"username":"u","password":"p?>"})"),
-            "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InA_PiJ9");
+            "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InA_PiJ9");  // 36 bytes: no padding
 }
 
 TEST(EncodingTest, PercentEncodingKeepsOnlyUnreservedBytes) {
