@@ -38,6 +38,7 @@ class MotoServer {
     }
     port_ = FreePort();
     dir_ = FreshDir("moto-" + std::to_string(port_));
+    remove_dir_.path = dir_;
     process_ = std::make_unique<ServiceProcess>(
         std::vector<std::string>{moto, "-H", "127.0.0.1", "-p", std::to_string(port_)},
         (dir_ / "moto.log").string(),
@@ -113,6 +114,7 @@ class MotoServer {
 
   int port_ = 0;
   std::filesystem::path dir_;
+  RemoveDirLater remove_dir_;  // after the process has stopped
   std::unique_ptr<ServiceProcess> process_;
   std::unique_ptr<net::HttpClient> client_;
   std::string error_, key_id_, secret_;

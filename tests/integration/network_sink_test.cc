@@ -324,10 +324,12 @@ class InfluxSinkTest : public ::testing::Test {
   void SetUp() override {
     BITFUSION_REQUIRE_SERVICE(InfluxService::Get() != nullptr, InfluxService::Why());
     dir_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    remove_dir_.path = dir_;
     static int counter = 0;
     db_ = "influx_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
   }
   fs::path dir_;
+  testing::RemoveDirLater remove_dir_;
   std::string db_;
 };
 
@@ -533,6 +535,7 @@ class PostgresSinkTest : public ::testing::Test {
   void SetUp() override {
     BITFUSION_REQUIRE_SERVICE(PostgresService::Get() != nullptr, PostgresService::Why());
     dir_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    remove_dir_.path = dir_;
     static int counter = 0;
     schema_ = "pgsink_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
   }
@@ -542,6 +545,7 @@ class PostgresSinkTest : public ::testing::Test {
     return sink.ok() ? *sink : nullptr;
   }
   fs::path dir_;
+  testing::RemoveDirLater remove_dir_;
   std::string schema_;
 };
 
@@ -640,6 +644,7 @@ class EsSinkTest : public ::testing::Test {
   void SetUp() override {
     BITFUSION_REQUIRE_SERVICE(EsFakeService::Get() != nullptr, EsFakeService::Why());
     dir_ = testing::FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    remove_dir_.path = dir_;
     static int counter = 0;
     index_ = "es_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
   }
@@ -658,6 +663,7 @@ class EsSinkTest : public ::testing::Test {
     return json::parse(testing::HttpCall(port, "GET", "/_fake/stats").body);
   }
   fs::path dir_;
+  testing::RemoveDirLater remove_dir_;
   std::string index_;
 };
 

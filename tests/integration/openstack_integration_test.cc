@@ -39,6 +39,7 @@ class OpenStackFake {
       return;
     }
     dir_ = testing::FreshDir("openstack-fake");
+    remove_dir_.path = dir_;
     const std::string port_file = (dir_ / "port").string();
     process_ = std::make_unique<ServiceProcess>(
         std::vector<std::string>{python, BITFUSION_SOURCE_DIR "/tests/fakes/openstack_fake.py",
@@ -108,6 +109,7 @@ class OpenStackFake {
 
  private:
   std::filesystem::path dir_;
+  testing::RemoveDirLater remove_dir_;  // after the process has stopped
   std::unique_ptr<ServiceProcess> process_;
   std::unique_ptr<net::HttpClient> control_;
   std::string error_;

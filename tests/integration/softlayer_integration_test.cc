@@ -33,6 +33,7 @@ class SoftLayerFake {
       return;
     }
     dir_ = testing::FreshDir("softlayer-fake");
+    remove_dir_.path = dir_;
     const std::string port_file = (dir_ / "port").string();
     process_ = std::make_unique<ServiceProcess>(
         std::vector<std::string>{python, BITFUSION_SOURCE_DIR "/tests/fakes/softlayer_fake.py",
@@ -113,6 +114,7 @@ class SoftLayerFake {
 
  private:
   std::filesystem::path dir_;
+  testing::RemoveDirLater remove_dir_;  // after the process has stopped
   std::unique_ptr<ServiceProcess> process_;
   std::unique_ptr<net::HttpClient> control_;
   std::unique_ptr<net::HttpClient> api_;
@@ -231,6 +233,8 @@ TEST_F(SoftLayerFakeTest, WrongKeyIsPermissionDeniedNamingTheCodeAndNoSecretAnyw
 
 TEST_F(SoftLayerFakeTest, MissingCredentialsSayWhereTheyWereLookedForAndTheFileWorks) {
   const auto home = testing::FreshDir("softlayer-home");
+  testing::RemoveDirLater remove_home;
+  remove_home.path = home;
   ScopedEnv env({{"SL_USERNAME", nullptr},
                  {"SL_API_KEY", nullptr},
                  {"SOFTLAYER_USERNAME", nullptr},

@@ -11,6 +11,7 @@
 #include "devices/rocm_smi_enricher.h"
 #include "devices/xrt_enricher.h"
 #include "scoped_env.h"
+#include "scratch_dir.h"
 
 namespace bitfusion {
 namespace {
@@ -47,7 +48,7 @@ TEST(NvmlEnricherTest, FillsNameMemoryUuidVersionsMigAndNvSwitchPeers) {
 TEST(NvmlEnricherTest, MinorNumbersFromNvmlReplaceThePciOrderGuess) {
   const std::string env_value = kFixtures + "/vendor/nvml-mixed.json";
   ScopedEnv env({{"BITFUSION_FAKE_NVML_CONFIG", env_value.c_str()}});
-  const std::string root = ::testing::TempDir() + "/bf-nvml-minor";
+  const std::string root = testing::ScratchPath("bf-nvml-minor");
   std::filesystem::remove_all(root);
   std::filesystem::copy(
       kFixtures + "/sysfs/mixed", root,
@@ -85,7 +86,7 @@ TEST(NvmlEnricherTest, NoNvidiaDevicesMeansNothingIsLoaded) {
 }
 
 TEST(NvmlEnricherTest, GpusNvmlDoesNotKnowKeepTheirSysfsFacts) {
-  const std::string config = ::testing::TempDir() + "/bf-nvml-one.json";
+  const std::string config = testing::ScratchPath("bf-nvml-one.json");
   std::ofstream(config) << R"({"devices": [{"bus_id": "0000:0f:00.0", "name": "Only One",
       "uuid": "GPU-1", "memory_total": 1024}]})";
   ScopedEnv env({{"BITFUSION_FAKE_NVML_CONFIG", config.c_str()}});

@@ -14,6 +14,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
+#include "scratch_dir.h"
 
 namespace bitfusion {
 namespace {
@@ -52,7 +53,7 @@ class LogCapture {
 };
 
 std::string WriteConfig(const std::string& name, const std::string& json) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path = testing::ScratchPath(name);
   std::ofstream(path) << json;
   return path;
 }

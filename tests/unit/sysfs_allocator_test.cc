@@ -23,6 +23,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "devices/device_lease.h"
+#include "scratch_dir.h"
 
 extern char** environ;
 
@@ -300,7 +301,7 @@ TEST(SysfsAllocatorTest, NvlinkThroughNvSwitchesAndDirectPeers) {
   EXPECT_TRUE(dgx->Acquire(all, Soon()).ok()) << "every A100 reaches the others via NVSwitch";
 
   // A DGX-1-like wiring: 07<->0f and 47<->4e linked directly, nothing else.
-  const std::string config = ::testing::TempDir() + "/bf-nvml-pairs.json";
+  const std::string config = testing::ScratchPath("bf-nvml-pairs.json");
   std::ofstream(config) << R"({"devices": [
     {"bus_id": "0000:07:00.0", "name": "A", "uuid": "GPU-0", "memory_total": 1,
      "nvlinks": ["00000000:0F:00.0", ""]},
