@@ -45,6 +45,46 @@ Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset) {
   return ranges;
 }
 
+Result<std::vector<std::string>> HostCommandArgv(const ContainerSpec& spec,
+                                                 const std::string& scheme) {
+  if (!spec.image.empty()) {
+    return InvalidArgumentError(scheme + " runs host commands and has no images (asked for \"" +
+                                spec.image + "\"); use a docker:// runner for images");
+  }
+  std::vector<std::string> unsupported;
+  if (!spec.mounts.empty()) unsupported.push_back("mounts");
+  if (!spec.device_requests.empty()) unsupported.push_back("device_requests");
+  if (!spec.cdi_devices.empty()) unsupported.push_back("cdi_devices");
+  if (!spec.device_cgroup_rules.empty()) unsupported.push_back("device_cgroup_rules");
+  if (!spec.user.empty()) unsupported.push_back("user");
+  if (spec.cpus != 0) unsupported.push_back("cpus");
+  if (spec.memory_bytes != 0) unsupported.push_back("memory_bytes");
+  if (spec.shm_bytes != 0) unsupported.push_back("shm_bytes");
+  if (!spec.health_check.command.empty()) unsupported.push_back("health_check");
+  if (!spec.network_mode.empty() && spec.network_mode != "host") {
+    unsupported.push_back("network_mode");
+  }
+  if (!unsupported.empty()) {
+    std::string list;
+    for (const auto& f : unsupported) list += (list.empty() ? "" : ", ") + f;
+    return InvalidArgumentError(scheme + " cannot honour " + list +
+                                " (they need a container engine); drop them or use docker://");
+  }
+  // A host process already sees host devices; only identity mappings make sense.
+  for (const auto& d : spec.devices) {
+    if (!d.path_in_container.empty() && d.path_in_container != d.path_on_host) {
+      return InvalidArgumentError(scheme + " cannot remap device " + d.path_on_host + " to " +
+                                  d.path_in_container);
+    }
+  }
+  std::vector<std::string> argv = spec.entrypoint;
+  argv.insert(argv.end(), spec.command.begin(), spec.command.end());
+  if (argv.empty() || argv[0].empty()) {
+    return InvalidArgumentError("container spec has no command; set command (argv) to run");
+  }
+  return argv;
+}
+
 Status CheckTimeout(std::int64_t timeout_ns) {
   if (timeout_ns < 0) return InvalidArgumentError("timeout must not be negative");
   return Status::OK();

@@ -27,6 +27,14 @@ struct CpuRange {
 /// cpuset for anything else, the empty string included.
 Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset);
 
+/// For runners of host commands without an engine (process://, process+ssh://; `scheme` names
+/// it in messages): the command line (entrypoint, then command), or InvalidArgument for a spec
+/// that needs an engine -- an image, mounts, device requests, CDI devices, cgroup rules, a user,
+/// CPU/memory/shm limits, a health check, a network other than the host's, a device mapped to
+/// another path -- or that has no command.
+Result<std::vector<std::string>> HostCommandArgv(const ContainerSpec& spec,
+                                                 const std::string& scheme);
+
 /// InvalidArgument when ContainerSpec::timeout_ns is negative.
 Status CheckTimeout(std::int64_t timeout_ns);
 

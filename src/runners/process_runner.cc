@@ -19,9 +19,11 @@
 #include "core/ascii.h"
 #include "core/spawn.h"
 #include "runners/container_spec_checks.h"
+#include "runners/handle_table.h"
 #include "runners/log_fanout.h"
 #include "runners/process_child.h"
 #include "runners/process_ledger.h"
+#include "runners/runner_event_hub.h"
 
 extern char** environ;
 
@@ -86,33 +88,13 @@ std::map<std::string, std::string> InheritedEnvironment(ProcessRunnerOptions::En
 
 }  // namespace
 
-// What the runner knows of the containers it made: their logs and labels by id, and who
+// What the runner knows of the containers it made (their logs and Inspect by id), and who
 // listens to lifecycle events.
 struct ProcessRunnerHub {
-  std::string source = "process://";
+  internal::HandleTable handles{"process://"};
 
-  std::mutex mu;
-  std::map<std::string, std::weak_ptr<internal::LogFanout>> logs;
-  std::map<std::string, std::function<ContainerInfo()>> live;  // id -> Inspect of a live handle
-
-  std::mutex events_mu;  // held while callbacks run, so a cancelled one is not running
-  int next_subscriber = 0;
-  std::map<int, EventCallback> subscribers;
-
-  void Emit(EventType type, const std::string& action, const std::string& id, const Labels& labels,
-            Labels extra = {}) {
-    Event e;
-    e.type = type;
-    e.source = source;
-    e.subject = id;
-    e.action = action;
-    e.attributes = labels;
-    e.attributes["name"] = id;
-    for (auto& [k, v] : extra) e.attributes[k] = std::move(v);
-    e.time_ns = WallNowNs();
-    std::lock_guard lock(events_mu);
-    for (auto& [key, callback] : subscribers) callback(e);
-  }
+  const std::shared_ptr<internal::RunnerEventHub> events =
+      std::make_shared<internal::RunnerEventHub>("process://");
 };
 
 namespace {
@@ -140,27 +122,19 @@ class ProcessContainer final : public Container {
         labels_(std::move(labels)),
         quiet_(quiet) {
     created_ns_ = WallNowNs();
-    if (!quiet_) {
-      std::lock_guard lock(hub_->mu);
-      hub_->logs[id_] = logs_;
-      hub_->live[id_] = [this] { return InspectNow(); };
-    }
-    if (!quiet_) hub_->Emit(EventType::kContainerCreated, "create", id_, labels_);
+    if (!quiet_) hub_->handles.Add(id_, logs_, [this] { return InspectNow(); });
+    if (!quiet_) hub_->events->Emit(EventType::kContainerCreated, "create", id_, labels_);
   }
 
   ~ProcessContainer() override {
     if (!quiet_) {
       // Unlisted first: Inspect through the hub must not reach a handle being destroyed.
-      std::lock_guard lock(hub_->mu);
-      hub_->live.erase(id_);
+      hub_->handles.Unlist(id_);
     }
     Teardown();
     if (!quiet_) {
-      {
-        std::lock_guard lock(hub_->mu);
-        hub_->logs.erase(id_);
-      }
-      hub_->Emit(EventType::kContainerDestroyed, "destroy", id_, labels_);
+      hub_->handles.Forget(id_);
+      hub_->events->Emit(EventType::kContainerDestroyed, "destroy", id_, labels_);
     }
   }
 
@@ -231,7 +205,7 @@ class ProcessContainer final : public Container {
         [logs = logs_](LogStream s, std::string_view line) { logs->Deliver(s, line); },
         [this](const ExitStatus& ended) { ReportDeath(ended); });
     started_ = true;
-    if (!quiet_) hub_->Emit(EventType::kContainerStarted, "start", id_, labels_);
+    if (!quiet_) hub_->events->Emit(EventType::kContainerStarted, "start", id_, labels_);
     child_->Follow();
     return Status::OK();
   }
@@ -385,8 +359,8 @@ class ProcessContainer final : public Container {
     if (!quiet_ && !kept_) {
       // Docker's convention, so reactors read both engines alike: 128+N for signal N.
       const int code = ended.signal != 0 ? 128 + ended.signal : ended.exit_code;
-      hub_->Emit(EventType::kContainerDied, "die", id_, labels_,
-                 {{"exitCode", std::to_string(code)}});
+      hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
+                         {{"exitCode", std::to_string(code)}});
     }
   }
 
@@ -482,43 +456,12 @@ namespace {
 Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& options,
                                                const std::shared_ptr<ProcessRunnerHub>& hub,
                                                const ContainerSpec& spec, bool quiet) {
-  if (!spec.image.empty()) {
-    return InvalidArgumentError("process:// runs host commands and has no images (asked for \"" +
-                                spec.image + "\"); use a docker:// runner for images");
-  }
-  std::vector<std::string> unsupported;
-  if (!spec.mounts.empty()) unsupported.push_back("mounts");
-  if (!spec.device_requests.empty()) unsupported.push_back("device_requests");
-  if (!spec.cdi_devices.empty()) unsupported.push_back("cdi_devices");
-  if (!spec.device_cgroup_rules.empty()) unsupported.push_back("device_cgroup_rules");
-  if (!spec.user.empty()) unsupported.push_back("user");
-  if (spec.cpus != 0) unsupported.push_back("cpus");
-  if (spec.memory_bytes != 0) unsupported.push_back("memory_bytes");
-  if (spec.shm_bytes != 0) unsupported.push_back("shm_bytes");
-  if (!spec.health_check.command.empty()) unsupported.push_back("health_check");
-  if (!spec.network_mode.empty() && spec.network_mode != "host") {
-    unsupported.push_back("network_mode");
-  }
-  if (!unsupported.empty()) {
-    std::string list;
-    for (const auto& f : unsupported) list += (list.empty() ? "" : ", ") + f;
-    return InvalidArgumentError("process:// cannot honour " + list +
-                                " (they need a container engine); drop them or use docker://");
-  }
-  // A host process already sees host devices; only identity mappings make sense.
+  BITFUSION_ASSIGN_OR_RETURN(std::vector<std::string> argv,
+                             internal::HostCommandArgv(spec, "process://"));
   for (const auto& d : spec.devices) {
-    if (!d.path_in_container.empty() && d.path_in_container != d.path_on_host) {
-      return InvalidArgumentError("process:// cannot remap device " + d.path_on_host + " to " +
-                                  d.path_in_container);
-    }
     if (!std::filesystem::exists(d.path_on_host)) {
       return NotFoundError("device " + d.path_on_host + " does not exist on this host");
     }
-  }
-  std::vector<std::string> argv = spec.entrypoint;
-  argv.insert(argv.end(), spec.command.begin(), spec.command.end());
-  if (argv.empty() || argv[0].empty()) {
-    return InvalidArgumentError("container spec has no command; set command (argv) to run");
   }
 
   std::map<std::string, std::string> env_map = InheritedEnvironment(options.env);
@@ -569,14 +512,6 @@ Result<std::unique_ptr<Container>> MakeProcess(const ProcessRunnerOptions& optio
       std::move(env), spec.working_dir, cpus, spec.timeout_ns, spec.labels, quiet));
 }
 
-bool HasLabels(const Labels& have, const Labels& want) {
-  for (const auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it == have.end() || it->second != v) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Container>> ProcessRunner::Create(const ContainerSpec& spec) {
@@ -584,41 +519,16 @@ Result<std::unique_ptr<Container>> ProcessRunner::Create(const ContainerSpec& sp
 }
 
 Result<std::vector<ContainerInfo>> ProcessRunner::ListContainers(const Labels& labels) {
-  std::vector<ContainerInfo> out;
-  std::lock_guard lock(hub_->mu);
-  for (const auto& [id, inspect] : hub_->live) {
-    ContainerInfo info = inspect();
-    if (HasLabels(info.labels, labels)) out.push_back(std::move(info));
-  }
-  return out;
+  return hub_->handles.List(labels);
 }
 
 Result<std::vector<LogLine>> ProcessRunner::TailLogs(const std::string& container_id,
                                                      std::size_t lines) {
-  std::shared_ptr<internal::LogFanout> logs;
-  {
-    std::lock_guard lock(hub_->mu);
-    auto it = hub_->logs.find(container_id);
-    if (it != hub_->logs.end()) logs = it->second.lock();
-  }
-  if (!logs) {
-    return NotFoundError("no process " + container_id +
-                         " in this process:// runner (its handle may be gone)");
-  }
-  return logs->Tail(lines);
+  return hub_->handles.Tail(container_id, lines);
 }
 
 Result<Subscription> ProcessRunner::Events(EventCallback callback) {
-  std::lock_guard lock(hub_->events_mu);
-  const int key = hub_->next_subscriber++;
-  hub_->subscribers.emplace(key, std::move(callback));
-  std::weak_ptr<ProcessRunnerHub> weak = hub_;
-  return Subscription([weak, key] {
-    if (auto hub = weak.lock()) {
-      std::lock_guard inner(hub->events_mu);
-      hub->subscribers.erase(key);
-    }
-  });
+  return hub_->events->Subscribe(std::move(callback));
 }
 
 Result<ReapReport> ProcessRunner::Reap(const ReapPolicy& policy) {

@@ -26,6 +26,7 @@
 #include "net/ssh_session.h"
 #include "net/ssh_uri.h"
 #include "runners/container_spec_checks.h"
+#include "runners/handle_table.h"
 #include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 #include "runners/runner_event_hub.h"
@@ -59,9 +60,7 @@ struct SshProcessRunnerHub {
   std::string where;  // "root@10.0.0.5:22", for messages
   std::shared_ptr<internal::RunnerEventHub> events;
 
-  std::mutex mu;
-  std::map<std::string, std::weak_ptr<internal::LogFanout>> logs;
-  std::map<std::string, std::function<ContainerInfo()>> live;
+  internal::HandleTable handles{"process+ssh://"};
 };
 
 namespace {
@@ -111,26 +110,18 @@ class SshProcess final : public Container {
         logs_(std::make_shared<internal::LogFanout>(hub_->options.log_buffer_bytes)) {
     created_ns_ = WallNowNs();
     if (!quiet_) {
-      {
-        std::lock_guard lock(hub_->mu);
-        hub_->logs[id_] = logs_;
-        hub_->live[id_] = [this] { return InspectNow(); };
-      }
+      hub_->handles.Add(id_, logs_, [this] { return InspectNow(); });
       hub_->events->Emit(EventType::kContainerCreated, "create", id_, labels_);
     }
   }
 
   ~SshProcess() override {
     if (!quiet_) {
-      std::lock_guard lock(hub_->mu);
-      hub_->live.erase(id_);
+      hub_->handles.Unlist(id_);
     }
     Teardown();
     if (!quiet_) {
-      {
-        std::lock_guard lock(hub_->mu);
-        hub_->logs.erase(id_);
-      }
+      hub_->handles.Forget(id_);
       hub_->events->Emit(EventType::kContainerDestroyed, "destroy", id_, labels_);
     }
   }
@@ -661,43 +652,10 @@ class SshProcess final : public Container {
 
 Result<std::unique_ptr<Container>> MakeSshProcess(const std::shared_ptr<SshProcessRunnerHub>& hub,
                                                   const ContainerSpec& spec, bool quiet) {
-  if (!spec.image.empty()) {
-    return InvalidArgumentError(
-        "process+ssh:// runs host commands and has no images (asked for \"" + spec.image +
-        "\"); use a docker:// runner for images");
-  }
-  std::vector<std::string> unsupported;
-  if (!spec.mounts.empty()) unsupported.push_back("mounts");
-  if (!spec.device_requests.empty()) unsupported.push_back("device_requests");
-  if (!spec.cdi_devices.empty()) unsupported.push_back("cdi_devices");
-  if (!spec.device_cgroup_rules.empty()) unsupported.push_back("device_cgroup_rules");
-  if (!spec.user.empty()) unsupported.push_back("user");
-  if (spec.cpus != 0) unsupported.push_back("cpus");
-  if (spec.memory_bytes != 0) unsupported.push_back("memory_bytes");
-  if (spec.shm_bytes != 0) unsupported.push_back("shm_bytes");
-  if (!spec.health_check.command.empty()) unsupported.push_back("health_check");
-  if (!spec.network_mode.empty() && spec.network_mode != "host") {
-    unsupported.push_back("network_mode");
-  }
-  if (!unsupported.empty()) {
-    std::string list;
-    for (const auto& f : unsupported) list += (list.empty() ? "" : ", ") + f;
-    return InvalidArgumentError("process+ssh:// cannot honour " + list +
-                                " (they need a container engine); drop them or use docker://");
-  }
+  BITFUSION_ASSIGN_OR_RETURN(std::vector<std::string> argv,
+                             internal::HostCommandArgv(spec, "process+ssh://"));
   std::vector<std::string> devices;
-  for (const auto& d : spec.devices) {
-    if (!d.path_in_container.empty() && d.path_in_container != d.path_on_host) {
-      return InvalidArgumentError("process+ssh:// cannot remap device " + d.path_on_host + " to " +
-                                  d.path_in_container);
-    }
-    devices.push_back(d.path_on_host);
-  }
-  std::vector<std::string> argv = spec.entrypoint;
-  argv.insert(argv.end(), spec.command.begin(), spec.command.end());
-  if (argv.empty() || argv[0].empty()) {
-    return InvalidArgumentError("container spec has no command; set command (argv) to run");
-  }
+  for (const auto& d : spec.devices) devices.push_back(d.path_on_host);
   BITFUSION_RETURN_IF_ERROR(internal::CheckEnvironmentNames(spec.env));
   for (const auto& [name, value] : spec.env) {
     // The remote sh exports them: only names it can hold.
@@ -745,14 +703,6 @@ Result<std::unique_ptr<Container>> MakeSshProcess(const std::shared_ptr<SshProce
   return std::unique_ptr<Container>(
       new SshProcess(spec.name.empty() ? NextId() : spec.name, hub, std::move(argv), spec.env,
                      spec.working_dir, spec.cpuset, spec.timeout_ns, spec.labels, quiet));
-}
-
-bool HasLabels(const Labels& have, const Labels& want) {
-  for (const auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it == have.end() || it->second != v) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -828,28 +778,12 @@ Result<std::unique_ptr<Container>> SshProcessRunner::Create(const ContainerSpec&
 }
 
 Result<std::vector<ContainerInfo>> SshProcessRunner::ListContainers(const Labels& labels) {
-  std::vector<ContainerInfo> out;
-  std::lock_guard lock(hub_->mu);
-  for (const auto& [id, inspect] : hub_->live) {
-    ContainerInfo info = inspect();
-    if (HasLabels(info.labels, labels)) out.push_back(std::move(info));
-  }
-  return out;
+  return hub_->handles.List(labels);
 }
 
 Result<std::vector<LogLine>> SshProcessRunner::TailLogs(const std::string& container_id,
                                                         std::size_t lines) {
-  std::shared_ptr<internal::LogFanout> logs;
-  {
-    std::lock_guard lock(hub_->mu);
-    auto it = hub_->logs.find(container_id);
-    if (it != hub_->logs.end()) logs = it->second.lock();
-  }
-  if (!logs) {
-    return NotFoundError("no process " + container_id +
-                         " in this process+ssh:// runner (its handle may be gone)");
-  }
-  return logs->Tail(lines);
+  return hub_->handles.Tail(container_id, lines);
 }
 
 Result<Subscription> SshProcessRunner::Events(EventCallback callback) {

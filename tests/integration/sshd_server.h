@@ -169,28 +169,40 @@ class NetnsHost {
 
 /// Two SSH hosts for a test: this host's sshd on 127.0.0.1 (started in SetUp, as root) and, on
 /// StartFarHost(), another in a network namespace of its own, both taking the client's key.
-class TwoSshHostsTest : public ::testing::Test {
- protected:
-  explicit TwoSshHostsTest(std::string name) : name_(std::move(name)) {}
-  void SetUp() override {
+/// A loopback SSH host and, when asked, a second host in a network namespace, sharing one client
+/// identity: what the SSH tests (static://, process+ssh://, host+ssh://, plans across machines)
+/// run against. Each Start* returns "" or why its host could not start.
+class TwoSshHosts {
+ public:
+  explicit TwoSshHosts(std::string name) : name_(std::move(name)) {}
+  TwoSshHosts(const TwoSshHosts&) = delete;
+  TwoSshHosts& operator=(const TwoSshHosts&) = delete;
+  ~TwoSshHosts() { StopAll(); }
+
+  /// The directory, the client's files and the loopback host ("lo", 127.0.0.1).
+  std::string StartNear() {
     dir_ = FreshDir(name_);
-    BITFUSION_REQUIRE_SERVICE(IsRoot(), "sshd for a root login needs root");
-    const std::string made = client_.Make(dir_);
-    BITFUSION_REQUIRE_SERVICE(made.empty(), made);
+    if (!IsRoot()) return "sshd for a root login needs root";
+    if (std::string made = client_.Make(dir_); !made.empty()) return made;
     lo_ = std::make_unique<TestSshd>(client_, "lo", "127.0.0.1", FreePort());
-    BITFUSION_REQUIRE_SERVICE(lo_->error().empty(), lo_->error());
+    return lo_->error();
   }
-  void TearDown() override {
+  /// The host in a network namespace of its own, on port 22 of its address.
+  std::string StartFar(const std::string& name = "far") {
+    ns_ = std::make_unique<NetnsHost>();
+    if (!ns_->error().empty()) return ns_->error();
+    far_ = std::make_unique<TestSshd>(client_, name, ns_->address(), 22, ns_->Prefix());
+    return far_->error();
+  }
+  void StopAll() {
     far_.reset();
     ns_.reset();
     lo_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void StartFarHost() {
-    ns_ = std::make_unique<NetnsHost>();
-    BITFUSION_REQUIRE_SERVICE(ns_->error().empty(), ns_->error());
-    far_ = std::make_unique<TestSshd>(client_, "far", ns_->address(), 22, ns_->Prefix());
-    BITFUSION_REQUIRE_SERVICE(far_->error().empty(), far_->error());
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+      dir_.clear();
+    }
   }
 
   std::string name_;
@@ -199,6 +211,21 @@ class TwoSshHostsTest : public ::testing::Test {
   std::unique_ptr<TestSshd> lo_;
   std::unique_ptr<NetnsHost> ns_;
   std::unique_ptr<TestSshd> far_;
+};
+
+/// TwoSshHosts for one test: the loopback host in SetUp, the far one when the test asks.
+class TwoSshHostsTest : public ::testing::Test, public TwoSshHosts {
+ protected:
+  explicit TwoSshHostsTest(std::string name) : TwoSshHosts(std::move(name)) {}
+  void SetUp() override {
+    const std::string why = StartNear();
+    BITFUSION_REQUIRE_SERVICE(why.empty(), why);
+  }
+  void TearDown() override { StopAll(); }
+  void StartFarHost() {
+    const std::string why = StartFar();
+    BITFUSION_REQUIRE_SERVICE(why.empty(), why);
+  }
 };
 
 }  // namespace bitfusion::testing

@@ -21,40 +21,19 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using testing::NetnsHost;
-using testing::SshClientFiles;
-using testing::TestSshd;
 
 // One set of services for the whole process (ONE_PROCESS in tests/CMakeLists.txt).
-struct Hosts {
-  fs::path dir;
-  SshClientFiles client;
-  std::unique_ptr<TestSshd> lo;
-  std::unique_ptr<NetnsHost> ns;
-  std::unique_ptr<TestSshd> h2;
+struct Hosts : testing::TwoSshHosts {
   std::string error;     // why the loopback sshd is not there
   std::string ns_error;  // why the namespace host is not there
   fs::path inventory;    // lo-a, lo-b (both the loopback sshd), h2
   fs::path dead_inventory;
   int dead_port = 0;
 
-  Hosts() {
-    dir = testing::FreshDir("static-sshd");
-    if (!testing::IsRoot()) {
-      error = "sshd for a root login needs root";
-      return;
-    }
-    error = client.Make(dir);
+  Hosts() : TwoSshHosts("static-sshd") {
+    error = StartNear();
     if (!error.empty()) return;
-    lo = std::make_unique<TestSshd>(client, "lo", "127.0.0.1", testing::FreePort());
-    error = lo->error();
-    if (!error.empty()) return;
-    ns = std::make_unique<NetnsHost>();
-    ns_error = ns->error();
-    if (ns_error.empty()) {
-      h2 = std::make_unique<TestSshd>(client, "h2", ns->address(), 22, ns->Prefix());
-      ns_error = h2->error();
-    }
+    ns_error = StartFar("h2");
     // "key" relative to the inventory's directory, as users write it.
     auto host = [&](const std::string& name, const std::string& address, int port,
                     const std::string& labels) {
@@ -62,30 +41,25 @@ struct Hosts {
              "\", \"port\": " + std::to_string(port) +
              ", \"user\": \"root\", \"key\": \"client_key\", \"labels\": {" + labels + "}}";
     };
-    inventory = dir / "inventory.json";
-    std::ofstream(inventory) << "{\"hosts\": [" << host("lo-a", "127.0.0.1", lo->port(), "") << ", "
-                             << host("lo-b", "localhost", lo->port(), "\"fpga\": \"xilinx-u250\"")
+    inventory = dir_ / "inventory.json";
+    std::ofstream(inventory) << "{\"hosts\": [" << host("lo-a", "127.0.0.1", lo_->port(), "")
+                             << ", "
+                             << host("lo-b", "localhost", lo_->port(), "\"fpga\": \"xilinx-u250\"")
                              << (ns_error.empty()
-                                     ? ", " + host("h2", ns->address(), 22, "\"site\": \"ns\"")
+                                     ? ", " + host("h2", ns_->address(), 22, "\"site\": \"ns\"")
                                      : std::string())
                              << "]}";
     dead_port = testing::FreePort();
-    dead_inventory = dir / "dead.json";
+    dead_inventory = dir_ / "dead.json";
     std::ofstream(dead_inventory) << "{\"hosts\": [" << host("dead", "127.0.0.1", dead_port, "")
                                   << "]}";
-  }
-  ~Hosts() {
-    h2.reset();
-    ns.reset();
-    lo.reset();
-    fs::remove_all(dir);
   }
 
   // lo-b names the loopback sshd "localhost": a lease is per address and port, so the two
   // names lease separately.
   std::string Uri(const fs::path& file, const std::string& leases = "leases") const {
-    return "static://" + file.string() + "?lease_dir=" + (dir / leases).string() +
-           "&ssh_config=" + client.config.string() + "&connect_timeout=5";
+    return "static://" + file.string() + "?lease_dir=" + (dir_ / leases).string() +
+           "&ssh_config=" + client_.config.string() + "&connect_timeout=5";
   }
 };
 
@@ -116,9 +90,9 @@ class StaticSshTest : public ::testing::Test {
   Hosts& h() { return TheHosts(); }
   SshSession Session(const std::string& address, int port) {
     SshSessionOptions o;
-    o.config_file = h().client.config;
+    o.config_file = h().client_.config;
     o.connect_timeout = std::chrono::seconds(5);
-    return SshSession(SshTarget{address, port, "root", h().client.key}, o);
+    return SshSession(SshTarget{address, port, "root", h().client_.key}, o);
   }
   std::shared_ptr<Provisioner> Make(const fs::path& inventory,
                                     const std::string& leases = "leases") {
@@ -129,8 +103,8 @@ class StaticSshTest : public ::testing::Test {
 };
 
 TEST_F(StaticSshTest, RunsCommandsWithArgumentsIntactOverOneMaster) {
-  SshSession s = Session("127.0.0.1", h().lo->port());
-  const int logins_before = h().lo->Logins();
+  SshSession s = Session("127.0.0.1", h().lo_->port());
+  const int logins_before = h().lo_->Logins();
   ASSERT_TRUE(s.Connect().ok());
   const fs::path socket = s.control_path();
   ASSERT_FALSE(socket.empty());
@@ -149,18 +123,18 @@ TEST_F(StaticSshTest, RunsCommandsWithArgumentsIntactOverOneMaster) {
   EXPECT_EQ(failed->exit_status, 7);
   EXPECT_EQ(failed->err, "to-err\n");
   // The commands went through the master: sshd saw one login for all of them.
-  EXPECT_EQ(h().lo->Logins(), logins_before + 1);
+  EXPECT_EQ(h().lo_->Logins(), logins_before + 1);
   auto fresh = s.RunUnmultiplexed({"true"}, std::chrono::seconds(20));
   ASSERT_TRUE(fresh.ok());
   EXPECT_EQ(fresh->exit_status, 0) << fresh->err;
-  EXPECT_EQ(h().lo->Logins(), logins_before + 2);  // and a fresh one logs in again
+  EXPECT_EQ(h().lo_->Logins(), logins_before + 2);  // and a fresh one logs in again
   s.Close();
   EXPECT_FALSE(fs::exists(socket));
   EXPECT_FALSE(fs::exists(socket.parent_path()));
 }
 
 TEST_F(StaticSshTest, CommandChannelKeepsOutputExactAndWorksBesideOtherThreads) {
-  SshSession s = Session("127.0.0.1", h().lo->port());
+  SshSession s = Session("127.0.0.1", h().lo_->port());
   ASSERT_TRUE(s.Connect().ok());
   // Binary output with NULs and no final newline, a megabyte of it, and stderr apart.
   auto binary = s.Run({"printf", "a\\000b\\377"}, std::chrono::seconds(20));
@@ -197,7 +171,7 @@ TEST_F(StaticSshTest, CommandChannelKeepsOutputExactAndWorksBesideOtherThreads) 
 }
 
 TEST_F(StaticSshTest, TimeoutKillsTheCommand) {
-  SshSession s = Session("127.0.0.1", h().lo->port());
+  SshSession s = Session("127.0.0.1", h().lo_->port());
   ASSERT_TRUE(s.Connect().ok());
   const auto start = std::chrono::steady_clock::now();
   auto r = s.Run({"sleep", "60"}, std::chrono::milliseconds(500));
@@ -233,12 +207,12 @@ TEST_F(StaticSshTest, UnreachableHostIsOneErrorNamingHostAndSshsMessage) {
 
 TEST_F(StaticSshTest, WrongKeyIsRefusedWithoutAPrompt) {
   SshSessionOptions o;
-  o.config_file = h().client.config;
+  o.config_file = h().client_.config;
   o.connect_timeout = std::chrono::seconds(5);
-  const fs::path other = h().dir / "other_key";
+  const fs::path other = h().dir_ / "other_key";
   ASSERT_EQ(testing::Shell("ssh-keygen -q -t ed25519 -N '' -f " + other.string() + " </dev/null"),
             0);
-  SshSession s(SshTarget{"127.0.0.1", h().lo->port(), "root", other}, o);
+  SshSession s(SshTarget{"127.0.0.1", h().lo_->port(), "root", other}, o);
   const Status st = s.Connect();
   ASSERT_FALSE(st.ok());
   EXPECT_THAT(st.message(), HasSubstr("Permission denied"));
@@ -262,7 +236,7 @@ TEST_F(StaticSshTest, FingerprintOverSshIsThisHostsInventory) {
   EXPECT_EQ(m->kernel, local->kernel);
   EXPECT_EQ(m->os, local->os);
   EXPECT_EQ(m->address, "127.0.0.1");
-  EXPECT_EQ(m->ssh.port, h().lo->port());
+  EXPECT_EQ(m->ssh.port, h().lo_->port());
   EXPECT_GT(m->created_ns, 0);
   EXPECT_GE(m->ssh_ready_ns, m->created_ns);
   EXPECT_GE(m->ready_ns, m->ssh_ready_ns);
@@ -303,7 +277,7 @@ TEST_F(StaticSshTest, LeaseHeldByAnotherProcessUntilItIsKilled) {
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   // The child's control sockets go where this test can find them: its master outlives it.
-  const fs::path child_runtime = h().dir / "child-rt";
+  const fs::path child_runtime = h().dir_ / "child-rt";
   fs::create_directories(child_runtime);
   const std::string uri =
       h().Uri(h().inventory, "leases-xproc") + "&runtime_dir=" + child_runtime.string();
@@ -374,7 +348,7 @@ TEST_F(StaticSshTest, SecondHostInANetworkNamespace) {
   ASSERT_TRUE(made.ok()) << made.error().ToString();
   auto m = p->WaitReady("h2", DeadlineAfter(std::chrono::seconds(60)));
   ASSERT_TRUE(m.ok()) << m.error().ToString();
-  EXPECT_EQ(m->address, h().ns->address());
+  EXPECT_EQ(m->address, h().ns_->address());
   EXPECT_GT(m->memory_bytes, 0u);
   EXPECT_GT(m->cpu.threads, 0);
   // Commands run on the other side of the veth: the namespace's address is local there.
@@ -384,8 +358,8 @@ TEST_F(StaticSshTest, SecondHostInANetworkNamespace) {
   ASSERT_TRUE(session.ok());
   auto addr = (*session)->Run({"ip", "-o", "addr", "show"}, std::chrono::seconds(20));
   ASSERT_TRUE(addr.ok());
-  EXPECT_THAT(addr->out, HasSubstr(h().ns->address() + "/30"));
-  EXPECT_THAT(addr->out, HasSubstr(h().ns->name() + "n"));  // the namespace's end of the veth
+  EXPECT_THAT(addr->out, HasSubstr(h().ns_->address() + "/30"));
+  EXPECT_THAT(addr->out, HasSubstr(h().ns_->name() + "n"));  // the namespace's end of the veth
   ASSERT_TRUE(p->Destroy({"h2"}).ok());
 }
 
