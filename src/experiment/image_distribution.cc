@@ -44,9 +44,40 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// A line every `interval` while an archive streams: how much has gone, of about how much, and
+// how fast.
+class TransferProgress {
+ public:
+  TransferProgress(std::string what, std::int64_t expected, std::chrono::nanoseconds interval)
+      : what_(std::move(what)), expected_(expected), interval_(interval) {}
+
+  void Update(std::int64_t bytes) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < interval_) return;
+    last_ = now;
+    const double seconds = std::max(1e-3, SecondsSince(start_));
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f MB/s", static_cast<double>(bytes) / 1e6 / seconds);
+    std::string of;
+    if (expected_ > 0) {
+      of = " of about " + Megabytes(expected_) + " (" +
+           std::to_string(std::min<std::int64_t>(99, bytes * 100 / expected_)) + "%)";
+    }
+    LogAt(LogLevel::kInfo, what_, ": ", Megabytes(bytes), of, " sent, ", rate);
+  }
+
+ private:
+  const std::string what_;
+  const std::int64_t expected_;
+  const std::chrono::nanoseconds interval_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_ = start_;
+};
+
 // This host's engine's archive of `image`, loaded into `remote` as it is made; the bytes sent.
 Result<std::int64_t> StreamImage(ContainerRunner& local, ContainerRunner& remote,
-                                 const std::string& image, Deadline deadline) {
+                                 const std::string& image, Deadline deadline,
+                                 TransferProgress& progress) {
   ArchivePipe pipe(kPipeBytes);
   Status saved;
   std::thread saver([&] {
@@ -55,7 +86,12 @@ Result<std::int64_t> StreamImage(ContainerRunner& local, ContainerRunner& remote
     pipe.Close(saved);
   });
   auto loaded = remote.LoadImage(
-      [&](char* buffer, std::size_t max) { return pipe.Read(buffer, max); }, deadline);
+      [&](char* buffer, std::size_t max) {
+        auto n = pipe.Read(buffer, max);
+        progress.Update(pipe.bytes_read());
+        return n;
+      },
+      deadline);
   pipe.Abort();  // what the load did not take is not wanted any more
   saver.join();
   // A save that failed on its own is the cause; one the failed load stopped (Cancelled) is not.
@@ -119,6 +155,8 @@ Result<ImageDelivery> Deliver(ContainerRunner& local, const ImageTarget& target,
   }
   if (!options.registry.empty()) {
     BITFUSION_ASSIGN_OR_RETURN(const std::string via, RegistryReference(options.registry, image));
+    LogAt(LogLevel::kInfo, "image ", image, " (", Megabytes(here.size_bytes), ") goes to ",
+          target.machine, " through registry ", options.registry);
     BITFUSION_RETURN_IF_ERROR(pushes.Push(image, via));
     BITFUSION_RETURN_IF_ERROR(WithCredentialHint(
         remote.PullImage(via, options.auth, DeadlineAfter(options.timeout)).status(),
@@ -127,8 +165,12 @@ Result<ImageDelivery> Deliver(ContainerRunner& local, const ImageTarget& target,
     d.method = "registry";
     d.bytes = here.size_bytes;
   } else {
-    BITFUSION_ASSIGN_OR_RETURN(d.bytes,
-                               StreamImage(local, remote, image, DeadlineAfter(options.timeout)));
+    LogAt(LogLevel::kInfo, "image ", image, " (", Megabytes(here.size_bytes), ") goes to ",
+          target.machine, " over SSH");
+    TransferProgress progress("image " + image + " to " + target.machine, here.size_bytes,
+                              options.progress_interval);
+    BITFUSION_ASSIGN_OR_RETURN(
+        d.bytes, StreamImage(local, remote, image, DeadlineAfter(options.timeout), progress));
     d.method = "stream";
   }
   BITFUSION_ASSIGN_OR_RETURN(const ImageInfo there, remote.InspectImage(image));

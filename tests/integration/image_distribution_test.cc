@@ -186,6 +186,39 @@ TEST_F(ImageDistributionTest, AnImageTheMachineLacksIsStreamedOverSshOnce) {
   EXPECT_TRUE(NoLeases());
 }
 
+// A streamed archive says how far it has got as it goes (here after every piece), ending at the
+// bytes it sent, so that a terminal shows a long transfer moving.
+TEST_F(ImageDistributionTest, AStreamedImageReportsItsProgress) {
+  std::vector<std::string> lines;
+  std::mutex mu;
+  const LogLevel level_before = GetLogLevel();
+  SetLogLevel(LogLevel::kInfo);
+  SetLogHandler([&](LogLevel, std::string_view message) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(message);
+  });
+  internal::ImageDistributionOptions options;
+  options.progress_interval = std::chrono::nanoseconds(0);
+  auto sent =
+      internal::DistributeImages(*here_, {{"office-1", there_.get(), {kBusyboxImage}}}, options);
+  SetLogHandler(nullptr);
+  ASSERT_TRUE(sent.ok()) << sent.error().ToString();
+  ASSERT_EQ(sent->size(), 1u);
+  EXPECT_EQ((*sent)[0].method, "stream");
+  std::vector<std::string> progress;
+  for (const auto& l : lines) {
+    if (l.find("image " + std::string(kBusyboxImage) + " to office-1: ") == 0)
+      progress.push_back(l);
+  }
+  ASSERT_GE(progress.size(), 2u) << "one line per piece of the archive";
+  EXPECT_NE(progress.front().find(" of about "), std::string::npos) << progress.front();
+  EXPECT_NE(progress.back().find(" MB/s"), std::string::npos) << progress.back();
+  char total[32];
+  std::snprintf(total, sizeof total, "%.1f MB", static_cast<double>((*sent)[0].bytes) / 1e6);
+  EXPECT_EQ(progress.back().find(std::string(": ") + total), progress.back().find(": "))
+      << "the last line counts every byte sent: " << progress.back() << " vs " << total;
+}
+
 TEST_F(ImageDistributionTest, AMachineWithTheSameImageIdGetsNothing) {
   auto first = Run(Plan(kBusyboxImage));
   ASSERT_TRUE(first.ok()) << first.error().ToString();
