@@ -179,25 +179,71 @@ Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan
                                       "time, so give it to one group");
         }
       }
-      PlanMachine m;
-      m.name = g.name + "-" + std::to_string(k + 1);
-      m.group = g.name;
-      m.info = (*leased)[k].info();
-      m.local = m.info.provider == "local";
-      auto runner = RunnerUriFor(plan.runner, g, m.info);
-      if (!runner) return runner.error().WithContext(GroupField(plan, g));
-      m.runner_uri = std::move(*runner);
-      if (!m.local) {
-        auto host = HostSourceUriFor(g, m.info, m.name);
-        if (!host) return host.error().WithContext(GroupField(plan, g));
-        m.host_source_uri = std::move(*host);
-      }
+      BITFUSION_ASSIGN_OR_RETURN(PlanMachine m,
+                                 Make(plan, g, (*leased)[k].info(), static_cast<int>(k)));
       out->machines_.push_back(std::move(m));
       out->leased_.push_back(std::move((*leased)[k]));
     }
     out->pools_.push_back(std::move(*pool));
+    out->requests_.push_back(std::move(request));
+    out->made_.push_back(static_cast<int>(leased->size()));
   }
   return out;
+}
+
+Result<PlanMachine> PlanMachines::Make(const PlanSpec& plan, const MachineGroupSpec& g,
+                                       const MachineInfo& info, int index) {
+  PlanMachine m;
+  m.name = g.name + "-" + std::to_string(index + 1);
+  m.group = g.name;
+  m.info = info;
+  m.local = m.info.provider == "local";
+  auto runner = RunnerUriFor(plan.runner, g, m.info);
+  if (!runner) return runner.error().WithContext(GroupField(plan, g));
+  m.runner_uri = std::move(*runner);
+  if (!m.local) {
+    auto host = HostSourceUriFor(g, m.info, m.name);
+    if (!host) return host.error().WithContext(GroupField(plan, g));
+    m.host_source_uri = std::move(*host);
+  }
+  return m;
+}
+
+Result<PlanMachine> PlanMachines::Replace(const PlanSpec& plan, const std::string& name) {
+  const auto at = std::find_if(machines_.begin(), machines_.end(),
+                               [&](const PlanMachine& m) { return m.name == name; });
+  if (at == machines_.end()) return NotFoundError("the plan has no machine " + name);
+  const std::size_t i = static_cast<std::size_t>(at - machines_.begin());
+  const auto group = std::find_if(plan.machines.begin(), plan.machines.end(),
+                                  [&](const MachineGroupSpec& g) { return g.name == at->group; });
+  const std::size_t g = static_cast<std::size_t>(group - plan.machines.begin());
+  if (group == plan.machines.end() || g >= pools_.size()) {
+    return NotFoundError("machine " + name + " has no group in this plan");
+  }
+  MachineRequest request = requests_[g];
+  request.count = 1;
+  LogAt(LogLevel::kInfo, "machines.", group->name, ": acquiring a machine to replace ", name);
+  auto leased = pools_[g]->Acquire(request, DeadlineAfter(kAcquireTimeout));
+  if (!leased) {
+    return leased.error().WithContext(GroupField(plan, *group) + ": replacing machine " + name);
+  }
+  // A provisioner of one machine (local://) hands out the same one again: that replaces nothing.
+  const MachineInfo& got = leased->front().info();
+  auto same = [&](const PlanMachine& m) {
+    return m.info.provider == got.provider && m.info.id == got.id;
+  };
+  if (std::any_of(machines_.begin(), machines_.end(), same) ||
+      std::any_of(replaced_.begin(), replaced_.end(), same)) {
+    leased->front().Release();
+    return FailedPreconditionError(GroupField(plan, *group) + ": replacing machine " + name +
+                                   ": its provisioner has no other machine to give");
+  }
+  BITFUSION_ASSIGN_OR_RETURN(PlanMachine fresh, Make(plan, *group, got, made_[g]++));
+  replaced_.push_back(std::move(machines_[i]));
+  replaced_leases_.push_back(std::move(leased_[i]));
+  machines_[i] = fresh;
+  leased_[i] = std::move(leased->front());
+  return fresh;
 }
 
 PlanMachines::~PlanMachines() {
@@ -207,6 +253,8 @@ PlanMachines::~PlanMachines() {
 Status PlanMachines::Release() {
   for (auto& m : leased_) m.Release();
   leased_.clear();
+  for (auto& m : replaced_leases_) m.Release();
+  replaced_leases_.clear();
   std::vector<std::string> errors;
   for (auto& pool : pools_) {
     if (Status s = pool->Close(); !s.ok()) errors.push_back(s.message());

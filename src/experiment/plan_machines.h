@@ -54,6 +54,15 @@ class PlanMachines {
   ~PlanMachines();  ///< Release()
 
   const std::vector<PlanMachine>& machines() const { return machines_; }
+  /// Machines Replace took out of the plan, in the order it did.
+  const std::vector<PlanMachine>& replaced() const { return replaced_; }
+
+  /// Another machine of `name`'s group in its place (one that failed its setup or preflight),
+  /// named GROUP-N with the next number the group has not used. The failed machine stays
+  /// leased until Release, so no later acquisition is handed it again. The pool's error when
+  /// the provisioner has none to give (a static inventory without a free host says so at once),
+  /// FailedPrecondition when it gives one the plan already has (local://'s one machine).
+  Result<PlanMachine> Replace(const PlanSpec& plan, const std::string& name);
 
   /// Hands every machine back and destroys what the groups made. Idempotent; the errors name
   /// the machines left (their expiry and `bitfusion machines reap` end them).
@@ -61,9 +70,17 @@ class PlanMachines {
 
  private:
   PlanMachines() = default;
+  // The machine of a group's `index`-th (0-based) lease, named and with its ways in.
+  static Result<PlanMachine> Make(const PlanSpec& plan, const MachineGroupSpec& g,
+                                  const MachineInfo& info, int index);
+
   std::vector<PlanMachine> machines_;
-  std::vector<PoolMachine> leased_;
-  std::vector<std::unique_ptr<Pool>> pools_;
+  std::vector<PoolMachine> leased_;  // leased_[i] is machines_[i]
+  std::vector<PlanMachine> replaced_;
+  std::vector<PoolMachine> replaced_leases_;
+  std::vector<std::unique_ptr<Pool>> pools_;  // pools_[g] serves plan.machines[g]
+  std::vector<MachineRequest> requests_;      // what pools_[g] was asked for
+  std::vector<int> made_;                     // machines pools_[g] has handed out
 };
 
 }  // namespace bitfusion::internal

@@ -53,7 +53,8 @@ struct PreparedPlan {
   std::vector<std::vector<std::string>> argvs;  // per benchmark
   std::unique_ptr<PlanMachines> groups;         // the plan's machine groups; null without
   std::vector<Placement> placements;
-  std::vector<ImageDelivery> images;  // how images reached the remote machines
+  std::vector<ImageDelivery> images;       // how images reached the remote machines
+  std::vector<MachinePreflight> replaced;  // machines that failed and were replaced
   std::vector<std::shared_ptr<ResultSink>> sinks;
   std::size_t caller_sinks = 0;  // the last ones in `sinks`: ExperimentOptions::sink_objects
 };
@@ -328,6 +329,42 @@ void CheckMachines(const PlanSpec& plan, const ExperimentOptions& options,
   }
 }
 
+// A machine that failed its setup or preflight is exchanged for another of its group, once: the
+// failed one is reported (and kept leased until the end, so it is not handed out again); the
+// new one is set up and checked like the others and, should it fail too, reported in its turn.
+// A group whose provisioner has no other machine (a static inventory without a free host)
+// keeps the failed one, reported, with its runs not made.
+Status ReplaceFailedMachines(const PlanSpec& plan, const ExperimentOptions& options,
+                             PreparedPlan& p) {
+  for (auto& placement : p.placements) {
+    if (placement.preflight.error.empty()) continue;
+    if (options.cancel != nullptr && options.cancel->load()) break;
+    const std::string failed = placement.machine.name;
+    auto fresh = p.groups->Replace(plan, failed);
+    if (!fresh) {
+      LogAt(LogLevel::kWarning, "machine ", failed, " is not replaced: ", fresh.error().message());
+      continue;
+    }
+    std::vector<Placement> one = Place(plan, {*fresh});
+    if (one.empty()) continue;
+    SetUpMachines(plan, options, one);
+    Placement& next = one.front();
+    auto runner =
+        ReachRunner(next.preflight.error.empty() ? next.machine.runner_uri : "null://", next.caps);
+    if (!runner) return runner.error().WithContext("machine " + next.machine.name);
+    next.runner = std::move(*runner);
+    CheckMachines(plan, options, one);
+    LogAt(LogLevel::kWarning, "machine ", failed, " failed its setup or preflight (",
+          placement.preflight.error, "); machine ", next.machine.name, " (",
+          next.machine.info.ssh.host.empty() ? next.machine.info.id : next.machine.info.ssh.host,
+          ") runs its benchmarks instead");
+    placement.preflight.error += "; replaced by machine " + next.machine.name;
+    p.replaced.push_back(std::move(placement.preflight));
+    placement = std::move(next);
+  }
+  return Status::OK();
+}
+
 // The images of the benchmarks on remote docker machines come from this host's engine (those
 // the plan builds from recipes are built there instead).
 Result<std::vector<ImageDelivery>> SendImages(const PlanSpec& plan,
@@ -388,7 +425,10 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
     }
     placement.runner = std::move(*runner);
   }
-  if (p.groups != nullptr) CheckMachines(plan, options, p.placements);
+  if (p.groups != nullptr) {
+    CheckMachines(plan, options, p.placements);
+    BITFUSION_RETURN_IF_ERROR(ReplaceFailedMachines(plan, options, p));
+  }
   BITFUSION_ASSIGN_OR_RETURN(p.images, SendImages(plan, p.placements));
   for (auto& placement : p.placements) {
     if (!placement.preflight.error.empty()) continue;  // its runs are reported, not made
@@ -614,9 +654,11 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   result.images = p.images;
   if (p.groups != nullptr) {
     for (const auto& m : p.groups->machines()) result.machines[m.name] = m.info;
+    for (const auto& m : p.groups->replaced()) result.machines[m.name] = m.info;
     for (const auto& placement : p.placements) {
       result.preflight[placement.machine.name] = placement.preflight;
     }
+    for (const auto& f : p.replaced) result.preflight[f.machine] = f;
   }
   RunNotes notes;
   EventBus bus;
@@ -677,6 +719,22 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   }
 
   const EventCallback publish = bus.Publisher();
+  if (p.groups != nullptr) {
+    for (const auto& m : p.groups->replaced()) {
+      const auto f = result.preflight.find(m.name);
+      Event e;
+      e.type = EventType::kMachineDown;
+      e.source = "plan:" + plan.name;
+      e.subject = m.name;
+      e.attributes = {{"reason", "preflight"},
+                      {"error", f == result.preflight.end() ? "" : f->second.error},
+                      {"machine_id", m.info.id},
+                      {"address", m.info.ssh.host},
+                      {"plan_run_id", result.plan_run_id}};
+      e.time_ns = WallNowNs();
+      publish(std::move(e));
+    }
+  }
   std::vector<RunContext> contexts;
   contexts.reserve(p.placements.size());
   for (std::size_t k = 0; k < p.placements.size(); ++k) {

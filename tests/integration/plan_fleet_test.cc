@@ -282,5 +282,50 @@ TEST_F(PlanFleetTest, SetupRunsOnEveryMachineAndOneThatFailsItsPreflightRunsNoth
   EXPECT_TRUE(NoLeases());
 }
 
+// A machine that fails its setup is exchanged for another of its group: the inventory's first
+// host (in the namespace) fails the step, the second (loopback) takes its benchmarks; the first
+// is reported, announced as machine.down, and released with the rest.
+TEST_F(PlanFleetTest, AMachineThatFailsItsSetupIsReplacedByAnotherOfItsGroup) {
+  StartFarHost();
+  const std::string lab = Inventory(
+      "lab.json", {Host("far", ns_->address(), 22), Host("near", "127.0.0.1", lo_->port())});
+  // Fails where the host's addresses include the namespace's.
+  const std::string setup = "\"hostname -I | grep -qvw " + ns_->address() + "\"";
+  auto plan = ParsePlan(R"({"name": "replaced",
+    "machines": {"lab": {"provisioner": ")" +
+                            lab + R"(", "count": 1, "setup": [)" + setup + R"(]}},
+    "benchmarks": [{"name": "b", "command": ["true"], "repetitions": 2, "warmup": 0}]})",
+                        (dir_ / "replaced.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  std::vector<Event> down;
+  std::mutex mu;
+  ExperimentOptions options;
+  options.on_event = [&](const Event& e) {
+    std::lock_guard lock(mu);
+    if (e.type == EventType::kMachineDown) down.push_back(e);
+  };
+  auto result = RunPlan(*plan, options);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->failed_runs, 0);
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_EQ(r.labels.at("machine"), "lab-2");
+  }
+  ASSERT_EQ(result->machines.count("lab-1"), 1u);
+  ASSERT_EQ(result->machines.count("lab-2"), 1u);
+  EXPECT_EQ(result->machines.at("lab-1").ssh.host, ns_->address());
+  EXPECT_EQ(result->machines.at("lab-2").ssh.host, "127.0.0.1");
+  const MachinePreflight& failed = result->preflight.at("lab-1");
+  EXPECT_NE(failed.error.find("setup step 1"), std::string::npos) << failed.error;
+  EXPECT_NE(failed.error.find("replaced by machine lab-2"), std::string::npos) << failed.error;
+  EXPECT_EQ(result->preflight.at("lab-2").error, "");
+  std::lock_guard lock(mu);
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0].subject, "lab-1");
+  EXPECT_EQ(down[0].attributes.at("reason"), "preflight");
+  EXPECT_TRUE(NoLeases()) << "both machines were handed back";
+}
+
 }  // namespace
 }  // namespace bitfusion
