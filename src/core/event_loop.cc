@@ -118,9 +118,12 @@ class StrandTimer final : public LoopTimer, public std::enable_shared_from_this<
 
   void Cancel() override {
     std::unique_lock lock(mu_);
-    if (cancelled_) return;
-    cancelled_ = true;
-    asio::post(strand_, [self = shared_from_this()] { self->timer_.cancel(); });
+    if (!cancelled_) {
+      cancelled_ = true;
+      asio::post(strand_, [self = shared_from_this()] { self->timer_.cancel(); });
+    }
+    // Also when fn cancelled itself and still runs: a Cancel from another thread returns only
+    // once it has finished (what the caller then frees, fn may still be using).
     if (!EventLoopRunning()) return;
     cv_.wait(lock, [&] { return !running_ || running_on_ == std::this_thread::get_id(); });
   }

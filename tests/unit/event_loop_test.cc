@@ -10,6 +10,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -116,6 +117,29 @@ TEST(EventLoopTest, ATimerCanBeCancelledFromItsOwnFunction) {
   ASSERT_TRUE(calls.WaitFor(1));
   timer->Cancel();
   EXPECT_EQ(calls.Get(), 1);
+}
+
+// A function that cancelled its own timer may still be running: a Cancel from another thread
+// waits for it to end (the caller may free what it uses next). It returned at once before, and
+// the test above aborted about once in 150 runs, its mutex unlocked after the test had ended.
+TEST(EventLoopTest, CancelFromOutsideWaitsForAFunctionThatCancelledItself) {
+  Calls started;
+  std::atomic<bool> finished{false};
+  std::shared_ptr<LoopTimer> timer;
+  std::mutex mu;
+  std::unique_lock hold(mu);
+  timer = LoopTimer::Start(0ms, [&]() -> std::optional<std::chrono::nanoseconds> {
+    { std::lock_guard lock(mu); }
+    timer->Cancel();
+    started.Add();
+    std::this_thread::sleep_for(100ms);
+    finished = true;
+    return std::nullopt;
+  });
+  hold.unlock();
+  ASSERT_TRUE(started.WaitFor(1));
+  timer->Cancel();
+  EXPECT_TRUE(finished.load()) << "Cancel returned while the function still ran";
 }
 
 TEST(EventLoopTest, AForkedChildGetsALoopOfItsOwn) {

@@ -449,7 +449,9 @@ TEST(MetricStreamTest, SubscriptionMayOutliveTheStream) {
   std::atomic<int> batches{0};
   Subscription sub = stream->Subscribe([&](const SampleBatch&) { ++batches; });
   ASSERT_TRUE(stream->Start().ok());
-  std::this_thread::sleep_for(5ms);
+  // At least one batch first: on a loaded machine 5 ms of sleep could pass before the sampler's
+  // first tick, and a stream stopped before it has nothing to deliver.
+  ASSERT_TRUE(WaitUntil([&] { return batches.load() >= 1; }));
   stream.reset();  // stops and delivers
   EXPECT_GE(batches.load(), 1);
   EXPECT_TRUE(sub.active());
