@@ -1,6 +1,9 @@
 #include "provisioners/softlayer_internal.h"
 
 #include <boost/json.hpp>
+#include <charconv>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
@@ -32,6 +35,16 @@ std::string Str(const json::object* o, std::string_view key) {
 
 std::int64_t Int(const json::object* o, std::string_view key) {
   return std::strtoll(Str(o, key).c_str(), nullptr, 10);
+}
+
+// A run of digits as a number no larger than `max`; nullopt when it is larger (std::stoi and
+// std::stoull threw std::out_of_range there, out of the public API).
+std::optional<std::uint64_t> Digits(const std::string& digits, std::uint64_t max) {
+  std::uint64_t n = 0;
+  const char* end = digits.data() + digits.size();
+  const auto [at, ec] = std::from_chars(digits.data(), end, n);
+  if (ec != std::errc() || at != end || n > max) return std::nullopt;
+  return n;
 }
 
 Labels TagsToLabels(const json::object* guest) {
@@ -74,8 +87,8 @@ MachineType ParseSoftLayerFlavor(const json::object* f) {
   static const std::regex kKey("[A-Z0-9]+_([0-9]+)X([0-9]+)X[0-9]+.*");
   std::smatch m;
   if (std::regex_match(t.name, m, kKey)) {
-    t.vcpus = std::stoi(m[1]);
-    t.memory_bytes = std::stoull(m[2]) << 30;
+    if (const auto cores = Digits(m[1], INT_MAX)) t.vcpus = static_cast<int>(*cores);
+    if (const auto gb = Digits(m[2], UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
   }
   const std::string fee = Str(f, "totalMinimumHourlyFee");
   if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
@@ -111,17 +124,20 @@ MachineType ParseSoftLayerPreset(const json::object* p) {
   const std::string description = Str(p, "description");
   static const std::regex kMemory("_([0-9]+)GB_");
   std::smatch m;
-  if (std::regex_search(t.name, m, kMemory)) t.memory_bytes = std::stoull(m[1]) << 30;
+  if (std::regex_search(t.name, m, kMemory)) {
+    if (const auto gb = Digits(m[1], UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
+  }
   if (description.find("Xeon") != std::string::npos) t.cpu_vendor = "Intel";
   if (description.find("EPYC") != std::string::npos) t.cpu_vendor = "AMD";
   static const std::regex kGpu("([0-9]+) ?x ?(?:NVIDIA )?(?:Tesla )?([A-Za-z]*[0-9]+[A-Za-z]*) GPU",
                                std::regex::icase);
-  if (std::regex_search(description, m, kGpu)) {
+  const auto count = std::regex_search(description, m, kGpu) ? Digits(m[1], INT_MAX) : std::nullopt;
+  if (count) {
     AcceleratorInfo a;
     a.kind = "gpu";
     a.vendor = "NVIDIA";  // SoftLayer's bare-metal GPUs are NVIDIA's (K80, M60, P100, V100, T4)
     a.model = m[2];
-    a.count = std::stoi(m[1]);
+    a.count = static_cast<int>(*count);
     t.accelerators.push_back(a);
   }
   const std::string fee = Str(p, "totalMinimumHourlyFee");
