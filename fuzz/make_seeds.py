@@ -212,3 +212,123 @@ def frame(stream, payload):
 logs = frame(1, b"hello\nwor") + frame(2, b"oops\n") + frame(1, b"") + frame(1, b"ld\n")
 seed("docker", bytes([1, 0]) + logs)
 seed("docker", bytes([1, 7]) + logs + frame(2, b"e" * 300))
+
+# ---- provider answers (ec2, softlayer, nova, slurm): the first byte picks the answer kind
+import importlib.util
+import json
+import sys
+
+
+def fake(name):
+    """A fake of tests/fakes/ as a module, for its canned data and renderers."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tests", "fakes",
+                                                                     name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def js(v):
+    return json.dumps(v).encode()
+
+
+# ec2: 0 DescribeInstances, 1 DescribeInstanceTypes, 2 DescribeImages, 3 RunInstances; error
+# bodies under each. The unit tests' answers, by the element they hold.
+for s in raw_strings("ec2_provisioner_test.cc", "Response"):
+    kind = (0 if b"reservationSet" in s else 1 if b"instanceTypeSet" in s else
+            2 if b"imagesSet" in s else 3)
+    seed("ec2", bytes([kind]) + s)
+seed("ec2", b"\x00<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>"
+            b"The instance ID 'i-1' does not exist</Message></Error></Errors>"
+            b"<RequestID>r1</RequestID></Response>")
+seed("ec2", b"\x01<DescribeInstanceTypesResponse><instanceTypeSet><item><instanceType>p4d.24xlarge"
+            b"</instanceType><vCpuInfo><defaultVCpus>96</defaultVCpus></vCpuInfo><memoryInfo>"
+            b"<sizeInMiB>1179648</sizeInMiB></memoryInfo><processorInfo><manufacturer>Intel"
+            b"</manufacturer><supportedArchitectures><item>x86_64</item></supportedArchitectures>"
+            b"</processorInfo><gpuInfo><gpus><item><name>A100</name><manufacturer>NVIDIA"
+            b"</manufacturer><count>8</count></item></gpus></gpuInfo></item><item><instanceType>"
+            b"inf1.xlarge</instanceType><inferenceAcceleratorInfo><accelerators><item><name>"
+            b"Inferentia</name><count>1</count></item></accelerators></inferenceAcceleratorInfo>"
+            b"</item></instanceTypeSet><nextToken>t2</nextToken></DescribeInstanceTypesResponse>")
+
+# softlayer: 0 guest list, 1 hardware list (4: private addresses), 2 guests' create options,
+# 3 bare metal's create options; the fake's data and records.
+sl = fake("softlayer_fake")
+seed("softlayer", b"\x02" + js(sl.Handler.create_options(None)))
+seed("softlayer", b"\x03" + js(sl.Handler.hardware_options(None)))
+guest = {"id": 101, "globalIdentifier": "1b2c3d4e-0000-4000-8000-000000000001",
+         "hostname": "bf-x-0", "domain": "example.com",
+         "fullyQualifiedDomainName": "bf-x-0.example.com", "startCpus": 2, "maxMemory": 4096,
+         "createDate": "2026-01-02T03:04:05-06:00", "provisionDate": "2026-01-02T03:09:05-06:00",
+         "primaryIpAddress": "169.48.1.2", "primaryBackendIpAddress": "10.0.1.2",
+         "datacenter": {"id": 1854895, "name": "dal13"},
+         "powerState": {"keyName": "RUNNING", "name": "Running"},
+         "tagReferences": [{"id": 1, "tag": {"id": 1, "name": "bitfusion.creator:bitfusion"}},
+                           {"id": 2, "tag": {"id": 2, "name": "bitfusion.expires:1767000000"}},
+                           {"id": 3, "tag": {"id": 3, "name": "plain"}}],
+         "billingItem": {"id": 303, "orderItem": {"preset": {"keyName": "B1_2X4X100"}}}}
+pending = dict(guest, id=102, provisionDate=None, primaryIpAddress=None,
+               activeTransaction={"id": 1020}, tagReferences=[])
+hardware = dict(guest, processorPhysicalCoreAmount=16, memoryCapacity=128)
+del hardware["billingItem"]
+seed("softlayer", b"\x00" + js([guest, pending]))
+seed("softlayer", b"\x05" + js([hardware, dict(guest, processorPhysicalCoreAmount=4,
+                                               memoryCapacity=8)]))
+seed("softlayer", b"\x00" + js({"error": "Unable to fulfill the request: there is insufficient "
+                                         "capacity in dal13",
+                                "code": "SoftLayer_Exception_Virtual_Host_Pool_"
+                                        "InsufficientResources"}))
+
+# nova: 0 server list, 1 flavour list, 2 os-extra_specs; bits 2.. pick the error status.
+os_fake = fake("openstack_fake")
+flavors = [os_fake.Handler.public_flavor(None, f, (2, 61)) for f in os_fake.FLAVORS]
+seed("nova", b"\x01" + js({"flavors": flavors}))
+seed("nova", b"\x01" + js({"flavors": [os_fake.Handler.public_flavor(None, f, (2, 1))
+                                       for f in os_fake.FLAVORS]}))
+seed("nova", b"\x02" + js({"extra_specs": {"pci_passthrough:alias": "a100:2,u250",
+                                           "resources:CUSTOM_FPGA_XILINX": "1",
+                                           "accel:device_profile": "gpu-profile",
+                                           "capabilities:cpu_info:arch": "aarch64"}}))
+server = {"id": "5f1c2a3b-0000-4000-8000-000000000001", "name": "bf-x-0", "status": "ACTIVE",
+          "created": "2026-01-02T03:04:05Z", "metadata": {"bitfusion.creator": "bitfusion"},
+          "key_name": "bitfusion", "flavor": {"id": "g1", "original_name": "g1.a100x2"},
+          "OS-EXT-STS:task_state": None, "OS-SRV-USG:launched_at": "2026-01-02T03:05:00.000000",
+          "OS-EXT-AZ:availability_zone": "nova", "accessIPv4": "",
+          "addresses": {"private": [{"addr": "10.0.0.5", "version": 4,
+                                     "OS-EXT-IPS:type": "fixed"},
+                                    {"addr": "203.0.113.5", "version": 4,
+                                     "OS-EXT-IPS:type": "floating"}],
+                        "public": [{"addr": "198.51.100.7", "version": 4}]}}
+building = dict(server, id="5f1c2a3b-0000-4000-8000-000000000002", status="BUILD",
+                addresses={}, **{"OS-EXT-STS:task_state": "spawning"})
+seed("nova", b"\x00" + js({"servers": [server, building],
+                           "servers_links": [{"rel": "next", "href": "x"}]}))
+seed("nova", b"\x00" + js({"server": {"id": server["id"], "links": []}}))
+for status, message in ((403, "Quota exceeded for instances"), (404, "Flavor 9 could not be "
+                        "found"), (409, "Instance is locked")):
+    # nova_fuzzer.cc's kStatuses[(byte >> 2) % 10]
+    seed("nova", bytes([4 * [400, 401, 403, 404, 406, 409].index(status)]) +
+         js(os_fake.FakeError(status, message).body()))
+seed("nova", b"\x00" + js(os_fake.FakeError(401, "The request you have made requires "
+                                                 "authentication.", style="keystone").body()))
+
+# slurm: the unit tests' OpenAPI documents and errors, and jobs as slurmrestd 22.05 writes them
+for s in raw_strings("slurm_runner_test.cc", "paths") + raw_strings("slurm_runner_test.cc",
+                                                                      "errors"):
+    seed("slurm", b"\x00" + s)
+job = {"job_id": 42, "name": "bf-run-1", "job_state": "COMPLETED", "state_reason": "None",
+       "comment": "bitfusion:" + json.dumps({"bitfusion.creator": "bitfusion",
+                                             "bitfusion.run_id": "r1"}),
+       "exit_code": 768, "start_time": 1700000000, "end_time": 1700000010,
+       "submit_time": 1699999990}
+seed("slurm", b"\x00" + js({"meta": {"Slurm": {"release": "22.05.8"}}, "errors": [],
+                            "jobs": [job, dict(job, job_id=43, job_state="PENDING",
+                                               comment="", exit_code=0)]}))
+seed("slurm", b"\x00" + js({"errors": [], "job_id": 44, "step_id": "batch"}))
+seed("slurm", b"\x07" + js({"errors": [{"error": "Unable to query JobId=9", "error_number": 2017,
+                                        "description": "Invalid job id specified",
+                                        "source": "slurm_load_job"}], "jobs": []}))
+seed("slurm", b"\x04" + js({"errors": [{"error_code": 5005, "error": "Zero Bytes were "
+                                        "transmitted or received",
+                                        "source": "slurm_load_ctl_conf"}]}))

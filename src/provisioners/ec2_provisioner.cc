@@ -18,6 +18,7 @@
 #include "core/base64.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
+#include "provisioners/ec2_internal.h"
 #include "provisioners/wait_ready_internal.h"
 
 namespace bitfusion {
@@ -180,6 +181,95 @@ MachineType ParseType(const pt::ptree& item) {
 
 }  // namespace
 
+namespace internal {
+
+Ec2ErrorBody ParseEc2Error(std::string_view body_view) {
+  const std::string body(body_view);
+  Ec2ErrorBody out;
+  out.code = ErrorCode(body);
+  const auto b = body.find("<Message>");
+  const auto e = body.find("</Message>");
+  if (b != std::string::npos && e != std::string::npos && e > b) {
+    out.message = body.substr(b + 9, e - b - 9);
+  }
+  return out;
+}
+
+Result<Ec2Xml> ParseEc2Xml(std::string_view body) {
+  Ec2Xml tree;
+  try {
+    std::istringstream in{std::string(body)};
+    pt::read_xml(in, tree, pt::xml_parser::trim_whitespace);
+  } catch (const std::exception& e) {
+    return InternalError(std::string("XML that does not parse: ") + e.what());
+  }
+  if (tree.empty()) return InternalError("an empty document");
+  return Ec2Xml(tree.begin()->second);
+}
+
+std::vector<MachineType> Ec2InstanceTypes(const Ec2Xml& answer) {
+  std::vector<MachineType> out;
+  for (const auto* item : Items(Child(answer, "instanceTypeSet"))) {
+    out.push_back(ParseType(*item));
+  }
+  return out;
+}
+
+std::vector<MachineInfo> Ec2Instances(const Ec2Xml& answer) {
+  std::vector<MachineInfo> out;
+  for (const auto* reservation : Items(Child(answer, "reservationSet"))) {
+    for (const auto* i : Items(Child(*reservation, "instancesSet"))) {
+      MachineInfo m;
+      m.id = Text(*i, "instanceId");
+      m.provider = "aws";
+      m.type = Text(*i, "instanceType");
+      m.state = Text(*i, "instanceState/name");
+      m.address =
+          !Text(*i, "ipAddress").empty() ? Text(*i, "ipAddress") : Text(*i, "privateIpAddress");
+      m.hostname = !Text(*i, "dnsName").empty() ? Text(*i, "dnsName") : Text(*i, "privateDnsName");
+      m.zone = Text(*i, "placement/availabilityZone");
+      m.spot = Text(*i, "instanceLifecycle") == "spot";
+      m.ssh.host = m.address;
+      m.ssh.key_name = Text(*i, "keyName");
+      for (const auto* tag : Items(Child(*i, "tagSet"))) {
+        m.labels[Text(*tag, "key")] = Text(*tag, "value");
+      }
+      m.created_ns = ParseTimeNs(Text(*i, "launchTime"));
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+std::vector<MachineInfo> Ec2LaunchedInstances(const Ec2Xml& answer) {
+  std::vector<MachineInfo> out;
+  for (const auto* i : Items(Child(answer, "instancesSet"))) {
+    MachineInfo m;
+    m.id = Text(*i, "instanceId");
+    m.provider = "aws";
+    m.type = Text(*i, "instanceType");
+    m.state = Text(*i, "instanceState/name");
+    m.address = Text(*i, "privateIpAddress");
+    m.zone = Text(*i, "placement/availabilityZone");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::string Ec2NewestImageId(const Ec2Xml& answer) {
+  std::string best_id, best_key;
+  for (const auto* item : Items(Child(answer, "imagesSet"))) {
+    const std::string key = Text(*item, "creationDate") + " " + Text(*item, "name");
+    if (key > best_key) {
+      best_key = key;
+      best_id = Text(*item, "imageId");
+    }
+  }
+  return best_id;
+}
+
+}  // namespace internal
+
 Result<Ec2ProvisionerOptions> Ec2ProvisionerOptions::FromUri(const Uri& uri) {
   BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(
       {"endpoint", "profile", "image", "type", "subnet", "security_group", "key_name",
@@ -297,14 +387,8 @@ Result<std::shared_ptr<Ec2Provisioner::Xml>> Ec2Provisioner::Call(const std::str
                   Where() + " " + action + ": " + Redact(response.error().message()));
   }
   if (attempts != nullptr) *attempts = response->attempts;
-  const std::string code = ErrorCode(response->body);
+  const auto [code, message] = internal::ParseEc2Error(response->body);
   if (response->status >= 300 || !code.empty()) {
-    std::string message;
-    const auto b = response->body.find("<Message>");
-    const auto e = response->body.find("</Message>");
-    if (b != std::string::npos && e != std::string::npos && e > b) {
-      message = response->body.substr(b + 9, e - b - 9);
-    }
     if (code.empty()) {
       return UnavailableError(Where() + " " + action + " answered HTTP " +
                               std::to_string(response->status) + " without an EC2 error code");
@@ -313,16 +397,9 @@ Result<std::shared_ptr<Ec2Provisioner::Xml>> Ec2Provisioner::Call(const std::str
     return Status(info.code, Where() + " " + action + " failed: " + code + ": " + Redact(message) +
                                  " (" + info.hint + ")");
   }
-  auto tree = std::make_shared<Xml>();
-  try {
-    std::istringstream in(response->body);
-    pt::read_xml(in, *tree, pt::xml_parser::trim_whitespace);
-  } catch (const std::exception& e) {
-    return InternalError(Where() + " " + action + " answered XML that does not parse: " + e.what());
-  }
-  if (tree->empty()) return InternalError(Where() + " " + action + " answered an empty document");
-  // The one child of the document is the <ActionResponse> element.
-  return std::make_shared<Xml>(tree->begin()->second);
+  auto tree = internal::ParseEc2Xml(response->body);
+  if (!tree) return InternalError(Where() + " " + action + " answered " + tree.error().message());
+  return std::make_shared<Xml>(std::move(*tree));
 }
 
 Result<std::vector<MachineType>> Ec2Provisioner::Types() {
@@ -337,7 +414,7 @@ Result<std::vector<MachineType>> Ec2Provisioner::Types() {
     Params params = {{"MaxResults", "100"}};
     if (!next.empty()) params.emplace_back("NextToken", next);
     BITFUSION_ASSIGN_OR_RETURN(auto xml, Call("DescribeInstanceTypes", params, deadline));
-    for (const auto* item : Items(Child(*xml, "instanceTypeSet"))) out.push_back(ParseType(*item));
+    for (auto& t : internal::Ec2InstanceTypes(*xml)) out.push_back(std::move(t));
     next = Text(*xml, "nextToken");
   } while (!next.empty());
   std::sort(out.begin(), out.end(),
@@ -388,14 +465,7 @@ Result<std::string> Ec2Provisioner::DefaultImage(const std::string& architecture
                                    {"Filter.3.Name", "state"},
                                    {"Filter.3.Value.1", "available"}},
                                   DeadlineAfter(60s)));
-  std::string best_id, best_key;
-  for (const auto* item : Items(Child(*xml, "imagesSet"))) {
-    const std::string key = Text(*item, "creationDate") + " " + Text(*item, "name");
-    if (key > best_key) {
-      best_key = key;
-      best_id = Text(*item, "imageId");
-    }
-  }
+  const std::string best_id = internal::Ec2NewestImageId(*xml);
   if (best_id.empty()) {
     return NotFoundError(Where() + " has no Amazon Linux 2023 image for " + arch +
                          " (DescribeImages found none); name one with ?image=ami-… or "
@@ -418,40 +488,21 @@ Result<std::vector<MachineInfo>> Ec2Provisioner::Describe(Params params, Deadlin
     if (!by_id) page.emplace_back("MaxResults", "1000");
     if (!next.empty()) page.emplace_back("NextToken", next);
     BITFUSION_ASSIGN_OR_RETURN(auto xml, Call("DescribeInstances", page, deadline));
-    for (const auto* reservation : Items(Child(*xml, "reservationSet"))) {
-      for (const auto* i : Items(Child(*reservation, "instancesSet"))) {
-        MachineInfo m;
-        m.id = Text(*i, "instanceId");
-        m.provider = "aws";
-        m.type = Text(*i, "instanceType");
-        m.state = Text(*i, "instanceState/name");
-        m.address =
-            !Text(*i, "ipAddress").empty() ? Text(*i, "ipAddress") : Text(*i, "privateIpAddress");
-        m.hostname =
-            !Text(*i, "dnsName").empty() ? Text(*i, "dnsName") : Text(*i, "privateDnsName");
-        m.zone = Text(*i, "placement/availabilityZone");
-        m.spot = Text(*i, "instanceLifecycle") == "spot";
-        m.ssh.host = m.address;
-        m.ssh.user = options_.ssh_user;
-        m.ssh.key_name = Text(*i, "keyName");
-        for (const auto* tag : Items(Child(*i, "tagSet"))) {
-          m.labels[Text(*tag, "key")] = Text(*tag, "value");
+    for (auto& m : internal::Ec2Instances(*xml)) {
+      m.ssh.user = options_.ssh_user;
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
+        if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;
+        if (auto it = type_info_.find(m.type); it != type_info_.end()) {
+          m.cpu.threads = it->second.vcpus;
+          m.cpu.architecture = it->second.cpu_architecture;
+          m.cpu.vendor = it->second.cpu_vendor;
+          m.memory_bytes = it->second.memory_bytes;
+          m.accelerators = it->second.accelerators;
         }
-        m.created_ns = ParseTimeNs(Text(*i, "launchTime"));
-        {
-          std::lock_guard lock(mu_);
-          if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
-          if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;
-          if (auto it = type_info_.find(m.type); it != type_info_.end()) {
-            m.cpu.threads = it->second.vcpus;
-            m.cpu.architecture = it->second.cpu_architecture;
-            m.cpu.vendor = it->second.cpu_vendor;
-            m.memory_bytes = it->second.memory_bytes;
-            m.accelerators = it->second.accelerators;
-          }
-        }
-        out.push_back(std::move(m));
       }
+      out.push_back(std::move(m));
     }
     next = Text(*xml, "nextToken");
   } while (!next.empty());
@@ -540,14 +591,7 @@ Result<std::vector<MachineInfo>> Ec2Provisioner::Create(const MachineRequest& re
     return xml.error();
   }
   std::vector<MachineInfo> out;
-  for (const auto* i : Items(Child(**xml, "instancesSet"))) {
-    MachineInfo m;
-    m.id = Text(*i, "instanceId");
-    m.provider = "aws";
-    m.type = Text(*i, "instanceType");
-    m.state = Text(*i, "instanceState/name");
-    m.address = Text(*i, "privateIpAddress");
-    m.zone = Text(*i, "placement/availabilityZone");
+  for (auto& m : internal::Ec2LaunchedInstances(**xml)) {
     m.spot = request.spot;
     m.ssh.host = m.address;
     m.ssh.user = options_.ssh_user;

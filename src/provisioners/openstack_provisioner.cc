@@ -14,6 +14,7 @@
 #include "core/env.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
+#include "provisioners/openstack_compute_internal.h"
 #include "provisioners/wait_ready_internal.h"
 
 namespace bitfusion {
@@ -64,59 +65,6 @@ std::string Str(const json::object* o, std::string_view key) {
   return "";
 }
 
-std::int64_t Int(const json::object* o, std::string_view key) {
-  return std::strtoll(Str(o, key).c_str(), nullptr, 10);
-}
-
-// Nova's "launched_at" has no zone ("2013-09-23T13:53:12.000000"); it is UTC.
-std::int64_t ParseNovaTime(const std::string& text) {
-  if (text.empty()) return 0;
-  if (auto ns = internal::ParseRfc3339(text)) return *ns;
-  return internal::ParseRfc3339(text + "Z").value_or(0);
-}
-
-// Nova's {"<name>": {"code": N, "message": "..."}}, Keystone's {"error": {"message": ...}}.
-std::string ErrorMessage(const std::string& body) {
-  boost::system::error_code ec;
-  const json::value v = json::parse(body, ec);
-  if (ec || !v.is_object() || v.as_object().empty()) return "";
-  const json::object* inner = Obj(&v.as_object().begin()->value());
-  const std::string name(v.as_object().begin()->key());
-  const std::string message = Str(inner, "message");
-  return message.empty() ? "" : name + ": " + message;
-}
-
-// What Nova's statuses mean for the caller, and what to tell a person.
-Status NovaStatus(const std::string& what, long status, const std::string& body) {
-  std::string message = Redact(ErrorMessage(body));
-  if (message.empty()) message = "HTTP " + std::to_string(status);
-  const std::string head = what + " failed (" + std::to_string(status) + " " + message + "); ";
-  switch (status) {
-    case 400: return InvalidArgumentError(head + "correct the request");
-    case 401:
-      return PermissionDeniedError(head +
-                                   "the token was refused after renewing it; check the "
-                                   "credentials and the project's roles");
-    case 403:
-      if (message.find("Quota exceeded") != std::string::npos ||
-          message.find("quota") != std::string::npos) {
-        return ResourceExhaustedError(head +
-                                      "ask for fewer machines, free some quota or try another "
-                                      "region");
-      }
-      return PermissionDeniedError(head + "the project's roles do not allow it");
-    case 404: return NotFoundError(head + "list the machines with `bitfusion machines list`");
-    case 406:
-      return UnimplementedError(head + "this compute service does not speak that API version");
-    case 409:
-      return FailedPreconditionError(head + "the server is locked or busy; unlock it or wait");
-    case 413:
-    case 429:
-      return UnavailableError(head + "the cloud is throttling this account; try again later");
-    default: return UnavailableError(head + "the compute service is failing; try again later");
-  }
-}
-
 // The metadata Nova accepts: keys [a-zA-Z0-9-_:. /]{1,255}, values up to 255 bytes, at most
 // 128 items (the default metadata_items quota).
 Status CheckMetadata(const Labels& labels) {
@@ -138,67 +86,6 @@ Status CheckMetadata(const Labels& labels) {
 // Accelerators from a flavour's extra specs: PCI passthrough aliases ("a100:2,u250:1"), vGPUs
 // (resources:VGPU), custom placement resources (resources:CUSTOM_FPGA_XILINX) and Cyborg
 // device profiles (accel:device_profile).
-AcceleratorInfo Accelerator(const std::string& name, int count) {
-  const std::string n = internal::AsciiLower(name);
-  auto has = [&](std::initializer_list<const char*> words) {
-    return std::any_of(words.begin(), words.end(),
-                       [&](const char* w) { return n.find(w) != std::string::npos; });
-  };
-  AcceleratorInfo a;
-  a.count = count;
-  a.model = name;
-  a.kind = has({"fpga", "u200", "u250", "u280", "u55", "alveo", "agilex", "stratix", "arria"})
-               ? "fpga"
-               : "gpu";
-  if (has({"nvidia", "tesla", "a100", "h100", "h200", "v100", "p100", "t4", "l4", "l40", "a10",
-           "a30", "a40", "k80", "rtx", "vgpu"})) {
-    a.vendor = "NVIDIA";
-  } else if (has({"amd", "radeon", "instinct", "mi1", "mi2", "mi3"})) {
-    a.vendor = "AMD";
-  } else if (has({"xilinx", "alveo", "u200", "u250", "u280", "u55"})) {
-    a.vendor = "Xilinx";
-  } else if (has({"intel", "agilex", "stratix", "arria", "flex"})) {
-    a.vendor = "Intel";
-  }
-  return a;
-}
-
-std::vector<AcceleratorInfo> Accelerators(const json::object* specs) {
-  std::vector<AcceleratorInfo> out;
-  if (specs == nullptr) return out;
-  for (const auto& [key, value] : *specs) {
-    if (!value.is_string()) continue;
-    const std::string v(value.as_string());
-    if (key == "pci_passthrough:alias") {
-      std::stringstream s(v);
-      std::string item;
-      while (std::getline(s, item, ',')) {
-        const auto colon = item.find(':');
-        const int count = colon == std::string::npos ? 1 : std::atoi(item.c_str() + colon + 1);
-        if (count > 0) out.push_back(Accelerator(item.substr(0, colon), count));
-      }
-    } else if (key == "resources:VGPU" && std::atoi(v.c_str()) > 0) {
-      AcceleratorInfo a = Accelerator("vGPU", std::atoi(v.c_str()));
-      a.vendor.clear();  // vGPUs come from NVIDIA's or Intel's drivers; Nova does not say
-      out.push_back(a);
-    } else if (key.starts_with("resources:CUSTOM_") && std::atoi(v.c_str()) > 0) {
-      const std::string resource(key.substr(std::string_view("resources:CUSTOM_").size()));
-      const std::string lower = internal::AsciiLower(resource);
-      if (lower.find("fpga") != std::string::npos || lower.find("gpu") != std::string::npos) {
-        out.push_back(Accelerator(resource, std::atoi(v.c_str())));
-      }
-    } else if (key == "accel:device_profile") {
-      AcceleratorInfo a = Accelerator(v, 1);
-      if (internal::AsciiLower(v).find("fpga") == std::string::npos &&
-          internal::AsciiLower(v).find("gpu") == std::string::npos) {
-        a.kind = "accelerator";
-      }
-      out.push_back(a);
-    }
-  }
-  return out;
-}
-
 // "bf-" plus the token's letters and digits and the index: a server name of its own.
 std::string ServerName(const std::string& token, int index) {
   std::string clean;
@@ -208,46 +95,6 @@ std::string ServerName(const std::string& token, int index) {
     }
   }
   return "bf-" + clean.substr(0, 40) + "-" + std::to_string(index);
-}
-
-// The address to reach a server at: a floating IP, else a v4 address on a network called
-// "public" (Rackspace), else accessIPv4, else the first v4 address.
-std::string Address(const json::object* server) {
-  const json::object* networks = Sub(server, "addresses");
-  std::string floating, public_v4, first_v4;
-  if (networks != nullptr) {
-    for (const auto& [name, list] : *networks) {
-      if (!list.is_array()) continue;
-      for (const auto& a : list.as_array()) {
-        const json::object* o = Obj(&a);
-        if (Int(o, "version") != 4) continue;
-        const std::string addr = Str(o, "addr");
-        if (Str(o, "OS-EXT-IPS:type") == "floating" && floating.empty()) floating = addr;
-        if (name == "public" && public_v4.empty()) public_v4 = addr;
-        if (first_v4.empty()) first_v4 = addr;
-      }
-    }
-  }
-  if (!floating.empty()) return floating;
-  if (!public_v4.empty()) return public_v4;
-  if (!Str(server, "accessIPv4").empty()) return Str(server, "accessIPv4");
-  return first_v4;
-}
-
-std::string State(const json::object* server) {
-  const std::string status = Str(server, "status");
-  const std::string task = Str(server, "OS-EXT-STS:task_state");
-  if (task == "deleting" || status == "DELETED" || status == "SOFT_DELETED") {
-    return status == "DELETED" ? "terminated" : "shutting-down";
-  }
-  if (status == "ACTIVE") return "running";
-  if (status == "BUILD") return "pending";
-  if (status == "ERROR") return "error";
-  if (status == "SHUTOFF" || status == "SUSPENDED" || status == "PAUSED" ||
-      status.starts_with("SHELVED")) {
-    return "stopped";
-  }
-  return status.empty() ? "unknown" : internal::AsciiLower(status);
 }
 
 }  // namespace
@@ -416,14 +263,15 @@ Status OpenStackProvisioner::Authenticate(bool renew) {
   }
   if (response->status == 401) {
     return PermissionDeniedError(
-        what + " was refused (401 " + Redact(ErrorMessage(response->body)) + "); check " +
+        what + " was refused (401 " + Redact(internal::NovaErrorMessage(response->body)) +
+        "); check " +
         (rackspace ? "RACKSPACE_USERNAME and RACKSPACE_API_KEY"
          : !app_credential_.secret.empty()
              ? "OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET"
              : "OS_USERNAME, OS_PASSWORD, the project and the domains"));
   }
   if (response->status >= 300) {
-    return NovaStatus(what, response->status, response->body);
+    return internal::NovaStatus(what, response->status, response->body);
   }
   auto access = rackspace ? internal::ParseRackspaceV2Token(response->body, options_.region)
                           : internal::ParseKeystoneV3Token(
@@ -489,7 +337,7 @@ Result<boost::json::value> OpenStackProvisioner::Compute(const std::string& meth
   BITFUSION_ASSIGN_OR_RETURN(auto response,
                              Send(method, target, body, deadline, idempotent, headers));
   const std::string what = Where() + " " + method + " " + target.substr(0, target.find('?'));
-  if (response.status >= 300) return NovaStatus(what, response.status, response.body);
+  if (response.status >= 300) return internal::NovaStatus(what, response.status, response.body);
   json::value answer;  // null for an empty body (204)
   if (!response.body.empty()) {
     boost::system::error_code ec;
@@ -517,24 +365,18 @@ Result<std::vector<OpenStackProvisioner::Flavor>> OpenStackProvisioner::Flavors(
   std::vector<Flavor> out;
   for (const auto& f : *list) {
     const json::object* o = Obj(&f);
-    Flavor flavor;
-    flavor.id = Str(o, "id");
-    flavor.type.name = Str(o, "name");
-    flavor.type.vcpus = static_cast<int>(Int(o, "vcpus"));
-    flavor.type.memory_bytes = static_cast<std::uint64_t>(Int(o, "ram")) << 20;
     const json::object* specs = Sub(o, "extra_specs");
     json::value fetched;
     if (specs == nullptr) {
       BITFUSION_ASSIGN_OR_RETURN(
           auto s,
-          Compute("GET", "/flavors/" + internal::PercentEncode(flavor.id) + "/os-extra_specs", "",
-                  deadline));
+          Compute("GET", "/flavors/" + internal::PercentEncode(Str(o, "id")) + "/os-extra_specs",
+                  "", deadline));
       fetched = std::move(s);
       specs = Sub(Obj(&fetched), "extra_specs");
     }
-    flavor.type.accelerators = Accelerators(specs);
-    const std::string arch = Str(specs, "capabilities:cpu_info:arch");
-    if (!arch.empty()) flavor.type.cpu_architecture = arch;
+    internal::NovaFlavor parsed = internal::ParseNovaFlavor(f, specs);
+    Flavor flavor{std::move(parsed.id), std::move(parsed.type)};
     if (!flavor.id.empty()) out.push_back(std::move(flavor));
   }
   std::sort(out.begin(), out.end(),
@@ -575,29 +417,13 @@ Result<std::string> OpenStackProvisioner::ResolveImage(const std::string& image)
 }
 
 MachineInfo OpenStackProvisioner::FromJson(const json::object& server) {
-  MachineInfo m;
-  m.id = Str(&server, "id");
+  MachineInfo m = internal::NovaServer(server);
   m.provider = options_.identity == OpenStackProvisionerOptions::Identity::kRackspaceV2
                    ? "rackspace"
                    : "openstack";
-  m.hostname = Str(&server, "name");
-  m.state = State(&server);
-  m.address = Address(&server);
-  m.zone = Str(&server, "OS-EXT-AZ:availability_zone");
   if (m.zone.empty()) m.zone = options_.region;
-  m.ssh.host = m.address;
   m.ssh.user = options_.ssh_user;
-  m.ssh.key_name = Str(&server, "key_name");
-  if (const json::object* metadata = Sub(&server, "metadata")) {
-    for (const auto& [k, v] : *metadata) {
-      if (v.is_string()) m.labels[std::string(k)] = std::string(v.as_string());
-    }
-  }
-  m.created_ns = ParseNovaTime(Str(&server, "created"));
-  m.running_ns = ParseNovaTime(Str(&server, "OS-SRV-USG:launched_at"));
-  const json::object* flavor = Sub(&server, "flavor");
-  const std::string flavor_id = Str(flavor, "id");
-  m.type = !Str(flavor, "original_name").empty() ? Str(flavor, "original_name") : flavor_id;
+  const std::string flavor_id = internal::NovaServerFlavorId(server);
   std::lock_guard lock(mu_);
   if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
   if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;
@@ -648,14 +474,12 @@ Result<std::string> OpenStackProvisioner::CreateOne(const std::string& body,
     // POST /servers is not idempotent: the client sends it once, and this loop decides.
     auto response = Send("POST", "/servers", body, deadline, false);
     if (response && response->status < 300) {
-      boost::system::error_code ec;
-      const json::value v = json::parse(response->body, ec);
-      const std::string id = ec ? "" : Str(Sub(Obj(&v), "server"), "id");
+      const std::string id = internal::NovaCreatedServerId(response->body);
       if (id.empty()) return InternalError(Where() + " POST /servers answered no server id");
       return id;
     }
-    const Status error = response ? NovaStatus(Where() + " POST /servers (" + name + ")",
-                                               response->status, response->body)
+    const Status error = response ? internal::NovaStatus(Where() + " POST /servers (" + name + ")",
+                                                         response->status, response->body)
                                   : response.error();
     // A 4xx is Nova refusing the request: nothing was made. No answer or a 5xx may come after
     // the server was made.

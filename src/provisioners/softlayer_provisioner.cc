@@ -20,6 +20,7 @@
 #include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "provisioners/aws_config_internal.h"
+#include "provisioners/softlayer_internal.h"
 #include "provisioners/wait_ready_internal.h"
 
 namespace bitfusion {
@@ -44,9 +45,6 @@ constexpr const char* kCredentialsHint =
     "check SL_USERNAME and SL_API_KEY (or ~/.softlayer): the API username and a current API "
     "key from the IBM Cloud console, Manage > Access (IAM) > API keys, classic infrastructure";
 constexpr int kPageSize = 100;  // softlayer-python's page
-// A machine named by bitfusion that never got its tags is taken as expired this long after
-// SoftLayer made it: by then any live creator has tagged it.
-constexpr std::int64_t kUntaggedGraceS = 15 * 60;
 
 bool IsGlobalIdentifier(const std::string& id) {
   static const std::regex kUuid(
@@ -100,23 +98,6 @@ CodeInfo Classify(const std::string& code, long status) {
   return {StatusCode::kUnavailable, "SoftLayer is failing; try again later"};
 }
 
-struct ApiError {
-  std::string code, message;
-};
-
-// SoftLayer's {"error": "...", "code": "SoftLayer_Exception_..."}; nullopt when the body is
-// something else (a proxy's page, nothing): the request may or may not have been carried out.
-std::optional<ApiError> ParseError(const std::string& body) {
-  boost::system::error_code ec;
-  const json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  const auto* code = v.as_object().if_contains("code");
-  const auto* error = v.as_object().if_contains("error");
-  if (code == nullptr || !code->is_string()) return std::nullopt;
-  return ApiError{std::string(code->as_string()),
-                  error != nullptr && error->is_string() ? std::string(error->as_string()) : ""};
-}
-
 const json::object* Obj(const json::value* v) {
   return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
 }
@@ -134,10 +115,6 @@ std::string Str(const json::object* o, std::string_view key) {
   return "";
 }
 
-std::int64_t Int(const json::object* o, std::string_view key) {
-  return std::strtoll(Str(o, key).c_str(), nullptr, 10);
-}
-
 // One ownership label as one SoftLayer tag, "key:value".
 Status CheckTag(const std::string& key, const std::string& value) {
   static const std::regex kKey("[A-Za-z0-9_.-]+");
@@ -151,22 +128,6 @@ Status CheckTag(const std::string& key, const std::string& value) {
   return Status::OK();
 }
 
-Labels TagsToLabels(const json::object* guest) {
-  Labels out;
-  const json::value* refs = guest == nullptr ? nullptr : guest->if_contains("tagReferences");
-  if (refs == nullptr || !refs->is_array()) return out;
-  for (const auto& r : refs->as_array()) {
-    const std::string tag = Str(Sub(Obj(&r), "tag"), "name");
-    const auto colon = tag.find(':');
-    if (colon == std::string::npos) {
-      out[tag] = "";
-    } else {
-      out[tag.substr(0, colon)] = tag.substr(colon + 1);
-    }
-  }
-  return out;
-}
-
 // "bf-" plus 16 hex digits: a DNS label of its own for each guest.
 std::string NewHostname(const std::string& token, int index) {
   std::string clean;
@@ -177,69 +138,6 @@ std::string NewHostname(const std::string& token, int index) {
   }
   clean = clean.substr(0, 40);
   return "bf-" + clean + "-" + std::to_string(index);
-}
-
-MachineType ParseFlavor(const json::object* f) {
-  MachineType t;
-  t.name = Str(f, "keyName");
-  t.cpu_architecture = "x86_64";
-  // Key names read FAMILY_{cores}X{ram GB}X{disk GB}: B1_2X4X100, AC1_8X60X25.
-  static const std::regex kKey("[A-Z0-9]+_([0-9]+)X([0-9]+)X[0-9]+.*");
-  std::smatch m;
-  if (std::regex_match(t.name, m, kKey)) {
-    t.vcpus = std::stoi(m[1]);
-    t.memory_bytes = std::stoull(m[2]) << 30;
-  }
-  const std::string fee = Str(f, "totalMinimumHourlyFee");
-  if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
-  const json::value* prices = f == nullptr ? nullptr : f->if_contains("prices");
-  if (prices != nullptr && prices->is_array()) {
-    for (const auto& p : prices->as_array()) {
-      const json::object* item = Sub(Obj(&p), "item");
-      const std::string category = Str(Sub(item, "itemCategory"), "categoryCode");
-      if (category.rfind("guest_pcie_device", 0) != 0) continue;
-      // "1 x P100 GPU"; SoftLayer's classic GPUs are all NVIDIA's.
-      int count = 0;
-      char model[64] = {};
-      const std::string description = Str(item, "description");
-      if (std::sscanf(description.c_str(), "%d x %63s", &count, model) == 2 && count > 0) {
-        AcceleratorInfo a;
-        a.kind = "gpu";
-        a.vendor = "NVIDIA";
-        a.model = model;
-        a.count = count;
-        t.accelerators.push_back(a);
-      }
-    }
-  }
-  return t;
-}
-
-// A bare-metal preset: "S1270_8GB_2X1TBSATA_NORAID", described "Single Xeon 1270, 8GB Ram,
-// ...". Memory from the key's "<n>GB"; GPUs from the description's "<n> x <model> GPU".
-MachineType ParsePreset(const json::object* p) {
-  MachineType t;
-  t.name = Str(p, "keyName");
-  t.cpu_architecture = "x86_64";
-  const std::string description = Str(p, "description");
-  static const std::regex kMemory("_([0-9]+)GB_");
-  std::smatch m;
-  if (std::regex_search(t.name, m, kMemory)) t.memory_bytes = std::stoull(m[1]) << 30;
-  if (description.find("Xeon") != std::string::npos) t.cpu_vendor = "Intel";
-  if (description.find("EPYC") != std::string::npos) t.cpu_vendor = "AMD";
-  static const std::regex kGpu("([0-9]+) ?x ?(?:NVIDIA )?(?:Tesla )?([A-Za-z]*[0-9]+[A-Za-z]*) GPU",
-                               std::regex::icase);
-  if (std::regex_search(description, m, kGpu)) {
-    AcceleratorInfo a;
-    a.kind = "gpu";
-    a.vendor = "NVIDIA";  // SoftLayer's bare-metal GPUs are NVIDIA's (K80, M60, P100, V100, T4)
-    a.model = m[2];
-    a.count = std::stoi(m[1]);
-    t.accelerators.push_back(a);
-  }
-  const std::string fee = Str(p, "totalMinimumHourlyFee");
-  if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
-  return t;
 }
 
 }  // namespace
@@ -330,7 +228,7 @@ Status SoftLayerProvisioner::Init() {
   o.retry.max_backoff = 20s;
   o.retry.retry_statuses = {429, 502, 503, 504};
   o.retry.retry_response = [](const net::HttpResponse& r) {
-    auto e = ParseError(r.body);
+    auto e = internal::ParseSoftLayerError(r.body);
     return e.has_value() && IsThrottled(e->code);
   };
   BITFUSION_ASSIGN_OR_RETURN(http_, net::HttpClient::Make(o));
@@ -352,7 +250,7 @@ Result<Answer> Decode(const std::string& where, const std::string& what,
                   where + " " + what + ": " + Redact(response.error().message()));
   }
   if (response->status >= 300) {
-    const auto error = ParseError(response->body);
+    const auto error = internal::ParseSoftLayerError(response->body);
     if (!error) {
       return UnavailableError(where + " " + what + " answered HTTP " +
                               std::to_string(response->status) +
@@ -408,7 +306,7 @@ Result<std::vector<MachineType>> SoftLayerProvisioner::Types() {
     for (const auto& e : list->as_array()) fn(Obj(&e));
   };
   each("flavors", [&](const json::object* f) {
-    MachineType t = ParseFlavor(Sub(f, "flavor"));
+    MachineType t = internal::ParseSoftLayerFlavor(Sub(f, "flavor"));
     if (!t.name.empty()) out.push_back(std::move(t));
   });
   each("datacenters", [&](const json::object* d) {
@@ -429,7 +327,7 @@ Result<std::vector<MachineType>> SoftLayerProvisioner::Types() {
     const json::value* list = hw_options->if_contains("fixedConfigurationPresets");
     const std::size_t n = list != nullptr && list->is_array() ? list->as_array().size() : 0;
     for (std::size_t i = 0; i < n; ++i) {
-      MachineType t = ParsePreset(Sub(Obj(&list->as_array()[i]), "preset"));
+      MachineType t = internal::ParseSoftLayerPreset(Sub(Obj(&list->as_array()[i]), "preset"));
       if (t.name.empty()) continue;
       presets.insert(t.name);
       out.push_back(std::move(t));
@@ -486,8 +384,9 @@ Result<std::string> SoftLayerProvisioner::CreateOne(Kind kind, const std::string
       if (id.empty()) return InternalError(Where() + " " + what + " answered no " + info.id_field);
       return id;
     }
-    const bool definite = response.ok() && ParseError(response->body).has_value();
-    const std::string code = definite ? ParseError(response->body)->code : "";
+    const bool definite =
+        response.ok() && internal::ParseSoftLayerError(response->body).has_value();
+    const std::string code = definite ? internal::ParseSoftLayerError(response->body)->code : "";
     const bool retryable = !definite || IsThrottled(code) || IsCapacity(code);
     const bool last = !retryable || attempt >= options_.max_attempts;
     if (!last) {
@@ -649,42 +548,9 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
 }
 
 MachineInfo SoftLayerProvisioner::FromJson(Kind kind, const json::object& object) {
-  const json::object* o = &object;
-  MachineInfo m;
-  m.id = Str(o, Info(kind == Kind::kHardware).id_field);
-  m.provider = "softlayer";
-  m.type = Str(Sub(Sub(Sub(o, "billingItem"), "orderItem"), "preset"), "keyName");
-  const bool busy = o->contains("activeTransaction") || Str(o, "provisionDate").empty();
-  if (kind == Kind::kHardware) {
-    // A cancelled server keeps its record, without a billing item, until it is reclaimed.
-    m.state = !o->contains("billingItem") ? "shutting-down" : busy ? "pending" : "running";
-    m.cpu.threads = static_cast<int>(Int(o, "processorPhysicalCoreAmount"));
-    m.memory_bytes = static_cast<std::uint64_t>(Int(o, "memoryCapacity")) << 30;
-  } else {
-    const std::string power = Str(Sub(o, "powerState"), "keyName");
-    m.state = busy                 ? "pending"
-              : power == "RUNNING" ? "running"
-              : power.empty()      ? "unknown"
-                                   : "stopped";
-    m.cpu.threads = static_cast<int>(Int(o, "startCpus"));
-    m.memory_bytes = static_cast<std::uint64_t>(Int(o, "maxMemory")) << 20;
-  }
-  m.hostname = Str(o, "fullyQualifiedDomainName");
-  m.address = options_.private_only || Str(o, "primaryIpAddress").empty()
-                  ? Str(o, "primaryBackendIpAddress")
-                  : Str(o, "primaryIpAddress");
-  m.zone = Str(Sub(o, "datacenter"), "name");
-  m.ssh.host = m.address;
+  MachineInfo m =
+      internal::SoftLayerMachine(kind == Kind::kHardware, object, options_.private_only);
   m.ssh.user = options_.ssh_user;
-  m.labels = TagsToLabels(o);
-  m.created_ns = internal::ParseRfc3339(Str(o, "createDate")).value_or(0);
-  m.cpu.architecture = "x86_64";
-  if (m.labels.count(kLabelCreator) == 0) {
-    // The tag window: named by bitfusion, never tagged (its creator died in between).
-    m.labels[kLabelCreator] = "bitfusion";
-    m.labels[kLabelExpires] = std::to_string(m.created_ns / 1'000'000'000 + kUntaggedGraceS);
-    m.labels["bitfusion.untagged"] = "true";
-  }
   std::lock_guard lock(mu_);
   if (auto it = created_ns_.find(m.id); it != created_ns_.end()) m.created_ns = it->second;
   if (auto it = running_ns_.find(m.id); it != running_ns_.end()) m.running_ns = it->second;

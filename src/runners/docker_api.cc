@@ -33,6 +33,10 @@ std::int64_t ParseEngineTime(std::string_view text) {
   return ns && *ns > 0 ? *ns : 0;
 }
 
+std::int64_t EngineSecondsToNs(std::int64_t seconds) {
+  return seconds > 0 && seconds < INT64_MAX / 1'000'000'000 ? seconds * 1'000'000'000 : 0;
+}
+
 std::string JsonString(const json::value* v) {
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }

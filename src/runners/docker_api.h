@@ -38,6 +38,9 @@ int DockerApiMinor(std::string_view version);
 // An engine time -> ns since the epoch; 0 for Docker's zero time ("0001-01-01T00:00:00Z") or
 // anything unreadable.
 std::int64_t ParseEngineTime(std::string_view text);
+// Engine seconds since the epoch ("Created", an event's "time") -> ns; 0 for none, for a time
+// before 1970 and for one past 2262, which ns in an int64 cannot hold.
+std::int64_t EngineSecondsToNs(std::int64_t seconds);
 
 // Readers of the engine's JSON that treat a missing or mistyped field as empty.
 std::string JsonString(const boost::json::value* v);

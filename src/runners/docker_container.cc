@@ -35,6 +35,46 @@ using internal::JsonString;
 using internal::JsonStrings;
 using internal::ParseEngineTime;
 
+namespace internal {
+namespace {
+// An engine (or something posing as one) may send counters whose sum int64 cannot hold.
+void AddSaturating(std::int64_t& sum, std::int64_t add) {
+  if (__builtin_add_overflow(sum, add, &sum)) sum = add > 0 ? INT64_MAX : INT64_MIN;
+}
+}  // namespace
+
+ContainerStats ParseDockerStats(const json::value& v) {
+  ContainerStats st;
+  st.time_ns = ParseEngineTime(JsonString(JsonAt(v, {"read"})));
+  // A container that is not running gets readings with only its name and id, read
+  // "0001-01-01T00:00:00Z".
+  st.running = st.time_ns != 0;
+  if (st.time_ns == 0) st.time_ns = WallNowNs();
+  st.cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "cpu_usage", "total_usage"}));
+  st.system_cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "system_cpu_usage"}));
+  st.online_cpus = static_cast<int>(JsonInt(JsonAt(v, {"cpu_stats", "online_cpus"})));
+  st.memory_bytes = JsonInt(JsonAt(v, {"memory_stats", "usage"}));
+  st.memory_limit_bytes = JsonInt(JsonAt(v, {"memory_stats", "limit"}));
+  st.pids = JsonInt(JsonAt(v, {"pids_stats", "current"}));
+  if (const auto* nets = JsonAt(v, {"networks"}); nets && nets->is_object()) {
+    for (const auto& kv : nets->get_object()) {
+      AddSaturating(st.rx_bytes, JsonInt(JsonAt(kv.value(), {"rx_bytes"})));
+      AddSaturating(st.tx_bytes, JsonInt(JsonAt(kv.value(), {"tx_bytes"})));
+    }
+  }
+  if (const auto* io = JsonAt(v, {"blkio_stats", "io_service_bytes_recursive"});
+      io && io->is_array()) {
+    for (const auto& e : io->get_array()) {
+      const std::string op = internal::AsciiLower(JsonString(JsonAt(e, {"op"})));
+      if (op == "read") AddSaturating(st.read_bytes, JsonInt(JsonAt(e, {"value"})));
+      if (op == "write") AddSaturating(st.write_bytes, JsonInt(JsonAt(e, {"value"})));
+    }
+  }
+  return st;
+}
+
+}  // namespace internal
+
 namespace {
 
 // What Exec keeps of each of its command's streams.
@@ -58,36 +98,6 @@ struct DockerStatsLoop {
     });
   }
 };
-
-ContainerStats ParseStats(const json::value& v) {
-  ContainerStats st;
-  st.time_ns = ParseEngineTime(JsonString(JsonAt(v, {"read"})));
-  // A container that is not running gets readings with only its name and id, read
-  // "0001-01-01T00:00:00Z".
-  st.running = st.time_ns != 0;
-  if (st.time_ns == 0) st.time_ns = WallNowNs();
-  st.cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "cpu_usage", "total_usage"}));
-  st.system_cpu_ns = JsonInt(JsonAt(v, {"cpu_stats", "system_cpu_usage"}));
-  st.online_cpus = static_cast<int>(JsonInt(JsonAt(v, {"cpu_stats", "online_cpus"})));
-  st.memory_bytes = JsonInt(JsonAt(v, {"memory_stats", "usage"}));
-  st.memory_limit_bytes = JsonInt(JsonAt(v, {"memory_stats", "limit"}));
-  st.pids = JsonInt(JsonAt(v, {"pids_stats", "current"}));
-  if (const auto* nets = JsonAt(v, {"networks"}); nets && nets->is_object()) {
-    for (const auto& kv : nets->get_object()) {
-      st.rx_bytes += JsonInt(JsonAt(kv.value(), {"rx_bytes"}));
-      st.tx_bytes += JsonInt(JsonAt(kv.value(), {"tx_bytes"}));
-    }
-  }
-  if (const auto* io = JsonAt(v, {"blkio_stats", "io_service_bytes_recursive"});
-      io && io->is_array()) {
-    for (const auto& e : io->get_array()) {
-      const std::string op = internal::AsciiLower(JsonString(JsonAt(e, {"op"})));
-      if (op == "read") st.read_bytes += JsonInt(JsonAt(e, {"value"}));
-      if (op == "write") st.write_bytes += JsonInt(JsonAt(e, {"value"}));
-    }
-  }
-  return st;
-}
 
 class DockerContainer final : public Container {
  public:
@@ -337,7 +347,7 @@ class DockerContainer final : public Container {
       JsonLines lines;
       std::int64_t last = 0;
       auto on_value = [&](const json::value& v) {
-        ContainerStats st = ParseStats(v);
+        ContainerStats st = internal::ParseDockerStats(v);
         // The engine samples about once a second; a longer interval skips readings.
         if (last != 0 && st.time_ns - last < interval.count() * 9 / 10) return;
         last = st.time_ns;

@@ -35,4 +35,10 @@ std::unique_ptr<Container> NewDockerContainer(std::shared_ptr<DockerApi> api, st
 /// its output and exit are only followed once someone waits or subscribes to its logs.
 std::unique_ptr<Container> AttachDockerContainer(std::shared_ptr<DockerApi> api, std::string id);
 
+namespace internal {
+/// One reading of GET /containers/ID/stats. The network and block I/O sums stop at INT64_MAX
+/// (or INT64_MIN) instead of overflowing.
+ContainerStats ParseDockerStats(const boost::json::value& v);
+}  // namespace internal
+
 }  // namespace bitfusion

@@ -48,8 +48,7 @@ Event DockerEventFromJson(const json::value& v, const std::string& source) {
   e.time_ns = JsonInt(JsonAt(v, {"timeNano"}));
   if (e.time_ns == 0) {
     // Seconds past 2262 do not fit in nanoseconds: such a time reads as unknown (0).
-    const std::int64_t s = JsonInt(JsonAt(v, {"time"}));
-    e.time_ns = s > 0 && s < INT64_MAX / 1'000'000'000 ? s * 1'000'000'000 : 0;
+    e.time_ns = internal::EngineSecondsToNs(JsonInt(JsonAt(v, {"time"})));
   }
   e.type = JsonString(JsonAt(v, {"Type"})) == "container" ? TypeOf(e.action) : EventType::kOther;
   e.source = source;

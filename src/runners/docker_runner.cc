@@ -468,7 +468,7 @@ Result<std::vector<ImageInfo>> DockerRunner::ListImages(const Labels& labels) {
       }
     }
     info.size_bytes = JsonInt(JsonAt(e, {"Size"}));
-    info.created_ns = JsonInt(JsonAt(e, {"Created"})) * 1'000'000'000;
+    info.created_ns = internal::EngineSecondsToNs(JsonInt(JsonAt(e, {"Created"})));
     info.labels = JsonLabels(JsonAt(e, {"Labels"}));
     out.push_back(std::move(info));
   }
@@ -580,7 +580,7 @@ Result<std::vector<ContainerInfo>> DockerRunner::ListContainers(const Labels& la
     info.image = JsonString(JsonAt(e, {"Image"}));
     info.image_id = JsonString(JsonAt(e, {"ImageID"}));
     info.state = JsonString(JsonAt(e, {"State"}));
-    info.created_ns = JsonInt(JsonAt(e, {"Created"})) * 1'000'000'000;
+    info.created_ns = internal::EngineSecondsToNs(JsonInt(JsonAt(e, {"Created"})));
     info.labels = JsonLabels(JsonAt(e, {"Labels"}));
     out.push_back(std::move(info));
   }

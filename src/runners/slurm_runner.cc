@@ -15,7 +15,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -23,6 +22,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/run_record.h"
 #include "net/http_client.h"
+#include "net/slurm_rest.h"
 #include "net/ssh_session.h"
 #include "runners/container_spec_checks.h"
 #include "runners/line_splitter.h"
@@ -36,91 +36,13 @@ using namespace std::chrono_literals;
 
 namespace internal {
 
-const std::vector<std::string>& SlurmApiVersionsSpoken() {
-  // Only the job fields of v0.0.38 are read (v0.0.39 changed exit_code, job_state and the time
-  // fields into objects); a newer version joins this list with its own parsing.
-  static const std::vector<std::string> spoken = {"v0.0.38"};
-  return spoken;
-}
-
 namespace {
-std::vector<int> VersionNumbers(const std::string& v) {
-  std::vector<int> out;
-  std::size_t at = 1;  // after the 'v'
-  while (at < v.size()) {
-    const auto dot = v.find('.', at);
-    out.push_back(std::atoi(v.substr(at, dot - at).c_str()));
-    if (dot == std::string::npos) break;
-    at = dot + 1;
-  }
-  return out;
-}
 std::string JoinList(const std::vector<std::string>& items) {
   std::string s;
   for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
   return s.empty() ? "none" : s;
 }
 }  // namespace
-
-Result<std::string> PickSlurmApiVersion(std::string_view openapi_json,
-                                        const std::vector<std::string>& spoken,
-                                        std::string_view where) {
-  boost::system::error_code ec;
-  const json::value doc = json::parse(openapi_json, ec);
-  if (ec || !doc.is_object() || !doc.as_object().contains("paths") ||
-      !doc.at("paths").is_object()) {
-    return InternalError("slurmrestd at " + std::string(where) +
-                         " answered GET /openapi/v3 with no OpenAPI document (no \"paths\")");
-  }
-  static const std::regex kPath("^/slurm/(v[0-9]+\\.[0-9]+\\.[0-9]+)/");
-  std::set<std::string> offered;
-  for (const auto& [path, item] : doc.at("paths").as_object()) {
-    std::smatch m;
-    const std::string p(path);
-    if (std::regex_search(p, m, kPath)) offered.insert(m[1]);
-  }
-  std::vector<std::string> offered_list(offered.begin(), offered.end());
-  std::sort(offered_list.begin(), offered_list.end(),
-            [](const auto& a, const auto& b) { return VersionNumbers(a) > VersionNumbers(b); });
-  for (const auto& v : offered_list) {
-    if (std::find(spoken.begin(), spoken.end(), v) != spoken.end()) return v;
-  }
-  return FailedPreconditionError(
-      "slurmrestd at " + std::string(where) + " offers Slurm API versions " +
-      JoinList(offered_list) + " and bitfusion speaks " + JoinList(spoken) +
-      "; start slurmrestd with a plugin bitfusion speaks (-s openapi/v0.0.38) or use a "
-      "bitfusion that speaks the server's");
-}
-
-std::vector<SlurmError> ParseSlurmErrors(std::string_view body) {
-  std::vector<SlurmError> out;
-  boost::system::error_code ec;
-  const json::value doc = json::parse(body, ec);
-  if (ec || !doc.is_object()) return out;
-  const auto* errors = doc.as_object().if_contains("errors");
-  if (errors == nullptr || !errors->is_array()) return out;
-  for (const auto& e : errors->as_array()) {
-    if (!e.is_object()) continue;
-    const auto& o = e.as_object();
-    SlurmError se;
-    for (const char* key : {"error_number", "error_code"}) {
-      if (const auto* n = o.if_contains(key); n != nullptr && n->is_int64()) {
-        se.code = static_cast<int>(n->as_int64());
-      }
-    }
-    if (const auto* s = o.if_contains("error"); s != nullptr && s->is_string()) {
-      se.error = std::string(s->as_string());
-    }
-    if (const auto* s = o.if_contains("description"); s != nullptr && s->is_string()) {
-      se.description = std::string(s->as_string());
-    }
-    if (const auto* s = o.if_contains("source"); s != nullptr && s->is_string()) {
-      se.source = std::string(s->as_string());
-    }
-    out.push_back(std::move(se));
-  }
-  return out;
-}
 
 std::string SlurmBatchScript(const std::vector<std::string>& argv) {
   std::string script = "#!/bin/sh\nexec";
@@ -184,204 +106,19 @@ Result<ExitStatus> SlurmExitStatus(std::string_view state, std::int64_t wait_sta
 
 namespace {
 
-constexpr const char* kCommentPrefix = "bitfusion:";
 constexpr const char* kJobIdLabel = "slurm.job_id";
 constexpr const char* kStateLabel = "slurm.state";
-
-bool Terminal(const std::string& state) {
-  return state == "COMPLETED" || state == "FAILED" || state == "CANCELLED" || state == "TIMEOUT" ||
-         state == "NODE_FAIL" || state == "PREEMPTED" || state == "BOOT_FAIL" ||
-         state == "DEADLINE" || state == "OUT_OF_MEMORY";
-}
-
-std::string JsonStr(const json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-std::int64_t JsonInt(const json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  if (v == nullptr) return 0;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
-  return 0;
-}
-
-// Labels from a job's comment; empty when it is not one of ours.
-Labels CommentLabels(const std::string& comment) {
-  Labels labels;
-  if (comment.rfind(kCommentPrefix, 0) != 0) return labels;
-  boost::system::error_code ec;
-  const json::value v = json::parse(std::string_view(comment).substr(10), ec);
-  if (ec || !v.is_object()) return labels;
-  for (const auto& [k, val] : v.as_object()) {
-    if (val.is_string()) labels[std::string(k)] = std::string(val.as_string());
-  }
-  return labels;
-}
 
 std::string SignalName(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev != nullptr ? abbrev : std::to_string(sig);
 }
 
-// One job as slurmrestd reports it.
-struct JobView {
-  std::int64_t job_id = 0;
-  std::string name, state, reason, comment;
-  std::int64_t exit_code = 0;  // a wait status
-  std::int64_t start_time = 0, end_time = 0, submit_time = 0;
-};
-
-JobView ParseJob(const json::object& j) {
-  JobView v;
-  v.job_id = JsonInt(j, "job_id");
-  v.name = JsonStr(j, "name");
-  v.state = JsonStr(j, "job_state");
-  v.reason = JsonStr(j, "state_reason");
-  v.comment = JsonStr(j, "comment");
-  v.exit_code = JsonInt(j, "exit_code");
-  v.start_time = JsonInt(j, "start_time");
-  v.end_time = JsonInt(j, "end_time");
-  v.submit_time = JsonInt(j, "submit_time");
-  return v;
-}
-
 }  // namespace
-
-// The client side of slurmrestd: one HTTP client, the negotiated version, errors read from
-// both shapes slurmrestd writes.
-class SlurmRest {
- public:
-  static Result<std::shared_ptr<SlurmRest>> Make(const SlurmRunnerOptions& o) {
-    net::HttpClientOptions h;
-    if (o.host.empty()) {
-      h.base_url = "http://localhost";
-      h.unix_socket = o.socket_path;
-    } else {
-      h.base_url = "http://" + o.host + ":" + std::to_string(o.port);
-    }
-    h.peer_name = "slurmrestd at " + o.Endpoint();
-    h.connect_timeout = std::chrono::milliseconds(5'000);
-    h.retry.max_attempts = 3;
-    BITFUSION_ASSIGN_OR_RETURN(auto client, net::HttpClient::Make(h));
-    auto rest = std::shared_ptr<SlurmRest>(new SlurmRest(o));
-    rest->http_ = std::move(client);
-    return rest;
-  }
-
-  const std::string& where() const { return where_; }
-
-  // "/slurm/v0.0.38", negotiated on first use (retried on the next call after a failure).
-  Result<std::string> Prefix() {
-    std::lock_guard lock(mu_);
-    if (!version_.empty()) return "/slurm/" + version_;
-    if (!options_.api_version.empty()) {
-      const auto& spoken = internal::SlurmApiVersionsSpoken();
-      if (std::find(spoken.begin(), spoken.end(), options_.api_version) == spoken.end()) {
-        return InvalidArgumentError("slurm://?api=" + options_.api_version + ": bitfusion speaks " +
-                                    spoken.front());
-      }
-      version_ = options_.api_version;
-      return "/slurm/" + version_;
-    }
-    BITFUSION_ASSIGN_OR_RETURN(auto r, Raw("GET", "/openapi/v3", ""));
-    if (r.status != 200) return Error(r, "GET /openapi/v3");
-    BITFUSION_ASSIGN_OR_RETURN(version_, internal::PickSlurmApiVersion(
-                                             r.body, internal::SlurmApiVersionsSpoken(), where_));
-    return "/slurm/" + version_;
-  }
-
-  // A call under the negotiated prefix.
-  Result<net::HttpResponse> Call(const std::string& method, const std::string& path,
-                                 const std::string& body = "") {
-    BITFUSION_ASSIGN_OR_RETURN(auto prefix, Prefix());
-    return Raw(method, prefix + path, body);
-  }
-
-  // The parsed body of a 200 answer; else an error naming the call and slurmrestd's errors.
-  Result<json::object> Json(const net::HttpResponse& r, const std::string& what) {
-    if (r.status != 200) return Error(r, what);
-    boost::system::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec || !v.is_object()) {
-      return InternalError("slurmrestd at " + where_ + " answered " + what + " with no JSON");
-    }
-    return std::move(v.as_object());
-  }
-
-  Status Error(const net::HttpResponse& r, const std::string& what) const {
-    if (r.status == 401) {
-      return PermissionDeniedError(
-          "slurmrestd at " + where_ + " refused authentication (HTTP 401) for " + what +
-          (options_.host.empty()
-               ? "; over a unix socket (rest_auth/local) run bitfusion as root or as "
-                 "slurmrestd's own user"
-               : "; set SLURM_JWT to a valid token (scontrol token) for user \"" + options_.user +
-                     "\" and make sure slurmrestd runs with -a rest_auth/jwt"));
-    }
-    std::string list;
-    const auto errors = internal::ParseSlurmErrors(r.body);
-    // slurmrestd 22.05 passes a JWT through unchecked: slurmctld drops a bad one, and the
-    // answer is a 500 about the lost connection, not a 401.
-    const bool dropped = std::any_of(errors.begin(), errors.end(), [](const auto& e) {
-      return e.code == 5005 || e.source == "slurm_load_ctl_conf";
-    });
-    for (const auto& e : errors) {
-      list += (list.empty() ? "" : "; ") + (e.error.empty() ? std::string("error") : e.error);
-      if (!e.description.empty() && e.description != e.error) list += " (" + e.description + ")";
-      if (e.code != 0) list += " [" + std::to_string(e.code) + "]";
-    }
-    if (list.empty()) list = r.body.substr(0, 200);
-    const std::string msg = "slurmrestd at " + where_ + ": " + what + " failed (HTTP " +
-                            std::to_string(r.status) + "): " + list;
-    if (dropped && !options_.host.empty()) {
-      return UnavailableError(msg +
-                              "; slurmctld dropped the request, which is how an invalid or "
-                              "expired JWT shows (check SLURM_JWT and the user name \"" +
-                              options_.user + "\")");
-    }
-    if (r.status == 400) return InvalidArgumentError(msg);
-    if (r.status == 404) return NotFoundError(msg);
-    return UnavailableError(msg);
-  }
-
- private:
-  explicit SlurmRest(const SlurmRunnerOptions& o) : options_(o), where_(o.Endpoint()) {}
-
-  Result<net::HttpResponse> Raw(const std::string& method, const std::string& target,
-                                const std::string& body) {
-    net::HttpRequest req;
-    req.method = method;
-    req.target = target;
-    req.body = body;
-    req.deadline = DeadlineAfter(options_.api_timeout);
-    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
-    if (!options_.host.empty()) {
-      req.headers.emplace_back("X-SLURM-USER-NAME", options_.user);
-      req.headers.emplace_back("X-SLURM-USER-TOKEN", options_.token);
-    }
-    auto r = http_->Send(req);
-    if (!r.ok()) {
-      return Status(r.error().code(),
-                    r.error().message() +
-                        (options_.host.empty()
-                             ? " (is slurmrestd listening on unix:" + options_.socket_path + "?)"
-                             : ""));
-    }
-    return r;
-  }
-
-  SlurmRunnerOptions options_;
-  std::string where_;
-  std::unique_ptr<net::HttpClient> http_;
-  std::mutex mu_;
-  std::string version_;
-};
 
 struct SlurmRunnerHub {
   SlurmRunnerOptions options;
-  std::shared_ptr<SlurmRest> rest;
+  std::shared_ptr<internal::SlurmRest> rest;
   std::shared_ptr<internal::RunnerEventHub> events =
       std::make_shared<internal::RunnerEventHub>("slurm");
   std::string run_id;
@@ -460,7 +197,7 @@ class SlurmJob final : public Container {
       submitted_ = false;
       return Explain(answer.error(), r.ok() ? &*r : nullptr);
     }
-    const std::int64_t job = JsonInt(*answer, "job_id");
+    const std::int64_t job = internal::SlurmJsonInt(*answer, "job_id");
     if (job <= 0) {
       std::lock_guard lock(mu_);
       submitted_ = false;
@@ -596,11 +333,8 @@ class SlurmJob final : public Container {
       if (g.ok() && g->status == 200) {
         auto body = hub_->rest->Json(*g, "GET /job");
         if (body.ok()) {
-          const auto* jobs = body->if_contains("jobs");
-          if (jobs != nullptr && jobs->is_array() && !jobs->as_array().empty() &&
-              jobs->as_array().front().is_object()) {
-            state = ParseJob(jobs->as_array().front().as_object()).state;
-          }
+          const auto jobs = internal::SlurmJobsOf(*body);
+          if (!jobs.empty()) state = jobs.front().state;
         }
       }
       if (state == "PENDING") {
@@ -609,7 +343,7 @@ class SlurmJob final : public Container {
         if (!k.ok()) return k.error();
         return k->status == 200 ? Status::OK() : hub_->rest->Error(*k, what);
       }
-      if (Terminal(state)) return Status::OK();
+      if (internal::SlurmJobTerminal(state)) return Status::OK();
       std::this_thread::sleep_for(100ms);
       r = hub_->rest->Call("DELETE",
                            "/job/" + std::to_string(job) + "?signal=" + SignalName(signal));
@@ -660,12 +394,11 @@ class SlurmJob final : public Container {
       auto r = hub_->rest->Call("GET", "/job/" + job);
       Result<json::object> body =
           r.ok() ? hub_->rest->Json(*r, "GET /job/" + job) : Result<json::object>(r.error());
-      const json::array* jobs = nullptr;
-      if (body.ok()) {
-        const auto* j = body->if_contains("jobs");
-        if (j != nullptr && j->is_array() && !j->as_array().empty()) jobs = &j->as_array();
-      }
-      if (jobs == nullptr && r.ok()) {
+      // An entry that is not an object is no job: the same as none (it used to end the process
+      // with an uncaught exception).
+      const std::vector<internal::SlurmJobView> jobs =
+          body.ok() ? internal::SlurmJobsOf(*body) : std::vector<internal::SlurmJobView>{};
+      if (jobs.empty() && r.ok()) {
         // Purged after MinJobAge while nobody looked (a long pause of this process): its end is
         // not known any more.
         const auto errors = internal::ParseSlurmErrors(r->body);
@@ -687,14 +420,14 @@ class SlurmJob final : public Container {
           return;
         }
       }
-      if (jobs == nullptr) {
+      if (jobs.empty()) {
         // slurmctld busy or slurmrestd restarting: try again later.
         LogAt(LogLevel::kDebug, "slurm job ", job, ": ",
               body.ok() ? std::string("no such job in the answer") : body.error().ToString());
         next_poll = now + hub_->options.poll_max;
         continue;
       }
-      const JobView v = ParseJob(jobs->front().as_object());
+      const internal::SlurmJobView& v = jobs.front();
       std::string previous;
       {
         std::lock_guard lock(mu_);
@@ -707,13 +440,13 @@ class SlurmJob final : public Container {
         backoff = std::min<std::chrono::milliseconds>(backoff * 2, hub_->options.poll_max);
       }
       next_poll = now + backoff;
-      const bool ended = Terminal(v.state);
+      const bool ended = internal::SlurmJobTerminal(v.state);
       if (!started && (v.state == "RUNNING" || v.state == "COMPLETING" || ended)) {
         started = true;
         run_began = now;
         {
           std::lock_guard lock(mu_);
-          start_ns_ = v.start_time > 0 ? v.start_time * 1'000'000'000 : WallNowNs();
+          start_ns_ = v.start_ns > 0 ? v.start_ns : WallNowNs();
         }
         hub_->events->Emit(EventType::kContainerStarted, "start", id_, labels_);
       }
@@ -724,7 +457,8 @@ class SlurmJob final : public Container {
     }
   }
 
-  void Finish(const JobView& v, bool timed_out, std::chrono::steady_clock::duration ran) {
+  void Finish(const internal::SlurmJobView& v, bool timed_out,
+              std::chrono::steady_clock::duration ran) {
     int sent = 0;
     {
       std::lock_guard lock(mu_);
@@ -740,8 +474,8 @@ class SlurmJob final : public Container {
                                                 ") " + mapped.error().message());
     }
     if (timed_out) e.timed_out = true;
-    e.start_ns = v.start_time > 0 ? v.start_time * 1'000'000'000 : start_ns_;
-    e.end_ns = v.end_time > 0 ? v.end_time * 1'000'000'000 : WallNowNs();
+    e.start_ns = v.start_ns > 0 ? v.start_ns : start_ns_;
+    e.end_ns = v.end_ns > 0 ? v.end_ns : WallNowNs();
     if (e.end_ns < e.start_ns) e.end_ns = e.start_ns;
     e.wall_time_ns = std::max<std::int64_t>(
         1, std::chrono::duration_cast<std::chrono::nanoseconds>(ran).count());
@@ -870,7 +604,7 @@ Result<std::shared_ptr<SlurmRunner>> SlurmRunner::Make(const SlurmRunnerOptions&
   auto hub = std::make_shared<SlurmRunnerHub>();
   hub->options = options;
   hub->run_id = options.run_id.empty() ? NewRunId() : options.run_id;
-  BITFUSION_ASSIGN_OR_RETURN(hub->rest, SlurmRest::Make(options));
+  BITFUSION_ASSIGN_OR_RETURN(hub->rest, internal::SlurmRest::Make(options));
   return std::shared_ptr<SlurmRunner>(new SlurmRunner(std::move(hub)));
 }
 
@@ -885,7 +619,7 @@ Result<RunnerCapabilities> SlurmRunner::Capabilities() {
   caps.engine = "slurm";
   if (const auto* meta = body.if_contains("meta"); meta != nullptr && meta->is_object()) {
     if (const auto* s = meta->as_object().if_contains("Slurm"); s != nullptr && s->is_object()) {
-      caps.version = JsonStr(s->as_object(), "release");
+      caps.version = internal::SlurmJsonString(s->as_object(), "release");
     }
   }
   caps.api_version = prefix.substr(std::string("/slurm/").size());
@@ -964,7 +698,7 @@ Result<std::unique_ptr<Container>> SlurmRunner::Create(const ContainerSpec& spec
   const auto err = o.output_dir / (id + ".err");
   json::object job;
   job["name"] = id;
-  job["comment"] = std::string(kCommentPrefix) + json::serialize(comment_labels);
+  job["comment"] = std::string(internal::kSlurmCommentPrefix) + json::serialize(comment_labels);
   job["environment"] = std::move(environment);
   job["current_working_directory"] =
       spec.working_dir.empty() ? o.output_dir.string() : spec.working_dir;
@@ -1013,12 +747,8 @@ Result<std::vector<ContainerInfo>> SlurmRunner::ListContainers(const Labels& lab
   }
   BITFUSION_ASSIGN_OR_RETURN(auto r, hub_->rest->Call("GET", "/jobs"));
   BITFUSION_ASSIGN_OR_RETURN(auto body, hub_->rest->Json(r, "GET /jobs"));
-  const auto* jobs = body.if_contains("jobs");
-  if (jobs == nullptr || !jobs->is_array()) return out;
-  for (const auto& j : jobs->as_array()) {
-    if (!j.is_object()) continue;
-    const JobView v = ParseJob(j.as_object());
-    Labels l = CommentLabels(v.comment);
+  for (const internal::SlurmJobView& v : internal::SlurmJobsOf(body)) {
+    Labels l = internal::SlurmCommentLabels(v.comment);
     if (l.empty() || seen.count(v.name)) continue;
     l[kJobIdLabel] = std::to_string(v.job_id);
     l[kStateLabel] = v.state;
@@ -1027,11 +757,13 @@ Result<std::vector<ContainerInfo>> SlurmRunner::ListContainers(const Labels& lab
     i.id = v.name;
     i.name = v.name;
     i.labels = std::move(l);
-    i.state = Terminal(v.state) ? "exited" : v.state == "PENDING" ? "created" : "running";
+    i.state = internal::SlurmJobTerminal(v.state) ? "exited"
+              : v.state == "PENDING"              ? "created"
+                                                  : "running";
     i.exit_code = (v.exit_code & 0x7f) != 0 ? 128 + (v.exit_code & 0x7f) : (v.exit_code >> 8);
-    i.created_ns = v.submit_time * 1'000'000'000;
-    i.started_ns = v.start_time * 1'000'000'000;
-    if (Terminal(v.state)) i.finished_ns = v.end_time * 1'000'000'000;
+    i.created_ns = v.submit_ns;
+    i.started_ns = v.start_ns;
+    if (internal::SlurmJobTerminal(v.state)) i.finished_ns = v.end_ns;
     out.push_back(std::move(i));
   }
   return out;
@@ -1060,14 +792,10 @@ Result<ReapReport> SlurmRunner::Reap(const ReapPolicy& policy) {
   BITFUSION_ASSIGN_OR_RETURN(auto r, hub_->rest->Call("GET", "/jobs"));
   BITFUSION_ASSIGN_OR_RETURN(auto body, hub_->rest->Json(r, "GET /jobs"));
   ReapReport report;
-  const auto* jobs = body.if_contains("jobs");
-  if (jobs == nullptr || !jobs->is_array()) return report;
   const std::int64_t now_s = WallNowNs() / 1'000'000'000;
-  for (const auto& j : jobs->as_array()) {
-    if (!j.is_object()) continue;
-    const JobView v = ParseJob(j.as_object());
-    if (Terminal(v.state)) continue;
-    const Labels l = CommentLabels(v.comment);
+  for (const internal::SlurmJobView& v : internal::SlurmJobsOf(body)) {
+    if (internal::SlurmJobTerminal(v.state)) continue;
+    const Labels l = internal::SlurmCommentLabels(v.comment);
     if (l.empty()) continue;
     const std::string why = ReapReason(l, policy, now_s);
     if (why.empty()) continue;

@@ -124,26 +124,6 @@ class SlurmRunner final : public ContainerRunner {
 
 namespace internal {
 
-/// The API versions this code speaks, newest first.
-const std::vector<std::string>& SlurmApiVersionsSpoken();
-
-/// The newest "/slurm/vX.Y.Z/" version in an OpenAPI document (GET /openapi/v3) that is also
-/// in `spoken`; FailedPrecondition naming both sides' versions when there is none.
-Result<std::string> PickSlurmApiVersion(std::string_view openapi_json,
-                                        const std::vector<std::string>& spoken,
-                                        std::string_view where);
-
-/// One entry of slurmrestd's "errors" array, in either shape it writes
-/// ({error, error_number, description} or {error, error_code}).
-struct SlurmError {
-  int code = 0;
-  std::string error;
-  std::string description;
-  std::string source;  ///< the Slurm call that failed, when given
-};
-/// The entries of a response body's "errors"; empty when it has none or is not JSON.
-std::vector<SlurmError> ParseSlurmErrors(std::string_view body);
-
 /// The batch script that runs `argv`: "#!/bin/sh\nexec 'a' 'b'\n".
 std::string SlurmBatchScript(const std::vector<std::string>& argv);
 

@@ -13,6 +13,7 @@
 
 #include "fakes/http_test_server.h"
 #include "integration/service.h"
+#include "runners/docker_container.h"
 #include "runners/tar_archive.h"
 #include "scoped_env.h"
 
@@ -241,6 +242,52 @@ TEST(DockerRunnerTest, AWedgedEngineFailsCallsAtTheApiTimeout) {
   for (const Status& s : {listed.status(), inspected.status(), tail.status(), caps.status()}) {
     EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
   }
+}
+
+// "Created" is in seconds: one past 2262 does not fit in ns and reads as unknown (0) instead of
+// overflowing (it did, in ListContainers and ListImages).
+TEST(DockerRunnerTest, ACreationTimePast2262IsUnknownNotOverflowed) {
+  testing::HttpTestServer engine([](const testing::TestRequest& request) {
+    testing::TestResponse out;
+    if (request.target == "/_ping") {
+      out.headers = {{"Api-Version", "1.43"}};
+      out.body = "OK";
+    } else if (request.target.find("/containers/json") != std::string::npos) {
+      out.body = R"([{"Id":"a","Names":["/late"],"State":"exited","Created":9300000000},
+                     {"Id":"b","Names":["/now"],"State":"exited","Created":1700000000}])";
+    } else {
+      out.body = R"([{"Id":"sha256:1","RepoTags":["x:1"],"Created":9300000000}])";
+    }
+    return out;
+  });
+  auto runner = ContainerRunnerFromUri("docker" + engine.url().substr(4));
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  auto listed = (*runner)->ListContainers({});
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].created_ns, 0);
+  EXPECT_EQ((*listed)[1].created_ns, 1'700'000'000'000'000'000);
+  auto images = (*runner)->ListImages({});
+  ASSERT_TRUE(images.ok()) << images.error().ToString();
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ((*images)[0].created_ns, 0);
+}
+
+// Network and block I/O counters are summed over interfaces and devices: sums int64 cannot
+// hold stop at its limit instead of overflowing.
+TEST(DockerStatsTest, SumsThatInt64CannotHoldSaturate) {
+  const auto v = boost::json::parse(R"({"read":"2024-01-02T03:04:05.5Z",
+    "networks":{"eth0":{"rx_bytes":9000000000000000000,"tx_bytes":-9000000000000000000},
+                "eth1":{"rx_bytes":9000000000000000000,"tx_bytes":-9000000000000000000}},
+    "blkio_stats":{"io_service_bytes_recursive":[{"op":"Read","value":9000000000000000000},
+      {"op":"read","value":9000000000000000000},{"op":"Write","value":5},
+      {"op":"write","value":1e300}]}})");
+  const ContainerStats st = internal::ParseDockerStats(v);
+  EXPECT_TRUE(st.running);
+  EXPECT_EQ(st.rx_bytes, INT64_MAX);
+  EXPECT_EQ(st.tx_bytes, INT64_MIN);
+  EXPECT_EQ(st.read_bytes, INT64_MAX);
+  EXPECT_EQ(st.write_bytes, 5);  // 1e300 reads as missing
 }
 
 TEST(TarArchiveTest, RoundTripWithLongNamesLinksAndModes) {

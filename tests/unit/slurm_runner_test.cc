@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include "net/slurm_rest.h"
 #include "scoped_env.h"
 
 namespace bitfusion {
@@ -114,6 +115,25 @@ TEST(SlurmErrorsTest, BothShapesAreRead) {
   EXPECT_EQ(errors[2].code, 9001);
   EXPECT_TRUE(internal::ParseSlurmErrors("Authentication failure").empty());
   EXPECT_TRUE(internal::ParseSlurmErrors(R"({"errors":[]})").empty());
+}
+
+// Numbers and times out of range read as unknown instead of being cast or multiplied into
+// undefined behaviour; entries of "jobs" that are not objects are no jobs (the job thread used
+// to call as_object() on the first one, which throws and ended the process).
+TEST(SlurmJobsTest, OutOfRangeFieldsAndEntriesThatAreNotObjectsAreUnknown) {
+  const auto doc = boost::json::parse(R"({"jobs":[1, "x", {"job_id":1e300,"exit_code":-1e300,
+    "job_state":"COMPLETED","start_time":9300000000,"end_time":18446744073709551615,
+    "submit_time":1700000000,"comment":"bitfusion:{\"a\":\"b\",\"n\":1}"}]})");
+  const auto jobs = internal::SlurmJobsOf(doc.as_object());
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].job_id, 0);
+  EXPECT_EQ(jobs[0].exit_code, 0);
+  EXPECT_EQ(jobs[0].start_ns, 0);  // past 2262
+  EXPECT_EQ(jobs[0].end_ns, 0);    // past int64
+  EXPECT_EQ(jobs[0].submit_ns, 1'700'000'000'000'000'000);
+  EXPECT_TRUE(internal::SlurmJobTerminal(jobs[0].state));
+  EXPECT_EQ(internal::SlurmCommentLabels(jobs[0].comment), (Labels{{"a", "b"}}));
+  EXPECT_TRUE(internal::SlurmJobsOf(boost::json::object{{"jobs", 3}}).empty());
 }
 
 TEST(SlurmBatchScriptTest, EveryArgumentIsQuotedForSh) {
