@@ -7,33 +7,13 @@
 
 #include "bitfusion/log.h"
 #include "core/ascii.h"
+#include "core/json_fields.h"
 #include "core/rfc3339.h"
 
 namespace bitfusion::internal {
 namespace {
 
 namespace json = boost::json;
-
-const json::object* Obj(const json::value* v) {
-  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const json::object* Sub(const json::object* o, std::string_view key) {
-  return o == nullptr ? nullptr : Obj(o->if_contains(key));
-}
-
-std::string Str(const json::object* o, std::string_view key) {
-  const json::value* v = o == nullptr ? nullptr : o->if_contains(key);
-  if (v == nullptr) return "";
-  if (v->is_string()) return std::string(v->as_string());
-  if (v->is_int64()) return std::to_string(v->as_int64());
-  if (v->is_uint64()) return std::to_string(v->as_uint64());
-  return "";
-}
-
-std::int64_t Int(const json::object* o, std::string_view key) {
-  return std::strtoll(Str(o, key).c_str(), nullptr, 10);
-}
 
 AcceleratorInfo Accelerator(const std::string& name, int count) {
   const std::string n = AsciiLower(name);
@@ -63,16 +43,16 @@ AcceleratorInfo Accelerator(const std::string& name, int count) {
 // The address to reach a server at: a floating IP, else a v4 address on a network called
 // "public" (Rackspace), else accessIPv4, else the first v4 address.
 std::string Address(const json::object* server) {
-  const json::object* networks = Sub(server, "addresses");
+  const json::object* networks = JsonObjectAt(server, "addresses");
   std::string floating, public_v4, first_v4;
   if (networks != nullptr) {
     for (const auto& [name, list] : *networks) {
       if (!list.is_array()) continue;
       for (const auto& a : list.as_array()) {
-        const json::object* o = Obj(&a);
-        if (Int(o, "version") != 4) continue;
-        const std::string addr = Str(o, "addr");
-        if (Str(o, "OS-EXT-IPS:type") == "floating" && floating.empty()) floating = addr;
+        const json::object* o = JsonObject(&a);
+        if (JsonIntAt(o, "version") != 4) continue;
+        const std::string addr = JsonStringAt(o, "addr");
+        if (JsonStringAt(o, "OS-EXT-IPS:type") == "floating" && floating.empty()) floating = addr;
         if (name == "public" && public_v4.empty()) public_v4 = addr;
         if (first_v4.empty()) first_v4 = addr;
       }
@@ -80,13 +60,13 @@ std::string Address(const json::object* server) {
   }
   if (!floating.empty()) return floating;
   if (!public_v4.empty()) return public_v4;
-  if (!Str(server, "accessIPv4").empty()) return Str(server, "accessIPv4");
+  if (!JsonStringAt(server, "accessIPv4").empty()) return JsonStringAt(server, "accessIPv4");
   return first_v4;
 }
 
 std::string State(const json::object* server) {
-  const std::string status = Str(server, "status");
-  const std::string task = Str(server, "OS-EXT-STS:task_state");
+  const std::string status = JsonStringAt(server, "status");
+  const std::string task = JsonStringAt(server, "OS-EXT-STS:task_state");
   if (task == "deleting" || status == "DELETED" || status == "SOFT_DELETED") {
     return status == "DELETED" ? "terminated" : "shutting-down";
   }
@@ -106,9 +86,9 @@ std::string NovaErrorMessage(std::string_view body) {
   boost::system::error_code ec;
   const json::value v = json::parse(body, ec);
   if (ec || !v.is_object() || v.as_object().empty()) return "";
-  const json::object* inner = Obj(&v.as_object().begin()->value());
+  const json::object* inner = JsonObject(&v.as_object().begin()->value());
   const std::string name(v.as_object().begin()->key());
-  const std::string message = Str(inner, "message");
+  const std::string message = JsonStringAt(inner, "message");
   return message.empty() ? "" : name + ": " + message;
 }
 
@@ -185,47 +165,48 @@ std::vector<AcceleratorInfo> NovaAccelerators(const json::object* specs) {
 }
 
 NovaFlavor ParseNovaFlavor(const json::value& f, const json::object* specs) {
-  const json::object* o = Obj(&f);
+  const json::object* o = JsonObject(&f);
   NovaFlavor flavor;
-  flavor.id = Str(o, "id");
-  flavor.type.name = Str(o, "name");
-  flavor.type.vcpus = static_cast<int>(Int(o, "vcpus"));
-  flavor.type.memory_bytes = static_cast<std::uint64_t>(Int(o, "ram")) << 20;
+  flavor.id = JsonStringAt(o, "id");
+  flavor.type.name = JsonStringAt(o, "name");
+  flavor.type.vcpus = static_cast<int>(JsonIntAt(o, "vcpus"));
+  flavor.type.memory_bytes = static_cast<std::uint64_t>(JsonIntAt(o, "ram")) << 20;
   flavor.type.accelerators = NovaAccelerators(specs);
-  const std::string arch = Str(specs, "capabilities:cpu_info:arch");
+  const std::string arch = JsonStringAt(specs, "capabilities:cpu_info:arch");
   if (!arch.empty()) flavor.type.cpu_architecture = arch;
   return flavor;
 }
 
 MachineInfo NovaServer(const json::object& server) {
   MachineInfo m;
-  m.id = Str(&server, "id");
-  m.hostname = Str(&server, "name");
+  m.id = JsonStringAt(&server, "id");
+  m.hostname = JsonStringAt(&server, "name");
   m.state = State(&server);
   m.address = Address(&server);
-  m.zone = Str(&server, "OS-EXT-AZ:availability_zone");
+  m.zone = JsonStringAt(&server, "OS-EXT-AZ:availability_zone");
   m.ssh.host = m.address;
-  m.ssh.key_name = Str(&server, "key_name");
-  if (const json::object* metadata = Sub(&server, "metadata")) {
+  m.ssh.key_name = JsonStringAt(&server, "key_name");
+  if (const json::object* metadata = JsonObjectAt(&server, "metadata")) {
     for (const auto& [k, v] : *metadata) {
       if (v.is_string()) m.labels[std::string(k)] = std::string(v.as_string());
     }
   }
-  m.created_ns = ParseNovaTime(Str(&server, "created"));
-  m.running_ns = ParseNovaTime(Str(&server, "OS-SRV-USG:launched_at"));
-  const json::object* flavor = Sub(&server, "flavor");
-  m.type = !Str(flavor, "original_name").empty() ? Str(flavor, "original_name") : Str(flavor, "id");
+  m.created_ns = ParseNovaTime(JsonStringAt(&server, "created"));
+  m.running_ns = ParseNovaTime(JsonStringAt(&server, "OS-SRV-USG:launched_at"));
+  const json::object* flavor = JsonObjectAt(&server, "flavor");
+  m.type = !JsonStringAt(flavor, "original_name").empty() ? JsonStringAt(flavor, "original_name")
+                                                          : JsonStringAt(flavor, "id");
   return m;
 }
 
 std::string NovaServerFlavorId(const json::object& server) {
-  return Str(Sub(&server, "flavor"), "id");
+  return JsonStringAt(JsonObjectAt(&server, "flavor"), "id");
 }
 
 std::string NovaCreatedServerId(std::string_view body) {
   boost::system::error_code ec;
   const json::value v = json::parse(body, ec);
-  return ec ? "" : Str(Sub(Obj(&v), "server"), "id");
+  return ec ? "" : JsonStringAt(JsonObjectAt(JsonObject(&v), "server"), "id");
 }
 
 }  // namespace bitfusion::internal

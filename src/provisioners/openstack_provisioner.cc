@@ -12,6 +12,7 @@
 #include "bitfusion/run_record.h"
 #include "core/ascii.h"
 #include "core/env.h"
+#include "core/json_fields.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
 #include "provisioners/openstack_compute_internal.h"
@@ -21,6 +22,10 @@ namespace bitfusion {
 namespace {
 
 namespace json = boost::json;
+using internal::JsonArrayAt;
+using internal::JsonObject;
+using internal::JsonObjectAt;
+using internal::JsonStringAt;
 using namespace std::chrono_literals;
 using internal::GetEnv;
 
@@ -41,28 +46,6 @@ bool IsUuid(const std::string& text) {
   static const std::regex kUuid(
       "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}");
   return std::regex_match(text, kUuid);
-}
-
-const json::object* Obj(const json::value* v) {
-  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const json::object* Sub(const json::object* o, std::string_view key) {
-  return o == nullptr ? nullptr : Obj(o->if_contains(key));
-}
-
-const json::array* Arr(const json::object* o, std::string_view key) {
-  const json::value* v = o == nullptr ? nullptr : o->if_contains(key);
-  return v != nullptr && v->is_array() ? &v->as_array() : nullptr;
-}
-
-std::string Str(const json::object* o, std::string_view key) {
-  const json::value* v = o == nullptr ? nullptr : o->if_contains(key);
-  if (v == nullptr) return "";
-  if (v->is_string()) return std::string(v->as_string());
-  if (v->is_int64()) return std::to_string(v->as_int64());
-  if (v->is_uint64()) return std::to_string(v->as_uint64());
-  return "";
 }
 
 // The metadata Nova accepts: keys [a-zA-Z0-9-_:. /]{1,255}, values up to 255 bytes, at most
@@ -360,20 +343,21 @@ Result<std::vector<OpenStackProvisioner::Flavor>> OpenStackProvisioner::Flavors(
     answer = Compute("GET", "/flavors/detail", "", deadline);
   }
   if (!answer) return answer.error();
-  const json::array* list = Arr(Obj(&*answer), "flavors");
+  const json::array* list = JsonArrayAt(JsonObject(&*answer), "flavors");
   if (list == nullptr) return InternalError(Where() + " GET /flavors/detail answered no list");
   std::vector<Flavor> out;
   for (const auto& f : *list) {
-    const json::object* o = Obj(&f);
-    const json::object* specs = Sub(o, "extra_specs");
+    const json::object* o = JsonObject(&f);
+    const json::object* specs = JsonObjectAt(o, "extra_specs");
     json::value fetched;
     if (specs == nullptr) {
       BITFUSION_ASSIGN_OR_RETURN(
           auto s,
-          Compute("GET", "/flavors/" + internal::PercentEncode(Str(o, "id")) + "/os-extra_specs",
+          Compute("GET",
+                  "/flavors/" + internal::PercentEncode(JsonStringAt(o, "id")) + "/os-extra_specs",
                   "", deadline));
       fetched = std::move(s);
-      specs = Sub(Obj(&fetched), "extra_specs");
+      specs = JsonObjectAt(JsonObject(&fetched), "extra_specs");
     }
     internal::NovaFlavor parsed = internal::ParseNovaFlavor(f, specs);
     Flavor flavor{std::move(parsed.id), std::move(parsed.type)};
@@ -398,12 +382,12 @@ Result<std::string> OpenStackProvisioner::ResolveImage(const std::string& image)
   // The compute API's image proxy (Glance's names), read at microversion 2.1, where it exists.
   BITFUSION_ASSIGN_OR_RETURN(auto answer,
                              Compute("GET", "/images/detail", "", DeadlineAfter(120s)));
-  const json::array* list = Arr(Obj(&answer), "images");
+  const json::array* list = JsonArrayAt(JsonObject(&answer), "images");
   std::vector<std::string> matches, names;
   for (std::size_t i = 0; list != nullptr && i < list->size(); ++i) {
-    const json::object* o = Obj(&(*list)[i]);
-    if (Str(o, "name") == image) matches.push_back(Str(o, "id"));
-    if (names.size() < 12) names.push_back(Str(o, "name"));
+    const json::object* o = JsonObject(&(*list)[i]);
+    if (JsonStringAt(o, "name") == image) matches.push_back(JsonStringAt(o, "id"));
+    if (names.size() < 12) names.push_back(JsonStringAt(o, "name"));
   }
   if (matches.size() == 1) return matches.front();
   if (matches.size() > 1) {
@@ -450,18 +434,18 @@ Result<std::vector<MachineInfo>> OpenStackProvisioner::Servers(const std::string
     if (!query.empty()) target += "&" + query;
     if (!marker.empty()) target += "&marker=" + internal::PercentEncode(marker);
     BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", target, "", deadline));
-    const json::object* body = Obj(&answer);
-    const json::array* list = Arr(body, "servers");
+    const json::object* body = JsonObject(&answer);
+    const json::array* list = JsonArrayAt(body, "servers");
     if (list == nullptr) return InternalError(Where() + " GET /servers/detail answered no list");
     for (const auto& s : *list) {
-      if (const json::object* o = Obj(&s)) out.push_back(FromJson(*o));
+      if (const json::object* o = JsonObject(&s)) out.push_back(FromJson(*o));
     }
     bool next = false;
-    if (const json::array* links = Arr(body, "servers_links")) {
-      for (const auto& l : *links) next = next || Str(Obj(&l), "rel") == "next";
+    if (const json::array* links = JsonArrayAt(body, "servers_links")) {
+      for (const auto& l : *links) next = next || JsonStringAt(JsonObject(&l), "rel") == "next";
     }
     if (!next || list->empty()) break;
-    marker = Str(Obj(&list->back()), "id");
+    marker = JsonStringAt(JsonObject(&list->back()), "id");
   }
   return out;
 }
@@ -631,18 +615,18 @@ Result<MachineInfo> OpenStackProvisioner::WaitReady(const std::string& id, Deadl
       wait,
       [&]() -> Result<std::optional<MachineInfo>> {
         BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", "/servers/" + id, "", deadline));
-        const json::object* server = Sub(Obj(&answer), "server");
+        const json::object* server = JsonObjectAt(JsonObject(&answer), "server");
         if (server == nullptr) {
           return InternalError(Where() + " GET /servers/" + id + " answered no server");
         }
         MachineInfo m = FromJson(*server);
         if (m.state != "error") return std::optional<MachineInfo>(std::move(m));
-        const json::object* fault = Sub(server, "fault");
-        const std::string message = Str(fault, "message");
+        const json::object* fault = JsonObjectAt(server, "fault");
+        const std::string message = JsonStringAt(fault, "message");
         const std::string text =
             Where() + " server " + id +
             " went to ERROR: " + (message.empty() ? "Nova gave no fault" : Redact(message)) +
-            (fault != nullptr ? " (fault code " + Str(fault, "code") + ")" : "") +
+            (fault != nullptr ? " (fault code " + JsonStringAt(fault, "code") + ")" : "") +
             "; destroy it with `bitfusion machines down`";
         if (message.find("No valid host") != std::string::npos) {
           return ResourceExhaustedError(text + ", and try another flavour or region");
@@ -690,7 +674,7 @@ Status OpenStackProvisioner::Keep(const std::vector<std::string>& ids) {
     const std::string target = "/servers/" + id + "/metadata";
     BITFUSION_ASSIGN_OR_RETURN(auto answer, Compute("GET", target, "", DeadlineAfter(120s)));
     json::object metadata;
-    if (const json::object* m = Sub(Obj(&answer), "metadata")) metadata = *m;
+    if (const json::object* m = JsonObjectAt(JsonObject(&answer), "metadata")) metadata = *m;
     for (const char* key : kCreatorProcessLabels) metadata.erase(key);
     // PUT replaces the whole set, so repeating it is harmless.
     BITFUSION_RETURN_IF_ERROR(Compute("PUT", target,

@@ -9,33 +9,13 @@
 #include <regex>
 
 #include "bitfusion/ownership.h"
+#include "core/json_fields.h"
 #include "core/rfc3339.h"
 
 namespace bitfusion::internal {
 namespace {
 
 namespace json = boost::json;
-
-const json::object* Obj(const json::value* v) {
-  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const json::object* Sub(const json::object* o, std::string_view key) {
-  return o == nullptr ? nullptr : Obj(o->if_contains(key));
-}
-
-std::string Str(const json::object* o, std::string_view key) {
-  const json::value* v = o == nullptr ? nullptr : o->if_contains(key);
-  if (v == nullptr) return "";
-  if (v->is_string()) return std::string(v->as_string());
-  if (v->is_int64()) return std::to_string(v->as_int64());
-  if (v->is_uint64()) return std::to_string(v->as_uint64());
-  return "";
-}
-
-std::int64_t Int(const json::object* o, std::string_view key) {
-  return std::strtoll(Str(o, key).c_str(), nullptr, 10);
-}
 
 // A run of digits as a number no larger than `max`; nullopt when it is larger (std::stoi and
 // std::stoull threw std::out_of_range there, out of the public API).
@@ -52,7 +32,7 @@ Labels TagsToLabels(const json::object* guest) {
   const json::value* refs = guest == nullptr ? nullptr : guest->if_contains("tagReferences");
   if (refs == nullptr || !refs->is_array()) return out;
   for (const auto& r : refs->as_array()) {
-    const std::string tag = Str(Sub(Obj(&r), "tag"), "name");
+    const std::string tag = JsonStringAt(JsonObjectAt(JsonObject(&r), "tag"), "name");
     const auto colon = tag.find(':');
     if (colon == std::string::npos) {
       out[tag] = "";
@@ -81,7 +61,7 @@ std::optional<SoftLayerError> ParseSoftLayerError(std::string_view body) {
 
 MachineType ParseSoftLayerFlavor(const json::object* f) {
   MachineType t;
-  t.name = Str(f, "keyName");
+  t.name = JsonStringAt(f, "keyName");
   t.cpu_architecture = "x86_64";
   // Key names read FAMILY_{cores}X{ram GB}X{disk GB}: B1_2X4X100, AC1_8X60X25.
   static const std::regex kKey("[A-Z0-9]+_([0-9]+)X([0-9]+)X[0-9]+.*");
@@ -90,18 +70,18 @@ MachineType ParseSoftLayerFlavor(const json::object* f) {
     if (const auto cores = Digits(m[1], INT_MAX)) t.vcpus = static_cast<int>(*cores);
     if (const auto gb = Digits(m[2], UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
   }
-  const std::string fee = Str(f, "totalMinimumHourlyFee");
+  const std::string fee = JsonStringAt(f, "totalMinimumHourlyFee");
   if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
   const json::value* prices = f == nullptr ? nullptr : f->if_contains("prices");
   if (prices != nullptr && prices->is_array()) {
     for (const auto& p : prices->as_array()) {
-      const json::object* item = Sub(Obj(&p), "item");
-      const std::string category = Str(Sub(item, "itemCategory"), "categoryCode");
+      const json::object* item = JsonObjectAt(JsonObject(&p), "item");
+      const std::string category = JsonStringAt(JsonObjectAt(item, "itemCategory"), "categoryCode");
       if (category.rfind("guest_pcie_device", 0) != 0) continue;
       // "1 x P100 GPU"; SoftLayer's classic GPUs are all NVIDIA's.
       int count = 0;
       char model[64] = {};
-      const std::string description = Str(item, "description");
+      const std::string description = JsonStringAt(item, "description");
       if (std::sscanf(description.c_str(), "%d x %63s", &count, model) == 2 && count > 0) {
         AcceleratorInfo a;
         a.kind = "gpu";
@@ -119,9 +99,9 @@ MachineType ParseSoftLayerFlavor(const json::object* f) {
 // ...". Memory from the key's "<n>GB"; GPUs from the description's "<n> x <model> GPU".
 MachineType ParseSoftLayerPreset(const json::object* p) {
   MachineType t;
-  t.name = Str(p, "keyName");
+  t.name = JsonStringAt(p, "keyName");
   t.cpu_architecture = "x86_64";
-  const std::string description = Str(p, "description");
+  const std::string description = JsonStringAt(p, "description");
   static const std::regex kMemory("_([0-9]+)GB_");
   std::smatch m;
   if (std::regex_search(t.name, m, kMemory)) {
@@ -140,7 +120,7 @@ MachineType ParseSoftLayerPreset(const json::object* p) {
     a.count = static_cast<int>(*count);
     t.accelerators.push_back(a);
   }
-  const std::string fee = Str(p, "totalMinimumHourlyFee");
+  const std::string fee = JsonStringAt(p, "totalMinimumHourlyFee");
   if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
   return t;
 }
@@ -149,31 +129,33 @@ MachineInfo SoftLayerMachine(bool hardware, const json::object& object, bool pri
   const json::object* o = &object;
   MachineInfo m;
   // The id field of KindInfo in softlayer_provisioner.cc.
-  m.id = Str(o, hardware ? "globalIdentifier" : "id");
+  m.id = JsonStringAt(o, hardware ? "globalIdentifier" : "id");
   m.provider = "softlayer";
-  m.type = Str(Sub(Sub(Sub(o, "billingItem"), "orderItem"), "preset"), "keyName");
-  const bool busy = o->contains("activeTransaction") || Str(o, "provisionDate").empty();
+  m.type = JsonStringAt(
+      JsonObjectAt(JsonObjectAt(JsonObjectAt(o, "billingItem"), "orderItem"), "preset"), "keyName");
+  const bool busy = o->contains("activeTransaction") || JsonStringAt(o, "provisionDate").empty();
   if (hardware) {
     // A cancelled server keeps its record, without a billing item, until it is reclaimed.
     m.state = !o->contains("billingItem") ? "shutting-down" : busy ? "pending" : "running";
-    m.cpu.threads = static_cast<int>(Int(o, "processorPhysicalCoreAmount"));
-    m.memory_bytes = static_cast<std::uint64_t>(Int(o, "memoryCapacity")) << 30;
+    m.cpu.threads = static_cast<int>(JsonIntAt(o, "processorPhysicalCoreAmount"));
+    m.memory_bytes = static_cast<std::uint64_t>(JsonIntAt(o, "memoryCapacity")) << 30;
   } else {
-    const std::string power = Str(Sub(o, "powerState"), "keyName");
+    const std::string power = JsonStringAt(JsonObjectAt(o, "powerState"), "keyName");
     m.state = busy                 ? "pending"
               : power == "RUNNING" ? "running"
               : power.empty()      ? "unknown"
                                    : "stopped";
-    m.cpu.threads = static_cast<int>(Int(o, "startCpus"));
-    m.memory_bytes = static_cast<std::uint64_t>(Int(o, "maxMemory")) << 20;
+    m.cpu.threads = static_cast<int>(JsonIntAt(o, "startCpus"));
+    m.memory_bytes = static_cast<std::uint64_t>(JsonIntAt(o, "maxMemory")) << 20;
   }
-  m.hostname = Str(o, "fullyQualifiedDomainName");
-  m.address = private_only || Str(o, "primaryIpAddress").empty() ? Str(o, "primaryBackendIpAddress")
-                                                                 : Str(o, "primaryIpAddress");
-  m.zone = Str(Sub(o, "datacenter"), "name");
+  m.hostname = JsonStringAt(o, "fullyQualifiedDomainName");
+  m.address = private_only || JsonStringAt(o, "primaryIpAddress").empty()
+                  ? JsonStringAt(o, "primaryBackendIpAddress")
+                  : JsonStringAt(o, "primaryIpAddress");
+  m.zone = JsonStringAt(JsonObjectAt(o, "datacenter"), "name");
   m.ssh.host = m.address;
   m.labels = TagsToLabels(o);
-  m.created_ns = internal::ParseRfc3339(Str(o, "createDate")).value_or(0);
+  m.created_ns = internal::ParseRfc3339(JsonStringAt(o, "createDate")).value_or(0);
   m.cpu.architecture = "x86_64";
   if (m.labels.count(kLabelCreator) == 0) {
     // The tag window: named by bitfusion, never tagged (its creator died in between).

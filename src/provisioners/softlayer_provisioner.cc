@@ -16,6 +16,7 @@
 #include "bitfusion/run_record.h"
 #include "core/ascii.h"
 #include "core/env.h"
+#include "core/json_fields.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
 #include "net/http_client.h"
@@ -27,6 +28,9 @@ namespace bitfusion {
 namespace {
 
 namespace json = boost::json;
+using internal::JsonObject;
+using internal::JsonObjectAt;
+using internal::JsonStringAt;
 using namespace std::chrono_literals;
 using internal::GetEnv;
 
@@ -96,23 +100,6 @@ CodeInfo Classify(const std::string& code, long status) {
     return {StatusCode::kInvalidArgument, "correct the request"};
   }
   return {StatusCode::kUnavailable, "SoftLayer is failing; try again later"};
-}
-
-const json::object* Obj(const json::value* v) {
-  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const json::object* Sub(const json::object* o, std::string_view key) {
-  return o == nullptr ? nullptr : Obj(o->if_contains(key));
-}
-
-std::string Str(const json::object* o, std::string_view key) {
-  const json::value* v = o == nullptr ? nullptr : o->if_contains(key);
-  if (v == nullptr) return "";
-  if (v->is_string()) return std::string(v->as_string());
-  if (v->is_int64()) return std::to_string(v->as_int64());
-  if (v->is_uint64()) return std::to_string(v->as_uint64());
-  return "";
 }
 
 // One ownership label as one SoftLayer tag, "key:value".
@@ -297,20 +284,21 @@ Result<std::vector<MachineType>> SoftLayerProvisioner::Types() {
   auto r = http_->Send(Request("GET", "/SoftLayer_Virtual_Guest/getCreateObjectOptions.json", "",
                                DeadlineAfter(120s)));
   BITFUSION_ASSIGN_OR_RETURN(auto a, Decode(Where(), "getCreateObjectOptions", r));
-  const json::object* options = Obj(&a.body);
+  const json::object* options = JsonObject(&a.body);
   std::vector<MachineType> out;
   std::set<std::string> datacenters;
   auto each = [&](std::string_view key, auto&& fn) {
     const json::value* list = options == nullptr ? nullptr : options->if_contains(key);
     if (list == nullptr || !list->is_array()) return;
-    for (const auto& e : list->as_array()) fn(Obj(&e));
+    for (const auto& e : list->as_array()) fn(JsonObject(&e));
   };
   each("flavors", [&](const json::object* f) {
-    MachineType t = internal::ParseSoftLayerFlavor(Sub(f, "flavor"));
+    MachineType t = internal::ParseSoftLayerFlavor(JsonObjectAt(f, "flavor"));
     if (!t.name.empty()) out.push_back(std::move(t));
   });
   each("datacenters", [&](const json::object* d) {
-    datacenters.insert(Str(Sub(Sub(d, "template"), "datacenter"), "name"));
+    datacenters.insert(
+        JsonStringAt(JsonObjectAt(JsonObjectAt(d, "template"), "datacenter"), "name"));
   });
   // Bare metal: the fixed configuration presets. An account without bare-metal rights still
   // gets its virtual guests.
@@ -323,11 +311,12 @@ Result<std::vector<MachineType>> SoftLayerProvisioner::Types() {
   }
   if (!hw_answer) {
     LogAt(LogLevel::kInfo, Where(), ": no bare-metal types (", hw_answer.error().message(), ")");
-  } else if (const json::object* hw_options = Obj(&hw_answer->body)) {
+  } else if (const json::object* hw_options = JsonObject(&hw_answer->body)) {
     const json::value* list = hw_options->if_contains("fixedConfigurationPresets");
     const std::size_t n = list != nullptr && list->is_array() ? list->as_array().size() : 0;
     for (std::size_t i = 0; i < n; ++i) {
-      MachineType t = internal::ParseSoftLayerPreset(Sub(Obj(&list->as_array()[i]), "preset"));
+      MachineType t =
+          internal::ParseSoftLayerPreset(JsonObjectAt(JsonObject(&list->as_array()[i]), "preset"));
       if (t.name.empty()) continue;
       presets.insert(t.name);
       out.push_back(std::move(t));
@@ -380,7 +369,7 @@ Result<std::string> SoftLayerProvisioner::CreateOne(Kind kind, const std::string
     auto answer = Decode(Where(), what, response);
     if (answer) {
       // Bare metal answers no id yet, only its globalIdentifier (SLDN, SoftLayer_Hardware).
-      const std::string id = Str(Obj(&answer->body), info.id_field);
+      const std::string id = JsonStringAt(JsonObject(&answer->body), info.id_field);
       if (id.empty()) return InternalError(Where() + " " + what + " answered no " + info.id_field);
       return id;
     }
@@ -580,7 +569,7 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Objects(Kind kind, const 
       return InternalError(Where() + " " + what + " answered something other than a list");
     }
     for (const auto& g : a.body.as_array()) {
-      if (const json::object* o = Obj(&g)) out.push_back(FromJson(kind, *o));
+      if (const json::object* o = JsonObject(&g)) out.push_back(FromJson(kind, *o));
     }
     const std::int64_t seen = offset + static_cast<std::int64_t>(a.body.as_array().size());
     if (a.body.as_array().size() < static_cast<std::size_t>(kPageSize) ||
@@ -685,7 +674,7 @@ Status SoftLayerProvisioner::DestroyHardware(const std::string& id) {
     }
     return got.error();
   }
-  const std::string item = Str(Sub(Obj(&got->body), "billingItem"), "id");
+  const std::string item = JsonStringAt(JsonObjectAt(JsonObject(&got->body), "billingItem"), "id");
   if (!item.empty()) {
     // Cancelled at once (hourly charges stop; a monthly server is billed to the month's end).
     auto request = Request(
