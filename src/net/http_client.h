@@ -118,6 +118,20 @@ class StreamCanceller {
   void* multi_ = nullptr;  // CURLM*, owned; Cancel wakes it
 };
 
+/// Called once when a request started with StartStream ends: its response (status and headers;
+/// the body only when the status is not 2xx, as for Stream), or why it failed.
+using DoneCallback = std::function<void(Result<HttpResponse>)>;
+
+/// A request started with HttpClient::StartStream, in flight on the process's stream pump.
+class AsyncStream {
+ public:
+  virtual ~AsyncStream() = default;
+  /// Ends the request, if it has not ended. When this returns, neither of its callbacks is
+  /// running (unless Cancel was called from a callback: they all run on the pump's one thread)
+  /// and neither will be called again; a cancelled request's on_done is not called.
+  virtual void Cancel() = 0;
+};
+
 /// Concurrency: Send and Stream may be called from several threads at once; connections are
 /// pooled and reused across calls.
 class HttpClient {
@@ -137,6 +151,16 @@ class HttpClient {
   /// holds the error body and on_chunk is not called).
   Result<HttpResponse> Stream(const HttpRequest& request, const ChunkCallback& on_chunk,
                               StreamCanceller* canceller = nullptr);
+
+  /// Like Stream, without a thread of its own: the request runs on the stream pump, one thread
+  /// and one libcurl multi handle that serve every such request of the process, so the
+  /// process's thread count does not grow with the number of open streams. `on_chunk` and then
+  /// `on_done` are called on the pump's thread: each must return quickly (anything slow holds
+  /// up every other stream of the process) and must not wait for another stream's callback.
+  /// Errors here (a deadline already passed, a body_source, the pump shut down at exit) are
+  /// returned at once and no callback is called.
+  Result<std::shared_ptr<AsyncStream>> StartStream(const HttpRequest& request,
+                                                   ChunkCallback on_chunk, DoneCallback on_done);
 
   const HttpClientOptions& options() const { return options_; }
 

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "core/rfc3339.h"
 #include "runners/docker_ssh_tunnel.h"
@@ -240,6 +243,30 @@ Result<json::value> DockerApi::Json(const Call& c, std::initializer_list<long> o
   return v;
 }
 
+namespace internal {
+
+ContainerInfo ContainerInfoFromJson(const json::value& v) {
+  ContainerInfo info;
+  info.id = JsonString(JsonAt(v, {"Id"}));
+  info.name = JsonString(JsonAt(v, {"Name"}));
+  if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
+  info.image = JsonString(JsonAt(v, {"Config", "Image"}));
+  info.image_id = JsonString(JsonAt(v, {"Image"}));
+  info.state = JsonString(JsonAt(v, {"State", "Status"}));
+  info.health = JsonString(JsonAt(v, {"State", "Health", "Status"}));
+  info.pid = static_cast<int>(JsonInt(JsonAt(v, {"State", "Pid"})));
+  info.exit_code = static_cast<int>(JsonInt(JsonAt(v, {"State", "ExitCode"})));
+  const auto* oom = JsonAt(v, {"State", "OOMKilled"});
+  info.oom_killed = oom != nullptr && oom->is_bool() && oom->get_bool();
+  info.created_ns = ParseEngineTime(JsonString(JsonAt(v, {"Created"})));
+  info.started_ns = ParseEngineTime(JsonString(JsonAt(v, {"State", "StartedAt"})));
+  info.finished_ns = ParseEngineTime(JsonString(JsonAt(v, {"State", "FinishedAt"})));
+  info.labels = JsonLabels(JsonAt(v, {"Config", "Labels"}));
+  return info;
+}
+
+}  // namespace internal
+
 Result<net::HttpResponse> DockerApi::Stream(const Call& c, const net::ChunkCallback& on_chunk,
                                             net::StreamCanceller* canceller) {
   BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
@@ -247,6 +274,73 @@ Result<net::HttpResponse> DockerApi::Stream(const Call& c, const net::ChunkCallb
   if (!r && Reconnected(r.error())) r = client_->Stream(Request(c, prefix), on_chunk, canceller);
   if (!r) return Unreachable(r.error());
   return r;
+}
+
+namespace {
+
+// A stream that may be sent twice (docker+ssh://'s forward restored in between): Cancel ends
+// whichever request is current, and no second one starts after it.
+class RetriedStream final : public net::AsyncStream {
+ public:
+  void Cancel() override {
+    std::vector<std::shared_ptr<net::AsyncStream>> sent;
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      sent = sent_;
+    }
+    for (auto& s : sent) s->Cancel();
+  }
+  // False when cancelled: `s` is then cancelled too.
+  bool Add(std::shared_ptr<net::AsyncStream> s) {
+    {
+      std::lock_guard lock(mu_);
+      if (!cancelled_) {
+        sent_.push_back(std::move(s));
+        return true;
+      }
+    }
+    s->Cancel();
+    return false;
+  }
+
+ private:
+  std::mutex mu_;
+  bool cancelled_ = false;
+  std::vector<std::shared_ptr<net::AsyncStream>> sent_;  // at most two
+};
+
+}  // namespace
+
+Result<std::shared_ptr<net::AsyncStream>> DockerApi::StartStream(const Call& c,
+                                                                 net::ChunkCallback on_chunk,
+                                                                 net::DoneCallback on_done) {
+  BITFUSION_ASSIGN_OR_RETURN(std::string prefix, Prefix());
+  auto retried = std::make_shared<RetriedStream>();
+  const net::HttpRequest request = Request(c, prefix);
+  std::weak_ptr<RetriedStream> weak = retried;
+  // On the pump thread. Reconnected() restores the forward only after a failure to connect,
+  // which is quick to see; that one login holds up the pump, as it would any caller.
+  auto done = [this, request, weak, on_chunk, on_done,
+               again = true](Result<net::HttpResponse> r) mutable {
+    if (!r && again && Reconnected(r.error())) {
+      again = false;
+      auto second =
+          client_->StartStream(request, on_chunk, [this, on_done](Result<net::HttpResponse> r2) {
+            on_done(r2 ? std::move(r2) : Unreachable(r2.error()));
+          });
+      if (second) {
+        // Its handle dropped uncancelled: the second request runs on, unowned, like the first.
+        if (auto self = weak.lock()) self->Add(std::move(*second));
+        return;
+      }
+      r = second.error();
+    }
+    on_done(r ? std::move(r) : Unreachable(r.error()));
+  };
+  BITFUSION_ASSIGN_OR_RETURN(auto first, client_->StartStream(request, on_chunk, std::move(done)));
+  retried->Add(std::move(first));
+  return std::shared_ptr<net::AsyncStream>(std::move(retried));
 }
 
 Status DockerApi::Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id) {
@@ -288,23 +382,7 @@ Status DockerApi::Progress(const Call& c, std::vector<std::string>* output, std:
 
 Result<ContainerInfo> DockerApi::InspectContainer(const std::string& id) {
   BITFUSION_ASSIGN_OR_RETURN(auto v, Json(Get("/containers/" + id + "/json")));
-  ContainerInfo info;
-  info.id = JsonString(JsonAt(v, {"Id"}));
-  info.name = JsonString(JsonAt(v, {"Name"}));
-  if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
-  info.image = JsonString(JsonAt(v, {"Config", "Image"}));
-  info.image_id = JsonString(JsonAt(v, {"Image"}));
-  info.state = JsonString(JsonAt(v, {"State", "Status"}));
-  info.health = JsonString(JsonAt(v, {"State", "Health", "Status"}));
-  info.pid = static_cast<int>(JsonInt(JsonAt(v, {"State", "Pid"})));
-  info.exit_code = static_cast<int>(JsonInt(JsonAt(v, {"State", "ExitCode"})));
-  const auto* oom = JsonAt(v, {"State", "OOMKilled"});
-  info.oom_killed = oom != nullptr && oom->is_bool() && oom->get_bool();
-  info.created_ns = ParseEngineTime(JsonString(JsonAt(v, {"Created"})));
-  info.started_ns = ParseEngineTime(JsonString(JsonAt(v, {"State", "StartedAt"})));
-  info.finished_ns = ParseEngineTime(JsonString(JsonAt(v, {"State", "FinishedAt"})));
-  info.labels = JsonLabels(JsonAt(v, {"Config", "Labels"}));
-  return info;
+  return internal::ContainerInfoFromJson(v);
 }
 
 Result<ImageInfo> DockerApi::InspectImage(const std::string& ref) {

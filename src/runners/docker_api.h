@@ -48,6 +48,8 @@ std::int64_t JsonInt(const boost::json::value* v);
 const boost::json::value* JsonAt(const boost::json::value& root,
                                  std::initializer_list<std::string_view> keys);
 Labels JsonLabels(const boost::json::value* v);
+// A container's inspection (GET /containers/ID/json) as ContainerInfo.
+ContainerInfo ContainerInfoFromJson(const boost::json::value& v);
 boost::json::object LabelsJson(const Labels& labels);
 boost::json::array JsonStrings(const std::vector<std::string>& v);
 
@@ -183,6 +185,12 @@ class DockerApi {
   Result<boost::json::value> Json(const Call& c, std::initializer_list<long> ok = {200, 201, 204});
   Result<net::HttpResponse> Stream(const Call& c, const net::ChunkCallback& on_chunk,
                                    net::StreamCanceller* canceller);
+  // Stream() without a thread: the call runs on the HTTP client's stream pump, and on_chunk
+  // and on_done are called there (see net::HttpClient::StartStream: they must be quick). A
+  // call through docker+ssh://'s forward that could not connect is sent once more after the
+  // forward is restored, as Stream() does; Cancel() on the result covers that second request.
+  Result<std::shared_ptr<net::AsyncStream>> StartStream(const Call& c, net::ChunkCallback on_chunk,
+                                                        net::DoneCallback on_done);
   // An NDJSON progress stream (build, pull, push, import, load): the first {"error": ...} (or
   // {"errorDetail": {"message": ...}}) is the result, even on HTTP 200.
   Status Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id);

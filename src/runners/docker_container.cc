@@ -13,6 +13,9 @@
 #include <optional>
 #include <thread>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
 #include "bitfusion/log.h"
 #include "core/ascii.h"
 #include "core/event_loop.h"
@@ -23,6 +26,7 @@
 
 namespace bitfusion {
 
+namespace asio = boost::asio;
 namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -80,23 +84,128 @@ namespace {
 // What Exec keeps of each of its command's streams.
 constexpr std::size_t kMaxExecOutput = 64u << 20;
 
-// One Stats() subscription: a thread reading the engine's stats stream until cancelled.
-struct DockerStatsLoop {
-  net::StreamCanceller canceller;
-  std::thread thread;
-  std::once_flag ended;
-  void End() {
-    canceller.Cancel();
-    std::call_once(ended, [this] {
-      if (thread.joinable()) {
-        if (thread.get_id() == std::this_thread::get_id()) {
-          thread.detach();
-        } else {
-          thread.join();
-        }
-      }
-    });
+// The most of a /wait or inspect answer kept (both are a few hundred bytes to a few KiB).
+constexpr std::size_t kMaxAnswer = 4u << 20;
+
+// One Stats() subscription: the engine's stats stream, read on the HTTP client's stream pump
+// (no thread of its own); each reading goes to the callback on the event loop, one at a time
+// and in order. A reading that arrives while the last one still waits replaces it, so a slow
+// callback holds at most one reading, never a queue.
+class DockerStatsFeed : public std::enable_shared_from_this<DockerStatsFeed> {
+ public:
+  DockerStatsFeed(std::string id, std::chrono::nanoseconds interval, StatsCallback callback)
+      : id_(std::move(id)),
+        interval_(interval),
+        callback_(std::move(callback)),
+        strand_(asio::make_strand(internal::EventLoop())) {}
+
+  void Start(DockerApi& api) {
+    DockerApi::Call c;
+    c.path = "/containers/" + id_ + "/stats?stream=1";
+    auto self = shared_from_this();
+    auto stream = api.StartStream(
+        c,
+        [self](std::string_view chunk) {
+          // Pump thread only, so lines_ and last_ need no lock.
+          self->lines_.Feed(chunk, [&](const json::value& v) { self->OnValue(v); });
+          return true;
+        },
+        [self](Result<net::HttpResponse> r) { self->OnEnd(r.status()); });
+    if (!stream) {
+      OnEnd(stream.error());
+      return;
+    }
+    std::lock_guard lock(mu_);
+    if (ended_) {
+      (*stream)->Cancel();
+    } else {
+      stream_ = std::move(*stream);
+    }
   }
+
+  // When it returns, the callback is not running (unless End was called from it) and will not
+  // run again.
+  void End() {
+    std::shared_ptr<net::AsyncStream> stream;
+    {
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      pending_.reset();
+      stream = std::move(stream_);
+    }
+    if (stream) stream->Cancel();
+    std::unique_lock lock(mu_);
+    if (!internal::EventLoopRunning()) return;
+    cv_.wait(lock, [&] { return !running_ || running_on_ == std::this_thread::get_id(); });
+  }
+
+ private:
+  void OnValue(const json::value& v) {
+    ContainerStats st = internal::ParseDockerStats(v);
+    // The engine samples about once a second; a longer interval skips readings.
+    if (last_ != 0 && st.time_ns - last_ < interval_.count() * 9 / 10) return;
+    last_ = st.time_ns;
+    Offer(st);
+  }
+
+  void OnEnd(const Status& s) {
+    if (!s.ok() && s.code() != StatusCode::kCancelled) {
+      LogAt(LogLevel::kWarning, "stats of container ", id_, " ended: ", s.ToString());
+    }
+    // The engine closed the stream (container removed, engine gone): say so once. (A
+    // cancelled stream's end is not reported: End() came first.)
+    ContainerStats last;
+    last.time_ns = WallNowNs();
+    last.running = false;
+    Offer(last);
+  }
+
+  void Offer(const ContainerStats& st) {
+    std::lock_guard lock(mu_);
+    if (ended_) return;
+    pending_ = st;
+    if (posted_) return;
+    posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] { self->Deliver(); });
+  }
+
+  // On strand_.
+  void Deliver() {
+    std::unique_lock lock(mu_);
+    posted_ = false;
+    if (ended_ || !pending_) return;
+    const ContainerStats st = *pending_;
+    pending_.reset();
+    running_ = true;
+    running_on_ = std::this_thread::get_id();
+    lock.unlock();
+    try {
+      callback_(st);
+    } catch (const std::exception& e) {
+      LogAt(LogLevel::kError, "a Stats() callback of container ", id_, " threw: ", e.what());
+    } catch (...) {
+      LogAt(LogLevel::kError, "a Stats() callback of container ", id_, " threw");
+    }
+    lock.lock();
+    running_ = false;
+    cv_.notify_all();
+  }
+
+  const std::string id_;
+  const std::chrono::nanoseconds interval_;
+  const StatsCallback callback_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  JsonLines lines_;
+  std::int64_t last_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<net::AsyncStream> stream_;
+  std::optional<ContainerStats> pending_;
+  bool posted_ = false;
+  bool ended_ = false;
+  bool running_ = false;
+  std::thread::id running_on_;
 };
 
 class DockerContainer final : public Container {
@@ -122,12 +231,12 @@ class DockerContainer final : public Container {
       closing_ = true;
     }
     cv_.notify_all();
-    std::vector<std::shared_ptr<DockerStatsLoop>> loops;
+    std::vector<std::shared_ptr<DockerStatsFeed>> feeds;
     {
       std::lock_guard lock(mu_);
-      loops.swap(stats_loops_);
+      feeds.swap(stats_feeds_);
     }
-    for (auto& l : loops) l->End();
+    for (auto& f : feeds) f->End();
     if (timeout_) timeout_->Cancel();
     if (!kept_) {
       // Removing it also ends its log stream and wait; the cancels below cover an engine that
@@ -137,9 +246,12 @@ class DockerContainer final : public Container {
               "); `bitfusion reap` removes it once its expiry passes");
       }
     }
-    logs_cancel_.Cancel();
-    wait_cancel_.Cancel();
-    if (monitor_.joinable()) monitor_.join();
+    std::vector<std::shared_ptr<net::AsyncStream>> following;
+    {
+      std::lock_guard lock(mu_);
+      following.swap(following_);
+    }
+    for (auto& s : following) s->Cancel();
   }
 
   const std::string& id() const override { return id_; }
@@ -163,7 +275,7 @@ class DockerContainer final : public Container {
       return r ? api_->ApiError(*r, c.method, c.path) : r.error();
     }
     start_mono_ns_ = MonoNowNs();
-    monitor_ = std::thread([this] { Monitor(); });
+    Follow();
     if (timeout_ns_ > 0) {
       // On the event loop; the destructor cancels it (and waits for a kill in progress).
       timeout_ = internal::LoopTimer::Start(std::chrono::nanoseconds(timeout_ns_), [this] {
@@ -340,44 +452,13 @@ class DockerContainer final : public Container {
 
   Result<Subscription> Stats(StatsCallback callback, std::chrono::nanoseconds interval) override {
     if (interval.count() <= 0) return InvalidArgumentError("stats interval must be positive");
-    auto loop = std::make_shared<DockerStatsLoop>();
-    auto api = api_;
-    const std::string id = id_;
-    loop->thread = std::thread([api, id, loop, interval, callback = std::move(callback)] {
-      JsonLines lines;
-      std::int64_t last = 0;
-      auto on_value = [&](const json::value& v) {
-        ContainerStats st = internal::ParseDockerStats(v);
-        // The engine samples about once a second; a longer interval skips readings.
-        if (last != 0 && st.time_ns - last < interval.count() * 9 / 10) return;
-        last = st.time_ns;
-        callback(st);
-      };
-      DockerApi::Call c;
-      c.path = "/containers/" + id + "/stats?stream=1";
-      auto r = api->Stream(
-          c,
-          [&](std::string_view chunk) {
-            lines.Feed(chunk, on_value);
-            return true;
-          },
-          &loop->canceller);
-      if (!r && r.error().code() != StatusCode::kCancelled) {
-        LogAt(LogLevel::kWarning, "stats of container ", id, " ended: ", r.error().ToString());
-      }
-      if (!loop->canceller.cancelled()) {
-        // The engine closed the stream (container removed, engine gone): say so once.
-        ContainerStats last;
-        last.time_ns = WallNowNs();
-        last.running = false;
-        callback(last);
-      }
-    });
+    auto feed = std::make_shared<DockerStatsFeed>(id_, interval, std::move(callback));
     {
       std::lock_guard lock(mu_);
-      stats_loops_.push_back(loop);
+      stats_feeds_.push_back(feed);
     }
-    return Subscription([loop] { loop->End(); });
+    feed->Start(*api_);
+    return Subscription([feed] { feed->End(); });
   }
 
  private:
@@ -526,46 +607,54 @@ class DockerContainer final : public Container {
 
   void FollowIfAttached() {
     if (!attached_) return;
-    std::call_once(follow_once_, [this] { monitor_ = std::thread([this] { Monitor(); }); });
+    std::call_once(follow_once_, [this] { Follow(); });
   }
 
   void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
 
-  // Follows the output until the container stops, then collects how it ended.
-  void Monitor() {
-    Demuxer demux;
-    LineSplitter out(api_->options().max_line_bytes), err(api_->options().max_line_bytes);
+  // Follows the container on the HTTP client's stream pump, one request after the other: its
+  // output until it stops (logs?follow=1), its exit (/wait), then how it ended (inspect). The
+  // callbacks below run on the pump's thread and only parse and hand lines on.
+  void Follow() {
     DockerApi::Call logs;
     logs.path = "/containers/" + id_ + "/logs?follow=1&stdout=1&stderr=1";
-    auto streamed = api_->Stream(
+    auto stream = api_->StartStream(
         logs,
-        [&](std::string_view chunk) {
-          demux.Feed(chunk, [&](LogStream s, std::string_view bytes) {
-            (s == LogStream::kStdout ? out : err).Feed(bytes, [&](std::string_view line) {
+        [this](std::string_view chunk) {
+          demux_.Feed(chunk, [&](LogStream s, std::string_view bytes) {
+            (s == LogStream::kStdout ? out_ : err_).Feed(bytes, [&](std::string_view line) {
               Deliver(s, line);
             });
           });
           return true;
         },
-        &logs_cancel_);
-    out.Finish([&](std::string_view l) { Deliver(LogStream::kStdout, l); });
-    err.Finish([&](std::string_view l) { Deliver(LogStream::kStderr, l); });
+        [this, path = logs.path](Result<net::HttpResponse> r) { LogsEnded(r, path); });
+    if (!stream) return LogsEnded(stream.error(), logs.path);
+    Track(std::move(*stream));
+  }
+
+  void LogsEnded(const Result<net::HttpResponse>& streamed, const std::string& path) {
+    out_.Finish([&](std::string_view l) { Deliver(LogStream::kStdout, l); });
+    err_.Finish([&](std::string_view l) { Deliver(LogStream::kStderr, l); });
     if (streamed && streamed->status != 200) {
       LogAt(LogLevel::kWarning, "no output from container ", id_, ": ",
-            api_->ApiError(*streamed, "GET", logs.path).ToString());
+            api_->ApiError(*streamed, "GET", path).ToString());
     }
-
     DockerApi::Call wait;
     wait.method = "POST";
     wait.path = "/containers/" + id_ + "/wait";
-    std::string body;
-    auto waited = api_->Stream(
+    auto stream = api_->StartStream(
         wait,
-        [&](std::string_view chunk) {
-          body.append(chunk);
+        [this](std::string_view chunk) {
+          wait_body_.append(chunk.substr(0, kMaxAnswer - std::min(kMaxAnswer, wait_body_.size())));
           return true;
         },
-        &wait_cancel_);
+        [this, wait](Result<net::HttpResponse> r) { Exited(r, wait); });
+    if (!stream) return Exited(stream.error(), wait);
+    Track(std::move(*stream));
+  }
+
+  void Exited(const Result<net::HttpResponse>& waited, const DockerApi::Call& wait) {
     Status error;
     if (!waited) {
       error = waited.error();
@@ -573,37 +662,72 @@ class DockerContainer final : public Container {
       error = api_->ApiError(*waited, wait.method, wait.path);
     }
     const std::int64_t end_mono = MonoNowNs();
+    if (!error.ok()) return Finish(ExitStatus(), error);
+    DockerApi::Call inspect = DockerApi::Get("/containers/" + id_ + "/json");
+    inspect.deadline = DeadlineAfter(api_->options().api_timeout);
+    auto stream = api_->StartStream(
+        inspect,
+        [this](std::string_view chunk) {
+          if (chunk.size() > kMaxAnswer - inspect_body_.size()) return false;
+          inspect_body_.append(chunk);
+          return true;
+        },
+        [this, end_mono](Result<net::HttpResponse> r) { Inspected(r, end_mono); });
+    if (!stream) return Inspected(stream.error(), end_mono);
+    Track(std::move(*stream));
+  }
+
+  void Inspected(const Result<net::HttpResponse>& inspected, std::int64_t end_mono) {
+    std::optional<ContainerInfo> info;
+    if (inspected && inspected->status == 200) {
+      boost::system::error_code ec;
+      const json::value v = json::parse(inspect_body_, ec);
+      if (!ec) info = internal::ContainerInfoFromJson(v);
+    }
     ExitStatus exit;
-    if (error.ok()) {
-      auto info = api_->InspectContainer(id_);
-      if (info) {
-        exit.exit_code = info->exit_code;
-        exit.oom_killed = info->oom_killed;
-        exit.start_ns = info->started_ns;
-        exit.end_ns = info->finished_ns;
-        exit.wall_time_ns = exit.end_ns - exit.start_ns;
-        if (exit.wall_time_ns <= 0) {
-          // Podman can record a short-lived container's start after its end: fall back to
-          // this side's clock, ending where the engine says it ended.
-          exit.wall_time_ns = std::max<std::int64_t>(end_mono - start_mono_ns_, 1);
-          exit.start_ns = exit.end_ns - exit.wall_time_ns;
-        }
-      } else {
-        // Removed by someone else the moment it ended: /wait's answer still has the code.
-        boost::system::error_code ec;
-        const json::value v = json::parse(body, ec);
-        exit.exit_code = ec ? -1 : static_cast<int>(JsonInt(JsonAt(v, {"StatusCode"})));
-        exit.end_ns = WallNowNs();
-        exit.wall_time_ns = end_mono - start_mono_ns_;
+    if (info) {
+      exit.exit_code = info->exit_code;
+      exit.oom_killed = info->oom_killed;
+      exit.start_ns = info->started_ns;
+      exit.end_ns = info->finished_ns;
+      exit.wall_time_ns = exit.end_ns - exit.start_ns;
+      if (exit.wall_time_ns <= 0) {
+        // Podman can record a short-lived container's start after its end: fall back to
+        // this side's clock, ending where the engine says it ended.
+        exit.wall_time_ns = std::max<std::int64_t>(end_mono - start_mono_ns_, 1);
         exit.start_ns = exit.end_ns - exit.wall_time_ns;
       }
+    } else {
+      // Removed by someone else the moment it ended: /wait's answer still has the code.
+      boost::system::error_code ec;
+      const json::value v = json::parse(wait_body_, ec);
+      exit.exit_code = ec ? -1 : static_cast<int>(JsonInt(JsonAt(v, {"StatusCode"})));
+      exit.end_ns = WallNowNs();
+      exit.wall_time_ns = end_mono - start_mono_ns_;
+      exit.start_ns = exit.end_ns - exit.wall_time_ns;
     }
+    Finish(exit, Status::OK());
+  }
+
+  void Finish(ExitStatus exit, const Status& error) {
     std::lock_guard lock(mu_);
     exit.timed_out = timed_out_;
     exit_ = exit;
     wait_error_ = error;
     finished_ = true;
     cv_.notify_all();
+  }
+
+  // Keeps a request of Follow()'s for the destructor to cancel; cancels it if that has begun.
+  void Track(std::shared_ptr<net::AsyncStream> s) {
+    {
+      std::lock_guard lock(mu_);
+      if (!closing_) {
+        following_.push_back(std::move(s));
+        return;
+      }
+    }
+    s->Cancel();
   }
 
   void EnforceTimeout() {
@@ -625,8 +749,10 @@ class DockerContainer final : public Container {
   bool attached_ = false;  // made by OpenContainer
   std::once_flag follow_once_;
   std::int64_t start_mono_ns_ = 0;
-  net::StreamCanceller logs_cancel_, wait_cancel_;
-  std::thread monitor_;
+  // Follow()'s state, used on the stream pump's thread only.
+  Demuxer demux_;
+  LineSplitter out_{api_->options().max_line_bytes}, err_{api_->options().max_line_bytes};
+  std::string wait_body_, inspect_body_;
   std::shared_ptr<internal::LoopTimer> timeout_;  // ContainerSpec::timeout_ns
 
   std::mutex mu_;
@@ -636,7 +762,8 @@ class DockerContainer final : public Container {
   bool timed_out_ = false;
   ExitStatus exit_;
   Status wait_error_;
-  std::vector<std::shared_ptr<DockerStatsLoop>> stats_loops_;
+  std::vector<std::shared_ptr<DockerStatsFeed>> stats_feeds_;
+  std::vector<std::shared_ptr<net::AsyncStream>> following_;  // Follow()'s requests
 
   const std::shared_ptr<internal::LogFanout> logs_ =
       std::make_shared<internal::LogFanout>(api_->options().log_buffer_bytes);

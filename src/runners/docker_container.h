@@ -1,7 +1,8 @@
 // A docker:// container handle: start, wait, stop, kill, exec, copy in and out, stats. Each
-// started handle follows its container's output (demultiplexed into lines) and its exit on a
-// thread of its own; each Stats() subscription reads the engine's stats stream on another; a
-// timeout is a timer on the library's event loop (core/event_loop.h).
+// started handle follows its container's output (demultiplexed into lines) and its exit, and
+// each Stats() subscription reads the engine's stats stream, on the HTTP client's stream pump
+// (net/http_client.h: one thread for every stream of the process), with no thread of its own;
+// stats readings and a timeout run on the library's event loop (core/event_loop.h).
 #pragma once
 
 #include <cstdint>

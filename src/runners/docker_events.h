@@ -1,6 +1,6 @@
-// The engine's /events stream as typed container events for docker://: read on a thread of its
-// own, and resumed with `since` after a dropped connection (an engine restart) so that no event
-// is lost or delivered twice.
+// The engine's /events stream as typed container events for docker://: read on the HTTP
+// client's stream pump (no thread of its own), and resumed with `since` after a dropped connection
+// (an engine restart) so that no event is lost or delivered twice.
 #pragma once
 
 #include <memory>
@@ -18,8 +18,9 @@ namespace internal {
 Event DockerEventFromJson(const boost::json::value& v, const std::string& source);
 }  // namespace internal
 
-/// Delivers the container events of the engine behind `api` to `callback` (on the stream's
-/// thread), each with Event::source = `source`, from now until the subscription ends.
+/// Delivers the container events of the engine behind `api` to `callback` (on the stream
+/// pump's thread: it must be quick), each with Event::source = `source`, from now until the
+/// subscription ends.
 Subscription FollowDockerEvents(std::shared_ptr<DockerApi> api, std::string source,
                                 EventCallback callback);
 

@@ -2,7 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "fakes/http_test_server.h"
 
@@ -264,6 +271,127 @@ TEST(HttpClientTest, StreamErrorStatusReturnsTheErrorBody) {
   EXPECT_EQ(response->status, 404);
   EXPECT_NE(response->body.find("No such container"), std::string::npos);
   EXPECT_FALSE(called);
+}
+
+TEST(HttpClientTest, StartStreamDeliversChunksThenTheEnd) {
+  HttpTestServer server([](const TestRequest&) {
+    TestResponse out;
+    out.chunks = {"one\n", "two\n", "three\n"};
+    out.chunk_pause = 5ms;
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  auto client = Client(options);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string got;
+  std::optional<Result<HttpResponse>> end;
+  auto stream = client->StartStream(
+      {"GET", "/events"},
+      [&](std::string_view chunk) {
+        std::lock_guard lock(mu);
+        got += chunk;
+        return true;
+      },
+      [&](Result<HttpResponse> r) {
+        std::lock_guard lock(mu);
+        end = std::move(r);
+        cv.notify_all();
+      });
+  ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return end.has_value(); }));
+  ASSERT_TRUE(end->ok()) << end->error().ToString();
+  EXPECT_EQ((*end)->status, 200);
+  EXPECT_EQ(got, "one\ntwo\nthree\n");
+}
+
+TEST(HttpClientTest, StartStreamFailureToConnectReachesTheEndCallback) {
+  HttpClientOptions options;
+  options.base_url = "http://127.0.0.1:1";
+  auto client = Client(options);
+  std::promise<Status> ended;
+  auto stream = client->StartStream(
+      {"GET", "/events"}, [](std::string_view) { return true; },
+      [&](Result<HttpResponse> r) { ended.set_value(r.status()); });
+  ASSERT_TRUE(stream.ok());
+  auto future = ended.get_future();
+  ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
+  const Status s = future.get();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("cannot connect to"), std::string::npos) << s.ToString();
+}
+
+// Many open streams share one thread, and Cancel waits for a callback in progress: once it
+// returns, nothing of the stream runs again.
+TEST(HttpClientTest, StartStreamsShareOneThreadAndCancelWaitsForTheCallback) {
+  HttpTestServer server([](const TestRequest&) {
+    TestResponse out;
+    out.chunks = {"{}\n"};
+    out.hold_open = true;
+    return out;
+  });
+  HttpClientOptions options;
+  options.base_url = server.url();
+  auto client = Client(options);
+  constexpr int kStreams = 20;
+  std::atomic<int> first_chunks{0};
+  std::atomic<int> ends{0};
+  std::set<std::thread::id> threads;
+  std::mutex mu;
+  std::vector<std::shared_ptr<AsyncStream>> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    auto seen = std::make_shared<bool>(false);
+    auto stream = client->StartStream(
+        {"GET", "/events"},
+        [&, seen](std::string_view) {
+          {
+            std::lock_guard lock(mu);
+            threads.insert(std::this_thread::get_id());
+          }
+          if (!std::exchange(*seen, true)) ++first_chunks;
+          return true;
+        },
+        [&](Result<HttpResponse>) { ++ends; });
+    ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+    streams.push_back(std::move(*stream));
+  }
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (first_chunks.load() < kStreams && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(first_chunks.load(), kStreams);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(threads.size(), 1u) << "every stream's callbacks run on the one pump thread";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& s : streams) s->Cancel();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms) << "cancelling is prompt";
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(ends.load(), 0) << "a cancelled stream's end callback is not called";
+
+  // A callback in progress: Cancel from another thread returns only once it has returned.
+  std::atomic<bool> in_callback{false}, release{false}, returned{false};
+  auto slow = client->StartStream(
+      {"GET", "/events"},
+      [&](std::string_view) {
+        in_callback = true;
+        while (!release.load()) std::this_thread::sleep_for(1ms);
+        returned = true;
+        return true;
+      },
+      [](Result<HttpResponse>) {});
+  ASSERT_TRUE(slow.ok());
+  while (!in_callback.load()) std::this_thread::sleep_for(1ms);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(100ms);
+    release = true;
+  });
+  (*slow)->Cancel();
+  EXPECT_TRUE(returned.load());
+  releaser.join();
 }
 
 }  // namespace
