@@ -82,7 +82,9 @@ g++ -std=c++20 examples/consumer/main.cc -o "$build/consumer/pc_consumer" \
 g++ -std=c++20 -DBITFUSION_CONSUMER_POSTGRES examples/consumer/main.cc \
   -o "$build/consumer/pc_consumer_postgres" $(pkg-config --cflags --libs bitfusion-postgres)
 "$build/consumer/pc_consumer_postgres" "$prefix"
-(cd "$(mktemp -d)" && "$prefix/bin/bitfusion" run "$prefix/share/bitfusion/specs/quickstart.json" \
+quick=$(mktemp -d)
+(cd "$quick" && "$prefix/bin/bitfusion" run "$prefix/share/bitfusion/specs/quickstart.json" \
   --sink null:// --quiet >/dev/null)
+rm -rf "$quick"
 
 step "all tests passed"

@@ -72,8 +72,15 @@ Result<pid_t> SpawnSsh(const bp::filesystem::path& exe, const std::vector<std::s
 
 // The remote end of the command channel, run by `sh -c` under the login shell: one command a
 // line on stdin, each answered with "STATUS OUT_BYTES ERR_BYTES\n", its stdout, its stderr.
+// Its directory goes also when the session ends under it (a command abandoned at its timeout
+// finishes and writes to a closed channel: SIGPIPE; a hang-up or kill), as a shell killed by a
+// signal it does not trap skips its EXIT trap.
 constexpr const char* kChannelDriver = R"sh(d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+trap 'exit 130' INT
 while IFS= read -r c; do
   sh -c "$c" </dev/null >"$d/o" 2>"$d/e"
   r=$?
