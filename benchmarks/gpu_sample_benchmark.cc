@@ -9,7 +9,11 @@
 // median over rounds of the per-round ratio of CPU time per iteration. Allocations per
 // iteration are counted on both sides (the fakes allocate too); the difference is the source's.
 //
-//   gpu_sample_benchmark [--rounds=N] [Google Benchmark flags]
+// With --nvml=LIBRARY (libnvidia-ml.so.1 on a machine with an NVIDIA driver) the NVML pair runs
+// on that library and every GPU it reports instead of the fake, and the ROCm SMI pair is left
+// out: the real cost of a sample, driver calls included, and the source's share of it.
+//
+//   gpu_sample_benchmark [--rounds=N] [--nvml=LIBRARY] [Google Benchmark flags]
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -43,6 +47,10 @@ namespace nvml = bitfusion::nvml;
 namespace rocm_smi = bitfusion::rocm_smi;
 
 constexpr int kGpus = 8;
+
+// The NVML library both sides of the NVML pair use: the fake, or --nvml=LIBRARY.
+std::string nvml_library = BITFUSION_FAKE_NVML;
+bool real_nvml = false;
 
 // Eight GPUs whose every telemetry query answers, for each fake; the files are named by the
 // fakes' environment variables.
@@ -93,10 +101,14 @@ struct RawNvml {
 
   static RawNvml& Get() {
     static RawNvml* raw = [] {
-      auto f = nvml::NvmlFunctions::Load(BITFUSION_FAKE_NVML);
-      if (!f || f->init() != nvml::NVML_SUCCESS) Die("cannot load or initialise the fake NVML");
+      auto f = nvml::NvmlFunctions::Load(nvml_library);
+      if (!f || f->init() != nvml::NVML_SUCCESS) Die("cannot load or initialise " + nvml_library);
       auto* r = new RawNvml{*f, {}};
-      for (unsigned i = 0; i < kGpus; ++i) {
+      unsigned count = kGpus;
+      if (real_nvml && (f->device_count(&count) != nvml::NVML_SUCCESS || count == 0)) {
+        Die(nvml_library + " reports no GPU");
+      }
+      for (unsigned i = 0; i < count; ++i) {
         nvml::nvmlDevice_t h = nullptr;
         if (r->f.handle_by_index(i, &h) != nvml::NVML_SUCCESS) Die("no NVML handle");
         r->handles.push_back(h);
@@ -173,25 +185,26 @@ struct RawRocm {
   }
 };
 
-std::shared_ptr<bitfusion::GpuSource> Source(const char* vendor, const char* library) {
+std::shared_ptr<bitfusion::GpuSource> Source(const char* vendor, const std::string& library,
+                                             std::size_t gpus) {
   bitfusion::GpuSourceOptions options;
   options.vendor = vendor;
   options.library = library;
   auto made = bitfusion::GpuSource::Make(options);
-  if (!made || !(*made)->enabled() || (*made)->device_count() != kGpus) {
-    Die(std::string("gpu source on the fake ") + vendor + " is not sampling " +
-        std::to_string(kGpus) + " GPUs");
+  if (!made || !(*made)->enabled() || (*made)->device_count() != gpus) {
+    Die(std::string("gpu source on ") + library + " is not sampling " + std::to_string(gpus) +
+        " GPUs");
   }
   return *made;
 }
 
 bitfusion::GpuSource& NvmlSource() {
-  static auto source = Source("nvml", BITFUSION_FAKE_NVML);
+  static auto source = Source("nvml", nvml_library, RawNvml::Get().handles.size());
   return *source;
 }
 
 bitfusion::GpuSource& RocmSource() {
-  static auto source = Source("rocm", BITFUSION_FAKE_ROCM_SMI);
+  static auto source = Source("rocm", BITFUSION_FAKE_ROCM_SMI, kGpus);
   return *source;
 }
 
@@ -227,16 +240,16 @@ void Collect(benchmark::State& state, bitfusion::GpuSource& source) {
   CountAllocations(state, before);
 }
 
-void Report(const bitfusion::bench::RoundReporter& r, const char* what, const std::string& raw,
-            const std::string& sample, double target) {
+void Report(const bitfusion::bench::RoundReporter& r, const char* what, std::size_t gpus,
+            const std::string& raw, const std::string& sample, double target) {
   const double raw_ns = r.MedianCpu(raw);
   const double sample_ns = r.MedianCpu(sample);
   if (raw_ns <= 0 || sample_ns <= 0) return;
   const double ratio = r.MedianRatio(sample, raw);
   std::printf(
-      "%s: gpu sample %.0f ns, raw library calls %.0f ns (%d GPUs); allocations per "
+      "%s: gpu sample %.0f ns, raw library calls %.0f ns (%zu GPUs); allocations per "
       "sample beyond the library's own: %.2f\n",
-      what, sample_ns, raw_ns, kGpus,
+      what, sample_ns, raw_ns, gpus,
       r.Counter(sample, "allocs_per_iteration") - r.Counter(raw, "allocs_per_iteration"));
   std::printf("%s gpu sample / raw calls ratio: %.3f (target <= %.2f): %s\n", what, ratio, target,
               ratio <= target ? "met" : "MISSED");
@@ -246,18 +259,32 @@ void Report(const bitfusion::bench::RoundReporter& r, const char* what, const st
 
 int main(int argc, char** argv) {
   int rounds = 7;
-  if (!bitfusion::bench::InitializeRounds(argc, argv, rounds)) return 1;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--nvml=", 7) == 0) {
+      nvml_library = argv[i] + 7;
+      real_nvml = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  if (!bitfusion::bench::InitializeRounds(static_cast<int>(args.size()), args.data(), rounds)) {
+    return 1;
+  }
 
   WriteConfigs();
   RawNvml::Get();
-  RawRocm::Get();
   NvmlSource();
-  RocmSource();
+  if (!real_nvml) {
+    RawRocm::Get();
+    RocmSource();
+  }
   for (int round = 0; round < rounds; ++round) {
     benchmark::RegisterBenchmark("nvml_raw_calls",
                                  [](benchmark::State& s) { RawCalls(s, RawNvml::Get()); });
     benchmark::RegisterBenchmark("nvml_gpu_collect",
                                  [](benchmark::State& s) { Collect(s, NvmlSource()); });
+    if (real_nvml) continue;
     benchmark::RegisterBenchmark("rocm_raw_calls",
                                  [](benchmark::State& s) { RawCalls(s, RawRocm::Get()); });
     benchmark::RegisterBenchmark("rocm_gpu_collect",
@@ -270,9 +297,10 @@ int main(int argc, char** argv) {
 
   std::printf(
       "\nmedians over %d interleaved rounds of CPU time per iteration (ratios: median of the "
-      "per-round ratios), on the fake libraries:\n",
-      rounds);
-  Report(reporter, "NVML", "nvml_raw_calls", "nvml_gpu_collect", 1.10);
-  Report(reporter, "ROCm SMI", "rocm_raw_calls", "rocm_gpu_collect", 1.10);
+      "per-round ratios), on %s:\n",
+      rounds, real_nvml ? nvml_library.c_str() : "the fake libraries");
+  Report(reporter, "NVML", RawNvml::Get().handles.size(), "nvml_raw_calls", "nvml_gpu_collect",
+         1.10);
+  if (!real_nvml) Report(reporter, "ROCm SMI", kGpus, "rocm_raw_calls", "rocm_gpu_collect", 1.10);
   return 0;
 }
