@@ -52,8 +52,31 @@ Result<std::unique_ptr<AppendOnlyFile>> AppendOnlyFile::Open(const std::filesyst
     ::close(fd);
     return ErrnoError(err, "cannot stat " + name);
   }
-  return std::unique_ptr<AppendOnlyFile>(
-      new AppendOnlyFile(fd, path, std::string(what), S_ISREG(st.st_mode)));
+  if (S_ISREG(st.st_mode)) {
+    return std::unique_ptr<AppendOnlyFile>(new AppendOnlyFile(fd, path, std::string(what), true));
+  }
+  // Not a regular file (a pipe such as /dev/stdout, a FIFO, a terminal, /dev/null): open it once
+  // more for writing only. Kept open for reading as well, a pipe has this process as a reader of
+  // its own, so a reader that goes away (`bitfusion metrics | head`) is never noticed: no EPIPE,
+  // and the writes block for good once the pipe is full. O_NONBLOCK for the open only, so that a
+  // FIFO nobody reads is an error rather than a wait.
+  ::close(fd);
+  const int wfd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+  if (wfd < 0) {
+    const int err = errno;
+    if (err == ENXIO) {
+      return FailedPreconditionError("cannot open " + name +
+                                     ": it is a pipe that nothing reads; start its reader first");
+    }
+    return ErrnoError(err, "cannot open " + name + " for writing");
+  }
+  if (const int flags = ::fcntl(wfd, F_GETFL);
+      flags < 0 || ::fcntl(wfd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    const int err = errno;
+    ::close(wfd);
+    return ErrnoError(err, "cannot set " + name + " to blocking writes");
+  }
+  return std::unique_ptr<AppendOnlyFile>(new AppendOnlyFile(wfd, path, std::string(what), false));
 }
 
 Result<std::int64_t> AppendOnlyFile::Size() const {

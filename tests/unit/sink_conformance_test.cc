@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -481,6 +482,42 @@ TEST_F(SinkFileTest, JsonlWriteErrorKeepsSamplesAndCloseSaysHowMany) {
   EXPECT_NE(m.find("6 samples unsent"), std::string::npos) << m;
   EXPECT_EQ(m.find("sink jsonl:///dev/full"), m.rfind("sink jsonl:///dev/full"))
       << "the sink is named once: " << m;
+}
+
+// `bitfusion metrics | head`: the sink writes to /dev/stdout, a pipe. Opened for reading as well,
+// the sink was a reader of its own pipe, so once `head` left it got no EPIPE and blocked for good
+// when the pipe filled (seen on a real run).
+TEST_F(SinkFileTest, JsonlToAPipeWhoseReaderLeftFailsInsteadOfWaitingForever) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old), 0);
+  {
+    auto sink =
+        ResultSinkFromUri("jsonl:///proc/self/fd/" + std::to_string(fds[1]) + "?batch_samples=1");
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    ::close(fds[1]);
+    ASSERT_TRUE((*sink)->Write(CpuBatch(0, 1)).ok());
+    char buf[4096];
+    ASSERT_GT(::read(fds[0], buf, sizeof buf), 0) << "the reader gets the lines";
+    ::close(fds[0]);
+    const Status write = (*sink)->Write(CpuBatch(1, 1));
+    EXPECT_FALSE(write.ok()) << "the reader left; the write must fail, not succeed into a pipe "
+                                "only the sink itself reads";
+    (void)(*sink)->Close();
+  }
+  ::sigaction(SIGPIPE, &old, nullptr);
+}
+
+TEST_F(SinkFileTest, AFifoNobodyReadsIsAClearErrorNotAWait) {
+  const fs::path fifo = dir_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto sink = ResultSinkFromUri("jsonl://" + fifo.string());
+  ASSERT_FALSE(sink.ok());
+  EXPECT_NE(sink.status().message().find("nothing reads"), std::string::npos)
+      << sink.status().ToString();
 }
 
 TEST_F(SinkFileTest, CsvHeaderIsWrittenOnceAndAForeignFileIsRefused) {
