@@ -4,6 +4,7 @@
 #include <optional>
 #include <thread>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include "bitfusion/clock.h"
@@ -15,6 +16,13 @@
 namespace bitfusion::cli {
 namespace {
 namespace po = boost::program_options;
+
+// True when stdout is a pipe whose reader has gone (`bitfusion metrics | head`): the kernel
+// reports POLLERR on a pipe's write end once no reader is left.
+bool StdoutReaderGone() {
+  pollfd p{STDOUT_FILENO, 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
 }  // namespace
 
 int MetricsCommand(const std::vector<std::string>& args) {
@@ -68,9 +76,11 @@ int MetricsCommand(const std::vector<std::string>& args) {
     if (Status s = (*stream)->Add(source); !s.ok()) return fail(s, kExitUsage);
   }
   std::vector<std::string> sink_uris;
+  // Samples as JSON lines on stdout: sampling ends when whatever reads them stops reading.
+  const bool to_stdout = !vm.count("sink") && !live;
   if (vm.count("sink")) {
     sink_uris = vm["sink"].as<std::vector<std::string>>();
-  } else if (!live) {
+  } else if (to_stdout) {
     sink_uris.push_back("jsonl:///dev/stdout");
   }
   std::optional<LiveView> view;
@@ -95,7 +105,9 @@ int MetricsCommand(const std::vector<std::string>& args) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
   auto next_frame = started + std::chrono::seconds(1);
-  while (std::chrono::steady_clock::now() < until && !InterruptFlag().load()) {
+  bool reader_gone = false;
+  while (std::chrono::steady_clock::now() < until && !InterruptFlag().load() &&
+         !(reader_gone = to_stdout && StdoutReaderGone())) {
     std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
         std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
     if (view && std::chrono::steady_clock::now() >= next_frame) {
@@ -107,7 +119,8 @@ int MetricsCommand(const std::vector<std::string>& args) {
   if (Status s = (*stream)->Stop(); !s.ok()) exit = fail(s, kExitFailed);
   if (view) view->Render((*stream)->Overhead(), elapsed_s(), /*final_frame=*/true);
   for (const auto& sink : sinks) {
-    if (Status s = sink->Close(); !s.ok()) exit = fail(s, kExitFailed);
+    // With the reader gone, the samples it did not take are not an error (as for `yes | head`).
+    if (Status s = sink->Close(); !s.ok() && !reader_gone) exit = fail(s, kExitFailed);
   }
   const StreamOverhead o = (*stream)->Overhead();
   std::fprintf(stderr,

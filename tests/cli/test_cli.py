@@ -152,6 +152,24 @@ def test_metrics_streams_jsonl_at_the_interval():
     assert "samples" in proc.stderr
 
 
+def test_metrics_to_a_pipe_ends_when_its_reader_stops_reading():
+    # `bitfusion metrics | head -1`: once head has its line and leaves, sampling stops. The
+    # duration is an hour, so a run that ignores the reader (or blocks on the full pipe, as the
+    # sink once did) is ended by the timeout and fails the test.
+    metrics = subprocess.Popen([BIN, "metrics", "--source", "host", "--interval", "10ms",
+                                "--duration", "1h"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        first = metrics.stdout.readline()
+        metrics.stdout.close()
+        _, err = metrics.communicate(timeout=60)
+    finally:
+        metrics.kill()
+    assert json.loads(first)["type"] == "sample"
+    assert metrics.returncode == 0, err
+    assert b"unsent" not in err, err
+
+
 def test_metrics_of_a_process(tmp_path):
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
