@@ -572,6 +572,22 @@ bool MachineLost(const Placement& p) {
   return !caps.ok() && caps.error().code() == StatusCode::kUnavailable;
 }
 
+// machine.down for `m`: reason "preflight" (with the error) or "unreachable".
+Event MachineDownEvent(const std::string& plan_name, const std::string& plan_run_id,
+                       const PlanMachine& m, const std::string& reason, const std::string& error) {
+  Event e;
+  e.type = EventType::kMachineDown;
+  e.source = "plan:" + plan_name;
+  e.subject = m.name;
+  e.attributes = {{"reason", reason}};
+  if (reason == "preflight") e.attributes.emplace("error", error);
+  e.attributes.emplace("machine_id", m.info.id);
+  e.attributes.emplace("address", m.info.ssh.host);
+  e.attributes.emplace("plan_run_id", plan_run_id);
+  e.time_ns = WallNowNs();
+  return e;
+}
+
 // Every benchmark placed on one machine, one after another. A remote machine that stops
 // answering fails its own runs (each error names it), is announced on the bus (machine.down,
 // reason "unreachable"), and its remaining benchmarks get one error record each; the other
@@ -585,33 +601,15 @@ void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan&
   std::string lost;  // why, once the machine is lost
   if (!p.preflight.error.empty()) {
     lost = "machine " + p.machine.name + " failed its setup or preflight: " + p.preflight.error;
-    Event e;
-    e.type = EventType::kMachineDown;
-    e.source = "plan:" + ctx.plan.name;
-    e.subject = p.machine.name;
-    e.attributes = {{"reason", "preflight"},
-                    {"error", p.preflight.error},
-                    {"machine_id", p.machine.info.id},
-                    {"address", p.machine.info.ssh.host},
-                    {"plan_run_id", ctx.plan_run_id}};
-    e.time_ns = WallNowNs();
-    publish(std::move(e));
+    publish(MachineDownEvent(ctx.plan.name, ctx.plan_run_id, p.machine, "preflight",
+                             p.preflight.error));
   }
   const StoreFn store_here = [&](RunRecord record) {
     if (record.status == kRunError && !where.empty()) {
       record.error = where + ": " + record.error;
       if (lost.empty() && MachineLost(p)) {
         lost = where + " stopped answering";
-        Event e;
-        e.type = EventType::kMachineDown;
-        e.source = "plan:" + ctx.plan.name;
-        e.subject = p.machine.name;
-        e.attributes = {{"reason", "unreachable"},
-                        {"machine_id", p.machine.info.id},
-                        {"address", p.machine.info.ssh.host},
-                        {"plan_run_id", ctx.plan_run_id}};
-        e.time_ns = WallNowNs();
-        publish(std::move(e));
+        publish(MachineDownEvent(ctx.plan.name, ctx.plan_run_id, p.machine, "unreachable", ""));
         LogAt(LogLevel::kError, lost,
               "; its remaining runs are not made, the other machines go on");
       }
@@ -722,17 +720,8 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   if (p.groups != nullptr) {
     for (const auto& m : p.groups->replaced()) {
       const auto f = result.preflight.find(m.name);
-      Event e;
-      e.type = EventType::kMachineDown;
-      e.source = "plan:" + plan.name;
-      e.subject = m.name;
-      e.attributes = {{"reason", "preflight"},
-                      {"error", f == result.preflight.end() ? "" : f->second.error},
-                      {"machine_id", m.info.id},
-                      {"address", m.info.ssh.host},
-                      {"plan_run_id", result.plan_run_id}};
-      e.time_ns = WallNowNs();
-      publish(std::move(e));
+      publish(MachineDownEvent(plan.name, result.plan_run_id, m, "preflight",
+                               f == result.preflight.end() ? "" : f->second.error));
     }
   }
   std::vector<RunContext> contexts;
