@@ -1,11 +1,12 @@
 #include "provisioners/softlayer_internal.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <climits>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <regex>
 
 #include "bitfusion/ownership.h"
@@ -78,17 +79,27 @@ MachineType ParseSoftLayerFlavor(const json::object* f) {
       const json::object* item = JsonObjectAt(JsonObject(&p), "item");
       const std::string category = JsonStringAt(JsonObjectAt(item, "itemCategory"), "categoryCode");
       if (category.rfind("guest_pcie_device", 0) != 0) continue;
-      // "1 x P100 GPU"; SoftLayer's classic GPUs are all NVIDIA's.
-      int count = 0;
-      char model[64] = {};
+      // "1 x P100 GPU"; SoftLayer's classic GPUs are all NVIDIA's. (Read without sscanf's "%d",
+      // whose behaviour for a number no int holds is undefined.)
       const std::string description = JsonStringAt(item, "description");
-      if (std::sscanf(description.c_str(), "%d x %63s", &count, model) == 2 && count > 0) {
-        AcceleratorInfo a;
-        a.kind = "gpu";
-        a.vendor = "NVIDIA";
-        a.model = model;
-        a.count = count;
-        t.accelerators.push_back(a);
+      std::size_t at = description.find_first_not_of(' ');
+      const std::size_t digits_end = description.find_first_not_of("0123456789", at);
+      const auto count = at == std::string::npos
+                             ? std::nullopt
+                             : Digits(description.substr(at, digits_end - at), INT_MAX);
+      at = digits_end == std::string::npos ? digits_end
+                                           : description.find_first_not_of(' ', digits_end);
+      if (count && *count > 0 && at != std::string::npos && description[at] == 'x') {
+        const std::size_t model_at = description.find_first_not_of(' ', at + 1);
+        const std::size_t model_end = description.find(' ', model_at);
+        if (model_at != std::string::npos) {
+          AcceleratorInfo a;
+          a.kind = "gpu";
+          a.vendor = "NVIDIA";
+          a.model = description.substr(model_at, std::min<std::size_t>(model_end - model_at, 63));
+          a.count = static_cast<int>(*count);
+          t.accelerators.push_back(a);
+        }
       }
     }
   }

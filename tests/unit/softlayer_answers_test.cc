@@ -55,6 +55,32 @@ TEST(SoftLayerAnswersTest, NumbersInKeyNamesThatDoNotFitAreUnknownNotThrown) {
   EXPECT_TRUE(p.accelerators.empty());
 }
 
+// A flavour's GPU price item was read with sscanf("%d x %63s"): a count no int holds was
+// undefined behaviour. It reads as no GPU now; well-formed items read as before.
+TEST(SoftLayerAnswersTest, AGuestGpuCountNoIntHoldsIsNoGpu) {
+  auto gpus = [](const std::string& description) {
+    const auto flavor =
+        Parse((R"({"keyName":"AC1_8X60X25","prices":[{"item":{"description":")" + description +
+               R"(","itemCategory":{"categoryCode":"guest_pcie_device0"}}}]})")
+                  .c_str());
+    return internal::ParseSoftLayerFlavor(&flavor).accelerators;
+  };
+  EXPECT_TRUE(gpus("99999999999 x P100 GPU").empty());
+  EXPECT_TRUE(gpus("2147483648 x P100 GPU").empty());
+  EXPECT_TRUE(gpus("0 x P100 GPU").empty());
+  EXPECT_TRUE(gpus("x P100 GPU").empty());
+  EXPECT_TRUE(gpus("2 x").empty());
+  EXPECT_TRUE(gpus("2 P100").empty());
+  const auto two = gpus("2 x V100 GPU");
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_EQ(two[0].count, 2);
+  EXPECT_EQ(two[0].model, "V100");
+  const auto spaced = gpus("  2147483647  x  M60");
+  ASSERT_EQ(spaced.size(), 1u);
+  EXPECT_EQ(spaced[0].count, 2147483647);
+  EXPECT_EQ(spaced[0].model, "M60");
+}
+
 TEST(SoftLayerAnswersTest, GuestsServersAndErrorsAreRead) {
   const auto guest = Parse(R"({"id":101,"fullyQualifiedDomainName":"bf-x-0.example.com",
     "startCpus":2,"maxMemory":4096,"createDate":"2026-01-02T03:04:05-06:00",
