@@ -77,6 +77,10 @@ seed("aws_ini", b"[default]\nregion = eu-west-1\n# comment\n[profile dev]\nservi
                 b"  endpoint_url = http://svc:2\n")
 seed("aws_ini", b"[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n"
                 b"aws_session_token = t\n")
+# IMDS's role credentials, as the metadata service answers them (the same target reads both)
+seed("aws_ini", b'{"Code": "Success", "LastUpdated": "2026-08-01T11:00:00Z", "Type": "AWS-HMAC", '
+                b'"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "s", "Token": "t", '
+                b'"Expiration": "2026-08-01T17:00:00Z"}')
 
 # ---- uri: URIs, durations, sizes, timestamps
 for s in [b"sqlite://results.db", b"docker:///var/run/docker.sock", b"process://", b"host",

@@ -87,10 +87,17 @@ Result<net::AwsCredentials> FromImds(std::string* tried) {
   if (roles.status != 200 || role.empty()) return NotFoundError("this instance has no IAM role");
   get.target += role;
   BITFUSION_ASSIGN_OR_RETURN(auto creds, client->Send(get));
+  return ParseImdsCredentials(creds.status, creds.body, role);
+}
+
+}  // namespace
+
+Result<net::AwsCredentials> ParseImdsCredentials(int status, const std::string& body,
+                                                 const std::string& role) {
   boost::system::error_code ec;
-  const json::value v = json::parse(creds.body, ec);
-  if (creds.status != 200 || ec || !v.is_object()) {
-    return NotFoundError("IMDS answered role credentials " + std::to_string(creds.status));
+  const json::value v = json::parse(body, ec);
+  if (status != 200 || ec || !v.is_object()) {
+    return NotFoundError("IMDS answered role credentials " + std::to_string(status));
   }
   auto str = [&](const char* key) {
     const auto* f = v.as_object().if_contains(key);
@@ -107,8 +114,6 @@ Result<net::AwsCredentials> FromImds(std::string* tried) {
   }
   return c;
 }
-
-}  // namespace
 
 AwsIni ParseAwsIni(const std::string& text) {
   AwsIni out;

@@ -18,6 +18,13 @@ namespace bitfusion::internal {
 using AwsIni = std::map<std::string, std::map<std::string, std::string>>;
 AwsIni ParseAwsIni(const std::string& text);
 
+/// The instance role's credentials as IMDS answers them (`GET
+/// /latest/meta-data/iam/security-credentials/ROLE`, HTTP `status`): AccessKeyId,
+/// SecretAccessKey, Token, Expiration. NotFound for another status, a body that is not a JSON
+/// object, or one without both keys; the message never holds the body.
+Result<net::AwsCredentials> ParseImdsCredentials(int status, const std::string& body,
+                                                 const std::string& role);
+
 /// Where to look; empty fields fall back to the environment and then to the defaults.
 struct AwsSettingsInput {
   std::string region;    ///< from the URI

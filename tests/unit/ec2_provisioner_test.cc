@@ -281,6 +281,29 @@ TEST(AwsConfigTest, IniProfilesAndNestedServices) {
   EXPECT_EQ(ini.at("profile dev").at("endpoint_url"), "http://profile:1");
 }
 
+TEST(AwsConfigTest, ImdsRoleCredentialsAreReadAndBadAnswersNeverShown) {
+  const auto c = internal::ParseImdsCredentials(
+      200,
+      R"({"Code":"Success","AccessKeyId":"ASIAX","SecretAccessKey":"SECRETKEY","Token":"TOK",)"
+      R"("Expiration":"2026-08-01T17:00:00Z"})",
+      "bench");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->access_key_id, "ASIAX");
+  EXPECT_EQ(c->session_token, "TOK");
+  EXPECT_EQ(c->expires_unix_s, 1785603600);
+  EXPECT_EQ(c->source, "the instance role bench (IMDSv2)");
+  for (const auto& [status, body] : std::vector<std::pair<int, std::string>>{
+           {200, R"({"AccessKeyId":"ASIAX","Token":"SECRETKEY"})"},
+           {200, "SECRETKEY not json"},
+           {200, R"(["SECRETKEY"])"},
+           {404, R"({"AccessKeyId":"ASIAX","SecretAccessKey":"SECRETKEY"})"}}) {
+    const auto bad = internal::ParseImdsCredentials(status, body, "bench");
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_EQ(bad.error().code(), StatusCode::kNotFound);
+    EXPECT_EQ(bad.error().message().find("SECRETKEY"), std::string::npos) << bad.error().message();
+  }
+}
+
 TEST(AwsConfigTest, SettingsAndCredentialChain) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("bf-aws-" + std::to_string(::getpid()));
