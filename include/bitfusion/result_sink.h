@@ -44,6 +44,11 @@ struct BITFUSION_EXPORT ResultSinkOptions {
   /// ... or once the oldest pending sample is this old (`max_delay`). Checked on every Write and
   /// by the sink's own thread, so a quiet stream is still sent.
   std::chrono::nanoseconds max_delay = std::chrono::seconds(1);
+  /// A sink without a spool (files, SQLite) whose backend keeps failing (a full disk, a pipe
+  /// nobody reads) holds what it could not write in memory, up to about this many bytes
+  /// (`memory_max_bytes`, default 256 MiB); beyond it Write is ResourceExhausted and queues
+  /// nothing, so an outage costs samples it says it refused, not all of the host's memory.
+  std::int64_t memory_max_bytes = std::int64_t{256} << 20;
 
   // Network sinks only (the keys DurableQueryKeysWith adds):
 
@@ -73,7 +78,7 @@ struct BITFUSION_EXPORT ResultSinkOptions {
   static std::vector<std::string_view> QueryKeysWith(
       std::initializer_list<std::string_view> backend_keys) {
     std::vector<std::string_view> keys(backend_keys);
-    keys.insert(keys.end(), {"batch_samples", "batch_bytes", "max_delay"});
+    keys.insert(keys.end(), {"batch_samples", "batch_bytes", "max_delay", "memory_max_bytes"});
     return keys;
   }
   /// QueryKeysWith plus the spool and retry keys: the list for a network backend.

@@ -39,6 +39,8 @@ Result<ResultSinkOptions> ResultSinkOptions::FromUri(const Uri& uri) {
       PositiveInt(uri, "batch_bytes", static_cast<std::int64_t>(options.batch_bytes)));
   options.batch_bytes = static_cast<std::size_t>(bytes);
   BITFUSION_ASSIGN_OR_RETURN(options.max_delay, uri.QueryDuration("max_delay", options.max_delay));
+  BITFUSION_ASSIGN_OR_RETURN(options.memory_max_bytes,
+                             PositiveInt(uri, "memory_max_bytes", options.memory_max_bytes));
   if (auto spool = uri.Query("spool")) options.spool = *spool;
   BITFUSION_ASSIGN_OR_RETURN(options.spool_max_bytes,
                              PositiveInt(uri, "spool_max_bytes", options.spool_max_bytes));
@@ -137,6 +139,17 @@ Status ResultSink::AppendLocked(const SampleBatch* batch, const RunRecord* run) 
     Status spooled = batch != nullptr ? spool_->AppendBatch(*batch) : spool_->AppendRun(*run);
     BITFUSION_RETURN_IF_ERROR(spooled.WithContext("sink " + uri_ + ": nothing was queued"));
     if (batch != nullptr) counters_.samples_spooled += static_cast<std::int64_t>(batch->size());
+  } else if (batch != nullptr) {
+    std::int64_t held = static_cast<std::int64_t>(pending_bytes_);
+    for (const auto& segment : backlog_) held += segment->memory_bytes;
+    const auto size = static_cast<std::int64_t>(internal::ApproxBytes(*batch));
+    if (held > 0 && held + size > options_.memory_max_bytes) {
+      return ResourceExhaustedError(
+          "sink " + uri_ + ": " + std::to_string(held) +
+          " bytes of samples it could not write are held in memory (memory_max_bytes=" +
+          std::to_string(options_.memory_max_bytes) + "); nothing was queued. Fix what the " +
+          "writes fail on, or raise memory_max_bytes");
+    }
   }
   if (batch != nullptr) {
     if (pending_.empty()) oldest_pending_mono_ns_ = MonoNowNs();
