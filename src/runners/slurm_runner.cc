@@ -116,7 +116,27 @@ std::string SignalName(int sig) {
 
 }  // namespace
 
+namespace {
+class SlurmJob;
+}  // namespace
+
+// The runner's shared state, held by the runner and by every job handle. Its watcher is the one
+// thread that follows all of the runner's submitted jobs (see Watch()).
+//
+// Locks: watch_mu is a leaf. It is taken with no other lock held (no job's mu_, not mu), and
+// while it is held nothing else is locked and nothing is called on a job (no step, no event, no
+// log delivery, no REST call). A job is stepped only while it is `stepping`, which Unwatch waits
+// out: a handle leaving the set waits at most for its own step, never for a GET /jobs in flight.
+// Events and log lines are handed on from the steps, on the watcher's thread, with no lock of
+// the hub held; a callback must not destroy the handle it is called for (Unwatch would wait for
+// the step it is in).
 struct SlurmRunnerHub {
+  ~SlurmRunnerHub();
+  // Adds a submitted job to the watcher's set; starts the watcher with the first one.
+  void Watch(SlurmJob* job);
+  // Takes a job out of the set; returns once the watcher no longer steps it.
+  void Unwatch(SlurmJob* job);
+
   SlurmRunnerOptions options;
   std::shared_ptr<internal::SlurmRest> rest;
   std::shared_ptr<internal::RunnerEventHub> events =
@@ -126,11 +146,25 @@ struct SlurmRunnerHub {
   std::mutex mu;
   std::map<std::string, std::weak_ptr<internal::LogFanout>> logs;
   std::map<std::string, std::function<ContainerInfo()>> live;
+
+ private:
+  void WatchLoop();
+  // Marks `job` as being stepped when it is still in the set.
+  bool Enter(SlurmJob* job);
+  // Ends a step; a job that ended leaves the set.
+  void Leave(SlurmJob* job, bool ended);
+
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  std::set<SlurmJob*> watched;  // submitted, not ended, handle alive
+  SlurmJob* stepping = nullptr;
+  bool watch_stop = false;
+  std::thread watcher;
 };
 
 namespace {
 
-// One job: made at Create, submitted at Start, followed by a thread until it ends.
+// One job: made at Create, submitted at Start, followed by the hub's watcher until it ends.
 class SlurmJob final : public Container {
  public:
   SlurmJob(std::shared_ptr<SlurmRunnerHub> hub, std::string id, std::string body, std::string gres,
@@ -163,11 +197,10 @@ class SlurmJob final : public Container {
       std::lock_guard lock(mu_);
       job = job_id_;
       running = job_id_ != 0 && !done_;
-      stop_ = true;
     }
-    cv_.notify_all();
+    // No more steps: a handle being destroyed stops following its job (cancelled unless kept).
+    hub_->Unwatch(this);
     if (running && !kept_) (void)Cancel(job, SIGKILL);
-    if (monitor_.joinable()) monitor_.join();
     {
       std::lock_guard lock(hub_->mu);
       hub_->live.erase(id_);
@@ -210,7 +243,7 @@ class SlurmJob final : public Container {
       labels_[kJobIdLabel] = std::to_string(job);
       state_ = "PENDING";
     }
-    monitor_ = std::thread([this] { Monitor(); });
+    hub_->Watch(this);
     return Status::OK();
   }
 
@@ -370,37 +403,40 @@ class SlurmJob final : public Container {
     }
   }
 
-  void Monitor() {
+  // The watcher's steps; called on its thread only, one at a time, never with the hub's
+  // watch_mu held. They use the poll state below without a lock for that reason.
+  friend struct bitfusion::SlurmRunnerHub;
+
+  // Every tick (100 ms): new output, and the timeout (the job is killed and polled at once).
+  void Tick(std::chrono::steady_clock::time_point now) {
+    ReadOutput(false);
+    if (started_ && timeout_ns_ > 0 && !timed_out_ &&
+        now - run_began_ >= std::chrono::nanoseconds(timeout_ns_)) {
+      timed_out_ = true;
+      (void)Cancel(job_id_, SIGKILL);
+      next_poll_ = now;
+    }
+  }
+
+  // When this job wants slurmctld's view next (it backs off while its state does not change).
+  std::chrono::steady_clock::time_point NextPoll() const { return next_poll_; }
+
+  // This job's entry of a GET /jobs answer: `v` is null when it is not in it, `listed` says
+  // whether that answer was a good one. Returns true once the job has ended (or was purged).
+  bool Poll(std::chrono::steady_clock::time_point now, const internal::SlurmJobView* v,
+            bool listed) {
     const std::string job = std::to_string(job_id_);
-    auto backoff = 100ms;
-    auto next_poll = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point run_began{};
-    bool started = false, timed_out = false;
-    for (;;) {
-      {
-        // A handle being destroyed stops following its job (it was cancelled unless kept).
-        std::unique_lock lock(mu_);
-        if (cv_.wait_for(lock, 100ms, [&] { return stop_; })) return;
-      }
-      ReadOutput(false);
-      const auto now = std::chrono::steady_clock::now();
-      if (started && timeout_ns_ > 0 && !timed_out &&
-          now - run_began >= std::chrono::nanoseconds(timeout_ns_)) {
-        timed_out = true;
-        (void)Cancel(job_id_, SIGKILL);
-        next_poll = now;
-      }
-      if (now < next_poll) continue;
+    std::optional<internal::SlurmJobView> own;
+    if (v == nullptr && listed) {
+      // Not in a good list: purged after MinJobAge while nobody looked (a long pause of this
+      // process), or not listed yet. GET /job/{id} tells which (error 2017 = purged).
       auto r = hub_->rest->Call("GET", "/job/" + job);
       Result<json::object> body =
           r.ok() ? hub_->rest->Json(*r, "GET /job/" + job) : Result<json::object>(r.error());
-      // An entry that is not an object is no job: the same as none (it used to end the process
-      // with an uncaught exception).
+      // An entry that is not an object is no job: the same as none.
       const std::vector<internal::SlurmJobView> jobs =
           body.ok() ? internal::SlurmJobsOf(*body) : std::vector<internal::SlurmJobView>{};
       if (jobs.empty() && r.ok()) {
-        // Purged after MinJobAge while nobody looked (a long pause of this process): its end is
-        // not known any more.
         const auto errors = internal::ParseSlurmErrors(r->body);
         if (std::any_of(errors.begin(), errors.end(),
                         [](const auto& e) { return e.code == 2017; })) {
@@ -417,44 +453,44 @@ class SlurmJob final : public Container {
           cv_.notify_all();
           hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
                              {{"exitCode", "-1"}, {kStateLabel, "PURGED"}});
-          return;
+          return true;
         }
       }
-      if (jobs.empty()) {
-        // slurmctld busy or slurmrestd restarting: try again later.
-        LogAt(LogLevel::kDebug, "slurm job ", job, ": ",
-              body.ok() ? std::string("no such job in the answer") : body.error().ToString());
-        next_poll = now + hub_->options.poll_max;
-        continue;
-      }
-      const internal::SlurmJobView& v = jobs.front();
-      std::string previous;
+      if (!jobs.empty()) own = jobs.front();
+      v = own ? &*own : nullptr;
+    }
+    if (v == nullptr) {
+      // slurmctld busy or slurmrestd restarting: try again later.
+      LogAt(LogLevel::kDebug, "slurm job ", job, ": no such job in the answer");
+      next_poll_ = now + hub_->options.poll_max;
+      return false;
+    }
+    std::string previous;
+    {
+      std::lock_guard lock(mu_);
+      previous = state_;
+      state_ = v->state;
+    }
+    if (v->state != previous) {
+      backoff_ = 100ms;
+    } else {
+      backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, hub_->options.poll_max);
+    }
+    next_poll_ = now + backoff_;
+    const bool ended = internal::SlurmJobTerminal(v->state);
+    if (!started_ && (v->state == "RUNNING" || v->state == "COMPLETING" || ended)) {
+      started_ = true;
+      run_began_ = now;
       {
         std::lock_guard lock(mu_);
-        previous = state_;
-        state_ = v.state;
+        start_ns_ = v->start_ns > 0 ? v->start_ns : WallNowNs();
       }
-      if (v.state != previous) {
-        backoff = 100ms;
-      } else {
-        backoff = std::min<std::chrono::milliseconds>(backoff * 2, hub_->options.poll_max);
-      }
-      next_poll = now + backoff;
-      const bool ended = internal::SlurmJobTerminal(v.state);
-      if (!started && (v.state == "RUNNING" || v.state == "COMPLETING" || ended)) {
-        started = true;
-        run_began = now;
-        {
-          std::lock_guard lock(mu_);
-          start_ns_ = v.start_ns > 0 ? v.start_ns : WallNowNs();
-        }
-        hub_->events->Emit(EventType::kContainerStarted, "start", id_, labels_);
-      }
-      if (!ended) continue;
-      ReadOutput(true);
-      Finish(v, timed_out, now - run_began);
-      return;
+      hub_->events->Emit(EventType::kContainerStarted, "start", id_, labels_);
     }
+    if (!ended) return false;
+    ReadOutput(true);
+    Finish(*v, timed_out_, now - run_began_);
+    return true;
   }
 
   void Finish(const internal::SlurmJobView& v, bool timed_out,
@@ -510,7 +546,6 @@ class SlurmJob final : public Container {
   std::mutex mu_;
   std::condition_variable cv_;
   bool submitted_ = false;
-  bool stop_ = false;
   bool done_ = false;
   std::int64_t job_id_ = 0;
   std::string state_;
@@ -518,10 +553,91 @@ class SlurmJob final : public Container {
   int sent_signal_ = 0;
   ExitStatus exit_;
   Status end_error_;
-  std::thread monitor_;
+
+  // The watcher's poll state (its thread only).
+  std::chrono::milliseconds backoff_ = 100ms;
+  std::chrono::steady_clock::time_point next_poll_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point run_began_{};
+  bool started_ = false, timed_out_ = false;
 };
 
 }  // namespace
+
+SlurmRunnerHub::~SlurmRunnerHub() {
+  {
+    std::lock_guard lock(watch_mu);
+    watch_stop = true;
+  }
+  watch_cv.notify_all();
+  if (watcher.joinable()) watcher.join();
+}
+
+void SlurmRunnerHub::Watch(SlurmJob* job) {
+  std::lock_guard lock(watch_mu);
+  watched.insert(job);
+  if (!watcher.joinable()) watcher = std::thread([this] { WatchLoop(); });
+}
+
+void SlurmRunnerHub::Unwatch(SlurmJob* job) {
+  std::unique_lock lock(watch_mu);
+  watched.erase(job);
+  watch_cv.wait(lock, [&] { return stepping != job; });
+}
+
+bool SlurmRunnerHub::Enter(SlurmJob* job) {
+  std::lock_guard lock(watch_mu);
+  if (!watched.count(job)) return false;
+  stepping = job;
+  return true;
+}
+
+void SlurmRunnerHub::Leave(SlurmJob* job, bool ended) {
+  {
+    std::lock_guard lock(watch_mu);
+    stepping = nullptr;
+    if (ended) watched.erase(job);
+  }
+  watch_cv.notify_all();
+}
+
+// Every 100 ms: each watched job's output and timeout; then, when any job's poll is due, one
+// GET /jobs for all of them, each due job handed its entry.
+void SlurmRunnerHub::WatchLoop() {
+  for (;;) {
+    std::vector<SlurmJob*> jobs;
+    {
+      std::unique_lock lock(watch_mu);
+      if (watch_cv.wait_for(lock, 100ms, [&] { return watch_stop; })) return;
+      jobs.assign(watched.begin(), watched.end());
+    }
+    const auto now = std::chrono::steady_clock::now();
+    bool due = false;
+    for (SlurmJob* job : jobs) {
+      if (!Enter(job)) continue;
+      job->Tick(now);
+      due = due || job->NextPoll() <= now;
+      Leave(job, false);
+    }
+    if (!due) continue;
+    auto r = rest->Call("GET", "/jobs");
+    Result<json::object> body =
+        r.ok() ? rest->Json(*r, "GET /jobs") : Result<json::object>(r.error());
+    if (!body.ok()) LogAt(LogLevel::kDebug, "slurm: GET /jobs: ", body.error().ToString());
+    std::map<std::int64_t, internal::SlurmJobView> views;
+    if (body.ok()) {
+      for (auto& v : internal::SlurmJobsOf(*body)) views[v.job_id] = std::move(v);
+    }
+    for (SlurmJob* job : jobs) {
+      if (!Enter(job)) continue;
+      bool ended = false;
+      if (job->NextPoll() <= now) {
+        const auto it = views.find(job->job_id_);
+        ended = job->Poll(now, it != views.end() ? &it->second : nullptr, body.ok());
+      }
+      Leave(job, ended);
+    }
+  }
+}
 
 std::string SlurmRunnerOptions::Endpoint() const {
   if (host.empty()) return "unix:" + socket_path;

@@ -10,14 +10,19 @@
 // that directory must be on a filesystem the compute nodes and this host share. GPUs are
 // asked for as GRES "gpu:N" (from the spec's device_requests, else the URI's `gres`).
 //
-// A thread per started job polls GET /job/{id} (100 ms, backing off to `poll_max` while nothing
-// changes) and emits the same lifecycle events as the other runners (create, start, die with
-// Docker's "exitCode", destroy). Slurm reports the exit as a wait status: a job that exits N
-// gives exit_code N; one killed by signal N gives signal N. States map as: COMPLETED/FAILED ->
-// the exit status; CANCELLED -> the signal this handle sent, else the one Slurm reports (its
-// cancel sends SIGTERM, then SIGKILL after KillWait), else SIGKILL;
-// TIMEOUT -> timed_out; OUT_OF_MEMORY -> oom_killed; NODE_FAIL, BOOT_FAIL, PREEMPTED and
-// DEADLINE -> Wait fails with Unavailable naming the state and Slurm's reason, as it does for a
+// One watcher thread per runner (started with its first job, joined when the runner and its
+// last job handle are gone) follows all of its submitted jobs: every 100 ms it reads each job's
+// output files and enforces timeouts, and when any job's poll is due it makes one GET /jobs for
+// all of them, each job polled at its own pace (100 ms, backing off to `poll_max` while its state
+// does not change). A job missing from a good list is asked about alone (GET /job/{id}, to tell
+// a purged job from one not listed yet). It emits the same lifecycle events as the other runners
+// (create, start, die with Docker's "exitCode", destroy), on the watcher's thread, as it hands
+// log lines to Logs() subscribers: a subscriber that blocks holds up every job of the runner. Slurm
+// reports the exit as a wait status: a job that exits N gives exit_code N; one killed by signal N
+// gives signal N. States map as: COMPLETED/FAILED -> the exit status; CANCELLED -> the signal this
+// handle sent, else the one Slurm reports (its cancel sends SIGTERM, then SIGKILL after KillWait),
+// else SIGKILL; TIMEOUT -> timed_out; OUT_OF_MEMORY -> oom_killed; NODE_FAIL, BOOT_FAIL, PREEMPTED
+// and DEADLINE -> Wait fails with Unavailable naming the state and Slurm's reason, as it does for a
 // job that slurmctld purged (MinJobAge) before its end was seen.
 //
 // The spec's timeout is enforced here to the poll (the job is cancelled with SIGKILL and

@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "conformance/runner_conformance.h"
@@ -375,6 +378,49 @@ TEST_F(SlurmRunnerTest, ExpiredJobsAreReapedEvenWithALiveCreator) {
   auto info = (*c)->Inspect();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->labels.at("slurm.state"), "CANCELLED");
+}
+
+// The threads of this process.
+int Threads() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+TEST_F(SlurmRunnerTest, ManyRunningJobsShareOneWatcherThread) {
+  // The client is made and the version negotiated before counting.
+  ASSERT_TRUE(runner_->Capabilities().ok());
+  constexpr int kJobs = 8;
+  std::vector<std::unique_ptr<Container>> jobs;
+  for (int i = 0; i < kJobs; ++i) {
+    auto c = runner_->Create(Sh("echo up; sleep 3; echo done"));
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    jobs.push_back(std::move(*c));
+  }
+  const int before = Threads();
+  for (auto& c : jobs) ASSERT_TRUE(c->Start().ok());
+  // Once every job runs (16 CPUs, one each), each is being followed.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  int running = 0;
+  while (running < kJobs && std::chrono::steady_clock::now() < deadline) {
+    running = 0;
+    for (auto& c : jobs) {
+      auto info = c->Inspect();
+      if (info.ok() && info->state == "running") ++running;
+    }
+    if (running < kJobs) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(running, kJobs);
+  const int during = Threads();
+  RecordProperty("threads_before", before);
+  RecordProperty("threads_during", during);
+  EXPECT_LE(during - before, 2) << before << " threads before " << kJobs << " jobs, " << during
+                                << " while they run: not one watcher for all of them";
+  for (auto& c : jobs) {
+    auto exit = c->Wait(DeadlineAfter(60s));
+    ASSERT_TRUE(exit.ok()) << exit.error().ToString();
+    EXPECT_TRUE(exit->success());
+  }
 }
 
 TEST_F(SlurmRunnerTest, StopOfAPendingJobCancelsIt) {

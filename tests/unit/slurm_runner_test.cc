@@ -7,7 +7,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "fakes/http_test_server.h"
 #include "net/slurm_rest.h"
 #include "scoped_env.h"
 
@@ -198,6 +206,126 @@ TEST(SlurmExitStatusTest, WaitStatusesAndStatesMap) {
   EXPECT_EQ(e.error().code(), StatusCode::kUnavailable);
   EXPECT_THAT(e.error().message(), HasSubstr("NODE_FAIL"));
   EXPECT_THAT(e.error().message(), HasSubstr("NodeDown"));
+}
+
+// A slurmrestd that serves submit, GET /jobs and GET /job/{id}, counting what it is asked. A job
+// is RUNNING for its first two appearances in a GET /jobs answer, then COMPLETED; a job in
+// `purged` is in no list and GET /job/{id} answers Slurm's error 2017 for it.
+class FakeSlurmrestd {
+ public:
+  FakeSlurmrestd()
+      : dir_(std::filesystem::path(::testing::TempDir()) /
+             ("bf-slurm-fake-" + std::to_string(::getpid()))),
+        server_([this](const testing::TestRequest& r) { return Handle(r); },
+                (std::filesystem::create_directories(dir_), (dir_ / "rest.sock").string())) {}
+  ~FakeSlurmrestd() { std::filesystem::remove_all(dir_); }
+
+  std::string Uri() const {
+    return "slurm://" + (dir_ / "rest.sock").string() + "?output_dir=" + (dir_ / "out").string() +
+           "&poll_max=200ms";
+  }
+  void PurgeNext() {
+    std::lock_guard lock(mu_);
+    purge_next_ = true;
+  }
+  int lists() {
+    std::lock_guard lock(mu_);
+    return lists_;
+  }
+  int singles() {
+    std::lock_guard lock(mu_);
+    return singles_;
+  }
+
+ private:
+  testing::TestResponse Handle(const testing::TestRequest& r) {
+    std::lock_guard lock(mu_);
+    const std::string prefix = "/slurm/v0.0.38";
+    if (r.target == "/openapi/v3") return {200, {}, kOpenApi2205};
+    if (r.method == "POST" && r.target == prefix + "/job/submit") {
+      const std::int64_t id = next_id_++;
+      if (purge_next_) purged_.insert(id);
+      purge_next_ = false;
+      seen_[id] = 0;
+      return {200, {}, R"({"job_id":)" + std::to_string(id) + "}"};
+    }
+    if (r.method == "GET" && r.target == prefix + "/jobs") {
+      ++lists_;
+      std::string jobs;
+      for (auto& [id, seen] : seen_) {
+        if (purged_.count(id)) continue;
+        const char* state = seen++ < 2 ? "RUNNING" : "COMPLETED";
+        jobs += std::string(jobs.empty() ? "" : ",") + R"({"job_id":)" + std::to_string(id) +
+                R"(,"job_state":")" + state + R"(","exit_code":0,"start_time":1700000000})";
+      }
+      return {200, {}, R"({"jobs":[)" + jobs + "]}"};
+    }
+    if (r.method == "GET" && r.target.rfind(prefix + "/job/", 0) == 0) {
+      ++singles_;
+      return {500,
+              {},
+              R"({"errors":[{"error":"Invalid job id specified","error_number":2017}],"jobs":[]})"};
+    }
+    return {200, {}, "{}"};
+  }
+
+  std::filesystem::path dir_;
+  std::mutex mu_;
+  std::int64_t next_id_ = 100;
+  std::map<std::int64_t, int> seen_;
+  std::set<std::int64_t> purged_;
+  bool purge_next_ = false;
+  int lists_ = 0, singles_ = 0;
+  testing::HttpTestServer server_;
+};
+
+TEST(SlurmWatcherTest, EightJobsArePolledWithOneListAndNoRequestPerJob) {
+  FakeSlurmrestd fake;
+  auto options = Options(fake.Uri());
+  ASSERT_TRUE(options.ok()) << options.error().ToString();
+  auto runner = SlurmRunner::Make(*options);
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  std::vector<std::unique_ptr<Container>> jobs;
+  for (int i = 0; i < 8; ++i) {
+    ContainerSpec spec;
+    spec.command = {"true"};
+    auto c = (*runner)->Create(spec);
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    ASSERT_TRUE((*c)->Start().ok());
+    jobs.push_back(std::move(*c));
+  }
+  for (auto& c : jobs) {
+    auto exit = c->Wait(DeadlineAfter(std::chrono::seconds(30)));
+    ASSERT_TRUE(exit.ok()) << exit.error().ToString();
+    EXPECT_TRUE(exit->success());
+  }
+  EXPECT_EQ(fake.singles(), 0) << "every job's state came from GET /jobs";
+  // Each job needs three list answers (RUNNING, RUNNING, COMPLETED): a list per job and poll
+  // would be at least 24.
+  EXPECT_GE(fake.lists(), 3);
+  EXPECT_LT(fake.lists(), 24);
+}
+
+TEST(SlurmWatcherTest, AJobMissingFromTheListIsAskedAboutAloneAndPurgedIsUnavailable) {
+  FakeSlurmrestd fake;
+  auto options = Options(fake.Uri());
+  ASSERT_TRUE(options.ok()) << options.error().ToString();
+  auto runner = SlurmRunner::Make(*options);
+  ASSERT_TRUE(runner.ok()) << runner.error().ToString();
+  ContainerSpec spec;
+  spec.command = {"true"};
+  auto c = (*runner)->Create(spec);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  fake.PurgeNext();
+  ASSERT_TRUE((*c)->Start().ok());
+  auto exit = (*c)->Wait(DeadlineAfter(std::chrono::seconds(30)));
+  ASSERT_FALSE(exit.ok());
+  EXPECT_EQ(exit.error().code(), StatusCode::kUnavailable) << exit.error().ToString();
+  EXPECT_THAT(exit.error().message(), HasSubstr("purged"));
+  EXPECT_EQ(fake.singles(), 1);
+  auto info = (*c)->Inspect();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, "dead");
 }
 
 }  // namespace
