@@ -49,9 +49,10 @@ struct SshClientFiles {
 
 class TestSshd {
  public:
-  /// Starts sshd -D listening on address:port, run under `prefix` (e.g. ip netns exec NS).
+  /// Starts sshd -D listening on address:port, run under `prefix` (e.g. ip netns exec NS), with
+  /// `extra_config` (sshd_config lines) appended to its configuration.
   TestSshd(const SshClientFiles& client, const std::string& name, const std::string& address,
-           int port, std::vector<std::string> prefix = {})
+           int port, std::vector<std::string> prefix = {}, const std::string& extra_config = "")
       : address_(address), port_(port) {
     if (!HaveProgram("/usr/sbin/sshd")) {
       error_ = "no /usr/sbin/sshd (Debian: apt-get install openssh-server)";
@@ -77,7 +78,8 @@ class TestSshd {
                           << "StrictModes no\nMaxSessions 64\nMaxStartups 200\nPrintMotd no\n"
                           // lets tests send variables (ssh -o SetEnv=BF_...) to show they
                           // are not passed on
-                          << "AcceptEnv BF_*\n";
+                          << "AcceptEnv BF_*\n"
+                          << extra_config;
     log_ = (dir / ("sshd_" + name + ".log")).string();
     std::vector<std::string> argv = prefix;
     for (const char* a : {"/usr/sbin/sshd", "-D", "-e", "-f"}) argv.push_back(a);
