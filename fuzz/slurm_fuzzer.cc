@@ -2,7 +2,8 @@
 // /openapi/v3 (PickSlurmApiVersion), the "errors" array (ParseSlurmErrors, and through
 // SlurmRest::Error the message made of it for a status the first byte picks), and GET /jobs,
 // GET /job/{id} and POST /job/submit answers: each job (SlurmJobsOf, its state and the labels
-// in its comment) and the submitted job's id.
+// in its comment) and the submitted job's id; GET /nodes and /partitions answers (SlurmNodesOf
+// with each node's GRES, SlurmPartitionsOf), which slurm:// as a provisioner reads.
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -60,5 +61,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
            internal::SlurmCommentLabels(job.comment).size() +
            static_cast<std::size_t>((job.start_ns ^ job.end_ns ^ job.submit_ns) & 1);
   }
+  for (const auto& node : internal::SlurmNodesOf(v.as_object())) {
+    sink = sink + node.name.size() + static_cast<std::size_t>(node.gpus) +
+           internal::SlurmNodeUsable(node) + static_cast<std::size_t>(node.cpus & 1);
+  }
+  for (const auto& p : internal::SlurmPartitionsOf(v.as_object())) sink = sink + p.is_default;
   return 0;
 }

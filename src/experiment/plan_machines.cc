@@ -86,6 +86,22 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
                                  const MachineInfo& m) {
   if (m.provider == "local") return plan_runner;
   BITFUSION_ASSIGN_OR_RETURN(const Uri runner, Uri::Parse(plan_runner));
+  if (m.provider == "slurm") {
+    // Slurm runs host commands as jobs: the group's own slurm:// URI, pinned to the node.
+    if (runner.scheme != "process") {
+      return InvalidArgumentError("runner " + Redact(plan_runner) + " cannot run on Slurm node " +
+                                  m.id + " of group " + group.name +
+                                  ": Slurm runs host commands (slurm://), not containers; give "
+                                  "the plan \"runner\": \"process://\" or put this group in a "
+                                  "plan of its own");
+    }
+    BITFUSION_ASSIGN_OR_RETURN(Uri slurm, Uri::Parse(group.provisioner));
+    std::erase_if(slurm.query,
+                  [](const auto& kv) { return kv.first == "partition" || kv.first == "nodelist"; });
+    if (!m.type.empty()) slurm.query.emplace_back("partition", m.type);
+    slurm.query.emplace_back("nodelist", m.id);
+    return slurm.ToString();
+  }
   if (runner.scheme != "process" && runner.scheme != "docker") {
     return InvalidArgumentError("runner " + Redact(plan_runner) +
                                 " reaches only its own engine; machine groups on other hosts "
@@ -201,7 +217,7 @@ Result<PlanMachine> PlanMachines::Make(const PlanSpec& plan, const MachineGroupS
   auto runner = RunnerUriFor(plan.runner, g, m.info);
   if (!runner) return runner.error().WithContext(GroupField(plan, g));
   m.runner_uri = std::move(*runner);
-  if (!m.local) {
+  if (!m.local && m.info.provider != "slurm") {  // a Slurm node is not logged in to
     auto host = HostSourceUriFor(g, m.info, m.name);
     if (!host) return host.error().WithContext(GroupField(plan, g));
     m.host_source_uri = std::move(*host);

@@ -31,8 +31,9 @@ struct PlanMachine {
 /// machine its SSH form, "process://" -> "process+ssh://USER@HOST:PORT" and "docker://" ->
 /// "docker+ssh://USER@HOST:PORT", with the group provisioner's `ssh_config` and the machine's
 /// key file (`identity`, when its key is a path) passed on: the same way in as the
-/// provisioner's own SSH. InvalidArgument for a runner that cannot reach another
-/// machine, FailedPrecondition for a machine without an SSH address.
+/// provisioner's own SSH. A Slurm node (slurm:// group) runs "process://" benchmarks as jobs:
+/// the group's slurm:// URI with ?partition=TYPE&nodelist=NODE. InvalidArgument for a runner
+/// that cannot reach another machine, FailedPrecondition for a machine without an SSH address.
 Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
                                  const MachineInfo& m);
 

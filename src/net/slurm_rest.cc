@@ -1,7 +1,10 @@
 #include "net/slurm_rest.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstdlib>
+#include <iterator>
 #include <regex>
 #include <set>
 
@@ -156,6 +159,124 @@ std::vector<SlurmJobView> SlurmJobsOf(const json::object& answer) {
   if (jobs == nullptr || !jobs->is_array()) return out;
   for (const auto& j : jobs->as_array()) {
     if (j.is_object()) out.push_back(ParseSlurmJob(j.as_object()));
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<std::string> SlurmJsonStrings(const json::object& o, const char* key) {
+  std::vector<std::string> out;
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_array()) return out;
+  for (const auto& e : v->as_array()) {
+    if (e.is_string()) out.emplace_back(e.as_string());
+  }
+  return out;
+}
+
+bool SameIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+int SlurmGresGpus(std::string_view gres, std::string* model) {
+  int total = 0;
+  bool named = false;
+  while (!gres.empty()) {
+    const auto comma = gres.find(',');
+    std::string_view entry = gres.substr(0, comma);
+    gres = comma == std::string_view::npos ? std::string_view() : gres.substr(comma + 1);
+    entry = entry.substr(0, entry.find('('));  // "(S:0-1)", "(IDX:0-1)"
+    if (entry != "gpu" && !entry.starts_with("gpu:")) continue;
+    // "gpu", "gpu:N", "gpu:TYPE", "gpu:TYPE:N"
+    std::vector<std::string_view> parts;
+    for (std::size_t at = 0;;) {
+      const auto colon = entry.find(':', at);
+      parts.push_back(entry.substr(at, colon == std::string_view::npos ? colon : colon - at));
+      if (colon == std::string_view::npos) break;
+      at = colon + 1;
+    }
+    std::string_view count = parts.size() > 1 ? parts.back() : std::string_view("1");
+    std::string_view type = parts.size() == 3 ? parts[1] : std::string_view();
+    int n = 0;
+    const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+    if (ec == std::errc::result_out_of_range) continue;  // no count anyone means
+    if (ec != std::errc() || end != count.data() + count.size()) {
+      if (parts.size() != 2) continue;  // "gpu:TYPE" alone means one of that type
+      type = count;
+      n = 1;
+    }
+    if (n <= 0 || n > 1'000'000 || total > 1'000'000) continue;
+    total += n;
+    if (!named && model != nullptr && !type.empty()) {
+      *model = std::string(type);
+      named = true;
+    }
+  }
+  return total;
+}
+
+SlurmNodeView ParseSlurmNode(const json::object& j) {
+  SlurmNodeView v;
+  v.name = SlurmJsonString(j, "name");
+  v.hostname = SlurmJsonString(j, "hostname");
+  v.address = SlurmJsonString(j, "address");
+  v.architecture = SlurmJsonString(j, "architecture");
+  v.operating_system = SlurmJsonString(j, "operating_system");
+  v.state = SlurmJsonString(j, "state");
+  v.state_flags = SlurmJsonStrings(j, "state_flags");
+  v.reason = SlurmJsonString(j, "reason");
+  v.partitions = SlurmJsonStrings(j, "partitions");
+  v.cpus = SlurmJsonInt(j, "cpus");
+  v.real_memory_mb = SlurmJsonInt(j, "real_memory");
+  v.gres = SlurmJsonString(j, "gres");
+  v.gpus = SlurmGresGpus(v.gres, &v.gpu_model);
+  return v;
+}
+
+std::vector<SlurmNodeView> SlurmNodesOf(const json::object& answer) {
+  std::vector<SlurmNodeView> out;
+  const auto* nodes = answer.if_contains("nodes");
+  if (nodes == nullptr || !nodes->is_array()) return out;
+  for (const auto& n : nodes->as_array()) {
+    if (n.is_object()) out.push_back(ParseSlurmNode(n.as_object()));
+  }
+  return out;
+}
+
+bool SlurmNodeUsable(const SlurmNodeView& node) {
+  static const char* const kUsable[] = {"idle", "mixed", "allocated", "completing"};
+  static const char* const kKeepOff[] = {"DRAIN",       "DRAINING",         "DRAINED",
+                                         "FAIL",        "FAILING",          "NOT_RESPONDING",
+                                         "MAINTENANCE", "POWERED_DOWN",     "POWERING_DOWN",
+                                         "POWER_DOWN",  "REBOOT_REQUESTED", "REBOOT_ISSUED"};
+  const bool usable = std::any_of(std::begin(kUsable), std::end(kUsable),
+                                  [&](const char* s) { return SameIgnoringCase(node.state, s); });
+  if (!usable) return false;
+  return std::none_of(node.state_flags.begin(), node.state_flags.end(), [](const std::string& f) {
+    return std::any_of(std::begin(kKeepOff), std::end(kKeepOff),
+                       [&](const char* s) { return SameIgnoringCase(f, s); });
+  });
+}
+
+std::vector<SlurmPartitionView> SlurmPartitionsOf(const json::object& answer) {
+  std::vector<SlurmPartitionView> out;
+  const auto* partitions = answer.if_contains("partitions");
+  if (partitions == nullptr || !partitions->is_array()) return out;
+  for (const auto& p : partitions->as_array()) {
+    if (!p.is_object()) continue;
+    SlurmPartitionView v;
+    v.name = SlurmJsonString(p.as_object(), "name");
+    v.state = SlurmJsonString(p.as_object(), "state");
+    for (const auto& flag : SlurmJsonStrings(p.as_object(), "flags")) {
+      v.is_default = v.is_default || SameIgnoringCase(flag, "default");
+    }
+    if (!v.name.empty()) out.push_back(std::move(v));
   }
   return out;
 }

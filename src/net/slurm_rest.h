@@ -65,6 +65,36 @@ SlurmJobView ParseSlurmJob(const boost::json::object& j);
 /// objects are left out.
 std::vector<SlurmJobView> SlurmJobsOf(const boost::json::object& answer);
 
+/// One node as slurmrestd reports it (GET /nodes, GET /node/{name}; v0.0.38's fields).
+struct SlurmNodeView {
+  std::string name, hostname, address, architecture, operating_system;
+  std::string state;  ///< the base state as written ("idle", "mixed", "down" ...)
+  std::vector<std::string> state_flags;  ///< "DRAIN", "NOT_RESPONDING" ...
+  std::string reason;                    ///< why an administrator took it out, if given
+  std::vector<std::string> partitions;
+  std::int64_t cpus = 0;
+  std::int64_t real_memory_mb = 0;
+  std::string gres;       ///< "gpu:a100:4(S:0-1),mps:100" as configured
+  int gpus = 0;           ///< the GPUs in `gres`, all types together
+  std::string gpu_model;  ///< the type of its first GPU entry ("a100"); empty when untyped
+};
+SlurmNodeView ParseSlurmNode(const boost::json::object& j);
+/// The entries of an answer's "nodes" array; entries that are not objects are left out.
+std::vector<SlurmNodeView> SlurmNodesOf(const boost::json::object& answer);
+/// Whether Slurm places jobs on a node in this state: idle, mixed, allocated or completing,
+/// and none of the flags that keep jobs off it (drain, fail, not responding, maintenance,
+/// powered down, reboot). Case is ignored.
+bool SlurmNodeUsable(const SlurmNodeView& node);
+/// The GPUs in a GRES string ("gpu:2", "gpu:a100:4(S:0-1),mps:100") and the first GPU type.
+int SlurmGresGpus(std::string_view gres, std::string* model = nullptr);
+
+/// One partition of GET /partitions.
+struct SlurmPartitionView {
+  std::string name, state;  ///< state "UP", "DOWN", "DRAIN", "INACTIVE"
+  bool is_default = false;  ///< "default" among its flags
+};
+std::vector<SlurmPartitionView> SlurmPartitionsOf(const boost::json::object& answer);
+
 /// One HTTP client to slurmrestd, the negotiated version, errors read from both shapes
 /// slurmrestd writes.
 class SlurmRest {

@@ -327,6 +327,12 @@ class SlurmJob final : public Container {
                                   " rejected the job: Invalid partition name [2000]); give "
                                   "an existing partition in ?partition= (see sinfo)");
     }
+    if (has(2018) && !hub_->options.nodelist.empty()) {
+      return InvalidArgumentError("Slurm has no node \"" + hub_->options.nodelist +
+                                  "\" (slurmrestd at " + hub_->rest->where() +
+                                  " rejected the job: Invalid node name specified [2018]); give "
+                                  "nodes the cluster has in ?nodelist= (see sinfo -N)");
+    }
     if (!gres_.empty() && (has(2072) || has(2014) || has(9001))) {
       return InvalidArgumentError(
           "Slurm cannot give GRES \"" + gres_ + "\"" +
@@ -650,8 +656,8 @@ Result<SlurmRunnerOptions> SlurmRunnerOptions::FromUri(const Uri& uri) {
         "slurm:// takes no token in the URI (it would end up in logs); set SLURM_JWT instead");
   }
   BITFUSION_RETURN_IF_ERROR(
-      uri.CheckQueryKeys({"partition", "gres", "output_dir", "api", "poll_max", "ttl", "run_id",
-                          "api_timeout", "max_line_bytes", "log_buffer_bytes"}));
+      uri.CheckQueryKeys({"partition", "gres", "nodelist", "output_dir", "api", "poll_max", "ttl",
+                          "run_id", "api_timeout", "max_line_bytes", "log_buffer_bytes"}));
   SlurmRunnerOptions o;
   if (uri.host.empty()) {
     if (uri.path.empty() || uri.path.front() != '/') {
@@ -692,6 +698,7 @@ Result<SlurmRunnerOptions> SlurmRunnerOptions::FromUri(const Uri& uri) {
   }
   o.partition = uri.Query("partition").value_or("");
   o.gres = uri.Query("gres").value_or("");
+  o.nodelist = uri.Query("nodelist").value_or("");
   if (auto d = uri.Query("output_dir")) o.output_dir = *d;
   if (!o.output_dir.is_absolute()) {
     return InvalidArgumentError("slurm://?output_dir= must be an absolute path, got \"" +
@@ -823,6 +830,7 @@ Result<std::unique_ptr<Container>> SlurmRunner::Create(const ContainerSpec& spec
   job["standard_input"] = "/dev/null";
   if (!o.partition.empty()) job["partition"] = o.partition;
   if (!gres.empty()) job["gres"] = gres;
+  if (!o.nodelist.empty()) job["nodelist"] = o.nodelist;
   if (spec.timeout_ns > 0) {
     job["time_limit"] =
         static_cast<std::int64_t>(std::ceil(static_cast<double>(spec.timeout_ns) / 60e9));

@@ -71,6 +71,9 @@ struct SlurmRunnerOptions {
   std::string partition;
   /// GRES asked for when the spec has no device_requests ("gpu:1"); empty = none.
   std::string gres;
+  /// Nodes the jobs must run on (Slurm's --nodelist: "node1" or "node[1-3]"); empty = the
+  /// scheduler's choice. A plan's Slurm machine is one node, named here.
+  std::string nodelist;
   /// Where jobs' stdout/stderr files go (created 01777 when missing). Must be shared with the
   /// compute nodes on a multi-node cluster. Default /tmp/bitfusion-slurm.
   std::filesystem::path output_dir = "/tmp/bitfusion-slurm";
@@ -90,9 +93,9 @@ struct SlurmRunnerOptions {
 
   /// slurm:///run/slurmrestd.sock?partition=debug (unix socket, rest_auth/local) or
   /// slurm://USER@HOST:PORT?partition=debug (TCP, JWT from $SLURM_JWT; USER defaults to $USER).
-  /// Options: partition, gres=gpu:1, output_dir=/shared/bf-out, api=v0.0.38, poll_max=1s,
-  /// ttl=24h, run_id=ID, api_timeout=30s, max_line_bytes, log_buffer_bytes. A `token` option is
-  /// refused: the token comes from the environment only.
+  /// Options: partition, gres=gpu:1, nodelist=NODES, output_dir=/shared/bf-out, api=v0.0.38,
+  /// poll_max=1s, ttl=24h, run_id=ID, api_timeout=30s, max_line_bytes, log_buffer_bytes. A
+  /// `token` option is refused: the token comes from the environment only.
   static Result<SlurmRunnerOptions> FromUri(const Uri& uri);
 
   /// "unix:/run/slurmrestd.sock" or "http://HOST:PORT", for messages.

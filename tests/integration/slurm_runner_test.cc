@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -14,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "bitfusion/experiment.h"
+#include "bitfusion/provisioner.h"
 #include "conformance/runner_conformance.h"
 #include "integration/slurm_cluster.h"
 #include "runners/slurm_runner.h"
@@ -449,6 +452,109 @@ TEST_F(SlurmRunnerTest, StopOfAPendingJobCancelsIt) {
   auto sub = (*second)->Logs([&](LogStream s, std::string_view l) { got.Add(s, l); });
   EXPECT_TRUE(got.out.empty()) << "it never ran";
   ASSERT_TRUE((*first)->Kill(SIGKILL).ok());
+}
+
+TEST_F(SlurmRunnerTest, NodelistPinsJobsToTheNodeAndAnUnknownNodeIsAClearError) {
+  auto pinned = Runner("partition=debug&nodelist=" + TheCluster().node());
+  ASSERT_NE(pinned, nullptr);
+  ExitStatus status;
+  EXPECT_EQ(Output(*pinned, Sh("echo $SLURM_JOB_NODELIST"), &status),
+            (std::vector<std::string>{TheCluster().node()}));
+  EXPECT_TRUE(status.success());
+  auto nowhere = Runner("partition=debug&nodelist=nosuchnode");
+  ASSERT_NE(nowhere, nullptr);
+  auto c = nowhere->Create(Sh("true"));
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Status started = (*c)->Start();
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(started.message(), HasSubstr("no node \"nosuchnode\""));
+}
+
+// slurm:// as a provisioner on the real cluster: its partition is a type with the node's
+// figures (16 CPUs, 4000 MB, 2 fake GPUs from gres.conf), its node a machine.
+TEST_F(SlurmRunnerTest, AsAProvisionerItsPartitionIsATypeAndItsNodeAMachine) {
+  auto p = ProvisionerFromUri(UriWith(""));
+  ASSERT_TRUE(p.ok()) << p.error().ToString();
+  auto types = (*p)->Types();
+  ASSERT_TRUE(types.ok()) << types.error().ToString();
+  ASSERT_EQ(types->size(), 1u);
+  EXPECT_EQ((*types)[0].name, "debug");
+  EXPECT_EQ((*types)[0].vcpus, 16);
+  EXPECT_EQ((*types)[0].memory_bytes, 4000ull << 20);
+  ASSERT_EQ((*types)[0].accelerators.size(), 1u);
+  EXPECT_EQ((*types)[0].accelerators[0].count, 2);
+  EXPECT_EQ((*types)[0].accelerators[0].model, "fake");
+
+  MachineRequest request;  // the default partition
+  auto got = (*p)->Create(request);
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].id, TheCluster().node());
+  EXPECT_EQ((*got)[0].type, "debug");
+  EXPECT_EQ((*got)[0].address, "127.0.0.1");
+  auto again = (*p)->Create(request);
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(again.error().message(), HasSubstr("already one of this plan's machines"));
+  auto ready = (*p)->WaitReady(TheCluster().node(), DeadlineAfter(10s));
+  ASSERT_TRUE(ready.ok()) << ready.error().ToString();
+  EXPECT_EQ(ready->state, "running");
+  EXPECT_TRUE((*p)->Destroy({TheCluster().node()}).ok());
+  request.requirements.accelerator_kind = "gpu";
+  request.requirements.accelerator_count = 3;
+  auto too_many = (*p)->Create(request);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.error().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(too_many.error().message(), HasSubstr("0 usable node(s)"));
+}
+
+// A plan group on the partition: its benchmark runs as a job pinned to the node, and the record
+// says where it ran. A partition the cluster lacks fails before anything runs, and so does a
+// runner Slurm cannot be.
+TEST_F(SlurmRunnerTest, APlanGroupOnAPartitionRunsItsBenchmarksAsJobsOnItsNodes) {
+  auto plan = ParsePlan(R"({"name": "on-slurm",
+    "machines": {"cluster": {"provisioner": ")" +
+                            UriWith("") + R"(", "type": "debug", "count": 1}},
+    "benchmarks": [{"name": "where", "repetitions": 2, "warmup": 0,
+      "command": ["sh", "-c", "echo BITFUSION_RESULT cpus $SLURM_CPUS_ON_NODE n; echo $SLURM_JOB_NODELIST"]}]})",
+                        "slurm-plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto result = RunPlan(*plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->failed_runs, 0);
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_EQ(r.machine.provider, "slurm");
+    EXPECT_EQ(r.machine.id, TheCluster().node());
+    EXPECT_EQ(r.labels.at("machine"), "cluster-1");
+    EXPECT_THAT(r.runner, HasSubstr("nodelist=" + TheCluster().node()));
+  }
+  const auto cpus = std::find_if(result->summary.begin(), result->summary.end(),
+                                 [](const auto& m) { return m.metric == "cpus"; });
+  ASSERT_NE(cpus, result->summary.end()) << "the job's result line was read";
+  EXPECT_GE(cpus->stats.min, 1);  // SLURM_CPUS_ON_NODE: set only inside a Slurm job
+
+  auto missing = ParsePlan(R"({"name": "nowhere",
+    "machines": {"cluster": {"provisioner": ")" +
+                               UriWith("") + R"(", "type": "gpu-a100", "count": 1}},
+    "benchmarks": [{"name": "b", "command": ["true"]}]})",
+                           "missing.json");
+  ASSERT_TRUE(missing.ok()) << missing.error().ToString();
+  auto refused = RunPlan(*missing, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("no type \"gpu-a100\""));
+  EXPECT_THAT(refused.error().message(), HasSubstr("debug"));
+
+  auto docker = ParsePlan(R"({"name": "containers", "runner": "docker://",
+    "machines": {"cluster": {"provisioner": ")" +
+                              UriWith("") + R"(", "count": 1}},
+    "benchmarks": [{"name": "b", "image": "busybox", "command": ["true"]}]})",
+                          "docker.json");
+  ASSERT_TRUE(docker.ok()) << docker.error().ToString();
+  auto not_slurm = RunPlan(*docker, {});
+  ASSERT_FALSE(not_slurm.ok());
+  EXPECT_THAT(not_slurm.error().message(), HasSubstr("Slurm runs host commands"));
 }
 
 }  // namespace

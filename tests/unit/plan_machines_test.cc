@@ -157,6 +157,27 @@ TEST(PlanMachinesTest, ARemoteMachineIsReachedByThePlansRunnerOverSsh) {
 }
 
 // Every plan in examples/specs reads, and the fleet ones have the groups their README names.
+// A Slurm node runs the plan's process:// benchmarks as jobs of the group's own slurm:// URI,
+// pinned to it (a partition or nodelist in the group's URI is replaced, not doubled).
+TEST(PlanMachinesTest, ASlurmNodeRunsThePlansCommandsAsJobsPinnedToIt) {
+  MachineGroupSpec group;
+  group.name = "cluster";
+  group.provisioner = "slurm:///run/slurmrestd.sock?partition=old&output_dir=/shared/out";
+  MachineInfo m;
+  m.id = "node7";
+  m.provider = "slurm";
+  m.type = "gpu";
+  auto uri = RunnerUriFor("process://", group, m);
+  ASSERT_TRUE(uri.ok()) << uri.error().ToString();
+  EXPECT_EQ(*uri,
+            "slurm:///run/slurmrestd.sock?output_dir=/shared/out&partition=gpu"
+            "&nodelist=node7");
+  auto docker = RunnerUriFor("docker://", group, m);
+  ASSERT_FALSE(docker.ok());
+  EXPECT_EQ(docker.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(docker.error().message().find("Slurm runs host commands"), std::string::npos);
+}
+
 TEST(PlanMachinesTest, TheExamplePlansRead) {
   const std::filesystem::path specs =
       std::filesystem::path(BITFUSION_TEST_FIXTURES) / ".." / ".." / "examples" / "specs";

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include "bitfusion/provisioner.h"
 #include "fakes/http_test_server.h"
 #include "net/slurm_rest.h"
 #include "scoped_env.h"
@@ -142,6 +143,60 @@ TEST(SlurmJobsTest, OutOfRangeFieldsAndEntriesThatAreNotObjectsAreUnknown) {
   EXPECT_TRUE(internal::SlurmJobTerminal(jobs[0].state));
   EXPECT_EQ(internal::SlurmCommentLabels(jobs[0].comment), (Labels{{"a", "b"}}));
   EXPECT_TRUE(internal::SlurmJobsOf(boost::json::object{{"jobs", 3}}).empty());
+}
+
+TEST(SlurmNodesTest, GresGpusOfEveryFormSlurmWrites) {
+  std::string model;
+  EXPECT_EQ(internal::SlurmGresGpus("gpu:fake:2", &model), 2);  // the test cluster's answer
+  EXPECT_EQ(model, "fake");
+  model.clear();
+  EXPECT_EQ(internal::SlurmGresGpus("gpu:a100:4(S:0-1),mps:100,gpu:t4:1(S:1)", &model), 5);
+  EXPECT_EQ(model, "a100");
+  EXPECT_EQ(internal::SlurmGresGpus("gpu:2"), 2);
+  EXPECT_EQ(internal::SlurmGresGpus("gpu"), 1);
+  EXPECT_EQ(internal::SlurmGresGpus("gpu:v100"), 1);
+  EXPECT_EQ(internal::SlurmGresGpus("mps:100,shard:8"), 0);
+  EXPECT_EQ(internal::SlurmGresGpus(""), 0);
+  EXPECT_EQ(internal::SlurmGresGpus("gpu:x:-3,gpu:99999999999999999999,gpux:2"), 0);
+  EXPECT_EQ(internal::SlurmGresGpus("gpu:a:b:c"), 0);
+}
+
+// GET /nodes as the test cluster's slurmrestd 22.05 answered it (trimmed), and states
+// that keep jobs off a node.
+TEST(SlurmNodesTest, NodesAndTheirStatesAreRead) {
+  const auto doc = boost::json::parse(R"j({"nodes":[
+    {"name":"vm","state":"idle","state_flags":[],"cpus":16,"real_memory":4000,
+     "gres":"gpu:fake:2","partitions":["debug"],"address":"127.0.0.1","hostname":"vm",
+     "architecture":"x86_64","operating_system":"Linux 6.1.0","reason":""},
+    {"name":"n2","state":"IDLE","state_flags":["DRAIN"],"reason":"disk","cpus":1e300},
+    {"name":"n3","state":"down","state_flags":["NOT_RESPONDING"]},
+    {"name":"n4","state":"mixed","partitions":["a","b"]},
+    7, "x"]})j");
+  const auto nodes = internal::SlurmNodesOf(doc.as_object());
+  ASSERT_EQ(nodes.size(), 4u);
+  EXPECT_EQ(nodes[0].name, "vm");
+  EXPECT_EQ(nodes[0].address, "127.0.0.1");
+  EXPECT_EQ(nodes[0].cpus, 16);
+  EXPECT_EQ(nodes[0].real_memory_mb, 4000);
+  EXPECT_EQ(nodes[0].gpus, 2);
+  EXPECT_EQ(nodes[0].gpu_model, "fake");
+  EXPECT_EQ(nodes[0].partitions, (std::vector<std::string>{"debug"}));
+  EXPECT_TRUE(internal::SlurmNodeUsable(nodes[0]));
+  EXPECT_EQ(nodes[1].cpus, 0);  // out of range reads as unknown
+  EXPECT_EQ(nodes[1].reason, "disk");
+  EXPECT_FALSE(internal::SlurmNodeUsable(nodes[1]));  // drained
+  EXPECT_FALSE(internal::SlurmNodeUsable(nodes[2]));  // down
+  EXPECT_TRUE(internal::SlurmNodeUsable(nodes[3]));   // mixed: shared, but Slurm places jobs
+  EXPECT_TRUE(internal::SlurmNodesOf(boost::json::object{{"nodes", 3}}).empty());
+
+  const auto parts = internal::SlurmPartitionsOf(boost::json::parse(R"({"partitions":[
+    {"name":"debug","flags":["default"],"state":"UP"},{"name":"gpu","flags":[],"state":"DOWN"},
+    {"flags":["default"]}, 1]})")
+                                                     .as_object());
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_TRUE(parts[0].is_default);
+  EXPECT_FALSE(parts[1].is_default);
+  EXPECT_EQ(parts[1].state, "DOWN");
 }
 
 TEST(SlurmBatchScriptTest, EveryArgumentIsQuotedForSh) {
@@ -326,6 +381,146 @@ TEST(SlurmWatcherTest, AJobMissingFromTheListIsAskedAboutAloneAndPurgedIsUnavail
   auto info = (*c)->Inspect();
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, "dead");
+}
+
+// slurm:// as a provisioner against a slurmrestd that answers GET /partitions, /nodes and
+// /node/{name} with a cluster of six nodes in the states 22.05 writes: what a single-node test
+// cluster cannot show (which nodes are picked, and why the others are not).
+class SlurmProvisionerTest : public ::testing::Test {
+ protected:
+  SlurmProvisionerTest()
+      : dir_(std::filesystem::path(::testing::TempDir()) /
+             ("bf-slurm-prov-" + std::to_string(::getpid()))),
+        server_([this](const testing::TestRequest& r) { return Handle(r); },
+                (std::filesystem::create_directories(dir_), (dir_ / "rest.sock").string())) {}
+  ~SlurmProvisionerTest() override { std::filesystem::remove_all(dir_); }
+
+  std::shared_ptr<Provisioner> Make(const std::string& options = "") {
+    auto p = ProvisionerFromUri("slurm://" + (dir_ / "rest.sock").string() +
+                                (options.empty() ? "" : "?" + options));
+    EXPECT_TRUE(p.ok()) << p.error().ToString();
+    return p.ok() ? *p : nullptr;
+  }
+  static std::vector<std::string> Ids(const Result<std::vector<MachineInfo>>& machines) {
+    std::vector<std::string> out;
+    if (machines.ok()) {
+      for (const auto& m : *machines) out.push_back(m.id);
+    }
+    return out;
+  }
+
+ private:
+  static testing::TestResponse Handle(const testing::TestRequest& r) {
+    const std::string prefix = "/slurm/v0.0.38";
+    if (r.target == "/openapi/v3") return {200, {}, kOpenApi2205};
+    if (r.target == prefix + "/partitions") {
+      return {200, {}, R"({"partitions":[{"name":"cpu","flags":["default"],"state":"UP"},
+                                         {"name":"gpu","flags":[],"state":"UP"}]})"};
+    }
+    const std::string nodes[] = {
+        R"j({"name":"a1","state":"idle","cpus":8,"real_memory":16000,"partitions":["cpu"]})j",
+        R"j({"name":"a2","state":"mixed","cpus":4,"real_memory":8000,"partitions":["cpu"]})j",
+        R"j({"name":"a3","state":"idle","state_flags":["DRAIN"],"reason":"bad dimm","cpus":8,
+            "partitions":["cpu"]})j",
+        R"j({"name":"g2","state":"allocated","cpus":32,"real_memory":64000,"gres":"gpu:a100:2",
+            "partitions":["gpu"]})j",
+        R"j({"name":"g1","state":"idle","cpus":32,"real_memory":64000,"gres":"gpu:a100:4(S:0-1)",
+            "partitions":["gpu"]})j",
+        R"j({"name":"d1","state":"down","state_flags":["NOT_RESPONDING"],"gres":"gpu:a100:8",
+            "partitions":["gpu"]})j"};
+    if (r.target == prefix + "/nodes") {
+      std::string all;
+      for (const auto& n : nodes) all += (all.empty() ? "" : ",") + n;
+      return {200, {}, R"({"nodes":[)" + all + "]}"};
+    }
+    for (const auto& n : nodes) {
+      const std::string name = boost::json::parse(n).as_object().at("name").as_string().c_str();
+      if (r.target == prefix + "/node/" + name) return {200, {}, R"({"nodes":[)" + n + "]}"};
+    }
+    return {404, {}, "not found"};
+  }
+
+  std::filesystem::path dir_;
+  testing::HttpTestServer server_;
+};
+
+TEST_F(SlurmProvisionerTest, PartitionsAreTypesOfWhatEveryNodeOfThemHas) {
+  auto p = Make();
+  ASSERT_NE(p, nullptr);
+  auto types = p->Types();
+  ASSERT_TRUE(types.ok()) << types.error().ToString();
+  ASSERT_EQ(types->size(), 2u);
+  EXPECT_EQ((*types)[0].name, "cpu");
+  EXPECT_EQ((*types)[0].vcpus, 4);                     // a2's
+  EXPECT_EQ((*types)[0].memory_bytes, 8000ull << 20);  // a2's; a3 reports none
+  EXPECT_EQ((*types)[1].name, "gpu");
+  EXPECT_EQ((*types)[1].vcpus, 32);
+  ASSERT_EQ((*types)[1].accelerators.size(), 1u);
+  EXPECT_EQ((*types)[1].accelerators[0].count, 2);  // g2's
+  EXPECT_EQ((*types)[1].accelerators[0].model, "a100");
+  auto listed = p->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  EXPECT_EQ(Ids(listed), (std::vector<std::string>{"a1", "a2", "a3", "g2", "g1", "d1"}));
+}
+
+TEST_F(SlurmProvisionerTest, CreatePicksUsableNodesOfThePartitionIdleFirstAndNeverOneTwice) {
+  auto p = Make();
+  ASSERT_NE(p, nullptr);
+  MachineRequest two;
+  two.count = 2;  // no type: the default partition, cpu
+  auto got = p->Create(two);
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  EXPECT_EQ(Ids(got), (std::vector<std::string>{"a1", "a2"}));
+  EXPECT_EQ((*got)[0].provider, "slurm");
+  EXPECT_EQ((*got)[0].type, "cpu");
+  EXPECT_EQ((*got)[0].memory_bytes, 16000ull << 20);
+
+  MachineRequest one;
+  auto none = p->Create(one);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(none.error().message(), HasSubstr("partition \"cpu\""));
+  EXPECT_THAT(none.error().message(), HasSubstr("a1: already one of this plan's machines"));
+  EXPECT_THAT(none.error().message(), HasSubstr("a3: idle+DRAIN (bad dimm)"));
+
+  ASSERT_TRUE(p->Destroy({"a2"}).ok());
+  EXPECT_EQ(Ids(p->Create(one)), (std::vector<std::string>{"a2"}));
+
+  auto ready = p->WaitReady("a1", DeadlineAfter(std::chrono::seconds(5)));
+  ASSERT_TRUE(ready.ok()) << ready.error().ToString();
+  EXPECT_EQ(ready->type, "cpu");
+  auto drained = p->WaitReady("a3", DeadlineAfter(std::chrono::seconds(5)));
+  ASSERT_FALSE(drained.ok());
+  EXPECT_EQ(drained.error().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(drained.error().message(), HasSubstr("DRAIN"));
+}
+
+TEST_F(SlurmProvisionerTest, GpuRequirementsAreJudgedOnEachNodesGres) {
+  auto p = Make();
+  ASSERT_NE(p, nullptr);
+  MachineRequest r;
+  r.type = "gpu";
+  r.requirements.accelerator_kind = "gpu";
+  r.requirements.accelerator_count = 3;
+  EXPECT_EQ(Ids(p->Create(r)), (std::vector<std::string>{"g1"}));
+  auto more = p->Create(r);
+  ASSERT_FALSE(more.ok());
+  EXPECT_THAT(more.error().message(), HasSubstr("g2: "));  // 2 GPUs < 3
+  EXPECT_THAT(more.error().message(), HasSubstr("d1: down+NOT_RESPONDING"));
+}
+
+TEST_F(SlurmProvisionerTest, BadPartitionsAndANodelistAreClearErrors) {
+  auto p = Make();
+  ASSERT_NE(p, nullptr);
+  MachineRequest r;
+  r.type = "fpga";
+  auto bad = p->Create(r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.error().message(), HasSubstr("no partition \"fpga\"; it has: cpu, gpu"));
+  auto pinned = ProvisionerFromUri("slurm:///run/slurmrestd.sock?nodelist=a1");
+  ASSERT_FALSE(pinned.ok());
+  EXPECT_THAT(pinned.error().message(), HasSubstr("drop ?nodelist="));
 }
 
 }  // namespace
