@@ -49,9 +49,11 @@ struct SshClientFiles {
 
 class TestSshd {
  public:
-  /// Starts sshd -D listening on address:port, run under `prefix` (e.g. ip netns exec NS).
+  /// Starts sshd -D listening on address:port, run under `prefix` (e.g. ip netns exec NS), and
+  /// on address:P for each of `more_ports` (a static:// inventory leases a host by address and
+  /// port, so one host under several entries needs a port for each).
   TestSshd(const SshClientFiles& client, const std::string& name, const std::string& address,
-           int port, std::vector<std::string> prefix = {})
+           int port, std::vector<std::string> prefix = {}, const std::vector<int>& more_ports = {})
       : address_(address), port_(port) {
     if (!HaveProgram("/usr/sbin/sshd")) {
       error_ = "no /usr/sbin/sshd (Debian: apt-get install openssh-server)";
@@ -67,7 +69,9 @@ class TestSshd {
                                std::filesystem::copy_options::overwrite_existing);
     ::mkdir("/run/sshd", 0755);  // the privilege-separation directory compiled into sshd
     const auto config = dir / ("sshd_" + name + ".conf");
-    std::ofstream(config) << "Port " << port << "\nListenAddress " << address << "\nHostKey "
+    std::string ports = "Port " + std::to_string(port) + "\n";
+    for (const int p : more_ports) ports += "Port " + std::to_string(p) + "\n";
+    std::ofstream(config) << ports << "ListenAddress " << address << "\nHostKey "
                           << host_key.string() << "\nPidFile "
                           << (dir / ("sshd_" + name + ".pid")).string() << "\nAuthorizedKeysFile "
                           << (dir / "authorized_keys").string()
