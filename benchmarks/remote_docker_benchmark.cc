@@ -86,7 +86,7 @@ struct Fixture {
         "mount --bind /dev/null /root/.bashrc 2>/dev/null; exec \"$@\"",
         "sh"};
     sshd = std::make_unique<testing::TestSshd>(
-        client, "remote", "127.0.0.1", testing::FreePort(), empty_bashrc,
+        client, "remote", "127.0.0.1", testing::FreePort(), empty_bashrc, std::vector<int>{},
         "SetEnv DOCKER_HOST=unix://" + engine.socket() + "\n");
     if (unavailable = sshd->error(); !unavailable.empty()) return;
     const std::string target = "root@127.0.0.1:" + std::to_string(sshd->port());

@@ -527,8 +527,14 @@ void SshSession::Close() {
     master_up_ = false;
   }
   if (!control_dir_.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(control_dir_, ec);
+    // The master unlinks its socket as it exits, which can be after `-O exit` has returned:
+    // remove_all stops at an entry that vanishes under it (ENOENT) and would leave the
+    // directory and master.log behind, so it goes again.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::error_code ec;
+      std::filesystem::remove_all(control_dir_, ec);
+      if (!ec) break;
+    }
     control_dir_.clear();
   }
 }

@@ -49,10 +49,13 @@ struct SshClientFiles {
 
 class TestSshd {
  public:
-  /// Starts sshd -D listening on address:port, run under `prefix` (e.g. ip netns exec NS), with
-  /// `extra_config` (sshd_config lines) appended to its configuration.
+  /// Starts sshd -D listening on address:port, run under `prefix` (e.g. ip netns exec NS), and
+  /// on address:P for each of `more_ports` (a static:// inventory leases a host by address and
+  /// port, so one host under several entries needs a port for each), with `extra_config`
+  /// (sshd_config lines) appended to its configuration.
   TestSshd(const SshClientFiles& client, const std::string& name, const std::string& address,
-           int port, std::vector<std::string> prefix = {}, const std::string& extra_config = "")
+           int port, std::vector<std::string> prefix = {}, const std::vector<int>& more_ports = {},
+           const std::string& extra_config = "")
       : address_(address), port_(port) {
     if (!HaveProgram("/usr/sbin/sshd")) {
       error_ = "no /usr/sbin/sshd (Debian: apt-get install openssh-server)";
@@ -68,7 +71,9 @@ class TestSshd {
                                std::filesystem::copy_options::overwrite_existing);
     ::mkdir("/run/sshd", 0755);  // the privilege-separation directory compiled into sshd
     const auto config = dir / ("sshd_" + name + ".conf");
-    std::ofstream(config) << "Port " << port << "\nListenAddress " << address << "\nHostKey "
+    std::string ports = "Port " + std::to_string(port) + "\n";
+    for (const int p : more_ports) ports += "Port " + std::to_string(p) + "\n";
+    std::ofstream(config) << ports << "ListenAddress " << address << "\nHostKey "
                           << host_key.string() << "\nPidFile "
                           << (dir / ("sshd_" + name + ".pid")).string() << "\nAuthorizedKeysFile "
                           << (dir / "authorized_keys").string()
