@@ -71,6 +71,14 @@ Result<std::string> SshLoginPart(const MachineGroupSpec& group, const MachineInf
   if (auto config = provisioner.Query("ssh_config"); config && !config->empty()) {
     query.push_back("ssh_config=" + PercentEncode(*config));
   }
+  // The same way in as the provisioner's own SSH, so that all of them share its one master
+  // connection (SshSession::Shared keys on every option).
+  for (const auto& [key, value] : provisioner.query) {
+    if ((key == "connect_timeout" || key == "runtime_dir" || key == "ssh_option") &&
+        !value.empty()) {
+      query.push_back(key + "=" + PercentEncode(value));
+    }
+  }
   // A key given as a path (static:// inventories name one per host); a cloud's key pair name
   // is not a file, and its key comes from the ssh config or agent.
   if (!m.ssh.key_name.empty() && m.ssh.key_name.front() == '/') {

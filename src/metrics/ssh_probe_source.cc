@@ -143,7 +143,7 @@ Status SshProbeSource::Start(const SshProbeSourceOptions& o, const std::string& 
   const std::int64_t deadline = MonoNowNs() + o.start_timeout.count();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) return ErrnoError(errno, "host+ssh: eventfd");
-  session_ = std::make_shared<SshSession>(o.target, o.session);
+  session_ = SshSession::Shared(o.target, o.session);  // the runner's master, when it has one
   BITFUSION_RETURN_IF_ERROR(session_->Connect());
   auto child = session_->Spawn(RemoteScript(probe_bytes.size(), o));
   if (!child) return child.error().WithContext("host+ssh: starting the probe on " + where);
@@ -320,7 +320,7 @@ Status SshProbeSource::Stop(std::chrono::nanoseconds timeout) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }
-  if (session_) session_->Close();
+  session_.reset();  // shared: its master ends with its last holder
   {
     std::lock_guard lock(mu_);
     records_.End("the probe on " + uri_.substr(11) + " was stopped");

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -141,6 +142,27 @@ SshSession::SshSession(SshTarget target, SshSessionOptions options)
     : target_(std::move(target)), options_(std::move(options)) {}
 
 SshSession::~SshSession() { Close(); }
+
+std::shared_ptr<SshSession> SshSession::Shared(const SshTarget& target,
+                                               const SshSessionOptions& options) {
+  // Everything that makes two sessions' ssh command lines differ, '\0'-separated.
+  std::string key = target.host + '\0' + std::to_string(target.port) + '\0' + target.user + '\0' +
+                    target.identity.string() + '\0' + options.ssh_program + '\0' +
+                    options.config_file.string() + '\0' +
+                    std::to_string(options.connect_timeout.count()) + '\0' +
+                    std::to_string(options.control_persist.count()) + '\0' +
+                    options.runtime_dir.string() + '\0' + (options.command_channel ? "1" : "0");
+  for (const auto& o : options.options) key += '\0' + o;
+  // Never destroyed: a session may outlive main's return in a static of its user.
+  static std::mutex* mu = new std::mutex;
+  static auto* sessions = new std::map<std::string, std::weak_ptr<SshSession>>;
+  std::lock_guard lock(*mu);
+  std::erase_if(*sessions, [](const auto& entry) { return entry.second.expired(); });
+  if (auto held = (*sessions)[key].lock()) return held;
+  auto made = std::make_shared<SshSession>(target, options);
+  (*sessions)[key] = made;
+  return made;
+}
 
 std::filesystem::path SshSession::control_path() const {
   std::lock_guard lock(mu_);

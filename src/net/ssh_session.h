@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -80,6 +81,14 @@ class SshSession {
  public:
   SshSession(SshTarget target, SshSessionOptions options);
   ~SshSession();  ///< Close()
+
+  /// The session this process already holds for `target` with the same `options`, or a new one:
+  /// one master connection (one login) per host and way in, whoever in the process uses it, so
+  /// that a plan's machine, its runner, its setup shell and every run's host+ssh:// probe share
+  /// one. The master ends when the last holder lets go (the destructor); a shared session's
+  /// users never Close() it.
+  static std::shared_ptr<SshSession> Shared(const SshTarget& target,
+                                            const SshSessionOptions& options);
   SshSession(const SshSession&) = delete;
   SshSession& operator=(const SshSession&) = delete;
 

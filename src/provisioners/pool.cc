@@ -2,6 +2,7 @@
 #include "bitfusion/pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -19,6 +20,9 @@ std::string PoolAttempt::ToString() const {
 }
 
 namespace {
+
+// Machines of one batch waited for at once, at most this many at a time.
+constexpr std::size_t kMaxWaiters = 32;
 
 struct Entry {
   MachineInfo info;
@@ -133,16 +137,33 @@ Result<std::vector<MachineInfo>> PoolState::Make(const MachineRequest& request, 
                                " machines for a request of " + std::to_string(count));
       }
       std::vector<MachineInfo> ready;
-      for (const auto& m : *made) {
-        if (!failed.ok()) break;
-        Result<MachineInfo> r2 = candidate.provisioner->WaitReady(m.id, deadline);
-        if (!r2.ok()) {
-          failed = r2.status().WithContext("machine " + m.id + " did not become ready");
-          break;
+      if (failed.ok()) {
+        // All of them at once: a batch is ready when its slowest machine is, not after the sum
+        // of their waits (each a login and a fingerprint on static://, ~1 s).
+        std::vector<Result<MachineInfo>> waited(made->size(), InternalError("not waited for"));
+        std::atomic<std::size_t> next{0};
+        auto wait_some = [&] {
+          for (std::size_t i = next++; i < made->size(); i = next++) {
+            waited[i] = candidate.provisioner->WaitReady((*made)[i].id, deadline);
+          }
+        };
+        std::vector<std::thread> waiters;
+        for (std::size_t k = 1; k < std::min<std::size_t>(made->size(), kMaxWaiters); ++k) {
+          waiters.emplace_back(wait_some);
         }
-        if (r2->type.empty()) r2->type = m.type;
-        if (r2->zone.empty()) r2->zone = m.zone;
-        ready.push_back(*r2);
+        wait_some();
+        for (auto& w : waiters) w.join();
+        for (std::size_t i = 0; i < made->size(); ++i) {
+          const MachineInfo& m = (*made)[i];
+          if (!waited[i].ok()) {
+            failed = waited[i].status().WithContext("machine " + m.id + " did not become ready");
+            break;
+          }
+          MachineInfo r2 = *waited[i];
+          if (r2.type.empty()) r2.type = m.type;
+          if (r2.zone.empty()) r2.zone = m.zone;
+          ready.push_back(std::move(r2));
+        }
       }
       if (failed.ok()) {
         std::lock_guard lock(mu_);

@@ -439,7 +439,7 @@ Result<std::shared_ptr<SshSession>> StaticProvisioner::Session(const std::string
     so.options = options_.ssh_options;
     so.connect_timeout = options_.connect_timeout;
     so.runtime_dir = options_.runtime_dir;
-    s = std::make_shared<SshSession>(SshTarget{h->address, h->port, h->user, h->key}, so);
+    s = SshSession::Shared(SshTarget{h->address, h->port, h->user, h->key}, so);
   }
   return s;
 }
@@ -614,16 +614,24 @@ Result<std::vector<MachineInfo>> StaticProvisioner::Create(const MachineRequest&
         " matching host(s) are free" + (busy.empty() ? "" : "; busy: " + Join(busy, ", ")) +
         "; wait for a lease to end, `bitfusion machines down` one, or add hosts");
   }
-  // Reachable? Checked now, so a dead host is an error before the caller builds on it.
-  for (auto& m : made) {
-    auto session = Session(m.id);
-    Status s = session.ok() ? (*session)->Connect() : session.error();
-    if (!s.ok()) {
+  // Reachable? Checked now, so a dead host is an error before the caller builds on it; all
+  // at once, so that N hosts take one login's time, not N.
+  std::vector<Status> reached(made.size());
+  std::vector<std::thread> logins;
+  for (std::size_t i = 0; i < made.size(); ++i) {
+    logins.emplace_back([&, i] {
+      auto session = Session(made[i].id);
+      reached[i] = session.ok() ? (*session)->Connect() : session.error();
+      made[i].ssh_ready_ns = WallNowNs();
+    });
+  }
+  for (auto& t : logins) t.join();
+  for (std::size_t i = 0; i < made.size(); ++i) {
+    if (!reached[i].ok()) {
       release_all();
-      return s.WithContext("host \"" + m.id + "\" of " + options_.inventory.string() +
-                           " (nothing was leased)");
+      return reached[i].WithContext("host \"" + made[i].id + "\" of " +
+                                    options_.inventory.string() + " (nothing was leased)");
     }
-    m.ssh_ready_ns = WallNowNs();
   }
   return made;
 }
@@ -698,7 +706,7 @@ Status StaticProvisioner::Destroy(const std::vector<std::string>& ids) {
         sessions_.erase(it);
       }
     }
-    if (session) session->Close();
+    session.reset();  // shared with the machine's runners: the master ends with the last
   }
   return Status::OK();
 }

@@ -745,8 +745,8 @@ Result<std::shared_ptr<SshProcessRunner>> SshProcessRunner::Make(
   so.runtime_dir = options.runtime_dir;
   auto hub = std::make_shared<SshProcessRunnerHub>();
   hub->options = options;
-  hub->session = std::make_shared<SshSession>(
-      SshTarget{options.host, options.port, options.user, options.identity}, so);
+  hub->session =
+      SshSession::Shared(SshTarget{options.host, options.port, options.user, options.identity}, so);
   hub->where = hub->session->target().ToString();
   hub->events = std::make_shared<internal::RunnerEventHub>(kScheme + hub->where);
   BITFUSION_RETURN_IF_ERROR(hub->session->Connect());

@@ -91,7 +91,9 @@ class SshProbeSourceTest : public testing::TwoSshHostsTest {
     auto source = Make(Uri(host, port, "&machine=" + machine));
     ASSERT_NE(source, nullptr);
     const std::string dir = source->remote_dir();
-    ASSERT_EQ(dir.rfind("/tmp/bitfusion-agent.", 0), 0u) << dir;
+    // Under the remote sessions' TMPDIR: the far host's is the test's (sshd_server.h).
+    const fs::path tmp = host == "127.0.0.1" ? fs::path("/tmp") : dir_ / "far-tmp";
+    ASSERT_EQ(dir.rfind((tmp / "bitfusion-agent.").string(), 0), 0u) << dir;
     EXPECT_TRUE(fs::exists(fs::path(dir) / "bitfusion-probe")) << "the same file system here";
     EXPECT_EQ(Running(dir + "/bitfusion-probe"), 1);
 

@@ -194,11 +194,16 @@ class TwoSshHosts {
     lo_ = std::make_unique<TestSshd>(client_, "lo", "127.0.0.1", FreePort());
     return lo_->error();
   }
-  /// The host in a network namespace of its own, on port 22 of its address.
+  /// The host in a network namespace of its own, on port 22 of its address. Its sessions'
+  /// TMPDIR is under the test's directory: the namespace shares this host's /tmp, and a test
+  /// that cuts the host off SIGKILLs the remote shells before their traps clean up.
   std::string StartFar(const std::string& name = "far") {
     ns_ = std::make_unique<NetnsHost>();
     if (!ns_->error().empty()) return ns_->error();
-    far_ = std::make_unique<TestSshd>(client_, name, ns_->address(), 22, ns_->Prefix());
+    const auto tmp = dir_ / (name + "-tmp");
+    std::filesystem::create_directories(tmp);
+    far_ = std::make_unique<TestSshd>(client_, name, ns_->address(), 22, ns_->Prefix(),
+                                      std::vector<int>{}, "SetEnv TMPDIR=" + tmp.string() + "\n");
     return far_->error();
   }
   void StopAll() {

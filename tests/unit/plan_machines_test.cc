@@ -131,6 +131,11 @@ TEST(PlanMachinesTest, ARemoteMachineIsReachedByThePlansRunnerOverSsh) {
   EXPECT_EQ(
       *RunnerUriFor("process://", group, m),
       "process+ssh://bench@10.0.0.5:2222?ssh_config=%2Ftmp%2Fssh%20cfg&identity=%2Fkeys%2Flab%201");
+  // The provisioner's other SSH options too: the same way in, so one master serves all.
+  group.provisioner += "&connect_timeout=5&ssh_option=Ciphers%3Daes128-ctr";
+  EXPECT_EQ(*RunnerUriFor("process://", group, m),
+            "process+ssh://bench@10.0.0.5:2222?ssh_config=%2Ftmp%2Fssh%20cfg&connect_timeout=5"
+            "&ssh_option=Ciphers%3Daes128-ctr&identity=%2Fkeys%2Flab%201");
   m.ssh.key_name = "team-key";  // a cloud's key pair: not a file
   m.ssh.port = 22;
   m.ssh.user.clear();
