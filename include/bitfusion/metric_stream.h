@@ -92,6 +92,15 @@ class ContainerRunner;
 BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> ContainerMetricSource(
     std::shared_ptr<ContainerRunner> runner, std::string_view container_id, int detail_every = 1);
 
+/// A container's counters as its engine's stats stream reports them (the "docker-stats:ID"
+/// source: cgroup.cpu.usage, cgroup.memory.*, cgroup.io.*, cgroup.pids.current, net.*), through
+/// `runner`: for an engine whose cgroups this process cannot read, such as another machine's
+/// (docker+ssh://, docker+tls://). Readings come as often as the engine sends them (about once a
+/// second), whatever the stream's interval. A container created but not started is fine.
+/// Unimplemented for a runner without a stats stream. Keeps `runner` alive.
+BITFUSION_EXPORT Result<std::shared_ptr<MetricSource>> EngineStatsMetricSource(
+    std::shared_ptr<ContainerRunner> runner, std::string_view container_id);
+
 /// Wraps `source` so that its counters come out as per-second rates: each counter sample
 /// becomes (value - previous value) / (monotonic time between them) with unit "UNIT/s", and the
 /// first sample of each counter (which has no previous one) and a sample after a reset (a value

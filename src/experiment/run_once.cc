@@ -200,9 +200,11 @@ Status AddContainerSources(const RunContext& ctx, const std::string& container_i
     const Uri uri = *Uri::Parse(source);  // checked by IsOwnContainerSource at plan validation
     const int every = static_cast<int>(*uri.QueryInt("detail_every", 1));
     // The runner outlives the stream, which is stopped before the run ends.
-    auto made = ContainerMetricSource(
-        std::shared_ptr<ContainerRunner>(std::shared_ptr<void>(), &ctx.runner), container_id,
-        every);
+    std::shared_ptr<ContainerRunner> runner(std::shared_ptr<void>(), &ctx.runner);
+    // Another machine's cgroups are not readable here: its engine's stats stream is.
+    auto made = ctx.machine.provider == "local" || ctx.machine.provider.empty()
+                    ? ContainerMetricSource(std::move(runner), container_id, every)
+                    : EngineStatsMetricSource(std::move(runner), container_id);
     if (!made) return made.error().WithContext("metric source " + source);
     BITFUSION_RETURN_IF_ERROR(AddOwn(stream, std::move(*made), *uri.QueryBool("rate", false), own)
                                   .WithContext("metric source " + source));

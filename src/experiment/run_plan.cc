@@ -191,14 +191,22 @@ Result<PlanMachine> FindMachine(const PlanSpec& plan) {
 
 // Sources read on the controller's own host (procfs, sysfs, cgroups, NVML, a probe's socket)
 // would describe this host, not a remote machine: on a remote machine, "host" becomes its SSH
-// form (a probe started there, src/metrics/ssh_probe_source.h) at the plan's interval, and the
-// other sources are not sampled (said once per plan, in CheckRemote).
+// form (a probe started there, src/metrics/ssh_probe_source.h) at the plan's interval,
+// "container" on a docker machine its engine's stats stream, and the other sources are not
+// sampled (said once per plan, in CheckRemote).
 std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {
   if (m.local) return plan.sources;
   std::vector<std::string> out;
   // Without a probe to copy there (CheckRemote says so) the machine is not sampled, as before.
   const bool probe = FindProbe().ok();
+  // A docker machine's engine reports its containers' counters itself ("container" becomes
+  // its stats stream, run_once.cc).
+  const bool engine_stats = m.runner_uri.starts_with("docker+ssh://");
   for (const auto& source : plan.sources) {
+    if (auto own = IsOwnContainerSource(source); engine_stats && own.ok() && *own) {
+      out.push_back(source);
+      continue;
+    }
     auto uri = Uri::Parse(source);
     if (!uri || uri->scheme != "host" || m.host_source_uri.empty() || !probe) continue;
     std::string remote = m.host_source_uri + "&interval=" +
@@ -255,6 +263,7 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
       auto uri = Uri::Parse(source);
       if (source == "null" || (uri && uri->scheme == "null")) continue;
       if (uri && uri->scheme == "host" && host_sampled) continue;
+      if (std::find(p.sources.begin(), p.sources.end(), source) != p.sources.end()) continue;
       if (unsampled.find(source) == std::string::npos) {
         unsampled += (unsampled.empty() ? "" : ", ") + source;
       }

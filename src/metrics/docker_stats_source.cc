@@ -215,6 +215,15 @@ Status DockerStatsSource::Collect(Timestamp now, SampleBatch& batch) {
   return Status::OK();
 }
 
+Result<std::shared_ptr<MetricSource>> EngineStatsMetricSource(
+    std::shared_ptr<ContainerRunner> runner, std::string_view container_id) {
+  DockerStatsSourceOptions options;
+  options.id = std::string(container_id);
+  options.runner = "(the caller's runner)";
+  BITFUSION_ASSIGN_OR_RETURN(auto source, DockerStatsSource::Make(std::move(runner), options));
+  return std::shared_ptr<MetricSource>(std::move(source));
+}
+
 BITFUSION_REGISTER(MetricSource, "docker-stats", DockerStatsSourceOptions, DockerStatsSource);
 
 }  // namespace bitfusion

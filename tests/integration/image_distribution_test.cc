@@ -219,6 +219,31 @@ TEST_F(ImageDistributionTest, AStreamedImageReportsItsProgress) {
       << "the last line counts every byte sent: " << progress.back() << " vs " << total;
 }
 
+// A plan's "container" source on another machine's engine: its cgroups are not readable here,
+// so each run's container is sampled through that engine's stats stream, over the same SSH
+// forward as the runner, and the samples carry the machine and the container.
+TEST_F(ImageDistributionTest, ARemoteRunsContainerIsSampledThroughItsEnginesStats) {
+  const fs::path samples = State().dir / "container-samples.jsonl";
+  fs::remove(samples);
+  std::string json = Plan(kBusyboxImage, R"("sinks": ["jsonl://)" + samples.string() + R"("],)");
+  json.replace(json.find(R"("sources": ["null"])"), 19, R"("sources": ["container"])");
+  json.replace(json.find("echo BITFUSION_RESULT answer 42 units"), 37,
+               "sleep 3; echo BITFUSION_RESULT answer 42 units");
+  auto result = Run(json);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ExpectRanThere(*result);
+  std::ifstream in(samples);
+  int cpu = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"cgroup.cpu.usage\"") == std::string::npos) continue;
+    EXPECT_NE(line.find("\"office-1\""), std::string::npos) << line;
+    EXPECT_NE(line.find("\"container\":"), std::string::npos) << line;
+    ++cpu;
+  }
+  EXPECT_GE(cpu, 1) << "the engine sends a reading about once a second; the run took 3 s";
+  fs::remove(samples);
+}
+
 TEST_F(ImageDistributionTest, AMachineWithTheSameImageIdGetsNothing) {
   auto first = Run(Plan(kBusyboxImage));
   ASSERT_TRUE(first.ok()) << first.error().ToString();
