@@ -91,6 +91,7 @@ void RemoveConfigs() {
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "gpu_sample_benchmark: %s\n", what.c_str());
+  RemoveConfigs();  // the fake libraries' configs it wrote in /tmp
   std::exit(1);
 }
 

@@ -1,7 +1,9 @@
 #include "experiment/run_once.h"
 
+#include <atomic>
 #include <charconv>
 #include <deque>
+#include <mutex>
 
 #include "bitfusion/log.h"
 #include "bitfusion/metric_stream.h"
@@ -358,6 +360,40 @@ Result<bool> IsOwnProbeSource(const std::string& source) {
   return true;
 }
 
+// The clock estimate a remote machine's samples carry (host+ssh://'s clock_offset_ns and
+// clock_uncertainty_ns labels), taken from the first batch that has it, for the run's record.
+class ClockNote {
+ public:
+  void From(const SampleBatch& batch) {
+    if (seen_.load(std::memory_order_acquire)) return;
+    auto find = [&](const Labels& labels) {
+      auto offset = labels.find("clock_offset_ns");
+      auto bound = labels.find("clock_uncertainty_ns");
+      if (offset == labels.end() || bound == labels.end()) return false;
+      std::lock_guard lock(mu_);
+      offset_ = offset->second;
+      uncertainty_ = bound->second;
+      seen_.store(true, std::memory_order_release);
+      return true;
+    };
+    if (find(batch.labels)) return;
+    for (const auto& series : batch.series) {
+      if (find(series.labels)) return;
+    }
+  }
+  void Into(RunRecord& record) const {
+    std::lock_guard lock(mu_);
+    if (offset_.empty()) return;
+    record.labels["clock_offset_ns"] = offset_;
+    record.labels["clock_uncertainty_ns"] = uncertainty_;
+  }
+
+ private:
+  std::atomic<bool> seen_{false};
+  mutable std::mutex mu_;
+  std::string offset_, uncertainty_;
+};
+
 RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
                   const std::vector<std::string>& argv, const LeasedDevices& devices,
                   int repetition, bool warmup) {
@@ -386,11 +422,15 @@ RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,
   OutputCollector output;
   Subscription logs =
       (*container)->Logs([&](LogStream s, std::string_view line) { output.OnLine(s, line); });
+  ClockNote clock;
+  Subscription batches = (*stream)->Subscribe([&clock](const SampleBatch& b) { clock.From(b); });
 
   // Execute.
   bool interrupted = false;
   Result<ExitStatus> exit = Execute(ctx, b, **container, **stream, own, interrupted);
   logs.Cancel();
+  batches.Cancel();
+  clock.Into(record);
 
   // Classify.
   const StreamOverhead overhead = (*stream)->Overhead();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -202,6 +203,19 @@ TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
     if (r.labels.at("machine") == "far-1") far_runs[r.run_id] = &r;
   }
   ASSERT_EQ(far_runs.size(), 2u);
+  // Each remote run's record says where its samples sit on this host's clock: the same kernel,
+  // so the true offset is 0 and the estimate must hold it within its bound.
+  for (const auto& [id, r] : far_runs) {
+    ASSERT_TRUE(r->labels.count("clock_offset_ns") && r->labels.count("clock_uncertainty_ns"))
+        << id;
+    const std::int64_t offset = std::stoll(r->labels.at("clock_offset_ns"));
+    const std::int64_t bound = std::stoll(r->labels.at("clock_uncertainty_ns"));
+    EXPECT_GT(bound, 0) << id;
+    EXPECT_LE(std::llabs(offset), bound) << id;
+  }
+  for (const auto& r : result->runs) {
+    if (r.labels.at("machine") == "here-1") EXPECT_EQ(r.labels.count("clock_offset_ns"), 0u);
+  }
   std::ifstream in(out);
   std::map<std::string, int> remote_samples;  // by run
   int local_cpu = 0;
