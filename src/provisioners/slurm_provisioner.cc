@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bitfusion/registry.h"
+#include "core/percent_encode.h"
 
 namespace bitfusion {
 
@@ -57,7 +58,6 @@ Result<SlurmProvisionerOptions> SlurmProvisionerOptions::FromUri(const Uri& uri)
         "slurm:// as a provisioner picks its nodes itself; drop ?nodelist= from " + uri.ToString() +
         " (a group's count and type say how many of which partition)");
   }
-  o.uri = uri.ToString();
   return o;
 }
 
@@ -174,7 +174,7 @@ Result<std::vector<MachineInfo>> SlurmProvisioner::Create(const MachineRequest& 
 }
 
 Result<MachineInfo> SlurmProvisioner::WaitReady(const std::string& id, Deadline) {
-  BITFUSION_ASSIGN_OR_RETURN(auto r, rest_->Call("GET", "/node/" + id));
+  BITFUSION_ASSIGN_OR_RETURN(auto r, rest_->Call("GET", "/node/" + internal::PercentEncode(id)));
   BITFUSION_ASSIGN_OR_RETURN(auto answer, rest_->Json(r, "reading node " + id));
   const auto nodes = internal::SlurmNodesOf(answer);
   if (nodes.empty()) {

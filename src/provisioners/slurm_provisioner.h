@@ -36,7 +36,6 @@ namespace bitfusion {
 
 struct SlurmProvisionerOptions {
   SlurmRunnerOptions rest;  ///< the endpoint, auth and partition, read as slurm:// reads them
-  std::string uri;          ///< the URI as given (secrets are never in it)
 
   static Result<SlurmProvisionerOptions> FromUri(const Uri& uri);
 };
