@@ -153,17 +153,19 @@ SlurmJobView ParseSlurmJob(const json::object& j) {
   return v;
 }
 
-std::vector<SlurmJobView> SlurmJobsOf(const json::object& answer) {
-  std::vector<SlurmJobView> out;
-  const auto* jobs = answer.if_contains("jobs");
-  if (jobs == nullptr || !jobs->is_array()) return out;
-  for (const auto& j : jobs->as_array()) {
-    if (j.is_object()) out.push_back(ParseSlurmJob(j.as_object()));
+namespace {
+
+// The entries of an answer's array `key` that are objects, each read by `parse`.
+template <class Parse>
+auto EntriesOf(const json::object& answer, const char* key, Parse parse) {
+  std::vector<decltype(parse(json::object()))> out;
+  const auto* entries = answer.if_contains(key);
+  if (entries == nullptr || !entries->is_array()) return out;
+  for (const auto& e : entries->as_array()) {
+    if (e.is_object()) out.push_back(parse(e.as_object()));
   }
   return out;
 }
-
-namespace {
 
 std::vector<std::string> SlurmJsonStrings(const json::object& o, const char* key) {
   std::vector<std::string> out;
@@ -221,6 +223,10 @@ int SlurmGresGpus(std::string_view gres, std::string* model) {
   return total;
 }
 
+std::vector<SlurmJobView> SlurmJobsOf(const json::object& answer) {
+  return EntriesOf(answer, "jobs", ParseSlurmJob);
+}
+
 SlurmNodeView ParseSlurmNode(const json::object& j) {
   SlurmNodeView v;
   v.name = SlurmJsonString(j, "name");
@@ -240,13 +246,7 @@ SlurmNodeView ParseSlurmNode(const json::object& j) {
 }
 
 std::vector<SlurmNodeView> SlurmNodesOf(const json::object& answer) {
-  std::vector<SlurmNodeView> out;
-  const auto* nodes = answer.if_contains("nodes");
-  if (nodes == nullptr || !nodes->is_array()) return out;
-  for (const auto& n : nodes->as_array()) {
-    if (n.is_object()) out.push_back(ParseSlurmNode(n.as_object()));
-  }
-  return out;
+  return EntriesOf(answer, "nodes", ParseSlurmNode);
 }
 
 bool SlurmNodeUsable(const SlurmNodeView& node) {
@@ -265,19 +265,16 @@ bool SlurmNodeUsable(const SlurmNodeView& node) {
 }
 
 std::vector<SlurmPartitionView> SlurmPartitionsOf(const json::object& answer) {
-  std::vector<SlurmPartitionView> out;
-  const auto* partitions = answer.if_contains("partitions");
-  if (partitions == nullptr || !partitions->is_array()) return out;
-  for (const auto& p : partitions->as_array()) {
-    if (!p.is_object()) continue;
+  auto out = EntriesOf(answer, "partitions", [](const json::object& p) {
     SlurmPartitionView v;
-    v.name = SlurmJsonString(p.as_object(), "name");
-    v.state = SlurmJsonString(p.as_object(), "state");
-    for (const auto& flag : SlurmJsonStrings(p.as_object(), "flags")) {
+    v.name = SlurmJsonString(p, "name");
+    v.state = SlurmJsonString(p, "state");
+    for (const auto& flag : SlurmJsonStrings(p, "flags")) {
       v.is_default = v.is_default || SameIgnoringCase(flag, "default");
     }
-    if (!v.name.empty()) out.push_back(std::move(v));
-  }
+    return v;
+  });
+  std::erase_if(out, [](const SlurmPartitionView& v) { return v.name.empty(); });
   return out;
 }
 
