@@ -195,6 +195,9 @@ class BITFUSION_EXPORT ResultSink {
 
   Status AppendLocked(const SampleBatch* batch, const RunRecord* run);
   bool SealLocked();
+  /// backlog_.push_back and pop_front, keeping backlog_memory_bytes_ in step.
+  void PushBacklogLocked(std::unique_ptr<Segment> segment);
+  void PopBacklogLocked();
   /// Fsyncs what SealLocked sealed and marks those segments synced; called without mu_.
   void FinishSeals();
   Status Drain(bool stop_on_degraded);
@@ -220,6 +223,9 @@ class BITFUSION_EXPORT ResultSink {
   std::size_t pending_samples_ = 0;
   std::size_t pending_bytes_ = 0;
   std::int64_t oldest_pending_mono_ns_ = 0;
+  // The sum of backlog_'s memory_bytes, so that a Write need not walk a long backlog to check
+  // memory_max_bytes. Changed with every segment pushed, popped, loaded or unloaded.
+  std::int64_t backlog_memory_bytes_ = 0;
   std::deque<std::unique_ptr<Segment>> backlog_;  // sealed, unsent, in order; popped by Drain
   std::unique_ptr<internal::Spool> spool_;        // null for sinks that are not durable
   bool durable_ = false;                          // set once, by OpenSpool in Make

@@ -114,7 +114,7 @@ Status ResultSink::OpenSpool() {
   durable_ = true;
   for (auto& segment : leftovers) {
     samples += segment->samples;
-    backlog_.push_back(std::move(segment));
+    PushBacklogLocked(std::move(segment));
   }
   if (!backlog_.empty()) {
     LogAt(LogLevel::kInfo, "sink ", uri_, ": sending ", samples, " samples in ", backlog_.size(),
@@ -140,8 +140,7 @@ Status ResultSink::AppendLocked(const SampleBatch* batch, const RunRecord* run) 
     BITFUSION_RETURN_IF_ERROR(spooled.WithContext("sink " + uri_ + ": nothing was queued"));
     if (batch != nullptr) counters_.samples_spooled += static_cast<std::int64_t>(batch->size());
   } else if (batch != nullptr) {
-    std::int64_t held = static_cast<std::int64_t>(pending_bytes_);
-    for (const auto& segment : backlog_) held += segment->memory_bytes;
+    const std::int64_t held = static_cast<std::int64_t>(pending_bytes_) + backlog_memory_bytes_;
     const auto size = static_cast<std::int64_t>(internal::ApproxBytes(*batch));
     if (held > 0 && held + size > options_.memory_max_bytes) {
       return ResourceExhaustedError(
@@ -171,18 +170,30 @@ bool ResultSink::SealLocked() {
   pending_bytes_ = 0;
   // Made durable by FinishSeals, outside mu_: an fsync never holds up a writer.
   if (spool_ != nullptr) spool_->Seal(*segment);
-  backlog_.push_back(std::move(segment));
+  PushBacklogLocked(std::move(segment));
   if (spool_ != nullptr && backlog_.size() > 2) {
     std::int64_t memory = 0;
     for (const auto& s : backlog_) memory += s->memory_bytes;
     // Newest first: the oldest are sent next.
     for (auto it = backlog_.rbegin(); memory > kBacklogMemoryBytes && it + 1 != backlog_.rend();
          ++it) {
-      memory -= (*it)->memory_bytes;
-      internal::Spool::Unload(**it);
+      const std::int64_t before = (*it)->memory_bytes;
+      memory -= before;
+      internal::Spool::Unload(**it);  // a no-op for a segment whose fsync failed
+      backlog_memory_bytes_ -= before - (*it)->memory_bytes;
     }
   }
   return true;
+}
+
+void ResultSink::PushBacklogLocked(std::unique_ptr<Segment> segment) {
+  backlog_memory_bytes_ += segment->memory_bytes;
+  backlog_.push_back(std::move(segment));
+}
+
+void ResultSink::PopBacklogLocked() {
+  backlog_memory_bytes_ -= backlog_.front()->memory_bytes;
+  backlog_.pop_front();
 }
 
 void ResultSink::FinishSeals() {
@@ -296,12 +307,16 @@ Status ResultSink::Drain(bool stop_on_degraded) {
         return UnavailableError(last_failure_ + " (retried in the background)");
       }
       segment = backlog_.front().get();
-      if (!segment->loaded) loaded = spool_->Load(*segment);
+      if (!segment->loaded) {
+        const std::int64_t before = segment->memory_bytes;
+        loaded = spool_->Load(*segment);
+        backlog_memory_bytes_ += segment->memory_bytes - before;
+      }
       if (!loaded.ok() && loaded.code() == StatusCode::kNotFound) {
         // Someone removed the file: nothing is left to deliver from it.
         LogAt(LogLevel::kError, "sink ", uri_, ": ", loaded.message(), "; its ", segment->samples,
               " samples are lost");
-        backlog_.pop_front();
+        PopBacklogLocked();
         continue;
       }
     }
@@ -319,7 +334,7 @@ Status ResultSink::Drain(bool stop_on_degraded) {
     {
       std::lock_guard lock(mu_);
       if (spool_ != nullptr) spool_->Remove(*segment);
-      backlog_.pop_front();
+      PopBacklogLocked();
       failures_ = 0;  // the store works: the next failure starts the backoff afresh
       empty = backlog_.empty();
     }
@@ -529,7 +544,7 @@ Status ResultSink::Write(const RunRecord& record) {
     // The run's pending samples and the run travel in one segment, samples first (the spool
     // file holds them in that order too).
     if (!SealLocked()) {
-      backlog_.push_back(std::make_unique<Segment>());
+      PushBacklogLocked(std::make_unique<Segment>());
       if (spool_ != nullptr) spool_->Seal(*backlog_.back());
     }
     Segment& last = *backlog_.back();

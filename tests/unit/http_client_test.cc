@@ -27,6 +27,30 @@ std::unique_ptr<HttpClient> Client(HttpClientOptions options) {
   return std::move(*client);
 }
 
+// A server that answers every request with `chunks`, each after `pause`, and then ends the
+// stream or, with `hold_open`, keeps it open until the server stops; and a client of it.
+struct ChunkServer {
+  explicit ChunkServer(std::vector<std::string> chunks, std::chrono::milliseconds pause = 0ms,
+                       bool hold_open = false)
+      : server([chunks = std::move(chunks), pause, hold_open](const TestRequest&) {
+          TestResponse out;
+          out.chunks = chunks;
+          out.chunk_pause = pause;
+          out.hold_open = hold_open;
+          return out;
+        }),
+        client(ClientOf(server)) {}
+
+  static std::unique_ptr<HttpClient> ClientOf(const HttpTestServer& server) {
+    HttpClientOptions options;
+    options.base_url = server.url();
+    return Client(options);
+  }
+
+  HttpTestServer server;
+  std::unique_ptr<HttpClient> client;  // after server, so it is destroyed first
+};
+
 TEST(HttpClientTest, SendsMethodHeadersBodyAndReadsTheAnswer) {
   TestRequest seen;
   HttpTestServer server([&](const TestRequest& r) {
@@ -190,33 +214,18 @@ TEST(HttpClientTest, NonIdempotentRequestsAreNotRetried) {
 }
 
 TEST(HttpClientTest, DeadlineIsEnforced) {
-  HttpTestServer server([](const TestRequest&) {
-    TestResponse out;
-    out.chunks = {"a"};
-    out.hold_open = true;
-    return out;
-  });
-  HttpClientOptions options;
-  options.base_url = server.url();
+  ChunkServer slow({"a"}, 0ms, /*hold_open=*/true);
   HttpRequest request{"GET", "/slow"};
   request.deadline = DeadlineAfter(200ms);
-  auto response = Client(options)->Send(request);
+  auto response = slow.client->Send(request);
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.error().code(), StatusCode::kDeadlineExceeded);
 }
 
 TEST(HttpClientTest, StreamDeliversChunksAndStopsWhenAsked) {
-  HttpTestServer server([](const TestRequest&) {
-    TestResponse out;
-    out.chunks = {"one\n", "two\n", "three\n", "four\n"};
-    out.chunk_pause = 5ms;
-    return out;
-  });
-  HttpClientOptions options;
-  options.base_url = server.url();
-  auto client = Client(options);
+  ChunkServer events({"one\n", "two\n", "three\n", "four\n"}, 5ms);
   std::string got;
-  auto response = client->Stream({"GET", "/events"}, [&](std::string_view chunk) {
+  auto response = events.client->Stream({"GET", "/events"}, [&](std::string_view chunk) {
     got += chunk;
     return got.find("three") == std::string::npos;
   });
@@ -226,15 +235,7 @@ TEST(HttpClientTest, StreamDeliversChunksAndStopsWhenAsked) {
 }
 
 TEST(HttpClientTest, StreamCancelIsPrompt) {
-  HttpTestServer server([](const TestRequest&) {
-    TestResponse out;
-    out.chunks = {"{}\n"};
-    out.hold_open = true;
-    return out;
-  });
-  HttpClientOptions options;
-  options.base_url = server.url();
-  auto client = Client(options);
+  ChunkServer events({"{}\n"}, 0ms, /*hold_open=*/true);
   StreamCanceller canceller;
   std::atomic<int> chunks{0};
   std::thread stopper([&] {
@@ -242,7 +243,7 @@ TEST(HttpClientTest, StreamCancelIsPrompt) {
     canceller.Cancel();
   });
   const auto start = std::chrono::steady_clock::now();
-  auto response = client->Stream(
+  auto response = events.client->Stream(
       {"GET", "/events"},
       [&](std::string_view) {
         ++chunks;
@@ -274,20 +275,12 @@ TEST(HttpClientTest, StreamErrorStatusReturnsTheErrorBody) {
 }
 
 TEST(HttpClientTest, StartStreamDeliversChunksThenTheEnd) {
-  HttpTestServer server([](const TestRequest&) {
-    TestResponse out;
-    out.chunks = {"one\n", "two\n", "three\n"};
-    out.chunk_pause = 5ms;
-    return out;
-  });
-  HttpClientOptions options;
-  options.base_url = server.url();
-  auto client = Client(options);
+  ChunkServer events({"one\n", "two\n", "three\n"}, 5ms);
   std::mutex mu;
   std::condition_variable cv;
   std::string got;
   std::optional<Result<HttpResponse>> end;
-  auto stream = client->StartStream(
+  auto stream = events.client->StartStream(
       {"GET", "/events"},
       [&](std::string_view chunk) {
         std::lock_guard lock(mu);
@@ -326,15 +319,7 @@ TEST(HttpClientTest, StartStreamFailureToConnectReachesTheEndCallback) {
 // Many open streams share one thread, and Cancel waits for a callback in progress: once it
 // returns, nothing of the stream runs again.
 TEST(HttpClientTest, StartStreamsShareOneThreadAndCancelWaitsForTheCallback) {
-  HttpTestServer server([](const TestRequest&) {
-    TestResponse out;
-    out.chunks = {"{}\n"};
-    out.hold_open = true;
-    return out;
-  });
-  HttpClientOptions options;
-  options.base_url = server.url();
-  auto client = Client(options);
+  ChunkServer events({"{}\n"}, 0ms, /*hold_open=*/true);
   constexpr int kStreams = 20;
   std::atomic<int> first_chunks{0};
   std::atomic<int> ends{0};
@@ -343,7 +328,7 @@ TEST(HttpClientTest, StartStreamsShareOneThreadAndCancelWaitsForTheCallback) {
   std::vector<std::shared_ptr<AsyncStream>> streams;
   for (int i = 0; i < kStreams; ++i) {
     auto seen = std::make_shared<bool>(false);
-    auto stream = client->StartStream(
+    auto stream = events.client->StartStream(
         {"GET", "/events"},
         [&, seen](std::string_view) {
           {
@@ -374,7 +359,7 @@ TEST(HttpClientTest, StartStreamsShareOneThreadAndCancelWaitsForTheCallback) {
 
   // A callback in progress: Cancel from another thread returns only once it has returned.
   std::atomic<bool> in_callback{false}, release{false}, returned{false};
-  auto slow = client->StartStream(
+  auto slow = events.client->StartStream(
       {"GET", "/events"},
       [&](std::string_view) {
         in_callback = true;
