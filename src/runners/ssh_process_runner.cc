@@ -1,24 +1,18 @@
 #include "runners/ssh_process_runner.h"
 
-#include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>  // strerror, sigabbrev_np
+#include <cstring>  // sigabbrev_np
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
@@ -27,9 +21,9 @@
 #include "net/ssh_uri.h"
 #include "runners/container_spec_checks.h"
 #include "runners/handle_table.h"
-#include "runners/line_splitter.h"
 #include "runners/log_fanout.h"
 #include "runners/runner_event_hub.h"
+#include "runners/ssh_process_channel.h"
 #include "runners/ssh_process_wire.h"
 #include "runners/tar_archive.h"
 
@@ -67,29 +61,6 @@ namespace {
 
 Result<std::unique_ptr<Container>> MakeSshProcess(const std::shared_ptr<SshProcessRunnerHub>& hub,
                                                   const ContainerSpec& spec, bool quiet);
-
-// One Stats() subscription: a remote reading loop and the thread that parses it.
-struct StatsLoop {
-  std::atomic<bool> stop{false};
-  int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::thread thread;
-  std::once_flag joined;
-
-  ~StatsLoop() { CloseFd(wake_fd); }
-  void End() {
-    stop = true;
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
-    std::call_once(joined, [this] {
-      if (!thread.joinable()) return;
-      if (thread.get_id() == std::this_thread::get_id()) {
-        thread.detach();
-      } else {
-        thread.join();
-      }
-    });
-  }
-};
 
 class SshProcess final : public Container {
  public:
@@ -137,39 +108,43 @@ class SshProcess final : public Container {
     for (const auto& [k, v] : env_) command += OperandLine('=', k + "=" + v);
     for (const auto& a : argv_) command += OperandLine(':', a);
     command += ".\n";
-    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    exit_.start_ns = WallNowNs();
-    start_mono_ns_ = MonoNowNs();
+    internal::SshProcessChannelOptions o;
+    o.id = id_;
+    o.where = hub_->where;
+    o.nonce = nonce_;
+    o.max_line_bytes = hub_->options.max_line_bytes;
+    o.drain_timeout = hub_->options.drain_timeout;
+    o.timeout_ns = timeout_ns_;
+    o.start_ns = WallNowNs();
+    o.start_mono_ns = MonoNowNs();
     auto child = hub_->session->Spawn(script);
     if (!child) return child.error().WithContext("starting process " + id_ + " on " + hub_->where);
     client_pid_ = child->pid;
     stdin_fd_ = child->stdin_fd;
-    out_fd_ = child->stdout_fd;
-    err_fd_ = child->stderr_fd;
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, client_pid_, 0));
+    channel_ = internal::SshProcessChannel::Make(
+        *child, o, [logs = logs_](LogStream s, std::string_view line) { logs->Deliver(s, line); },
+        [this] { (void)Signal("KILL"); },
+        [this](const ExitStatus& exit, const std::string& lost) { Ended(exit, lost); });
     started_ = true;
-    // A channel that fails here fails the run too: the reader reports how.
+    // A channel that fails here fails the run too: the channel's end says how.
     (void)Control(command);
     if (!quiet_) hub_->events->Emit(EventType::kContainerStarted, "start", id_, labels_);
-    reader_ = std::thread([this] { ReadUntilExit(); });
+    channel_->Follow();
     return Status::OK();
   }
 
   Result<ExitStatus> Wait(Deadline deadline) override {
     if (!started_) return FailedPreconditionError("process " + id_ + " was not started");
-    std::unique_lock lock(mu_);
-    auto done = [&] { return finished_; };
-    if (deadline == kNoDeadline) {
-      cv_.wait(lock, done);
-    } else if (!cv_.wait_until(lock, deadline, done)) {
+    if (!channel_->WaitFinished(deadline)) {
       return DeadlineExceededError("process " + id_ + " on " + hub_->where +
                                    " still running at the wait deadline");
     }
-    if (!lost_.empty()) {
+    const auto state = channel_->state();
+    if (!state.lost.empty()) {
       return UnavailableError("the SSH connection to " + hub_->where + " carrying process " + id_ +
-                              " ended before its exit status arrived: " + lost_);
+                              " ended before its exit status arrived: " + state.lost);
     }
-    return exit_;
+    return state.exit;
   }
 
   Status Stop(std::chrono::nanoseconds grace) override {
@@ -283,15 +258,13 @@ class SshProcess final : public Container {
   Result<Subscription> Stats(StatsCallback callback, std::chrono::nanoseconds interval) override {
     if (!started_) return FailedPreconditionError("process " + id_ + " was not started");
     if (interval.count() <= 0) return InvalidArgumentError("stats interval must be positive");
-    auto loop = std::make_shared<StatsLoop>();
-    loop->thread = std::thread([this, loop, interval, callback = std::move(callback)] {
-      ReadStats(*loop, interval, callback);
-    });
-    {
-      std::lock_guard lock(mu_);
-      stats_loops_.push_back(loop);
-    }
-    return Subscription([loop] { loop->End(); });
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", static_cast<double>(interval.count()) / 1e9);
+    auto spawn = [hub = hub_, secs = std::string(secs)](int pid) {
+      return hub->session->Spawn("exec sh -c " + ShellQuote(kStats) + " bf-stats " +
+                                 Quoted({std::to_string(pid), secs}));
+    };
+    return channel_->Stats(std::move(spawn), std::move(callback));
   }
 
   ContainerInfo InspectNow() {
@@ -300,32 +273,23 @@ class SshProcess final : public Container {
     info.name = id_;
     info.labels = labels_;
     info.created_ns = created_ns_;
-    std::lock_guard lock(mu_);
-    info.state = !started_ ? "created" : exited_ ? "exited" : "running";
-    info.pid = started_ && !exited_ ? remote_pid_ : 0;
-    info.started_ns = exit_.start_ns;
-    if (exited_) {
-      info.exit_code = exit_.signal != 0 ? 128 + exit_.signal : exit_.exit_code;
-      info.finished_ns = exit_.end_ns;
+    if (!started_) {
+      info.state = "created";
+      return info;
+    }
+    const auto state = channel_->state();
+    info.state = state.exited ? "exited" : "running";
+    info.pid = state.exited ? 0 : state.remote_pid;
+    info.started_ns = state.exit.start_ns;
+    if (state.exited) {
+      info.exit_code = state.exit.signal != 0 ? 128 + state.exit.signal : state.exit.exit_code;
+      info.finished_ns = state.exit.end_ns;
     }
     return info;
   }
 
  private:
-  struct Stream {
-    LogStream kind;
-    int* fd;
-    LineSplitter lines;
-  };
-
-  bool Finished() {
-    std::lock_guard lock(mu_);
-    return finished_;
-  }
-  bool Exited() {
-    std::lock_guard lock(mu_);
-    return exited_;
-  }
+  bool Finished() { return started_ && channel_->state().finished; }
 
   // A line for the remote wrapper's control reader: a signal name, or KEEP.
   Status Signal(const std::string& what) {
@@ -359,255 +323,32 @@ class SshProcess final : public Container {
                    std::to_string(end.exit_status) + ": " + LastLine(end.err));
   }
 
-  void Deliver(LogStream stream, std::string_view line) { logs_->Deliver(stream, line); }
-
-  // "pid N" and "exit STATUS" from the wrapper.
-  void Record(std::string_view rec) {
-    const auto space = rec.rfind(' ');
-    const int value = std::atoi(std::string(rec.substr(space + 1)).c_str());
-    std::lock_guard lock(mu_);
-    if (rec.starts_with(" pid ")) {
-      // The command starts now: its clock, and its timeout's, begin here and not with the login
-      // (which runs the remote shell's startup files first).
-      remote_pid_ = value;
-      exit_.start_ns = WallNowNs();
-      start_mono_ns_ = MonoNowNs();
-      command_started_ = true;
-    } else if (rec.starts_with(" exit ") && !exited_) {
-      exited_ = true;
-      exit_.end_ns = WallNowNs();
-      exit_.wall_time_ns = MonoNowNs() - start_mono_ns_;
-      // The shell's wait says 128+N for a death by signal N.
-      if (value > 128 && value < 128 + 65) {
-        exit_.exit_code = -1;
-        exit_.signal = value - 128;
-      } else {
-        exit_.exit_code = value;
-      }
-    }
-    cv_.notify_all();
-  }
-
-  // Returns false at end of stream.
-  bool Drain(Stream& s, RecordFilter* records) {
-    char buf[65536];
-    const ssize_t n = ::read(*s.fd, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    auto line = [&](std::string_view l) { Deliver(s.kind, l); };
-    auto text = [&](std::string_view t) { s.lines.Feed(t, line); };
-    if (n <= 0) {
-      if (records != nullptr) records->Finish(text);
-      s.lines.Finish(line);
-      CloseFd(*s.fd);
-      return false;
-    }
-    const std::string_view got(buf, static_cast<std::size_t>(n));
-    if (records != nullptr) {
-      records->Feed(got, text, [&](std::string_view r) { Record(r); });
-    } else {
-      if (stderr_tail_.size() > 4096) stderr_tail_.erase(0, stderr_tail_.size() - 1024);
-      stderr_tail_.append(got);
-      text(got);
-    }
-    return true;
-  }
-
-  void ClientExited() {
-    if (client_reaped_) return;
-    int status = 0;
-    if (::waitpid(client_pid_, &status, WNOHANG) != client_pid_) return;
-    client_reaped_ = true;
-    client_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
-  }
-
-  // The one thread per command: reads output and the wrapper's records, enforces the timeout.
-  void ReadUntilExit() {
-    RecordFilter records(nonce_);
-    const std::size_t max_line = hub_->options.max_line_bytes;
-    Stream streams[2] = {{LogStream::kStdout, &out_fd_, LineSplitter(max_line)},
-                         {LogStream::kStderr, &err_fd_, LineSplitter(max_line)}};
-    std::int64_t drain_until = 0;
-    bool timeout_fired = false;
-    while (!stop_reader_.load()) {
-      const bool ended = Exited() || client_reaped_;
-      if (out_fd_ < 0 && err_fd_ < 0 && (ended || client_reaped_)) break;
-      const std::int64_t now = MonoNowNs();
-      std::int64_t timeout_at = 0;
-      if (timeout_ns_ > 0) {
-        std::lock_guard lock(mu_);
-        if (command_started_) timeout_at = start_mono_ns_ + timeout_ns_;
-      }
-      if (ended && drain_until == 0) drain_until = now + hub_->options.drain_timeout.count();
-      if (ended && now >= drain_until) {
-        for (int i = 0; i < 2; ++i) {
-          for (int reads = 0; *streams[i].fd >= 0 && reads < 16; ++reads) {
-            pollfd p{*streams[i].fd, POLLIN, 0};
-            if (::poll(&p, 1, 0) <= 0 || !Drain(streams[i], i == 0 ? &records : nullptr)) break;
-          }
-        }
-        if (out_fd_ >= 0 || err_fd_ >= 0) {
-          LogAt(LogLevel::kInfo, "process ", id_, " on ", hub_->where,
-                " exited but something it started still holds its output open; no longer "
-                "reading it");
-        }
-        break;
-      }
-      if (!ended && !timeout_fired && timeout_at != 0 && now >= timeout_at) {
-        timeout_fired = true;
-        (void)Signal("KILL");
-        std::lock_guard lock(mu_);
-        exit_.timed_out = true;
-      }
-      pollfd fds[4];
-      nfds_t n = 0;
-      int slot[2] = {-1, -1};
-      for (int i = 0; i < 2; ++i) {
-        if (*streams[i].fd >= 0) {
-          slot[i] = static_cast<int>(n);
-          fds[n++] = {*streams[i].fd, POLLIN, 0};
-        }
-      }
-      const int pid_slot = (!client_reaped_ && pidfd_ >= 0) ? static_cast<int>(n) : -1;
-      if (pid_slot >= 0) fds[n++] = {pidfd_, POLLIN, 0};
-      fds[n++] = {wake_fd_, POLLIN, 0};
-      std::int64_t wait_ns = (pidfd_ < 0 && !client_reaped_) ? 10'000'000 : -1;
-      const std::int64_t until = ended ? drain_until : (timeout_fired ? 0 : timeout_at);
-      if (until != 0) {
-        const std::int64_t left = std::max<std::int64_t>(until - now, 0);
-        wait_ns = wait_ns < 0 ? left : std::min(wait_ns, left);
-      }
-      const int timeout_ms =
-          wait_ns < 0 ? -1
-                      : static_cast<int>(std::min<std::int64_t>(wait_ns / 1'000'000 + 1, 60'000));
-      if (::poll(fds, n, timeout_ms) < 0 && errno != EINTR) {
-        LogAt(LogLevel::kError, "poll on process ", id_, ": ", std::strerror(errno));
-        break;
-      }
-      for (int i = 0; i < 2; ++i) {
-        if (slot[i] >= 0 && (fds[slot[i]].revents & (POLLIN | POLLHUP | POLLERR))) {
-          Drain(streams[i], i == 0 ? &records : nullptr);
-        }
-      }
-      if (pidfd_ < 0 || (pid_slot >= 0 && fds[pid_slot].revents)) ClientExited();
-    }
-    records.Finish([&](std::string_view t) {
-      streams[0].lines.Feed(t, [&](std::string_view l) { Deliver(LogStream::kStdout, l); });
-    });
-    for (auto& s : streams) s.lines.Finish([&](std::string_view l) { Deliver(s.kind, l); });
-    ExitStatus ended;
-    {
-      std::lock_guard lock(mu_);
-      if (!exited_) {
-        exited_ = true;
-        exit_.end_ns = WallNowNs();
-        exit_.wall_time_ns = MonoNowNs() - start_mono_ns_;
-        if (client_reaped_ && client_status_ != 255) {
-          // The wrapper ended before the command ran (a directory that went away).
-          exit_.exit_code = client_status_;
-        } else {
-          lost_ = stop_reader_.load() ? "the handle was removed" : LastLine(stderr_tail_);
-        }
-      }
-      finished_ = true;
-      ended = exit_;
-      cv_.notify_all();
-    }
-    if (!quiet_ && !kept_) {
-      const int code = ended.signal != 0 ? 128 + ended.signal : ended.exit_code;
-      hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
-                         {{"exitCode", std::to_string(lost_.empty() ? code : 255)}});
-    }
-  }
-
-  void ReadStats(StatsLoop& loop, std::chrono::nanoseconds interval,
-                 const StatsCallback& callback) {
-    int pid = 0;
-    {
-      std::unique_lock lock(mu_);
-      while (remote_pid_ == 0 && !exited_ && !loop.stop) {
-        cv_.wait_for(lock, std::chrono::milliseconds(50));
-      }
-      pid = exited_ ? 0 : remote_pid_;
-    }
-    if (loop.stop) return;
-    char secs[32];
-    std::snprintf(secs, sizeof secs, "%.3f", static_cast<double>(interval.count()) / 1e9);
-    SshChild child;
-    if (pid > 0) {
-      auto spawned = hub_->session->Spawn("exec sh -c " + ShellQuote(kStats) + " bf-stats " +
-                                          Quoted({std::to_string(pid), secs}));
-      if (spawned) {
-        child = *spawned;
-        CloseFd(child.stdin_fd);
-        CloseFd(child.stderr_fd);
-      } else {
-        LogAt(LogLevel::kWarning, "stats of process ", id_, ": ", spawned.error().message());
-      }
-    }
-    StatsParser parser;
-    std::string buffer;
-    char buf[16384];
-    while (!loop.stop && !Exited() && child.stdout_fd >= 0) {
-      pollfd fds[2] = {{child.stdout_fd, POLLIN, 0}, {loop.wake_fd, POLLIN, 0}};
-      // The exit is noticed by the reader thread; look again at least every interval.
-      const int ms =
-          static_cast<int>(std::clamp<std::int64_t>(interval.count() / 1'000'000, 10, 1000));
-      if (::poll(fds, 2, ms) < 0 && errno != EINTR) break;
-      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t n = ::read(child.stdout_fd, buf, sizeof buf);
-      if (n <= 0) break;
-      buffer.append(buf, static_cast<std::size_t>(n));
-      for (auto eol = buffer.find('\n'); eol != std::string::npos; eol = buffer.find('\n')) {
-        const std::string line = buffer.substr(0, eol);
-        buffer.erase(0, eol + 1);
-        if (auto st = parser.Line(line)) callback(*st);
-      }
-    }
-    if (child.pid > 0) {
-      ::kill(child.pid, SIGTERM);
-      CloseFd(child.stdout_fd);
-      ReapClient(child.pid, std::chrono::seconds(2));
-    }
-    if (!loop.stop) {
-      // It exited: the stream ends, and says so (see Container::Stats).
-      ContainerStats last;
-      last.time_ns = WallNowNs();
-      last.running = false;
-      callback(last);
-    }
+  // The channel's end (on the loop): the die event, unless the process was kept.
+  void Ended(const ExitStatus& exit, const std::string& lost) {
+    if (quiet_ || kept_) return;
+    const int code = exit.signal != 0 ? 128 + exit.signal : exit.exit_code;
+    hub_->events->Emit(EventType::kContainerDied, "die", id_, labels_,
+                       {{"exitCode", std::to_string(lost.empty() ? code : 255)}});
   }
 
   void Teardown() {
-    std::vector<std::shared_ptr<StatsLoop>> loops;
+    if (!started_) return;
+    // End of input: the wrapper ends the group with SIGKILL (KEEP first leaves it running).
+    if (kept_) (void)Signal("KEEP");
     {
-      std::lock_guard lock(mu_);
-      loops.swap(stats_loops_);
+      std::lock_guard lock(ctl_mu_);
+      CloseFd(stdin_fd_);
     }
-    for (auto& loop : loops) loop->End();
-    if (started_) {
-      // End of input: the wrapper ends the group with SIGKILL (KEEP first leaves it running).
-      if (kept_) (void)Signal("KEEP");
-      {
-        std::lock_guard lock(ctl_mu_);
-        CloseFd(stdin_fd_);
-      }
-      if (!kept_) {
-        std::unique_lock lock(mu_);
-        cv_.wait_for(lock, std::chrono::seconds(10) + hub_->options.drain_timeout,
-                     [&] { return finished_; });
-      }
-      stop_reader_ = true;
-      std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    if (!kept_) {
+      channel_->WaitFinished(DeadlineAfter(std::chrono::seconds(10) + hub_->options.drain_timeout));
     }
-    if (reader_.joinable()) reader_.join();
-    if (started_ && !client_reaped_) {
+    channel_->Close();
+    if (!channel_->client_reaped()) {
       // Kept: the client goes now (the command's later output has nowhere to go). Otherwise it
       // ends with the channel once the wrapper is done.
       if (kept_) ::kill(client_pid_, SIGTERM);
       ReapClient(client_pid_, std::chrono::seconds(5));
     }
-    for (int* fd : {&out_fd_, &err_fd_, &pidfd_, &wake_fd_}) CloseFd(*fd);
   }
 
   const std::string id_;
@@ -625,29 +366,10 @@ class SshProcess final : public Container {
 
   std::atomic<bool> started_{false};
   std::atomic<bool> kept_{false};
-  std::atomic<bool> stop_reader_{false};
-  int client_pid_ = -1;         // the local ssh client
-  bool client_reaped_ = false;  // reader thread, then Teardown after the join
-  int client_status_ = 255;
-  std::mutex ctl_mu_;  // guards stdin_fd_: control lines go out whole
+  int client_pid_ = -1;  // the local ssh client
+  std::mutex ctl_mu_;    // guards stdin_fd_: control lines go out whole
   int stdin_fd_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  int pidfd_ = -1;
-  int wake_fd_ = -1;
-  std::int64_t start_mono_ns_ = 0;  // under mu_ once started
-  bool command_started_ = false;    // under mu_: the wrapper's pid record came
-  std::string stderr_tail_;         // reader thread: ssh's own complaints come last
-  std::thread reader_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int remote_pid_ = 0;     // the remote group's id, once the wrapper says
-  bool exited_ = false;    // the exit record arrived (or the connection ended)
-  bool finished_ = false;  // and the output was read: Wait may return
-  std::string lost_;       // why no exit status came
-  ExitStatus exit_;
-  std::vector<std::shared_ptr<StatsLoop>> stats_loops_;
+  std::unique_ptr<internal::SshProcessChannel> channel_;  // once started
 };
 
 Result<std::unique_ptr<Container>> MakeSshProcess(const std::shared_ptr<SshProcessRunnerHub>& hub,

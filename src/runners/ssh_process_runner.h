@@ -1,7 +1,8 @@
 // process+ssh://USER@HOST[:PORT] — process://'s semantics on another host: a ContainerSpec's
 // command runs as a plain process there, over one multiplexed SSH connection (net/ssh_session.h:
 // the system `ssh`, BatchMode, a ControlMaster in a private directory). Each command is a
-// channel of its own whose stdout and stderr are read line by line as they arrive.
+// channel of its own whose stdout and stderr are read line by line as they arrive, on the
+// library's event loop (ssh_process_channel.h): no thread per command or Stats subscription.
 //
 // On the remote host a small POSIX sh wrapper starts the command under `setsid` (its own
 // session and process group, so Stop, Kill and the timeout reach everything it starts) with

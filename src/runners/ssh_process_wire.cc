@@ -9,10 +9,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "bitfusion/clock.h"
+#include "core/event_loop.h"
 #include "core/proc_pid_stat.h"
 #include "runners/container_spec_checks.h"
 
@@ -192,6 +194,23 @@ void ReapClient(int pid, std::chrono::milliseconds patience) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+void ReapClientLater(int pid, std::chrono::milliseconds patience) {
+  if (pid <= 0) return;
+  const auto until = std::chrono::steady_clock::now() + patience;
+  LoopTimer::Start(std::chrono::nanoseconds(0),
+                   [pid, until]() -> std::optional<std::chrono::nanoseconds> {
+                     int status = 0;
+                     if (::waitpid(pid, &status, WNOHANG) != 0) return std::nullopt;
+                     if (std::chrono::steady_clock::now() < until) {
+                       return std::chrono::milliseconds(5);
+                     }
+                     ::kill(pid, SIGKILL);
+                     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                     }
+                     return std::nullopt;
+                   });
 }
 
 Result<RemoteEnd> RunRemote(SshSession& session, const std::string& script, std::string_view input,

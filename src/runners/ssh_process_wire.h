@@ -1,7 +1,8 @@
 // The remote side of process+ssh:// and what travels on its channels: the POSIX sh scripts run
 // on the remote host, how a command is written to the wrapper's stdin, the records the wrapper
-// sends back among the command's output, and the Stats readings. The runner
-// (ssh_process_runner.cc) owns the threads, the handles and the lifecycle.
+// sends back among the command's output, and the Stats readings. The channel
+// (ssh_process_channel.h) follows a command on the event loop; the runner
+// (ssh_process_runner.cc) owns the handles and the lifecycle.
 #pragma once
 
 #include <chrono>
@@ -98,6 +99,8 @@ void CloseFd(int& fd);
 
 /// Reaps the local ssh client `pid`, killing it once `patience` has passed.
 void ReapClient(int pid, std::chrono::milliseconds patience);
+/// The same without waiting for it: a timer on the event loop reaps it.
+void ReapClientLater(int pid, std::chrono::milliseconds patience);
 
 /// How a command run by RunRemote ended.
 struct RemoteEnd {

@@ -19,6 +19,7 @@
 #include "bitfusion/provisioner.h"
 #include "conformance/runner_conformance.h"
 #include "integration/slurm_cluster.h"
+#include "process_status.h"
 #include "runners/slurm_runner.h"
 #include "scoped_env.h"
 
@@ -383,13 +384,6 @@ TEST_F(SlurmRunnerTest, ExpiredJobsAreReapedEvenWithALiveCreator) {
   EXPECT_EQ(info->labels.at("slurm.state"), "CANCELLED");
 }
 
-// The threads of this process.
-int Threads() {
-  int n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-
 TEST_F(SlurmRunnerTest, ManyRunningJobsShareOneWatcherThread) {
   // The client is made and the version negotiated before counting.
   ASSERT_TRUE(runner_->Capabilities().ok());
@@ -400,7 +394,7 @@ TEST_F(SlurmRunnerTest, ManyRunningJobsShareOneWatcherThread) {
     ASSERT_TRUE(c.ok()) << c.error().ToString();
     jobs.push_back(std::move(*c));
   }
-  const int before = Threads();
+  const long before = testing::ThreadsOfThisProcess();
   for (auto& c : jobs) ASSERT_TRUE(c->Start().ok());
   // Once every job runs (16 CPUs, one each), each is being followed.
   const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -414,7 +408,7 @@ TEST_F(SlurmRunnerTest, ManyRunningJobsShareOneWatcherThread) {
     if (running < kJobs) std::this_thread::sleep_for(50ms);
   }
   ASSERT_EQ(running, kJobs);
-  const int during = Threads();
+  const long during = testing::ThreadsOfThisProcess();
   RecordProperty("threads_before", before);
   RecordProperty("threads_during", during);
   EXPECT_LE(during - before, 2) << before << " threads before " << kJobs << " jobs, " << during

@@ -20,6 +20,7 @@
 #include "conformance/runner_conformance.h"
 #include "integration/sshd_server.h"
 #include "net/ssh_session.h"
+#include "process_status.h"
 
 namespace bitfusion {
 namespace {
@@ -315,6 +316,59 @@ Group StartGroup(ContainerRunner& runner, std::int64_t timeout_ns = 0) {
   g.pgid = g.c->Inspect()->pid;
   g.child = child->load();
   return g;
+}
+
+// Commands, their output and their Stats are followed on the library's event loop: this
+// process's thread count does not grow with how many run (before, each had a reader thread and
+// each Stats subscription one more).
+TEST_F(SshProcessRunnerTest, ThreadsDoNotGrowWithTheNumberOfCommands) {
+  constexpr int kCommands = 12;
+  ContainerSpec spec;
+  spec.command = {"/bin/sh", "-c", "echo up; sleep 60"};
+  std::vector<std::unique_ptr<Container>> running;
+  std::vector<Subscription> subs;
+  std::mutex mu;
+  int up = 0, readings = 0;
+  auto add = [&] {
+    auto c = runner_->Create(spec);
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    subs.push_back((*c)->Logs([&](LogStream, std::string_view line) {
+      std::lock_guard lock(mu);
+      if (line == "up") ++up;
+    }));
+    ASSERT_TRUE((*c)->Start().ok());
+    auto stats = (*c)->Stats(
+        [&](const ContainerStats& st) {
+          std::lock_guard lock(mu);
+          if (st.running) ++readings;
+        },
+        200ms);
+    ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+    subs.push_back(std::move(*stats));
+    running.push_back(std::move(*c));
+  };
+  add();  // the loop's threads start with the first command
+  ASSERT_TRUE(running[0]->WaitFor(WaitStrategy::LogMatches("^up$"), DeadlineAfter(60s)).ok());
+  const long before = testing::ThreadsOfThisProcess();
+  for (int i = 1; i < kCommands; ++i) add();
+  for (int i = 0; i < 600; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (up == kCommands && readings >= 2 * kCommands) break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  const long during = testing::ThreadsOfThisProcess();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(up, kCommands);
+    EXPECT_GE(readings, 2 * kCommands) << "each command's Stats delivered readings";
+  }
+  RecordProperty("threads_before", static_cast<int>(before));
+  RecordProperty("threads_during", static_cast<int>(during));
+  EXPECT_EQ(during, before) << "threads with 1 command and its Stats, then with " << kCommands;
+  for (auto& sub : subs) sub.Cancel();
+  running.clear();
 }
 
 TEST_F(SshProcessRunnerTest, StopEndsTheWholeRemoteGroup) {

@@ -2,6 +2,7 @@
 // function says stop or they are cancelled, cancellation from inside the function, and a fresh
 // loop in a child after fork().
 #include "core/event_loop.h"
+#include "process_status.h"
 
 #include <gtest/gtest.h>
 
@@ -20,15 +21,6 @@ namespace bitfusion::internal {
 namespace {
 
 using namespace std::chrono_literals;
-
-long ThreadsOfThisProcess() {
-  std::ifstream status("/proc/self/status");
-  for (std::string key; status >> key;) {
-    long n = 0;
-    if (key == "Threads:" && status >> n) return n;
-  }
-  return -1;
-}
 
 // Counts calls, and lets a test wait for a number of them.
 struct Calls {
@@ -52,7 +44,7 @@ struct Calls {
 
 TEST(EventLoopTest, HandlersRunOnAFixedPoolOfLoopThreads) {
   EventLoop();
-  const long threads = ThreadsOfThisProcess();
+  const long threads = testing::ThreadsOfThisProcess();
   Calls calls;
   bool on_loop = true;
   for (int i = 0; i < 100; ++i) {
@@ -67,7 +59,7 @@ TEST(EventLoopTest, HandlersRunOnAFixedPoolOfLoopThreads) {
   ASSERT_TRUE(calls.WaitFor(100));
   EXPECT_TRUE(on_loop);
   EXPECT_FALSE(OnEventLoopThread());
-  EXPECT_EQ(ThreadsOfThisProcess(), threads);
+  EXPECT_EQ(testing::ThreadsOfThisProcess(), threads);
   EXPECT_TRUE(EventLoopRunning());
 }
 

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "integration/service.h"
+#include "process_status.h"
 #include "scoped_env.h"
 
 namespace bitfusion {
@@ -408,15 +409,6 @@ TEST(ProcessRunnerTest, StatsEndWithOneReadingMarkedNotRunning) {
   EXPECT_EQ(std::count(running.begin(), running.end(), false), 1);
 }
 
-long ThreadsOfThisProcess() {
-  std::ifstream status("/proc/self/status");
-  for (std::string key; status >> key;) {
-    long n = 0;
-    if (key == "Threads:" && status >> n) return n;
-  }
-  return -1;
-}
-
 // Processes, their output and their Stats are followed on the library's event loop: this
 // process's thread count does not grow with how many run.
 TEST(ProcessRunnerTest, ThreadsDoNotGrowWithTheNumberOfProcesses) {
@@ -437,13 +429,13 @@ TEST(ProcessRunnerTest, ThreadsDoNotGrowWithTheNumberOfProcesses) {
     fleet.push_back(std::move(*c));
   };
   add();  // the loop's threads start with the first process
-  const long threads = ThreadsOfThisProcess();
+  const long threads = testing::ThreadsOfThisProcess();
   for (int i = 0; i < 50; ++i) add();
   for (int i = 0; i < 500 && lines.Get().size() < fleet.size(); ++i) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_EQ(lines.Get().size(), fleet.size());
-  EXPECT_EQ(ThreadsOfThisProcess(), threads);
+  EXPECT_EQ(testing::ThreadsOfThisProcess(), threads);
 }
 
 TEST(ProcessRunnerTest, GroupsOfAKilledCreatorAreReapedThroughTheLedger) {
