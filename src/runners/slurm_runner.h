@@ -130,20 +130,4 @@ class SlurmRunner final : public ContainerRunner {
   std::shared_ptr<SlurmRunnerHub> hub_;
 };
 
-namespace internal {
-
-/// The batch script that runs `argv`: "#!/bin/sh\nexec 'a' 'b'\n".
-std::string SlurmBatchScript(const std::vector<std::string>& argv);
-
-/// The GRES a spec asks for ("gpu:2"), from its device_requests; `fallback` when it has none.
-Result<std::string> SlurmGresFor(const ContainerSpec& spec, const std::string& fallback);
-
-/// How a job that ended in `state` with Slurm's `exit_code` (a wait status) ended, given the
-/// signal this handle last sent (0 = none): see the state mapping at the top of this file.
-/// Unavailable for NODE_FAIL, BOOT_FAIL, PREEMPTED and DEADLINE.
-Result<ExitStatus> SlurmExitStatus(std::string_view state, std::int64_t exit_code, int sent_signal,
-                                   std::string_view reason);
-
-}  // namespace internal
-
 }  // namespace bitfusion

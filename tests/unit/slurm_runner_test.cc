@@ -18,6 +18,7 @@
 #include "bitfusion/provisioner.h"
 #include "fakes/http_test_server.h"
 #include "net/slurm_rest.h"
+#include "runners/slurm_job_spec.h"
 #include "scoped_env.h"
 
 namespace bitfusion {
