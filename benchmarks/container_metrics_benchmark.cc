@@ -41,6 +41,7 @@
 #include "bitfusion/container_runner.h"
 #include "bitfusion/metric_stream.h"
 #include "private_dockerd.h"
+#include "process_cpu.h"
 
 namespace bitfusion {
 namespace {
@@ -52,21 +53,6 @@ constexpr const char* kImage = "bfbench/busybox-sleep:1";
 constexpr int kContainers = 10;
 
 using Engine = bench::PrivateDockerd;
-
-// CPU time a process has used, in ns, summed over its threads' /proc/PID/task/TID/schedstat
-// (nanosecond run times; /proc/PID/stat counts 10 ms ticks, too coarse for a few calls); -1
-// when unknown.
-std::int64_t ProcessCpuNs(pid_t pid) {
-  if (pid <= 0) return -1;
-  std::int64_t total = 0;
-  std::error_code ec;
-  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::ifstream in(task.path() / "schedstat");
-    std::int64_t run_ns = 0;
-    if (in >> run_ns) total += run_ns;
-  }
-  return ec ? -1 : total;
-}
 
 struct Fixture {
   Engine engine{"bfcm"};
@@ -417,7 +403,7 @@ void BM_ContainerSampleVsEngineStats(benchmark::State& state) {
     for (const bool one_shot : {false, true}) {
       const std::string path =
           "/containers/" + id + "/stats?stream=false" + (one_shot ? "&one-shot=true" : "");
-      const std::int64_t cpu0 = ProcessCpuNs(f.engine.pid());
+      const std::int64_t cpu0 = bench::ProcessCpuNs(f.engine.pid());
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < kStatsCalls; ++i) {
         if (f.Get(path) != 200) {
@@ -428,7 +414,7 @@ void BM_ContainerSampleVsEngineStats(benchmark::State& state) {
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
           kStatsCalls;
-      const std::int64_t cpu1 = ProcessCpuNs(f.engine.pid());
+      const std::int64_t cpu1 = bench::ProcessCpuNs(f.engine.pid());
       const double cpu_ms =
           cpu0 >= 0 && cpu1 >= 0 ? static_cast<double>(cpu1 - cpu0) / 1e6 / kStatsCalls : -1;
       (one_shot ? one_shot_ms : stream_false_ms) = ms;

@@ -29,6 +29,7 @@
 
 #include "bitfusion/container_runner.h"
 #include "private_dockerd.h"
+#include "process_status.h"
 
 namespace bitfusion {
 namespace {
@@ -42,23 +43,6 @@ std::string docker_uri;  // --docker=docker://SOCKET
 int FleetSize() {
   const char* n = std::getenv("BITFUSION_FLEET_SIZE");
   return n != nullptr && std::atoi(n) > 0 ? std::atoi(n) : 200;
-}
-
-// Threads and VmRSS (KiB) of this process, from /proc/self/status.
-struct ProcessFigures {
-  long threads = 0;
-  long rss_kb = 0;
-};
-
-ProcessFigures Measure() {
-  ProcessFigures f;
-  std::ifstream status("/proc/self/status");
-  for (std::string key; status >> key;) {
-    if (key == "Threads:") status >> f.threads;
-    if (key == "VmRSS:") status >> f.rss_kb;
-    status.ignore(1 << 20, '\n');
-  }
-  return f;
 }
 
 // Creates and starts n containers of `spec` with `workers` threads (joined before anything is
@@ -113,7 +97,7 @@ void RunFleet(benchmark::State& state, ContainerRunner& runner, const ContainerS
               const char* what, int workers) {
   const int n = FleetSize();
   for (auto _ : state) {
-    const ProcessFigures idle = Measure();
+    const testing::ProcessStatus idle = testing::ReadProcessStatus();
     std::vector<std::unique_ptr<Container>> fleet;
     std::vector<Subscription> logs, stats;
     if (Status s = StartFleet(runner, spec, n, workers, &fleet, &logs); !s.ok()) {
@@ -124,7 +108,7 @@ void RunFleet(benchmark::State& state, ContainerRunner& runner, const ContainerS
       state.SkipWithError(("waiting for the fleet: " + s.ToString()).c_str());
       return;
     }
-    const ProcessFigures running = Measure();
+    const testing::ProcessStatus running = testing::ReadProcessStatus();
     for (auto& c : fleet) {
       auto sub = c->Stats([](const ContainerStats&) {}, 1s);
       if (!sub) {
@@ -133,11 +117,11 @@ void RunFleet(benchmark::State& state, ContainerRunner& runner, const ContainerS
       }
       stats.push_back(std::move(*sub));
     }
-    const ProcessFigures with_stats = Measure();
+    const testing::ProcessStatus with_stats = testing::ReadProcessStatus();
     stats.clear();
     logs.clear();
     fleet.clear();  // each handle ends (process://) or removes (docker://) its container
-    const ProcessFigures after = Measure();
+    const testing::ProcessStatus after = testing::ReadProcessStatus();
 
     state.counters["containers"] = n;
     state.counters["threads_idle"] = static_cast<double>(idle.threads);
@@ -145,9 +129,9 @@ void RunFleet(benchmark::State& state, ContainerRunner& runner, const ContainerS
     state.counters["threads_stats"] = static_cast<double>(with_stats.threads);
     state.counters["threads_per_container"] =
         static_cast<double>(with_stats.threads - idle.threads) / n;
-    state.counters["rss_mb_idle"] = idle.rss_kb / 1024.0;
-    state.counters["rss_mb_running"] = running.rss_kb / 1024.0;
-    state.counters["rss_mb_stats"] = with_stats.rss_kb / 1024.0;
+    state.counters["rss_mb_idle"] = idle.rss_kib / 1024.0;
+    state.counters["rss_mb_running"] = running.rss_kib / 1024.0;
+    state.counters["rss_mb_stats"] = with_stats.rss_kib / 1024.0;
     std::printf(
         "\n%s, %d containers (Logs each, then Stats each):\n"
         "                      threads   RSS MiB\n"
@@ -156,8 +140,8 @@ void RunFleet(benchmark::State& state, ContainerRunner& runner, const ContainerS
         "  + Stats each        %7ld  %8.1f\n"
         "  all stopped         %7ld  %8.1f\n"
         "  threads per container: %.2f\n\n",
-        what, n, idle.threads, idle.rss_kb / 1024.0, running.threads, running.rss_kb / 1024.0,
-        with_stats.threads, with_stats.rss_kb / 1024.0, after.threads, after.rss_kb / 1024.0,
+        what, n, idle.threads, idle.rss_kib / 1024.0, running.threads, running.rss_kib / 1024.0,
+        with_stats.threads, with_stats.rss_kib / 1024.0, after.threads, after.rss_kib / 1024.0,
         static_cast<double>(with_stats.threads - idle.threads) / n);
   }
 }

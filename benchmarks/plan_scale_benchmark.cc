@@ -73,6 +73,7 @@
 #include "bitfusion/experiment.h"
 #include "bitfusion/probe.h"
 #include "integration/sshd_server.h"
+#include "process_status.h"
 
 namespace {
 
@@ -186,7 +187,7 @@ class ThreadSampler {
   ThreadSampler& operator=(const ThreadSampler&) = delete;
 
   // Threads other than the sampler, now.
-  long Current() const { return ReadThreads() - 1; }
+  long Current() const { return bitfusion::testing::ThreadsOfThisProcess() - 1; }
   void Reset() { peak_ = 0; }
   long Peak() const { return peak_ - 1; }
   std::string PeakNames() const {
@@ -204,19 +205,6 @@ class ThreadSampler {
   }
 
  private:
-  static long ReadThreads() {
-    std::ifstream status("/proc/self/status");
-    for (std::string key; status >> key;) {
-      if (key == "Threads:") {
-        long n = 0;
-        status >> n;
-        return n;
-      }
-      status.ignore(1 << 20, '\n');
-    }
-    return 0;
-  }
-
   // "12 plan_scale_benc, 2 bf-sampler", the sampler left out.
   static std::string ThreadNames() {
     std::map<std::string, int> count;
@@ -239,7 +227,7 @@ class ThreadSampler {
 
   void Loop() {
     while (!stop_) {
-      const long n = ReadThreads();
+      const long n = bitfusion::testing::ThreadsOfThisProcess();
       if (n > peak_) {
         peak_ = n;
         std::string names = ThreadNames();

@@ -45,8 +45,10 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/probe.h"
+#include "core/proc_pid_stat.h"
 #include "integration/sshd_server.h"
 #include "metrics/ssh_probe_source.h"
+#include "process_cpu.h"
 
 namespace bitfusion {
 namespace {
@@ -59,8 +61,8 @@ int Seconds() {
   return n != nullptr && std::atoi(n) > 0 ? std::atoi(n) : 10;
 }
 
-// One process's command line, its parent, and its CPU time in ns (schedstat's time on a CPU:
-// exact, where stat's utime and stime count 10 ms ticks).
+// One process's command line, its parent, and its CPU time in ns (schedstat's time on a CPU,
+// summed over its threads: exact, where stat's utime and stime count 10 ms ticks).
 struct Proc {
   std::string cmdline;
   pid_t parent = 0;
@@ -68,23 +70,14 @@ struct Proc {
 };
 
 bool ReadProc(pid_t pid, Proc& out) {
-  const fs::path dir = "/proc/" + std::to_string(pid);
-  std::ifstream stat(dir / "stat");
-  const std::string text(std::istreambuf_iterator<char>(stat), {});
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return false;
-  std::istringstream fields(text.substr(paren + 2));  // state, then ppid
-  std::string state;
-  long long ppid = 0, on_cpu_ns = 0;
-  fields >> state >> ppid;
-  std::ifstream schedstat(dir / "schedstat");
-  schedstat >> on_cpu_ns;
-  if (!fields || !schedstat) return false;
-  std::ifstream cmd(dir / "cmdline");
+  const auto stat = internal::ParseProcPidStat(internal::ReadProcPidStat(pid));
+  const std::int64_t cpu_ns = bench::ProcessCpuNs(pid);
+  if (!stat || cpu_ns < 0) return false;
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
   out.cmdline.assign(std::istreambuf_iterator<char>(cmd), {});
   std::replace(out.cmdline.begin(), out.cmdline.end(), '\0', ' ');
-  out.parent = static_cast<pid_t>(ppid);
-  out.cpu_ns = on_cpu_ns;
+  out.parent = static_cast<pid_t>(stat->ppid);
+  out.cpu_ns = cpu_ns;
   return true;
 }
 

@@ -11,7 +11,8 @@ std::optional<ProcPidStat> ParseProcPidStat(std::string_view text) {
   const auto paren = text.rfind(')');
   if (paren == std::string_view::npos || paren + 2 > text.size()) return std::nullopt;
   text.remove_prefix(paren + 2);
-  // fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17, threads=20, rss=24.
+  // fields[0] is field 3 (state): ppid=4, utime=14, stime=15, cutime=16, cstime=17, threads=20,
+  // rss=24.
   std::vector<std::string_view> fields;
   while (!text.empty() && fields.size() < 22) {
     const auto space = text.find_first_of(" \n");
@@ -29,8 +30,9 @@ std::optional<ProcPidStat> ParseProcPidStat(std::string_view text) {
   st.state = fields[0][0];
   std::int64_t t[4] = {};
   std::int64_t start = 0;
-  if (!field(14, t[0]) || !field(15, t[1]) || !field(16, t[2]) || !field(17, t[3]) ||
-      !field(20, st.threads) || !field(22, start) || !field(24, st.rss_pages) || start < 0) {
+  if (!field(4, st.ppid) || !field(14, t[0]) || !field(15, t[1]) || !field(16, t[2]) ||
+      !field(17, t[3]) || !field(20, st.threads) || !field(22, start) || !field(24, st.rss_pages) ||
+      start < 0) {
     return std::nullopt;
   }
   st.start_ticks = static_cast<std::uint64_t>(start);

@@ -12,6 +12,7 @@ namespace bitfusion::internal {
 
 struct ProcPidStat {
   char state = '?';               ///< 'R', 'S', 'Z' (exited, not yet reaped), ...
+  std::int64_t ppid = 0;          ///< the parent's PID
   std::int64_t cpu_ticks = 0;     ///< utime + stime + cutime + cstime, in clock ticks
   std::int64_t threads = 0;       ///< num_threads
   std::int64_t rss_pages = 0;     ///< resident set, in pages

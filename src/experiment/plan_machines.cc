@@ -90,6 +90,10 @@ Result<std::string> SshLoginPart(const MachineGroupSpec& group, const MachineInf
 
 }  // namespace
 
+bool ContainersSampledByEngine(std::string_view runner_uri) {
+  return runner_uri.starts_with("docker+ssh://");
+}
+
 Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGroupSpec& group,
                                  const MachineInfo& m) {
   if (m.provider == "local") return plan_runner;

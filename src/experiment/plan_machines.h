@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bitfusion/experiment.h"
@@ -42,6 +43,11 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
 /// (src/metrics/ssh_probe_source.h). FailedPrecondition for a machine without an SSH address.
 Result<std::string> HostSourceUriFor(const MachineGroupSpec& group, const MachineInfo& m,
                                      const std::string& name);
+
+/// Whether the containers of runs through `runner_uri` are sampled through their engine's stats
+/// stream (the "container" source on an engine reached over SSH, whose cgroups this host cannot
+/// read) rather than through their cgroups here.
+bool ContainersSampledByEngine(std::string_view runner_uri);
 
 class PlanMachines {
  public:

@@ -9,6 +9,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/uri.h"
+#include "experiment/plan_machines.h"
 #include "experiment/plan_programs.h"
 
 namespace bitfusion::internal {
@@ -204,9 +205,9 @@ Status AddContainerSources(const RunContext& ctx, const std::string& container_i
     // The runner outlives the stream, which is stopped before the run ends.
     std::shared_ptr<ContainerRunner> runner(std::shared_ptr<void>(), &ctx.runner);
     // Another machine's cgroups are not readable here: its engine's stats stream is.
-    auto made = ctx.machine.provider == "local" || ctx.machine.provider.empty()
-                    ? ContainerMetricSource(std::move(runner), container_id, every)
-                    : EngineStatsMetricSource(std::move(runner), container_id);
+    auto made = ContainersSampledByEngine(ctx.runner_uri)
+                    ? EngineStatsMetricSource(std::move(runner), container_id)
+                    : ContainerMetricSource(std::move(runner), container_id, every);
     if (!made) return made.error().WithContext("metric source " + source);
     BITFUSION_RETURN_IF_ERROR(AddOwn(stream, std::move(*made), *uri.QueryBool("rate", false), own)
                                   .WithContext("metric source " + source));
@@ -362,18 +363,17 @@ Result<bool> IsOwnProbeSource(const std::string& source) {
 
 // The clock estimate a remote machine's samples carry (host+ssh://'s clock_offset_ns and
 // clock_uncertainty_ns labels), taken from the first batch that has it, for the run's record.
-class ClockNote {
- public:
+// Filled on the stream's delivery thread, read once its subscription is cancelled (Cancel waits
+// for a callback that is running), so it needs no lock.
+struct ClockNote {
   void From(const SampleBatch& batch) {
-    if (seen_.load(std::memory_order_acquire)) return;
+    if (!offset.empty()) return;
     auto find = [&](const Labels& labels) {
-      auto offset = labels.find("clock_offset_ns");
-      auto bound = labels.find("clock_uncertainty_ns");
-      if (offset == labels.end() || bound == labels.end()) return false;
-      std::lock_guard lock(mu_);
-      offset_ = offset->second;
-      uncertainty_ = bound->second;
-      seen_.store(true, std::memory_order_release);
+      auto o = labels.find("clock_offset_ns");
+      auto u = labels.find("clock_uncertainty_ns");
+      if (o == labels.end() || u == labels.end()) return false;
+      offset = o->second;
+      uncertainty = u->second;
       return true;
     };
     if (find(batch.labels)) return;
@@ -382,16 +382,12 @@ class ClockNote {
     }
   }
   void Into(RunRecord& record) const {
-    std::lock_guard lock(mu_);
-    if (offset_.empty()) return;
-    record.labels["clock_offset_ns"] = offset_;
-    record.labels["clock_uncertainty_ns"] = uncertainty_;
+    if (offset.empty()) return;
+    record.labels["clock_offset_ns"] = offset;
+    record.labels["clock_uncertainty_ns"] = uncertainty;
   }
 
- private:
-  std::atomic<bool> seen_{false};
-  mutable std::mutex mu_;
-  std::string offset_, uncertainty_;
+  std::string offset, uncertainty;
 };
 
 RunRecord RunOnce(const RunContext& ctx, const BenchmarkSpec& b,

@@ -201,7 +201,7 @@ std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) 
   const bool probe = FindProbe().ok();
   // A docker machine's engine reports its containers' counters itself ("container" becomes
   // its stats stream, run_once.cc).
-  const bool engine_stats = m.runner_uri.starts_with("docker+ssh://");
+  const bool engine_stats = ContainersSampledByEngine(m.runner_uri);
   for (const auto& source : plan.sources) {
     if (auto own = IsOwnContainerSource(source); engine_stats && own.ok() && *own) {
       out.push_back(source);

@@ -9,11 +9,12 @@ namespace {
 TEST(ProcPidStatTest, ReadsTheFieldsAfterTheLastParenthesis) {
   // A command name holding ") " and spaces must not shift the fields.
   const std::string line =
-      "4242 (we ird) (x) S 1 4242 4242 0 -1 4194560 120 0 0 0 7 3 2 1 20 0 3 0 100 "
+      "4242 (we ird) (x) S 17 4242 4242 0 -1 4194560 120 0 0 0 7 3 2 1 20 0 3 0 100 "
       "9000000 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
   auto st = ParseProcPidStat(line);
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->state, 'S');
+  EXPECT_EQ(st->ppid, 17);
   EXPECT_EQ(st->cpu_ticks, 7 + 3 + 2 + 1);
   EXPECT_EQ(st->threads, 3);
   EXPECT_EQ(st->rss_pages, 250);
@@ -24,6 +25,7 @@ TEST(ProcPidStatTest, ThisProcessIsReadFromProc) {
   auto st = ParseProcPidStat(ReadProcPidStat(static_cast<int>(::getpid())));
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->state, 'R');
+  EXPECT_EQ(st->ppid, ::getppid());
   EXPECT_GT(st->start_ticks, 0u);
   EXPECT_GE(st->threads, 1);
   EXPECT_EQ(ReadProcPidStat(-1), "");
