@@ -27,6 +27,7 @@
 #include "bitfusion/log.h"
 #include "core/event_loop.h"
 #include "core/proc_pid_stat.h"
+#include "runners/exit_watch.h"
 #include "runners/line_splitter.h"
 
 namespace bitfusion::internal {
@@ -77,8 +78,7 @@ class LoopChild final : public ProcessChild, public std::enable_shared_from_this
             {LogStream::kStdout, Descriptor(strand_, out_fd), LineSplitter(options.max_line_bytes)},
             {LogStream::kStderr, Descriptor(strand_, err_fd),
              LineSplitter(options.max_line_bytes)}},
-        pidfd_(strand_),
-        exit_poll_(strand_),
+        exit_watch_(strand_, pid),
         timeout_(strand_),
         drain_(strand_) {
     exit_.start_ns = options.start_ns;
@@ -86,8 +86,6 @@ class LoopChild final : public ProcessChild, public std::enable_shared_from_this
       error_code ec;
       s.fd.non_blocking(true, ec);
     }
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd >= 0) pidfd_.assign(pidfd);
   }
 
   void Follow() override {
@@ -221,13 +219,7 @@ class LoopChild final : public ProcessChild, public std::enable_shared_from_this
     auto on_ready = [self = shared_from_this()](error_code ec) {
       if (!ec && !self->reading_done_) self->OnMaybeExited();
     };
-    if (pidfd_.is_open()) {
-      pidfd_.async_wait(kWaitRead, on_ready);
-    } else {
-      // No pidfd (a kernel before 5.3): look for the exit every 10 ms.
-      exit_poll_.expires_after(std::chrono::milliseconds(10));
-      exit_poll_.async_wait(on_ready);
-    }
+    exit_watch_.AsyncWait(on_ready);
   }
 
   void OnMaybeExited() {
@@ -321,9 +313,7 @@ class LoopChild final : public ProcessChild, public std::enable_shared_from_this
       error_code ec;
       s.fd.close(ec);
     }
-    error_code ec;
-    pidfd_.close(ec);
-    exit_poll_.cancel();
+    exit_watch_.Close();
     timeout_.cancel();
     drain_.cancel();
     ExitStatus ended;
@@ -347,8 +337,8 @@ class LoopChild final : public ProcessChild, public std::enable_shared_from_this
   // Used on strand_ only.
   Strand strand_;
   Stream streams_[2];
-  Descriptor pidfd_;
-  asio::steady_timer exit_poll_, timeout_, drain_;
+  ExitWatch exit_watch_;
+  asio::steady_timer timeout_, drain_;
   bool reading_done_ = false;
   bool keep_running_ = false;
 

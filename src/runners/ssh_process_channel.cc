@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 
 #include "bitfusion/log.h"
 #include "core/event_loop.h"
+#include "runners/exit_watch.h"
 #include "runners/line_splitter.h"
 #include "runners/ssh_process_wire.h"
 
@@ -60,16 +60,13 @@ class SshProcessChannel::Impl : public std::enable_shared_from_this<Impl> {
         streams_{Descriptor(strand_, client.stdout_fd), Descriptor(strand_, client.stderr_fd)},
         lines_{LineSplitter(options.max_line_bytes), LineSplitter(options.max_line_bytes)},
         records_(options.nonce),
-        pidfd_(strand_),
-        exit_poll_(strand_),
+        client_exit_(strand_, client.pid),
         timeout_(strand_),
         drain_(strand_) {
     for (auto& s : streams_) {
       error_code ec;
       s.non_blocking(true, ec);
     }
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, client_pid_, 0));
-    if (pidfd >= 0) pidfd_.assign(pidfd);
     state_.exit.start_ns = options.start_ns;
     start_mono_ns_ = options.start_mono_ns;
   }
@@ -198,13 +195,7 @@ class SshProcessChannel::Impl : public std::enable_shared_from_this<Impl> {
         self->WatchClient();
       }
     };
-    if (pidfd_.is_open()) {
-      pidfd_.async_wait(kWaitRead, on_ready);
-    } else {
-      // No pidfd (a kernel before 5.3): look for the exit every 10 ms.
-      exit_poll_.expires_after(std::chrono::milliseconds(10));
-      exit_poll_.async_wait(on_ready);
-    }
+    client_exit_.AsyncWait(on_ready);
   }
 
   bool Ended() {
@@ -260,9 +251,7 @@ class SshProcessChannel::Impl : public std::enable_shared_from_this<Impl> {
       error_code ec;
       streams_[i].close(ec);
     }
-    error_code ec;
-    pidfd_.close(ec);
-    exit_poll_.cancel();
+    client_exit_.Close();
     timeout_.cancel();
     drain_.cancel();
     ExitStatus ended;
@@ -306,8 +295,8 @@ class SshProcessChannel::Impl : public std::enable_shared_from_this<Impl> {
   LineSplitter lines_[2];
   sshwire::RecordFilter records_;
   std::string stderr_tail_;
-  Descriptor pidfd_;
-  asio::steady_timer exit_poll_, timeout_, drain_;
+  ExitWatch client_exit_;
+  asio::steady_timer timeout_, drain_;
   bool reading_done_ = false;
   bool draining_ = false;
   int client_status_ = 255;
