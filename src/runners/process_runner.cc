@@ -20,6 +20,7 @@
 #include "core/spawn.h"
 #include "runners/container_spec_checks.h"
 #include "runners/handle_table.h"
+#include "runners/host_exec.h"
 #include "runners/log_fanout.h"
 #include "runners/process_child.h"
 #include "runners/process_ledger.h"
@@ -254,30 +255,16 @@ class ProcessContainer final : public Container {
       return InvalidArgumentError("process:// cannot run Exec as another user (\"" + spec.user +
                                   "\"); use docker://");
     }
-    ContainerSpec child;
-    child.command = spec.command;
+    std::map<std::string, std::string> env;
     for (const auto& kv : env_) {
       const auto eq = kv.find('=');
-      child.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+      env[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    for (const auto& [k, v] : spec.env) child.env[k] = v;
-    child.working_dir = spec.working_dir.empty() ? working_dir_ : spec.working_dir;
-    BITFUSION_ASSIGN_OR_RETURN(auto c, MakeProcess(options_, hub_, child, /*quiet=*/true));
-    ExecResult result;
-    std::mutex mu;
-    auto sub = c->Logs([&](LogStream s, std::string_view line) {
-      std::lock_guard lock(mu);
-      (s == LogStream::kStdout ? result.output : result.errors).append(line).append("\n");
-    });
-    BITFUSION_RETURN_IF_ERROR(c->Start());
-    auto exit = c->Wait(deadline);
-    if (!exit) {
-      (void)c->Kill(SIGKILL);
-      return exit.error().WithContext("exec in process " + id_);
-    }
-    sub.Cancel();
-    result.exit_code = exit->signal != 0 ? 128 + exit->signal : exit->exit_code;
-    return result;
+    BITFUSION_ASSIGN_OR_RETURN(
+        auto c,
+        MakeProcess(options_, hub_, internal::HostExecSpec(spec, std::move(env), working_dir_),
+                    /*quiet=*/true));
+    return internal::RunHostExec(*c, deadline, id_);
   }
 
   Status CopyIn(const std::filesystem::path& host_path, const std::string& container_dir) override {

@@ -21,6 +21,7 @@
 #include "net/ssh_uri.h"
 #include "runners/container_spec_checks.h"
 #include "runners/handle_table.h"
+#include "runners/host_exec.h"
 #include "runners/log_fanout.h"
 #include "runners/runner_event_hub.h"
 #include "runners/ssh_process_channel.h"
@@ -179,27 +180,10 @@ class SshProcess final : public Container {
       return InvalidArgumentError("process+ssh:// cannot run Exec as another user (\"" + spec.user +
                                   "\"); log in as that user with another runner");
     }
-    ContainerSpec child;
-    child.command = spec.command;
-    child.env = env_;
-    for (const auto& [k, v] : spec.env) child.env[k] = v;
-    child.working_dir = spec.working_dir.empty() ? working_dir_ : spec.working_dir;
-    BITFUSION_ASSIGN_OR_RETURN(auto c, MakeSshProcess(hub_, child, /*quiet=*/true));
-    ExecResult result;
-    std::mutex mu;
-    auto sub = c->Logs([&](LogStream s, std::string_view line) {
-      std::lock_guard lock(mu);
-      (s == LogStream::kStdout ? result.output : result.errors).append(line).append("\n");
-    });
-    BITFUSION_RETURN_IF_ERROR(c->Start());
-    auto exit = c->Wait(deadline);
-    if (!exit) {
-      (void)c->Kill(SIGKILL);
-      return exit.error().WithContext("exec in process " + id_);
-    }
-    sub.Cancel();
-    result.exit_code = exit->signal != 0 ? 128 + exit->signal : exit->exit_code;
-    return result;
+    BITFUSION_ASSIGN_OR_RETURN(
+        auto c, MakeSshProcess(hub_, internal::HostExecSpec(spec, env_, working_dir_),
+                               /*quiet=*/true));
+    return internal::RunHostExec(*c, deadline, id_);
   }
 
   Status CopyIn(const std::filesystem::path& host_path, const std::string& container_dir) override {
