@@ -147,4 +147,35 @@ Status AppendOnlyFile::Close() {
   return Status::OK();
 }
 
+AppendFileSink::AppendFileSink(std::string uri, const ResultSinkOptions& sink, bool fsync,
+                               std::unique_ptr<AppendOnlyFile> file)
+    : ResultSink(std::move(uri), sink), fsync_(fsync), file_(std::move(file)) {}
+
+Status AppendFileSink::WriteSamples(const std::vector<SampleBatch>& batches) {
+  BITFUSION_RETURN_IF_ERROR(file_->Begin());
+  buffer_.clear();
+  for (const SampleBatch& batch : batches) {
+    EncodeBatch(batch, buffer_);
+    if (buffer_.size() >= kAppendChunkBytes) {
+      BITFUSION_RETURN_IF_ERROR(file_->WriteOrAbort(buffer_));
+      buffer_.clear();
+    }
+  }
+  BITFUSION_RETURN_IF_ERROR(file_->WriteOrAbort(buffer_));
+  // One huge batch should not pin its encoding for the sink's lifetime.
+  if (buffer_.capacity() > 16 * kAppendChunkBytes) std::string().swap(buffer_);
+  return Status::OK();
+}
+
+Status AppendFileSink::WriteRun(const RunRecord& record) {
+  std::string text;
+  EncodeRun(record, text);
+  BITFUSION_RETURN_IF_ERROR(file_->Begin());
+  return file_->WriteOrAbort(text);
+}
+
+Status AppendFileSink::SyncBackend(Deadline) { return fsync_ ? file_->Sync() : Status::OK(); }
+
+Status AppendFileSink::CloseBackend(Deadline) { return file_->Close(); }
+
 }  // namespace bitfusion::internal

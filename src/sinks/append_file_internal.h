@@ -1,5 +1,5 @@
 // What the append-only file sinks (jsonl://, csv://) share: the file itself, with all-or-nothing
-// appends, and the options every such sink reads from its URI.
+// appends, the options every such sink reads from its URI, and the sink around the file.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bitfusion/result_sink.h"
+#include "bitfusion/run_record.h"
 #include "bitfusion/sample.h"
 #include "bitfusion/status.h"
 #include "bitfusion/uri.h"
@@ -65,24 +66,28 @@ class AppendOnlyFile {
 /// enough that a huge pending queue does not double in memory.
 inline constexpr std::size_t kAppendChunkBytes = 1 << 20;
 
-/// Appends `batches` to `file` as one all-or-nothing append: `encode(batch, buffer)` appends a
-/// batch's text to `buffer`, which is written out in chunks of about kAppendChunkBytes.
-template <class Encode>
-Status AppendBatches(AppendOnlyFile& file, const std::vector<SampleBatch>& batches,
-                     std::string& buffer, Encode&& encode) {
-  BITFUSION_RETURN_IF_ERROR(file.Begin());
-  buffer.clear();
-  for (const SampleBatch& batch : batches) {
-    encode(batch, buffer);
-    if (buffer.size() >= kAppendChunkBytes) {
-      BITFUSION_RETURN_IF_ERROR(file.WriteOrAbort(buffer));
-      buffer.clear();
-    }
-  }
-  BITFUSION_RETURN_IF_ERROR(file.WriteOrAbort(buffer));
-  // One huge batch should not pin its encoding for the sink's lifetime.
-  if (buffer.capacity() > 16 * kAppendChunkBytes) std::string().swap(buffer);
-  return Status::OK();
-}
+/// What jsonl:// and csv:// are beyond their encoding: a sink that appends each write of
+/// batches or of a run record to one file as an all-or-nothing append (encoded in chunks of
+/// about kAppendChunkBytes), fsyncs it on Flush when asked to, and closes it. A backend says
+/// how a batch and a run record are written as text; its destructor calls CloseOnDestroy.
+class AppendFileSink : public ResultSink {
+ protected:
+  AppendFileSink(std::string uri, const ResultSinkOptions& sink, bool fsync,
+                 std::unique_ptr<AppendOnlyFile> file);
+
+  /// Appends the text of one batch, or of one run record, to `out`.
+  virtual void EncodeBatch(const SampleBatch& batch, std::string& out) = 0;
+  virtual void EncodeRun(const RunRecord& record, std::string& out) = 0;
+
+ private:
+  Status WriteSamples(const std::vector<SampleBatch>& batches) final;
+  Status WriteRun(const RunRecord& record) final;
+  Status SyncBackend(Deadline deadline) final;
+  Status CloseBackend(Deadline deadline) final;
+
+  const bool fsync_;
+  const std::unique_ptr<AppendOnlyFile> file_;
+  std::string buffer_;  // reused between calls
+};
 
 }  // namespace bitfusion::internal

@@ -183,9 +183,9 @@ void CsvEncoder::AppendRun(const RunRecord& record, std::string& out) {
 
 }  // namespace internal
 
-CsvSink::CsvSink(const CsvSinkOptions& options, std::string uri,
-                 std::unique_ptr<internal::AppendOnlyFile> file)
-    : ResultSink(std::move(uri), options.sink), options_(options), file_(std::move(file)) {}
+CsvSink::CsvSink(const CsvSinkOptions& options, std::unique_ptr<internal::AppendOnlyFile> file)
+    : AppendFileSink("csv://" + options.path.string(), options.sink, options.fsync,
+                     std::move(file)) {}
 
 CsvSink::~CsvSink() { CloseOnDestroy(); }
 
@@ -207,26 +207,16 @@ Result<std::shared_ptr<CsvSink>> CsvSink::Make(const CsvSinkOptions& options) {
           "\"; choose a new file rather than mixing formats");
     }
   }
-  return std::shared_ptr<CsvSink>(
-      new CsvSink(options, "csv://" + options.path.string(), std::move(file)));
+  return std::shared_ptr<CsvSink>(new CsvSink(options, std::move(file)));
 }
 
-Status CsvSink::WriteSamples(const std::vector<SampleBatch>& batches) {
-  return internal::AppendBatches(
-      *file_, batches, buffer_,
-      [this](const SampleBatch& b, std::string& out) { encoder_.Append(b, out); });
+void CsvSink::EncodeBatch(const SampleBatch& batch, std::string& out) {
+  encoder_.Append(batch, out);
 }
 
-Status CsvSink::WriteRun(const RunRecord& record) {
-  std::string rows;
-  encoder_.AppendRun(record, rows);
-  BITFUSION_RETURN_IF_ERROR(file_->Begin());
-  return file_->WriteOrAbort(rows);
+void CsvSink::EncodeRun(const RunRecord& record, std::string& out) {
+  encoder_.AppendRun(record, out);
 }
-
-Status CsvSink::SyncBackend(Deadline) { return options_.fsync ? file_->Sync() : Status::OK(); }
-
-Status CsvSink::CloseBackend(Deadline) { return file_->Close(); }
 
 BITFUSION_REGISTER(ResultSink, "csv", CsvSinkOptions, CsvSink);
 

@@ -85,23 +85,17 @@ class CsvEncoder {
 
 /// Appends samples and run results to an RFC 4180 CSV file; the format is described at the top
 /// of this header.
-class CsvSink final : public ResultSink {
+class CsvSink final : public internal::AppendFileSink {
  public:
   static Result<std::shared_ptr<CsvSink>> Make(const CsvSinkOptions& options);
   ~CsvSink() override;
 
  private:
-  CsvSink(const CsvSinkOptions& options, std::string uri,
-          std::unique_ptr<internal::AppendOnlyFile> file);
-  Status WriteSamples(const std::vector<SampleBatch>& batches) override;
-  Status WriteRun(const RunRecord& record) override;
-  Status SyncBackend(Deadline deadline) override;
-  Status CloseBackend(Deadline deadline) override;
+  CsvSink(const CsvSinkOptions& options, std::unique_ptr<internal::AppendOnlyFile> file);
+  void EncodeBatch(const SampleBatch& batch, std::string& out) override;
+  void EncodeRun(const RunRecord& record, std::string& out) override;
 
-  const CsvSinkOptions options_;
-  std::unique_ptr<internal::AppendOnlyFile> file_;
   internal::CsvEncoder encoder_;
-  std::string buffer_;  // reused between calls
 };
 
 }  // namespace bitfusion

@@ -62,35 +62,27 @@ void JsonlEncoder::Append(const SampleBatch& batch, std::string& out) {
 
 }  // namespace internal
 
-JsonlSink::JsonlSink(const JsonlSinkOptions& options, std::string uri,
+JsonlSink::JsonlSink(const JsonlSinkOptions& options,
                      std::unique_ptr<internal::AppendOnlyFile> file)
-    : ResultSink(std::move(uri), options.sink), options_(options), file_(std::move(file)) {}
+    : AppendFileSink("jsonl://" + options.path.string(), options.sink, options.fsync,
+                     std::move(file)) {}
 
 JsonlSink::~JsonlSink() { CloseOnDestroy(); }
 
 Result<std::shared_ptr<JsonlSink>> JsonlSink::Make(const JsonlSinkOptions& options) {
   BITFUSION_ASSIGN_OR_RETURN(auto file,
                              internal::AppendOnlyFile::Open(options.path, "jsonl sink file"));
-  return std::shared_ptr<JsonlSink>(
-      new JsonlSink(options, "jsonl://" + options.path.string(), std::move(file)));
+  return std::shared_ptr<JsonlSink>(new JsonlSink(options, std::move(file)));
 }
 
-Status JsonlSink::WriteSamples(const std::vector<SampleBatch>& batches) {
-  return internal::AppendBatches(
-      *file_, batches, buffer_,
-      [this](const SampleBatch& b, std::string& out) { encoder_.Append(b, out); });
+void JsonlSink::EncodeBatch(const SampleBatch& batch, std::string& out) {
+  encoder_.Append(batch, out);
 }
 
-Status JsonlSink::WriteRun(const RunRecord& record) {
-  std::string line = internal::RunRecordJson(record, true);
-  line.push_back('\n');
-  BITFUSION_RETURN_IF_ERROR(file_->Begin());
-  return file_->WriteOrAbort(line);
+void JsonlSink::EncodeRun(const RunRecord& record, std::string& out) {
+  out += internal::RunRecordJson(record, true);
+  out.push_back('\n');
 }
-
-Status JsonlSink::SyncBackend(Deadline) { return options_.fsync ? file_->Sync() : Status::OK(); }
-
-Status JsonlSink::CloseBackend(Deadline) { return file_->Close(); }
 
 BITFUSION_REGISTER(ResultSink, "jsonl", JsonlSinkOptions, JsonlSink);
 

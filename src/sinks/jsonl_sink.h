@@ -73,23 +73,17 @@ class JsonlEncoder {
 
 /// Appends samples and run records to a JSON Lines file; the format is described at the top of
 /// this header.
-class JsonlSink final : public ResultSink {
+class JsonlSink final : public internal::AppendFileSink {
  public:
   static Result<std::shared_ptr<JsonlSink>> Make(const JsonlSinkOptions& options);
   ~JsonlSink() override;
 
  private:
-  JsonlSink(const JsonlSinkOptions& options, std::string uri,
-            std::unique_ptr<internal::AppendOnlyFile> file);
-  Status WriteSamples(const std::vector<SampleBatch>& batches) override;
-  Status WriteRun(const RunRecord& record) override;
-  Status SyncBackend(Deadline deadline) override;
-  Status CloseBackend(Deadline deadline) override;
+  JsonlSink(const JsonlSinkOptions& options, std::unique_ptr<internal::AppendOnlyFile> file);
+  void EncodeBatch(const SampleBatch& batch, std::string& out) override;
+  void EncodeRun(const RunRecord& record, std::string& out) override;
 
-  const JsonlSinkOptions options_;
-  std::unique_ptr<internal::AppendOnlyFile> file_;
   internal::JsonlEncoder encoder_;
-  std::string buffer_;  // reused between calls
 };
 
 }  // namespace bitfusion
