@@ -18,6 +18,7 @@
 #include "core/base64.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
+#include "provisioners/cloud_uri_options.h"
 #include "provisioners/ec2_internal.h"
 #include "provisioners/wait_ready_internal.h"
 
@@ -302,16 +303,7 @@ Result<Ec2ProvisionerOptions> Ec2ProvisionerOptions::FromUri(const Uri& uri) {
       return InvalidArgumentError("user_data_file " + *path + " is over EC2's 16 KiB limit");
     }
   }
-  o.ssh_user = uri.Query("ssh_user").value_or(o.ssh_user);
-  BITFUSION_ASSIGN_OR_RETURN(o.wait_ssh, uri.QueryBool("wait_ssh", o.wait_ssh));
-  BITFUSION_ASSIGN_OR_RETURN(o.poll, uri.QueryDuration("poll", o.poll));
-  BITFUSION_ASSIGN_OR_RETURN(const auto attempts, uri.QueryInt("attempts", o.max_attempts));
-  if (attempts < 1 || attempts > 20) {
-    return InvalidArgumentError("attempts must be 1..20, got " + std::to_string(attempts));
-  }
-  o.max_attempts = static_cast<int>(attempts);
-  BITFUSION_ASSIGN_OR_RETURN(const auto backoff, uri.QueryDuration("backoff", o.initial_backoff));
-  o.initial_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff);
+  BITFUSION_RETURN_IF_ERROR(internal::ReadCloudUriOptions(uri, o));
   return o;
 }
 

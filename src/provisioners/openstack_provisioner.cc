@@ -15,6 +15,7 @@
 #include "core/json_fields.h"
 #include "core/percent_encode.h"
 #include "core/rfc3339.h"
+#include "provisioners/cloud_uri_options.h"
 #include "provisioners/openstack_compute_internal.h"
 #include "provisioners/wait_ready_internal.h"
 
@@ -151,16 +152,7 @@ Result<OpenStackProvisionerOptions> OpenStackProvisionerOptions::FromUri(const U
         "got \"" +
         o.network + "\"");
   }
-  o.ssh_user = uri.Query("ssh_user").value_or(o.ssh_user);
-  BITFUSION_ASSIGN_OR_RETURN(o.wait_ssh, uri.QueryBool("wait_ssh", o.wait_ssh));
-  BITFUSION_ASSIGN_OR_RETURN(o.poll, uri.QueryDuration("poll", o.poll));
-  BITFUSION_ASSIGN_OR_RETURN(const auto attempts, uri.QueryInt("attempts", o.max_attempts));
-  if (attempts < 1 || attempts > 20) {
-    return InvalidArgumentError("attempts must be 1..20, got " + std::to_string(attempts));
-  }
-  o.max_attempts = static_cast<int>(attempts);
-  BITFUSION_ASSIGN_OR_RETURN(const auto backoff, uri.QueryDuration("backoff", o.initial_backoff));
-  o.initial_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff);
+  BITFUSION_RETURN_IF_ERROR(internal::ReadCloudUriOptions(uri, o));
   return o;
 }
 

@@ -21,6 +21,7 @@
 #include "core/rfc3339.h"
 #include "net/http_client.h"
 #include "provisioners/aws_config_internal.h"
+#include "provisioners/cloud_uri_options.h"
 #include "provisioners/softlayer_internal.h"
 #include "provisioners/wait_ready_internal.h"
 
@@ -149,16 +150,7 @@ Result<SoftLayerProvisionerOptions> SoftLayerProvisionerOptions::FromUri(const U
   o.domain = uri.Query("domain").value_or(o.domain);
   BITFUSION_ASSIGN_OR_RETURN(o.hourly, uri.QueryBool("hourly", o.hourly));
   BITFUSION_ASSIGN_OR_RETURN(o.private_only, uri.QueryBool("private", o.private_only));
-  o.ssh_user = uri.Query("ssh_user").value_or(o.ssh_user);
-  BITFUSION_ASSIGN_OR_RETURN(o.wait_ssh, uri.QueryBool("wait_ssh", o.wait_ssh));
-  BITFUSION_ASSIGN_OR_RETURN(o.poll, uri.QueryDuration("poll", o.poll));
-  BITFUSION_ASSIGN_OR_RETURN(const auto attempts, uri.QueryInt("attempts", o.max_attempts));
-  if (attempts < 1 || attempts > 20) {
-    return InvalidArgumentError("attempts must be 1..20, got " + std::to_string(attempts));
-  }
-  o.max_attempts = static_cast<int>(attempts);
-  BITFUSION_ASSIGN_OR_RETURN(const auto backoff, uri.QueryDuration("backoff", o.initial_backoff));
-  o.initial_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(backoff);
+  BITFUSION_RETURN_IF_ERROR(internal::ReadCloudUriOptions(uri, o));
   return o;
 }
 
