@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,18 +19,13 @@
 #include "bitfusion/log.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/registry.h"
+#include "core/clock.h"
 #include "probe/probe_wire.h"
 
 namespace bitfusion {
 namespace {
 
 namespace wire = probe_wire;
-
-std::int64_t ThreadCpuNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 }  // namespace
 
@@ -237,12 +231,12 @@ void ProbeSource::Read() {
       ok = records_.Handle(buffer.data(), have, used);
       ended = records_.ended();
     }
-    reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+    reader_cpu_ns_.store(internal::ThreadCpuNs(), std::memory_order_relaxed);
     if (!ok || ended) break;
     std::memmove(buffer.data(), buffer.data() + used, have - used);
     have -= used;
   }
-  reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+  reader_cpu_ns_.store(internal::ThreadCpuNs(), std::memory_order_relaxed);
   ::close(conn);
 }
 

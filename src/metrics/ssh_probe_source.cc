@@ -6,7 +6,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/registry.h"
+#include "core/clock.h"
 #include "net/ssh_uri.h"
 #include "probe/probe_wire.h"
 
@@ -31,12 +31,6 @@ namespace wire = probe_wire;
 
 constexpr const char* kDirLine = "bitfusion-agent-dir ";
 constexpr std::size_t kMaxStderrBytes = 16 * 1024;
-
-std::int64_t ThreadCpuNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 int MsUntil(std::int64_t deadline_mono_ns) {
   const std::int64_t left = deadline_mono_ns - MonoNowNs();
@@ -268,8 +262,8 @@ bool SshProbeSource::ReadOnce(int timeout_ms) {
 }
 
 void SshProbeSource::Read() {
-  while (ReadOnce(-1)) reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
-  reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+  while (ReadOnce(-1)) reader_cpu_ns_.store(internal::ThreadCpuNs(), std::memory_order_relaxed);
+  reader_cpu_ns_.store(internal::ThreadCpuNs(), std::memory_order_relaxed);
 }
 
 Status SshProbeSource::Collect(Timestamp /*now*/, SampleBatch& batch) {
