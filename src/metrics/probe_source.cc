@@ -79,7 +79,7 @@ class ProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
 
   // Starts waiting for the probe, and the connect timeout.
   void Start() {
-    const auto give_up = std::chrono::steady_clock::now() + options_.connect_timeout;
+    const Deadline give_up = DeadlineAfter(options_.connect_timeout);
     asio::post(strand_, [self = shared_from_this(), give_up] {
       self->Timed([&] {
         self->WaitForProbe();
@@ -143,7 +143,7 @@ class ProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
     });
   }
 
-  void ArmConnectTimeout(std::chrono::steady_clock::time_point give_up) {
+  void ArmConnectTimeout(Deadline give_up) {
     connect_timer_.expires_at(give_up);
     connect_timer_.async_wait([self = shared_from_this()](error_code ec) {
       if (ec || self->closed_ || !self->listening_) return;
