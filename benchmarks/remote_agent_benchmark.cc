@@ -8,7 +8,7 @@
 //     Their ratio, probe_ratio = probe_us / local_us, has a target of <= 1.1 (issue 10).
 //   - What carrying the records costs, apart: remote_transport_us (the sshd session processes
 //     above the probe) and local_transport_us (this user's ssh processes for the connection,
-//     master included, and the source's reader thread), per tick.
+//     master included, and the source's handlers on the event loop), per tick.
 //   - latency_p50_ms, latency_p99_ms, latency_max_ms: a sample's way from its tick on the remote
 //     host (its stamp, moved onto this host's clock by the offset estimate) to a Collect on this
 //     host that returns it, with Collect polled every millisecond. Target: p99 <= 50 ms.
@@ -243,7 +243,8 @@ void BM_RemoteAgentVsLocalHostSource(benchmark::State& state) {
       static_cast<double>(Carriers::Cpu(carriers.remote) - remote0) / 1e3 / ticks;
   const double local_ssh_us =
       static_cast<double>(Carriers::Cpu(carriers.local) - local0) / 1e3 / ticks;
-  // BackgroundCpuNs is the reader thread plus what the probe reports for itself.
+  // BackgroundCpuNs is the source's handlers on the event loop plus what the probe reports for
+  // itself.
   const double reader_us =
       static_cast<double>((*remote)->BackgroundCpuNs() - background0) / 1e3 / ticks - probe_us;
   if (Status s = (*remote)->Stop(); !s.ok()) {

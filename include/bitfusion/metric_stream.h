@@ -42,20 +42,22 @@ class BITFUSION_EXPORT MetricSource {
   virtual Status Collect(Timestamp now, SampleBatch& batch) = 0;
 
   /// CPU time (ns) this source has used outside Collect: a thread of its own reading an engine's
-  /// stream, a probe inside a container. Counted in StreamOverhead::source_cpu_ns, so the
-  /// observer's cost is complete. Called from any thread; 0 (the default) for sources that do
-  /// all their work in Collect, which the stream measures itself.
+  /// stream, handlers on the library's event loop reading a probe, a probe inside a container.
+  /// Counted in StreamOverhead::source_cpu_ns, so the observer's cost is complete. Called from any
+  /// thread; 0 (the default) for sources that do all their work in Collect, which the stream
+  /// measures itself.
   virtual std::int64_t BackgroundCpuNs() const;
 
-  /// Samples this source received but had to drop before a Collect took them (a source fed by a
-  /// thread of its own, whose buffer is bounded). Counted in StreamOverhead::samples_dropped,
-  /// so no loss is silent. Called from any thread; 0 (the default) for sources that read in
-  /// Collect.
+  /// Samples this source received but had to drop before a Collect took them (a source fed
+  /// between ticks, by a thread of its own or the event loop, whose buffer is bounded). Counted in
+  /// StreamOverhead::samples_dropped, so no loss is silent. Called from any thread; 0 (the default)
+  /// for sources that read in Collect.
   virtual std::int64_t SamplesDropped() const;
 
-  /// True for a source fed by a thread of its own between ticks (an engine's stats stream, a
-  /// probe's socket): Stop collects it once more after the last tick, so what arrived since is
-  /// delivered rather than left behind. False (the default) for sources that read in Collect.
+  /// True for a source fed between ticks, by a thread of its own or the event loop (an engine's
+  /// stats stream, a probe's socket): Stop collects it once more after the last tick, so what
+  /// arrived since is delivered rather than left behind. False (the default) for sources that read
+  /// in Collect.
   virtual bool BuffersBetweenTicks() const;
 
   /// Says the thing this source samples has just started (a container the source was made for

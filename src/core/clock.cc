@@ -6,6 +6,8 @@
 #include <cmath>
 #include <string>
 
+#include "core/clock.h"
+
 namespace bitfusion {
 namespace {
 std::int64_t Read(clockid_t clock) {
@@ -89,3 +91,13 @@ std::string FormatDuration(std::chrono::nanoseconds d) {
 }
 
 }  // namespace bitfusion
+
+namespace bitfusion::internal {
+
+std::int64_t ThreadCpuNs() {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace bitfusion::internal

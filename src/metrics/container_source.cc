@@ -1,7 +1,5 @@
 #include "metrics/container_source.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -10,18 +8,13 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "core/clock.h"
 
 namespace bitfusion {
 namespace {
 
 constexpr auto kFirstPoll = std::chrono::milliseconds(10);
 constexpr auto kMaxPoll = std::chrono::milliseconds(250);
-
-std::int64_t ThreadCpuNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 bool Runs(const ContainerInfo& info) {
   return info.pid > 0 && (info.state == "running" || info.state == "paused");
@@ -155,8 +148,8 @@ Status ContainerSource::MakeInner(const CgroupDirs& dirs) {
 
 void ContainerSource::Resolve() {
   auto poll = kFirstPoll;
-  const std::int64_t cpu_start = ThreadCpuNs();
-  auto account = [&] { background_cpu_ns_.store(ThreadCpuNs() - cpu_start); };
+  const std::int64_t cpu_start = internal::ThreadCpuNs();
+  auto account = [&] { background_cpu_ns_.store(internal::ThreadCpuNs() - cpu_start); };
   for (;;) {
     {
       std::unique_lock lock(mu_);

@@ -1,12 +1,11 @@
 #include "metrics/docker_stats_source.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <utility>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "core/clock.h"
 
 namespace bitfusion {
 namespace {
@@ -30,12 +29,6 @@ constexpr std::size_t kMaxPending = 4096;
 // The engine sends a reading a second even for a stopped container; this much silence means
 // the stream is dead.
 constexpr std::int64_t kSilenceNs = 10'000'000'000;
-
-std::int64_t ThreadCpuNs() {
-  timespec ts{};
-  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 }  // namespace
 
@@ -146,7 +139,7 @@ void DockerStatsSource::OnReading(const ContainerStats& stats) {
       // A running container whose readings stopped: the stream is over (engine restart).
       End("the engine's stats stream of container " + short_id_ + " ended while it runs");
     }
-    stats_cpu_ns_.store(ThreadCpuNs());
+    stats_cpu_ns_.store(internal::ThreadCpuNs());
     return;
   }
   saw_values_ = true;
@@ -166,7 +159,7 @@ void DockerStatsSource::OnReading(const ContainerStats& stats) {
     }
     pending_.push_back(r);
   }
-  stats_cpu_ns_.store(ThreadCpuNs());
+  stats_cpu_ns_.store(internal::ThreadCpuNs());
 }
 
 Status DockerStatsSource::Collect(Timestamp now, SampleBatch& batch) {

@@ -2,36 +2,41 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "bitfusion/log.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/registry.h"
-#include "probe/probe_wire.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "metrics/probe_records.h"
 
 namespace bitfusion {
 namespace {
 
-namespace wire = probe_wire;
-
-std::int64_t ThreadCpuNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
+namespace asio = boost::asio;
+using Strand = asio::strand<asio::io_context::executor_type>;
+using Descriptor = asio::posix::stream_descriptor;
+using boost::system::error_code;
+constexpr auto kWaitRead = asio::posix::descriptor_base::wait_read;
 
 }  // namespace
 
@@ -60,6 +65,239 @@ Result<ProbeSourceOptions> ProbeSourceOptions::FromUri(const Uri& uri) {
   return o;
 }
 
+// ---- the reader, on the event loop -----------------------------------------------------------
+
+class ProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
+ public:
+  Reader(const ProbeSourceOptions& options, internal::ProbeRecords::Options records, int listen_fd)
+      : options_(options),
+        strand_(asio::make_strand(internal::EventLoop())),
+        listener_(strand_, listen_fd),
+        conn_(strand_),
+        connect_timer_(strand_),
+        records_(std::move(records)) {}
+
+  // Starts waiting for the probe, and the connect timeout.
+  void Start() {
+    const Deadline give_up = DeadlineAfter(options_.connect_timeout);
+    asio::post(strand_, [self = shared_from_this(), give_up] {
+      self->Timed([&] {
+        self->WaitForProbe();
+        if (self->options_.connect_timeout.count() > 0) self->ArmConnectTimeout(give_up);
+      });
+    });
+  }
+
+  // Cancels what is pending and closes the sockets on the strand; returns once that is done, so
+  // that no handler of this source runs any more (those still queued find closed_ and return).
+  // On a loop thread it does not wait (that could wait for itself): the handlers hold this
+  // object, so nothing goes from under them.
+  void Close() {
+    asio::post(strand_, [self = shared_from_this()] { self->Shut(); });
+    if (internal::OnEventLoopThread()) return;
+    std::unique_lock lock(mu_);
+    // After the loop has been shut down at exit nothing would run Shut: do without.
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return shut_; })) {
+      if (!internal::EventLoopRunning()) break;
+    }
+  }
+
+  bool WaitEnded(std::chrono::nanoseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, DeadlineAfter(timeout), [&] { return records_.ended(); });
+  }
+
+  Status Collect(SampleBatch& batch) {
+    std::lock_guard lock(mu_);
+    return records_.Collect(batch);
+  }
+
+  std::int64_t cpu_ns() const {
+    return cpu_ns_.load(std::memory_order_relaxed) + records_.probe_cpu_ns();
+  }
+  std::int64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  std::int64_t ticks() const { return records_.ticks(); }
+  std::int64_t dropped() const { return records_.dropped(); }
+
+ private:
+  // Everything below runs on strand_.
+
+  // Runs one handler's work, adding the CPU time it took to cpu_ns_.
+  template <typename F>
+  void Timed(F&& work) {
+    const std::int64_t start = internal::ThreadCpuNs();
+    work();
+    cpu_ns_.fetch_add(internal::ThreadCpuNs() - start, std::memory_order_relaxed);
+  }
+
+  void End(const std::string& reason) {
+    std::lock_guard lock(mu_);
+    records_.End(reason);
+    cv_.notify_all();
+  }
+
+  void WaitForProbe() {
+    listener_.async_wait(kWaitRead, [self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_ || !self->listening_) return;
+      self->Timed([&] { self->Accept(); });
+    });
+  }
+
+  void ArmConnectTimeout(Deadline give_up) {
+    connect_timer_.expires_at(give_up);
+    connect_timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_ || !self->listening_) return;
+      self->Timed([&] {
+        // No more waiting; the socket stays until the source goes (connections wait unheard).
+        self->listening_ = false;
+        error_code ignored;
+        self->listener_.cancel(ignored);
+        self->End("no bitfusion-probe connected to " + self->options_.socket_path + " within " +
+                  FormatDuration(self->options_.connect_timeout) +
+                  ": is it mounted into the container and running (ProbeContainer)?");
+      });
+    });
+  }
+
+  // The listener is readable: takes every connection waiting, refusing other users', until the
+  // probe's (then stops listening) or none is left (then waits again).
+  void Accept() {
+    for (;;) {
+      const int conn =
+          ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (conn < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          WaitForProbe();
+          return;
+        }
+        // Out of descriptors or memory: the listener stays readable, so waiting again would
+        // spin. End the source saying why.
+        const int e = errno;
+        listening_ = false;
+        connect_timer_.cancel();
+        End("accepting the probe's connection on " + options_.socket_path +
+            " failed: " + std::strerror(e) + " (too many open files? raise the limit)");
+        return;
+      }
+      if (!PeerAllowed(conn)) {
+        ::close(conn);
+        continue;
+      }
+      // One probe per source: later connections are refused.
+      listening_ = false;
+      connect_timer_.cancel();
+      error_code ignored;
+      listener_.close(ignored);
+      conn_.assign(conn);
+      ReadWhenReady();
+      return;
+    }
+  }
+
+  bool PeerAllowed(int conn) {
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return false;
+    const auto uid = static_cast<long>(peer.uid);
+    if (uid == 0 || peer.uid == ::geteuid() || options_.peer_uid < 0 || uid == options_.peer_uid) {
+      return true;
+    }
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    LogOnceAt(LogLevel::kWarning, "probe-peer-refused", "probe ", options_.name,
+              ": refused a connection to ", options_.socket_path, " from process ", peer.pid,
+              " of user ", peer.uid, ", not the container's; waiting for the probe");
+    return false;
+  }
+
+  void ReadWhenReady() {
+    conn_.async_wait(kWaitRead, [self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_) return;
+      bool more = false;
+      self->Timed([&] { more = self->Read(); });
+      if (more) {
+        self->ReadWhenReady();
+      } else {
+        error_code ignored;
+        self->conn_.close(ignored);
+      }
+    });
+  }
+
+  // Reads what the connection holds, a bounded number of reads at a time (the loop is shared);
+  // false once the stream has ended: the END record, a corrupt record, or the connection closed
+  // or failed.
+  bool Read() {
+    for (int reads = 0; reads < kReadsPerHandler; ++reads) {
+      if (have_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // a record bigger than it
+      const ssize_t n =
+          ::read(conn_.native_handle(), buffer_.data() + have_, buffer_.size() - have_);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      if (n <= 0) {
+        const int e = errno;
+        if (n < 0) {
+          End("probe " + options_.name + ": reading its socket failed: " + std::strerror(e));
+        } else if (have_ > 0) {
+          End("probe " + options_.name + "'s connection closed inside a record (" +
+              std::to_string(have_) + " bytes of it arrived): was it killed?");
+        } else {
+          End("probe " + options_.name +
+              "'s connection closed without its END record: was it killed?");
+        }
+        return false;
+      }
+      have_ += static_cast<std::size_t>(n);
+      std::size_t used = 0;
+      {
+        std::lock_guard lock(mu_);
+        const bool ok = records_.Handle(buffer_.data(), have_, used);
+        if (!ok || records_.ended()) {
+          cv_.notify_all();
+          return false;
+        }
+      }
+      std::memmove(buffer_.data(), buffer_.data() + used, have_ - used);
+      have_ -= used;
+    }
+    return true;  // more may be there: the wait says so at once
+  }
+
+  void Shut() {
+    closed_ = true;
+    error_code ignored;
+    connect_timer_.cancel();
+    listener_.close(ignored);
+    conn_.close(ignored);
+    std::lock_guard lock(mu_);
+    shut_ = true;
+    cv_.notify_all();
+  }
+
+  static constexpr int kReadsPerHandler = 16;
+
+  const ProbeSourceOptions options_;
+
+  // Used on strand_ only.
+  Strand strand_;
+  Descriptor listener_, conn_;
+  asio::steady_timer connect_timer_;
+  std::vector<unsigned char> buffer_ = std::vector<unsigned char>(64 * 1024);
+  std::size_t have_ = 0;
+  bool listening_ = true;  // waiting for the probe's connection
+  bool closed_ = false;
+
+  // The decoded stream, shared by the handlers and the source's methods under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;  // the stream ended; Shut ran
+  internal::ProbeRecords records_;
+  bool shut_ = false;
+
+  std::atomic<std::int64_t> cpu_ns_{0}, refused_{0};
+};
+
+// ---- the source ---------------------------------------------------------------------------------
+
 Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions& options) {
   if (options.socket_path.empty() || options.socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
     return InvalidArgumentError("probe source: socket path \"" + options.socket_path +
@@ -70,7 +308,7 @@ Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions&
   records.labels = {{"view", "inside"}, {"container", options.name}};
   records.max_pending_samples = kMaxPendingSamples;
   records.max_label_bytes = kMaxLabelBytes;
-  std::shared_ptr<ProbeSource> s(new ProbeSource(std::move(records)));
+  std::shared_ptr<ProbeSource> s(new ProbeSource());
   s->options_ = options;
   s->uri_ = "probe:" + options.name + "?socket=" + options.socket_path;
 
@@ -95,34 +333,32 @@ Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions&
     }
     ::unlink(options.socket_path.c_str());
   }
-  s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s->listen_fd_ < 0) return ErrnoError(errno, "probe source: socket");
+  // Non-blocking: the loop's handlers accept only what is there.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return ErrnoError(errno, "probe source: socket");
+  auto fail = [fd](Status status) {
+    ::close(fd);
+    return status;
+  };
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
-  if (::bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    return ErrnoError(errno, "probe source: bind " + options.socket_path);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    return fail(ErrnoError(errno, "probe source: bind " + options.socket_path));
   }
   s->bound_ = true;  // from here on the socket file is ours to remove
   // The probe may run as any user inside the container.
   ::chmod(options.socket_path.c_str(), 0777);
-  if (::listen(s->listen_fd_, 4) != 0) {
-    return ErrnoError(errno, "probe source: listen " + options.socket_path);
+  if (::listen(fd, 4) != 0) {
+    return fail(ErrnoError(errno, "probe source: listen " + options.socket_path));
   }
-  s->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (s->wake_fd_ < 0) return ErrnoError(errno, "probe source: eventfd");
-  s->reader_ = std::thread([p = s.get()] { p->Read(); });
+  s->reader_ = std::make_shared<Reader>(options, std::move(records), fd);
+  s->reader_->Start();
   return s;
 }
 
 ProbeSource::~ProbeSource() {
-  if (reader_.joinable()) {
-    const std::uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
-    reader_.join();
-  }
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (reader_) reader_->Close();
   if (bound_) {
     ::unlink(options_.socket_path.c_str());
     if (options_.remove_dir) {
@@ -132,123 +368,16 @@ ProbeSource::~ProbeSource() {
 }
 
 bool ProbeSource::WaitEnded(std::chrono::nanoseconds timeout) const {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    {
-      std::lock_guard lock(mu_);
-      if (records_.ended()) return true;
-    }
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  return reader_->WaitEnded(timeout);
 }
 
-std::int64_t ProbeSource::BackgroundCpuNs() const {
-  return reader_cpu_ns_.load(std::memory_order_relaxed) + records_.probe_cpu_ns();
-}
-
-bool ProbeSource::PeerAllowed(int conn) {
-  ucred peer{};
-  socklen_t len = sizeof peer;
-  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return false;
-  const auto uid = static_cast<long>(peer.uid);
-  if (uid == 0 || peer.uid == ::geteuid() || options_.peer_uid < 0 || uid == options_.peer_uid) {
-    return true;
-  }
-  refused_.fetch_add(1, std::memory_order_relaxed);
-  LogOnceAt(LogLevel::kWarning, "probe-peer-refused", "probe ", options_.name,
-            ": refused a connection to ", options_.socket_path, " from process ", peer.pid,
-            " of user ", peer.uid, ", not the container's; waiting for the probe");
-  return false;
-}
-
-void ProbeSource::Read() {
-  // Wait for the probe.
-  const bool forever = options_.connect_timeout.count() <= 0;
-  const std::int64_t give_up = MonoNowNs() + options_.connect_timeout.count();
-  int conn = -1;
-  while (conn < 0) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const std::int64_t left = give_up - MonoNowNs();
-    const int timeout_ms =
-        forever ? -1
-                : static_cast<int>(std::min<std::int64_t>(
-                      std::max<std::int64_t>(0, left) / 1'000'000 + 1, 24 * 3600 * 1000));
-    const int r = ::poll(fds, 2, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || (fds[1].revents & POLLIN)) return;
-    if (fds[0].revents & POLLIN) {
-      conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn >= 0 && !PeerAllowed(conn)) {
-        ::close(conn);
-        conn = -1;
-        continue;
-      }
-      if (conn < 0 && errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-        // Out of descriptors or memory: the listener stays readable, so retrying at once
-        // would spin. End the source saying why.
-        const int e = errno;
-        std::lock_guard lock(mu_);
-        records_.End("accepting the probe's connection on " + options_.socket_path +
-                     " failed: " + std::strerror(e) + " (too many open files? raise the limit)");
-        return;
-      }
-    } else if (!forever && MonoNowNs() >= give_up) {
-      std::lock_guard lock(mu_);
-      records_.End("no bitfusion-probe connected to " + options_.socket_path + " within " +
-                   FormatDuration(options_.connect_timeout) +
-                   ": is it mounted into the container and running (ProbeContainer)?");
-      return;
-    }
-  }
-  // One probe per source: later connections are refused.
-  ::close(listen_fd_);
-  listen_fd_ = -1;
-
-  std::vector<unsigned char> buffer(64 * 1024);
-  std::size_t have = 0;
-  for (;;) {
-    pollfd fds[2] = {{conn, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int r = ::poll(fds, 2, -1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || (fds[1].revents & POLLIN)) break;
-    if (have == buffer.size()) buffer.resize(buffer.size() * 2);  // a record bigger than the buffer
-    const ssize_t n = ::read(conn, buffer.data() + have, buffer.size() - have);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) {
-      const int e = errno;
-      std::lock_guard lock(mu_);
-      if (n < 0) {
-        records_.End("probe " + options_.name + ": reading its socket failed: " + std::strerror(e));
-      } else if (have > 0) {
-        records_.End("probe " + options_.name + "'s connection closed inside a record (" +
-                     std::to_string(have) + " bytes of it arrived): was it killed?");
-      } else {
-        records_.End("probe " + options_.name +
-                     "'s connection closed without its END record: was it killed?");
-      }
-      break;
-    }
-    have += static_cast<std::size_t>(n);
-    std::size_t used = 0;
-    bool ok = false, ended = false;
-    {
-      std::lock_guard lock(mu_);
-      ok = records_.Handle(buffer.data(), have, used);
-      ended = records_.ended();
-    }
-    reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
-    if (!ok || ended) break;
-    std::memmove(buffer.data(), buffer.data() + used, have - used);
-    have -= used;
-  }
-  reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
-  ::close(conn);
-}
+std::int64_t ProbeSource::BackgroundCpuNs() const { return reader_->cpu_ns(); }
+std::int64_t ProbeSource::peers_refused() const { return reader_->refused(); }
+std::int64_t ProbeSource::ticks_received() const { return reader_->ticks(); }
+std::int64_t ProbeSource::samples_dropped() const { return reader_->dropped(); }
 
 Status ProbeSource::Collect(Timestamp /*now*/, SampleBatch& batch) {
-  std::lock_guard lock(mu_);
-  return records_.Collect(batch);
+  return reader_->Collect(batch);
 }
 
 // ---- the public setup ----------------------------------------------------------------------

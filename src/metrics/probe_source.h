@@ -4,13 +4,16 @@
 //
 //   probe:NAME?socket=/tmp/dir/probe.sock[&connect_timeout=30s]
 //
-// A thread of its own accepts one probe and reads its records as they come; Collect moves the
-// samples received since the last call into the batch with the probe's own timestamps (one
-// wall and one monotonic stamp per probe tick, on the host's clocks: see probe.h). Every series
-// gets labels view="inside" and container=NAME on top of the probe's own (pid, comm, cpu).
+// Handlers on the library's event loop (core/event_loop.h), on a strand of this source's own and
+// with no thread of its own, accept one probe and read its records as they come, never
+// blocking; Collect moves the samples received since the last call into the batch with the
+// probe's own timestamps (one wall and one monotonic stamp per probe tick, on the host's clocks:
+// see probe.h). Every series gets labels view="inside" and container=NAME on top of the probe's
+// own (pid, comm, cpu).
 //
-// BackgroundCpuNs is the reader thread's CPU time plus the CPU time the probe reports for
-// itself, so the stream's overhead includes the observer inside the container.
+// BackgroundCpuNs is the CPU time those handlers took (each one's thread CPU time, measured
+// around it) plus the CPU time the probe reports for itself, so the stream's overhead includes
+// the observer inside the container.
 //
 // Ending: when the probe closes the connection (its command exited, or it was stopped), Collect
 // delivers what is left and then answers NotFound (the stream publishes kMetricSourceEnded). A
@@ -19,18 +22,13 @@
 // within connect_timeout (0 = wait for ever) ends it too, saying so.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
-#include "metrics/probe_records.h"
 
 namespace bitfusion {
 
@@ -51,8 +49,9 @@ struct ProbeSourceOptions {
   static Result<ProbeSourceOptions> FromUri(const Uri& uri);
 };
 
-/// Concurrency: Collect from one sampling thread (see MetricSource); the reader thread and
-/// Collect share the pending samples under a mutex held only to copy them.
+/// Concurrency: Collect from one sampling thread (see MetricSource); the loop's handlers and
+/// Collect share the pending samples under a mutex held only to copy them. The destructor stops
+/// the handlers: once it returns, none of this source's runs or will run.
 class ProbeSource final : public MetricSource {
  public:
   /// Samples kept while nobody collects them; more are dropped (counted, one warning).
@@ -60,10 +59,10 @@ class ProbeSource final : public MetricSource {
   /// Bytes of metric names, units, label keys and values all declared series may take.
   static constexpr std::size_t kMaxLabelBytes = 4 << 20;
 
-  /// Binds and listens on the socket and starts the reader. AlreadyExists when something other
-  /// than a socket is at the path. The socket is mode 0777 (a probe may run as any user); who
-  /// can reach it is the directory's business (ProbeContainer makes it 0700), and the reader
-  /// takes only a connection whose peer (SO_PEERCRED) is root, this process's user or
+  /// Binds and listens on the socket and starts waiting for the probe on the loop. AlreadyExists
+  /// when something other than a socket is at the path. The socket is mode 0777 (a probe may run as
+  /// any user); who can reach it is the directory's business (ProbeContainer makes it 0700), and
+  /// the reader takes only a connection whose peer (SO_PEERCRED) is root, this process's user or
   /// options.peer_uid: others are closed, counted and logged once, and it waits on.
   ///
   /// Labels the probe declares are checked: only the keys it sends (cpu, pid, comm), so a probe
@@ -83,30 +82,25 @@ class ProbeSource final : public MetricSource {
   /// exit and wants the probe's final sample read before stopping the stream.
   bool WaitEnded(std::chrono::nanoseconds timeout) const;
   /// Connections refused because their peer was another user.
-  std::int64_t peers_refused() const { return refused_.load(std::memory_order_relaxed); }
+  std::int64_t peers_refused() const;
   bool Drain(std::chrono::nanoseconds timeout) override { return WaitEnded(timeout); }
 
   /// Probe ticks received and samples dropped because nobody collected them.
-  std::int64_t ticks_received() const { return records_.ticks(); }
-  std::int64_t samples_dropped() const { return records_.dropped(); }
+  std::int64_t ticks_received() const;
+  std::int64_t samples_dropped() const;
 
  private:
-  explicit ProbeSource(internal::ProbeRecords::Options records) : records_(std::move(records)) {}
-  void Read();
-  bool PeerAllowed(int conn);
+  // The listening socket, the probe's connection and the decoded stream, shared by the loop's
+  // handlers (which hold it, so that one still queued when this source goes finds it alive)
+  // and this source's methods (probe_source.cc).
+  class Reader;
+
+  ProbeSource() = default;
 
   ProbeSourceOptions options_;
   std::string uri_;
-  int listen_fd_ = -1;
-  bool bound_ = false;
-  int wake_fd_ = -1;  // eventfd: the destructor wakes the reader
-  std::thread reader_;
-
-  // The decoded stream, shared by the reader thread and Collect under mu_.
-  mutable std::mutex mu_;
-  internal::ProbeRecords records_;
-
-  std::atomic<std::int64_t> reader_cpu_ns_{0}, refused_{0};
+  bool bound_ = false;  // the socket file is ours to remove
+  std::shared_ptr<Reader> reader_;
 };
 
 }  // namespace bitfusion

@@ -3,17 +3,22 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -21,6 +26,9 @@
 #include "bitfusion/log.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/registry.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "metrics/probe_records.h"
 #include "net/ssh_uri.h"
 #include "probe/probe_wire.h"
 
@@ -28,15 +36,14 @@ namespace bitfusion {
 namespace {
 
 namespace wire = probe_wire;
+namespace asio = boost::asio;
+using Strand = asio::strand<asio::io_context::executor_type>;
+using Descriptor = asio::posix::stream_descriptor;
+using boost::system::error_code;
+constexpr auto kWaitRead = asio::posix::descriptor_base::wait_read;
 
 constexpr const char* kDirLine = "bitfusion-agent-dir ";
 constexpr std::size_t kMaxStderrBytes = 16 * 1024;
-
-std::int64_t ThreadCpuNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 int MsUntil(std::int64_t deadline_mono_ns) {
   const std::int64_t left = deadline_mono_ns - MonoNowNs();
@@ -116,6 +123,242 @@ Result<SshProbeSourceOptions> SshProbeSourceOptions::FromUri(const Uri& uri) {
   return o;
 }
 
+// ---- the reader ------------------------------------------------------------------------------
+
+class SshProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
+ public:
+  // `where`: USER@HOST:PORT, for messages.
+  Reader(internal::ProbeRecords::Options records, std::string where)
+      : where_(std::move(where)),
+        strand_(asio::make_strand(internal::EventLoop())),
+        out_(strand_),
+        err_fd_(strand_),
+        records_(std::move(records)) {}
+
+  // Takes the ssh client's stdout and stderr (made non-blocking).
+  void Attach(int out_fd, int err_fd) {
+    error_code ec;
+    out_.assign(out_fd, ec);
+    out_.non_blocking(true, ec);
+    err_fd_.assign(err_fd, ec);
+    err_fd_.non_blocking(true, ec);
+  }
+
+  // Before Follow, on the caller's thread (Start): reads what one poll brings, stdout into the
+  // records and stderr into err(); false at the end of the probe's output.
+  bool PollOnce(int timeout_ms) {
+    pollfd fds[2] = {{out_open_ ? out_.native_handle() : -1, POLLIN, 0},
+                     {err_open_ ? err_fd_.native_handle() : -1, POLLIN, 0}};
+    const int r = ::poll(fds, 2, timeout_ms);
+    if (r < 0 && errno != EINTR) return false;
+    if (r <= 0) return true;
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) ReadErr();
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) return ReadOut() != Got::kEnd;
+    return true;
+  }
+
+  // From here on the loop reads.
+  void Follow() {
+    {
+      std::lock_guard lock(mu_);
+      followed_ = true;
+    }
+    asio::post(strand_, [self = shared_from_this()] {
+      if (self->out_open_) self->WaitOut();
+      if (self->out_open_ && self->err_open_) self->WaitErr();
+    });
+  }
+
+  // Waits until the probe's output has ended (its end read), or `deadline`; false then, or when
+  // the loop does not read it (not followed, or shut down at exit).
+  bool WaitOutputEnded(Deadline deadline) {
+    std::unique_lock lock(mu_);
+    while (!output_ended_) {
+      if (!followed_ || !internal::EventLoopRunning()) return false;
+      const auto step = std::min(deadline, DeadlineAfter(std::chrono::milliseconds(100)));
+      if (cv_.wait_until(lock, step, [&] { return output_ended_; })) break;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+    }
+    return true;
+  }
+
+  // Cancels what is pending and closes the descriptors on the strand; returns once that is
+  // done, so that no handler of this source runs any more (those still queued find closed_ and
+  // return). On a loop thread it does not wait (that could wait for itself): the handlers hold
+  // this object, so nothing goes from under them.
+  void Close() {
+    asio::post(strand_, [self = shared_from_this()] { self->Shut(); });
+    if (internal::OnEventLoopThread()) return;
+    std::unique_lock lock(mu_);
+    // After the loop has been shut down at exit nothing would run Shut: do without.
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return shut_; })) {
+      if (!internal::EventLoopRunning()) break;
+    }
+  }
+
+  void End(const std::string& reason) {
+    std::lock_guard lock(mu_);
+    records_.End(reason);
+  }
+
+  // Runs `f(records)` under the lock.
+  template <typename F>
+  auto WithRecords(F&& f) {
+    std::lock_guard lock(mu_);
+    return f(records_);
+  }
+
+  // Before Follow only.
+  const std::string& err() const { return err_; }
+  // Set from the remote shell's first line of stderr, before Follow in practice.
+  const std::string& remote_dir() const { return remote_dir_; }
+
+  std::int64_t cpu_ns() const {
+    return cpu_ns_.load(std::memory_order_relaxed) + records_.probe_cpu_ns();
+  }
+  std::int64_t ticks() const { return records_.ticks(); }
+  std::int64_t dropped() const { return records_.dropped(); }
+
+ private:
+  enum class Got { kSome, kNothing, kEnd };
+
+  // Runs one handler's work, adding the CPU time it took to cpu_ns_.
+  template <typename F>
+  void Timed(F&& work) {
+    const std::int64_t start = internal::ThreadCpuNs();
+    work();
+    cpu_ns_.fetch_add(internal::ThreadCpuNs() - start, std::memory_order_relaxed);
+  }
+
+  // One read of stderr: the script's first line names its directory; the rest is the probe's
+  // own stderr, kept (the last kMaxStderrBytes) for messages.
+  Got ReadErr() {
+    char chunk[4096];
+    const ssize_t n = ::read(err_fd_.native_handle(), chunk, sizeof chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return Got::kNothing;
+    if (n <= 0) {
+      err_open_ = false;
+      return Got::kEnd;
+    }
+    err_.append(chunk, static_cast<std::size_t>(n));
+    if (remote_dir_.empty() && err_.starts_with(kDirLine)) {
+      const auto eol = err_.find('\n');
+      if (eol != std::string::npos) {
+        remote_dir_ = err_.substr(std::strlen(kDirLine), eol - std::strlen(kDirLine));
+        err_.erase(0, eol + 1);
+      }
+    }
+    if (err_.size() > kMaxStderrBytes) err_.erase(0, err_.size() - kMaxStderrBytes);
+    while (!err_.empty() && (err_.back() == '\n' || err_.back() == ' ')) err_.pop_back();
+    return Got::kSome;
+  }
+
+  // One read of stdout into the records; kEnd at its end (closed, failed, corrupt).
+  Got ReadOut() {
+    const std::size_t have = out_buffer_.size();
+    out_buffer_.resize(have + 64 * 1024);
+    const ssize_t n = ::read(out_.native_handle(), out_buffer_.data() + have, 64 * 1024);
+    const int e = errno;
+    const std::int64_t t4 = WallNowNs();
+    out_buffer_.resize(have + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    if (n < 0 && (e == EINTR || e == EAGAIN)) return Got::kNothing;
+    std::lock_guard lock(mu_);
+    if (n <= 0) {
+      out_open_ = false;
+      records_.End("the probe on " + where_ +
+                   (n < 0 ? " could not be read: " + std::string(std::strerror(e))
+                          : "'s connection closed without its END record: was it killed, or the "
+                            "connection lost?") +
+                   (err_.empty() ? "" : " (" + err_ + ")"));
+      return Got::kEnd;
+    }
+    std::size_t used = 0;
+    records_.set_receive_wall_ns(t4);
+    const bool ok = records_.Handle(reinterpret_cast<const unsigned char*>(out_buffer_.data()),
+                                    out_buffer_.size(), used);
+    out_buffer_.erase(0, used);
+    return ok ? Got::kSome : Got::kEnd;
+  }
+
+  // Everything below runs on strand_.
+
+  void WaitOut() {
+    out_.async_wait(kWaitRead, [self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_) return;
+      self->Timed([&] {
+        // A bounded number of reads at a time: the loop is shared.
+        for (int reads = 0; reads < kReadsPerHandler; ++reads) {
+          const Got got = self->ReadOut();
+          if (got == Got::kEnd) {
+            self->OutputEnded();
+            return;
+          }
+          if (got == Got::kNothing) break;
+        }
+        self->WaitOut();
+      });
+    });
+  }
+
+  void WaitErr() {
+    err_fd_.async_wait(kWaitRead, [self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_ || self->output_done_) return;
+      self->Timed([&] {
+        for (int reads = 0; reads < kReadsPerHandler; ++reads) {
+          const Got got = self->ReadErr();
+          if (got == Got::kEnd) return;
+          if (got == Got::kNothing) break;
+        }
+        self->WaitErr();
+      });
+    });
+  }
+
+  // The probe's output has ended: nothing more is read (stderr neither).
+  void OutputEnded() {
+    output_done_ = true;
+    error_code ignored;
+    err_fd_.cancel(ignored);
+    std::lock_guard lock(mu_);
+    output_ended_ = true;
+    cv_.notify_all();
+  }
+
+  void Shut() {
+    closed_ = true;
+    error_code ignored;
+    out_.close(ignored);
+    err_fd_.close(ignored);
+    std::lock_guard lock(mu_);
+    shut_ = true;
+    cv_.notify_all();
+  }
+
+  static constexpr int kReadsPerHandler = 16;
+
+  const std::string where_;
+
+  // Used by the caller's thread until Follow, then on strand_ only.
+  Strand strand_;
+  Descriptor out_, err_fd_;
+  std::string out_buffer_;
+  std::string err_;  // the remote shell's and probe's stderr, for messages
+  std::string remote_dir_;
+  bool out_open_ = true, err_open_ = true;
+  bool output_done_ = false, closed_ = false;
+
+  std::mutex mu_;
+  std::condition_variable cv_;      // output_ended_, shut_
+  internal::ProbeRecords records_;  // guarded by mu_
+  bool followed_ = false;           // Follow was called
+  bool output_ended_ = false;
+  bool shut_ = false;
+
+  std::atomic<std::int64_t> cpu_ns_{0};
+};
+
+// ---- the source ---------------------------------------------------------------------------------
+
 Result<std::shared_ptr<SshProbeSource>> SshProbeSource::Make(const SshProbeSourceOptions& options) {
   std::string probe = options.probe_path;
   if (probe.empty()) {
@@ -131,41 +374,42 @@ Result<std::shared_ptr<SshProbeSource>> SshProbeSource::Make(const SshProbeSourc
   records.name = options.machine.empty() ? options.target.ToString() : options.machine;
   records.labels = {{"machine", records.name}, {"view", "host"}};
   records.accept_pongs = true;
-  std::shared_ptr<SshProbeSource> s(new SshProbeSource(std::move(records)));
+  std::shared_ptr<SshProbeSource> s(new SshProbeSource());
   s->uri_ = "host+ssh://" + options.target.ToString();
+  s->reader_ = std::make_shared<Reader>(std::move(records), options.target.ToString());
   BITFUSION_RETURN_IF_ERROR(s->Start(options, bytes));
-  s->reader_ = std::thread([p = s.get()] { p->Read(); });
+  s->reader_->Follow();
   return s;
 }
 
 Status SshProbeSource::Start(const SshProbeSourceOptions& o, const std::string& probe_bytes) {
   const std::string where = o.target.ToString();
   const std::int64_t deadline = MonoNowNs() + o.start_timeout.count();
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) return ErrnoError(errno, "host+ssh: eventfd");
   session_ = SshSession::Shared(o.target, o.session);  // the runner's master, when it has one
   BITFUSION_RETURN_IF_ERROR(session_->Connect());
   auto child = session_->Spawn(RemoteScript(probe_bytes.size(), o));
   if (!child) return child.error().WithContext("host+ssh: starting the probe on " + where);
   child_ = *child;
+  reader_->Attach(child_.stdout_fd, child_.stderr_fd);
+  child_.stdout_fd = child_.stderr_fd = -1;
   BITFUSION_RETURN_IF_ERROR(SendAll(child_.stdin_fd, probe_bytes.data(), probe_bytes.size(),
                                     deadline, "host+ssh: copying the probe to " + where));
 
   // The clock exchanges, one PING in flight at a time, once the probe has said HELLO; the first
   // TICK gives the remote wall - monotonic difference the monotonic stamps are mapped with.
+  const std::string& err = reader_->err();  // the caller's until Follow
   std::vector<internal::ClockExchange> exchanges;
   bool in_flight = false;
   for (;;) {
     bool hello = false, have_tick = false;
-    {
-      std::lock_guard lock(mu_);
-      hello = records_.hello();
-      have_tick = records_.have_tick();
-      for (const auto& [pong, t4] : records_.TakePongs()) {
+    reader_->WithRecords([&](internal::ProbeRecords& records) {
+      hello = records.hello();
+      have_tick = records.have_tick();
+      for (const auto& [pong, t4] : records.TakePongs()) {
         exchanges.push_back({pong.t1, pong.t2, pong.t3, t4});
         in_flight = false;
       }
-    }
+    });
     if (static_cast<int>(exchanges.size()) >= o.clock_exchanges && have_tick) break;
     if (hello && !in_flight && static_cast<int>(exchanges.size()) < o.clock_exchanges) {
       unsigned char bytes[32];
@@ -179,15 +423,16 @@ Status SshProbeSource::Start(const SshProbeSourceOptions& o, const std::string& 
       return DeadlineExceededError(
           "host+ssh: the probe on " + where + " did not start and answer " +
           std::to_string(o.clock_exchanges) + " clock exchanges within " +
-          FormatDuration(o.start_timeout) + (err_.empty() ? "" : "; it said: " + err_));
+          FormatDuration(o.start_timeout) + (err.empty() ? "" : "; it said: " + err));
     }
-    if (!ReadOnce(MsUntil(deadline))) {
-      SampleBatch unused;
-      std::lock_guard lock(mu_);
-      Status corrupt = records_.Collect(unused);
-      if (corrupt.ok()) corrupt = records_.Collect(unused);  // past samples that came before
+    if (!reader_->PollOnce(MsUntil(deadline))) {
+      Status corrupt = reader_->WithRecords([](internal::ProbeRecords& records) {
+        SampleBatch unused;
+        Status first = records.Collect(unused);
+        return first.ok() ? records.Collect(unused) : first;  // past samples that came before
+      });
       return UnavailableError("host+ssh: the probe on " + where + " ended while starting" +
-                              (err_.empty() ? "" : ": " + err_) +
+                              (err.empty() ? "" : ": " + err) +
                               (corrupt.ok() ? "" : " (" + corrupt.message() + ")"));
     }
   }
@@ -198,95 +443,34 @@ Status SshProbeSource::Start(const SshProbeSourceOptions& o, const std::string& 
                             " had consistent stamps (a clock stepped?)");
   }
   offset_ = *estimate;
-  std::lock_guard lock(mu_);
-  internal::ProbeRecords::TimeShift shift;
-  shift.wall_ns = -offset_.offset_ns;
-  // Remote monotonic + (remote wall - remote mono) - offset = this host's wall; minus this
-  // host's (wall - mono) = this host's monotonic.
-  shift.mono_ns =
-      records_.probe_wall_minus_mono_ns() - offset_.offset_ns - (WallNowNs() - MonoNowNs());
-  records_.set_time_shift(shift);
-  records_.set_label("clock_offset_ns", std::to_string(offset_.offset_ns));
-  records_.set_label("clock_uncertainty_ns", std::to_string(offset_.uncertainty_ns));
+  reader_->WithRecords([&](internal::ProbeRecords& records) {
+    internal::ProbeRecords::TimeShift shift;
+    shift.wall_ns = -offset_.offset_ns;
+    // Remote monotonic + (remote wall - remote mono) - offset = this host's wall; minus this
+    // host's (wall - mono) = this host's monotonic.
+    shift.mono_ns =
+        records.probe_wall_minus_mono_ns() - offset_.offset_ns - (WallNowNs() - MonoNowNs());
+    records.set_time_shift(shift);
+    records.set_label("clock_offset_ns", std::to_string(offset_.offset_ns));
+    records.set_label("clock_uncertainty_ns", std::to_string(offset_.uncertainty_ns));
+  });
   LogAt(LogLevel::kDebug, "host+ssh: ", where, " clock offset ", offset_.offset_ns, " ns ± ",
         offset_.uncertainty_ns, " ns (best of ", offset_.exchanges, " exchanges)");
   return Status::OK();
 }
 
-bool SshProbeSource::ReadOnce(int timeout_ms) {
-  pollfd fds[3] = {{out_open_ ? child_.stdout_fd : -1, POLLIN, 0},
-                   {err_open_ ? child_.stderr_fd : -1, POLLIN, 0},
-                   {reader_.joinable() ? wake_fd_ : -1, POLLIN, 0}};
-  const int r = ::poll(fds, 3, timeout_ms);
-  if (r < 0 && errno != EINTR) return false;
-  if (r <= 0) return true;
-  if (fds[2].revents & POLLIN) return false;
-  if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-    char chunk[4096];
-    const ssize_t n = ::read(child_.stderr_fd, chunk, sizeof chunk);
-    if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN))) {
-      err_open_ = false;
-    } else if (n > 0) {
-      err_.append(chunk, static_cast<std::size_t>(n));
-      // The script's first line names its directory; the rest is the probe's own stderr.
-      if (remote_dir_.empty() && err_.starts_with(kDirLine)) {
-        const auto eol = err_.find('\n');
-        if (eol != std::string::npos) {
-          remote_dir_ = err_.substr(std::strlen(kDirLine), eol - std::strlen(kDirLine));
-          err_.erase(0, eol + 1);
-        }
-      }
-      if (err_.size() > kMaxStderrBytes) err_.erase(0, err_.size() - kMaxStderrBytes);
-      while (!err_.empty() && (err_.back() == '\n' || err_.back() == ' ')) err_.pop_back();
-    }
-  }
-  if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-    const std::size_t have = out_buffer_.size();
-    out_buffer_.resize(have + 64 * 1024);
-    const ssize_t n = ::read(child_.stdout_fd, out_buffer_.data() + have, 64 * 1024);
-    const std::int64_t t4 = WallNowNs();
-    out_buffer_.resize(have + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    std::lock_guard lock(mu_);
-    if (n <= 0) {
-      out_open_ = false;
-      records_.End("the probe on " + uri_.substr(std::strlen("host+ssh://")) +
-                   (n < 0 ? " could not be read: " + std::string(std::strerror(errno))
-                          : "'s connection closed without its END record: was it killed, or the "
-                            "connection lost?") +
-                   (err_.empty() ? "" : " (" + err_ + ")"));
-      return false;
-    }
-    std::size_t used = 0;
-    records_.set_receive_wall_ns(t4);
-    const bool ok = records_.Handle(reinterpret_cast<const unsigned char*>(out_buffer_.data()),
-                                    out_buffer_.size(), used);
-    out_buffer_.erase(0, used);
-    if (!ok) return false;
-  }
-  return true;
-}
-
-void SshProbeSource::Read() {
-  while (ReadOnce(-1)) reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
-  reader_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
-}
-
 Status SshProbeSource::Collect(Timestamp /*now*/, SampleBatch& batch) {
-  std::lock_guard lock(mu_);
-  return records_.Collect(batch);
+  return reader_->WithRecords(
+      [&](internal::ProbeRecords& records) { return records.Collect(batch); });
 }
 
-std::int64_t SshProbeSource::BackgroundCpuNs() const {
-  return reader_cpu_ns_.load(std::memory_order_relaxed) + records_.probe_cpu_ns();
-}
+std::int64_t SshProbeSource::BackgroundCpuNs() const { return reader_->cpu_ns(); }
+std::int64_t SshProbeSource::SamplesDropped() const { return reader_->dropped(); }
+std::int64_t SshProbeSource::ticks_received() const { return reader_->ticks(); }
+const std::string& SshProbeSource::remote_dir() const { return reader_->remote_dir(); }
 
 Status SshProbeSource::Stop(std::chrono::nanoseconds timeout) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopped_) return Status::OK();
-    stopped_ = true;
-  }
+  if (stopped_.exchange(true)) return Status::OK();
   Status status;
   // End of input: the probe sends END and exits, the remote shell removes its directory and
   // exits, the channel closes and the ssh client with it.
@@ -308,23 +492,16 @@ Status SshProbeSource::Stop(std::chrono::nanoseconds timeout) {
                                 " did not stop within " + FormatDuration(timeout) +
                                 " of its input's end; its connection "
                                 "was cut, which ends it");
+    } else {
+      // It stopped: what it sent last (its END record) is read before the reader stops.
+      reader_->WaitOutputEnded(
+          DeadlineAfter(std::chrono::nanoseconds(std::max<std::int64_t>(until - MonoNowNs(), 0))));
     }
     child_.pid = -1;
   }
-  if (reader_.joinable()) {
-    const std::uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
-    reader_.join();
-  }
-  for (int* fd : {&child_.stdout_fd, &child_.stderr_fd, &wake_fd_}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
+  if (reader_) reader_->Close();
   session_.reset();  // shared: its master ends with its last holder
-  {
-    std::lock_guard lock(mu_);
-    records_.End("the probe on " + uri_.substr(11) + " was stopped");
-  }
+  if (reader_) reader_->End("the probe on " + uri_.substr(11) + " was stopped");
   return status;
 }
 

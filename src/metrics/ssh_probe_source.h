@@ -30,6 +30,11 @@
 // once, at the start: drift between the clocks over a run (typically < 50 ppm with NTP, 3 ms
 // over a minute without) is not followed.
 //
+// Reading: Make reads the probe's first records itself (the clock exchanges); from then on
+// handlers on the library's event loop (core/event_loop.h), on a strand of the source's own and
+// with no thread of its own, read the ssh client's stdout and stderr as they become readable,
+// never blocking.
+//
 // Ending: when the probe stops on its own or the connection drops, Collect delivers what is left
 // and then answers NotFound (kMetricSourceEnded) with the reason.
 #pragma once
@@ -38,14 +43,11 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
 #include "metrics/clock_offset.h"
-#include "metrics/probe_records.h"
 #include "net/ssh_session.h"
 
 namespace bitfusion {
@@ -66,8 +68,9 @@ struct SshProbeSourceOptions {
   static Result<SshProbeSourceOptions> FromUri(const Uri& uri);
 };
 
-/// Concurrency: Collect from one sampling thread (MetricSource); the reader thread and Collect
-/// share the decoded records under a mutex.
+/// Concurrency: Collect from one sampling thread (MetricSource); the loop's handlers and Collect
+/// share the decoded records under a mutex. Stop (and so the destructor) stops the handlers:
+/// once it returns, none of this source's runs or will run.
 class SshProbeSource final : public MetricSource {
  public:
   /// Logs in, starts the probe on the remote host and estimates its clock's offset; returns
@@ -78,9 +81,10 @@ class SshProbeSource final : public MetricSource {
 
   const std::string& uri() const override { return uri_; }
   Status Collect(Timestamp now, SampleBatch& batch) override;
-  /// The reader thread's CPU and the CPU the remote probe reports for itself.
+  /// The CPU time its handlers on the loop took (each one's thread CPU time, measured around
+  /// it) and the CPU the remote probe reports for itself.
   std::int64_t BackgroundCpuNs() const override;
-  std::int64_t SamplesDropped() const override { return records_.dropped(); }
+  std::int64_t SamplesDropped() const override;
   bool BuffersBetweenTicks() const override { return true; }
 
   /// Ends the remote probe (end of its stdin), waits up to `timeout` for it to exit and its
@@ -92,36 +96,26 @@ class SshProbeSource final : public MetricSource {
   /// The estimate applied to every sample.
   const internal::ClockOffset& clock_offset() const { return offset_; }
   /// The private directory on the remote host (removed when the probe exits).
-  const std::string& remote_dir() const { return remote_dir_; }
+  const std::string& remote_dir() const;
   /// The local ssh client carrying the probe's channel (tests kill it).
   int client_pid() const { return child_.pid; }
-  std::int64_t ticks_received() const { return records_.ticks(); }
+  std::int64_t ticks_received() const;
 
  private:
-  explicit SshProbeSource(internal::ProbeRecords::Options records) : records_(std::move(records)) {}
+  // The ssh client's stdout and stderr and the decoded records, shared by the loop's handlers
+  // (which hold it, so that one still queued when this source goes finds it alive) and this
+  // source's methods (ssh_probe_source.cc).
+  class Reader;
+
+  SshProbeSource() = default;
   Status Start(const SshProbeSourceOptions& options, const std::string& probe_bytes);
-  // Reads what one poll brings (stdout into the records, stderr into err_); false at the end of
-  // the probe's output.
-  bool ReadOnce(int timeout_ms);
-  void Read();
 
   std::string uri_;
   std::shared_ptr<SshSession> session_;
-  SshChild child_;
-  int wake_fd_ = -1;
-  std::thread reader_;
-  std::string remote_dir_;
+  SshChild child_;  // its stdout_fd and stderr_fd are the reader's
   internal::ClockOffset offset_;
-
-  // Reader-side buffers (the reader thread only, once it runs).
-  std::string out_buffer_;
-  std::string err_;  // the remote shell's and probe's stderr, for messages
-  bool out_open_ = true, err_open_ = true;
-
-  mutable std::mutex mu_;
-  internal::ProbeRecords records_;  // guarded by mu_
-  bool stopped_ = false;
-  std::atomic<std::int64_t> reader_cpu_ns_{0};
+  std::shared_ptr<Reader> reader_;
+  std::atomic<bool> stopped_{false};
 };
 
 }  // namespace bitfusion

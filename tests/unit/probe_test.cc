@@ -24,6 +24,7 @@
 
 #include "bitfusion/clock.h"
 #include "bitfusion/probe.h"
+#include "core/event_loop.h"
 #include "integration/service.h"
 #include "metrics/probe_source.h"
 #include "probe/probe_wire.h"
@@ -717,6 +718,61 @@ TEST_F(ProbeSourceTest, ALabelAProbeDoesNotSendEndsTheStream) {
   EXPECT_EQ(s.code(), StatusCode::kIOError);
   EXPECT_NE(s.message().find("label \"run_id\" is not one a probe sends"), std::string::npos)
       << s.ToString();
+}
+
+// The threads of this process, from /proc/self/task.
+int ThreadCount() {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)entry;
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(ProbeSourceTest, ManySourcesAddNoThreadAndEachIsRead) {
+  // The sources wait and read on the library's event loop, whose fixed threads start here.
+  internal::EventLoop();
+  constexpr int kSources = 50;
+  const int before = ThreadCount();
+  std::vector<std::shared_ptr<ProbeSource>> sources;
+  for (int i = 0; i < kSources; ++i) {
+    ProbeSourceOptions o;
+    o.name = "s" + std::to_string(i);
+    o.socket_path = dir_ + "/p" + std::to_string(i) + ".sock";
+    auto s = ProbeSource::Make(o);
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    sources.push_back(*s);
+  }
+  const int waiting = ThreadCount();
+  // Each one takes a connection and reads it: garbage, named once, then the end.
+  std::vector<int> clients;
+  for (int i = 0; i < kSources; ++i) {
+    const std::string path = dir_ + "/p" + std::to_string(i) + ".sock";
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << path;
+    clients.push_back(fd);
+  }
+  const int connected = ThreadCount();
+  const std::string garbage = "GET / HTTP/1.1\r\n\r\n";
+  for (const int fd : clients) {
+    EXPECT_EQ(::write(fd, garbage.data(), garbage.size()), static_cast<ssize_t>(garbage.size()));
+    ::close(fd);
+  }
+  for (auto& source : sources) {
+    SampleBatch batch;
+    const Status s = CollectToTheEnd(*source, batch);
+    EXPECT_EQ(s.code(), StatusCode::kIOError) << source->uri() << ": " << s.ToString();
+    EXPECT_EQ(source->Collect(Now(), batch).code(), StatusCode::kNotFound) << source->uri();
+  }
+  sources.clear();
+  std::printf("threads: %d before, %d with %d sources waiting, %d with their connections\n", before,
+              waiting, kSources, connected);
+  EXPECT_LE(waiting, before) << kSources << " sources waiting for their probes added threads";
+  EXPECT_LE(connected, before) << kSources << " sources with a connection added threads";
 }
 
 TEST(ProbeSourceUriTest, TheSocketIsRequiredAndKeysAreChecked) {
