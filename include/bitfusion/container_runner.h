@@ -42,6 +42,19 @@ struct RunnerCapabilities {
   bool reap = false;           ///< ContainerRunner::Reap finds what dead runs left behind
 };
 
+/// How far a registry pull or push has got, summed over the image's layers as the engine
+/// reports them: bytes sent or received of the bytes of the layers it has sized so far, so the
+/// total can grow as layers start. A layer already in place (already on the machine, already
+/// in the registry) counts as done, with no bytes.
+struct ImageTransferProgress {
+  std::int64_t done_bytes = 0;
+  std::int64_t total_bytes = 0;
+  int layers = 0;       ///< layers the engine has named
+  int layers_done = 0;  ///< of those, moved or already in place
+};
+/// Called as a pull or push goes on (on the calling thread, at the pace the engine reports).
+using ImageProgressCallback = std::function<void(const ImageTransferProgress&)>;
+
 enum class LogStream : int { kStdout = 1, kStderr = 2 };
 
 /// Receives output one line at a time, without the trailing newline. A line longer than the
@@ -190,9 +203,10 @@ class BITFUSION_EXPORT ContainerRunner {
   virtual Result<ImageInfo> ImportImage(const ImportSpec& spec, Deadline deadline);
   /// Builds image `spec.tag` from a context directory.
   virtual Result<ImageInfo> BuildImage(const BuildSpec& spec, Deadline deadline);
-  /// Pulls `image` from its registry.
+  /// Pulls `image` from its registry; `progress`, when given, is told how far it has got.
   virtual Result<ImageInfo> PullImage(const std::string& image, const RegistryAuth& auth,
-                                      Deadline deadline);
+                                      Deadline deadline,
+                                      const ImageProgressCallback& progress = nullptr);
   /// An image by reference or id; NotFound names it when absent.
   virtual Result<ImageInfo> InspectImage(const std::string& image);
   /// Images carrying every label in `labels` (all images when empty).
@@ -204,8 +218,10 @@ class BITFUSION_EXPORT ContainerRunner {
   virtual Status TagImage(const std::string& image, const std::string& target);
   /// Pushes `image` to the registry its reference names. A refusal (the registry is
   /// read-only, denies the credentials, cannot be reached) is an error naming the image and
-  /// the registry, with the registry's own words.
-  virtual Status PushImage(const std::string& image, const RegistryAuth& auth, Deadline deadline);
+  /// the registry, with the registry's own words. `progress`, when given, is told how far it
+  /// has got.
+  virtual Status PushImage(const std::string& image, const RegistryAuth& auth, Deadline deadline,
+                           const ImageProgressCallback& progress = nullptr);
   /// Writes `image` as an image archive (the `docker save` tar) to `sink` as the engine
   /// produces it: nothing is held here beyond one piece.
   virtual Status SaveImage(const std::string& image, const ArchiveSink& sink, Deadline deadline);

@@ -44,14 +44,18 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// A line every `interval` while an archive streams: how much has gone, of about how much, and
-// how fast.
+// A line every `interval` while an image moves (an archive streams, a registry push or pull
+// goes on): how much has moved, of about how much, and how fast.
 class TransferProgress {
  public:
-  TransferProgress(std::string what, std::int64_t expected, std::chrono::nanoseconds interval)
-      : what_(std::move(what)), expected_(expected), interval_(interval) {}
+  TransferProgress(std::string what, std::string verb, std::int64_t expected,
+                   std::chrono::nanoseconds interval)
+      : what_(std::move(what)), verb_(std::move(verb)), expected_(expected), interval_(interval) {}
 
-  void Update(std::int64_t bytes) {
+  // `expected`, when > 0, replaces the size given at the start (a registry's layer sizes are
+  // known only as the engine names them).
+  void Update(std::int64_t bytes, std::int64_t expected = 0) {
+    if (expected > 0) expected_ = expected;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_ < interval_) return;
     last_ = now;
@@ -63,12 +67,18 @@ class TransferProgress {
       of = " of about " + Megabytes(expected_) + " (" +
            std::to_string(std::min<std::int64_t>(99, bytes * 100 / expected_)) + "%)";
     }
-    LogAt(LogLevel::kInfo, what_, ": ", Megabytes(bytes), of, " sent, ", rate);
+    LogAt(LogLevel::kInfo, what_, ": ", Megabytes(bytes), of, " ", verb_, ", ", rate);
+  }
+
+  // For a registry push or pull.
+  ImageProgressCallback Callback() {
+    return [this](const ImageTransferProgress& p) { Update(p.done_bytes, p.total_bytes); };
   }
 
  private:
   const std::string what_;
-  const std::int64_t expected_;
+  const std::string verb_;
+  std::int64_t expected_;
   const std::chrono::nanoseconds interval_;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_ = start_;
@@ -115,8 +125,11 @@ class Pushes {
     if (auto done = pushed_.find(target); done != pushed_.end()) return done->second;
     Status s = local_.TagImage(image, target);
     if (s.ok()) {
-      s = WithCredentialHint(
-          local_.PushImage(target, options_.auth, DeadlineAfter(options_.timeout)), options_.auth);
+      TransferProgress progress("image " + image + " to registry as " + target, "pushed", 0,
+                                options_.progress_interval);
+      s = WithCredentialHint(local_.PushImage(target, options_.auth,
+                                              DeadlineAfter(options_.timeout), progress.Callback()),
+                             options_.auth);
     }
     if (s.ok()) LogAt(LogLevel::kInfo, "image ", image, " pushed to ", target);
     pushed_.emplace(target, s);
@@ -158,8 +171,11 @@ Result<ImageDelivery> Deliver(ContainerRunner& local, const ImageTarget& target,
     LogAt(LogLevel::kInfo, "image ", image, " (", Megabytes(here.size_bytes), ") goes to ",
           target.machine, " through registry ", options.registry);
     BITFUSION_RETURN_IF_ERROR(pushes.Push(image, via));
+    TransferProgress progress("image " + via + " to " + target.machine, "pulled", 0,
+                              options.progress_interval);
     BITFUSION_RETURN_IF_ERROR(WithCredentialHint(
-        remote.PullImage(via, options.auth, DeadlineAfter(options.timeout)).status(),
+        remote.PullImage(via, options.auth, DeadlineAfter(options.timeout), progress.Callback())
+            .status(),
         options.auth));
     BITFUSION_RETURN_IF_ERROR(remote.TagImage(via, image));
     d.method = "registry";
@@ -167,7 +183,7 @@ Result<ImageDelivery> Deliver(ContainerRunner& local, const ImageTarget& target,
   } else {
     LogAt(LogLevel::kInfo, "image ", image, " (", Megabytes(here.size_bytes), ") goes to ",
           target.machine, " over SSH");
-    TransferProgress progress("image " + image + " to " + target.machine, here.size_bytes,
+    TransferProgress progress("image " + image + " to " + target.machine, "sent", here.size_bytes,
                               options.progress_interval);
     BITFUSION_ASSIGN_OR_RETURN(
         d.bytes, StreamImage(local, remote, image, DeadlineAfter(options.timeout), progress));

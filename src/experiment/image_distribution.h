@@ -35,8 +35,8 @@ struct ImageDistributionOptions {
   RegistryAuth auth;
   /// Each push, pull or streamed archive gets this long.
   std::chrono::nanoseconds timeout = std::chrono::minutes(30);
-  /// A streamed archive logs how far it has got this often (info level), so that a terminal
-  /// shows a long transfer moving.
+  /// A streamed archive, a registry push and a registry pull log how far they have got this
+  /// often (info level), so that a terminal shows a long transfer moving.
   std::chrono::nanoseconds progress_interval = std::chrono::seconds(5);
 };
 

@@ -43,7 +43,8 @@ Result<ImageInfo> ContainerRunner::ImportImage(const ImportSpec&, Deadline) {
 Result<ImageInfo> ContainerRunner::BuildImage(const BuildSpec&, Deadline) {
   return NotSupported("BuildImage");
 }
-Result<ImageInfo> ContainerRunner::PullImage(const std::string&, const RegistryAuth&, Deadline) {
+Result<ImageInfo> ContainerRunner::PullImage(const std::string&, const RegistryAuth&, Deadline,
+                                             const ImageProgressCallback&) {
   return NotSupported("PullImage");
 }
 Result<ImageInfo> ContainerRunner::InspectImage(const std::string&) {
@@ -58,7 +59,8 @@ Status ContainerRunner::RemoveImage(const std::string&, bool) {
 Status ContainerRunner::TagImage(const std::string&, const std::string&) {
   return NotSupported("TagImage");
 }
-Status ContainerRunner::PushImage(const std::string&, const RegistryAuth&, Deadline) {
+Status ContainerRunner::PushImage(const std::string&, const RegistryAuth&, Deadline,
+                                  const ImageProgressCallback&) {
   return NotSupported("PushImage");
 }
 Status ContainerRunner::SaveImage(const std::string&, const ArchiveSink&, Deadline) {

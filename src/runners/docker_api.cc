@@ -343,10 +343,49 @@ Result<std::shared_ptr<net::AsyncStream>> DockerApi::StartStream(const Call& c,
   return std::shared_ptr<net::AsyncStream>(std::move(retried));
 }
 
-Status DockerApi::Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id) {
+bool internal::LayerProgress::Feed(const json::value& message) {
+  const std::string id = JsonString(JsonAt(message, {"id"}));
+  const std::string status = JsonString(JsonAt(message, {"status"}));
+  // "Pulling from REPO" carries the tag as its id: the image's line, not a layer's.
+  if (id.empty() || status.empty() || status.starts_with("Pulling from ")) return false;
+  auto [it, named] = layers_.try_emplace(id);
+  Layer& layer = it->second;
+  const Layer before = layer;
+  if (status == "Downloading" || status == "Pushing") {
+    const std::int64_t current = JsonInt(JsonAt(message, {"progressDetail", "current"}));
+    const std::int64_t total = JsonInt(JsonAt(message, {"progressDetail", "total"}));
+    if (total > 0) layer.total = total;
+    layer.current = std::max(layer.current, current);
+    if (layer.total > 0) layer.current = std::min(layer.current, layer.total);
+  } else if (status == "Download complete" || status == "Pull complete" || status == "Pushed") {
+    if (layer.total > 0) layer.current = layer.total;
+    layer.done = true;
+  } else if (status == "Already exists" || status == "Layer already exists" ||
+             status.starts_with("Mounted from")) {
+    layer.done = true;
+  }
+  return named || before.current != layer.current || before.total != layer.total ||
+         before.done != layer.done;
+}
+
+ImageTransferProgress internal::LayerProgress::Now() const {
+  ImageTransferProgress p;
+  for (const auto& [id, layer] : layers_) {
+    p.done_bytes += layer.current;
+    p.total_bytes += layer.total;
+    ++p.layers;
+    if (layer.done) ++p.layers_done;
+  }
+  return p;
+}
+
+Status DockerApi::Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id,
+                           const ImageProgressCallback& progress) {
   JsonLines lines;
+  internal::LayerProgress layers;
   std::string error;
   auto on_value = [&](const json::value& v) {
+    if (progress && layers.Feed(v)) progress(layers.Now());
     if (const auto* e = JsonAt(v, {"error"}); e != nullptr && error.empty()) {
       error = JsonString(e);
     }

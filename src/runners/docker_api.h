@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +53,27 @@ Labels JsonLabels(const boost::json::value* v);
 ContainerInfo ContainerInfoFromJson(const boost::json::value& v);
 boost::json::object LabelsJson(const Labels& labels);
 boost::json::array JsonStrings(const std::vector<std::string>& v);
+
+// Sums a pull's or push's progress over the image's layers from the engine's progress messages
+// ({"id": LAYER, "status": ..., "progressDetail": {"current": N, "total": M}}): bytes count
+// while a layer is "Downloading" (pull) or "Pushing" (push); a layer is done at "Download
+// complete", "Pull complete", "Pushed", or when it is "Already exists", "Layer already exists"
+// or "Mounted from ...". The image's own lines (without an id, or "Pulling from REPO" with the
+// tag as its id) are not counted.
+class LayerProgress {
+ public:
+  // True when `message` changed the sums.
+  bool Feed(const boost::json::value& message);
+  ImageTransferProgress Now() const;
+
+ private:
+  struct Layer {
+    std::int64_t current = 0;
+    std::int64_t total = 0;
+    bool done = false;
+  };
+  std::map<std::string, Layer> layers_;
+};
 
 // Splits NDJSON streams (events, stats, build and pull progress) into parsed values. A line
 // longer than kMaxLine (no engine writes one; a broken or hostile peer might) is skipped up to
@@ -193,7 +215,9 @@ class DockerApi {
                                                         net::DoneCallback on_done);
   // An NDJSON progress stream (build, pull, push, import, load): the first {"error": ...} (or
   // {"errorDetail": {"message": ...}}) is the result, even on HTTP 200.
-  Status Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id);
+  // `progress`, when given, is told the layers' sums as they change (see LayerProgress).
+  Status Progress(const Call& c, std::vector<std::string>* output, std::string* aux_id,
+                  const ImageProgressCallback& progress = nullptr);
 
   Result<ContainerInfo> InspectContainer(const std::string& id);
   Result<ImageInfo> InspectImage(const std::string& ref);

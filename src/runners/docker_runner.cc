@@ -429,7 +429,8 @@ static std::string RegistryAuthHeader(const RegistryAuth& auth) {
 }
 
 Result<ImageInfo> DockerRunner::PullImage(const std::string& image, const RegistryAuth& auth,
-                                          Deadline deadline) {
+                                          Deadline deadline,
+                                          const ImageProgressCallback& progress) {
   BITFUSION_RETURN_IF_ERROR(ValidateImageRef(image));
   const auto [repo, tag] = SplitRef(image);
   DockerApi::Call c;
@@ -440,7 +441,8 @@ Result<ImageInfo> DockerRunner::PullImage(const std::string& image, const Regist
   if (!auth.username.empty() || !auth.identity_token.empty()) {
     c.headers.emplace_back("X-Registry-Auth", RegistryAuthHeader(auth));
   }
-  BITFUSION_RETURN_IF_ERROR(api_->Progress(c, nullptr, nullptr).WithContext("pulling " + image));
+  BITFUSION_RETURN_IF_ERROR(
+      api_->Progress(c, nullptr, nullptr, progress).WithContext("pulling " + image));
   return api_->InspectImage(image);
 }
 
@@ -506,7 +508,7 @@ Status DockerRunner::TagImage(const std::string& image, const std::string& targe
 }
 
 Status DockerRunner::PushImage(const std::string& image, const RegistryAuth& auth,
-                               Deadline deadline) {
+                               Deadline deadline, const ImageProgressCallback& progress) {
   BITFUSION_RETURN_IF_ERROR(ValidateImageRef(image));
   const auto [repo, tag] = SplitRef(image);
   const auto slash = repo.find('/');
@@ -518,7 +520,7 @@ Status DockerRunner::PushImage(const std::string& image, const RegistryAuth& aut
   // Engines before API 1.42 read the credentials from the body without this header, and
   // refuse an empty body: anonymous is "{}".
   c.headers.emplace_back("X-Registry-Auth", RegistryAuthHeader(auth));
-  return api_->Progress(c, nullptr, nullptr)
+  return api_->Progress(c, nullptr, nullptr, progress)
       .WithContext("pushing " + image + " to registry " + registry);
 }
 

@@ -112,15 +112,16 @@ class DockerRunner final : public ContainerRunner {
   Result<ImageInfo> ImportImage(const ImportSpec& spec, Deadline deadline) override;
   /// With the engine's classic builder (POST /build with a tar context).
   Result<ImageInfo> BuildImage(const BuildSpec& spec, Deadline deadline) override;
-  Result<ImageInfo> PullImage(const std::string& image, const RegistryAuth& auth,
-                              Deadline deadline) override;
+  Result<ImageInfo> PullImage(const std::string& image, const RegistryAuth& auth, Deadline deadline,
+                              const ImageProgressCallback& progress = nullptr) override;
   Result<ImageInfo> InspectImage(const std::string& image) override;
   Result<std::vector<ImageInfo>> ListImages(const Labels& labels) override;
   Status RemoveImage(const std::string& image, bool force) override;
   Status TagImage(const std::string& image, const std::string& target) override;
   /// POST /images/{name}/push; the engine reports a refusal inside its progress stream (on
   /// HTTP 200), and that is what the error carries.
-  Status PushImage(const std::string& image, const RegistryAuth& auth, Deadline deadline) override;
+  Status PushImage(const std::string& image, const RegistryAuth& auth, Deadline deadline,
+                   const ImageProgressCallback& progress = nullptr) override;
   /// GET /images/get, streamed.
   Status SaveImage(const std::string& image, const ArchiveSink& sink, Deadline deadline) override;
   /// POST /images/load with a chunked body read from `source`.

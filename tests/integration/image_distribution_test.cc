@@ -32,6 +32,7 @@ namespace bitfusion {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 using testing::DockerDaemon;
 using testing::kBusyboxImage;
 
@@ -274,6 +275,73 @@ TEST_F(ImageDistributionTest, ThroughThePlansRegistryItIsPushedAndPulled) {
   EXPECT_TRUE(there_->InspectImage(s.registry->address() + "/" + kBusyboxImage).ok())
       << "the machine pulled it from the registry";
   EXPECT_TRUE(NoLeases());
+}
+
+TEST_F(ImageDistributionTest, ARegistryPushAndPullReportTheirProgress) {
+  auto& s = State();
+  // A repository of its own: a layer the registry already holds under it would be "already
+  // exists", with no bytes to count.
+  const std::string via = s.registry->address() + "/bftest/progress:1";
+  ASSERT_TRUE(here_->TagImage(kBusyboxImage, via).ok());
+  std::vector<ImageTransferProgress> pushed, pulled;
+  Status push = here_->PushImage(via, {}, DeadlineAfter(120s),
+                                 [&](const ImageTransferProgress& p) { pushed.push_back(p); });
+  ASSERT_TRUE(push.ok()) << push.ToString();
+  ASSERT_FALSE(pushed.empty());
+  EXPECT_GE(pushed.back().layers, 1);
+  EXPECT_EQ(pushed.back().layers_done, pushed.back().layers) << "every layer pushed or in place";
+  EXPECT_EQ(pushed.back().done_bytes, pushed.back().total_bytes);
+
+  auto pull = there_->PullImage(via, {}, DeadlineAfter(120s),
+                                [&](const ImageTransferProgress& p) { pulled.push_back(p); });
+  ASSERT_TRUE(pull.ok()) << pull.error().ToString();
+  ASSERT_FALSE(pulled.empty());
+  EXPECT_GE(pulled.back().layers, 1);
+  EXPECT_EQ(pulled.back().layers_done, pulled.back().layers);
+  EXPECT_GT(pulled.back().total_bytes, 0) << "the machine lacked the image's layer: it was sized";
+  EXPECT_EQ(pulled.back().done_bytes, pulled.back().total_bytes) << "and all of it came";
+  for (std::size_t i = 1; i < pulled.size(); ++i) {
+    EXPECT_GE(pulled[i].done_bytes, pulled[i - 1].done_bytes) << "never goes back";
+  }
+  (void)there_->RemoveImage(via, /*force=*/true);
+  (void)here_->RemoveImage(via, /*force=*/false);
+}
+
+TEST_F(ImageDistributionTest, ThroughARegistryThePushAndThePullLogHowFarTheyHaveGot) {
+  auto& s = State();
+  std::vector<std::string> lines;
+  std::mutex mu;
+  const LogLevel level_before = GetLogLevel();
+  SetLogLevel(LogLevel::kInfo);
+  SetLogHandler([&](LogLevel, std::string_view message) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(message);
+  });
+  internal::ImageDistributionOptions options;
+  options.progress_interval = std::chrono::nanoseconds(0);
+  options.registry = s.registry->address();
+  auto sent =
+      internal::DistributeImages(*here_, {{"office-1", there_.get(), {kBusyboxImage}}}, options);
+  SetLogHandler(nullptr);
+  SetLogLevel(level_before);
+  ASSERT_TRUE(sent.ok()) << sent.error().ToString();
+  ASSERT_EQ(sent->size(), 1u);
+  EXPECT_EQ((*sent)[0].method, "registry");
+  const std::string via = s.registry->address() + "/" + kBusyboxImage;
+  int pushed = 0, pulled = 0;
+  for (const auto& l : lines) {
+    if (l.starts_with("image " + std::string(kBusyboxImage) + " to registry as " + via + ": ") &&
+        l.find(" pushed, ") != std::string::npos) {
+      ++pushed;
+    }
+    if (l.starts_with("image " + via + " to office-1: ") &&
+        l.find(" pulled, ") != std::string::npos) {
+      ++pulled;
+      EXPECT_NE(l.find(" MB/s"), std::string::npos) << l;
+    }
+  }
+  EXPECT_GE(pushed, 1) << "the push says how far it has got";
+  EXPECT_GE(pulled, 1) << "the pull says how far it has got";
 }
 
 TEST_F(ImageDistributionTest, ARegistryThatRefusesThePushFailsThePlanAndReleasesTheMachine) {

@@ -334,6 +334,60 @@ TEST(DockerStreamTest, JsonLinesSkipsALineTooLongToHoldAndGoesOn) {
             (std::vector<std::string>{R"({"a":1})", R"({"b":2})", R"({"c":3})", R"({"d":4})"}));
 }
 
+// The messages a Docker 24 engine sends while pulling a two-layer image (one already there)
+// and pushing one, as its NDJSON progress stream carries them.
+TEST(DockerProgressTest, LayerProgressSumsTheLayersAsTheEngineReportsThem) {
+  LayerProgress pull;
+  auto feed = [](LayerProgress& p, std::string_view line) { return p.Feed(json::parse(line)); };
+  EXPECT_FALSE(feed(pull, R"({"status":"Pulling from bftest/busybox","id":"1"})"))
+      << "the image's own line is not a layer's";
+  EXPECT_TRUE(feed(pull, R"({"status":"Already exists","progressDetail":{},"id":"aa"})"));
+  EXPECT_TRUE(feed(pull, R"({"status":"Pulling fs layer","progressDetail":{},"id":"bb"})"));
+  EXPECT_TRUE(feed(pull,
+                   R"({"status":"Downloading","progressDetail":{"current":1000,"total":4000},)"
+                   R"("progress":"[==>  ]","id":"bb"})"));
+  auto now = pull.Now();
+  EXPECT_EQ(now.layers, 2);
+  EXPECT_EQ(now.layers_done, 1);
+  EXPECT_EQ(now.done_bytes, 1000);
+  EXPECT_EQ(now.total_bytes, 4000);
+  EXPECT_FALSE(feed(
+      pull, R"({"status":"Downloading","progressDetail":{"current":1000,"total":4000},"id":"bb"})"))
+      << "nothing moved";
+  EXPECT_FALSE(feed(pull, R"({"status":"Verifying Checksum","progressDetail":{},"id":"bb"})"));
+  EXPECT_TRUE(feed(pull, R"({"status":"Download complete","progressDetail":{},"id":"bb"})"));
+  // Extraction has a progressDetail of its own, of the unpacked bytes: not what moved.
+  EXPECT_FALSE(feed(
+      pull, R"({"status":"Extracting","progressDetail":{"current":9000,"total":9000},"id":"bb"})"));
+  EXPECT_FALSE(feed(pull, R"({"status":"Pull complete","progressDetail":{},"id":"bb"})"));
+  EXPECT_FALSE(feed(pull, R"({"status":"Digest: sha256:0123"})"));
+  now = pull.Now();
+  EXPECT_EQ(now.layers, 2);
+  EXPECT_EQ(now.layers_done, 2);
+  EXPECT_EQ(now.done_bytes, 4000);
+  EXPECT_EQ(now.total_bytes, 4000);
+
+  LayerProgress push;
+  EXPECT_FALSE(
+      feed(push, R"({"status":"The push refers to repository [127.0.0.1:5000/bftest/busybox]"})"));
+  EXPECT_TRUE(feed(push, R"({"status":"Preparing","progressDetail":{},"id":"cc"})"));
+  EXPECT_TRUE(feed(push, R"({"status":"Preparing","progressDetail":{},"id":"dd"})"));
+  EXPECT_TRUE(
+      feed(push, R"({"status":"Mounted from bftest/other","progressDetail":{},"id":"dd"})"));
+  EXPECT_TRUE(feed(
+      push, R"({"status":"Pushing","progressDetail":{"current":512,"total":2048},"id":"cc"})"));
+  // A count that goes back (a retried upload) does not take the sum back.
+  EXPECT_FALSE(feed(
+      push, R"({"status":"Pushing","progressDetail":{"current":100,"total":2048},"id":"cc"})"));
+  EXPECT_EQ(push.Now().done_bytes, 512);
+  EXPECT_TRUE(feed(push, R"({"status":"Pushed","progressDetail":{},"id":"cc"})"));
+  now = push.Now();
+  EXPECT_EQ(now.layers, 2);
+  EXPECT_EQ(now.layers_done, 2);
+  EXPECT_EQ(now.done_bytes, 2048);
+  EXPECT_EQ(now.total_bytes, 2048);
+}
+
 TEST(DockerJsonTest, NumbersOutOfRangeReadAsMissingNotAsUndefinedCasts) {
   // Before: a double past int64 (or NaN from an engine's float) went through a bare cast.
   EXPECT_EQ(JsonInt(nullptr), 0);
