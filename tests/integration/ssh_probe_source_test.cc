@@ -59,11 +59,12 @@ class SshProbeSourceTest : public testing::TwoSshHostsTest {
   SshProbeSourceTest() : TwoSshHostsTest("ssh-probe") {}
 
   void TearDown() override {
-    TwoSshHostsTest::TearDown();
     // This test's ssh clients that started a probe (they name its ssh_config; other programs
     // on this machine may be running probes of their own): each lives as long as its channel.
-    EXPECT_EQ(Running(dir_.string() + "/ssh_config .*bitfusion-agent"), 0)
-        << "a probe of this test is still connected";
+    // The pattern is made first: StopAll clears dir_.
+    const std::string own_probes = dir_.string() + "/ssh_config .*bitfusion-agent";
+    TwoSshHostsTest::TearDown();
+    EXPECT_EQ(Running(own_probes), 0) << "a probe of this test is still connected";
   }
 
   std::string Uri(const std::string& host, int port, const std::string& extra = "",
