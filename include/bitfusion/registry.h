@@ -43,13 +43,15 @@ class Registry {
       std::function<Result<std::shared_ptr<Interface>>(const Uri&, const BackendContext&)>;
   /// A factory that needs no context.
   using UriFactory = std::function<Result<std::shared_ptr<Interface>>(const Uri&)>;
+  /// Reads a URI's options the way the factory would, without making anything.
+  using Checker = std::function<Status(const Uri&, const BackendContext&)>;
 
   /// The process-wide registry for Interface (defined in the library for the five interfaces).
   static Registry& Instance();
 
   /// Adds a scheme; returns true so it can initialise a static. A scheme registered twice keeps
   /// the first factory and logs a warning.
-  bool Add(std::string scheme, Factory factory);
+  bool Add(std::string scheme, Factory factory, Checker check = nullptr);
   bool Add(std::string scheme, UriFactory factory);
 
   /// Builds a backend. An unknown scheme is InvalidArgument listing the known ones.
@@ -58,12 +60,24 @@ class Registry {
   Result<std::shared_ptr<Interface>> Make(std::string_view uri,
                                           const BackendContext& context = {}) const;
 
+  /// Whether Make would accept `uri`'s scheme and options, without making the backend (which
+  /// may connect, start or take something): what a plan checks before anything runs. An
+  /// unknown scheme is InvalidArgument as in Make; a backend registered without a checker is
+  /// only checked for its scheme.
+  Status Check(const Uri& uri, const BackendContext& context = {}) const;
+
   /// Registered schemes, sorted.
   std::vector<std::string> Schemes() const;
 
  private:
+  struct Entry {
+    Factory make;
+    Checker check;
+  };
+  Result<Entry> Find(const Uri& uri) const;
+
   mutable std::mutex mu_;
-  std::map<std::string, Factory, std::less<>> factories_;
+  std::map<std::string, Entry, std::less<>> factories_;
 };
 
 // Exported like BITFUSION_EXPORT, in the GNU spelling: clang takes no C++11 attribute in an
@@ -75,17 +89,27 @@ extern template class __attribute__((visibility("default"))) Registry<MetricSour
 extern template class __attribute__((visibility("default"))) Registry<ResultSink>;
 
 namespace internal {
-/// Adapts `Options::FromUri(uri, context)` (or `Options::FromUri(uri)` for backends that need no
-/// context) + `Backend::Make(options)` into a registry factory.
+/// `Options::FromUri(uri, context)`, or `Options::FromUri(uri)` for backends that need no
+/// context.
+template <class Options>
+auto OptionsFromUri(const Uri& uri, const BackendContext& context) {
+  if constexpr (requires { Options::FromUri(uri, context); }) {
+    return Options::FromUri(uri, context);
+  } else {
+    return Options::FromUri(uri);
+  }
+}
+
+/// A registry checker: the options read, nothing made.
+template <class Options>
+Status CheckFromUri(const Uri& uri, const BackendContext& context) {
+  return OptionsFromUri<Options>(uri, context).status();
+}
+
+/// Adapts OptionsFromUri + `Backend::Make(options)` into a registry factory.
 template <class Interface, class Options, class Backend>
 Result<std::shared_ptr<Interface>> MakeFromUri(const Uri& uri, const BackendContext& context) {
-  auto options = [&] {
-    if constexpr (requires { Options::FromUri(uri, context); }) {
-      return Options::FromUri(uri, context);
-    } else {
-      return Options::FromUri(uri);
-    }
-  }();
+  auto options = OptionsFromUri<Options>(uri, context);
   if (!options) return options.error();
   auto backend = Backend::Make(*options);
   if (!backend) return backend.error();
@@ -96,7 +120,8 @@ Result<std::shared_ptr<Interface>> MakeFromUri(const Uri& uri, const BackendCont
 }  // namespace bitfusion
 
 /// BITFUSION_REGISTER(ResultSink, "jsonl", JsonlSinkOptions, JsonlSink);
-#define BITFUSION_REGISTER(Interface, scheme, Options, Backend)                          \
-  [[maybe_unused]] static const bool BITFUSION_CONCAT(bitfusion_registered_, __LINE__) = \
-      ::bitfusion::Registry<::bitfusion::Interface>::Instance().Add(                     \
-          scheme, &::bitfusion::internal::MakeFromUri<::bitfusion::Interface, Options, Backend>)
+#define BITFUSION_REGISTER(Interface, scheme, Options, Backend)                                  \
+  [[maybe_unused]] static const bool BITFUSION_CONCAT(bitfusion_registered_, __LINE__) =         \
+      ::bitfusion::Registry<::bitfusion::Interface>::Instance().Add(                             \
+          scheme, &::bitfusion::internal::MakeFromUri<::bitfusion::Interface, Options, Backend>, \
+          &::bitfusion::internal::CheckFromUri<Options>)

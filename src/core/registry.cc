@@ -16,14 +16,14 @@ Registry<Interface>& Registry<Interface>::Instance() {
 }
 
 template <class Interface>
-bool Registry<Interface>::Add(std::string scheme, Factory factory) {
+bool Registry<Interface>::Add(std::string scheme, Factory factory, Checker check) {
   std::lock_guard lock(mu_);
   if (factories_.count(scheme) != 0) {
     LogAt(LogLevel::kWarning, "backend scheme \"", scheme,
           "\" registered twice; keeping the first registration");
     return true;
   }
-  factories_.emplace(std::move(scheme), std::move(factory));
+  factories_.emplace(std::move(scheme), Entry{std::move(factory), std::move(check)});
   return true;
 }
 
@@ -36,21 +36,29 @@ bool Registry<Interface>::Add(std::string scheme, UriFactory factory) {
 }
 
 template <class Interface>
-Result<std::shared_ptr<Interface>> Registry<Interface>::Make(const Uri& uri,
-                                                             const BackendContext& context) const {
-  Factory factory;
+Result<typename Registry<Interface>::Entry> Registry<Interface>::Find(const Uri& uri) const {
   {
     std::lock_guard lock(mu_);
     auto it = factories_.find(uri.scheme);
-    if (it != factories_.end()) factory = it->second;
+    if (it != factories_.end()) return it->second;
   }
-  if (!factory) {
-    std::string known;
-    for (const auto& s : Schemes()) known += (known.empty() ? "" : ", ") + s;
-    return InvalidArgumentError("unknown scheme \"" + uri.scheme + "\" in \"" + uri.ToString() +
-                                "\"; known schemes: " + known);
-  }
-  return factory(uri, context);
+  std::string known;
+  for (const auto& s : Schemes()) known += (known.empty() ? "" : ", ") + s;
+  return InvalidArgumentError("unknown scheme \"" + uri.scheme + "\" in \"" + uri.ToString() +
+                              "\"; known schemes: " + known);
+}
+
+template <class Interface>
+Result<std::shared_ptr<Interface>> Registry<Interface>::Make(const Uri& uri,
+                                                             const BackendContext& context) const {
+  BITFUSION_ASSIGN_OR_RETURN(const Entry entry, Find(uri));
+  return entry.make(uri, context);
+}
+
+template <class Interface>
+Status Registry<Interface>::Check(const Uri& uri, const BackendContext& context) const {
+  BITFUSION_ASSIGN_OR_RETURN(const Entry entry, Find(uri));
+  return entry.check ? entry.check(uri, context) : Status::OK();
 }
 
 template <class Interface>

@@ -19,6 +19,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/probe.h"
 #include "bitfusion/provisioner.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/uri.h"
 #include "experiment/image_distribution.h"
@@ -27,7 +28,6 @@
 #include "experiment/plan_programs.h"
 #include "experiment/repetition_policy.h"
 #include "experiment/run_once.h"
-#include "metrics/ssh_probe_source.h"
 
 namespace bitfusion {
 namespace {
@@ -164,7 +164,7 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, cons
       // Made for real at each run: a check would start a probe on the machine.
       auto uri = Uri::Parse(source);
       if (uri) std::erase_if(uri->query, [](const auto& kv) { return kv.first == "rate"; });
-      Status s = uri ? SshProbeSourceOptions::FromUri(*uri).status() : uri.error();
+      Status s = uri ? Registry<MetricSource>::Instance().Check(*uri) : uri.error();
       BITFUSION_RETURN_IF_ERROR(s.WithContext("metric source \"host\" of " + p.machine.name));
       continue;
     }
@@ -191,7 +191,7 @@ Result<PlanMachine> FindMachine(const PlanSpec& plan) {
 
 // Sources read on the controller's own host (procfs, sysfs, cgroups, NVML, a probe's socket)
 // would describe this host, not a remote machine: on a remote machine, "host" becomes its SSH
-// form (a probe started there, src/metrics/ssh_probe_source.h) at the plan's interval,
+// form (a probe started there, docs/metrics.md) at the plan's interval,
 // "container" on a docker machine its engine's stats stream, and the other sources are not
 // sampled (said once per plan, in CheckRemote).
 std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {

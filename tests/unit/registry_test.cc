@@ -8,6 +8,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/result_sink.h"
+#include "bitfusion/uri.h"
 
 namespace bitfusion {
 namespace {
@@ -50,6 +51,35 @@ TEST(RegistryTest, BackendOptionsRejectUnknownKeys) {
   auto sink = ResultSinkFromUri("null://?bogus=1");
   ASSERT_FALSE(sink.ok());
   EXPECT_NE(sink.error().message().find("bogus"), std::string::npos);
+}
+
+// What a plan checks before anything runs: the options, read as Make reads them, with nothing
+// made (a host+ssh:// source would log in and start a probe; a docker:// runner would connect).
+TEST(RegistryTest, CheckReadsTheOptionsAndMakesNothing) {
+  auto& sources = Registry<MetricSource>::Instance();
+  // 192.0.2.0/24 is TEST-NET-1: nothing answers there, so a source made would fail.
+  EXPECT_TRUE(sources.Check(*Uri::Parse("host+ssh://root@192.0.2.1?connect_timeout=1")).ok());
+  EXPECT_FALSE(MetricSourceFromUri("host+ssh://root@192.0.2.1?connect_timeout=1").ok())
+      << "made, it does connect";
+  Status bad = sources.Check(*Uri::Parse("host+ssh://root@192.0.2.1?bogus=1"));
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("bogus"), std::string::npos) << bad.ToString();
+  Status unknown = sources.Check(*Uri::Parse("nosuch://x"));
+  EXPECT_EQ(unknown.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("unknown scheme \"nosuch\""), std::string::npos);
+  EXPECT_FALSE(Registry<ContainerRunner>::Instance()
+                   .Check(*Uri::Parse("docker:///nonexistent/docker.sock?bogus=1"))
+                   .ok());
+  EXPECT_TRUE(Registry<ContainerRunner>::Instance()
+                  .Check(*Uri::Parse("docker:///nonexistent/docker.sock"))
+                  .ok())
+      << "no engine is asked";
+  // A backend registered with a factory alone is checked for its scheme only.
+  EXPECT_TRUE(Registry<ResultSink>::Instance().Add(
+      "unchecked", [](const Uri&) -> Result<std::shared_ptr<ResultSink>> {
+        return InvalidArgumentError("never made here");
+      }));
+  EXPECT_TRUE(Registry<ResultSink>::Instance().Check(*Uri::Parse("unchecked://a?b=c")).ok());
 }
 
 TEST(LogTest, RedactsSecrets) {
