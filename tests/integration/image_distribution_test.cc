@@ -168,6 +168,25 @@ class ImageDistributionTest : public ::testing::Test {
     EXPECT_EQ(there->id, here->id) << "the machine runs the very image this host has";
   }
 
+  // DistributeImages of the busybox image to office-1, logging how far it has got after every
+  // piece (progress_interval 0), with the info-level lines it logs kept in `lines`.
+  Result<std::vector<ImageDelivery>> DistributeLogged(internal::ImageDistributionOptions options,
+                                                      std::vector<std::string>& lines) {
+    std::mutex mu;
+    const LogLevel level_before = GetLogLevel();
+    SetLogLevel(LogLevel::kInfo);
+    SetLogHandler([&](LogLevel, std::string_view message) {
+      std::lock_guard lock(mu);
+      lines.emplace_back(message);
+    });
+    options.progress_interval = std::chrono::nanoseconds(0);
+    auto sent =
+        internal::DistributeImages(*here_, {{"office-1", there_.get(), {kBusyboxImage}}}, options);
+    SetLogHandler(nullptr);
+    SetLogLevel(level_before);
+    return sent;
+  }
+
   std::shared_ptr<ContainerRunner> here_, there_;
   fs::path leases_;
 };
@@ -191,18 +210,7 @@ TEST_F(ImageDistributionTest, AnImageTheMachineLacksIsStreamedOverSshOnce) {
 // bytes it sent, so that a terminal shows a long transfer moving.
 TEST_F(ImageDistributionTest, AStreamedImageReportsItsProgress) {
   std::vector<std::string> lines;
-  std::mutex mu;
-  const LogLevel level_before = GetLogLevel();
-  SetLogLevel(LogLevel::kInfo);
-  SetLogHandler([&](LogLevel, std::string_view message) {
-    std::lock_guard lock(mu);
-    lines.emplace_back(message);
-  });
-  internal::ImageDistributionOptions options;
-  options.progress_interval = std::chrono::nanoseconds(0);
-  auto sent =
-      internal::DistributeImages(*here_, {{"office-1", there_.get(), {kBusyboxImage}}}, options);
-  SetLogHandler(nullptr);
+  auto sent = DistributeLogged({}, lines);
   ASSERT_TRUE(sent.ok()) << sent.error().ToString();
   ASSERT_EQ(sent->size(), 1u);
   EXPECT_EQ((*sent)[0].method, "stream");
@@ -310,20 +318,9 @@ TEST_F(ImageDistributionTest, ARegistryPushAndPullReportTheirProgress) {
 TEST_F(ImageDistributionTest, ThroughARegistryThePushAndThePullLogHowFarTheyHaveGot) {
   auto& s = State();
   std::vector<std::string> lines;
-  std::mutex mu;
-  const LogLevel level_before = GetLogLevel();
-  SetLogLevel(LogLevel::kInfo);
-  SetLogHandler([&](LogLevel, std::string_view message) {
-    std::lock_guard lock(mu);
-    lines.emplace_back(message);
-  });
   internal::ImageDistributionOptions options;
-  options.progress_interval = std::chrono::nanoseconds(0);
   options.registry = s.registry->address();
-  auto sent =
-      internal::DistributeImages(*here_, {{"office-1", there_.get(), {kBusyboxImage}}}, options);
-  SetLogHandler(nullptr);
-  SetLogLevel(level_before);
+  auto sent = DistributeLogged(options, lines);
   ASSERT_TRUE(sent.ok()) << sent.error().ToString();
   ASSERT_EQ(sent->size(), 1u);
   EXPECT_EQ((*sent)[0].method, "registry");
