@@ -597,14 +597,22 @@ Event MachineDownEvent(const std::string& plan_name, const std::string& plan_run
   return e;
 }
 
+// What one machine's runs left for the end of the plan.
+struct PlacementOutcome {
+  bool lost = false;                     // it stopped answering mid-plan
+  std::vector<std::string> failed_runs;  // run ids of the runs that ended in an error there
+};
+
 // Every benchmark placed on one machine, one after another. A remote machine that stops
 // answering fails its own runs (each error names it), is announced on the bus (machine.down,
 // reason "unreachable"), and its remaining benchmarks get one error record each; the other
 // machines go on.
-void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan& prepared,
-                  DeviceAllocator* allocator, const StoreFn& store,
-                  const std::function<void(const std::string&, const std::string&)>& stopped,
-                  const EventCallback& publish) {
+PlacementOutcome RunPlacement(
+    const RunContext& ctx, const Placement& p, const PreparedPlan& prepared,
+    DeviceAllocator* allocator, const StoreFn& store,
+    const std::function<void(const std::string&, const std::string&)>& stopped,
+    const EventCallback& publish) {
+  PlacementOutcome outcome;
   const std::string where =
       p.machine.local ? "" : "machine " + p.machine.name + " (" + p.machine.info.ssh.host + ")";
   std::string lost;  // why, once the machine is lost
@@ -616,8 +624,10 @@ void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan&
   const StoreFn store_here = [&](RunRecord record) {
     if (record.status == kRunError && !where.empty()) {
       record.error = where + ": " + record.error;
+      outcome.failed_runs.push_back(record.run_id);
       if (lost.empty() && MachineLost(p)) {
         lost = where + " stopped answering";
+        outcome.lost = true;
         publish(MachineDownEvent(ctx.plan.name, ctx.plan_run_id, p.machine, "unreachable", ""));
         LogAt(LogLevel::kError, lost,
               "; its remaining runs are not made, the other machines go on");
@@ -628,16 +638,16 @@ void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan&
   for (const std::size_t i : p.benchmarks) {
     const BenchmarkSpec& b = ctx.plan.benchmarks[i];
     if (!lost.empty()) {
-      if (store(ErrorRecord(ctx, b, UnavailableError("not run: " + lost)))) return;
+      if (store(ErrorRecord(ctx, b, UnavailableError("not run: " + lost)))) return outcome;
       continue;
     }
     LeasedDevices devices;
     if (!b.devices.empty()) {
       auto leased = LeaseDevices(*allocator, p.caps, ctx.plan, b, ctx.options.cancel);
-      if (!leased && leased.error().code() == StatusCode::kCancelled) return;
+      if (!leased && leased.error().code() == StatusCode::kCancelled) return outcome;
       if (!leased) {
         // The benchmark cannot run; one record says why, and the plan goes on.
-        if (store(ErrorRecord(ctx, b, leased.error().WithContext("leasing devices")))) return;
+        if (store(ErrorRecord(ctx, b, leased.error().WithContext("leasing devices")))) return outcome;
         continue;
       }
       devices = std::move(*leased);
@@ -645,7 +655,43 @@ void RunPlacement(const RunContext& ctx, const Placement& p, const PreparedPlan&
     std::string why;
     const bool go_on = RunBenchmark(ctx, i, prepared.argvs[i], devices, store_here, why);
     if (!why.empty()) stopped(b.name, why);
-    if (!go_on && lost.empty()) return;
+    if (!go_on && lost.empty()) return outcome;
+  }
+  return outcome;
+}
+
+// A machine that stopped answering may keep what its last runs made there: their containers
+// could not be removed while it was away. It is asked once more at the end of the plan (its
+// runner logs in again), and the runs' objects are removed by their run ids. When it still
+// does not answer, the error says how they go: by their expiry labels, or `bitfusion reap`.
+void CleanUpLostMachine(const Placement& p, const PlacementOutcome& o,
+                        std::vector<std::string>& errors) {
+  if (!o.lost || !p.caps.reap || o.failed_runs.empty()) return;
+  const std::string where = "machine " + p.machine.name + " (" + p.machine.info.ssh.host + ")";
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i < o.failed_runs.size(); ++i) {
+    ReapPolicy policy;
+    policy.run_id = o.failed_runs[i];
+    auto reaped = p.runner->Reap(policy);
+    if (!reaped) {
+      std::string commands;
+      for (std::size_t j = i; j < o.failed_runs.size(); ++j) {
+        commands += std::string(j == i ? "" : "; ") + "bitfusion reap --runner " +
+                    Redact(p.machine.runner_uri) + " --run-id " + o.failed_runs[j];
+      }
+      errors.push_back(where + ": what its failed runs made there could not be removed (" +
+                       reaped.error().message() +
+                       "); it goes when its expiry label passes, or once the machine answers "
+                       "again with: " +
+                       commands);
+      return;
+    }
+    removed += reaped->containers.size();
+    for (const auto& e : reaped->errors) errors.push_back(where + ": " + e);
+  }
+  if (removed > 0) {
+    LogAt(LogLevel::kInfo, where, " answers again: removed ", removed,
+          " container(s) that its failed runs left there");
   }
 }
 
@@ -743,16 +789,22 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
                                   placement.sources, placement.machine.runner_uri,
                                   placement.machine.name, placement.machine.group});
   }
+  std::vector<PlacementOutcome> outcomes(p.placements.size());
   if (p.placements.size() == 1) {
-    RunPlacement(contexts[0], p.placements[0], p, allocator.get(), store, stopped, publish);
+    outcomes[0] =
+        RunPlacement(contexts[0], p.placements[0], p, allocator.get(), store, stopped, publish);
   } else {
     std::vector<std::thread> workers;
     for (std::size_t k = 0; k < p.placements.size(); ++k) {
       workers.emplace_back([&, k] {
-        RunPlacement(contexts[k], p.placements[k], p, allocator.get(), store, stopped, publish);
+        outcomes[k] =
+            RunPlacement(contexts[k], p.placements[k], p, allocator.get(), store, stopped, publish);
       });
     }
     for (auto& w : workers) w.join();
+  }
+  for (std::size_t k = 0; k < p.placements.size(); ++k) {
+    CleanUpLostMachine(p.placements[k], outcomes[k], result.machine_errors);
   }
   if (Cancelled(options)) result.interrupted = true;
   events.clear();

@@ -4,7 +4,9 @@
 // becomes docker+ssh:// to an engine that is not this host's, as on another machine. The image
 // goes over SSH (save -> load, streamed) or through a Debian docker-registry the test starts,
 // only when that engine lacks its id; a registry that refuses the push fails the plan at that
-// step, naming registry and image, and the machine's lease is released.
+// step, naming registry and image, and the machine's lease is released. A third engine sits
+// behind an sshd in a network namespace (another address, as another host), for a plan across
+// this host and both remote engines that loses one of them mid-plan.
 //
 // One set of services serves the whole executable (tests/CMakeLists.txt: ONE_PROCESS).
 #include <gtest/gtest.h>
@@ -13,8 +15,10 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -39,10 +43,36 @@ using testing::kBusyboxImage;
 struct Services {
   fs::path dir;
   testing::SshClientFiles client;
-  std::unique_ptr<DockerDaemon> here, there;
+  std::unique_ptr<DockerDaemon> here, there, far_engine;
   std::unique_ptr<testing::TestSshd> sshd;
   std::unique_ptr<testing::RegistryServer> registry;
+  std::unique_ptr<testing::NetnsHost> ns;
+  std::unique_ptr<testing::TestSshd> far;  // in `ns`; its /run/docker.sock is far_engine's
   std::string unavailable = "the image distribution test environment did not start";
+
+  // A host's sshd whose mount namespace has its own /run, where /run/docker.sock is `engine`'s
+  // socket: what docker+ssh:// looks for, as on another machine. `prefix` puts it in a network
+  // namespace. Its sessions' TMPDIR is under the test's directory.
+  std::unique_ptr<testing::TestSshd> EngineHost(const std::string& name, const std::string& address,
+                                                int port, std::vector<std::string> prefix,
+                                                const DockerDaemon& engine) {
+    const std::string ns_setup =
+        "mount -t tmpfs bf-run /run && mkdir -p /run/sshd && touch /run/docker.sock && "
+        "mount --bind " +
+        engine.socket() + " /run/docker.sock && exec \"$0\" \"$@\"";
+    for (const char* a : {"unshare", "--mount", "--propagation", "private", "sh", "-c"})
+      prefix.push_back(a);
+    prefix.push_back(ns_setup);
+    fs::create_directories(dir / (name + "-tmp"));
+    return std::make_unique<testing::TestSshd>(
+        client, name, address, port, prefix, std::vector<int>{},
+        "SetEnv TMPDIR=" + (dir / (name + "-tmp")).string() + "\n");
+  }
+  // The far host's sshd, (again) on port 22 of the namespace's address, with its old host key.
+  std::string StartFar() {
+    far = EngineHost("far", ns->address(), 22, ns->Prefix(), *far_engine);
+    return far->error();
+  }
 };
 Services& State() {
   static Services s;
@@ -68,16 +98,16 @@ class ImageEnvironment : public ::testing::Environment {
     s.there = std::make_unique<DockerDaemon>("imgr");
     s.unavailable = s.there->Start();
     if (!s.unavailable.empty()) return;
-    // The remote host's /run is its own: its engine's socket is where docker+ssh:// looks.
-    const std::string ns_setup =
-        "mount -t tmpfs bf-run /run && mkdir -p /run/sshd && touch /run/docker.sock && "
-        "mount --bind " +
-        s.there->socket() + " /run/docker.sock && exec \"$0\" \"$@\"";
-    s.sshd = std::make_unique<testing::TestSshd>(
-        s.client, "office", "127.0.0.1", testing::FreePort(),
-        std::vector<std::string>{"unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                 ns_setup});
+    s.sshd = s.EngineHost("office", "127.0.0.1", testing::FreePort(), {}, *s.there);
     s.unavailable = s.sshd->error();
+    if (!s.unavailable.empty()) return;
+    s.far_engine = std::make_unique<DockerDaemon>("imgf");
+    s.unavailable = s.far_engine->Start();
+    if (!s.unavailable.empty()) return;
+    s.ns = std::make_unique<testing::NetnsHost>();
+    s.unavailable = s.ns->error();
+    if (!s.unavailable.empty()) return;
+    s.unavailable = s.StartFar();
     if (!s.unavailable.empty()) return;
     fs::create_directories(s.dir / "registry");
     s.registry = std::make_unique<testing::RegistryServer>(s.dir / "registry");
@@ -90,6 +120,9 @@ class ImageEnvironment : public ::testing::Environment {
   void TearDown() override {
     auto& s = State();
     s.registry.reset();
+    s.far.reset();
+    s.ns.reset();
+    s.far_engine.reset();
     s.sshd.reset();
     s.there.reset();
     s.here.reset();
@@ -438,6 +471,199 @@ TEST_F(ImageDistributionTest, AnImageMissingHereIsAClearError) {
   EXPECT_NE(error.find("bftest/absent:1"), std::string::npos) << error;
   EXPECT_NE(error.find("must be on this host's engine"), std::string::npos) << error;
   EXPECT_TRUE(NoLeases());
+}
+
+// One plan across this host's engine and both remote ones: the office (loopback sshd) and the
+// far host (an sshd in a network namespace). While a far run's container runs, the far host is
+// cut off (everything in its namespace is killed; its engine lives on, as a machine's engine
+// does when its network goes). Its runs fail naming it, its last benchmark is not run, the
+// other machines go on; remote runs carry their clock offsets; when it answers again before
+// the plan ends, what its failed runs left there is removed, so no engine keeps a container.
+class ThreeEnginesTest : public ImageDistributionTest {
+ protected:
+  struct Lost {
+    PlanResult result;
+    std::string far_name;                         // the lab machine the inventory's far host became
+    std::shared_ptr<ContainerRunner> far_engine;  // its engine, reached here directly
+  };
+  // Runs the plan; `comes_back`: the far host's sshd starts again once the plan gave it up.
+  void RunAndLose(bool comes_back, Lost& out) {
+    auto& s = State();
+    auto far_engine = ContainerRunnerFromUri(s.far_engine->uri());
+    ASSERT_TRUE(far_engine.ok()) << far_engine.error().ToString();
+    const std::string probe = std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe";
+    const testing::ScopedEnv env({{"BITFUSION_PROBE", probe.c_str()}});
+    const fs::path inventory = s.dir / "fleet.json";
+    std::ofstream(inventory) << R"({"hosts": [{"name": "office", "address": "127.0.0.1", "port": )"
+                             << s.sshd->port()
+                             << R"(, "user": "root", "key": "client_key"}, {"name": "far", )"
+                             << R"("address": ")" << s.ns->address()
+                             << R"(", "port": 22, "user": "root", "key": "client_key"}]})";
+    const std::string provisioner =
+        "static://" + inventory.string() + "?lease_dir=" + leases_.string() +
+        "&ssh_config=" + s.client.config.string() + "&connect_timeout=5";
+    auto plan = ParsePlan(R"({"name": "three-engines", "runner": ")" + s.here->uri() + R"(",
+    "machines": {"lab": {"provisioner": ")" +
+                              provisioner +
+                              R"(", "count": 2}, "here": {"provisioner": "local://"}},
+    "metrics": {"sources": ["host"], "interval": "50ms"},
+    "benchmarks": [
+      {"name": "tick", "image": ")" +
+                              std::string(kBusyboxImage) +
+                              R"(", "command": ["sh", "-c", "sleep 1; echo BITFUSION_RESULT t 1 s"],
+       "repetitions": 3, "warmup": 0},
+      {"name": "after", "image": ")" +
+                              std::string(kBusyboxImage) +
+                              R"(", "command": ["true"], "repetitions": 1, "warmup": 0}]})",
+                          "three-engines.json");
+    ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+
+    // The far machine is whichever lab machine the inventory's "far" host became.
+    std::mutex mu;
+    std::string far_name;
+    std::atomic<bool> far_ran{false}, far_down{false}, cut{false}, back{false};
+    std::vector<Event> down;
+    ExperimentOptions options;
+    options.on_run = [&](const RunRecord& r) {
+      std::lock_guard lock(mu);
+      if (r.machine.ssh.host == s.ns->address()) {
+        far_name = r.labels.at("machine");
+        if (r.status == kRunOk) far_ran = true;
+      }
+    };
+    options.on_event = [&](const Event& e) {
+      if (e.type != EventType::kMachineDown) return;
+      std::lock_guard lock(mu);
+      down.push_back(e);
+      far_down = true;
+    };
+    // After the far machine's first run, once its next container runs: cut the host off; once the
+    // plan has given it up, bring its sshd back (same address, same host key).
+    std::atomic<bool> done{false};
+    std::thread cutter([&] {
+      while (!done && !far_ran) std::this_thread::sleep_for(20ms);
+      while (!done && !cut) {
+        auto running = (*far_engine)->ListContainers({{"benchmark", "tick"}});
+        for (const auto& c : running ? *running : std::vector<ContainerInfo>{}) {
+          if (c.state == "running" && c.labels.at("repetition") != "0") {
+            testing::Shell("ip netns pids " + s.ns->name() + " | xargs -r kill -9 2>/dev/null");
+            cut = true;
+            break;
+          }
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+      while (!done && !far_down) std::this_thread::sleep_for(20ms);
+      if (!done && far_down && comes_back) back = s.StartFar().empty();
+    });
+    auto result = RunPlan(*plan, options);
+    done = true;
+    cutter.join();
+    ASSERT_TRUE(result.ok()) << result.error().ToString();
+    ASSERT_TRUE(cut) << "the far host was cut off while a container ran there";
+    ASSERT_EQ(back.load(), comes_back) << "and came back before the plan ended, or not";
+
+    // The records: every machine says where it ran; the far one failed from the cut on.
+    std::map<std::string, int> ok_on;
+    int far_failed = 0, far_not_run = 0;
+    for (const auto& r : result->runs) {
+      const std::string machine = r.labels.at("machine");
+      if (r.status == kRunOk) ++ok_on[machine];
+      if (machine != far_name) {
+        EXPECT_EQ(r.status, kRunOk) << machine << ": " << r.error;
+      } else if (r.status != kRunOk) {
+        EXPECT_NE(r.error.find("machine " + far_name + " (" + s.ns->address() + ")"),
+                  std::string::npos)
+            << r.error;
+        ++far_failed;
+        far_not_run += r.benchmark == "after" && r.error.find("not run: ") != std::string::npos;
+      }
+      if (machine == "here-1") {
+        EXPECT_EQ(r.runner, s.here->uri());
+        EXPECT_EQ(r.labels.count("clock_offset_ns"), 0u) << "this host's own clock";
+      } else {
+        EXPECT_EQ(r.runner.rfind("docker+ssh://root@", 0), 0u) << r.runner;
+        EXPECT_EQ(r.machine.provider, "static");
+      }
+      if (machine != "here-1" && r.status == kRunOk) {
+        // The same kernel on both sides of the SSH hop: the true offset is 0, within the bound.
+        ASSERT_TRUE(r.labels.count("clock_offset_ns") && r.labels.count("clock_uncertainty_ns"))
+            << machine << " " << r.run_id;
+        EXPECT_LE(std::llabs(std::stoll(r.labels.at("clock_offset_ns"))),
+                  std::stoll(r.labels.at("clock_uncertainty_ns")))
+            << machine;
+      }
+    }
+    const std::string office = far_name == "lab-1" ? "lab-2" : "lab-1";
+    EXPECT_EQ(ok_on["here-1"], 4);
+    EXPECT_EQ(ok_on[office], 4) << "the other remote machine went on";
+    EXPECT_GE(ok_on[far_name], 1);
+    EXPECT_GE(far_failed, 2) << "the run in flight, and `after` not run";
+    EXPECT_EQ(far_not_run, 1);
+    EXPECT_GT(result->failed_runs, 0) << "so the plan exits 1";
+    {
+      std::lock_guard lock(mu);
+      ASSERT_EQ(down.size(), 1u);
+      EXPECT_EQ(down[0].subject, far_name);
+      EXPECT_EQ(down[0].attributes.at("reason"), "unreachable");
+    }
+    EXPECT_TRUE(NoLeases());
+    out.result = std::move(*result);
+    out.far_name = far_name;
+    out.far_engine = std::move(*far_engine);
+  }
+
+  // The containers of plan run `id` on each engine.
+  std::vector<std::size_t> LeftOn(const Lost& lost) {
+    std::vector<std::size_t> n;
+    for (auto* engine : {here_.get(), there_.get(), lost.far_engine.get()}) {
+      auto left = engine->ListContainers({{"plan_run_id", lost.result.plan_run_id}});
+      EXPECT_TRUE(left.ok()) << left.error().ToString();
+      n.push_back(left.ok() ? left->size() : 999);
+    }
+    return n;
+  }
+};
+
+TEST_F(ThreeEnginesTest, AMachineLostMidPlanThatAnswersAgainKeepsNothing) {
+  Lost lost;
+  ASSERT_NO_FATAL_FAILURE(RunAndLose(/*comes_back=*/true, lost));
+  EXPECT_TRUE(lost.result.machine_errors.empty())
+      << "the far host answered again at the end: " << lost.result.machine_errors.front();
+  EXPECT_EQ(LeftOn(lost), (std::vector<std::size_t>{0, 0, 0}))
+      << "nothing of the plan on any engine, the far one included";
+}
+
+// When the lost machine still does not answer at the end, the plan says what stayed there and
+// the command that removes it; that command, run once the host is back, leaves nothing.
+TEST_F(ThreeEnginesTest, AMachineThatStaysLostIsReportedWithTheCommandThatCleansIt) {
+  Lost lost;
+  ASSERT_NO_FATAL_FAILURE(RunAndLose(/*comes_back=*/false, lost));
+  ASSERT_EQ(lost.result.machine_errors.size(), 1u);
+  const std::string& error = lost.result.machine_errors[0];
+  EXPECT_EQ(error.find("machine " + lost.far_name + " (" + State().ns->address() + "): "), 0u)
+      << error;
+  EXPECT_NE(error.find("it goes when its expiry label passes"), std::string::npos) << error;
+  const std::string command_at = "bitfusion reap --runner ";
+  ASSERT_NE(error.find(command_at), std::string::npos) << error;
+  EXPECT_EQ(LeftOn(lost)[2], 1u) << "the container in flight when the host was cut off";
+  EXPECT_EQ(LeftOn(lost)[0] + LeftOn(lost)[1], 0u);
+  // Back again, the commands as given (each "; "-separated) remove it.
+  ASSERT_EQ(State().StartFar(), "");
+  std::string commands = error.substr(error.find(command_at));
+  for (std::size_t from = 0; from < commands.size();) {
+    std::size_t to = commands.find("; ", from);
+    if (to == std::string::npos) to = commands.size();
+    const std::string command = commands.substr(from, to - from);
+    std::vector<std::string> argv = {std::string(BITFUSION_BIN_DIR) + "/bitfusion"};
+    std::istringstream words(command.substr(std::string("bitfusion ").size()));
+    for (std::string w; words >> w;) argv.push_back(w);
+    std::string quoted;
+    for (const auto& a : argv) quoted += "'" + a + "' ";
+    EXPECT_EQ(testing::Shell(quoted + ">/dev/null"), 0) << command;
+    from = to + 2;
+  }
+  EXPECT_EQ(LeftOn(lost), (std::vector<std::size_t>{0, 0, 0}));
 }
 
 TEST(ImageDistributionPlanTest, RegistryMustBeHostAndPort) {

@@ -62,8 +62,10 @@ class TestSshd {
       return;
     }
     const auto dir = client.dir;
+    // A host started again under its name keeps its key, as a rebooted host does.
     const auto host_key = dir / ("host_" + name);
-    if (Shell("ssh-keygen -q -t ed25519 -N '' -f " + host_key.string() + " </dev/null") != 0) {
+    if (!std::filesystem::exists(host_key) &&
+        Shell("ssh-keygen -q -t ed25519 -N '' -f " + host_key.string() + " </dev/null") != 0) {
       error_ = "ssh-keygen failed for the host key";
       return;
     }
@@ -86,6 +88,7 @@ class TestSshd {
                           << "AcceptEnv BF_*\n"
                           << extra_config;
     log_ = (dir / ("sshd_" + name + ".log")).string();
+    std::filesystem::remove(log_);  // a host started again waits for its own "listening"
     std::vector<std::string> argv = prefix;
     for (const char* a : {"/usr/sbin/sshd", "-D", "-e", "-f"}) argv.push_back(a);
     argv.push_back(config.string());  // absolute: sshd re-executes itself with its argv
