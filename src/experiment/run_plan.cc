@@ -647,7 +647,8 @@ PlacementOutcome RunPlacement(
       if (!leased && leased.error().code() == StatusCode::kCancelled) return outcome;
       if (!leased) {
         // The benchmark cannot run; one record says why, and the plan goes on.
-        if (store(ErrorRecord(ctx, b, leased.error().WithContext("leasing devices")))) return outcome;
+        if (store(ErrorRecord(ctx, b, leased.error().WithContext("leasing devices"))))
+          return outcome;
         continue;
       }
       devices = std::move(*leased);
