@@ -108,11 +108,26 @@ std::string UnmetRequirement(const MachineType& t, const MachineRequirements& r)
   if (!r.accelerator_model.empty()) what += " " + r.accelerator_model;
   if (have == 0) {
     std::string has;
+    // Accelerators of the kind asked for whose vendor the provider does not say (a Slurm GRES
+    // names a type, "gpu:tesla:2", and no vendor): a vendor never matches them.
+    bool vendor_unknown = false;
     for (const auto& a : t.accelerators) {
-      has += (has.empty() ? "" : ", ") + std::to_string(a.count) + "x " + a.kind + " " + a.vendor +
-             " " + a.model;
+      std::string one = std::to_string(a.count) + "x " + a.kind;
+      if (!a.vendor.empty()) one += " " + a.vendor;
+      if (!a.model.empty()) one += " " + a.model;
+      has += (has.empty() ? "" : ", ") + one;
+      const bool kind = r.accelerator_kind.empty() ||
+                        internal::AsciiLower(a.kind) == internal::AsciiLower(r.accelerator_kind);
+      if (kind && a.vendor.empty()) vendor_unknown = true;
     }
-    return "no " + what + (has.empty() ? "" : " (has " + has + ")");
+    std::string out = "no " + what + (has.empty() ? "" : " (has " + has + ")");
+    if (vendor_unknown && !r.accelerator_vendor.empty()) {
+      const std::string kind = r.accelerator_kind.empty() ? "gpu" : r.accelerator_kind;
+      out += "; this provider does not name the vendor of its " + kind +
+             "s, so ask by model or type (\"" + kind + "\": \"MODEL:N\") or for any (\"" + kind +
+             "\": \"any:" + std::to_string(wanted) + "\")";
+    }
+    return out;
   }
   return std::to_string(have) + " " + what + " < " + std::to_string(wanted);
 }

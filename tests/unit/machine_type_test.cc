@@ -88,6 +88,30 @@ TEST(ResolveMachineTypeTest, AcceleratorsByKindVendorModelAndCount) {
   EXPECT_NE(got.error().message().find("fpga x2"), std::string::npos) << got.error().message();
 }
 
+// A provider that names no vendor (a Slurm node's GRES "gpu:tesla:2") meets no vendor asked
+// for; the error says so and how to ask instead, and asking by type or for any works.
+TEST(ResolveMachineTypeTest, AVendorAskedOfGpusWithoutOneSaysHowToAsk) {
+  const std::vector<MachineType> nodes = {Type("debug", 8, 16, -1, {Gpu("", "tesla", 2)})};
+  MachineRequirements r;
+  ASSERT_TRUE(ParseAcceleratorRequirement("gpu", "nvidia:1", "gpu", r).ok());
+  auto got = ResolveMachineType(nodes, r);
+  ASSERT_FALSE(got.ok());
+  const std::string m = got.error().message();
+  EXPECT_NE(m.find("debug: no gpu nvidia (has 2x gpu tesla)"), std::string::npos) << m;
+  EXPECT_NE(m.find("does not name the vendor of its gpus"), std::string::npos) << m;
+  EXPECT_NE(m.find(R"("gpu": "any:1")"), std::string::npos) << m;
+  for (const char* ask : {"tesla:1", "any:2"}) {
+    MachineRequirements ok;
+    ASSERT_TRUE(ParseAcceleratorRequirement("gpu", ask, "gpu", ok).ok());
+    EXPECT_TRUE(ResolveMachineType(nodes, ok).ok()) << ask;
+  }
+  // A provider that names vendors gets no such hint.
+  r.accelerator_vendor = "amd";
+  got = ResolveMachineType(Catalogue(), r);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().message().find("does not name"), std::string::npos);
+}
+
 TEST(ResolveMachineTypeTest, MemoryVendorAndUnpricedTypes) {
   MachineRequirements r;
   r.min_memory_bytes = 100 * kGiB;
