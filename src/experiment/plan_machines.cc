@@ -108,8 +108,11 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
                                   "plan of its own");
     }
     BITFUSION_ASSIGN_OR_RETURN(Uri slurm, Uri::Parse(group.provisioner));
-    std::erase_if(slurm.query,
-                  [](const auto& kv) { return kv.first == "partition" || kv.first == "nodelist"; });
+    // The provisioner's keys for logging in to its nodes are not the runner's.
+    std::erase_if(slurm.query, [](const auto& kv) {
+      return kv.first == "partition" || kv.first == "nodelist" || kv.first.starts_with("ssh_") ||
+             kv.first == "connect_timeout" || kv.first == "runtime_dir";
+    });
     if (!m.type.empty()) slurm.query.emplace_back("partition", m.type);
     slurm.query.emplace_back("nodelist", m.id);
     return slurm.ToString();
@@ -229,7 +232,8 @@ Result<PlanMachine> PlanMachines::Make(const PlanSpec& plan, const MachineGroupS
   auto runner = RunnerUriFor(plan.runner, g, m.info);
   if (!runner) return runner.error().WithContext(GroupField(plan, g));
   m.runner_uri = std::move(*runner);
-  if (!m.local && m.info.provider != "slurm") {  // a Slurm node is not logged in to
+  // A Slurm node is logged in to only when its provisioner says how (?ssh_user=).
+  if (!m.local && !(m.info.provider == "slurm" && m.info.ssh.host.empty())) {
     auto host = HostSourceUriFor(g, m.info, m.name);
     if (!host) return host.error().WithContext(GroupField(plan, g));
     m.host_source_uri = std::move(*host);

@@ -241,8 +241,12 @@ std::vector<Placement> Place(const PlanSpec& plan, const std::vector<PlanMachine
 // describes it (through host+ssh://).
 Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placements) {
   std::string unsampled;
+  bool slurm_unsampled = false;  // a Slurm node that is not logged in to
   for (const auto& p : placements) {
     if (p.machine.local) continue;
+    if (p.machine.host_source_uri.empty() && p.machine.info.provider == "slurm") {
+      slurm_unsampled = true;
+    }
     for (const std::size_t i : p.benchmarks) {
       if (!plan.benchmarks[i].devices.empty()) {
         return InvalidArgumentError(PlanName(plan) + ": benchmarks[" + std::to_string(i) +
@@ -275,7 +279,10 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
           " are read on this host and do not sample remote machines (their runs record wall "
           "time and their own results); \"host\" samples them through a bitfusion-probe "
           "started over SSH",
-          probe.ok() ? "" : ", but " + probe.error().message());
+          probe.ok() ? "" : ", but " + probe.error().message(),
+          slurm_unsampled ? "; a Slurm group's nodes are logged in to when its provisioner "
+                            "says how (slurm://…?ssh_user=USER)"
+                          : "");
   }
   return Status::OK();
 }

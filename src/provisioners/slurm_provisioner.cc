@@ -4,6 +4,8 @@
 #include <cctype>
 #include <map>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "bitfusion/registry.h"
 #include "core/percent_encode.h"
@@ -52,7 +54,40 @@ bool InPartition(const SlurmNodeView& n, const std::string& partition) {
 
 Result<SlurmProvisionerOptions> SlurmProvisionerOptions::FromUri(const Uri& uri) {
   SlurmProvisionerOptions o;
-  BITFUSION_ASSIGN_OR_RETURN(o.rest, SlurmRunnerOptions::FromUri(uri));
+  // The SSH keys are the provisioner's (and the plan's, which logs in the same way); the rest
+  // is what slurm:// reads as a runner.
+  static const std::vector<std::string_view> kSshKeys = {
+      "ssh_user",   "ssh_port",        "ssh_key",    "ssh_config",
+      "ssh_option", "connect_timeout", "runtime_dir"};
+  Uri rest = uri;
+  std::erase_if(rest.query, [](const auto& kv) {
+    return std::find(kSshKeys.begin(), kSshKeys.end(), kv.first) != kSshKeys.end();
+  });
+  BITFUSION_ASSIGN_OR_RETURN(o.rest, SlurmRunnerOptions::FromUri(rest));
+  o.ssh_user = uri.Query("ssh_user").value_or("");
+  o.ssh_key = uri.Query("ssh_key").value_or("");
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t port, uri.QueryInt("ssh_port", 22));
+  if (port < 1 || port > 65535) {
+    return InvalidArgumentError("slurm://: ssh_port must be a port from 1 to 65535, not " +
+                                std::to_string(port));
+  }
+  o.ssh_port = static_cast<int>(port);
+  BITFUSION_ASSIGN_OR_RETURN(const std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
+  if (timeout < 1) return InvalidArgumentError("slurm://: connect_timeout must be at least 1 (s)");
+  if (!o.ssh_key.empty() && o.ssh_key.front() != '/') {
+    return InvalidArgumentError("slurm://: ssh_key must be an absolute path, not \"" + o.ssh_key +
+                                "\"");
+  }
+  if (o.ssh_user.empty()) {
+    for (const auto key : kSshKeys) {
+      if (key != "ssh_user" && uri.Query(key)) {
+        return InvalidArgumentError(
+            "slurm://: " + std::string(key) +
+            " is for logging in to the nodes, which only ssh_user=USER turns on; add it or drop " +
+            std::string(key));
+      }
+    }
+  }
   if (!o.rest.nodelist.empty()) {
     return InvalidArgumentError(
         "slurm:// as a provisioner picks its nodes itself; drop ?nodelist= from " + uri.ToString() +
@@ -102,6 +137,12 @@ MachineInfo SlurmProvisioner::Describe(const SlurmNodeView& n, const std::string
   m.labels["slurm.state"] = StateOf(n);
   if (!n.gres.empty()) m.labels["slurm.gres"] = n.gres;
   m.zone = rest_->where();
+  if (!options_.ssh_user.empty()) {
+    m.ssh.host = n.address.empty() ? m.hostname : n.address;
+    m.ssh.port = options_.ssh_port;
+    m.ssh.user = options_.ssh_user;
+    m.ssh.key_name = options_.ssh_key;
+  }
   return m;
 }
 

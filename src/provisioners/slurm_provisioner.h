@@ -19,6 +19,13 @@
 //
 // Errors name the partition and what its nodes offer: a partition the cluster does not have,
 // fewer usable nodes than asked for (with the states of the others), a GPU count no node has.
+//
+// Logging in to the nodes: Slurm runs the jobs, so nothing here needs SSH, but a plan's "host"
+// source samples a machine through a probe started over SSH. With ?ssh_user=USER each node is
+// an SSH endpoint (its NodeAddr, else its host name; ?ssh_port=22, ?ssh_key=/ABS/PATH), logged in
+// to with the URI's ssh_config, ssh_option, connect_timeout and runtime_dir as static:// does.
+// The login must be allowed before the job starts: pam_slurm_adopt refuses users without a job
+// on the node, so use an account it exempts.
 #pragma once
 
 #include <map>
@@ -36,6 +43,11 @@ namespace bitfusion {
 
 struct SlurmProvisionerOptions {
   SlurmRunnerOptions rest;  ///< the endpoint, auth and partition, read as slurm:// reads them
+  /// ?ssh_user=: the nodes' login (empty = the nodes are not logged in to), ?ssh_port=,
+  /// ?ssh_key= (an absolute path).
+  std::string ssh_user;
+  int ssh_port = 22;
+  std::string ssh_key;
 
   static Result<SlurmProvisionerOptions> FromUri(const Uri& uri);
 };

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,6 +21,7 @@
 #include "bitfusion/provisioner.h"
 #include "conformance/runner_conformance.h"
 #include "integration/slurm_cluster.h"
+#include "integration/sshd_server.h"
 #include "process_status.h"
 #include "runners/slurm_runner.h"
 #include "scoped_env.h"
@@ -549,6 +552,68 @@ TEST_F(SlurmRunnerTest, APlanGroupOnAPartitionRunsItsBenchmarksAsJobsOnItsNodes)
   auto not_slurm = RunPlan(*docker, {});
   ASSERT_FALSE(not_slurm.ok());
   EXPECT_THAT(not_slurm.error().message(), HasSubstr("Slurm runs host commands"));
+}
+
+// A Slurm group whose provisioner says how to log in to its nodes (?ssh_user=) has them
+// sampled by the plan's "host" source, on this host's timeline: a probe started there over SSH
+// (here the node's NodeAddr 127.0.0.1, where a test sshd listens). The benchmarks still run as
+// jobs, and each run's record carries the node's clock offset.
+TEST_F(SlurmRunnerTest, APlanSamplesItsSlurmNodesWhenItsProvisionerLogsInToThem) {
+  const fs::path dir = testing::FreshDir("slurm-ssh");
+  testing::SshClientFiles client;
+  std::string why = testing::IsRoot() ? client.Make(dir) : "sshd for a root login needs root";
+  std::unique_ptr<testing::TestSshd> node;
+  if (why.empty()) {
+    node = std::make_unique<testing::TestSshd>(client, "node", "127.0.0.1", testing::FreePort());
+    why = node->error();
+  }
+  BITFUSION_REQUIRE_SERVICE(why.empty(), why);
+  const std::string probe = std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe";
+  const testing::ScopedEnv env({{"BITFUSION_PROBE", probe.c_str()}});
+  const fs::path samples = dir / "samples.jsonl";
+  const std::string provisioner = UriWith(
+      "ssh_user=root&ssh_port=" + std::to_string(node->port()) + "&ssh_key=" + client.key.string() +
+      "&ssh_config=" + client.config.string() + "&connect_timeout=5");
+  auto plan = ParsePlan(R"({"name": "sampled-slurm",
+    "machines": {"cluster": {"provisioner": ")" +
+                            provisioner + R"(", "type": "debug", "count": 1}},
+    "metrics": {"sources": ["host"], "interval": "50ms"},
+    "sinks": ["jsonl://)" + samples.string() +
+                            R"("],
+    "benchmarks": [{"name": "nap", "repetitions": 2, "warmup": 0,
+      "command": ["sh", "-c", "sleep 1; echo BITFUSION_RESULT n $SLURM_JOB_ID id"]}]})",
+                        "sampled-slurm.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto result = RunPlan(*plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->failed_runs, 0);
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_THAT(r.runner, HasSubstr("nodelist=" + TheCluster().node()));
+    EXPECT_THAT(r.runner, ::testing::Not(HasSubstr("ssh_")));
+    ASSERT_TRUE(r.labels.count("clock_offset_ns") && r.labels.count("clock_uncertainty_ns"))
+        << r.run_id;
+    // The node is this host: the true offset is 0, within the estimate's bound.
+    EXPECT_LE(std::llabs(std::stoll(r.labels.at("clock_offset_ns"))),
+              std::stoll(r.labels.at("clock_uncertainty_ns")));
+  }
+  EXPECT_GE(node->Logins(), 1) << "the probe was started over SSH on the node";
+  std::map<std::string, int> cpu_samples;  // by run
+  std::ifstream in(samples);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"metric\":\"cpu.user\"") == std::string::npos) continue;
+    EXPECT_NE(line.find("\"machine\":\"cluster-1\""), std::string::npos) << line;
+    EXPECT_NE(line.find("\"view\":\"host\""), std::string::npos) << line;
+    for (const auto& r : result->runs) {
+      if (line.find(r.run_id) != std::string::npos) ++cpu_samples[r.run_id];
+    }
+  }
+  ASSERT_EQ(cpu_samples.size(), 2u) << "each run carries its node's samples; " << samples;
+  for (const auto& [id, n] : cpu_samples) EXPECT_GE(n, 5) << id;
+  node.reset();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -181,6 +181,18 @@ TEST(PlanMachinesTest, ASlurmNodeRunsThePlansCommandsAsJobsPinnedToIt) {
   ASSERT_FALSE(docker.ok());
   EXPECT_EQ(docker.error().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(docker.error().message().find("Slurm runs host commands"), std::string::npos);
+  // The provisioner's keys for logging in to its nodes stay out of the runner's URI, and give
+  // the node's host source the same way in.
+  group.provisioner += "&ssh_user=bench&ssh_config=/etc/bf.conf&connect_timeout=3";
+  m.ssh.host = "10.1.0.7";
+  m.ssh.user = "bench";
+  m.ssh.key_name = "/keys/bench";
+  EXPECT_EQ(*RunnerUriFor("process://", group, m),
+            "slurm:///run/slurmrestd.sock?output_dir=/shared/out&partition=gpu"
+            "&nodelist=node7");
+  EXPECT_EQ(*internal::HostSourceUriFor(group, m, "cluster-1"),
+            "host+ssh://bench@10.1.0.7?ssh_config=%2Fetc%2Fbf.conf&connect_timeout=3&identity=%"
+            "2Fkeys%2Fbench&machine=cluster-1");
 }
 
 TEST(PlanMachinesTest, TheExamplePlansRead) {

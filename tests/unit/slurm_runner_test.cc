@@ -419,7 +419,8 @@ class SlurmProvisionerTest : public ::testing::Test {
                                          {"name":"gpu","flags":[],"state":"UP"}]})"};
     }
     const std::string nodes[] = {
-        R"j({"name":"a1","state":"idle","cpus":8,"real_memory":16000,"partitions":["cpu"]})j",
+        R"j({"name":"a1","address":"10.1.0.11","state":"idle","cpus":8,"real_memory":16000,
+            "partitions":["cpu"]})j",
         R"j({"name":"a2","state":"mixed","cpus":4,"real_memory":8000,"partitions":["cpu"]})j",
         R"j({"name":"a3","state":"idle","state_flags":["DRAIN"],"reason":"bad dimm","cpus":8,
             "partitions":["cpu"]})j",
@@ -522,6 +523,38 @@ TEST_F(SlurmProvisionerTest, BadPartitionsAndANodelistAreClearErrors) {
   auto pinned = ProvisionerFromUri("slurm:///run/slurmrestd.sock?nodelist=a1");
   ASSERT_FALSE(pinned.ok());
   EXPECT_THAT(pinned.error().message(), HasSubstr("drop ?nodelist="));
+}
+
+// Nodes are SSH endpoints only when the URI says how to log in (for a plan's "host" source):
+// their NodeAddr (else host name), the port, user and key given; the SSH keys are not the
+// runner's, and without ssh_user the others are refused.
+TEST_F(SlurmProvisionerTest, NodesAreLoggedInToOnlyWithAnSshUser) {
+  auto plain = Make();
+  ASSERT_NE(plain, nullptr);
+  auto listed = plain->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  EXPECT_EQ((*listed)[0].ssh.host, "") << "not logged in to";
+  auto p = Make(
+      "ssh_user=bench&ssh_port=2222&ssh_key=/keys/bench&ssh_config=/etc/bf.conf&"
+      "connect_timeout=3");
+  ASSERT_NE(p, nullptr);
+  listed = p->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
+  const MachineInfo& a1 = (*listed)[0];
+  EXPECT_EQ(a1.ssh.host, "10.1.0.11");
+  EXPECT_EQ(a1.ssh.port, 2222);
+  EXPECT_EQ(a1.ssh.user, "bench");
+  EXPECT_EQ(a1.ssh.key_name, "/keys/bench");
+  EXPECT_EQ((*listed)[1].ssh.host, "a2") << "no NodeAddr: its name";
+  for (const auto& [options, says] : std::vector<std::pair<std::string, std::string>>{
+           {"ssh_config=/etc/bf.conf", "ssh_config is for logging in to the nodes"},
+           {"ssh_user=u&ssh_port=0", "ssh_port must be a port from 1 to 65535"},
+           {"ssh_user=u&ssh_key=keys/bench", "ssh_key must be an absolute path"},
+           {"ssh_user=u&ssh_colour=red", "ssh_colour"}}) {
+    auto bad = ProvisionerFromUri("slurm:///run/slurmrestd.sock?" + options);
+    ASSERT_FALSE(bad.ok()) << options;
+    EXPECT_THAT(bad.error().message(), HasSubstr(says)) << options;
+  }
 }
 
 }  // namespace
