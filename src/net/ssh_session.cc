@@ -73,21 +73,39 @@ Result<pid_t> SpawnSsh(const bp::filesystem::path& exe, const std::vector<std::s
 
 // The remote end of the command channel, run by `sh -c` under the login shell: one command a
 // line on stdin, each answered with "STATUS OUT_BYTES ERR_BYTES\n", its stdout, its stderr.
-// Its directory goes also when the session ends under it (a command abandoned at its timeout
-// finishes and writes to a closed channel: SIGPIPE; a hang-up or kill), as a shell killed by a
-// signal it does not trap skips its EXIT trap.
+// Each command runs in the background, in a session of its own (setsid, where the host has it;
+// else it alone is signalled), while the driver waits on its stdin: the next line comes only
+// after the answer, so end of input while a command runs means the client gave up on it (its
+// timeout) or went away, and the command's whole process group gets SIGTERM, then SIGKILL a
+// second later. The directory goes also when the session ends under the driver (SIGPIPE, a
+// hang-up or kill), as a shell killed by a signal it does not trap skips its EXIT trap.
 constexpr const char* kChannelDriver = R"sh(d=$(mktemp -d) || exit 1
-trap 'rm -rf "$d"' EXIT
+s= g=
+if command -v setsid >/dev/null 2>&1; then s=setsid g=-; fi
+k() {
+  p=$(cat "$d/p" 2>/dev/null) && [ -n "$p" ] || return 0
+  kill -TERM "$p" 2>/dev/null || return 0
+  sleep 1
+  kill -KILL "$p" 2>/dev/null
+}
+trap 'k; rm -rf "$d"' EXIT
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
 trap 'exit 130' INT
-while IFS= read -r c; do
-  sh -c "$c" </dev/null >"$d/o" 2>"$d/e"
-  r=$?
-  set -- $(wc -c "$d/o" "$d/e")
-  printf '%s %s %s\n' "$r" "$1" "$3"
-  cat "$d/o" "$d/e"
+IFS= read -r c || exit 0
+while :; do
+  (
+    $s sh -c 'echo "$2$$" >"$0/p"; exec sh -c "$1"' "$d" "$c" "$g" </dev/null >"$d/o" 2>"$d/e"
+    r=$?
+    rm -f "$d/p"
+    set -- $(wc -c "$d/o" "$d/e")
+    printf '%s %s %s\n' "$r" "$1" "$3"
+    cat "$d/o" "$d/e"
+  ) 2>/dev/null &
+  j=$!
+  IFS= read -r c || exit 0
+  wait "$j"
 done)sh";
 
 // Reads from `fd` into `buffer` until it holds `want` bytes ("\n" when want == npos: a line).
@@ -418,9 +436,9 @@ Result<SshResult> SshSession::RunOnChannel(const std::string& command,
 
 void SshSession::CloseChannel(bool wait) {
   if (channel_.pid < 0) return;
-  // End of input ends the remote loop (its trap removes its directory); a channel that does
-  // not end promptly, or one abandoned (a command still running after its timeout), is
-  // killed. Like a killed `ssh`, that does not stop a remote command already running.
+  // End of input ends the remote loop (its trap stops a command still running there and
+  // removes its directory); a channel that does not end promptly, or one abandoned (a command
+  // still running after its timeout), has its client killed, which ends the remote input too.
   ::close(channel_.in);
   ::close(channel_.out);
   int status = 0;

@@ -103,8 +103,11 @@ class SshSession {
   /// apart. Otherwise (a newline in the command, the channel busy with another thread's
   /// command, or broken) it is an `ssh` of its own over the master (reconnecting once if it
   /// died). A command still running after `timeout` is abandoned (timed_out; the channel is
-  /// closed and made anew next time). An error Status only when ssh could not be started; a
-  /// remote failure is an exit_status.
+  /// closed and made anew next time): on the command channel it is stopped there too (its
+  /// process group gets SIGTERM, then SIGKILL a second later; where the host has no `setsid`,
+  /// the command's shell alone), while one over an ssh of its own runs on until it writes to
+  /// its closed output. An error Status only when ssh could not be started; a remote failure is
+  /// an exit_status.
   Result<SshResult> Run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
 
   /// Runs `script` with the remote login shell as written (the caller is responsible for its

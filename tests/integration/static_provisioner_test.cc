@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -174,11 +176,25 @@ TEST_F(StaticSshTest, TimeoutKillsTheCommand) {
   SshSession s = Session("127.0.0.1", h().lo_->port());
   ASSERT_TRUE(s.Connect().ok());
   const auto start = std::chrono::steady_clock::now();
-  auto r = s.Run({"sleep", "60"}, std::chrono::milliseconds(500));
+  // The command and a child of its own: both are stopped on the remote host (here the same
+  // host, so their PIDs are this host's), not left to run out their minute.
+  const std::string pids = (h().dir_ / "timed-out.pids").string();
+  auto r = s.Run({"sh", "-c", "sleep 60 & echo $$ $! > " + pids + "; wait"},
+                 std::chrono::milliseconds(1500));
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->timed_out);
   EXPECT_NE(r->exit_status, 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  int shell = 0, sleeper = 0;
+  std::ifstream(pids) >> shell >> sleeper;
+  ASSERT_GT(shell, 0);
+  ASSERT_GT(sleeper, 0);
+  auto gone = [](int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; };
+  for (int i = 0; i < 100 && !(gone(shell) && gone(sleeper)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(gone(shell)) << "the remote command still runs: " << shell;
+  EXPECT_TRUE(gone(sleeper)) << "its child still runs: " << sleeper;
   // The master survives a killed client.
   auto after = s.Run({"true"}, std::chrono::seconds(20));
   ASSERT_TRUE(after.ok());
