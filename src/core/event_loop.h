@@ -38,6 +38,16 @@ bool EventLoopRunning();
 /// Whether the calling thread is one of the loop's.
 bool OnEventLoopThread();
 
+/// Waits on `cv` (with `lock` held on its mutex) until `done()` holds: for a handler posted to
+/// the loop to have run. After the loop has been shut down at exit nothing would run it, so the
+/// wait then ends without it (done() may still be false).
+template <class Lock, class CondVar, class Done>
+void WaitForLoop(Lock& lock, CondVar& cv, Done done) {
+  while (!cv.wait_for(lock, std::chrono::milliseconds(100), done)) {
+    if (!EventLoopRunning()) break;
+  }
+}
+
 /// A function run on the loop after a delay, and again after each delay it returns, until it
 /// returns nullopt or the timer is cancelled: timeouts and periodic readings, with no thread.
 class LoopTimer {

@@ -96,10 +96,7 @@ class ProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
     asio::post(strand_, [self = shared_from_this()] { self->Shut(); });
     if (internal::OnEventLoopThread()) return;
     std::unique_lock lock(mu_);
-    // After the loop has been shut down at exit nothing would run Shut: do without.
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return shut_; })) {
-      if (!internal::EventLoopRunning()) break;
-    }
+    internal::WaitForLoop(lock, cv_, [&] { return shut_; });
   }
 
   bool WaitEnded(std::chrono::nanoseconds timeout) {

@@ -163,10 +163,7 @@ class LoopChild final : public ProcessChild, public std::enable_shared_from_this
     }
     {
       std::unique_lock lock(mu_);
-      // After the loop has been shut down at exit nothing would finish it: do without.
-      while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return done_; })) {
-        if (!EventLoopRunning()) break;
-      }
+      WaitForLoop(lock, cv_, [&] { return done_; });
     }
     if (exited()) {
       // The group has been signalled (or the process kept): only now may its pid be freed.

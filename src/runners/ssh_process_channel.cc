@@ -34,16 +34,6 @@ using boost::system::error_code;
 using Descriptor = asio::posix::stream_descriptor;
 constexpr auto kWaitRead = asio::posix::descriptor_base::wait_read;
 
-// Waits (on `mu`, for `done`) for handlers on the loop; after the loop has been shut down at exit
-// nothing would run them: do without.
-template <class Done>
-void WaitForLoop(std::mutex& mu, std::condition_variable& cv, Done done) {
-  std::unique_lock lock(mu);
-  while (!cv.wait_for(lock, std::chrono::milliseconds(100), done)) {
-    if (!EventLoopRunning()) break;
-  }
-}
-
 }  // namespace
 
 // Everything but the public methods runs on strand_.
@@ -344,7 +334,8 @@ class SshProcessChannel::StatsReader : public std::enable_shared_from_this<Stats
       }
     }
     asio::post(strand_, [self = shared_from_this()] { self->End(false); });
-    WaitForLoop(mu_, cv_, [&] { return stopped_; });
+    std::unique_lock lock(mu_);
+    WaitForLoop(lock, cv_, [&] { return stopped_; });
   }
 
  private:
@@ -476,7 +467,8 @@ void SshProcessChannel::Impl::Close() {
   }
   for (auto& r : readers) r->Cancel();
   asio::post(strand_, [self = shared_from_this()] { self->Finish(/*removed=*/true); });
-  WaitForLoop(mu_, cv_, [&] { return done_; });
+  std::unique_lock lock(mu_);
+  WaitForLoop(lock, cv_, [&] { return done_; });
 }
 
 void SshProcessChannel::Impl::EndStats() {
@@ -504,7 +496,6 @@ SshProcessChannel::~SshProcessChannel() {
 
 void SshProcessChannel::Follow() { impl_->Follow(); }
 SshProcessChannel::State SshProcessChannel::state() { return impl_->state(); }
-bool SshProcessChannel::exited() { return impl_->state().exited; }
 bool SshProcessChannel::WaitFinished(Deadline deadline) { return impl_->WaitFinished(deadline); }
 Subscription SshProcessChannel::Stats(StatsSpawner spawn, StatsCallback callback) {
   return impl_->Stats(std::move(spawn), std::move(callback));

@@ -70,7 +70,6 @@ class SshProcessChannel {
     ExitStatus exit;
   };
   State state();
-  bool exited();
 
   /// Blocks until finished; false when `deadline` comes first.
   bool WaitFinished(Deadline deadline);
