@@ -464,6 +464,38 @@ TEST_F(ImageDistributionTest, ARegistryPasswordWorksAndAppearsNowhere) {
   (void)here_->RemoveImage(registry.address() + "/" + kBusyboxImage, false);
 }
 
+// An image the plan builds from a recipe is built on each machine's own engine (the machine's
+// architecture is the one that counts), so nothing of it is streamed or pushed; the remote
+// engine has it afterwards, and the record carries that engine's digest.
+TEST_F(ImageDistributionTest, ARecipeImageIsBuiltOnTheRemoteMachinesOwnEngine) {
+  auto& s = State();
+  const fs::path context = s.dir / "recipe";
+  fs::create_directories(context);
+  std::ofstream(context / "Dockerfile")
+      << "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n";
+  const std::string image = "bftest/recipe:1";
+  (void)there_->RemoveImage(image, /*force=*/true);
+  (void)here_->RemoveImage(image, /*force=*/true);
+  std::string json =
+      Plan(image, R"("images": {")" + image + R"(": {"context": ")" + context.string() +
+                      R"(", "files": {"busybox": ")" + testing::kBusybox + R"("}}},)");
+  auto result = Run(json);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result->failed_runs, 0);
+  ASSERT_EQ(result->runs.size(), 2u);
+  auto built = there_->InspectImage(image);
+  ASSERT_TRUE(built.ok()) << "built on the remote engine: " << built.error().ToString();
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_EQ(r.labels.at("machine"), "office-1");
+    EXPECT_EQ(r.image_digest, built->digest);
+  }
+  EXPECT_TRUE(result->images.empty()) << "nothing streamed or pushed";
+  EXPECT_FALSE(here_->InspectImage(image).ok()) << "and nothing built here";
+  EXPECT_TRUE(NoLeases());
+  (void)there_->RemoveImage(image, /*force=*/true);
+}
+
 TEST_F(ImageDistributionTest, AnImageMissingHereIsAClearError) {
   auto result = Run(Plan("bftest/absent:1"));
   ASSERT_FALSE(result.ok());
