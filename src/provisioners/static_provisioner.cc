@@ -14,6 +14,7 @@
 #include "bitfusion/ownership.h"
 #include "bitfusion/registry.h"
 #include "devices/device_lease.h"
+#include "net/remote_tree.h"
 #include "provisioners/host_fingerprint.h"
 
 namespace bitfusion {
@@ -299,85 +300,29 @@ Result<std::vector<StaticHost>> ReadInventory(const fs::path& file) {
 const char* RemoteFingerprintScript() { return kFingerprintScript; }
 
 Result<MachineInfo> ParseRemoteFingerprint(const std::string& output) {
-  // Split on marker lines; write the files into a private tree and read it like a local one.
-  const std::string text = "\n" + output;
-  char templ[] = "/tmp/bf-fingerprint-XXXXXX";
-  if (::mkdtemp(templ) == nullptr) return ErrnoError(errno, "creating a temporary directory");
-  const fs::path root(templ);
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{root};
+  // The files go into a private tree, read like a local one.
+  std::vector<std::vector<std::string>> headers;
+  BITFUSION_ASSIGN_OR_RETURN(
+      auto tree,
+      internal::RemoteTree::Copy(output, {"/proc/", "/sys/", "/etc/os-release"}, headers));
   FingerprintRoots roots;
-  roots.proc = (root / "proc").string();
-  roots.sys = (root / "sys").string();
-  roots.os_release = (root / "etc/os-release").string();
-  std::vector<std::pair<fs::path, std::string>> links;
+  roots.proc = (tree->root() / "proc").string();
+  roots.sys = (tree->root() / "sys").string();
+  roots.os_release = (tree->root() / "etc/os-release").string();
   bool ended = false;
-  std::size_t pos = text.find("\n@@BF-");
-  auto local = [&](const std::string& remote) -> std::optional<fs::path> {
-    // Only absolute paths under the trees we read, without "..": the remote side is not
-    // trusted to choose where we write.
-    const fs::path p(remote);
-    if (!p.is_absolute()) return std::nullopt;
-    for (const auto& part : p) {
-      if (part == "..") return std::nullopt;
-    }
-    const std::string s = p.string();
-    if (s.rfind("/proc/", 0) != 0 && s.rfind("/sys/", 0) != 0 && s != "/etc/os-release") {
-      return std::nullopt;
-    }
-    return root / p.relative_path();
-  };
-  while (pos != std::string::npos) {
-    const std::size_t header_start = pos + 6;
-    const std::size_t header_end = text.find('\n', header_start);
-    const std::size_t next = text.find("\n@@BF-", header_start);
-    const std::string header = text.substr(
-        header_start, (header_end == std::string::npos ? text.size() : header_end) - header_start);
-    const std::string body =
-        header_end == std::string::npos || (next != std::string::npos && header_end > next)
-            ? std::string()
-            : text.substr(header_end + 1,
-                          (next == std::string::npos ? text.size() : next) - header_end - 1);
-    std::istringstream words(header);
-    std::string kind, path;
-    words >> kind >> path;
-    if (kind == "UNAME") {
-      std::string release, machine;
-      words >> release >> machine;
-      roots.hostname = path;
-      roots.kernel = release;
-      roots.architecture = machine;
-    } else if (kind == "FILE" || kind == "DIR") {
-      if (auto p = local(path)) {
-        std::error_code ec;
-        fs::create_directories(kind == "DIR" ? *p : p->parent_path(), ec);
-        if (kind == "FILE") std::ofstream(*p, std::ios::binary) << body;
-      }
-    } else if (kind == "LINK") {
-      std::string target;
-      words >> target;
-      if (auto p = local(path)) links.emplace_back(*p, fs::path(target).filename().string());
-    } else if (kind == "END") {
+  for (const auto& h : headers) {
+    if (h[0] == "UNAME" && h.size() >= 4) {
+      roots.hostname = h[1];
+      roots.kernel = h[2];
+      roots.architecture = h[3];
+    } else if (h[0] == "END") {
       ended = true;
     }
-    pos = next;
   }
   if (!ended || roots.kernel.empty()) {
     return InternalError(
         "the host's fingerprint script did not finish (its output was cut short); check that "
         "the login shell is a POSIX sh and that nothing prints from the shell's startup files");
-  }
-  // Links last, pointing nowhere: only their names are read, and no file is written through
-  // one.
-  for (const auto& [link, name] : links) {
-    std::error_code ec;
-    fs::create_directories(link.parent_path(), ec);
-    fs::create_symlink(fs::path("../../drivers") / name, link, ec);
   }
   return ReadHostFingerprint(roots);
 }
