@@ -23,7 +23,8 @@ class BITFUSION_EXPORT DeviceLease {
 
 /// Backends: local:// (this host's PCI accelerators, from sysfs and /dev, enriched by NVML,
 /// ROCm SMI and XRT when those libraries are installed), sysfs:///ROOT (the same read from a
-/// recorded tree), null:// (no devices).
+/// recorded tree), sysfs+ssh://USER@HOST (another machine's, read over SSH), null:// (no
+/// devices).
 ///
 /// Concurrency: all methods may be called from several threads; leases are exclusive across
 /// processes on one host as well.
@@ -45,8 +46,9 @@ class BITFUSION_EXPORT DeviceAllocator {
                                           const RunnerCapabilities& capabilities) = 0;
 };
 
-/// "local://", "sysfs:///ROOT", "null://". The context's run id is recorded as the holder of
-/// every lease, and leases and releases are published to its on_event.
+/// "local://", "sysfs:///ROOT", "sysfs+ssh://USER@HOST" (another machine's), "null://". The
+/// context's run id is recorded as the holder of every lease, and leases and releases are published
+/// to its on_event.
 BITFUSION_EXPORT Result<std::shared_ptr<DeviceAllocator>> DeviceAllocatorFromUri(
     std::string_view uri, const BackendContext& context = {});
 

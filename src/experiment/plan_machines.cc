@@ -134,6 +134,26 @@ Result<std::string> HostSourceUriFor(const MachineGroupSpec& group, const Machin
          "machine=" + PercentEncode(name);
 }
 
+Result<std::string> DeviceAllocatorUriFor(const std::string& plan_allocator,
+                                          const MachineGroupSpec& group, const MachineInfo& m) {
+  BITFUSION_ASSIGN_OR_RETURN(const Uri allocator, Uri::Parse(plan_allocator));
+  if (allocator.scheme == "null") return plan_allocator;
+  if (allocator.scheme != "local" && allocator.scheme != "sysfs") {
+    return InvalidArgumentError("device_allocator " + Redact(plan_allocator) +
+                                " reads this host only; machine " + m.id + " of group " +
+                                group.name +
+                                " is another, whose devices local:// (or sysfs:///ROOT, a tree "
+                                "there) reads over SSH");
+  }
+  BITFUSION_ASSIGN_OR_RETURN(const std::string login, SshLoginPart(group, m));
+  std::string uri = "sysfs+ssh://" + login;
+  if (allocator.scheme == "sysfs") {
+    uri += std::string(login.find('?') == std::string::npos ? "?" : "&") +
+           "root=" + PercentEncode(allocator.FilePath());
+  }
+  return uri;
+}
+
 Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan,
                                                             const std::string& run_id,
                                                             const std::atomic<bool>* cancel) {

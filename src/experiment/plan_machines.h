@@ -44,6 +44,13 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
 Result<std::string> HostSourceUriFor(const MachineGroupSpec& group, const MachineInfo& m,
                                      const std::string& name);
 
+/// The device allocator of remote machine `m` for a plan whose own is `plan_allocator`: with the
+/// same login as RunnerUriFor's, local:// becomes "sysfs+ssh://USER@HOST:PORT?…" (that machine's
+/// devices, src/devices/ssh_allocator.h), sysfs:///ROOT the same with root=ROOT there, null://
+/// stays. Another allocator reads this host only: InvalidArgument naming it.
+Result<std::string> DeviceAllocatorUriFor(const std::string& plan_allocator,
+                                          const MachineGroupSpec& group, const MachineInfo& m);
+
 /// Whether the containers of runs through `runner_uri` are sampled through their engine's stats
 /// stream (the "container" source on an engine reached over SSH, whose cgroups this host cannot
 /// read) rather than through their cgroups here.

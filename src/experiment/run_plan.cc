@@ -46,6 +46,7 @@ struct Placement {
   std::map<std::string, std::vector<std::string>> entrypoints;  // image -> ENTRYPOINT
   std::shared_ptr<ContainerRunner> shell;  // a group's machine: plain commands there
   MachinePreflight preflight;  // a group's machine: its setup and preflight (error: unusable)
+  std::shared_ptr<DeviceAllocator> allocator;  // a remote machine's own, when it leases devices
 };
 
 // What the prepare step found: everything a run needs that could fail before the first run.
@@ -237,8 +238,9 @@ std::vector<Placement> Place(const PlanSpec& plan, const std::vector<PlanMachine
   return out;
 }
 
-// A remote machine has no devices this host can lease, and of the plan's sources only "host"
-// describes it (through host+ssh://).
+// A remote machine's devices are leased through its own allocator (DeviceAllocatorUriFor), but
+// a Slurm node's come with its jobs (GRES). Of the plan's sources only "host" describes a
+// remote machine (through host+ssh://).
 Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placements) {
   std::string unsampled;
   bool slurm_unsampled = false;  // a Slurm node that is not logged in to
@@ -248,16 +250,12 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
       slurm_unsampled = true;
     }
     for (const std::size_t i : p.benchmarks) {
-      if (!plan.benchmarks[i].devices.empty()) {
-        return InvalidArgumentError(PlanName(plan) + ": benchmarks[" + std::to_string(i) +
-                                    "].devices: devices are leased "
-                                    "on this host only, and benchmark " +
-                                    plan.benchmarks[i].name +
-                                    " runs on remote "
-                                    "machine " +
-                                    p.machine.name +
-                                    "; run it on a local:// group (\"on\") or drop "
-                                    "\"devices\"");
+      if (!plan.benchmarks[i].devices.empty() && p.machine.info.provider == "slurm") {
+        return InvalidArgumentError(
+            PlanName(plan) + ": benchmarks[" + std::to_string(i) + "].devices: benchmark " +
+            plan.benchmarks[i].name + " runs on Slurm node " + p.machine.name +
+            ", whose GPUs come with its jobs (GRES): ask for them with the group's \"gpu\" "
+            "(\"any:N\") or the provisioner's ?gres=gpu:N, and drop \"devices\"");
       }
     }
     const bool host_sampled = std::any_of(p.sources.begin(), p.sources.end(), [](const auto& s) {
@@ -616,10 +614,11 @@ struct PlacementOutcome {
 // machines go on.
 PlacementOutcome RunPlacement(
     const RunContext& ctx, const Placement& p, const PreparedPlan& prepared,
-    DeviceAllocator* allocator, const StoreFn& store,
+    DeviceAllocator* local_allocator, const StoreFn& store,
     const std::function<void(const std::string&, const std::string&)>& stopped,
     const EventCallback& publish) {
   PlacementOutcome outcome;
+  DeviceAllocator* allocator = p.allocator != nullptr ? p.allocator.get() : local_allocator;
   const std::string where =
       p.machine.local ? "" : "machine " + p.machine.name + " (" + p.machine.info.ssh.host + ")";
   std::string lost;  // why, once the machine is lost
@@ -777,6 +776,21 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
                                        BackendContext{bus.Publisher(), result.plan_run_id, {}});
     if (!made) return made.error().WithContext("device_allocator " + plan.device_allocator);
     allocator = std::move(*made);
+  }
+  // A remote machine's devices are its own: read and leased over SSH.
+  for (auto& placement : p.placements) {
+    if (placement.machine.local || !placement.preflight.error.empty()) continue;
+    if (std::none_of(placement.benchmarks.begin(), placement.benchmarks.end(),
+                     [&](std::size_t i) { return !plan.benchmarks[i].devices.empty(); })) {
+      continue;
+    }
+    auto uri = DeviceAllocatorUriFor(plan.device_allocator, GroupOf(plan, placement),
+                                     placement.machine.info);
+    auto made =
+        uri ? DeviceAllocatorFromUri(*uri, BackendContext{bus.Publisher(), result.plan_run_id, {}})
+            : Result<std::shared_ptr<DeviceAllocator>>(uri.error());
+    if (!made) return made.error().WithContext("the devices of machine " + placement.machine.name);
+    placement.allocator = std::move(*made);
   }
 
   const EventCallback publish = bus.Publisher();

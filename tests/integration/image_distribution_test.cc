@@ -496,6 +496,35 @@ TEST_F(ImageDistributionTest, ARecipeImageIsBuiltOnTheRemoteMachinesOwnEngine) {
   (void)there_->RemoveImage(image, /*force=*/true);
 }
 
+// A GPU of a remote docker machine goes into its containers only through that engine's NVIDIA
+// runtime (Docker's --gpus); an engine without one (this test's) fails the benchmark that asks
+// for a GPU, saying what to install there, and the other benchmark still runs.
+TEST_F(ImageDistributionTest, ARemoteEngineWithoutTheNvidiaRuntimeGetsNoGpuAndSaysWhatToInstall) {
+  const std::string tree =
+      (fs::path(BITFUSION_TEST_FIXTURES) / "sysfs" / "dgx-a100").lexically_normal().string();
+  std::string json = Plan(kBusyboxImage, R"("device_allocator": "sysfs://)" + tree + R"(",)");
+  const std::string first = R"({"name": "hello", )";
+  ASSERT_NE(json.find(first), std::string::npos);
+  json.replace(json.find(first), first.size(),
+               first + R"("devices": {"kind": "gpu", "vendor": "nvidia", "count": 1}, )");
+  auto result = Run(json);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const auto& r : result->runs) {
+    if (r.benchmark == "again") {
+      EXPECT_EQ(r.status, kRunOk) << r.error;
+      continue;
+    }
+    EXPECT_NE(r.status, kRunOk);
+    EXPECT_NE(r.error.find("goes into a container there through the NVIDIA runtime"),
+              std::string::npos)
+        << r.error;
+    EXPECT_NE(r.error.find("install the NVIDIA Container Toolkit there"), std::string::npos)
+        << r.error;
+  }
+  EXPECT_TRUE(NoLeases());
+}
+
 TEST_F(ImageDistributionTest, AnImageMissingHereIsAClearError) {
   auto result = Run(Plan("bftest/absent:1"));
   ASSERT_FALSE(result.ok());

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "bitfusion/clock.h"
+#include "bitfusion/device_allocator.h"
 #include "bitfusion/experiment.h"
 #include "integration/sshd_server.h"
 
@@ -241,6 +242,132 @@ TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
   ASSERT_EQ(remote_samples.size(), 2u) << "every remote run carries its host's samples; " << out;
   for (const auto& [id, n] : remote_samples) EXPECT_GE(n, 5) << id;
   EXPECT_TRUE(NoLeases());
+}
+
+// A remote machine's devices are its own: read over SSH (sysfs+ssh://, here a recorded DGX
+// A100 tree on the far host, as the plan's sysfs:///ROOT names it), leased in a lock directory
+// of that machine's, and handed to the command run there (CUDA_VISIBLE_DEVICES and
+// BITFUSION_DEVICES), while this host's machine leases from its own tree. A device request the
+// far machine cannot meet fails that benchmark there, naming the machine.
+TEST_F(PlanFleetTest, ARemoteMachinesDevicesAreLeasedThereAndReachItsCommands) {
+  StartFarHost();
+  const std::string tree =
+      (fs::path(BITFUSION_TEST_FIXTURES) / "sysfs" / "dgx-a100").lexically_normal().string();
+  const std::string far = Inventory("far.json", {Host("far", ns_->address(), 22)});
+  auto plan = ParsePlan(R"({"name": "gpus",
+    "machines": {"far": {"provisioner": ")" +
+                            far + R"("}, "here": {"provisioner": "local://"}},
+    "device_allocator": "sysfs://)" +
+                            tree + R"(?lock_dir=)" + (dir_ / "locks").string() + R"(",
+    "benchmarks": [
+      {"name": "two", "devices": {"kind": "gpu", "vendor": "nvidia", "count": 2},
+       "command": ["sh", "-c", "echo BITFUSION_RESULT cuda $(echo $CUDA_VISIBLE_DEVICES | tr , '\\n' | wc -l) n; echo BITFUSION_RESULT ids $(echo $BITFUSION_DEVICES | tr , '\\n' | wc -l) n"],
+       "repetitions": 1, "warmup": 0},
+      {"name": "too-many", "devices": {"kind": "gpu", "vendor": "nvidia", "count": 9},
+       "command": ["true"], "repetitions": 1, "warmup": 0, "on": ["far"]}]})",
+                        (dir_ / "gpus.json").string());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto result = RunPlan(*plan, {});
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  int ran = 0;
+  bool refused = false;
+  for (const auto& r : result->runs) {
+    const std::string machine = r.labels.at("machine");
+    if (r.benchmark == "too-many") {
+      EXPECT_NE(r.status, kRunOk);
+      refused = r.error.find("machine root@" + ns_->address()) != std::string::npos &&
+                r.error.find("9") != std::string::npos;
+      EXPECT_TRUE(refused) << r.error;
+      continue;
+    }
+    EXPECT_EQ(r.status, kRunOk) << machine << ": " << r.error;
+    ASSERT_TRUE(r.labels.count("devices")) << machine;
+    // Two of the tree's A100s, by PCI address.
+    const std::string ids = r.labels.at("devices");
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), ','), 1) << ids;
+    EXPECT_NE(ids.find(":00.0"), std::string::npos) << ids;
+    ++ran;
+  }
+  EXPECT_EQ(ran, 2) << "one run on each machine";
+  for (const auto& m : result->summary) {
+    if (m.metric == "cuda" || m.metric == "ids") {
+      EXPECT_EQ(m.stats.min, 2) << m.benchmark << " " << m.metric << ": the command saw both";
+    }
+  }
+  std::set<std::string> rows;
+  for (const auto& m : result->summary) rows.insert(m.benchmark + " " + m.metric);
+  EXPECT_TRUE(rows.count("two@far-1 cuda") && rows.count("two@here-1 cuda"))
+      << "results from both machines";
+  EXPECT_TRUE(refused);
+  EXPECT_TRUE(NoLeases());
+}
+
+// sysfs+ssh:// itself, against the far host and the recorded "mixed" tree there: its devices
+// are found as sysfs:// finds them here, and a lease turns into what each runner there takes:
+// environment for a command, an NVIDIA device request for an engine with the NVIDIA runtime, and
+// a clear refusal where device nodes of that machine would have to be mapped.
+TEST_F(PlanFleetTest, ASshAllocatorReadsAnotherMachinesDevicesAndSaysWhatEachRunnerGets) {
+  StartFarHost();
+  const std::string tree =
+      (fs::path(BITFUSION_TEST_FIXTURES) / "sysfs" / "mixed").lexically_normal().string();
+  auto made = DeviceAllocatorFromUri("sysfs+ssh://root@" + ns_->address() +
+                                     "?identity=" + client_.key.string() +
+                                     "&ssh_config=" + client_.config.string() + "&root=" + tree +
+                                     "&lock_dir=" + (dir_ / "far-locks").string());
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  DeviceAllocator& far = **made;
+  auto here = DeviceAllocatorFromUri(
+      "sysfs://" + tree + "?lock_dir=" + (dir_ / "here-locks").string() + "&enrich=false");
+  ASSERT_TRUE(here.ok()) << here.error().ToString();
+  auto remote = far.Discover();
+  auto local = (*here)->Discover();
+  ASSERT_TRUE(remote.ok() && local.ok());
+  std::set<std::string> remote_ids, local_ids;
+  for (const auto& d : *remote) remote_ids.insert(d.id + " " + d.vendor + " " + d.model);
+  for (const auto& d : *local) local_ids.insert(d.id + " " + d.vendor + " " + d.model);
+  EXPECT_EQ(remote_ids, local_ids) << "the same devices as the tree read here";
+
+  DeviceRequest nvidia;
+  nvidia.vendor = "nvidia";
+  nvidia.count = 2;
+  auto lease = far.Acquire(nvidia, DeadlineAfter(std::chrono::seconds(5)));
+  ASSERT_TRUE(lease.ok()) << lease.error().ToString();
+  RunnerCapabilities engine;
+  engine.containers = engine.images = true;
+  engine.gpu_runtime = true;
+  auto gpus = far.EditsFor(**lease, engine);
+  ASSERT_TRUE(gpus.ok()) << gpus.error().ToString();
+  ASSERT_EQ(gpus->device_requests.size(), 1u);
+  EXPECT_EQ(gpus->device_requests[0].driver, "nvidia");
+  EXPECT_EQ(gpus->device_requests[0].device_ids.size(), 2u);
+  EXPECT_TRUE(gpus->devices.empty()) << "no device node of that machine mapped from here";
+  engine.gpu_runtime = false;
+  auto no_runtime = far.EditsFor(**lease, engine);
+  ASSERT_FALSE(no_runtime.ok());
+  EXPECT_EQ(no_runtime.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(no_runtime.error().message().find("NVIDIA Container Toolkit"), std::string::npos);
+  RunnerCapabilities process;
+  auto env = far.EditsFor(**lease, process);
+  ASSERT_TRUE(env.ok()) << env.error().ToString();
+  EXPECT_TRUE(env->env.count("CUDA_VISIBLE_DEVICES"));
+
+  DeviceRequest amd;
+  amd.vendor = "amd";
+  auto amd_lease = far.Acquire(amd, DeadlineAfter(std::chrono::seconds(5)));
+  ASSERT_TRUE(amd_lease.ok()) << amd_lease.error().ToString();
+  engine.gpu_runtime = true;
+  auto nodes = far.EditsFor(**amd_lease, engine);
+  ASSERT_FALSE(nodes.ok());
+  EXPECT_NE(nodes.error().message().find("device nodes"), std::string::npos)
+      << nodes.error().message();
+  EXPECT_NE(nodes.error().message().find("root@" + ns_->address()), std::string::npos);
+
+  // A third NVIDIA GPU is not there: the refusal names the machine.
+  nvidia.count = 1;
+  auto none = far.Acquire(nvidia, DeadlineAfter(std::chrono::milliseconds(300)));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message().find("root@" + ns_->address()), std::string::npos)
+      << none.error().message();
 }
 
 TEST_F(PlanFleetTest, SetupRunsOnEveryMachineAndOneThatFailsItsPreflightRunsNothing) {

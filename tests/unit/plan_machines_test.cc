@@ -5,7 +5,9 @@
 #include "experiment/plan_machines.h"
 
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include "bitfusion/device_allocator.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -15,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "bitfusion/device_allocator.h"
 #include "bitfusion/experiment.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/registry.h"
@@ -193,6 +196,34 @@ TEST(PlanMachinesTest, ASlurmNodeRunsThePlansCommandsAsJobsPinnedToIt) {
   EXPECT_EQ(*internal::HostSourceUriFor(group, m, "cluster-1"),
             "host+ssh://bench@10.1.0.7?ssh_config=%2Fetc%2Fbf.conf&connect_timeout=3&identity=%"
             "2Fkeys%2Fbench&machine=cluster-1");
+}
+
+// A remote machine's device allocator is the plan's, read there over SSH with the runner's login.
+TEST(PlanMachinesTest, ARemoteMachinesDevicesAreReadThereWithTheSameLogin) {
+  MachineGroupSpec group;
+  group.name = "lab";
+  group.provisioner = "static:///etc/inv.json?ssh_config=/etc/bf.conf";
+  MachineInfo m;
+  m.id = "gpu1";
+  m.provider = "static";
+  m.ssh.host = "10.0.0.9";
+  m.ssh.user = "bench";
+  m.ssh.port = 2222;
+  EXPECT_EQ(*internal::DeviceAllocatorUriFor("local://", group, m),
+            "sysfs+ssh://bench@10.0.0.9:2222?ssh_config=%2Fetc%2Fbf.conf");
+  EXPECT_EQ(
+      *internal::DeviceAllocatorUriFor("sysfs:///srv/trees/dgx", group, m),
+      "sysfs+ssh://bench@10.0.0.9:2222?ssh_config=%2Fetc%2Fbf.conf&root=%2Fsrv%2Ftrees%2Fdgx");
+  EXPECT_EQ(*internal::DeviceAllocatorUriFor("null://", group, m), "null://");
+  auto other = internal::DeviceAllocatorUriFor("sysfs+ssh://x@y", group, m);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.error().message().find("reads this host only"), std::string::npos);
+  for (const std::string bad :
+       {"sysfs+ssh://u@h?root=relative", "sysfs+ssh://u@h?colour=red", "sysfs+ssh:///no/host"}) {
+    auto made = DeviceAllocatorFromUri(bad);
+    ASSERT_FALSE(made.ok()) << bad;
+    EXPECT_EQ(made.error().code(), StatusCode::kInvalidArgument) << made.error().ToString();
+  }
 }
 
 TEST(PlanMachinesTest, TheExamplePlansRead) {
