@@ -115,6 +115,14 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
     });
     if (!m.type.empty()) slurm.query.emplace_back("partition", m.type);
     slurm.query.emplace_back("nodelist", m.id);
+    // The GPUs the group asked its nodes for are asked of each job too (GRES), unless the URI
+    // names its own: Slurm gives a job only the GPUs it asked for.
+    const MachineRequirements& r = group.requirements;
+    if (r.accelerator_kind == "gpu" && !slurm.Query("gres")) {
+      slurm.query.emplace_back(
+          "gres", "gpu:" + (r.accelerator_model.empty() ? "" : r.accelerator_model + ":") +
+                      std::to_string(std::max(1, r.accelerator_count)));
+    }
     return slurm.ToString();
   }
   if (runner.scheme != "process" && runner.scheme != "docker") {

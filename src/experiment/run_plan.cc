@@ -255,7 +255,8 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
             PlanName(plan) + ": benchmarks[" + std::to_string(i) + "].devices: benchmark " +
             plan.benchmarks[i].name + " runs on Slurm node " + p.machine.name +
             ", whose GPUs come with its jobs (GRES): ask for them with the group's \"gpu\" "
-            "(\"any:N\") or the provisioner's ?gres=gpu:N, and drop \"devices\"");
+            "(\"any:N\", which each of its jobs then asks for) or the provisioner's "
+            "?gres=gpu:N, and drop \"devices\"");
       }
     }
     const bool host_sampled = std::any_of(p.sources.begin(), p.sources.end(), [](const auto& s) {

@@ -193,6 +193,15 @@ TEST(PlanMachinesTest, ASlurmNodeRunsThePlansCommandsAsJobsPinnedToIt) {
   EXPECT_EQ(*RunnerUriFor("process://", group, m),
             "slurm:///run/slurmrestd.sock?output_dir=/shared/out&partition=gpu"
             "&nodelist=node7");
+  // The GPUs the group asks its nodes for, each job asks for too (by GRES type when named).
+  group.requirements.accelerator_kind = "gpu";
+  group.requirements.accelerator_count = 2;
+  EXPECT_EQ(*RunnerUriFor("process://", group, m),
+            "slurm:///run/slurmrestd.sock?output_dir=/shared/out&partition=gpu"
+            "&nodelist=node7&gres=gpu:2");
+  group.requirements.accelerator_model = "a100";
+  EXPECT_NE(RunnerUriFor("process://", group, m)->find("&gres=gpu:a100:2"), std::string::npos);
+  group.requirements = {};
   EXPECT_EQ(*internal::HostSourceUriFor(group, m, "cluster-1"),
             "host+ssh://bench@10.1.0.7?ssh_config=%2Fetc%2Fbf.conf&connect_timeout=3&identity=%"
             "2Fkeys%2Fbench&machine=cluster-1");
