@@ -769,27 +769,28 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
       options.on_progress(progress);
     };
   }
-  // Leases and releases are published on the plan's bus and held in the plan run's name.
+  // Leases and releases are published on the plan's bus and held in the plan run's name. The
+  // plan's allocator serves this host's machine (made only when a benchmark there leases); a
+  // remote machine's devices are its own, read and leased over SSH.
   std::shared_ptr<DeviceAllocator> allocator;
-  if (std::any_of(plan.benchmarks.begin(), plan.benchmarks.end(),
-                  [](const BenchmarkSpec& b) { return !b.devices.empty(); })) {
-    auto made = DeviceAllocatorFromUri(plan.device_allocator,
-                                       BackendContext{bus.Publisher(), result.plan_run_id, {}});
-    if (!made) return made.error().WithContext("device_allocator " + plan.device_allocator);
-    allocator = std::move(*made);
-  }
-  // A remote machine's devices are its own: read and leased over SSH.
   for (auto& placement : p.placements) {
-    if (placement.machine.local || !placement.preflight.error.empty()) continue;
-    if (std::none_of(placement.benchmarks.begin(), placement.benchmarks.end(),
+    if (!placement.preflight.error.empty() ||
+        std::none_of(placement.benchmarks.begin(), placement.benchmarks.end(),
                      [&](std::size_t i) { return !plan.benchmarks[i].devices.empty(); })) {
+      continue;
+    }
+    const BackendContext context{bus.Publisher(), result.plan_run_id, {}};
+    if (placement.machine.local) {
+      if (allocator != nullptr) continue;
+      auto made = DeviceAllocatorFromUri(plan.device_allocator, context);
+      if (!made) return made.error().WithContext("device_allocator " + plan.device_allocator);
+      allocator = std::move(*made);
       continue;
     }
     auto uri = DeviceAllocatorUriFor(plan.device_allocator, GroupOf(plan, placement),
                                      placement.machine.info);
-    auto made =
-        uri ? DeviceAllocatorFromUri(*uri, BackendContext{bus.Publisher(), result.plan_run_id, {}})
-            : Result<std::shared_ptr<DeviceAllocator>>(uri.error());
+    auto made = uri ? DeviceAllocatorFromUri(*uri, context)
+                    : Result<std::shared_ptr<DeviceAllocator>>(uri.error());
     if (!made) return made.error().WithContext("the devices of machine " + placement.machine.name);
     placement.allocator = std::move(*made);
   }
