@@ -40,6 +40,14 @@ struct ContainerProbeOptions {
   /// Host directory for the socket, bind-mounted read-only; empty = a new private one under
   /// /tmp (0700, or the container's numeric user's), removed with the source.
   std::string socket_dir;
+  /// The engine's host, when the container runs on another machine (a docker+ssh:// runner's):
+  /// a host+ssh:// URI with its login (USER@HOST[:PORT], identity, ssh_config, ssh_option,
+  /// connect_timeout; machine=NAME labels the series). The probe is copied into a private
+  /// directory there for the source's life, its socket there is forwarded back over the SSH
+  /// master, and its stamps are moved onto this host's clocks with that machine's measured
+  /// offset (series carry machine, clock_offset_ns and clock_uncertainty_ns). Needs socket_dir
+  /// empty. Empty = the engine is on this host.
+  std::string remote;
   /// Where the probe and the socket directory appear inside the container.
   std::string mount_dir = "/.bitfusion";
   /// true: the probe becomes the entrypoint and runs the spec's command (exit status passed

@@ -176,6 +176,8 @@ Status AddProbes(const RunContext& ctx, const BenchmarkSpec& b, ContainerSpec& s
     auto path = LocateProbe(ctx.plan, ctx.options);
     if (!path) return path.error().WithContext("metric source " + source);
     po.probe_path = *path;
+    // On another machine's engine the probe is copied there and its socket forwarded back.
+    if (ContainersSampledByEngine(ctx.runner_uri)) po.remote = ctx.host_source_uri;
     // The probe replaces the entrypoint and runs what followed it: keep the image's own in front
     // of the benchmark's command, as the engine would have.
     if (spec.entrypoint.empty()) {

@@ -76,6 +76,8 @@ struct RunContext {
   std::string runner_uri;     // the runner as it reaches this machine (records redact it)
   std::string machine_name;   // "office-1" on machine groups; empty without
   std::string machine_group;  // "office"; empty without groups
+  // A remote machine's login as a host+ssh:// URI; a "probe" source copies its probe there.
+  std::string host_source_uri;
 };
 
 // The devices one benchmark holds for all its runs, and what they add to each container.

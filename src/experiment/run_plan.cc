@@ -190,11 +190,11 @@ Result<PlanMachine> FindMachine(const PlanSpec& plan) {
   return m;
 }
 
-// Sources read on the controller's own host (procfs, sysfs, cgroups, NVML, a probe's socket)
-// would describe this host, not a remote machine: on a remote machine, "host" becomes its SSH
-// form (a probe started there, docs/metrics.md) at the plan's interval,
-// "container" on a docker machine its engine's stats stream, and the other sources are not
-// sampled (said once per plan, in CheckRemote).
+// Sources read on the controller's own host (procfs, sysfs, cgroups, NVML) would describe this
+// host, not a remote machine: on a remote machine, "host" becomes its SSH form (a probe started
+// there, docs/metrics.md) at the plan's interval, "container" on a docker machine its engine's
+// stats stream, "probe" on a docker machine a probe copied there whose socket is forwarded back,
+// and the other sources are not sampled (said once per plan, in CheckRemote).
 std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {
   if (m.local) return plan.sources;
   std::vector<std::string> out;
@@ -205,6 +205,12 @@ std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) 
   const bool engine_stats = ContainersSampledByEngine(m.runner_uri);
   for (const auto& source : plan.sources) {
     if (auto own = IsOwnContainerSource(source); engine_stats && own.ok() && *own) {
+      out.push_back(source);
+      continue;
+    }
+    // The probe is copied to the machine for each probed container (metrics/remote_probe_host.h).
+    if (auto own = IsOwnProbeSource(source);
+        engine_stats && own.ok() && *own && !m.host_source_uri.empty() && probe) {
       out.push_back(source);
       continue;
     }
@@ -807,11 +813,11 @@ Result<PlanResult> RunPlan(const PlanSpec& plan, const ExperimentOptions& option
   contexts.reserve(p.placements.size());
   for (std::size_t k = 0; k < p.placements.size(); ++k) {
     Placement& placement = p.placements[k];
-    contexts.push_back(RunContext{plan, run_options, *placement.runner, p.sinks,
-                                  placement.machine.info, result.plan_run_id, placement.digests,
-                                  events[k].active() ? &notes : nullptr, placement.entrypoints,
-                                  placement.sources, placement.machine.runner_uri,
-                                  placement.machine.name, placement.machine.group});
+    contexts.push_back(RunContext{
+        plan, run_options, *placement.runner, p.sinks, placement.machine.info, result.plan_run_id,
+        placement.digests, events[k].active() ? &notes : nullptr, placement.entrypoints,
+        placement.sources, placement.machine.runner_uri, placement.machine.name,
+        placement.machine.group, placement.machine.host_source_uri});
   }
   std::vector<PlacementOutcome> outcomes(p.placements.size());
   if (p.placements.size() == 1) {

@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "metrics/probe_records.h"
+#include "metrics/remote_probe_host.h"
 
 namespace bitfusion {
 namespace {
@@ -75,7 +76,11 @@ class ProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
         listener_(strand_, listen_fd),
         conn_(strand_),
         connect_timer_(strand_),
-        records_(std::move(records)) {}
+        records_(std::move(records)) {
+    // What the source keeps alive is let go by the source, not by a handler on the loop.
+    options_.keep_alive.reset();
+    records_.set_time_shift(options.time_shift);
+  }
 
   // Starts waiting for the probe, and the connect timeout.
   void Start() {
@@ -273,7 +278,7 @@ class ProbeSource::Reader final : public std::enable_shared_from_this<Reader> {
 
   static constexpr int kReadsPerHandler = 16;
 
-  const ProbeSourceOptions options_;
+  ProbeSourceOptions options_;  // without keep_alive
 
   // Used on strand_ only.
   Strand strand_;
@@ -302,7 +307,9 @@ Result<std::shared_ptr<ProbeSource>> ProbeSource::Make(const ProbeSourceOptions&
   }
   internal::ProbeRecords::Options records;
   records.name = options.name;
-  records.labels = {{"view", "inside"}, {"container", options.name}};
+  records.labels = options.labels;
+  records.labels["view"] = "inside";
+  records.labels["container"] = options.name;
   records.max_pending_samples = kMaxPendingSamples;
   records.max_label_bytes = kMaxLabelBytes;
   std::shared_ptr<ProbeSource> s(new ProbeSource());
@@ -432,8 +439,26 @@ Result<ContainerProbe> ProbeContainer(const ContainerProbeOptions& options, Cont
 
   ProbeSourceOptions so;
   so.name = !options.name.empty() ? options.name : !spec.name.empty() ? spec.name : "container";
+  std::shared_ptr<RemoteProbeHost> remote;
+  if (!options.remote.empty()) {
+    if (!options.socket_dir.empty()) {
+      return InvalidArgumentError(
+          "probe: socket_dir is a directory on this host, and a probe on another machine's "
+          "engine gets one there; leave it empty with remote");
+    }
+    BITFUSION_ASSIGN_OR_RETURN(remote, RemoteProbeHost::Open(options.remote, probe));
+    so.time_shift = remote->time_shift();
+    so.labels = remote->labels();
+    so.keep_alive = remote;
+  }
   std::string dir = options.socket_dir;
-  if (dir.empty()) {
+  if (dir.empty() && remote) {
+    // Only this process (through the ssh client that carries the forward) connects here.
+    char pattern[] = "/tmp/bitfusion-probe-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) return ErrnoError(errno, "probe: mkdtemp /tmp");
+    dir = pattern;
+    so.remove_dir = true;
+  } else if (dir.empty()) {
     // mkdtemp makes it 0700: only root (a container's root is the host's, without a user
     // namespace) and this user reach the socket. A container that runs as another numeric
     // user gets the directory; a named user (resolved only inside the image) gets 0711 and
@@ -464,14 +489,16 @@ Result<ContainerProbe> ProbeContainer(const ContainerProbeOptions& options, Cont
     return source.error();
   }
 
+  if (remote) BITFUSION_RETURN_IF_ERROR(remote->Forward(so.socket_path, spec.user));
+
   const std::string inside_probe = options.mount_dir + "/bitfusion-probe";
   const std::string inside_socket = options.mount_dir + "/run/probe.sock";
-  Mount bin;
-  bin.source = std::filesystem::absolute(probe).string();
+  Mount bin;  // paths on the engine's host
+  bin.source = remote ? remote->probe_path() : std::filesystem::absolute(probe).string();
   bin.target = inside_probe;
   bin.read_only = true;
   Mount run;  // read-only: connecting to a socket needs no write access to its file system
-  run.source = std::filesystem::absolute(dir).string();
+  run.source = remote ? remote->run_dir() : std::filesystem::absolute(dir).string();
   run.target = options.mount_dir + "/run";
   run.read_only = true;
   spec.mounts.push_back(bin);

@@ -24,11 +24,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
+#include "metrics/probe_records.h"
 
 namespace bitfusion {
 
@@ -43,6 +45,15 @@ struct ProbeSourceOptions {
   /// Besides root and this process's user, the one user whose connection is taken (the
   /// container's numeric user, when it runs as one); -1 = any user. Not a URI key.
   long peer_uid = -1;
+  /// Added to the probe's stamps: zero for a probe on this host (a container shares its clocks);
+  /// a probe on another machine's engine gets that machine's (RemoteProbeHost). Not a URI key.
+  internal::ProbeRecords::TimeShift time_shift;
+  /// Added to every series besides view and container (a remote probe's machine and clock
+  /// estimate). Not a URI key.
+  std::map<std::string, std::string> labels;
+  /// Held as long as the source and let go after its handlers stopped (what a remote probe needs
+  /// on its machine). Not a URI key.
+  std::shared_ptr<void> keep_alive;
 
   /// "probe:NAME?socket=PATH&connect_timeout=DURATION". InvalidArgument for a missing name or
   /// socket, a socket path too long for a unix socket, or unknown keys.

@@ -448,6 +448,7 @@ Status SshProbeSource::Start(const SshProbeSourceOptions& o, const std::string& 
     shift.mono_ns =
         records.probe_wall_minus_mono_ns() - offset_.offset_ns - (WallNowNs() - MonoNowNs());
     records.set_time_shift(shift);
+    shift_ = shift;
     records.set_label("clock_offset_ns", std::to_string(offset_.offset_ns));
     records.set_label("clock_uncertainty_ns", std::to_string(offset_.uncertainty_ns));
   });

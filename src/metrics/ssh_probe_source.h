@@ -48,6 +48,7 @@
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
 #include "metrics/clock_offset.h"
+#include "metrics/probe_records.h"
 #include "net/ssh_session.h"
 
 namespace bitfusion {
@@ -95,6 +96,10 @@ class SshProbeSource final : public MetricSource {
 
   /// The estimate applied to every sample.
   const internal::ClockOffset& clock_offset() const { return offset_; }
+  /// How the remote host's stamps map onto this host's clocks (the offset and the first tick's
+  /// wall - monotonic): a probe in a container there, which shares the host's clocks, is moved
+  /// onto this host's timeline by the same shift.
+  internal::ProbeRecords::TimeShift time_shift() const { return shift_; }
   /// The private directory on the remote host (removed when the probe exits).
   const std::string& remote_dir() const;
   /// The local ssh client carrying the probe's channel (tests kill it).
@@ -114,6 +119,7 @@ class SshProbeSource final : public MetricSource {
   std::shared_ptr<SshSession> session_;
   SshChild child_;  // its stdout_fd and stderr_fd are the reader's
   internal::ClockOffset offset_;
+  internal::ProbeRecords::TimeShift shift_;
   std::shared_ptr<Reader> reader_;
   std::atomic<bool> stopped_{false};
 };

@@ -526,30 +526,44 @@ Result<SshResult> SshSession::RunUnmultiplexed(const std::vector<std::string>& a
 
 Status SshSession::ForwardUnixSocket(const std::filesystem::path& local,
                                      const std::string& remote) {
+  return Forward("forward", "-L", local.string(), remote,
+                 "forwarding " + local.string() + " to " + remote + " on " + target_.ToString());
+}
+
+Status SshSession::ForwardRemoteUnixSocket(const std::string& remote,
+                                           const std::filesystem::path& local) {
+  return Forward("forward", "-R", remote, local.string(),
+                 "forwarding " + remote + " on " + target_.ToString() + " to " + local.string());
+}
+
+Status SshSession::CancelRemoteForward(const std::string& remote,
+                                       const std::filesystem::path& local) {
+  return Forward("cancel", "-R", remote, local.string(),
+                 "cancelling the forward of " + remote + " on " + target_.ToString());
+}
+
+Status SshSession::Forward(const char* op, const char* direction, const std::string& listen,
+                           const std::string& connect, const std::string& what) {
   // ssh splits a forward at ':' and has no quoting for it.
-  if (local.string().find(':') != std::string::npos || remote.find(':') != std::string::npos ||
-      remote.empty() || remote[0] != '/') {
-    return InvalidArgumentError("cannot forward " + local.string() + " to " + remote + " on " +
-                                target_.ToString() +
-                                ": both must be absolute socket paths without ':'");
+  for (const std::string* path : {&listen, &connect}) {
+    if (path->empty() || (*path)[0] != '/' || path->find(':') != std::string::npos) {
+      return InvalidArgumentError(what + ": both ends must be absolute socket paths without ':'");
+    }
   }
   std::vector<std::string> args;
   {
     std::lock_guard lock(mu_);
     if (!master_up_) {
-      return FailedPreconditionError("forwarding to " + target_.ToString() +
-                                     " needs its master connection: Connect() first");
+      return FailedPreconditionError(what + " needs the master connection: Connect() first");
     }
     args = BaseArgs(true);
   }
-  args.insert(args.end(),
-              {"-O", "forward", "-L", local.string() + ":" + remote, "--", target_.host});
+  args.insert(args.end(), {"-O", op, direction, listen + ":" + connect, "--", target_.host});
   BITFUSION_ASSIGN_OR_RETURN(
       auto r, Exec(std::move(args), options_.connect_timeout + std::chrono::seconds(5)));
   if (r.exit_status != 0) {
-    return UnavailableError(
-        "forwarding " + local.string() + " to " + remote + " on " + target_.ToString() +
-        " over SSH failed: " + (r.timed_out ? "no answer from the master" : SshMessage(r.err)));
+    return UnavailableError(what + " over SSH failed: " +
+                            (r.timed_out ? "no answer from the master" : SshMessage(r.err)));
   }
   return Status::OK();
 }

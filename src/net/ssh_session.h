@@ -133,6 +133,13 @@ class SshSession {
   /// forwarding, which sshd allows by default). Needs Connect() first; the forward ends with the
   /// master. A stale `local` is replaced only when `options` say StreamLocalBindUnlink=yes.
   Status ForwardUnixSocket(const std::filesystem::path& local, const std::string& remote);
+  /// The other way (`ssh -O forward -R REMOTE:LOCAL`): sshd listens on the unix socket `remote`
+  /// on the host (mode 0600 under sshd's default StreamLocalBindMask, owned by the login user; its
+  /// directory must exist and `remote` must not) and each connection to it reaches `local` here.
+  /// Needs Connect() first; ends with the master or CancelRemoteForward.
+  Status ForwardRemoteUnixSocket(const std::string& remote, const std::filesystem::path& local);
+  /// Ends a ForwardRemoteUnixSocket (`ssh -O cancel -R REMOTE:LOCAL`); sshd leaves the socket file.
+  Status CancelRemoteForward(const std::string& remote, const std::filesystem::path& local);
 
   const SshTarget& target() const { return target_; }
   /// The master's socket; empty before Connect().
@@ -145,6 +152,9 @@ class SshSession {
   Result<SshResult> RunOnChannel(const std::string& command, std::chrono::milliseconds timeout);
   void CloseChannel(bool wait);
   Status EnsureControlDir();
+  // `ssh -O OP DIRECTION LISTEN:CONNECT` on the master; `what` starts its errors.
+  Status Forward(const char* op, const char* direction, const std::string& listen,
+                 const std::string& connect, const std::string& what);
 
   const SshTarget target_;
   const SshSessionOptions options_;

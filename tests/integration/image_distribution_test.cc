@@ -18,10 +18,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "bitfusion/clock.h"
 #include "bitfusion/container_runner.h"
 #include "bitfusion/experiment.h"
 #include "bitfusion/log.h"
@@ -283,6 +285,76 @@ TEST_F(ImageDistributionTest, ARemoteRunsContainerIsSampledThroughItsEnginesStat
     ++cpu;
   }
   EXPECT_GE(cpu, 1) << "the engine sends a reading about once a second; the run took 3 s";
+  fs::remove(samples);
+}
+
+// A plan's "probe" source on another machine's engine: the probe is copied to that machine for
+// each probed container, bind-mounted there by its engine, and its socket there forwarded back
+// over the SSH master; its samples carry the machine and its clock estimate and land on this
+// host's timeline. Nothing of it stays on the machine.
+TEST_F(ImageDistributionTest, ARemoteRunsContainerIsProbedFromInsideOnThisHostsTimeline) {
+  const std::string probe = std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe";
+  const testing::ScopedEnv env({{"BITFUSION_PROBE", probe.c_str()}});
+  const fs::path samples = State().dir / "probe-samples.jsonl";
+  fs::remove(samples);
+  std::string json = Plan(kBusyboxImage, R"("sinks": ["jsonl://)" + samples.string() + R"("],)");
+  json.replace(json.find(R"("sources": ["null"])"), 19,
+               R"("sources": ["probe?processes=false"], "interval": "20ms")");
+  json.replace(json.find("echo BITFUSION_RESULT answer 42 units"), 37,
+               "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; "
+               "echo BITFUSION_RESULT answer 42 units");
+  // The machine's copies (a private directory with run/ for the socket, under its sessions'
+  // TMPDIR), seen while they exist.
+  std::atomic<bool> done{false};
+  std::set<fs::path> copies;
+  std::thread watch([&] {
+    while (!done) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(State().dir / "office-tmp", ec)) {
+        if (e.path().filename().string().starts_with("bitfusion-agent.") &&
+            fs::exists(e.path() / "run" / "probe.sock", ec)) {
+          copies.insert(e.path());
+        }
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  const std::int64_t wall_before = WallNowNs(), mono_before = MonoNowNs();
+  auto result = Run(json);
+  const std::int64_t wall_after = WallNowNs(), mono_after = MonoNowNs();
+  done = true;
+  watch.join();
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ExpectRanThere(*result);
+  for (const auto& r : result->runs) {
+    ASSERT_TRUE(r.labels.count("clock_offset_ns") && r.labels.count("clock_uncertainty_ns"))
+        << "the run records the clock estimate its samples were moved by";
+    // One kernel: the true offset is 0, so the estimate is within its own bound of it.
+    EXPECT_LE(std::llabs(std::stoll(r.labels.at("clock_offset_ns"))),
+              std::stoll(r.labels.at("clock_uncertainty_ns")));
+  }
+  EXPECT_EQ(copies.size(), 2u) << "one copy for each probed container";
+  for (const auto& c : copies) EXPECT_FALSE(fs::exists(c)) << c << " is left on the machine";
+
+  std::ifstream in(samples);
+  std::map<std::string, int> inside;  // run id -> samples
+  auto number = [](const std::string& line, const std::string& key) {
+    const auto at = line.find("\"" + key + "\":");
+    return at == std::string::npos ? -1LL : std::stoll(line.substr(at + key.size() + 3));
+  };
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"view\":\"inside\"") == std::string::npos) continue;
+    EXPECT_NE(line.find("\"machine\":\"office-1\""), std::string::npos) << line;
+    EXPECT_NE(line.find("\"clock_offset_ns\":"), std::string::npos) << line;
+    const long long wall = number(line, "timestamp_ns"), mono = number(line, "monotonic_ns");
+    EXPECT_TRUE(wall >= wall_before && wall <= wall_after) << "off this host's timeline: " << line;
+    EXPECT_TRUE(mono >= mono_before && mono <= mono_after) << "off this host's timeline: " << line;
+    for (const auto& r : result->runs) {
+      if (line.find(r.run_id) != std::string::npos) ++inside[r.run_id];
+    }
+  }
+  EXPECT_EQ(inside.size(), 2u) << "every run's container is probed from inside";
+  for (const auto& [run, n] : inside) EXPECT_GE(n, 2) << run;
   fs::remove(samples);
 }
 

@@ -4,14 +4,19 @@
 // copied over the channel, samples the host, and is gone with its directory after Stop, and
 // after its ssh client is killed.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -25,6 +30,7 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/metric_stream.h"
 #include "integration/sshd_server.h"
+#include "metrics/remote_probe_host.h"
 #include "metrics/ssh_probe_source.h"
 
 namespace bitfusion {
@@ -291,6 +297,62 @@ TEST_F(SshProbeSourceTest, SamplesArriveSoonAfterTheirTick) {
       static_cast<double>(source->BackgroundCpuNs()) / 1e3 /
           static_cast<double>(source->ticks_received()));
   EXPECT_LT(at(0.99), 500'000'000) << "p99 of a sample's way here";
+}
+
+// What a container's probe on another machine's engine gets there (remote_probe_host.h): the
+// probe in a private directory, a run/ directory whose probe.sock sshd forwards back to a socket
+// here, and for a container of another user both opened to it. All of it goes with the object.
+TEST_F(SshProbeSourceTest, AContainersProbeCopyIsForwardedBackAndGoneWithIt) {
+  const fs::path back = dir_ / "back.sock";
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, back.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+
+  auto host = RemoteProbeHost::Open(Uri("127.0.0.1", lo_->port(), "&machine=lo-1"), kProbe);
+  ASSERT_TRUE(host.ok()) << host.error().ToString();
+  const fs::path dir = fs::path((*host)->run_dir()).parent_path();
+  ASSERT_EQ(dir.string().rfind("/tmp/bitfusion-agent.", 0), 0u) << dir;
+  ASSERT_TRUE((*host)->Forward(back.string(), "1000:1000").ok());
+  const fs::path sock = fs::path((*host)->run_dir()) / "probe.sock";
+  struct stat st {};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0) << sock << " made by sshd";
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0666u) << "user 1000 connects too";
+  EXPECT_EQ(fs::status(dir).permissions(), static_cast<fs::perms>(0711));
+  EXPECT_EQ(fs::status((*host)->run_dir()).permissions(), static_cast<fs::perms>(0711));
+  EXPECT_EQ(fs::status((*host)->probe_path()).permissions(), static_cast<fs::perms>(0755));
+  const auto labels = (*host)->labels();
+  EXPECT_EQ(labels.at("machine"), "lo-1");
+  EXPECT_EQ(labels.count("clock_offset_ns"), 1u);
+  EXPECT_EQ((*host)->time_shift().wall_ns, -std::stoll(labels.at("clock_offset_ns")));
+
+  // A connection there arrives here, and what is written there is read here.
+  const int there = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un to{};
+  to.sun_family = AF_UNIX;
+  std::strncpy(to.sun_path, sock.c_str(), sizeof to.sun_path - 1);
+  ASSERT_EQ(::connect(there, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+  ASSERT_EQ(::write(there, "tick", 4), 4);
+  pollfd pfd{listener, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 10'000), 1) << "the forward brings the connection here";
+  const int here = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(here, 0);
+  char got[8] = {};
+  pfd = {here, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 10'000), 1);
+  EXPECT_EQ(::read(here, got, sizeof got), 4);
+  EXPECT_STREQ(got, "tick");
+  ::close(there);
+  ::close(here);
+  ::close(listener);
+
+  host->reset();
+  EXPECT_FALSE(fs::exists(dir)) << "the copy and its socket go with the object";
+  EXPECT_EQ(Running(dir.string() + "/bitfusion-probe"), 0);
 }
 
 TEST(SshProbeSourceOptionsTest, UriIsCheckedBeforeAnythingStarts) {
