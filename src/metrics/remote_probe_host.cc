@@ -10,7 +10,7 @@
 namespace bitfusion {
 
 Result<std::shared_ptr<RemoteProbeHost>> RemoteProbeHost::Open(const std::string& login,
-                                                              const std::string& probe_path) {
+                                                               const std::string& probe_path) {
   BITFUSION_ASSIGN_OR_RETURN(Uri uri, Uri::Parse(login));
   BITFUSION_ASSIGN_OR_RETURN(SshProbeSourceOptions o, SshProbeSourceOptions::FromUri(uri));
   // It samples once and then only answers the clock exchanges; the container's probe samples.
@@ -45,11 +45,11 @@ Status RemoteProbeHost::Forward(const std::string& local_socket, const std::stri
   const std::string sock = run_dir() + "/probe.sock";
   const std::string name = user.substr(0, user.find(':'));
   const bool other_user = !name.empty() && name != "root" && name != "0";
-  BITFUSION_ASSIGN_OR_RETURN(auto made,
-                             session_->Run({"mkdir", "-m", "700", run_dir()}, std::chrono::seconds(30)));
+  BITFUSION_ASSIGN_OR_RETURN(
+      auto made, session_->Run({"mkdir", "-m", "700", run_dir()}, std::chrono::seconds(30)));
   if (made.exit_status != 0) {
-    return UnavailableError("probe: making " + run_dir() + " on " + machine_ + " failed: " +
-                            made.err);
+    return UnavailableError("probe: making " + run_dir() + " on " + machine_ +
+                            " failed: " + made.err);
   }
   BITFUSION_RETURN_IF_ERROR(session_->ForwardRemoteUnixSocket(sock, local_socket)
                                 .WithContext("probe: the way back from " + machine_));
@@ -63,9 +63,10 @@ Status RemoteProbeHost::Forward(const std::string& local_socket, const std::stri
               "them private");
     BITFUSION_ASSIGN_OR_RETURN(
         auto opened,
-        session_->Run({"sh", "-c", "chmod 711 \"$1\" \"$2\" && chmod 755 \"$3\" && chmod 666 \"$4\"",
-                       "sh", dir, run_dir(), probe_path(), sock},
-                      std::chrono::seconds(30)));
+        session_->Run(
+            {"sh", "-c", "chmod 711 \"$1\" \"$2\" && chmod 755 \"$3\" && chmod 666 \"$4\"", "sh",
+             dir, run_dir(), probe_path(), sock},
+            std::chrono::seconds(30)));
     if (opened.exit_status != 0) {
       return UnavailableError("probe: opening " + dir + " on " + machine_ + " to user " + user +
                               " failed: " + opened.err);

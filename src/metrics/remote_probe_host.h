@@ -57,7 +57,7 @@ class RemoteProbeHost {
 
   std::string machine_;
   std::shared_ptr<SshProbeSource> host_;
-  std::shared_ptr<SshSession> session_;  // the master the forward is on (host_'s)
+  std::shared_ptr<SshSession> session_;       // the master the forward is on (host_'s)
   std::string remote_socket_, local_socket_;  // set once forwarded
 };
 
