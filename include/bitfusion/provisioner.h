@@ -1,6 +1,7 @@
 // Provisioner: brings machines up and down and describes their hardware.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,6 +15,14 @@
 #include "bitfusion/status.h"
 
 namespace bitfusion {
+
+/// The query keys with which a provisioner URI says how to log in to its machines over SSH
+/// (static:// reads the last four, slurm:// all of them; a plan logs in to their machines the
+/// same way, over the same master connection). None of them is a runner's: a runner URI made
+/// from a provisioner's leaves them out.
+inline constexpr std::array<std::string_view, 7> kMachineLoginKeys = {
+    "ssh_user",   "ssh_port",        "ssh_key",    "ssh_config",
+    "ssh_option", "connect_timeout", "runtime_dir"};
 
 /// What Provisioner::Reap destroyed (or, for a dry run, would destroy).
 struct MachineReapReport {

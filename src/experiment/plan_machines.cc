@@ -110,8 +110,8 @@ Result<std::string> RunnerUriFor(const std::string& plan_runner, const MachineGr
     BITFUSION_ASSIGN_OR_RETURN(Uri slurm, Uri::Parse(group.provisioner));
     // The provisioner's keys for logging in to its nodes are not the runner's.
     std::erase_if(slurm.query, [](const auto& kv) {
-      return kv.first == "partition" || kv.first == "nodelist" || kv.first.starts_with("ssh_") ||
-             kv.first == "connect_timeout" || kv.first == "runtime_dir";
+      return kv.first == "partition" || kv.first == "nodelist" ||
+             std::ranges::find(kMachineLoginKeys, kv.first) != kMachineLoginKeys.end();
     });
     if (!m.type.empty()) slurm.query.emplace_back("partition", m.type);
     slurm.query.emplace_back("nodelist", m.id);

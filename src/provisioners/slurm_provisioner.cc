@@ -56,12 +56,9 @@ Result<SlurmProvisionerOptions> SlurmProvisionerOptions::FromUri(const Uri& uri)
   SlurmProvisionerOptions o;
   // The SSH keys are the provisioner's (and the plan's, which logs in the same way); the rest
   // is what slurm:// reads as a runner.
-  static const std::vector<std::string_view> kSshKeys = {
-      "ssh_user",   "ssh_port",        "ssh_key",    "ssh_config",
-      "ssh_option", "connect_timeout", "runtime_dir"};
   Uri rest = uri;
   std::erase_if(rest.query, [](const auto& kv) {
-    return std::find(kSshKeys.begin(), kSshKeys.end(), kv.first) != kSshKeys.end();
+    return std::ranges::find(kMachineLoginKeys, kv.first) != kMachineLoginKeys.end();
   });
   BITFUSION_ASSIGN_OR_RETURN(o.rest, SlurmRunnerOptions::FromUri(rest));
   o.ssh_user = uri.Query("ssh_user").value_or("");
@@ -79,7 +76,7 @@ Result<SlurmProvisionerOptions> SlurmProvisionerOptions::FromUri(const Uri& uri)
                                 "\"");
   }
   if (o.ssh_user.empty()) {
-    for (const auto key : kSshKeys) {
+    for (const auto key : kMachineLoginKeys) {
       if (key != "ssh_user" && uri.Query(key)) {
         return InvalidArgumentError(
             "slurm://: " + std::string(key) +
