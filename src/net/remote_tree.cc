@@ -15,8 +15,14 @@ namespace fs = std::filesystem;
 Result<std::unique_ptr<RemoteTree>> RemoteTree::Copy(const std::string& output,
                                                      const std::vector<std::string>& allowed,
                                                      std::vector<std::vector<std::string>>& other) {
-  char templ[] = "/tmp/bf-remote-tree-XXXXXX";
-  if (::mkdtemp(templ) == nullptr) return ErrnoError(errno, "creating a temporary directory");
+  std::error_code ec;
+  const fs::path tmp = fs::temp_directory_path(ec);  // $TMPDIR, else /tmp
+  if (ec) return InternalError("no temporary directory: " + ec.message() + "; set TMPDIR");
+  std::string templ = (tmp / "bf-remote-tree-XXXXXX").string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    return ErrnoError(errno, "creating a temporary directory under " + tmp.string() +
+                                 " (set TMPDIR to a writable one)");
+  }
   std::unique_ptr<RemoteTree> tree(new RemoteTree(templ));
   const fs::path& root = tree->root_;
   auto local = [&](const std::string& remote) -> std::optional<fs::path> {
