@@ -190,9 +190,21 @@ Result<PlanMachine> FindMachine(const PlanSpec& plan) {
   return m;
 }
 
+// A plan's "gpu" source that a remote machine's gpu+ssh:// can stand for: NVIDIA's (nvidia-smi),
+// every GPU (nvidia-smi's numbering is not the local source's `devices`).
+bool IsRemoteGpuSource(const Uri& uri) {
+  if (uri.scheme != "gpu") return false;
+  for (const auto& [key, value] : uri.query) {
+    if (key == "rate" || (key == "vendor" && (value == "auto" || value == "nvml"))) continue;
+    return false;
+  }
+  return true;
+}
+
 // Sources read on the controller's own host (procfs, sysfs, cgroups, NVML) would describe this
 // host, not a remote machine: on a remote machine, "host" becomes its SSH form (a probe started
-// there, docs/metrics.md) at the plan's interval, "container" on a docker machine its engine's
+// there, docs/metrics.md) at the plan's interval, "gpu" its SSH form (nvidia-smi there),
+// "container" on a docker machine its engine's
 // stats stream, "probe" on a docker machine a probe copied there whose socket is forwarded back,
 // and the other sources are not sampled (said once per plan, in CheckRemote).
 std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) {
@@ -215,10 +227,19 @@ std::vector<std::string> SourcesFor(const PlanSpec& plan, const PlanMachine& m) 
       continue;
     }
     auto uri = Uri::Parse(source);
-    if (!uri || uri->scheme != "host" || m.host_source_uri.empty() || !probe) continue;
-    std::string remote = m.host_source_uri + "&interval=" +
-                         std::to_string(std::max<std::int64_t>(plan.interval.count(), 1'000'000)) +
-                         "ns";
+    if (!uri || m.host_source_uri.empty() || !probe) continue;
+    std::string remote;
+    if (uri->scheme == "host") {
+      remote = m.host_source_uri + "&interval=" +
+               std::to_string(std::max<std::int64_t>(plan.interval.count(), 1'000'000)) + "ns";
+    } else if (IsRemoteGpuSource(*uri)) {
+      // The machine's nvidia-smi, through the same login, every interval but not under 100ms
+      // (metrics/ssh_gpu_source.h).
+      remote = "gpu+ssh" + m.host_source_uri.substr(m.host_source_uri.find("://")) + "&interval=" +
+               std::to_string(std::max<std::int64_t>(plan.interval.count(), 100'000'000)) + "ns";
+    } else {
+      continue;
+    }
     if (auto rate = uri->Query("rate")) remote += "&rate=" + *rate;
     out.push_back(std::move(remote));
   }
@@ -245,8 +266,8 @@ std::vector<Placement> Place(const PlanSpec& plan, const std::vector<PlanMachine
 }
 
 // A remote machine's devices are leased through its own allocator (DeviceAllocatorUriFor), but
-// a Slurm node's come with its jobs (GRES). Of the plan's sources only "host" describes a
-// remote machine (through host+ssh://).
+// a Slurm node's come with its jobs (GRES). Of the plan's sources "host" and "gpu" describe a
+// remote machine (through host+ssh:// and gpu+ssh://).
 Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placements) {
   std::string unsampled;
   bool slurm_unsampled = false;  // a Slurm node that is not logged in to
@@ -265,13 +286,17 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
             "?gres=gpu:N, and drop \"devices\"");
       }
     }
-    const bool host_sampled = std::any_of(p.sources.begin(), p.sources.end(), [](const auto& s) {
-      return s.starts_with("host+ssh://");
-    });
+    const auto sampled_as = [&p](const char* prefix) {
+      return std::any_of(p.sources.begin(), p.sources.end(),
+                         [prefix](const auto& s) { return s.starts_with(prefix); });
+    };
+    const bool host_sampled = sampled_as("host+ssh://");
+    const bool gpu_sampled = sampled_as("gpu+ssh://");
     for (const auto& source : plan.sources) {
       auto uri = Uri::Parse(source);
       if (source == "null" || (uri && uri->scheme == "null")) continue;
       if (uri && uri->scheme == "host" && host_sampled) continue;
+      if (uri && IsRemoteGpuSource(*uri) && gpu_sampled) continue;
       if (std::find(p.sources.begin(), p.sources.end(), source) != p.sources.end()) continue;
       if (unsampled.find(source) == std::string::npos) {
         unsampled += (unsampled.empty() ? "" : ", ") + source;
@@ -283,7 +308,7 @@ Status CheckRemote(const PlanSpec& plan, const std::vector<Placement>& placement
     LogAt(LogLevel::kWarning, "metric sources ", unsampled,
           " are read on this host and do not sample remote machines (their runs record wall "
           "time and their own results); \"host\" samples them through a bitfusion-probe "
-          "started over SSH",
+          "started over SSH, and \"gpu\" (NVIDIA, every GPU) through nvidia-smi there",
           probe.ok() ? "" : ", but " + probe.error().message(),
           slurm_unsampled ? "; a Slurm group's nodes are logged in to when its provisioner "
                             "says how (slurm://…?ssh_user=USER)"

@@ -51,6 +51,8 @@ class RemoteProbeHost {
   /// series get for it (machine, clock_offset_ns, clock_uncertainty_ns).
   internal::ProbeRecords::TimeShift time_shift() const { return host_->time_shift(); }
   std::map<std::string, std::string> labels() const;
+  /// The machine's SSH master (the host probe's): for other channels to it, as gpu+ssh:// opens.
+  std::shared_ptr<SshSession> session() const { return session_; }
 
  private:
   RemoteProbeHost() = default;

@@ -31,6 +31,7 @@
 #include "bitfusion/metric_stream.h"
 #include "integration/sshd_server.h"
 #include "metrics/remote_probe_host.h"
+#include "metrics/ssh_gpu_source.h"
 #include "metrics/ssh_probe_source.h"
 
 namespace bitfusion {
@@ -377,6 +378,135 @@ TEST(SshProbeSourceOptionsTest, UriIsCheckedBeforeAnythingStarts) {
   EXPECT_EQ(o->machine, "m-1");
   EXPECT_TRUE(o->processes);
   EXPECT_EQ(o->clock_exchanges, 8);
+}
+
+// gpu+ssh://: nvidia-smi on the machine (tests/fakes/nvidia-smi: two GPUs, one without a power
+// reading or SM clock, its stamps in UTC-5 unless asked for UTC) read over the machine's master,
+// its samples on this host's timeline, and nothing of it left there at the end.
+class SshGpuSourceTest : public SshProbeSourceTest {
+ protected:
+  // A copy of the fake in a directory of its own (it writes its PID next to itself).
+  fs::path Fake(const std::string& name) {
+    const fs::path dir = dir_ / name;
+    fs::create_directories(dir);
+    fs::copy_file(fs::path(BITFUSION_SOURCE_DIR) / "tests/fakes/nvidia-smi", dir / "nvidia-smi",
+                  fs::copy_options::overwrite_existing);
+    return dir / "nvidia-smi";
+  }
+  std::string GpuUri(const std::string& host, int port, const fs::path& nvidia_smi,
+                     const std::string& extra = "") const {
+    std::string uri = Uri(host, port, "&nvidia_smi=" + nvidia_smi.string() + extra, "50ms");
+    return "gpu+ssh" + uri.substr(uri.find("://"));
+  }
+  static int PidIn(const fs::path& file) {
+    std::ifstream in(file);
+    int pid = -1;
+    in >> pid;
+    return pid;
+  }
+};
+
+TEST_F(SshGpuSourceTest, AMachinesGpusAreReadThereByNvidiaSmiOnThisHostsTimeline) {
+  StartFarHost();
+  const fs::path smi = Fake("far-gpu");
+  const Timestamp before = Now();
+  auto made = MetricSourceFromUri(GpuUri(ns_->address(), 22, smi, "&machine=far-gpu"));
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  std::this_thread::sleep_for(600ms);
+  SampleBatch batch;
+  ASSERT_TRUE((*made)->Collect(Now(), batch).ok());
+  const Timestamp after = Now();
+  ASSERT_GT(batch.size(), 0u);
+
+  std::map<std::string, std::set<std::string>> metrics;  // by gpu
+  std::map<std::string, double> memory_used;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Series& s = batch.series[batch.series_index[i]];
+    metrics[s.labels.at("gpu")].insert(s.metric + " " + s.unit);
+    EXPECT_EQ(s.labels.at("machine"), "far-gpu");
+    EXPECT_TRUE(s.labels.count("clock_offset_ns") && s.labels.count("clock_uncertainty_ns"));
+    if (s.metric == "gpu.memory.used") memory_used[s.labels.at("gpu")] = batch.value[i];
+    if (s.labels.at("gpu") == "0") {
+      EXPECT_EQ(s.labels.at("pci_bus_id"), "0000:07:00.0");
+      EXPECT_EQ(s.labels.at("uuid"), "GPU-3f1c2a9e-0000-4c1d-9a51-5e0c2b7d1a00");
+    } else {
+      EXPECT_EQ(s.labels.at("pci_bus_id"), "0000:0a:00.0");
+    }
+  }
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics["0"].size(), 9u);
+  EXPECT_EQ(metrics["1"].size(), 7u) << "no power reading, no SM clock";
+  EXPECT_TRUE(metrics["0"].count("gpu.power W"));
+  EXPECT_FALSE(metrics["1"].count("gpu.power W"));
+  EXPECT_FALSE(metrics["1"].count("gpu.clock.sm Hz"));
+  EXPECT_TRUE(metrics["0"].count("gpu.clock.memory Hz"));
+  EXPECT_DOUBLE_EQ(memory_used["0"], 1024.0 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(memory_used["1"], 3.0 * 1024 * 1024);
+
+  // nvidia-smi's own stamps, read as UTC and moved by the offset (about 0 here), lie in the
+  // window this host saw: a stamp read in the machine's zone would be five hours off.
+  std::set<std::int64_t> stamps;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_GE(batch.timestamp_ns[i], before.wall_ns - 20'000'000);
+    EXPECT_LE(batch.timestamp_ns[i], after.wall_ns + 20'000'000);
+    EXPECT_GE(batch.monotonic_ns[i], before.mono_ns - 20'000'000);
+    EXPECT_LE(batch.monotonic_ns[i], after.mono_ns + 20'000'000);
+    stamps.insert(batch.timestamp_ns[i]);
+  }
+  EXPECT_GE(stamps.size(), 4u) << "several loops of nvidia-smi";
+
+  const int pid = PidIn(smi.parent_path() / "nvidia-smi.pid");
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(pid, 0), 0) << "nvidia-smi runs while the source does";
+  made->reset();
+  EXPECT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s))
+      << "nvidia-smi outlived its source";
+}
+
+TEST_F(SshGpuSourceTest, AMachineWithoutADriverOrNvidiaSmiGivesADisabledSourceThatAppendsNothing) {
+  const fs::path smi = Fake("no-driver");
+  std::ofstream(smi.parent_path() / "nvidia-smi.no-driver") << "";
+  for (const auto& [path, says] : std::vector<std::pair<fs::path, std::string>>{
+           {smi, "couldn't communicate with the NVIDIA driver"},
+           {smi, "status 9"},
+           {dir_ / "no-such-nvidia-smi", "not found"}}) {
+    auto options =
+        SshGpuSourceOptions::FromUri(*Uri::Parse(GpuUri("127.0.0.1", lo_->port(), path)));
+    ASSERT_TRUE(options.ok()) << options.error().ToString();
+    auto source = SshGpuSource::Make(*options);
+    ASSERT_TRUE(source.ok()) << path << ": " << source.error().ToString();
+    EXPECT_FALSE((*source)->enabled()) << path;
+    EXPECT_NE((*source)->why_disabled().find(says), std::string::npos) << (*source)->why_disabled();
+    EXPECT_NE((*source)->why_disabled().find(path.string()), std::string::npos);
+    SampleBatch batch;
+    EXPECT_TRUE((*source)->Collect(Now(), batch).ok());
+    EXPECT_EQ(batch.size(), 0u);
+  }
+}
+
+// The controller's ssh client dies: nvidia-smi on the machine sees the end of its input and
+// stops; the source says it has ended.
+TEST_F(SshGpuSourceTest, NvidiaSmiEndsWithItsConnection) {
+  const fs::path smi = Fake("lost");
+  auto options = SshGpuSourceOptions::FromUri(*Uri::Parse(GpuUri("127.0.0.1", lo_->port(), smi)));
+  ASSERT_TRUE(options.ok()) << options.error().ToString();
+  auto source = SshGpuSource::Make(*options);
+  ASSERT_TRUE(source.ok()) << source.error().ToString();
+  ASSERT_TRUE((*source)->enabled());
+  const int pid = PidIn(smi.parent_path() / "nvidia-smi.pid");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill((*source)->client_pid(), SIGKILL), 0);
+  EXPECT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s))
+      << "nvidia-smi outlived its connection";
+  Status s;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        SampleBatch batch;
+        s = (*source)->Collect(Now(), batch);
+        return !s.ok();
+      },
+      10s));
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
 }
 
 }  // namespace
