@@ -115,7 +115,7 @@ Result<std::shared_ptr<SshAllocator>> SshAllocator::Make(const SshAllocatorOptio
   }
   BITFUSION_ASSIGN_OR_RETURN(auto allocator, SysfsAllocator::Make(local));
   return std::shared_ptr<SshAllocator>(
-      new SshAllocator(std::move(tree), std::move(allocator), where));
+      new SshAllocator(std::move(tree), std::move(allocator), where, options.remote_root));
 }
 
 Result<std::vector<Device>> SshAllocator::Discover() { return local_->Discover(); }
@@ -129,26 +129,32 @@ Result<std::unique_ptr<DeviceLease>> SshAllocator::Acquire(const DeviceRequest& 
 
 Result<ContainerEdits> SshAllocator::EditsFor(const DeviceLease& lease,
                                               const RunnerCapabilities& capabilities) {
-  if (capabilities.containers) {
-    for (const Device& d : lease.devices()) {
-      if (d.vendor == "NVIDIA" && capabilities.gpu_runtime) continue;
-      const std::string what =
-          "device " + d.id + " (" + d.vendor + " " + d.model + ") of " + where_;
-      if (d.vendor == "NVIDIA") {
-        return FailedPreconditionError(
-            what +
-            " goes into a container there through the NVIDIA runtime, and that engine has "
-            "none (docker info: Runtimes); install the NVIDIA Container Toolkit there "
-            "(nvidia-ctk runtime configure --runtime=docker) and restart dockerd");
-      }
-      return FailedPreconditionError(
-          what +
-          " would need its device nodes mapped into a container on that machine, which "
-          "bitfusion does not do for another machine yet; run the benchmark as a process "
-          "there (\"runner\": \"process://\"), or on that machine itself");
-    }
+  if (!capabilities.containers) return local_->EditsFor(lease, capabilities);
+  for (const Device& d : lease.devices()) {
+    if (d.vendor != "NVIDIA" || capabilities.gpu_runtime) continue;
+    // Its device nodes alone would not do: the runtime also brings the driver's libraries.
+    return FailedPreconditionError(
+        "device " + d.id + " (" + d.vendor + " " + d.model + ") of " + where_ +
+        " goes into a container there through the NVIDIA runtime, and that engine has "
+        "none (docker info: Runtimes); install the NVIDIA Container Toolkit there "
+        "(nvidia-ctk runtime configure --runtime=docker) and restart dockerd");
   }
-  return local_->EditsFor(lease, capabilities);
+  // The machine's CDI specs are not in the copy: its devices go in by their nodes.
+  RunnerCapabilities caps = capabilities;
+  caps.cdi = false;
+  BITFUSION_ASSIGN_OR_RETURN(ContainerEdits edits, local_->EditsFor(lease, caps));
+  // The nodes were found in the copy here; the machine's engine opens them at its own paths.
+  const std::string copy = tree_->root().string();
+  std::string root = remote_root_;
+  while (!root.empty() && root.back() == '/') root.pop_back();
+  for (DeviceMapping& m : edits.devices) {
+    if (m.path_on_host.rfind(copy + "/", 0) != 0) {
+      return InternalError("sysfs+ssh: device node " + m.path_on_host + " of " + where_ +
+                           " is not in the copy of its tree");
+    }
+    m.path_on_host = root + m.path_on_host.substr(copy.size());
+  }
+  return edits;
 }
 
 BITFUSION_REGISTER(DeviceAllocator, "sysfs+ssh", SshAllocatorOptions, SshAllocator);

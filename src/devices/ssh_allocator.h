@@ -17,9 +17,11 @@
 //
 // What a lease gives a runner on that machine (EditsFor): environment for commands run there
 // (process+ssh: CUDA_VISIBLE_DEVICES and the rest, as local:// gives process://), and for its
-// containers an NVIDIA device request (Docker's --gpus) when its engine has the NVIDIA runtime.
-// Device nodes of another machine are not mapped into its containers: a lease that would need
-// them (no NVIDIA runtime there, other vendors) is FailedPrecondition saying what to do.
+// containers an NVIDIA device request (Docker's --gpus) when its engine has the NVIDIA runtime,
+// and the other devices' nodes (AMD's /dev/kfd and render node, an FPGA's, as local:// maps
+// them) at their paths on the machine, which that machine's engine opens. An NVIDIA GPU for an
+// engine without the NVIDIA runtime is FailedPrecondition saying what to install (its nodes alone
+// would lack the driver's libraries); the machine's CDI specs are not read (nodes instead).
 //
 // Options: the SSH keys (identity, ssh_config, ssh_option, connect_timeout, runtime_dir), root
 // (on the machine, default /), lock_dir, run_id, poll_interval.
@@ -61,12 +63,16 @@ class SshAllocator final : public DeviceAllocator {
 
  private:
   SshAllocator(std::unique_ptr<internal::RemoteTree> tree, std::shared_ptr<SysfsAllocator> local,
-               std::string where)
-      : tree_(std::move(tree)), local_(std::move(local)), where_(std::move(where)) {}
+               std::string where, std::string remote_root)
+      : tree_(std::move(tree)),
+        local_(std::move(local)),
+        where_(std::move(where)),
+        remote_root_(std::move(remote_root)) {}
 
   std::unique_ptr<internal::RemoteTree> tree_;  // the copy the local allocator reads
   std::shared_ptr<SysfsAllocator> local_;
-  std::string where_;  // "machine root@10.0.0.5", for messages
+  std::string where_;        // "machine root@10.0.0.5", for messages
+  std::string remote_root_;  // ?root= on the machine
 };
 
 }  // namespace bitfusion

@@ -10,6 +10,8 @@
 //
 // One set of services serves the whole executable (tests/CMakeLists.txt: ONE_PROCESS).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -595,6 +597,46 @@ TEST_F(ImageDistributionTest, ARemoteEngineWithoutTheNvidiaRuntimeGetsNoGpuAndSa
         << r.error;
   }
   EXPECT_TRUE(NoLeases());
+}
+
+// A remote machine's AMD GPU goes into a container on that machine's engine by its device nodes,
+// at their paths there: the "mixed" tree, copied with its device nodes made real (character
+// devices with /dev/null's numbers), is read over SSH, the GPU leased there, and the nodes opened
+// by that engine, which the container sees as /dev/kfd and /dev/dri/renderD128.
+TEST_F(ImageDistributionTest, ARemoteMachinesAmdGpuGoesIntoItsContainerByItsDeviceNodes) {
+  const fs::path tree = State().dir / "amd-tree";
+  fs::remove_all(tree);
+  fs::copy(fs::path(BITFUSION_TEST_FIXTURES) / "sysfs" / "mixed", tree,
+           fs::copy_options::recursive);
+  std::vector<fs::path> nodes;
+  for (const auto& e : fs::recursive_directory_iterator(tree / "dev")) {
+    if (e.is_regular_file()) nodes.push_back(e.path());
+  }
+  for (const fs::path& n : nodes) {
+    fs::remove(n);
+    ASSERT_EQ(::mknod(n.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << n;
+  }
+  std::string json =
+      Plan(kBusyboxImage, R"("device_allocator": "sysfs://)" + tree.string() + R"(",)");
+  const std::string first = R"({"name": "hello", )";
+  ASSERT_NE(json.find(first), std::string::npos);
+  json.replace(json.find(first), first.size(),
+               first + R"("devices": {"kind": "gpu", "vendor": "amd", "count": 1}, )");
+  const std::string command = "echo BITFUSION_RESULT answer 42 units";
+  json.replace(json.find(command), command.size(),
+               "test -c /dev/kfd && test -c /dev/dri/renderD128 && " + command);
+  auto result = Run(json);
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  ASSERT_EQ(result->runs.size(), 2u);
+  for (const auto& r : result->runs) {
+    EXPECT_EQ(r.status, kRunOk) << r.benchmark << ": " << r.error;
+    if (r.benchmark != "hello") continue;
+    bool answered = false;
+    for (const auto& sample : r.results) answered |= sample.metric == "answer";
+    EXPECT_TRUE(answered) << "the container saw both nodes as character devices";
+  }
+  EXPECT_TRUE(NoLeases());
+  fs::remove_all(tree);
 }
 
 TEST_F(ImageDistributionTest, AnImageMissingHereIsAClearError) {
