@@ -176,16 +176,19 @@ TEST_F(PlanFleetTest, AMachineThatStopsAnsweringFailsOnlyItsOwnRuns) {
 }
 
 // The plan's "host" source on a remote machine is that machine's (host+ssh://: a probe started
-// there over SSH), on this host's timeline; a local machine's stays the local host source.
+// there over SSH), on this host's timeline; a local machine's stays the local host source. Its
+// "gpu" source is that machine's nvidia-smi (gpu+ssh://; the far host has tests/fakes/nvidia-smi
+// on its PATH), on the same timeline.
 TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
   StartFarHost();
+  fs::copy_file(fs::path(BITFUSION_SOURCE_DIR) / "tests/fakes/nvidia-smi", far_bin_ / "nvidia-smi");
   ::setenv("BITFUSION_PROBE", (std::string(BITFUSION_BIN_DIR) + "/bitfusion-probe").c_str(), 1);
   const std::string far = Inventory("far.json", {Host("far", ns_->address(), 22)});
   const std::string out = (dir_ / "samples.jsonl").string();
   auto plan = ParsePlan(R"({"name": "observed",
     "machines": {"far": {"provisioner": ")" +
                             far + R"("}, "here": {"provisioner": "local://"}},
-    "metrics": {"sources": ["host"], "interval": "20ms"},
+    "metrics": {"sources": ["host", "gpu"], "interval": "20ms"},
     "sinks": ["jsonl://)" + out +
                             R"("],
     "benchmarks": [{"name": "nap", "command": ["sh", "-c", "sleep 0.5"], "repetitions": 2,
@@ -219,8 +222,23 @@ TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
   }
   std::ifstream in(out);
   std::map<std::string, int> remote_samples;  // by run
+  std::map<std::string, int> remote_gpu;      // by run
   int local_cpu = 0;
   for (std::string line; std::getline(in, line);) {
+    if (line.find("\"metric\":\"gpu.utilization.gpu\"") != std::string::npos) {
+      if (line.find("\"machine\":\"far-1\"") == std::string::npos) continue;  // this host's
+      EXPECT_NE(line.find("\"clock_uncertainty_ns\""), std::string::npos) << line;
+      EXPECT_NE(line.find("\"pci_bus_id\":\"0000:0"), std::string::npos) << line;
+      const auto at = line.find("\"timestamp_ns\":");
+      ASSERT_NE(at, std::string::npos) << line;
+      const std::int64_t ts = std::stoll(line.substr(at + 15));
+      EXPECT_GE(ts, before);
+      EXPECT_LE(ts, after);
+      for (const auto& [id, r] : far_runs) {
+        if (line.find(id) != std::string::npos) ++remote_gpu[id];
+      }
+      continue;
+    }
     if (line.find("\"metric\":\"cpu.user\"") == std::string::npos) continue;
     if (line.find("\"machine\":\"far-1\"") == std::string::npos) {
       local_cpu += line.find("clock_offset_ns") == std::string::npos;
@@ -241,6 +259,9 @@ TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
   EXPECT_GT(local_cpu, 0) << "the local machine's runs keep the local host source";
   ASSERT_EQ(remote_samples.size(), 2u) << "every remote run carries its host's samples; " << out;
   for (const auto& [id, n] : remote_samples) EXPECT_GE(n, 5) << id;
+  ASSERT_EQ(remote_gpu.size(), 2u) << "every remote run carries its machine's GPUs; " << out;
+  // 0.5 s at nvidia-smi's 100 ms (the plan's 20 ms is raised to it), two GPUs.
+  for (const auto& [id, n] : remote_gpu) EXPECT_GE(n, 4) << id;
   EXPECT_TRUE(NoLeases());
 }
 

@@ -199,14 +199,20 @@ class TwoSshHosts {
   }
   /// The host in a network namespace of its own, on port 22 of its address. Its sessions'
   /// TMPDIR is under the test's directory: the namespace shares this host's /tmp, and a test
-  /// that cuts the host off SIGKILLs the remote shells before their traps clean up.
+  /// that cuts the host off SIGKILLs the remote shells before their traps clean up. Their PATH
+  /// starts with DIR/NAME-bin (far_bin()), where a test puts programs that machine should have
+  /// and this one lacks (tests/fakes/nvidia-smi).
   std::string StartFar(const std::string& name = "far") {
     ns_ = std::make_unique<NetnsHost>();
     if (!ns_->error().empty()) return ns_->error();
     const auto tmp = dir_ / (name + "-tmp");
+    far_bin_ = dir_ / (name + "-bin");
     std::filesystem::create_directories(tmp);
-    far_ = std::make_unique<TestSshd>(client_, name, ns_->address(), 22, ns_->Prefix(),
-                                      std::vector<int>{}, "SetEnv TMPDIR=" + tmp.string() + "\n");
+    std::filesystem::create_directories(far_bin_);
+    far_ = std::make_unique<TestSshd>(
+        client_, name, ns_->address(), 22, ns_->Prefix(), std::vector<int>{},
+        "SetEnv TMPDIR=" + tmp.string() + " PATH=" + far_bin_.string() +
+            ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
     return far_->error();
   }
   void StopAll() {
@@ -226,6 +232,7 @@ class TwoSshHosts {
   std::unique_ptr<TestSshd> lo_;
   std::unique_ptr<NetnsHost> ns_;
   std::unique_ptr<TestSshd> far_;
+  std::filesystem::path far_bin_;  // first on the far host's sessions' PATH
 };
 
 /// TwoSshHosts for one test: the loopback host in SetUp, the far one when the test asks.
