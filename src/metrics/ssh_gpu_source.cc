@@ -202,24 +202,28 @@ Result<std::shared_ptr<SshGpuSource>> SshGpuSource::Make(const SshGpuSourceOptio
   // pipe limit), the default 64 KiB holds about a second of eight GPUs at 100 ms.
   (void)::fcntl(s->stdout_fd_, F_SETPIPE_SZ, kPipeBytes);
 
-  // nvidia-smi's first line: a sample, or what it says instead before it exits.
-  while (s->buffer_.find('\n') == std::string::npos && s->ReadAvailable()) {
+  // Its first sample (a warning it prints before, an infoROM one say, does not count), or the
+  // end of what it says instead when it cannot read a GPU.
+  const auto has_sample = [&s] {
+    std::string_view rest(s->buffer_);
+    for (std::size_t eol; (eol = rest.find('\n')) != std::string_view::npos;
+         rest.remove_prefix(eol + 1)) {
+      if (internal::ParseNvidiaSmiLine(rest.substr(0, eol))) return true;
+    }
+    return false;
+  };
+  while (!has_sample() && s->ReadAvailable()) {
     pollfd pfd{s->stdout_fd_, POLLIN, 0};
-    const int r = ::poll(&pfd, 1, MsUntil(deadline));
-    if (r == 0) {
-      return DeadlineExceededError("gpu+ssh: nvidia-smi on " + s->machine_ +
-                                   " said nothing within " + FormatDuration(options.start_timeout));
+    if (::poll(&pfd, 1, MsUntil(deadline)) == 0) {
+      return DeadlineExceededError(
+          "gpu+ssh: nvidia-smi on " + s->machine_ + " gave no sample within " +
+          FormatDuration(options.start_timeout) +
+          (s->buffer_.empty() ? "" : " (it said \"" + std::string(Trim(s->buffer_)) + "\")"));
     }
   }
-  const std::size_t eol = s->buffer_.find('\n');
-  if (eol != std::string::npos && internal::ParseNvidiaSmiLine(s->buffer_.substr(0, eol))) {
+  if (has_sample()) {
     s->enabled_ = true;
     return s;
-  }
-  // Not a sample: let it finish saying why (it exits), and say it once.
-  while (s->ReadAvailable()) {
-    pollfd pfd{s->stdout_fd_, POLLIN, 0};
-    if (::poll(&pfd, 1, MsUntil(deadline)) == 0) break;
   }
   std::string said(Trim(s->buffer_));
   s->End("");

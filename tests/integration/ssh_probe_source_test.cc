@@ -484,6 +484,21 @@ TEST_F(SshGpuSourceTest, AMachineWithoutADriverOrNvidiaSmiGivesADisabledSourceTh
   }
 }
 
+// A warning nvidia-smi prints before its samples (a GPU's corrupted infoROM) is not taken for a
+// machine without GPUs.
+TEST_F(SshGpuSourceTest, AWarningBeforeTheSamplesDoesNotDisableTheSource) {
+  const fs::path smi = Fake("warns");
+  std::ofstream(smi.parent_path() / "nvidia-smi.warn") << "";
+  auto options = SshGpuSourceOptions::FromUri(*Uri::Parse(GpuUri("127.0.0.1", lo_->port(), smi)));
+  ASSERT_TRUE(options.ok()) << options.error().ToString();
+  auto source = SshGpuSource::Make(*options);
+  ASSERT_TRUE(source.ok()) << source.error().ToString();
+  EXPECT_TRUE((*source)->enabled()) << (*source)->why_disabled();
+  SampleBatch batch;
+  EXPECT_TRUE((*source)->Collect(Now(), batch).ok());
+  EXPECT_GT(batch.size(), 0u);
+}
+
 // The controller's ssh client dies: nvidia-smi on the machine sees the end of its input and
 // stops; the source says it has ended.
 TEST_F(SshGpuSourceTest, NvidiaSmiEndsWithItsConnection) {
