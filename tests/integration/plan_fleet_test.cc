@@ -224,37 +224,32 @@ TEST_F(PlanFleetTest, RemoteRunsCarryTheirOwnHostsSamples) {
   std::map<std::string, int> remote_samples;  // by run
   std::map<std::string, int> remote_gpu;      // by run
   int local_cpu = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("\"metric\":\"gpu.utilization.gpu\"") != std::string::npos) {
-      if (line.find("\"machine\":\"far-1\"") == std::string::npos) continue;  // this host's
-      EXPECT_NE(line.find("\"clock_uncertainty_ns\""), std::string::npos) << line;
-      EXPECT_NE(line.find("\"pci_bus_id\":\"0000:0"), std::string::npos) << line;
-      const auto at = line.find("\"timestamp_ns\":");
-      ASSERT_NE(at, std::string::npos) << line;
-      const std::int64_t ts = std::stoll(line.substr(at + 15));
-      EXPECT_GE(ts, before);
-      EXPECT_LE(ts, after);
-      for (const auto& [id, r] : far_runs) {
-        if (line.find(id) != std::string::npos) ++remote_gpu[id];
-      }
-      continue;
-    }
-    if (line.find("\"metric\":\"cpu.user\"") == std::string::npos) continue;
-    if (line.find("\"machine\":\"far-1\"") == std::string::npos) {
-      local_cpu += line.find("clock_offset_ns") == std::string::npos;
-      continue;
-    }
-    EXPECT_NE(line.find("\"view\":\"host\""), std::string::npos) << line;
+  // A far sample: on this host's timeline (within the plan's run as this host's clock saw it),
+  // with the clock estimate, counted for its run.
+  const auto far_sample = [&](const std::string& line, std::map<std::string, int>& count) {
     EXPECT_NE(line.find("\"clock_uncertainty_ns\""), std::string::npos) << line;
-    // On this host's timeline: within the plan's run as this host's clock saw it.
     const auto at = line.find("\"timestamp_ns\":");
     ASSERT_NE(at, std::string::npos) << line;
     const std::int64_t ts = std::stoll(line.substr(at + 15));
     EXPECT_GE(ts, before);
     EXPECT_LE(ts, after);
     for (const auto& [id, r] : far_runs) {
-      if (line.find(id) != std::string::npos) ++remote_samples[id];
+      if (line.find(id) != std::string::npos) ++count[id];
     }
+  };
+  for (std::string line; std::getline(in, line);) {
+    const bool far = line.find("\"machine\":\"far-1\"") != std::string::npos;
+    if (line.find("\"metric\":\"gpu.utilization.gpu\"") != std::string::npos && far) {
+      EXPECT_NE(line.find("\"pci_bus_id\":\"0000:0"), std::string::npos) << line;
+      far_sample(line, remote_gpu);
+    }
+    if (line.find("\"metric\":\"cpu.user\"") == std::string::npos) continue;
+    if (!far) {
+      local_cpu += line.find("clock_offset_ns") == std::string::npos;
+      continue;
+    }
+    EXPECT_NE(line.find("\"view\":\"host\""), std::string::npos) << line;
+    far_sample(line, remote_samples);
   }
   EXPECT_GT(local_cpu, 0) << "the local machine's runs keep the local host source";
   ASSERT_EQ(remote_samples.size(), 2u) << "every remote run carries its host's samples; " << out;
