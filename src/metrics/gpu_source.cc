@@ -436,9 +436,11 @@ Result<std::shared_ptr<GpuSource>> GpuSource::Make(const GpuSourceOptions& optio
     BITFUSION_RETURN_IF_ERROR(attempt("rocm", source->impl_->OpenRocm(libraries, options.devices)));
   }
   if (source->vendor_.empty()) {
-    LogAt(LogLevel::kWarning, "gpu source disabled, no GPU metrics will be sampled: ", reasons,
-          ". On a GPU host, install the NVIDIA driver (NVML) or ROCm, or name the library with "
-          "gpu?library=PATH");
+    // Once per process and reason: a plan makes a source for every run.
+    LogOnceAt(LogLevel::kWarning, "gpu-source-disabled:" + reasons,
+              "gpu source disabled, no GPU metrics will be sampled: ", reasons,
+              ". On a GPU host, install the NVIDIA driver (NVML) or ROCm, or name the library "
+              "with gpu?library=PATH");
     return source;
   }
   // Ask every query once now, so that what a device does not support is said (once) when the

@@ -23,7 +23,8 @@
 // columns, so the steady state makes no allocation (benchmarks/gpu_sample_benchmark.cc).
 //
 // A host without the library, the driver or any GPU gets a source that is disabled with one
-// warning saying why and appends nothing, so `--source gpu` can be named everywhere. A query a
+// warning saying why (once per process and reason, however many sources a plan makes) and
+// appends nothing, so `--source gpu` can be named everywhere. A query a
 // device does not support (NVML_ERROR_NOT_SUPPORTED, RSMI_STATUS_NOT_SUPPORTED) drops that metric
 // for that device with one warning, when the source is made or whenever the device first says
 // so. Any other failure is returned by Collect naming the call and the library's own words
