@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -98,6 +99,11 @@ std::int64_t ThreadCpuNs() {
   timespec ts{};
   if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+int PollMsUntil(std::int64_t deadline_mono_ns) {
+  const std::int64_t left = deadline_mono_ns - MonoNowNs();
+  return left <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left / 1'000'000 + 1, 60'000));
 }
 
 }  // namespace bitfusion::internal

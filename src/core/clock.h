@@ -10,4 +10,8 @@ namespace bitfusion::internal {
 /// What a source's background work costs: read before and after the work, on its thread.
 std::int64_t ThreadCpuNs();
 
+/// Milliseconds from now to `deadline_mono_ns` (CLOCK_MONOTONIC) for poll(2): rounded up, 0 once
+/// past, at most a minute per call (a caller polling in a loop checks its deadline again).
+int PollMsUntil(std::int64_t deadline_mono_ns);
+
 }  // namespace bitfusion::internal

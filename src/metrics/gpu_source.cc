@@ -28,26 +28,23 @@ enum Metric : int {
   kMetrics
 };
 
-struct MetricInfo {
-  const char* name;
-  const char* unit;
+// The library calls behind each of internal::kGpuMetrics (gpu_source.h), in its order.
+struct MetricCalls {
   const char* nvml_call;
   const char* rocm_call;  // nullptr: ROCm SMI has no such reading
 };
-constexpr MetricInfo kMetricInfo[kMetrics] = {
-    {"gpu.utilization.gpu", "%", "nvmlDeviceGetUtilizationRates", "rsmi_dev_busy_percent_get"},
-    {"gpu.utilization.memory", "%", "nvmlDeviceGetUtilizationRates",
-     "rsmi_dev_memory_busy_percent_get"},
-    {"gpu.memory.used", "bytes", "nvmlDeviceGetMemoryInfo", "rsmi_dev_memory_usage_get"},
-    {"gpu.memory.total", "bytes", "nvmlDeviceGetMemoryInfo", "rsmi_dev_memory_total_get"},
-    {"gpu.power", "W", "nvmlDeviceGetPowerUsage", "rsmi_dev_power_ave_get"},
-    {"gpu.temperature", "Cel", "nvmlDeviceGetTemperature", "rsmi_dev_temp_metric_get"},
-    {"gpu.clock.graphics", "Hz", "nvmlDeviceGetClockInfo(NVML_CLOCK_GRAPHICS)",
-     "rsmi_dev_gpu_clk_freq_get(RSMI_CLK_TYPE_SYS)"},
-    {"gpu.clock.sm", "Hz", "nvmlDeviceGetClockInfo(NVML_CLOCK_SM)", nullptr},
-    {"gpu.clock.memory", "Hz", "nvmlDeviceGetClockInfo(NVML_CLOCK_MEM)",
-     "rsmi_dev_gpu_clk_freq_get(RSMI_CLK_TYPE_MEM)"},
+constexpr MetricCalls kMetricCalls[kMetrics] = {
+    {"nvmlDeviceGetUtilizationRates", "rsmi_dev_busy_percent_get"},
+    {"nvmlDeviceGetUtilizationRates", "rsmi_dev_memory_busy_percent_get"},
+    {"nvmlDeviceGetMemoryInfo", "rsmi_dev_memory_usage_get"},
+    {"nvmlDeviceGetMemoryInfo", "rsmi_dev_memory_total_get"},
+    {"nvmlDeviceGetPowerUsage", "rsmi_dev_power_ave_get"},
+    {"nvmlDeviceGetTemperature", "rsmi_dev_temp_metric_get"},
+    {"nvmlDeviceGetClockInfo(NVML_CLOCK_GRAPHICS)", "rsmi_dev_gpu_clk_freq_get(RSMI_CLK_TYPE_SYS)"},
+    {"nvmlDeviceGetClockInfo(NVML_CLOCK_SM)", nullptr},
+    {"nvmlDeviceGetClockInfo(NVML_CLOCK_MEM)", "rsmi_dev_gpu_clk_freq_get(RSMI_CLK_TYPE_MEM)"},
 };
+static_assert(internal::kGpuMetricCount == kMetrics);
 
 const std::vector<std::string> kRocmLibraries = {"librocm_smi64.so.1",
                                                  "/opt/rocm/lib/librocm_smi64.so.1"};
@@ -89,17 +86,17 @@ struct GpuSource::Impl {
       if (!d.enabled[m]) continue;
       d.enabled[m] = false;
       if (!metrics.empty()) metrics += " and ";
-      metrics += kMetricInfo[m].name;
+      metrics += internal::kGpuMetrics[m].name;
       if (a == b) break;
     }
     if (metrics.empty()) return;
-    const char* call = nvml ? kMetricInfo[a].nvml_call : kMetricInfo[a].rocm_call;
+    const char* call = nvml ? kMetricCalls[a].nvml_call : kMetricCalls[a].rocm_call;
     LogAt(LogLevel::kWarning, "gpu source: ", d.name, " does not support ", call, " (", why, "); ",
           metrics, " will not be sampled for it");
   }
 
   Status Failed(const Device& d, Metric m, const std::string& why) const {
-    const char* call = nvml ? kMetricInfo[m].nvml_call : kMetricInfo[m].rocm_call;
+    const char* call = nvml ? kMetricCalls[m].nvml_call : kMetricCalls[m].rocm_call;
     return UnavailableError("gpu source: " + std::string(call) + " for " + d.name +
                             " failed: " + why);
   }
@@ -312,8 +309,8 @@ Status GpuSource::Impl::OpenNvml(const std::string& library,
     for (int m = 0; m < kMetrics; ++m) {
       d.enabled[m] = have[m];
       if (!have[m] && d.index == indices.front()) {
-        LogAt(LogLevel::kWarning, "gpu source: ", library, " has no ", kMetricInfo[m].nvml_call,
-              " (an old driver); ", kMetricInfo[m].name, " will not be sampled");
+        LogAt(LogLevel::kWarning, "gpu source: ", library, " has no ", kMetricCalls[m].nvml_call,
+              " (an old driver); ", internal::kGpuMetrics[m].name, " will not be sampled");
       }
     }
     devices.push_back(std::move(d));
@@ -372,9 +369,10 @@ Status GpuSource::Impl::OpenRocm(const std::vector<std::string>& libraries,
                                  api.gpu_clk_freq != nullptr};
     for (int m = 0; m < kMetrics; ++m) {
       d.enabled[m] = have[m];
-      if (!have[m] && kMetricInfo[m].rocm_call != nullptr && d.index == indices.front()) {
-        LogAt(LogLevel::kWarning, "gpu source: ", api.library, " has no ", kMetricInfo[m].rocm_call,
-              " (an old release); ", kMetricInfo[m].name, " will not be sampled");
+      if (!have[m] && kMetricCalls[m].rocm_call != nullptr && d.index == indices.front()) {
+        LogAt(LogLevel::kWarning, "gpu source: ", api.library, " has no ",
+              kMetricCalls[m].rocm_call, " (an old release); ", internal::kGpuMetrics[m].name,
+              " will not be sampled");
       }
     }
     devices.push_back(std::move(d));
@@ -458,7 +456,8 @@ Status GpuSource::Collect(Timestamp now, SampleBatch& batch) {
     for (auto& d : m.devices) {
       for (int k = 0; k < kMetrics; ++k) {
         if (!d.enabled[k]) continue;
-        d.series[k] = batch.AddSeries({kMetricInfo[k].name, kMetricInfo[k].unit, d.labels, false});
+        d.series[k] = batch.AddSeries(
+            {internal::kGpuMetrics[k].name, internal::kGpuMetrics[k].unit, d.labels, false});
       }
     }
     m.declared = true;

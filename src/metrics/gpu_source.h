@@ -31,7 +31,9 @@
 // (nvmlErrorString, rsmi_status_string).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +42,24 @@
 #include "bitfusion/uri.h"
 
 namespace bitfusion {
+
+namespace internal {
+
+/// The metrics above, in the order every GPU source delivers them (this one, and gpu+ssh://'s
+/// from nvidia-smi): name and unit.
+struct GpuMetric {
+  const char* name;
+  const char* unit;
+};
+inline constexpr GpuMetric kGpuMetrics[] = {
+    {"gpu.utilization.gpu", "%"}, {"gpu.utilization.memory", "%"},
+    {"gpu.memory.used", "bytes"}, {"gpu.memory.total", "bytes"},
+    {"gpu.power", "W"},           {"gpu.temperature", "Cel"},
+    {"gpu.clock.graphics", "Hz"}, {"gpu.clock.sm", "Hz"},
+    {"gpu.clock.memory", "Hz"}};
+inline constexpr std::size_t kGpuMetricCount = std::size(kGpuMetrics);
+
+}  // namespace internal
 
 struct GpuSourceOptions {
   /// Which library: "nvml", "rocm", or "auto" (NVML, then ROCm SMI). Query key `vendor`;

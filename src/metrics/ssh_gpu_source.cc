@@ -16,6 +16,8 @@
 #include "bitfusion/clock.h"
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
+#include "core/clock.h"
+#include "core/text_file.h"
 #include "devices/nvml_api.h"
 #include "metrics/remote_probe_host.h"
 #include "metrics/ssh_probe_source.h"
@@ -25,14 +27,7 @@
 namespace bitfusion {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using internal::Trim;
 
 // "2026/12/05 11:30:00.123" read as UTC; nullopt when it is not that shape.
 std::optional<std::int64_t> ParseStamp(std::string_view text) {
@@ -74,25 +69,19 @@ const char* const kNvidiaSmiQuery =
     "timestamp,index,pci.bus_id,uuid,utilization.gpu,utilization.memory,memory.used,"
     "memory.total,power.draw,temperature.gpu,clocks.gr,clocks.sm,clocks.mem";
 
-const NvidiaSmiMetric kNvidiaSmiMetrics[9] = {
-    {"gpu.utilization.gpu", "%"}, {"gpu.utilization.memory", "%"},
-    {"gpu.memory.used", "bytes"}, {"gpu.memory.total", "bytes"},
-    {"gpu.power", "W"},           {"gpu.temperature", "Cel"},
-    {"gpu.clock.graphics", "Hz"}, {"gpu.clock.sm", "Hz"},
-    {"gpu.clock.memory", "Hz"}};
-
 // What each value is multiplied by to be in its metric's unit (MiB, MHz).
-constexpr double kScale[9] = {1, 1, 1024.0 * 1024.0, 1024.0 * 1024.0, 1, 1, 1e6, 1e6, 1e6};
+constexpr double kScale[kGpuMetricCount] = {1,   1,  1024.0 * 1024.0, 1024.0 * 1024.0, 1, 1, 1e6,
+                                            1e6, 1e6};
 
 std::optional<NvidiaSmiLine> ParseNvidiaSmiLine(std::string_view line) {
-  std::vector<std::string_view> fields;
+  std::vector<std::string> fields;
   for (std::size_t start = 0;;) {
     const std::size_t comma = line.find(',', start);
     fields.push_back(Trim(line.substr(start, comma - start)));
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
-  if (fields.size() != 13) return std::nullopt;
+  if (fields.size() != 4 + kGpuMetricCount) return std::nullopt;  // stamp, index, bus id, uuid
   NvidiaSmiLine out;
   const auto stamp = ParseStamp(fields[0]);
   if (!stamp) return std::nullopt;
@@ -101,12 +90,12 @@ std::optional<NvidiaSmiLine> ParseNvidiaSmiLine(std::string_view line) {
                                         [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
-  out.index = std::string(fields[1]);
-  out.pci_bus_id = nvml::NormalizeBusId(std::string(fields[2]).c_str());
+  out.index = fields[1];
+  out.pci_bus_id = nvml::NormalizeBusId(fields[2].c_str());
   if (out.pci_bus_id.empty()) return std::nullopt;
-  if (!fields[3].starts_with("[") && fields[3] != "N/A") out.uuid = std::string(fields[3]);
-  for (std::size_t k = 0; k < 9; ++k) {
-    const std::string_view v = fields[4 + k];
+  if (!fields[3].starts_with("[") && fields[3] != "N/A") out.uuid = fields[3];
+  for (std::size_t k = 0; k < internal::kGpuMetricCount; ++k) {
+    const std::string& v = fields[4 + k];
     // "[N/A]", "[Not Supported]", "[Unknown Error]", and older drivers' bare "N/A".
     if (v.starts_with("[") || v == "N/A") continue;
     double value = 0;
@@ -123,11 +112,6 @@ namespace {
 
 constexpr std::size_t kMaxLineBytes = 64 * 1024;
 constexpr int kPipeBytes = 1 << 20;
-
-int MsUntil(std::int64_t deadline_mono_ns) {
-  const std::int64_t left = deadline_mono_ns - MonoNowNs();
-  return left <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left / 1'000'000 + 1, 60'000));
-}
 
 // Run by `sh` whatever the login shell is. nvidia-smi reads nothing; the channel's input is kept
 // on fd 3 for a background `cat`, whose end (end of input: the source went, or the connection)
@@ -214,18 +198,18 @@ Result<std::shared_ptr<SshGpuSource>> SshGpuSource::Make(const SshGpuSourceOptio
   };
   while (!has_sample() && s->ReadAvailable()) {
     pollfd pfd{s->stdout_fd_, POLLIN, 0};
-    if (::poll(&pfd, 1, MsUntil(deadline)) == 0) {
+    if (::poll(&pfd, 1, internal::PollMsUntil(deadline)) == 0) {
       return DeadlineExceededError(
           "gpu+ssh: nvidia-smi on " + s->machine_ + " gave no sample within " +
           FormatDuration(options.start_timeout) +
-          (s->buffer_.empty() ? "" : " (it said \"" + std::string(Trim(s->buffer_)) + "\")"));
+          (s->buffer_.empty() ? "" : " (it said \"" + Trim(s->buffer_) + "\")"));
     }
   }
   if (has_sample()) {
     s->enabled_ = true;
     return s;
   }
-  std::string said(Trim(s->buffer_));
+  std::string said = Trim(s->buffer_);
   s->End("");
   if (said.size() > 400) said = said.substr(0, 400) + "…";
   s->disabled_why_ = "machine " + s->machine_ + " has no GPU that " + options.nvidia_smi +
@@ -244,7 +228,7 @@ SshGpuSource::~SshGpuSource() {
     const std::int64_t deadline = MonoNowNs() + 5'000'000'000;
     while (ReadAvailable()) {
       pollfd pfd{stdout_fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, MsUntil(deadline)) == 0) break;
+      if (::poll(&pfd, 1, internal::PollMsUntil(deadline)) == 0) break;
     }
     End("");
   }
@@ -294,7 +278,7 @@ void SshGpuSource::End(const std::string& why) {
   }
   char err[2048];
   const ssize_t n = stderr_fd_ >= 0 ? ::read(stderr_fd_, err, sizeof err) : -1;
-  if (n > 0) how += ": " + std::string(Trim(std::string_view(err, static_cast<std::size_t>(n))));
+  if (n > 0) how += ": " + Trim(std::string_view(err, static_cast<std::size_t>(n)));
   end_ = why.empty() ? how : why;
 }
 
@@ -302,7 +286,7 @@ void SshGpuSource::Deliver(std::string_view line, SampleBatch& batch,
                            std::int64_t wall_minus_mono) {
   const auto parsed = internal::ParseNvidiaSmiLine(line);
   if (!parsed) {
-    if (!Trim(line).empty()) last_text_ = std::string(Trim(line));
+    if (std::string text = Trim(line); !text.empty()) last_text_ = std::move(text);
     return;
   }
   auto [it, fresh] = devices_.try_emplace(parsed->uuid.empty() ? parsed->index : parsed->uuid);
@@ -315,11 +299,11 @@ void SshGpuSource::Deliver(std::string_view line, SampleBatch& batch,
     std::fill(std::begin(d.series), std::end(d.series), -1);
   }
   const std::int64_t wall = parsed->wall_ns + shift_wall_ns_;
-  for (std::size_t k = 0; k < 9; ++k) {
+  for (std::size_t k = 0; k < internal::kGpuMetricCount; ++k) {
     if (!parsed->values[k]) continue;
     if (d.series[k] < 0) {
-      d.series[k] = batch.AddSeries({internal::kNvidiaSmiMetrics[k].name,
-                                     internal::kNvidiaSmiMetrics[k].unit, d.labels, false});
+      d.series[k] = batch.AddSeries(
+          {internal::kGpuMetrics[k].name, internal::kGpuMetrics[k].unit, d.labels, false});
     }
     batch.Append(static_cast<std::uint32_t>(d.series[k]), wall, wall - wall_minus_mono,
                  *parsed->values[k]);
@@ -331,10 +315,10 @@ Status SshGpuSource::Collect(Timestamp now, SampleBatch& batch) {
   if (batch.series.size() != series_end_) {
     // A fresh batch: the series known so far are declared in it again.
     for (auto& [key, d] : devices_) {
-      for (std::size_t k = 0; k < 9; ++k) {
+      for (std::size_t k = 0; k < internal::kGpuMetricCount; ++k) {
         if (d.series[k] < 0) continue;
-        d.series[k] = batch.AddSeries({internal::kNvidiaSmiMetrics[k].name,
-                                       internal::kNvidiaSmiMetrics[k].unit, d.labels, false});
+        d.series[k] = batch.AddSeries(
+            {internal::kGpuMetrics[k].name, internal::kGpuMetrics[k].unit, d.labels, false});
       }
     }
   }

@@ -60,6 +60,7 @@
 
 #include "bitfusion/metric_stream.h"
 #include "bitfusion/uri.h"
+#include "metrics/gpu_source.h"
 
 namespace bitfusion {
 
@@ -86,18 +87,12 @@ struct NvidiaSmiLine {
   std::string index;
   std::string pci_bus_id;  ///< "0000:07:00.0"
   std::string uuid;
-  std::optional<double> values[9];  ///< in the order of the metrics above, in their units
+  /// In the order of internal::kGpuMetrics (gpu_source.h), in their units.
+  std::optional<double> values[internal::kGpuMetricCount];
 };
 
 /// The query's field list (one copy: the command and the parser agree on it).
 extern const char* const kNvidiaSmiQuery;
-/// The metrics a line's values become: name and unit, in the order of NvidiaSmiLine::values.
-struct NvidiaSmiMetric {
-  const char* name;
-  const char* unit;
-};
-extern const NvidiaSmiMetric kNvidiaSmiMetrics[9];
-
 /// nullopt for a line that is not one of the query's (an error nvidia-smi printed instead).
 std::optional<NvidiaSmiLine> ParseNvidiaSmiLine(std::string_view line);
 
@@ -127,7 +122,8 @@ class SshGpuSource final : public MetricSource {
  private:
   struct Device {
     std::map<std::string, std::string> labels;
-    std::int64_t series[9];  // index in the current batch; -1 = not declared yet
+    std::int64_t
+        series[internal::kGpuMetricCount];  // index in the current batch; -1 = not declared yet
   };
 
   SshGpuSource() = default;

@@ -45,11 +45,6 @@ constexpr auto kWaitRead = asio::posix::descriptor_base::wait_read;
 constexpr const char* kDirLine = "bitfusion-agent-dir ";
 constexpr std::size_t kMaxStderrBytes = 16 * 1024;
 
-int MsUntil(std::int64_t deadline_mono_ns) {
-  const std::int64_t left = deadline_mono_ns - MonoNowNs();
-  return left <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left / 1'000'000 + 1, 60'000));
-}
-
 // The remote side, run by `sh` whatever the login shell is: a private directory, the probe's
 // exact bytes from the channel, the probe, and the directory's removal when it exits.
 std::string RemoteScript(std::size_t probe_bytes, const SshProbeSourceOptions& o) {
@@ -79,7 +74,7 @@ Status SendAll(int fd, const void* data, std::size_t size, std::int64_t deadline
   const auto* p = static_cast<const char*>(data);
   while (size > 0) {
     pollfd pfd{fd, POLLOUT, 0};
-    const int r = ::poll(&pfd, 1, MsUntil(deadline_mono_ns));
+    const int r = ::poll(&pfd, 1, internal::PollMsUntil(deadline_mono_ns));
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) return DeadlineExceededError(what + ": the remote host stopped reading");
     const ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -422,7 +417,7 @@ Status SshProbeSource::Start(const SshProbeSourceOptions& o, const std::string& 
           std::to_string(o.clock_exchanges) + " clock exchanges within " +
           FormatDuration(o.start_timeout) + (err.empty() ? "" : "; it said: " + err));
     }
-    if (!reader_->PollOnce(MsUntil(deadline))) {
+    if (!reader_->PollOnce(internal::PollMsUntil(deadline))) {
       Status corrupt = reader_->WithRecords([](internal::ProbeRecords& records) {
         SampleBatch unused;
         Status first = records.Collect(unused);

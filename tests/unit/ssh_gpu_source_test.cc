@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "metrics/gpu_source.h"
+
 namespace bitfusion {
 namespace {
 
@@ -23,12 +25,12 @@ TEST(NvidiaSmiLineTest, AFullLineBecomesValuesInTheGpuSourcesUnits) {
   const double want[9] = {37,     12,    1024.0 * 1048576, 23034.0 * 1048576, 71.25, 35, 1980e6,
                           1410e6, 6251e6};
   for (int k = 0; k < 9; ++k) {
-    ASSERT_TRUE(line->values[k].has_value()) << internal::kNvidiaSmiMetrics[k].name;
-    EXPECT_DOUBLE_EQ(*line->values[k], want[k]) << internal::kNvidiaSmiMetrics[k].name;
+    ASSERT_TRUE(line->values[k].has_value()) << internal::kGpuMetrics[k].name;
+    EXPECT_DOUBLE_EQ(*line->values[k], want[k]) << internal::kGpuMetrics[k].name;
   }
-  EXPECT_STREQ(internal::kNvidiaSmiMetrics[2].name, "gpu.memory.used");
-  EXPECT_STREQ(internal::kNvidiaSmiMetrics[2].unit, "bytes");
-  EXPECT_STREQ(internal::kNvidiaSmiMetrics[8].unit, "Hz");
+  EXPECT_STREQ(internal::kGpuMetrics[2].name, "gpu.memory.used");
+  EXPECT_STREQ(internal::kGpuMetrics[2].unit, "bytes");
+  EXPECT_STREQ(internal::kGpuMetrics[8].unit, "Hz");
 }
 
 TEST(NvidiaSmiLineTest, ValuesAGpuLacksAreLeftOutAndTheRestKept) {
