@@ -452,23 +452,18 @@ Result<ContainerProbe> ProbeContainer(const ContainerProbeOptions& options, Cont
     so.keep_alive = remote;
   }
   std::string dir = options.socket_dir;
-  if (dir.empty() && remote) {
-    // Only this process (through the ssh client that carries the forward) connects here.
-    char pattern[] = "/tmp/bitfusion-probe-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) return ErrnoError(errno, "probe: mkdtemp /tmp");
-    dir = pattern;
-    so.remove_dir = true;
-  } else if (dir.empty()) {
+  if (dir.empty()) {
     // mkdtemp makes it 0700: only root (a container's root is the host's, without a user
     // namespace) and this user reach the socket. A container that runs as another numeric
     // user gets the directory; a named user (resolved only inside the image) gets 0711 and
-    // any peer, said once.
+    // any peer, said once. With a remote engine only this process connects here (through the
+    // ssh client that carries the forward), so it stays 0700.
     char pattern[] = "/tmp/bitfusion-probe-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) return ErrnoError(errno, "probe: mkdtemp /tmp");
     dir = pattern;
     so.remove_dir = true;
     const std::string user = spec.user.substr(0, spec.user.find(':'));
-    if (!user.empty() && user != "root" && user != "0") {
+    if (!remote && !user.empty() && user != "root" && user != "0") {
       char* end = nullptr;
       const long uid = std::strtol(user.c_str(), &end, 10);
       if (end != nullptr && *end == '\0' && uid > 0 &&
