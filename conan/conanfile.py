@@ -36,6 +36,7 @@ class BitfusionConan(ConanFile):
         self.requires("cereal/1.3.2")
         self.requires("sqlite3/[>=3.40 <4]")
         self.requires("zlib/[>=1.2.13 <2]")
+        self.requires("re2/20220601")  # Debian 12's; later ones need Abseil
         if self.options.with_postgres:
             self.requires("libpq/[>=15 <17]")
 
@@ -75,7 +76,7 @@ class BitfusionConan(ConanFile):
         core.set_property("pkg_config_name", "bitfusion")
         core.libs = ["bitfusion"]
         core.requires = ["boost::headers", "openssl::crypto", "libcurl::curl", "cereal::cereal",
-                         "sqlite3::sqlite3", "zlib::zlib"]
+                         "sqlite3::sqlite3", "zlib::zlib", "re2::re2"]
         core.system_libs = ["pthread", "dl"]
         core.bindirs = ["bin"]
 

@@ -18,6 +18,7 @@ PACKAGES=(
   docker.io busybox-static      # docker:// tests start their own dockerd on a busybox-static image
   openssl                       # certificates for the mutual-TLS engine test
   zlib1g-dev                    # gzip'd request bodies, spool checksums
+  libre2-dev                    # linear-time regular expressions (redaction, log waits)
   influxdb                      # influx:// sink tests start their own InfluxDB 1.x
   libpq-dev postgresql           # postgres:// sink (libpq); its tests start their own server
   python3-elasticsearch         # Elastic's Python client: checks the es:// fake, benchmark reference

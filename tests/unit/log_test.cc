@@ -104,5 +104,15 @@ TEST(RedactTest, LongMessageIsCutAtASpaceInsteadOfOverflowingTheStack) {
   EXPECT_EQ(Redact(plain), plain);
 }
 
+// A key after an opening parenthesis or bracket, or after a vertical tab, starts a word too.
+// Before the move to RE2 the first two were shown ("rejected (password=hunter2)").
+TEST(RedactTest, AKeyAfterABracketOrAVerticalTabIsMasked) {
+  EXPECT_EQ(Redact("rejected (password=hunter2)"), "rejected (password=***");
+  EXPECT_EQ(Redact("args [token=abc123]"), "args [token=***");
+  EXPECT_EQ(Redact("x\vsecret: s3cr3t y"), "x\vsecret: *** y");
+  // Still not a key: the end of a path.
+  EXPECT_EQ(Redact("/etc/passwd: permission denied"), "/etc/passwd: permission denied");
+}
+
 }  // namespace
 }  // namespace bitfusion
