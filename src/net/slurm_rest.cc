@@ -5,8 +5,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <iterator>
-#include <regex>
 #include <set>
+
+#include <re2/re2.h>
 
 namespace bitfusion::internal {
 
@@ -48,12 +49,11 @@ Result<std::string> PickSlurmApiVersion(std::string_view openapi_json,
     return InternalError("slurmrestd at " + std::string(where) +
                          " answered GET /openapi/v3 with no OpenAPI document (no \"paths\")");
   }
-  static const std::regex kPath("^/slurm/(v[0-9]+\\.[0-9]+\\.[0-9]+)/");
+  static const RE2 kPath(R"(^/slurm/(v[0-9]+\.[0-9]+\.[0-9]+)/)");
   std::set<std::string> offered;
   for (const auto& [path, item] : doc.at("paths").as_object()) {
-    std::smatch m;
-    const std::string p(path);
-    if (std::regex_search(p, m, kPath)) offered.insert(m[1]);
+    std::string version;
+    if (RE2::PartialMatch(std::string_view(path), kPath, &version)) offered.insert(version);
   }
   std::vector<std::string> offered_list(offered.begin(), offered.end());
   std::sort(offered_list.begin(), offered_list.end(),

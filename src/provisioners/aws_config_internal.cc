@@ -6,8 +6,9 @@
 #include <ctime>
 #include <fstream>
 #include <iomanip>
-#include <regex>
 #include <sstream>
+
+#include <re2/re2.h>
 
 #include "bitfusion/clock.h"
 #include "core/env.h"
@@ -168,8 +169,8 @@ Result<AwsSettings> ResolveAwsSettings(const AwsSettingsInput& input) {
         "region in the profile \"" +
         s.profile + "\" of " + s.config_file);
   }
-  static const std::regex kRegion("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$");
-  if (!std::regex_match(s.region, kRegion)) {
+  static const RE2 kRegion("[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}");
+  if (!RE2::FullMatch(s.region, kRegion)) {
     return InvalidArgumentError("\"" + s.region +
                                 "\" is not an AWS region name (like us-east-1 or eu-west-2)");
   }

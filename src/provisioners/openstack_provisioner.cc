@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdlib>
-#include <regex>
 #include <sstream>
 #include <thread>
+
+#include <re2/re2.h>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
@@ -44,21 +45,21 @@ std::string FirstEnv(std::initializer_list<const char*> names) {
 }
 
 bool IsUuid(const std::string& text) {
-  static const std::regex kUuid(
+  static const RE2 kUuid(
       "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}");
-  return std::regex_match(text, kUuid);
+  return RE2::FullMatch(text, kUuid);
 }
 
 // The metadata Nova accepts: keys [a-zA-Z0-9-_:. /]{1,255}, values up to 255 bytes, at most
 // 128 items (the default metadata_items quota).
 Status CheckMetadata(const Labels& labels) {
-  static const std::regex kKey("[a-zA-Z0-9_:. /-]{1,255}");
+  static const RE2 kKey("[a-zA-Z0-9_:. /-]{1,255}");
   if (labels.size() > 128) {
     return InvalidArgumentError("Nova takes at most 128 metadata items per server, got " +
                                 std::to_string(labels.size()) + " labels; use fewer");
   }
   for (const auto& [k, v] : labels) {
-    if (!std::regex_match(k, kKey) || v.size() > 255) {
+    if (!RE2::FullMatch(k, kKey) || v.size() > 255) {
       return InvalidArgumentError("label \"" + k + "\"=\"" + v +
                                   "\" cannot be Nova server metadata: keys are "
                                   "[a-zA-Z0-9-_:. /]{1,255}, values at most 255 bytes");

@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
-#include <regex>
+
+#include <re2/re2.h>
 
 #include "bitfusion/ownership.h"
 #include "core/json_fields.h"
@@ -65,11 +66,11 @@ MachineType ParseSoftLayerFlavor(const json::object* f) {
   t.name = JsonStringAt(f, "keyName");
   t.cpu_architecture = "x86_64";
   // Key names read FAMILY_{cores}X{ram GB}X{disk GB}: B1_2X4X100, AC1_8X60X25.
-  static const std::regex kKey("[A-Z0-9]+_([0-9]+)X([0-9]+)X[0-9]+.*");
-  std::smatch m;
-  if (std::regex_match(t.name, m, kKey)) {
-    if (const auto cores = Digits(m[1], INT_MAX)) t.vcpus = static_cast<int>(*cores);
-    if (const auto gb = Digits(m[2], UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
+  static const RE2 kKey("[A-Z0-9]+_([0-9]+)X([0-9]+)X[0-9]+.*");
+  std::string cores_text, gb_text;
+  if (RE2::FullMatch(t.name, kKey, &cores_text, &gb_text)) {
+    if (const auto cores = Digits(cores_text, INT_MAX)) t.vcpus = static_cast<int>(*cores);
+    if (const auto gb = Digits(gb_text, UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
   }
   const std::string fee = JsonStringAt(f, "totalMinimumHourlyFee");
   if (!fee.empty()) t.hourly_price_usd = std::strtod(fee.c_str(), nullptr);
@@ -113,21 +114,23 @@ MachineType ParseSoftLayerPreset(const json::object* p) {
   t.name = JsonStringAt(p, "keyName");
   t.cpu_architecture = "x86_64";
   const std::string description = JsonStringAt(p, "description");
-  static const std::regex kMemory("_([0-9]+)GB_");
-  std::smatch m;
-  if (std::regex_search(t.name, m, kMemory)) {
-    if (const auto gb = Digits(m[1], UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
+  static const RE2 kMemory("_([0-9]+)GB_");
+  std::string gb_text;
+  if (RE2::PartialMatch(t.name, kMemory, &gb_text)) {
+    if (const auto gb = Digits(gb_text, UINT64_MAX >> 30)) t.memory_bytes = *gb << 30;
   }
   if (description.find("Xeon") != std::string::npos) t.cpu_vendor = "Intel";
   if (description.find("EPYC") != std::string::npos) t.cpu_vendor = "AMD";
-  static const std::regex kGpu("([0-9]+) ?x ?(?:NVIDIA )?(?:Tesla )?([A-Za-z]*[0-9]+[A-Za-z]*) GPU",
-                               std::regex::icase);
-  const auto count = std::regex_search(description, m, kGpu) ? Digits(m[1], INT_MAX) : std::nullopt;
+  static const RE2 kGpu("(?i)([0-9]+) ?x ?(?:NVIDIA )?(?:Tesla )?([A-Za-z]*[0-9]+[A-Za-z]*) GPU");
+  std::string count_text, model;
+  const auto count = RE2::PartialMatch(description, kGpu, &count_text, &model)
+                         ? Digits(count_text, INT_MAX)
+                         : std::nullopt;
   if (count) {
     AcceleratorInfo a;
     a.kind = "gpu";
     a.vendor = "NVIDIA";  // SoftLayer's bare-metal GPUs are NVIDIA's (K80, M60, P100, V100, T4)
-    a.model = m[2];
+    a.model = model;
     a.count = static_cast<int>(*count);
     t.accelerators.push_back(a);
   }

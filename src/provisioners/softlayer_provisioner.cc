@@ -7,9 +7,10 @@
 #include <ctime>
 #include <fstream>
 #include <iomanip>
-#include <regex>
 #include <sstream>
 #include <thread>
+
+#include <re2/re2.h>
 
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
@@ -52,9 +53,9 @@ constexpr const char* kCredentialsHint =
 constexpr int kPageSize = 100;  // softlayer-python's page
 
 bool IsGlobalIdentifier(const std::string& id) {
-  static const std::regex kUuid(
+  static const RE2 kUuid(
       "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
-  return std::regex_match(id, kUuid);
+  return RE2::FullMatch(id, kUuid);
 }
 
 bool IsGuestId(const std::string& id) {
@@ -105,9 +106,9 @@ CodeInfo Classify(const std::string& code, long status) {
 
 // One ownership label as one SoftLayer tag, "key:value".
 Status CheckTag(const std::string& key, const std::string& value) {
-  static const std::regex kKey("[A-Za-z0-9_.-]+");
-  static const std::regex kValue("[A-Za-z0-9 _.:-]*");
-  if (!std::regex_match(key, kKey) || !std::regex_match(value, kValue) ||
+  static const RE2 kKey("[A-Za-z0-9_.-]+");
+  static const RE2 kValue("[A-Za-z0-9 _.:-]*");
+  if (!RE2::FullMatch(key, kKey) || !RE2::FullMatch(value, kValue) ||
       key.size() + value.size() + 1 > 255) {
     return InvalidArgumentError("label \"" + key + "\"=\"" + value +
                                 "\" cannot be a SoftLayer tag: keys are [A-Za-z0-9_.-]+, values "

@@ -4,8 +4,9 @@
 
 #include <cmath>
 #include <filesystem>
-#include <regex>
 #include <set>
+
+#include <re2/re2.h>
 
 #include "core/percent_encode.h"
 #include "runners/container_spec_checks.h"
@@ -29,14 +30,14 @@ bool IsCleanAbsolute(const std::string& p) {
 }  // namespace
 
 Status ValidateImageRef(const std::string& image) {
-  static const std::regex kRef(
+  static const RE2 kRef(
       R"(^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?|(?:sha256:)?[0-9a-f]{12,64})$)");
   if (image.empty()) {
     return InvalidArgumentError(
         "no image given; docker:// runs images (name one, e.g. "
         "\"busybox:1.36\")");
   }
-  if (image.size() > 255 || !std::regex_match(image, kRef)) {
+  if (image.size() > 255 || !RE2::FullMatch(image, kRef)) {
     return InvalidArgumentError("\"" + image +
                                 "\" is not a valid image reference (lower-case "
                                 "[registry/]name[:tag][@sha256:digest])");
@@ -56,12 +57,12 @@ std::pair<std::string, std::string> SplitRef(const std::string& ref) {
 }
 
 Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor) {
-  static const std::regex kName(R"(^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)");
-  static const std::regex kCgroupRule(R"(^[abc] (\*|[0-9]+):(\*|[0-9]+) [rwm]{1,3}$)");
-  static const std::regex kNetwork(
-      R"(^(none|host|bridge|default|container:[a-zA-Z0-9][a-zA-Z0-9_.-]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$)");
+  static const RE2 kName(R"(^[a-zA-Z0-9][a-zA-Z0-9_.-]*$)");
+  static const RE2 kCgroupRule(R"(^[abc] (?:\*|[0-9]+):(?:\*|[0-9]+) [rwm]{1,3}$)");
+  static const RE2 kNetwork(
+      R"(^(?:none|host|bridge|default|container:[a-zA-Z0-9][a-zA-Z0-9_.-]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$)");
   BITFUSION_RETURN_IF_ERROR(ValidateImageRef(spec.image));
-  if (!spec.name.empty() && !std::regex_match(spec.name, kName)) {
+  if (!spec.name.empty() && !RE2::FullMatch(spec.name, kName)) {
     return InvalidArgumentError("container name \"" + spec.name +
                                 "\" is invalid: use letters, digits, '_', '.' and '-', starting "
                                 "with a letter or digit");
@@ -156,7 +157,7 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
     }
   }
   for (const auto& rule : spec.device_cgroup_rules) {
-    if (!std::regex_match(rule, kCgroupRule)) {
+    if (!RE2::FullMatch(rule, kCgroupRule)) {
       return InvalidArgumentError("device cgroup rule \"" + rule +
                                   "\" is invalid; write \"TYPE MAJOR:MINOR PERMS\" like "
                                   "\"c 195:* rwm\"");
@@ -171,7 +172,7 @@ Status ValidateSpec(const ContainerSpec& spec, bool local_engine, int api_minor)
   if (spec.memory_bytes < 0 || spec.shm_bytes < 0) {
     return InvalidArgumentError("memory and shm sizes must not be negative");
   }
-  if (!spec.network_mode.empty() && !std::regex_match(spec.network_mode, kNetwork)) {
+  if (!spec.network_mode.empty() && !RE2::FullMatch(spec.network_mode, kNetwork)) {
     return InvalidArgumentError("network mode \"" + spec.network_mode + "\" is invalid");
   }
   for (const auto& [key, value] : spec.labels) {
