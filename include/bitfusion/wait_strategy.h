@@ -26,8 +26,9 @@ class BITFUSION_EXPORT WaitStrategy {
     kAnyOf
   };
 
-  /// A line on stdout or stderr matches `regex` (ECMAScript, searched within the line) at least
-  /// `times` times, counting lines printed before the wait began.
+  /// A line on stdout or stderr matches `regex` (RE2 syntax: Perl's without backreferences or
+  /// lookaround; searched within the line, in time linear in its length) at least `times`
+  /// times, counting lines printed before the wait began.
   static WaitStrategy LogMatches(std::string regex, int times = 1);
   /// The container has exited (with any status).
   static WaitStrategy Exited();

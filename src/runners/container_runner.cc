@@ -5,8 +5,9 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <sstream>
+
+#include <re2/re2.h>
 
 #include "bitfusion/registry.h"
 
@@ -162,7 +163,7 @@ enum class NodeState { kPending, kMet, kFailed };
 // One condition while a WaitFor runs: its compiled regex, log match count and verdict.
 struct WaitNode {
   const WaitStrategy* strategy = nullptr;
-  std::optional<std::regex> regex;
+  std::unique_ptr<RE2> regex;
   std::atomic<int> matches{0};
   Deadline own_deadline = kNoDeadline;
   NodeState state = NodeState::kPending;
@@ -182,11 +183,15 @@ Result<std::unique_ptr<WaitNode>> BuildNodes(const WaitStrategy& s, Deadline beg
     case WaitStrategy::Kind::kLogMatches:
       if (s.times() < 1)
         return InvalidArgumentError("wait strategy " + s.Describe() + ": times must be at least 1");
-      try {
-        node->regex.emplace(s.text(), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return InvalidArgumentError("wait strategy " + s.Describe() +
-                                    ": not a valid regular expression (" + e.what() + ")");
+      {
+        RE2::Options options;
+        options.set_log_errors(false);
+        node->regex = std::make_unique<RE2>(s.text(), options);
+        if (!node->regex->ok()) {
+          return InvalidArgumentError("wait strategy " + s.Describe() +
+                                      ": not a valid regular expression (" + node->regex->error() +
+                                      "; RE2 syntax: no backreferences or lookaround)");
+        }
       }
       log_nodes.push_back(node.get());
       break;
@@ -380,7 +385,7 @@ Status Container::WaitFor(const WaitStrategy& strategy, Deadline deadline) {
     logs = Logs([&](LogStream, std::string_view line) {
       bool any = false;
       for (WaitNode* n : log_nodes) {
-        if (std::regex_search(line.begin(), line.end(), *n->regex)) {
+        if (RE2::PartialMatch(line, *n->regex)) {
           n->matches.fetch_add(1);
           any = true;
         }

@@ -358,6 +358,19 @@ TEST_P(RunnerConformanceTest, WaitForFailsWhenItExitsFirstOrItsOwnTimeoutPasses)
   ASSERT_TRUE(sleeps->Kill(SIGKILL).ok());
 }
 
+// A container's output is not ours: a long line must not take the waiter down. std::regex
+// matched recursively, a frame or more per character, so "(a|b)*ready" on a 60,000-byte line of
+// 'a' overflowed the stack; RE2 matches in linear time without recursion.
+TEST_P(RunnerConformanceTest, WaitForLogMatchesSurvivesALongLine) {
+  auto c = Create(Shell("head -c 60000 /dev/zero | tr '\\0' a; echo; echo ready; sleep 30"));
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Start().ok());
+  const Status ready =
+      c->WaitFor(WaitStrategy::LogMatches("^(a|b)*ready$").WithTimeout(20s), DeadlineAfter(30s));
+  EXPECT_TRUE(ready.ok()) << ready.ToString();
+  ASSERT_TRUE(c->Kill(SIGKILL).ok());
+}
+
 TEST_P(RunnerConformanceTest, TailLogsGivesTheLastLines) {
   auto c = Create(Shell("echo a; echo b; echo c; sleep 0.2; echo oops >&2"));
   ASSERT_NE(c, nullptr);
