@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -105,6 +107,20 @@ TEST(UriTest, PasswordsWithSlashOrAtAreMaskedInParseErrors) {
       EXPECT_EQ(message.find(secret), std::string::npos) << text << " -> " << message;
     }
   }
+}
+
+// Found by fuzz/uri_fuzzer.cc: Boost 1.81's params iterator read past the end of an empty query
+// followed by a fragment (ASan heap-buffer-overflow). An empty query is no option.
+TEST(UriTest, AnEmptyQueryBeforeAFragmentHasNoOptions) {
+  const std::string text = "p2r-stats:ID?#unner";
+  auto heap = std::make_unique<char[]>(text.size());  // no NUL after it, as a view may have
+  std::memcpy(heap.get(), text.data(), text.size());
+  auto u = Uri::Parse(std::string_view(heap.get(), text.size()));
+  ASSERT_TRUE(u.ok()) << u.error().ToString();
+  EXPECT_TRUE(u->query.empty());
+  auto plain = Uri::Parse("es://h:9200/i?");
+  ASSERT_TRUE(plain.ok()) << plain.error().ToString();
+  EXPECT_TRUE(plain->query.empty());
 }
 
 }  // namespace
