@@ -50,9 +50,11 @@ for t in "${targets[@]}"; do
     log="$build/fuzz-$t.log"
     [ "$workers" -gt 1 ] && log="$build/fuzz-$t.$w.log"
     # The targets' scratch trees (procfs, cgroup, tar), removed below whatever way the run ends.
+    # TMPDIR too: fingerprint's RemoteTree makes and removes a tree there on every input, three
+    # times faster on tmpfs than on an ext4 /tmp.
     scratch=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp )/bitfusion-fuzz.XXXXXX")
     scratches+=("$scratch")
-    BITFUSION_FUZZ_SCRATCH=$scratch ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+    TMPDIR=$scratch BITFUSION_FUZZ_SCRATCH=$scratch ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
       "$exe" "${limit[@]}" "${dict[@]}" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "fuzz/corpus/$t" \
