@@ -1,10 +1,17 @@
 #include "core/spawn.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <thread>
 
 extern char** environ;
 
@@ -67,6 +74,39 @@ Result<pid_t> Spawn(const SpawnSpec& spec) {
   ::posix_spawn_file_actions_destroy(&actions);
   if (!status.ok()) return status;
   return pid;
+}
+
+Reaped ReapWithin(pid_t pid, std::chrono::nanoseconds patience) {
+  Reaped r;
+  if (pid <= 0) return r;
+  const auto until = std::chrono::steady_clock::now() + patience;
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  for (;;) {
+    const pid_t done = ::waitpid(pid, &r.status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno == EINTR) continue;
+    if (done < 0) {  // not our child (ECHILD): nothing to reap
+      r.status = 0;
+      break;
+    }
+    const auto left = until - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds(0)) {
+      ::kill(pid, SIGKILL);
+      r.killed = true;
+      while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(ms, 1000)));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(ms, 5)));
+    }
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  return r;
 }
 
 }  // namespace bitfusion::internal

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -37,5 +38,17 @@ struct SpawnSpec {
 /// Python ignores SIGPIPE; a command must not inherit that) and returns its pid. The error
 /// names the program and errno (ENOENT, EACCES, a working directory that cannot be entered).
 Result<pid_t> Spawn(const SpawnSpec& spec);
+
+/// How a child reaped by ReapWithin ended.
+struct Reaped {
+  int status = 0;       ///< waitpid's status (WIFEXITED, WEXITSTATUS, ...); 0 if it was not ours
+  bool killed = false;  ///< it had not exited within the patience and was sent SIGKILL
+};
+
+/// Waits up to `patience` for the child `pid` to exit (on its pidfd, or every 5 ms on a kernel
+/// without pidfds), then kills it with SIGKILL, and reaps it either way, so the pid is never
+/// left a zombie nor killed after it was freed. A pid that is not a child of this process
+/// returns at once.
+Reaped ReapWithin(pid_t pid, std::chrono::nanoseconds patience);
 
 }  // namespace bitfusion::internal

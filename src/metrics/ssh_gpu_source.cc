@@ -17,6 +17,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "core/clock.h"
+#include "core/spawn.h"
 #include "core/text_file.h"
 #include "devices/nvml_api.h"
 #include "metrics/remote_probe_host.h"
@@ -258,20 +259,12 @@ bool SshGpuSource::ReadAvailable() {
 // Reaps the ssh client (killing it if it has not gone) and records why the stream ended.
 void SshGpuSource::End(const std::string& why) {
   if (pid_ <= 0) return;
-  int status = 0;
-  pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  for (int i = 0; r == 0 && i < 100; ++i) {  // up to a second after the end of its output
-    ::usleep(10'000);
-    r = ::waitpid(pid_, &status, WNOHANG);
-  }
-  if (r == 0) {
-    ::kill(pid_, SIGKILL);
-    r = ::waitpid(pid_, &status, 0);
-  }
+  // Up to a second after the end of its output.
+  const internal::Reaped r = internal::ReapWithin(pid_, std::chrono::seconds(1));
   pid_ = -1;
   std::string how = "its connection ended";
-  if (r > 0 && WIFEXITED(status)) {
-    const int code = WEXITSTATUS(status);
+  if (!r.killed && WIFEXITED(r.status)) {
+    const int code = WEXITSTATUS(r.status);
     how = code == 255   ? "ssh lost the connection"
           : code == 127 ? "nvidia-smi was not found there (exit status 127)"
                         : "nvidia-smi exited with status " + std::to_string(code);

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -28,6 +27,7 @@
 #include "bitfusion/registry.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
+#include "core/spawn.h"
 #include "metrics/probe_records.h"
 #include "net/ssh_uri.h"
 #include "probe/probe_wire.h"
@@ -473,14 +473,7 @@ Status SshProbeSource::Stop(std::chrono::nanoseconds timeout) {
   }
   if (child_.pid > 0) {
     const std::int64_t until = MonoNowNs() + timeout.count();
-    int wstatus = 0;
-    pid_t done = 0;
-    while ((done = ::waitpid(child_.pid, &wstatus, WNOHANG)) == 0 && MonoNowNs() < until) {
-      ::usleep(5'000);
-    }
-    if (done == 0) {
-      ::kill(child_.pid, SIGKILL);
-      ::waitpid(child_.pid, &wstatus, 0);
+    if (internal::ReapWithin(child_.pid, timeout).killed) {
       status = UnavailableError("host+ssh: the probe on " + uri_.substr(11) +
                                 " did not stop within " + FormatDuration(timeout) +
                                 " of its input's end; its connection "

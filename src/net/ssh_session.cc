@@ -20,7 +20,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <thread>
 
 #include "bitfusion/log.h"
 #include "core/spawn.h"
@@ -441,16 +440,8 @@ void SshSession::CloseChannel(bool wait) {
   // still running after its timeout), has its client killed, which ends the remote input too.
   ::close(channel_.in);
   ::close(channel_.out);
-  int status = 0;
-  bool reaped = false;
-  for (int i = 0; wait && i < 100 && !reaped; ++i) {
-    reaped = ::waitpid(channel_.pid, &status, WNOHANG) == channel_.pid;
-    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (!reaped) {
-    ::kill(channel_.pid, SIGKILL);
-    ::waitpid(channel_.pid, &status, 0);
-  }
+  (void)internal::ReapWithin(channel_.pid,
+                             wait ? std::chrono::seconds(2) : std::chrono::seconds(0));
   channel_ = Channel{};
 }
 

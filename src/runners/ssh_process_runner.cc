@@ -17,6 +17,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
+#include "core/spawn.h"
 #include "net/ssh_session.h"
 #include "net/ssh_uri.h"
 #include "runners/container_spec_checks.h"
@@ -331,7 +332,7 @@ class SshProcess final : public Container {
       // Kept: the client goes now (the command's later output has nowhere to go). Otherwise it
       // ends with the channel once the wrapper is done.
       if (kept_) ::kill(client_pid_, SIGTERM);
-      ReapClient(client_pid_, std::chrono::seconds(5));
+      (void)internal::ReapWithin(client_pid_, std::chrono::seconds(5));
     }
   }
 

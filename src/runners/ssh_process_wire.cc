@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <optional>
 #include <random>
-#include <thread>
 
 #include "bitfusion/clock.h"
 #include "core/event_loop.h"
@@ -178,22 +177,6 @@ std::optional<ContainerStats> StatsParser::Line(const std::string& line) {
 void CloseFd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
-}
-
-// Reaps the local ssh client, waiting up to `patience` before it is killed.
-void ReapClient(int pid, std::chrono::milliseconds patience) {
-  if (pid <= 0) return;
-  const auto until = std::chrono::steady_clock::now() + patience;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= until) {
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
 }
 
 void ReapClientLater(int pid, std::chrono::milliseconds patience) {

@@ -97,9 +97,8 @@ class StatsParser {
 
 void CloseFd(int& fd);
 
-/// Reaps the local ssh client `pid`, killing it once `patience` has passed.
-void ReapClient(int pid, std::chrono::milliseconds patience);
-/// The same without waiting for it: a timer on the event loop reaps it.
+/// Reaps the local ssh client `pid`, killing it once `patience` has passed, without waiting
+/// for it: a timer on the event loop reaps it (internal::ReapWithin is the waiting form).
 void ReapClientLater(int pid, std::chrono::milliseconds patience);
 
 /// How a command run by RunRemote ended.
