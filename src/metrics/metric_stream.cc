@@ -488,9 +488,11 @@ class MetricStream::Impl {
     if (slot.error_logged) return;
     slot.error_logged = true;
     // One line per sink and process: a plan makes a stream per run, and a store that is down
-    // fails them all for one cause.
-    LogOnceAt(LogLevel::kWarning, "sink-write " + slot.sink->uri(),
-              "metric stream: writing to sink ", slot.sink->uri(), " failed: ", status.ToString(),
+    // fails them all for one cause. A consumer that stopped reading (kCancelled: a pipe's
+    // reader gone, as in `bitfusion metrics | head`) is no fault: said at info level.
+    LogOnceAt(status.code() == StatusCode::kCancelled ? LogLevel::kInfo : LogLevel::kWarning,
+              "sink-write " + slot.sink->uri(), "metric stream: writing to sink ", slot.sink->uri(),
+              " failed: ", status.ToString(),
               "; sampling goes on, further failures are only counted (Overhead().delivery_errors)");
   }
 

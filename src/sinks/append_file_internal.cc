@@ -111,6 +111,11 @@ Status AppendOnlyFile::Write(std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EPIPE) {
+      return CancelledError("the reader of " + what_ + " " + path_.string() +
+                            " has gone (its pipe was closed at the other end); nothing more is "
+                            "written there");
+    }
     if (n < 0) return ErrnoError(errno, "cannot write " + what_ + " " + path_.string());
     bytes.remove_prefix(static_cast<std::size_t>(n));
   }

@@ -41,7 +41,8 @@ class AppendOnlyFile {
   Result<std::string> ReadPrefix(std::size_t n) const;
   /// Starts an append: remembers the length to cut back to when Abort() is called.
   Status Begin();
-  /// Writes all of `bytes` at the end of the file.
+  /// Writes all of `bytes` at the end of the file. A pipe whose reader has gone (`bitfusion
+  /// metrics | head`) is kCancelled: the consumer stopped, nothing is wrong with the data.
   Status Write(std::string_view bytes);
   /// Write, and Abort when it fails: the append started by Begin() leaves nothing behind.
   Status WriteOrAbort(std::string_view bytes);

@@ -4,6 +4,8 @@
 #include "bitfusion/metric_stream.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -129,9 +131,10 @@ class LogCapture {
  public:
   explicit LogCapture(LogLevel level = LogLevel::kWarning) : old_level_(GetLogLevel()) {
     SetLogLevel(level);
-    SetLogHandler([this](LogLevel, std::string_view m) {
+    SetLogHandler([this](LogLevel at, std::string_view m) {
       std::lock_guard lock(mu_);
       lines_.emplace_back(m);
+      levels_.push_back(at);
     });
   }
   ~LogCapture() {
@@ -144,11 +147,21 @@ class LogCapture {
     for (const auto& l : lines_) n += l.find(needle) != std::string::npos ? 1 : 0;
     return n;
   }
+  /// Lines holding `needle` logged at `level` or above.
+  int CountAtLeast(LogLevel level, const std::string& needle) {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (std::size_t i = 0; i < lines_.size(); ++i) {
+      n += levels_[i] >= level && lines_[i].find(needle) != std::string::npos ? 1 : 0;
+    }
+    return n;
+  }
 
  private:
   LogLevel old_level_;
   std::mutex mu_;
   std::vector<std::string> lines_;
+  std::vector<LogLevel> levels_;
 };
 
 std::unique_ptr<MetricStream> MakeStream(const MetricStreamOptions& options) {
@@ -538,6 +551,38 @@ TEST(MetricStreamTest, SinkErrorsAreCountedLoggedOnceAndNotFatal) {
   EXPECT_EQ(over.delivery_errors, sink->counters().errors);
   EXPECT_EQ(log.Count("failing://"), 1);
   EXPECT_EQ(static_cast<std::int64_t>(received.samples()), over.samples);
+}
+
+// `bitfusion metrics | head`: a sink whose pipe's reader has gone is counted and said once at
+// info level, not warned about (it printed "Broken pipe" as a warning after head's lines).
+TEST(MetricStreamTest, ASinkWhoseReaderLeftIsCountedWithoutAWarning) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old), 0);
+  {
+    LogCapture log(LogLevel::kInfo);
+    auto sink = ResultSinkFromUri("jsonl:///proc/self/fd/" + std::to_string(fds[1]) +
+                                  "?batch_samples=1&memory_max_bytes=65536");
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    ::close(fds[1]);
+    ::close(fds[0]);
+    MetricStreamOptions o;
+    o.interval = 1ms;
+    o.delivery_interval = 0ms;
+    auto stream = MakeStream(o);
+    ASSERT_TRUE(stream->Add(std::make_shared<FakeSource>("fake")).ok());
+    ASSERT_TRUE(stream->Attach(*sink).ok());
+    ASSERT_TRUE(stream->Start().ok());
+    ASSERT_TRUE(WaitUntil([&] { return stream->Overhead().delivery_errors >= 5; }));
+    (void)stream->Stop();
+    (void)(*sink)->Close();
+    EXPECT_EQ(log.CountAtLeast(LogLevel::kWarning, "jsonl://"), 0);
+    EXPECT_EQ(log.CountAtLeast(LogLevel::kInfo, "has gone"), 1);
+  }
+  ::sigaction(SIGPIPE, &old, nullptr);
 }
 
 TEST(MetricStreamTest, GoneSourceIsDroppedOthersContinue) {

@@ -506,6 +506,9 @@ TEST_F(SinkFileTest, JsonlToAPipeWhoseReaderLeftFailsInsteadOfWaitingForever) {
     const Status write = (*sink)->Write(CpuBatch(1, 1));
     EXPECT_FALSE(write.ok()) << "the reader left; the write must fail, not succeed into a pipe "
                                 "only the sink itself reads";
+    // The consumer stopped: kCancelled, which the metric stream does not warn about.
+    EXPECT_EQ(write.code(), StatusCode::kCancelled) << write.ToString();
+    EXPECT_NE(write.message().find("has gone"), std::string::npos) << write.ToString();
     (void)(*sink)->Close();
   }
   ::sigaction(SIGPIPE, &old, nullptr);
