@@ -15,7 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto uri = bitfusion::Uri::Parse(text); uri.ok()) {
     (void)uri->ToString();
     (void)uri->FilePath();
+    // The typed accessors on the first keys only: each failing one builds its error from the
+    // whole URI, so every key of a 50 KB input made the run quadratic (740 runs/s).
+    std::size_t keys = 0;
     for (const auto& [key, value] : uri->query) {
+      if (++keys > 8) break;
       (void)uri->Query(key);
       (void)uri->QueryInt(key, 0);
       (void)uri->QueryBool(key, false);
