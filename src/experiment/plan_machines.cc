@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "bitfusion/log.h"
@@ -165,14 +166,21 @@ Result<std::string> DeviceAllocatorUriFor(const std::string& plan_allocator,
 Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan,
                                                             const std::string& run_id,
                                                             const std::atomic<bool>* cancel) {
-  // Nothing is made before every group is known to be satisfiable.
+  // Nothing is made before every group is known to be satisfiable. Groups with one
+  // provisioner URI share its object: what one group was handed is not handed to another
+  // (slurm:// knows which of its nodes it gave out only per object).
   std::vector<std::shared_ptr<Provisioner>> provisioners;
+  std::map<std::string, std::shared_ptr<Provisioner>> by_uri;
   std::vector<std::string> types;
   for (const auto& g : plan.machines) {
-    auto made = ProvisionerFromUri(g.provisioner);
-    if (!made) return made.error().WithContext(GroupField(plan, g) + ".provisioner");
-    BITFUSION_ASSIGN_OR_RETURN(auto type, CheckGroup(plan, g, **made));
-    provisioners.push_back(std::move(*made));
+    std::shared_ptr<Provisioner>& shared = by_uri[g.provisioner];
+    if (!shared) {
+      auto made = ProvisionerFromUri(g.provisioner);
+      if (!made) return made.error().WithContext(GroupField(plan, g) + ".provisioner");
+      shared = std::move(*made);
+    }
+    BITFUSION_ASSIGN_OR_RETURN(auto type, CheckGroup(plan, g, *shared));
+    provisioners.push_back(shared);
     types.push_back(std::move(type));
   }
 

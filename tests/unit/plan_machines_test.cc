@@ -334,6 +334,87 @@ TEST(PlanMachinesTest, CtrlCWhileMachinesAreMadeDestroysThemAndStopsThePlan) {
   EXPECT_EQ(SlowTestProvisioner::destroyed.load(), 1) << "what was made is destroyed";
 }
 
+// A provisioner with two hosts that knows which it handed out only per object, as slurm:// knows
+// its nodes: each object hands out "h1" first.
+struct TwoHostTestProvisionerOptions {
+  static Result<TwoHostTestProvisionerOptions> FromUri(const Uri&) {
+    return TwoHostTestProvisionerOptions{};
+  }
+};
+class TwoHostTestProvisioner final : public Provisioner {
+ public:
+  static Result<std::shared_ptr<TwoHostTestProvisioner>> Make(
+      const TwoHostTestProvisionerOptions&) {
+    return std::make_shared<TwoHostTestProvisioner>();
+  }
+  Result<std::vector<MachineInfo>> Create(const MachineRequest& request) override {
+    std::lock_guard lock(mu_);
+    std::vector<MachineInfo> out;
+    for (const char* id : {"h1", "h2"}) {
+      if (static_cast<int>(out.size()) == request.count) break;
+      if (!handed_out_.insert(id).second) continue;
+      MachineInfo m;
+      m.id = id;
+      m.provider = "two-host-test";
+      m.type = "t";
+      m.state = "running";
+      m.ssh.host = std::string("10.9.9.") + id[1];
+      m.ssh.user = "bench";
+      out.push_back(m);
+    }
+    if (static_cast<int>(out.size()) < request.count) {
+      for (const auto& m : out) handed_out_.erase(m.id);
+      return ResourceExhaustedError("two-host-test: both hosts are handed out");
+    }
+    return out;
+  }
+  Result<MachineInfo> WaitReady(const std::string& id, Deadline) override {
+    MachineInfo m;
+    m.id = id;
+    m.provider = "two-host-test";
+    m.type = "t";
+    m.state = "running";
+    m.ssh.host = "10.9.9." + id.substr(1);
+    m.ssh.user = "bench";
+    return m;
+  }
+  Result<std::vector<MachineInfo>> List() override { return std::vector<MachineInfo>{}; }
+  Status Destroy(const std::vector<std::string>& ids) override {
+    std::lock_guard lock(mu_);
+    for (const auto& id : ids) handed_out_.erase(id);
+    return Status::OK();
+  }
+  Result<std::vector<MachineType>> Types() override {
+    MachineType t;
+    t.name = "t";
+    t.vcpus = 1;
+    return std::vector<MachineType>{t};
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> handed_out_;
+};
+BITFUSION_REGISTER(Provisioner, "two-host-test", TwoHostTestProvisionerOptions,
+                   TwoHostTestProvisioner);
+
+// Two groups on one Slurm partition each got the partition's first idle node from a provisioner
+// of their own, and the plan failed ("its machine a1 is also machine ... of another group").
+TEST(PlanMachinesTest, GroupsOfOneProvisionerShareItAndGetDifferentMachines) {
+  auto plan = ParsePlan(R"({"machines": {"a": {"provisioner": "two-host-test://"},
+                                         "b": {"provisioner": "two-host-test://"}},
+                            "runner": "process://",
+                            "benchmarks": [{"command": ["true"]}]})",
+                        "plan.json");
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  auto machines = internal::PlanMachines::Acquire(*plan, "run-shared");
+  ASSERT_TRUE(machines.ok()) << machines.error().ToString();
+  ASSERT_EQ((*machines)->machines().size(), 2u);
+  EXPECT_EQ((*machines)->machines()[0].info.id, "h1");
+  EXPECT_EQ((*machines)->machines()[1].info.id, "h2");
+  EXPECT_TRUE((*machines)->Release().ok());
+}
+
 class PlanGroupsTest : public ::testing::Test {
  protected:
   void SetUp() override {
