@@ -83,7 +83,10 @@ Reaped ReapWithin(pid_t pid, std::chrono::nanoseconds patience) {
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   for (;;) {
     const pid_t done = ::waitpid(pid, &r.status, WNOHANG);
-    if (done == pid) break;
+    if (done == pid) {
+      r.reaped = true;
+      break;
+    }
     if (done < 0 && errno == EINTR) continue;
     if (done < 0) {  // not our child (ECHILD): nothing to reap
       r.status = 0;
@@ -93,8 +96,10 @@ Reaped ReapWithin(pid_t pid, std::chrono::nanoseconds patience) {
     if (left <= std::chrono::nanoseconds(0)) {
       ::kill(pid, SIGKILL);
       r.killed = true;
-      while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
+      pid_t waited;
+      while ((waited = ::waitpid(pid, &r.status, 0)) < 0 && errno == EINTR) {
       }
+      r.reaped = waited == pid;
       break;
     }
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();

@@ -41,7 +41,8 @@ Result<pid_t> Spawn(const SpawnSpec& spec);
 
 /// How a child reaped by ReapWithin ended.
 struct Reaped {
-  int status = 0;       ///< waitpid's status (WIFEXITED, WEXITSTATUS, ...); 0 if it was not ours
+  bool reaped = false;  ///< a status was collected (false: `pid` was not a child of ours)
+  int status = 0;       ///< waitpid's status (WIFEXITED, WEXITSTATUS, ...) when reaped
   bool killed = false;  ///< it had not exited within the patience and was sent SIGKILL
 };
 

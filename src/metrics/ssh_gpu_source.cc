@@ -263,7 +263,7 @@ void SshGpuSource::End(const std::string& why) {
   const internal::Reaped r = internal::ReapWithin(pid_, std::chrono::seconds(1));
   pid_ = -1;
   std::string how = "its connection ended";
-  if (!r.killed && WIFEXITED(r.status)) {
+  if (r.reaped && !r.killed && WIFEXITED(r.status)) {
     const int code = WEXITSTATUS(r.status);
     how = code == 255   ? "ssh lost the connection"
           : code == 127 ? "nvidia-smi was not found there (exit status 127)"
