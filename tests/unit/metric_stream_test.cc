@@ -19,6 +19,7 @@
 
 #include "bitfusion/log.h"
 #include "bitfusion/result_sink.h"
+#include "scoped_signal.h"
 
 namespace bitfusion {
 namespace {
@@ -558,10 +559,7 @@ TEST(MetricStreamTest, SinkErrorsAreCountedLoggedOnceAndNotFatal) {
 TEST(MetricStreamTest, ASinkWhoseReaderLeftIsCountedWithoutAWarning) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
-  struct sigaction ignore {
-  }, old{};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old), 0);
+  const testing::ScopedIgnoreSignal no_sigpipe(SIGPIPE);
   {
     LogCapture log(LogLevel::kInfo);
     auto sink = ResultSinkFromUri("jsonl:///proc/self/fd/" + std::to_string(fds[1]) +
@@ -582,7 +580,6 @@ TEST(MetricStreamTest, ASinkWhoseReaderLeftIsCountedWithoutAWarning) {
     EXPECT_EQ(log.CountAtLeast(LogLevel::kWarning, "jsonl://"), 0);
     EXPECT_EQ(log.CountAtLeast(LogLevel::kInfo, "has gone"), 1);
   }
-  ::sigaction(SIGPIPE, &old, nullptr);
 }
 
 TEST(MetricStreamTest, GoneSourceIsDroppedOthersContinue) {

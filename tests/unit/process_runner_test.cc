@@ -21,6 +21,7 @@
 #include "integration/service.h"
 #include "process_status.h"
 #include "scoped_env.h"
+#include "scoped_signal.h"
 
 namespace bitfusion {
 namespace {
@@ -204,10 +205,7 @@ TEST(ProcessRunnerTest, PinningTheChildLeavesTheCallersAffinityAlone) {
 // either on: the command starts with default signal dispositions, an empty signal mask, /dev/null
 // as stdin and no descriptor but 0, 1 and 2.
 TEST(ProcessRunnerTest, TheCommandInheritsNoIgnoredSignalsBlockedSignalsOrStrayDescriptors) {
-  struct sigaction ignore {
-  }, old_pipe{};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  const testing::ScopedIgnoreSignal no_sigpipe(SIGPIPE);
   sigset_t usr1, old_mask;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
@@ -223,7 +221,6 @@ TEST(ProcessRunnerTest, TheCommandInheritsNoIgnoredSignalsBlockedSignalsOrStrayD
   ASSERT_TRUE(c->Wait(DeadlineAfter(30s))->success());
   ::close(stray);
   ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  ::sigaction(SIGPIPE, &old_pipe, nullptr);
 
   const auto got = lines.Get();
   ASSERT_GE(got.size(), 3u);

@@ -29,6 +29,7 @@
 #include "bitfusion/result_sink.h"
 #include "bitfusion/run_record.h"
 #include "bitfusion/sample.h"
+#include "scoped_signal.h"
 #include "unit/sink_conformance.h"
 
 namespace bitfusion {
@@ -490,10 +491,7 @@ TEST_F(SinkFileTest, JsonlWriteErrorKeepsSamplesAndCloseSaysHowMany) {
 TEST_F(SinkFileTest, JsonlToAPipeWhoseReaderLeftFailsInsteadOfWaitingForever) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
-  struct sigaction ignore {
-  }, old{};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old), 0);
+  const testing::ScopedIgnoreSignal no_sigpipe(SIGPIPE);
   {
     auto sink =
         ResultSinkFromUri("jsonl:///proc/self/fd/" + std::to_string(fds[1]) + "?batch_samples=1");
@@ -511,7 +509,6 @@ TEST_F(SinkFileTest, JsonlToAPipeWhoseReaderLeftFailsInsteadOfWaitingForever) {
     EXPECT_NE(write.message().find("has gone"), std::string::npos) << write.ToString();
     (void)(*sink)->Close();
   }
-  ::sigaction(SIGPIPE, &old, nullptr);
 }
 
 TEST_F(SinkFileTest, AFifoNobodyReadsIsAClearErrorNotAWait) {
