@@ -1,6 +1,6 @@
 // The probe's wire records (bitfusion-probe inside a container -> the host's probe:NAME
-// source): NextRecord over the stream and the parser of each record's type, the way the host
-// reads them.
+// source, and the clock probe's PING/PONG): NextRecord over the stream and the parser of each
+// record's type, the way the host reads them.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -50,6 +50,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case wire::RecordType::kEnd: {
         wire::End end;
         if (wire::ParseEnd(record, end, error)) sum += end.exit_code;
+        break;
+      }
+      case wire::RecordType::kPing: {
+        wire::Ping ping;
+        if (wire::ParsePing(record, ping, error)) sum += static_cast<double>(ping.t1);
+        break;
+      }
+      case wire::RecordType::kPong: {
+        wire::Pong pong;
+        if (wire::ParsePong(record, pong, error)) sum += static_cast<double>(pong.t2);
         break;
       }
     }
