@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/cpu_list.h"
 #include "core/text_file.h"
 #include "devices/pci_discovery.h"
 
@@ -25,18 +26,19 @@ using internal::ReadTextFile;
 using internal::ReadTrimmed;
 using internal::Trim;
 
-// Kernel CPU lists: "0-3,8-11".
-std::vector<int> ParseCpuList(std::string_view text) {
+// The CPUs of a kernel CPU list ("0-3,8-11"), ascending, each once; empty when it is not one or
+// names a CPU no Linux machine has (what a remote host sends is not trusted to be bounded).
+std::vector<int> CpusOf(const std::string& list) {
+  auto ranges = internal::ParseCpuList(list);
+  if (!ranges) return {};
+  std::vector<bool> in(internal::kMaxLinuxCpus);
+  for (const auto& r : *ranges) {
+    if (r.last >= internal::kMaxLinuxCpus) return {};
+    std::fill(in.begin() + r.first, in.begin() + r.last + 1, true);
+  }
   std::vector<int> out;
-  while (!text.empty()) {
-    const auto comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-    const auto dash = item.find('-');
-    auto lo = ParseNumber<int>(item.substr(0, dash));
-    auto hi = dash == std::string_view::npos ? lo : ParseNumber<int>(item.substr(dash + 1));
-    if (!lo || !hi) continue;
-    for (int cpu = *lo; cpu <= *hi; ++cpu) out.push_back(cpu);
+  for (unsigned cpu = 0; cpu < in.size(); ++cpu) {
+    if (in[cpu]) out.push_back(static_cast<int>(cpu));
   }
   return out;
 }
@@ -108,7 +110,7 @@ void ReadCpu(const FingerprintRoots& roots, const std::string& cpuinfo, CpuInfo&
 
   const fs::path cpu_dir = fs::path(roots.sys) / "devices/system/cpu";
   std::vector<int> online;
-  if (auto list = ReadTrimmed(cpu_dir / "online")) online = ParseCpuList(*list);
+  if (auto list = ReadTrimmed(cpu_dir / "online")) online = CpusOf(*list);
   if (online.empty()) {
     for (const auto& b : blocks) {
       if (auto it = b.find("processor"); it != b.end()) {

@@ -17,16 +17,6 @@ namespace bitfusion::internal {
 /// InvalidArgument naming the first variable whose name is empty or holds '=' or a NUL byte.
 Status CheckEnvironmentNames(const std::map<std::string, std::string>& env);
 
-/// One item of a CPU list: CPUs first..last (equal for a single CPU).
-struct CpuRange {
-  unsigned first = 0;
-  unsigned last = 0;
-};
-
-/// Parses a cpuset like "0-3,6" (ranges ascending inside each item); InvalidArgument naming the
-/// cpuset for anything else, the empty string included.
-Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset);
-
 /// For runners of host commands without an engine (process://, process+ssh://; `scheme` names
 /// it in messages): the command line (entrypoint, then command), or InvalidArgument for a spec
 /// that needs an engine -- an image, mounts, device requests, CDI devices, cgroup rules, a user,

@@ -8,6 +8,7 @@
 
 #include <re2/re2.h>
 
+#include "core/cpu_list.h"
 #include "core/percent_encode.h"
 #include "runners/container_spec_checks.h"
 #include "runners/docker_api.h"

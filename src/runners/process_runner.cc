@@ -17,6 +17,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
 #include "core/ascii.h"
+#include "core/cpu_list.h"
 #include "core/spawn.h"
 #include "runners/container_spec_checks.h"
 #include "runners/handle_table.h"

@@ -17,6 +17,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
+#include "core/cpu_list.h"
 #include "core/spawn.h"
 #include "net/ssh_session.h"
 #include "net/ssh_uri.h"

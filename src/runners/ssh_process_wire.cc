@@ -13,9 +13,9 @@
 #include <random>
 
 #include "bitfusion/clock.h"
+#include "core/cpu_list.h"
 #include "core/event_loop.h"
 #include "core/proc_pid_stat.h"
-#include "runners/container_spec_checks.h"
 
 namespace bitfusion::internal::sshwire {
 

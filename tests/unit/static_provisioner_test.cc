@@ -193,6 +193,29 @@ TEST(RemoteFingerprintTest, OutputCannotWriteOutsideItsTreeAndMustBeComplete) {
   EXPECT_THAT(cut.error().message(), HasSubstr("did not finish"));
 }
 
+// What a host says is online is counted once per CPU, and a list no Linux machine could have
+// (it once made a vector of 2^31 CPUs) is not believed: cpuinfo's processors count instead.
+TEST(RemoteFingerprintTest, OnlineCpusAreCountedOnceAndBounded) {
+  auto threads = [](const std::string& online) {
+    const std::string out =
+        "\n@@BF-UNAME h 6.1.0 x86_64\n"
+        "\n@@BF-FILE /proc/cpuinfo\nprocessor\t: 0\n\nprocessor\t: 1\n"
+        "\n@@BF-FILE /proc/meminfo\nMemTotal:       1024 kB\n"
+        "\n@@BF-FILE /sys/devices/system/cpu/online\n" +
+        online + "\n\n@@BF-END\n";
+    auto m = ParseRemoteFingerprint(out);
+    EXPECT_TRUE(m.ok()) << online << ": " << m.error().ToString();
+    return m.ok() ? m->cpu.threads : -1;
+  };
+  EXPECT_EQ(threads("0-3"), 4);
+  EXPECT_EQ(threads("0-3,2-5"), 6);
+  EXPECT_EQ(threads("0-3,0-3,0-3"), 4);
+  EXPECT_EQ(threads("0-8191"), 8192);
+  EXPECT_EQ(threads("0-8192"), 2);
+  EXPECT_EQ(threads("0-2147483647"), 2);
+  EXPECT_EQ(threads("0-3,x"), 2);
+}
+
 TEST(SshSessionTest, ShellQuoteSurvivesQuotesAndMetacharacters) {
   EXPECT_EQ(ShellQuote("plain"), "'plain'");
   EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");

@@ -1,0 +1,36 @@
+#include "core/cpu_list.h"
+
+#include <charconv>
+#include <string_view>
+
+namespace bitfusion::internal {
+
+Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset) {
+  auto bad = [&] {
+    return InvalidArgumentError("cpuset \"" + cpuset + "\" is not a CPU list like \"0-3,6\"");
+  };
+  std::vector<CpuRange> ranges;
+  std::string_view rest(cpuset);
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (comma != std::string_view::npos && rest.empty()) return bad();
+    const auto dash = item.find('-');
+    const std::string_view a = item.substr(0, dash);
+    const std::string_view b = dash == std::string_view::npos ? a : item.substr(dash + 1);
+    CpuRange range;
+    const auto r1 = std::from_chars(a.data(), a.data() + a.size(), range.first);
+    const auto r2 = std::from_chars(b.data(), b.data() + b.size(), range.last);
+    if (a.empty() || b.empty() || r1.ec != std::errc() || r2.ec != std::errc() ||
+        r1.ptr != a.data() + a.size() || r2.ptr != b.data() + b.size() ||
+        range.first > range.last) {
+      return bad();
+    }
+    ranges.push_back(range);
+  }
+  if (ranges.empty()) return bad();
+  return ranges;
+}
+
+}  // namespace bitfusion::internal
