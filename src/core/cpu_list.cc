@@ -1,5 +1,6 @@
 #include "core/cpu_list.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -31,6 +32,21 @@ Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset) {
   }
   if (ranges.empty()) return bad();
   return ranges;
+}
+
+std::optional<std::vector<unsigned>> CpuIds(const std::string& list) {
+  auto ranges = ParseCpuList(list);
+  if (!ranges) return std::nullopt;
+  std::vector<bool> in(kMaxLinuxCpus);
+  for (const auto& r : *ranges) {
+    if (r.last >= kMaxLinuxCpus) return std::nullopt;
+    std::fill(in.begin() + r.first, in.begin() + r.last + 1, true);
+  }
+  std::vector<unsigned> out;
+  for (unsigned cpu = 0; cpu < in.size(); ++cpu) {
+    if (in[cpu]) out.push_back(cpu);
+  }
+  return out;
 }
 
 }  // namespace bitfusion::internal

@@ -1,6 +1,7 @@
 // The kernel's CPU lists ("0-3,8-11"): cpusets, /sys/devices/system/cpu/online and the like.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,5 +22,10 @@ inline constexpr unsigned kMaxLinuxCpus = 8192;
 /// Parses a cpuset like "0-3,6" (ranges ascending inside each item); InvalidArgument naming the
 /// cpuset for anything else, the empty string included.
 Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset);
+
+/// The CPUs a list names, ascending and each once ("0-3,2-5" is six); nullopt when it is not a
+/// list or names a CPU numbered kMaxLinuxCpus or above (a remote host's list is not trusted to
+/// be bounded).
+std::optional<std::vector<unsigned>> CpuIds(const std::string& list);
 
 }  // namespace bitfusion::internal

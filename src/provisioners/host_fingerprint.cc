@@ -26,23 +26,6 @@ using internal::ReadTextFile;
 using internal::ReadTrimmed;
 using internal::Trim;
 
-// The CPUs of a kernel CPU list ("0-3,8-11"), ascending, each once; empty when it is not one or
-// names a CPU no Linux machine has (what a remote host sends is not trusted to be bounded).
-std::vector<int> CpusOf(const std::string& list) {
-  auto ranges = internal::ParseCpuList(list);
-  if (!ranges) return {};
-  std::vector<bool> in(internal::kMaxLinuxCpus);
-  for (const auto& r : *ranges) {
-    if (r.last >= internal::kMaxLinuxCpus) return {};
-    std::fill(in.begin() + r.first, in.begin() + r.last + 1, true);
-  }
-  std::vector<int> out;
-  for (unsigned cpu = 0; cpu < in.size(); ++cpu) {
-    if (in[cpu]) out.push_back(static_cast<int>(cpu));
-  }
-  return out;
-}
-
 // "32K", "1024K", "32M" -> bytes.
 std::uint64_t ParseSize(std::string_view text) {
   const char unit = text.empty() ? ' ' : text.back();
@@ -110,7 +93,12 @@ void ReadCpu(const FingerprintRoots& roots, const std::string& cpuinfo, CpuInfo&
 
   const fs::path cpu_dir = fs::path(roots.sys) / "devices/system/cpu";
   std::vector<int> online;
-  if (auto list = ReadTrimmed(cpu_dir / "online")) online = CpusOf(*list);
+  // A list naming CPUs no Linux machine has is not believed (cpuinfo's processors count then).
+  if (auto list = ReadTrimmed(cpu_dir / "online")) {
+    for (const unsigned id : internal::CpuIds(*list).value_or(std::vector<unsigned>{})) {
+      online.push_back(static_cast<int>(id));
+    }
+  }
   if (online.empty()) {
     for (const auto& b : blocks) {
       if (auto it = b.find("processor"); it != b.end()) {

@@ -168,9 +168,7 @@ std::optional<ContainerStats> StatsParser::Line(const std::string& line) {
   st.memory_limit_bytes = mem_total_;
   st.read_bytes = rd;
   st.write_bytes = wr;
-  if (auto ranges = ParseCpuList(cpus); ranges) {
-    for (const auto& r : *ranges) st.online_cpus += static_cast<int>(r.last - r.first + 1);
-  }
+  if (auto ids = CpuIds(cpus)) st.online_cpus = static_cast<int>(ids->size());
   return st;
 }
 
