@@ -1,8 +1,9 @@
 #include "core/cpu_list.h"
 
 #include <algorithm>
-#include <charconv>
 #include <string_view>
+
+#include "core/text_file.h"
 
 namespace bitfusion::internal {
 
@@ -20,15 +21,10 @@ Result<std::vector<CpuRange>> ParseCpuList(const std::string& cpuset) {
     const auto dash = item.find('-');
     const std::string_view a = item.substr(0, dash);
     const std::string_view b = dash == std::string_view::npos ? a : item.substr(dash + 1);
-    CpuRange range;
-    const auto r1 = std::from_chars(a.data(), a.data() + a.size(), range.first);
-    const auto r2 = std::from_chars(b.data(), b.data() + b.size(), range.last);
-    if (a.empty() || b.empty() || r1.ec != std::errc() || r2.ec != std::errc() ||
-        r1.ptr != a.data() + a.size() || r2.ptr != b.data() + b.size() ||
-        range.first > range.last) {
-      return bad();
-    }
-    ranges.push_back(range);
+    const auto first = ParseNumber<unsigned>(a);
+    const auto last = ParseNumber<unsigned>(b);
+    if (!first || !last || *first > *last) return bad();
+    ranges.push_back({*first, *last});
   }
   if (ranges.empty()) return bad();
   return ranges;
