@@ -227,7 +227,7 @@ struct PlanResult {
   /// One per sink, in the plan's order.
   std::vector<SinkOutcome> sinks;
   /// Machines of the plan's groups that could not be released (each message names them; their
-  /// expiry tags and `bitfusion machines reap` end them), and what a machine that stopped
+  /// expiry tags and `bitfusion reap --provisioner URI` end them), and what a machine that stopped
   /// answering kept of its failed runs when it was asked again at the end (the message says
   /// how it goes: its expiry label, or the `bitfusion reap` command to run).
   std::vector<std::string> machine_errors;

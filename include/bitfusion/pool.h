@@ -127,7 +127,8 @@ class BITFUSION_EXPORT Pool {
 
   /// Destroys every machine the pool made (leased ones too) and stops idle teardown. Later
   /// Acquire calls fail with FailedPrecondition. Idempotent; the errors of destroys that failed,
-  /// naming the machines left to clean up (bitfusion machines reap finds them by run id).
+  /// naming the machines left to clean up (`bitfusion reap --provisioner URI --run-id ID` finds
+  /// them).
   Status Close() noexcept;
 
  private:

@@ -229,7 +229,7 @@ Result<std::unique_ptr<PlanMachines>> PlanMachines::Acquire(const PlanSpec& plan
       return CancelledError(GroupField(plan, g) +
                             ": interrupted while its machines were being made; what it made is "
                             "destroyed (a machine a failed destroy left expires, and `bitfusion "
-                            "machines reap` ends it)");
+                            "reap --provisioner URI` ends it)");
     }
     if (!leased) {
       // The pools of earlier groups are released by `out`'s destructor.

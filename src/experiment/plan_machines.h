@@ -79,7 +79,7 @@ class PlanMachines {
   Result<PlanMachine> Replace(const PlanSpec& plan, const std::string& name);
 
   /// Hands every machine back and destroys what the groups made. Idempotent; the errors name
-  /// the machines left (their expiry and `bitfusion machines reap` end them).
+  /// the machines left (their expiry and `bitfusion reap --provisioner URI` end them).
   Status Release();
 
  private:

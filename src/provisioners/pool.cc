@@ -60,10 +60,10 @@ class PoolState {
   Result<std::vector<MachineInfo>> Make(const MachineRequest& request, int count, Deadline deadline,
                                         std::vector<PoolAttempt>* log);
   void ReapLoop();
-  // Destroys ids through owner; returns the error naming them.
-  static Status DestroyAll(
+  // Destroys ids through owner; returns the error naming them and the command that ends them.
+  Status DestroyAll(
       std::map<Provisioner*, std::pair<std::shared_ptr<Provisioner>, std::vector<std::string>>>
-          groups) noexcept;
+          groups) const noexcept;
 
   PoolOptions options_;
   mutable std::mutex mu_;
@@ -76,7 +76,7 @@ class PoolState {
 
 Status PoolState::DestroyAll(
     std::map<Provisioner*, std::pair<std::shared_ptr<Provisioner>, std::vector<std::string>>>
-        groups) noexcept {
+        groups) const noexcept {
   std::string errors;
   for (auto& [raw, group] : groups) {
     Status s;
@@ -92,9 +92,10 @@ Status PoolState::DestroyAll(
     }
   }
   if (errors.empty()) return Status::OK();
+  const std::string run_id = options_.run_id.empty() ? "" : " --run-id " + options_.run_id;
   return UnavailableError(errors +
-                          "; destroy them by hand or with `bitfusion machines reap` (they carry "
-                          "the pool's run id and expiry tags)");
+                          "; destroy them by hand or with `bitfusion reap --provisioner URI" +
+                          run_id + "` (they carry the pool's run id and expiry tags)");
 }
 
 Result<std::vector<MachineInfo>> PoolState::Make(const MachineRequest& request, int count,

@@ -53,6 +53,7 @@ class FakeProvisioner : public Provisioner {
   Result<std::vector<MachineInfo>> List() override { return std::vector<MachineInfo>{}; }
   Status Destroy(const std::vector<std::string>& ids) override {
     std::lock_guard lock(mu_);
+    if (fail_destroy) return UnavailableError("the provider is down");
     for (const auto& id : ids) {
       alive.erase(id);
       destroyed.push_back(id);
@@ -74,6 +75,7 @@ class FakeProvisioner : public Provisioner {
   std::set<std::string> fail_wait_ready_for;
   bool fail_create_with_invalid = false;
   bool block_wait_ready = false;
+  bool fail_destroy = false;
   int short_by = 0;  // Create makes this many fewer machines than asked (a half-done batch)
   std::vector<MachineRequest> creates;
   std::set<std::string> alive;
@@ -210,6 +212,25 @@ TEST(PoolTest, AddedWithOwnerIsDestroyedOnClose) {
   EXPECT_EQ(pool->Snapshot()["t3.micro"].idle, 1);
   EXPECT_TRUE(pool->Close().ok());
   EXPECT_EQ(a->Alive(), 0u);
+}
+
+TEST(PoolTest, CloseThatCouldNotDestroyNamesTheMachinesAndTheReapCommand) {
+  auto a = std::make_shared<FakeProvisioner>("a");
+  auto pool = *Pool::Create(Options({{a, ""}}));
+  auto leased = pool->Acquire("t3.micro", 1, kNoDeadline);
+  ASSERT_TRUE(leased.ok());
+  {
+    std::lock_guard lock(a->mu_);
+    a->fail_destroy = true;
+  }
+  const Status closed = pool->Close();
+  ASSERT_EQ(closed.code(), StatusCode::kUnavailable);
+  EXPECT_NE(closed.message().find("could not destroy a-0"), std::string::npos) << closed.message();
+  // A command that exists (cli/reap_command.cc), with the run id the machines are tagged with.
+  EXPECT_NE(closed.message().find("`bitfusion reap --provisioner URI --run-id run-1`"),
+            std::string::npos)
+      << closed.message();
+  EXPECT_EQ(a->Alive(), 1u);
 }
 
 TEST(PoolTest, DeadlinePassesToWaitReadyAndMachinesAreDestroyed) {
