@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "bitfusion/registry.h"
+#include "core/shell_quote.h"
 #include "devices/device_lease.h"
 #include "net/ssh_session.h"
 

@@ -22,6 +22,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/result_sink.h"
 #include "bitfusion/uri.h"
+#include "core/shell_quote.h"
 #include "experiment/image_distribution.h"
 #include "experiment/machine_preflight.h"
 #include "experiment/plan_machines.h"
@@ -716,7 +717,7 @@ void CleanUpLostMachine(const Placement& p, const PlacementOutcome& o,
       std::string commands;
       for (std::size_t j = i; j < o.failed_runs.size(); ++j) {
         commands += std::string(j == i ? "" : "; ") + "bitfusion reap --runner " +
-                    Redact(p.machine.runner_uri) + " --run-id " + o.failed_runs[j];
+                    ShellQuote(Redact(p.machine.runner_uri)) + " --run-id " + o.failed_runs[j];
       }
       errors.push_back(where + ": what its failed runs made there could not be removed (" +
                        reaped.error().message() +

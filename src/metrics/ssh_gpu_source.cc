@@ -17,6 +17,7 @@
 #include "bitfusion/log.h"
 #include "bitfusion/registry.h"
 #include "core/clock.h"
+#include "core/shell_quote.h"
 #include "core/spawn.h"
 #include "core/text_file.h"
 #include "devices/nvml_api.h"

@@ -27,6 +27,7 @@
 #include "bitfusion/registry.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
+#include "core/shell_quote.h"
 #include "core/spawn.h"
 #include "metrics/probe_records.h"
 #include "net/ssh_uri.h"

@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "bitfusion/log.h"
+#include "core/shell_quote.h"
 #include "core/spawn.h"
 
 namespace bitfusion {
@@ -141,18 +142,6 @@ std::string SshTarget::ToString() const {
   std::string s = user.empty() ? host : user + "@" + host;
   if (port != 0) s += ":" + std::to_string(port);
   return s;
-}
-
-std::string ShellQuote(const std::string& arg) {
-  std::string out = "'";
-  for (char c : arg) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
 }
 
 SshSession::SshSession(SshTarget target, SshSessionOptions options)

@@ -68,9 +68,6 @@ struct SshChild {
   int stderr_fd = -1;
 };
 
-/// Quotes `arg` for a POSIX shell: 'it'\''s' style; safe for any bytes but NUL.
-std::string ShellQuote(const std::string& arg);
-
 /// Whether an SSH server answers on host:port (a TCP connection and the "SSH-" banner) within
 /// `timeout` for each step: how provisioners tell that a new machine is reachable, without
 /// logging in. False for a name that does not resolve.

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <map>
 
+#include "core/shell_quote.h"
 #include "net/slurm_rest.h"
-#include "net/ssh_session.h"
 #include "runners/container_spec_checks.h"
 
 namespace bitfusion::internal {

@@ -18,6 +18,7 @@
 #include "bitfusion/registry.h"
 #include "bitfusion/version.h"
 #include "core/cpu_list.h"
+#include "core/shell_quote.h"
 #include "core/spawn.h"
 #include "net/ssh_session.h"
 #include "net/ssh_uri.h"

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/shell_quote.h"
 #include "integration/service.h"
 #include "provisioners/host_fingerprint.h"
 

@@ -1,0 +1,12 @@
+// Quoting for a POSIX shell: for command lines bitfusion sends to one (over SSH, in a Slurm batch
+// script) and for the commands its messages tell a user to paste into one.
+#pragma once
+
+#include <string>
+
+namespace bitfusion {
+
+/// Quotes `arg` for a POSIX shell: 'it'\''s' style; safe for any bytes but NUL.
+std::string ShellQuote(const std::string& arg);
+
+}  // namespace bitfusion
