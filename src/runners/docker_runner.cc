@@ -54,9 +54,10 @@ std::string DockerRunnerOptions::Endpoint() const {
 }
 
 Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
-  BITFUSION_RETURN_IF_ERROR(uri.CheckQueryKeys(
-      {"ca", "cert", "key", "verify", "api", "ttl", "init", "connect_timeout", "api_timeout",
-       "max_line_bytes", "log_buffer_bytes", "run_id", "socket", "ssh_config", "identity"}));
+  BITFUSION_RETURN_IF_ERROR(
+      uri.CheckQueryKeys({"ca", "cert", "key", "verify", "api", "ttl", "init", "connect_timeout",
+                          "api_timeout", "max_line_bytes", "log_buffer_bytes", "run_id", "socket",
+                          "ssh_config", "identity", "ssh_option", "runtime_dir"}));
   DockerRunnerOptions o;
   const char* env_host = std::getenv("DOCKER_HOST");
   const char* env_verify = std::getenv("DOCKER_TLS_VERIFY");
@@ -159,10 +160,23 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
     };
     BITFUSION_RETURN_IF_ERROR(readable("ssh_config", o.ssh.config_file));
     BITFUSION_RETURN_IF_ERROR(readable("identity", o.ssh.identity_file));
-  } else if (uri.Query("socket") || uri.Query("ssh_config") || uri.Query("identity")) {
+    // The same login options as the other SSH backends (process+ssh://, static://), so that a
+    // plan's docker machines share their provisioner's connection settings.
+    o.ssh.runtime_dir = uri.Query("runtime_dir").value_or("");
+    for (const auto& [k, v] : uri.query) {
+      if (k != "ssh_option") continue;
+      const auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return InvalidArgumentError("ssh_option=" + v + " in " + uri.ToString() +
+                                    " needs KEY=VALUE (e.g. ssh_option=ServerAliveInterval=15)");
+      }
+      o.ssh.options.push_back(v);
+    }
+  } else if (uri.Query("socket") || uri.Query("ssh_config") || uri.Query("identity") ||
+             uri.Query("ssh_option") || uri.Query("runtime_dir")) {
     return InvalidArgumentError(
-        "socket=, ssh_config= and identity= go with docker+ssh://USER@HOST (or docker:// with "
-        "DOCKER_HOST=ssh://…), not " +
+        "socket=, ssh_config=, identity=, ssh_option= and runtime_dir= go with "
+        "docker+ssh://USER@HOST (or docker:// with DOCKER_HOST=ssh://…), not " +
         uri.ToString() + "; a local socket is docker:///PATH");
   }
   if (o.tls) {

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bitfusion/container_runner.h"
 #include "bitfusion/uri.h"
@@ -54,6 +55,11 @@ struct DockerRunnerOptions {
     std::string identity_file;  ///< `ssh -i FILE` (only the path is passed on); empty = ssh's
     /// The engine's socket on that host.
     std::string socket_path = "/var/run/docker.sock";
+    /// Extra `ssh -o KEY=VALUE` options (?ssh_option=, repeatable), after bitfusion's own.
+    std::vector<std::string> options;
+    /// Parent of the private control directory (?runtime_dir=); empty = $XDG_RUNTIME_DIR, else
+    /// /tmp.
+    std::string runtime_dir;
   } ssh;
   /// Pin the API version ("1.41"); empty = negotiate with the engine (/_ping).
   std::string api_version;

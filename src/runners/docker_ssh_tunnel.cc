@@ -23,6 +23,9 @@ Result<std::unique_ptr<DockerSshTunnel>> DockerSshTunnel::Open(const DockerRunne
                "StreamLocalBindUnlink=yes",
                // A dead network ends the master, so the next call logs in again.
                "ServerAliveInterval=15", "ServerAliveCountMax=3"};
+  // The user's after ours: ssh takes the first value it sees for a key.
+  s.options.insert(s.options.end(), options.ssh.options.begin(), options.ssh.options.end());
+  s.runtime_dir = options.ssh.runtime_dir;
   std::unique_ptr<DockerSshTunnel> tunnel(new DockerSshTunnel(options.ssh, std::move(s)));
   std::lock_guard lock(tunnel->mu_);
   BITFUSION_RETURN_IF_ERROR(tunnel->Establish());

@@ -138,6 +138,14 @@ TEST(DockerRunnerOptionsTest, SshHostSocketAndFiles) {
   EXPECT_EQ(full->ssh.identity_file, (dir / "key").string());
   EXPECT_EQ(full->api_timeout, std::chrono::seconds(30));
   EXPECT_EQ(full->Endpoint(), "ssh://root@127.0.0.1:2222/run/user/1000/docker.sock");
+  // The login options of the other SSH backends: a plan's docker machine gets its provisioner's.
+  auto login = Options(
+      "docker+ssh://root@h?ssh_option=ServerAliveInterval%3D5&ssh_option=Compression%3Dyes"
+      "&runtime_dir=/run/bf");
+  ASSERT_TRUE(login.ok()) << login.error().ToString();
+  EXPECT_EQ(login->ssh.options,
+            (std::vector<std::string>{"ServerAliveInterval=5", "Compression=yes"}));
+  EXPECT_EQ(login->ssh.runtime_dir, "/run/bf");
 
   auto missing = Options("docker+ssh://root@h?identity=/nonexistent/key");
   ASSERT_FALSE(missing.ok());
@@ -147,7 +155,8 @@ TEST(DockerRunnerOptionsTest, SshHostSocketAndFiles) {
        {"docker+ssh://", "docker+ssh://root@h/var/run/docker.sock",
         "docker+ssh://root@h?socket=rel", "docker+ssh://root@h?socket=/a:b",
         "docker+ssh://root:pw@h", "docker+ssh://root@h?sockte=/x", "docker:///x.sock?socket=/y",
-        "docker+tls://h:2376?identity=/etc/hosts"}) {
+        "docker+tls://h:2376?identity=/etc/hosts", "docker+ssh://root@h?ssh_option=NoValue",
+        "docker:///x.sock?runtime_dir=/run", "docker+tls://h:2376?ssh_option=A%3Db"}) {
     auto o = Options(bad);
     EXPECT_FALSE(o.ok()) << bad;
     if (o.ok()) continue;

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
-#include "bitfusion/device_allocator.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -21,10 +20,12 @@
 #include "bitfusion/experiment.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/registry.h"
+#include "runners/docker_runner.h"
 
 namespace bitfusion {
 namespace {
 
+namespace fs = std::filesystem;
 using internal::RunnerUriFor;
 using namespace std::chrono_literals;
 
@@ -115,6 +116,35 @@ TEST(PlanMachinesTest, BadGroupsAreNamedWithTheirField) {
   EXPECT_NE(ErrorOf(R"({"benchmarks": [{"command": ["true"], "on": "a"}]})")
                 .find("benchmarks[0].on[0]: the plan has no \"machines\" groups"),
             std::string::npos);
+}
+
+// Every SSH option a static:// provisioner passes on is one its docker machines' engine takes:
+// a plan's runner URI that docker+ssh:// refused would fail the plan before it started.
+TEST(PlanMachinesTest, ADockerMachineTakesEverySshOptionOfItsProvisioner) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("bf-pm-ssh-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "config") << "Host *\n";
+  std::ofstream(dir / "key") << "not a key\n";
+  MachineGroupSpec group;
+  group.name = "office";
+  group.provisioner = "static:///etc/inv.json?ssh_config=" + (dir / "config").string() +
+                      "&connect_timeout=5&ssh_option=Ciphers%3Daes128-ctr&runtime_dir=%2Frun%2Fbf";
+  MachineInfo m;
+  m.id = "lab-1";
+  m.provider = "static";
+  m.ssh.host = "10.0.0.5";
+  m.ssh.user = "bench";
+  m.ssh.key_name = (dir / "key").string();
+  auto docker = RunnerUriFor("docker://", group, m);
+  ASSERT_TRUE(docker.ok()) << docker.error().ToString();
+  auto options = DockerRunnerOptions::FromUri(*Uri::Parse(*docker));
+  ASSERT_TRUE(options.ok()) << *docker << ": " << options.error().ToString();
+  EXPECT_EQ(options->ssh.config_file, (dir / "config").string());
+  EXPECT_EQ(options->ssh.identity_file, (dir / "key").string());
+  EXPECT_EQ(options->ssh.options, std::vector<std::string>{"Ciphers=aes128-ctr"});
+  EXPECT_EQ(options->ssh.runtime_dir, "/run/bf");
+  EXPECT_EQ(options->connect_timeout, std::chrono::seconds(5));
+  fs::remove_all(dir);
 }
 
 TEST(PlanMachinesTest, ARemoteMachineIsReachedByThePlansRunnerOverSsh) {
