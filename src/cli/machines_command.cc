@@ -249,7 +249,7 @@ int Up(const std::vector<std::string>& args) {
       "type", po::value<std::string>(), "machine type; or give requirements")(
       "count", po::value<int>()->default_value(1), "how many")(
       "ttl", po::value<std::string>()->default_value("4h"),
-      "expiry tag = creation + this; `bitfusion reap` ends them after it")(
+      "expiry tag = creation + this; `bitfusion reap --provisioner URI` ends them after it")(
       "tag", po::value<std::vector<std::string>>()->composing(), "K=V, repeatable")(
       "image", po::value<std::string>(), "OS image (AMI); default: the provider's")(
       "zone", po::value<std::string>(), "availability zone")("spot", "spot capacity")(

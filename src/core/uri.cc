@@ -76,9 +76,11 @@ Result<Uri> Uri::Parse(std::string_view text) {
     const bool slash_first = at != std::string_view::npos && slash < at &&
                              rest.substr(0, slash).find(':') != std::string_view::npos;
     if (two_ats || slash_first) {
-      return InvalidArgumentError("cannot parse URI \"" + MaskedText(text) + "\": its user or " +
-                                  "password holds '@' or '/'; percent-encode them (%40, %2F), or " +
-                                  "give the password another way (password_file=, environment)");
+      return InvalidArgumentError(
+          "cannot parse URI \"" + MaskedText(text) + "\": its user or " +
+          "password holds '@' or '/'; percent-encode them (%40, %2F), or " +
+          "give the password another way (a password file or an environment variable, as "
+          "docs/sinks.md says for each store)");
     }
   }
   auto parsed = boost::urls::parse_uri(text);

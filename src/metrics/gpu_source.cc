@@ -438,7 +438,7 @@ Result<std::shared_ptr<GpuSource>> GpuSource::Make(const GpuSourceOptions& optio
     LogOnceAt(LogLevel::kWarning, "gpu-source-disabled:" + reasons,
               "gpu source disabled, no GPU metrics will be sampled: ", reasons,
               ". On a GPU host, install the NVIDIA driver (NVML) or ROCm, or name the library "
-              "with gpu?library=PATH");
+              "with gpu?vendor=nvml&library=PATH (or vendor=rocm)");
     return source;
   }
   // Ask every query once now, so that what a device does not support is said (once) when the

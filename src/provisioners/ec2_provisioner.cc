@@ -57,7 +57,8 @@ CodeInfo Classify(const std::string& code) {
             "the IAM identity may not do this; grant it the EC2 action (or opt in to the region)"};
   }
   if (code == "InvalidInstanceID.NotFound") {
-    return {StatusCode::kNotFound, "list the machines with `bitfusion machines list`"};
+    return {StatusCode::kNotFound,
+            "list the machines with `bitfusion machines list --provisioner URI`"};
   }
   if (starts("InvalidInstanceType") || code == "Unsupported") {
     return {StatusCode::kInvalidArgument,
@@ -577,7 +578,9 @@ Result<std::vector<MachineInfo>> Ec2Provisioner::Create(const MachineRequest& re
         c == StatusCode::kInternal || c == StatusCode::kCancelled) {
       if (Status s = TerminateByToken(token); !s.ok()) {
         return xml.error().WithContext("and ending what it may have made failed too (" +
-                                       s.message() + "); run `bitfusion reap`");
+                                       s.message() +
+                                       "); run `bitfusion reap --provisioner URI` with this "
+                                       "provisioner's URI");
       }
     }
     return xml.error();
@@ -609,7 +612,7 @@ Result<std::vector<MachineInfo>> Ec2Provisioner::Create(const MachineRequest& re
     for (const auto& m : out) keep.insert(m.id);
     if (Status s = TerminateByToken(token, keep); !s.ok()) {
       LogAt(LogLevel::kWarning, Where(), ": ending duplicates of a retried RunInstances failed (",
-            s.message(), "); `bitfusion reap` will find them");
+            s.message(), "); `bitfusion reap --provisioner URI` will find them");
     }
   }
   if (out.size() != static_cast<std::size_t>(request.count)) {

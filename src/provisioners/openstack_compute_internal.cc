@@ -110,7 +110,9 @@ Status NovaStatus(const std::string& what, long status, std::string_view body) {
                                       "region");
       }
       return PermissionDeniedError(head + "the project's roles do not allow it");
-    case 404: return NotFoundError(head + "list the machines with `bitfusion machines list`");
+    case 404:
+      return NotFoundError(head +
+                           "list the machines with `bitfusion machines list --provisioner URI`");
     case 406:
       return UnimplementedError(head + "this compute service does not speak that API version");
     case 409:

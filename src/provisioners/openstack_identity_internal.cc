@@ -96,7 +96,7 @@ Result<ComputeAccess> ParseKeystoneV3Token(const std::string& body,
   if (!catalog || !catalog->is_array()) {
     return FailedPreconditionError(
         "Keystone returned a token without a service catalogue (unscoped); give a project "
-        "(project_name= or OS_PROJECT_NAME) or use an application credential");
+        "(?project= or OS_PROJECT_NAME) or use an application credential");
   }
   std::set<std::string> regions;
   for (const auto& service : catalog->as_array()) {

@@ -511,9 +511,10 @@ Result<std::vector<MachineInfo>> OpenStackProvisioner::Create(const MachineReque
   } else {
     const std::string name = request.type.empty() ? options_.default_type : request.type;
     if (name.empty()) {
-      return InvalidArgumentError(Where() +
-                                  ": name a flavour (--type, or ?type= in the URI) or give "
-                                  "requirements; list them with `bitfusion machines types`");
+      return InvalidArgumentError(
+          Where() +
+          ": name a flavour (--type, or ?type= in the URI) or give "
+          "requirements; list them with `bitfusion machines types --provisioner URI`");
     }
     auto it = std::find_if(flavors.begin(), flavors.end(),
                            [&](const Flavor& f) { return f.type.name == name || f.id == name; });
@@ -586,9 +587,10 @@ Result<std::vector<MachineInfo>> OpenStackProvisioner::Create(const MachineReque
     std::vector<std::string> ids;
     for (const auto& m : out) ids.push_back(m.id);
     const Status ended = ids.empty() ? Status::OK() : Destroy(ids);
-    return failed.WithContext(ended.ok() ? "nothing was left behind"
-                                         : "and deleting what was made failed too (" +
-                                               ended.message() + "); run `bitfusion reap`");
+    return failed.WithContext(ended.ok()
+                                  ? "nothing was left behind"
+                                  : "and deleting what was made failed too (" + ended.message() +
+                                        "); run `bitfusion reap --provisioner URI`");
   }
   return out;
 }
@@ -620,7 +622,7 @@ Result<MachineInfo> OpenStackProvisioner::WaitReady(const std::string& id, Deadl
             Where() + " server " + id +
             " went to ERROR: " + (message.empty() ? "Nova gave no fault" : Redact(message)) +
             (fault != nullptr ? " (fault code " + JsonStringAt(fault, "code") + ")" : "") +
-            "; destroy it with `bitfusion machines down`";
+            "; destroy it with `bitfusion machines down --provisioner URI " + id + "`";
         if (message.find("No valid host") != std::string::npos) {
           return ResourceExhaustedError(text + ", and try another flavour or region");
         }

@@ -89,7 +89,8 @@ CodeInfo Classify(const std::string& code, long status) {
             "the IBM Cloud console"};
   }
   if (code == "SoftLayer_Exception_ObjectNotFound" || status == 404) {
-    return {StatusCode::kNotFound, "list the machines with `bitfusion machines list`"};
+    return {StatusCode::kNotFound,
+            "list the machines with `bitfusion machines list --provisioner URI`"};
   }
   if (IsThrottled(code)) {
     return {StatusCode::kUnavailable, "SoftLayer is throttling this account; try again later"};
@@ -522,9 +523,10 @@ Result<std::vector<MachineInfo>> SoftLayerProvisioner::Create(const MachineReque
     std::vector<std::string> ids;
     for (const auto& m : out) ids.push_back(m.id);
     const Status ended = ids.empty() ? Status::OK() : Destroy(ids);
-    return failed.WithContext(ended.ok() ? "nothing was left behind"
-                                         : "and cancelling what was made failed too (" +
-                                               ended.message() + "); run `bitfusion reap`");
+    return failed.WithContext(ended.ok()
+                                  ? "nothing was left behind"
+                                  : "and cancelling what was made failed too (" + ended.message() +
+                                        "); run `bitfusion reap --provisioner URI`");
   }
   return out;
 }
@@ -588,7 +590,7 @@ Result<MachineInfo> SoftLayerProvisioner::Object(const std::string& id, Deadline
   if (found.empty()) {
     return NotFoundError(Where() + " has no " + (hardware ? "bare-metal server " : "guest ") + id +
                          " (SoftLayer_Exception_ObjectNotFound); list the machines with "
-                         "`bitfusion machines list`");
+                         "`bitfusion machines list --provisioner URI`");
   }
   return found.front();
 }

@@ -553,11 +553,12 @@ Result<std::vector<MachineInfo>> StaticProvisioner::Create(const MachineRequest&
   }
   if (static_cast<int>(made.size()) < request.count) {
     release_all();
-    return ResourceExhaustedError(
-        "asked for " + std::to_string(request.count) + " host(s) of " +
-        options_.inventory.string() + " but only " + std::to_string(made.size()) +
-        " matching host(s) are free" + (busy.empty() ? "" : "; busy: " + Join(busy, ", ")) +
-        "; wait for a lease to end, `bitfusion machines down` one, or add hosts");
+    return ResourceExhaustedError("asked for " + std::to_string(request.count) + " host(s) of " +
+                                  options_.inventory.string() + " but only " +
+                                  std::to_string(made.size()) + " matching host(s) are free" +
+                                  (busy.empty() ? "" : "; busy: " + Join(busy, ", ")) +
+                                  "; wait for a lease to end, `bitfusion machines down "
+                                  "--provisioner URI ID` one, or add hosts");
   }
   // Reachable? Checked now, so a dead host is an error before the caller builds on it; all
   // at once, so that N hosts take one login's time, not N.

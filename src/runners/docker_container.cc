@@ -243,7 +243,8 @@ class DockerContainer final : public Container {
       // went away.
       if (Status s = api_->RemoveContainer(id_); !s.ok()) {
         LogAt(LogLevel::kError, "could not remove container ", id_, " (", s.ToString(),
-              "); `bitfusion reap` removes it once its expiry passes");
+              "); `bitfusion reap` (with `--runner URI` for an engine on another host) removes it "
+              "once its expiry passes");
       }
     }
     std::vector<std::shared_ptr<net::AsyncStream>> following;
@@ -350,7 +351,8 @@ class DockerContainer final : public Container {
       LogAt(LogLevel::kWarning, "container ", name_, " is kept, but renaming it to ", name_,
             kDockerKeptSuffix, " failed (",
             r.ok() ? api_->ApiError(*r, c.method, c.path).message() : r.error().message(),
-            "); `bitfusion reap` may remove it once this process has ended");
+            "); `bitfusion reap` (with `--runner URI` for an engine on another host) may remove it "
+            "once this process has ended");
     }
   }
 
