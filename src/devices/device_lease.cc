@@ -101,7 +101,7 @@ bool FlockWithin(int fd, int mode) {
 // owned by root or by us, and if others may write to it the sticky bit must stop them from
 // renaming or deleting our files. Checked on the descriptor, so a directory swapped in after
 // the check cannot slip through.
-Result<int> OpenLockDir(const fs::path& dir) {
+Result<int> OpenLockDir(const fs::path& dir, std::string_view option = kLockDirOption) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     return ErrnoError(errno, "cannot open the device lock directory " + dir.string());
@@ -122,8 +122,8 @@ Result<int> OpenLockDir(const fs::path& dir) {
     ::close(fd);
     return PermissionDeniedError("the device lock directory " + dir.string() + " " + problem +
                                  ", so another user could replace its lock files; use a "
-                                 "directory owned by root or by you (?lock_dir=DIR in the "
-                                 "allocator URI)");
+                                 "directory owned by root or by you (" +
+                                 std::string(option) + ")");
   }
   return fd;
 }
@@ -132,8 +132,9 @@ Result<int> OpenLockDir(const fs::path& dir) {
 // never through a symlink, and only a regular file with no other links, so a file another user
 // planted there cannot redirect our writes to a file elsewhere. Files we create are made 0666 so
 // that every user can lock them.
-Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writable, bool create) {
-  BITFUSION_ASSIGN_OR_RETURN(const int dir_fd, OpenLockDir(dir));
+Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writable, bool create,
+                         std::string_view option = kLockDirOption) {
+  BITFUSION_ASSIGN_OR_RETURN(const int dir_fd, OpenLockDir(dir, option));
   const fs::path path = dir / name;
   // O_NONBLOCK: opening a FIFO planted under our name must not hang.
   const int flags = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
@@ -244,13 +245,15 @@ LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive) {
 
 Result<std::unique_ptr<DeviceLock>> DeviceLock::TryAcquire(const fs::path& lock_dir,
                                                            const std::string& device_id,
-                                                           const LeaseHolder& holder) {
+                                                           const LeaseHolder& holder,
+                                                           std::string_view option) {
   const fs::path path = lock_dir / LockName(device_id);
-  auto opened = OpenLockFile(lock_dir, LockName(device_id), /*writable=*/true, /*create=*/true);
+  auto opened =
+      OpenLockFile(lock_dir, LockName(device_id), /*writable=*/true, /*create=*/true, option);
   if (!opened) {
-    return Status(opened.error().code(),
-                  "cannot open device lock file: " + opened.error().message() +
-                      " (choose another lock_dir in the allocator URI)");
+    return Status(opened.error().code(), "cannot open lock file: " + opened.error().message() +
+                                             " (choose another directory: " + std::string(option) +
+                                             ")");
   }
   const int fd = *opened;
   int rc;
@@ -308,19 +311,19 @@ std::vector<LeaseHolder> ReadHolders(const fs::path& lock_dir, const std::string
   return out;
 }
 
-Status EnsureLockDir(const fs::path& dir) {
+Status EnsureLockDir(const fs::path& dir, std::string_view option) {
   std::error_code ec;
   const bool existed = fs::is_directory(dir, ec);
   if (!existed) {
     fs::create_directories(dir, ec);
     if (ec && !fs::is_directory(dir)) {
-      return FailedPreconditionError(
-          "cannot create the device lock directory " + dir.string() + ": " + ec.message() +
-          "; create it (as root: mkdir -p -m 1777 " + dir.string() +
-          ") or give a writable one with ?lock_dir=DIR in the allocator URI");
+      return FailedPreconditionError("cannot create the device lock directory " + dir.string() +
+                                     ": " + ec.message() +
+                                     "; create it (as root: mkdir -p -m 1777 " + dir.string() +
+                                     ") or give a writable one with " + std::string(option));
     }
   }
-  auto opened = OpenLockDir(dir);
+  auto opened = OpenLockDir(dir, option);
   if (!opened) return opened.error();
   if (!existed) {
     // Shared by every user of the host, like /tmp: anyone may add lock files, nobody may
@@ -331,7 +334,7 @@ Status EnsureLockDir(const fs::path& dir) {
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     return FailedPreconditionError("the device lock directory " + dir.string() +
                                    " is not writable: " + std::strerror(errno) +
-                                   "; give a writable one with ?lock_dir=DIR in the allocator URI");
+                                   "; give a writable one with " + std::string(option));
   }
   return Status::OK();
 }

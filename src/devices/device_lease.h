@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bitfusion/status.h"
@@ -39,6 +40,9 @@ struct LeaseHolder {
   std::string ToString() const;
 };
 
+/// The setting that moves a device allocator's lock directory, named in errors about it.
+inline constexpr std::string_view kLockDirOption = "?lock_dir=DIR in the allocator URI";
+
 /// This process as a holder, now.
 LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive);
 
@@ -50,9 +54,11 @@ class DeviceLock {
   /// Takes the lock without waiting. ResourceExhausted (naming the current holders) when
   /// another holder has it in a conflicting mode; IOError/PermissionDenied when the lock file
   /// cannot be opened.
+  /// `option` names the setting that moves the directory, for the error that says so.
   static Result<std::unique_ptr<DeviceLock>> TryAcquire(const std::filesystem::path& lock_dir,
                                                         const std::string& device_id,
-                                                        const LeaseHolder& holder);
+                                                        const LeaseHolder& holder,
+                                                        std::string_view option = kLockDirOption);
   ~DeviceLock();
   DeviceLock(const DeviceLock&) = delete;
   DeviceLock& operator=(const DeviceLock&) = delete;
@@ -87,6 +93,7 @@ std::filesystem::path DefaultLockDir();
 /// Creates `dir` (and parents) if needed and checks it can be trusted: owned by root or this
 /// user, sticky when others may write to it. FailedPrecondition saying what to do when it
 /// cannot be created or written; PermissionDenied when it is another user's or not sticky.
-Status EnsureLockDir(const std::filesystem::path& dir);
+/// `option` names the setting that moves the directory (static://'s host leases use another).
+Status EnsureLockDir(const std::filesystem::path& dir, std::string_view option = kLockDirOption);
 
 }  // namespace bitfusion

@@ -24,6 +24,8 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 constexpr const char* kScheme = "static";
+// The setting that moves the host lease records, named in errors about their directory.
+constexpr std::string_view kLeaseDirOption = "?lease_dir=DIR in the static:// URI";
 
 // Prints the files the fingerprint is read from, framed by marker lines, with only sh, cat,
 // uname and readlink: nothing is installed on the host. PCI functions are read from sysfs, so
@@ -101,7 +103,7 @@ std::string LeaseKey(const StaticHost& h) {
 Result<std::unique_ptr<DeviceLock>> LockLease(const fs::path& dir, const std::string& key) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (true) {
-    auto lock = DeviceLock::TryAcquire(dir, key, CurrentHolder("", true));
+    auto lock = DeviceLock::TryAcquire(dir, key, CurrentHolder("", true), kLeaseDirOption);
     if (lock.ok() || lock.error().code() != StatusCode::kResourceExhausted ||
         std::chrono::steady_clock::now() > until) {
       return lock;
@@ -358,7 +360,7 @@ Result<std::shared_ptr<StaticProvisioner>> StaticProvisioner::Make(
   StaticProvisionerOptions o = options;
   o.inventory = fs::absolute(o.inventory);
   if (o.lease_dir.empty()) o.lease_dir = DefaultLockDir().parent_path() / "hosts";
-  BITFUSION_RETURN_IF_ERROR(EnsureLockDir(o.lease_dir));
+  BITFUSION_RETURN_IF_ERROR(EnsureLockDir(o.lease_dir, kLeaseDirOption));
   return std::shared_ptr<StaticProvisioner>(new StaticProvisioner(o, std::move(hosts)));
 }
 

@@ -20,6 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 Result<std::vector<StaticHost>> Parse(const std::string& text) {
   return ParseInventory(text, "/etc/bf/inventory.json", "/home/bench");
@@ -90,6 +91,22 @@ TEST(StaticInventoryTest, BadFileIsAnErrorOfMakeBeforeAnythingIsLeased) {
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.error().message(), HasSubstr("none.json"));
   EXPECT_FALSE(fs::exists(dir / "leases"));
+  fs::remove_all(dir);
+}
+
+// A lease directory that cannot be trusted is refused, and the error names static://'s own
+// setting for it, not a device allocator's.
+TEST(StaticInventoryTest, AnUntrustedLeaseDirNamesTheLeaseDirOption) {
+  const auto dir = testing::FreshDir("static-leasedir");
+  std::ofstream(dir / "inv.json") << R"({"hosts": [{"name": "a", "address": "127.0.0.1"}]})";
+  fs::create_directories(dir / "leases");
+  fs::permissions(dir / "leases", fs::perms::all);  // 0777 without the sticky bit
+  auto p = ProvisionerFromUri("static://" + (dir / "inv.json").string() +
+                              "?lease_dir=" + (dir / "leases").string());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), StatusCode::kPermissionDenied) << p.error().ToString();
+  EXPECT_THAT(p.error().message(), HasSubstr("?lease_dir=DIR in the static:// URI"));
+  EXPECT_THAT(p.error().message(), Not(HasSubstr("allocator")));
   fs::remove_all(dir);
 }
 
