@@ -8,9 +8,11 @@
 #include <thread>
 
 #include "bitfusion/clock.h"
+#include "bitfusion/log.h"
 #include "bitfusion/provisioner.h"
 #include "bitfusion/serialize.h"
 #include "cli/commands.h"
+#include "core/shell_quote.h"
 #include "devices/device_request.h"
 
 namespace bitfusion::cli {
@@ -309,8 +311,8 @@ int Up(const std::vector<std::string>& args) {
               << " machine(s) it made\n";
     if (Status s = (*p)->Destroy(ids); !s.ok()) {
       std::cerr << "bitfusion machines up: destroying failed too (" << s.message()
-                << "); run `bitfusion reap --provisioner " << vm["provisioner"].as<std::string>()
-                << "`\n";
+                << "); run `bitfusion reap --provisioner "
+                << ShellQuote(Redact(vm["provisioner"].as<std::string>())) << "`\n";
     }
     return exit;
   };

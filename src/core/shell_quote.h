@@ -4,9 +4,12 @@
 
 #include <string>
 
+#include "bitfusion/export.h"
+
 namespace bitfusion {
 
-/// Quotes `arg` for a POSIX shell: 'it'\''s' style; safe for any bytes but NUL.
-std::string ShellQuote(const std::string& arg);
+/// Quotes `arg` for a POSIX shell (exported for the CLI, which prints such commands): 'it'\''s'
+/// style; safe for any bytes but NUL.
+BITFUSION_EXPORT std::string ShellQuote(const std::string& arg);
 
 }  // namespace bitfusion

@@ -19,12 +19,14 @@ Result<std::unique_ptr<DockerSshTunnel>> DockerSshTunnel::Open(const DockerRunne
       1s, std::chrono::ceil<std::chrono::seconds>(options.connect_timeout));
   // A forward needs no remote shell; the few diagnostic commands each take a channel.
   s.command_channel = false;
-  s.options = {// A master that comes back after dying binds the forward where the old one was.
-               "StreamLocalBindUnlink=yes",
-               // A dead network ends the master, so the next call logs in again.
-               "ServerAliveInterval=15", "ServerAliveCountMax=3"};
-  // The user's after ours: ssh takes the first value it sees for a key.
-  s.options.insert(s.options.end(), options.ssh.options.begin(), options.ssh.options.end());
+  // The user's first: ssh takes the first value it sees for a key, so ?ssh_option= overrides
+  // these defaults (never SshSession's own BatchMode and control settings, which come first).
+  s.options = options.ssh.options;
+  // A master that comes back after dying binds the forward where the old one was.
+  s.options.push_back("StreamLocalBindUnlink=yes");
+  // A dead network ends the master, so the next call logs in again.
+  s.options.push_back("ServerAliveInterval=15");
+  s.options.push_back("ServerAliveCountMax=3");
   s.runtime_dir = options.ssh.runtime_dir;
   std::unique_ptr<DockerSshTunnel> tunnel(new DockerSshTunnel(options.ssh, std::move(s)));
   std::lock_guard lock(tunnel->mu_);
