@@ -55,7 +55,7 @@ struct DockerRunnerOptions {
     std::string identity_file;  ///< `ssh -i FILE` (only the path is passed on); empty = ssh's
     /// The engine's socket on that host.
     std::string socket_path = "/var/run/docker.sock";
-    /// Extra `ssh -o KEY=VALUE` options (?ssh_option=, repeatable), after bitfusion's own.
+    /// Extra `ssh -o KEY=VALUE` options (?ssh_option=, repeatable), ahead of the tunnel's defaults.
     std::vector<std::string> options;
     /// Parent of the private control directory (?runtime_dir=); empty = $XDG_RUNTIME_DIR, else
     /// /tmp.
