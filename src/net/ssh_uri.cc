@@ -38,22 +38,28 @@ Result<SshLogin> SshLoginFromUri(const Uri& uri, std::string_view scheme_name) {
   BITFUSION_ASSIGN_OR_RETURN(o.target.identity, file("identity"));
   BITFUSION_ASSIGN_OR_RETURN(o.session.config_file, file("ssh_config"));
   o.session.runtime_dir = uri.Query("runtime_dir").value_or("");
-  for (const auto& [k, v] : uri.query) {
-    if (k != "ssh_option") continue;
-    const auto eq = v.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return InvalidArgumentError(scheme +
-                                  ":// option ssh_option needs KEY=VALUE (e.g. "
-                                  "ssh_option=ServerAliveInterval=15), got one without '='");
-    }
-    o.session.options.push_back(v);
-  }
+  BITFUSION_ASSIGN_OR_RETURN(o.session.options, SshOptionsFromUri(uri, scheme_name));
   BITFUSION_ASSIGN_OR_RETURN(std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
   if (timeout < 1) {
     return InvalidArgumentError(scheme + ":// option connect_timeout must be at least 1 (seconds)");
   }
   o.session.connect_timeout = std::chrono::seconds(timeout);
   return o;
+}
+
+Result<std::vector<std::string>> SshOptionsFromUri(const Uri& uri, std::string_view scheme) {
+  std::vector<std::string> options;
+  for (const auto& [k, v] : uri.query) {
+    if (k != "ssh_option") continue;
+    const auto eq = v.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgumentError(std::string(scheme) + ":// option ssh_option=" + v +
+                                  " needs KEY=VALUE, as ssh -o takes it "
+                                  "(e.g. ssh_option=ServerAliveInterval=15)");
+    }
+    options.push_back(v);
+  }
+  return options;
 }
 
 }  // namespace bitfusion::internal

@@ -15,6 +15,7 @@
 #include "bitfusion/registry.h"
 #include "devices/device_lease.h"
 #include "net/remote_tree.h"
+#include "net/ssh_uri.h"
 #include "provisioners/host_fingerprint.h"
 
 namespace bitfusion {
@@ -343,9 +344,7 @@ Result<StaticProvisionerOptions> StaticProvisionerOptions::FromUri(const Uri& ur
   o.lease_dir = uri.Query("lease_dir").value_or("");
   o.ssh_config = uri.Query("ssh_config").value_or("");
   o.runtime_dir = uri.Query("runtime_dir").value_or("");
-  for (const auto& [k, v] : uri.query) {
-    if (k == "ssh_option") o.ssh_options.push_back(v);
-  }
+  BITFUSION_ASSIGN_OR_RETURN(o.ssh_options, internal::SshOptionsFromUri(uri, "static"));
   BITFUSION_ASSIGN_OR_RETURN(std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
   if (timeout < 1) return InvalidArgumentError("connect_timeout must be at least 1 (seconds)");
   o.connect_timeout = std::chrono::seconds(timeout);

@@ -13,6 +13,7 @@
 #include "core/base64.h"
 #include "core/percent_encode.h"
 #include "net/http_client.h"
+#include "net/ssh_uri.h"
 #include "runners/container_spec_checks.h"
 #include "runners/docker_api.h"
 #include "runners/docker_container.h"
@@ -163,15 +164,7 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
     // The same login options as the other SSH backends (process+ssh://, static://), so that a
     // plan's docker machines share their provisioner's connection settings.
     o.ssh.runtime_dir = uri.Query("runtime_dir").value_or("");
-    for (const auto& [k, v] : uri.query) {
-      if (k != "ssh_option") continue;
-      const auto eq = v.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return InvalidArgumentError("ssh_option=" + v + " in " + uri.ToString() +
-                                    " needs KEY=VALUE (e.g. ssh_option=ServerAliveInterval=15)");
-      }
-      o.ssh.options.push_back(v);
-    }
+    BITFUSION_ASSIGN_OR_RETURN(o.ssh.options, internal::SshOptionsFromUri(uri, "docker+ssh"));
   } else if (uri.Query("socket") || uri.Query("ssh_config") || uri.Query("identity") ||
              uri.Query("ssh_option") || uri.Query("runtime_dir")) {
     return InvalidArgumentError(

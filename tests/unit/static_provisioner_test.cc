@@ -94,6 +94,26 @@ TEST(StaticInventoryTest, BadFileIsAnErrorOfMakeBeforeAnythingIsLeased) {
   fs::remove_all(dir);
 }
 
+// ssh_option= is read as every SSH backend reads it: KEY=VALUE, or a clear error from FromUri
+// before the inventory is read.
+TEST(StaticInventoryTest, AnSshOptionWithoutAValueIsRefused) {
+  const auto dir = testing::FreshDir("static-sshopt");
+  std::ofstream(dir / "inv.json") << R"({"hosts": [{"name": "a", "address": "127.0.0.1"}]})";
+  const std::string base =
+      "static://" + (dir / "inv.json").string() + "?lease_dir=" + (dir / "leases").string();
+  auto p = ProvisionerFromUri(base + "&ssh_option=Compression");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(p.error().message(),
+              HasSubstr("static:// option ssh_option=Compression needs KEY=VALUE"));
+  EXPECT_FALSE(fs::exists(dir / "leases"));
+  auto o = StaticProvisionerOptions::FromUri(
+      *Uri::Parse(base + "&ssh_option=Compression%3Dyes&ssh_option=ServerAliveInterval=5"));
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
+  EXPECT_EQ(o->ssh_options, (std::vector<std::string>{"Compression=yes", "ServerAliveInterval=5"}));
+  fs::remove_all(dir);
+}
+
 // A lease directory that cannot be trusted is refused, and the error names static://'s own
 // setting for it, not a device allocator's.
 TEST(StaticInventoryTest, AnUntrustedLeaseDirNamesTheLeaseDirOption) {
