@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <string_view>
 
 #include "bitfusion/log.h"
 #include "core/shell_quote.h"
@@ -31,8 +33,13 @@ namespace {
 namespace bp = boost::process::v2;
 namespace asio = boost::asio;
 
-// A unix socket path must fit sockaddr_un.sun_path (108 on Linux, 104 on the BSDs).
-constexpr std::size_t kMaxSocketPath = 100;
+// The longest path bound under the runtime directory: ssh binds its control socket at
+// "<ControlPath>.<16 random characters>" before renaming it into place (OpenSSH mux.c), and the
+// Docker tunnel's forward "docker.sock" beside it is shorter. With its NUL it must fit
+// sockaddr_un.sun_path (108 bytes on Linux), so the runtime directory may have 75 characters.
+constexpr std::string_view kLongestBound = "/bfssh-XXXXXX/m.XXXXXXXXXXXXXXXX";
+constexpr std::size_t kMaxRuntimeDir = sizeof(sockaddr_un::sun_path) - 1 - kLongestBound.size();
+static_assert(std::string_view("/bfssh-XXXXXX/docker.sock").size() <= kLongestBound.size());
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
@@ -178,12 +185,19 @@ std::filesystem::path SshSession::control_path() const {
 Status SshSession::EnsureControlDir() {
   if (!control_dir_.empty()) return Status::OK();
   std::filesystem::path parent = options_.runtime_dir;
+  if (!parent.empty() && parent.string().size() > kMaxRuntimeDir) {
+    return InvalidArgumentError(
+        "runtime_dir " + parent.string() + " has " + std::to_string(parent.string().size()) +
+        " characters; SSH's control socket in it would pass the " +
+        std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+        "-character limit of a unix socket path: give a directory of at most " +
+        std::to_string(kMaxRuntimeDir) + " characters, or none for $XDG_RUNTIME_DIR or /tmp");
+  }
   if (parent.empty()) {
     const char* xdg = std::getenv("XDG_RUNTIME_DIR");
     parent = (xdg != nullptr && *xdg != '\0') ? xdg : "/tmp";
+    if (parent.string().size() > kMaxRuntimeDir) parent = "/tmp";
   }
-  // "<parent>/bfssh-XXXXXX/m" must fit a socket address.
-  if (parent.string().size() + std::strlen("/bfssh-XXXXXX/m") > kMaxSocketPath) parent = "/tmp";
   std::string templ = (parent / "bfssh-XXXXXX").string();
   // mkdtemp makes it 0700: only this user can reach the master through it.
   if (::mkdtemp(templ.data()) == nullptr) {

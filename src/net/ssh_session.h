@@ -39,8 +39,9 @@ struct SshSessionOptions {
   std::chrono::seconds connect_timeout{10};  ///< ConnectTimeout, and the bound on Connect()
   /// How long the master outlives its last use (ControlPersist); Close() ends it sooner.
   std::chrono::seconds control_persist{600};
-  /// Parent of the private control directory; empty = $XDG_RUNTIME_DIR, else /tmp. A path too
-  /// long for a unix socket (104 bytes) falls back to /tmp.
+  /// Parent of the private control directory; empty = $XDG_RUNTIME_DIR (/tmp where that is
+  /// unset or too long). At most 75 characters, so that ssh's control socket fits a unix socket
+  /// address (108 bytes): Connect refuses a longer one.
   std::filesystem::path runtime_dir;
   /// Run single-line commands through one long-lived remote shell (the command channel): a
   /// command then costs a fork on the remote host instead of an ssh client and a session. Off,

@@ -501,6 +501,35 @@ TEST_F(SshProcessRunnerTest, BadOptionsAreRefusedNamingTheKey) {
   }
 }
 
+// ssh binds its control socket at "<ControlPath>.<16 characters>" first: a runtime_dir of 75
+// characters still fits a unix socket address (108 bytes), one of 76 would not and is refused
+// up front rather than leaving a master that cannot multiplex.
+TEST_F(SshProcessRunnerTest, RuntimeDirUpToTheSocketPathLimitWorksAndALongerOneIsRefused) {
+  fs::path dir = "/tmp/bf-rt-" + std::to_string(::getpid()) + "-";
+  dir += std::string(75 - dir.string().size(), 'r');
+  ASSERT_EQ(dir.string().size(), 75u);
+  fs::create_directories(dir);
+  {
+    auto r = ContainerRunnerFromUri(Uri() + "&runtime_dir=" + dir.string());
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    runner_ = *r;
+    ContainerSpec spec;
+    spec.command = {"echo", "fits"};
+    EXPECT_EQ(Output(spec), std::vector<std::string>{"fits"});
+    runner_ = nullptr;
+  }
+  const fs::path longer = dir.string() + "x";
+  fs::create_directories(longer);
+  auto r = ContainerRunnerFromUri(Uri() + "&runtime_dir=" + longer.string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument) << r.error().ToString();
+  EXPECT_THAT(r.error().message(), HasSubstr("runtime_dir " + longer.string() + " has 76"));
+  EXPECT_THAT(r.error().message(), HasSubstr("at most 75 characters"));
+  EXPECT_TRUE(fs::is_empty(longer)) << "nothing is made in a refused runtime_dir";
+  fs::remove_all(dir);
+  fs::remove_all(longer);
+}
+
 TEST_F(SshProcessRunnerTest, UnreachableHostIsOneErrorNamingIt) {
   auto r = ContainerRunnerFromUri(ThePlan().Uri("127.0.0.1", ThePlan().dead_port));
   ASSERT_FALSE(r.ok());
