@@ -101,16 +101,18 @@ bool FlockWithin(int fd, int mode) {
 // owned by root or by us, and if others may write to it the sticky bit must stop them from
 // renaming or deleting our files. Checked on the descriptor, so a directory swapped in after
 // the check cannot slip through.
-Result<int> OpenLockDir(const fs::path& dir, std::string_view option = kLockDirOption) {
+Result<int> OpenLockDir(const fs::path& dir, const LockDirKind& kind) {
+  const std::string what = "the " + std::string(kind.what) + " " + dir.string();
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    return ErrnoError(errno, "cannot open the device lock directory " + dir.string());
+    return ErrnoError(
+        errno, "cannot open " + what + " (give another with " + std::string(kind.option) + ")");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    return ErrnoError(err, "cannot stat the device lock directory " + dir.string());
+    return ErrnoError(err, "cannot stat " + what);
   }
   std::string problem;
   if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
@@ -120,10 +122,10 @@ Result<int> OpenLockDir(const fs::path& dir, std::string_view option = kLockDirO
   }
   if (!problem.empty()) {
     ::close(fd);
-    return PermissionDeniedError("the device lock directory " + dir.string() + " " + problem +
+    return PermissionDeniedError(what + " " + problem +
                                  ", so another user could replace its lock files; use a "
                                  "directory owned by root or by you (" +
-                                 std::string(option) + ")");
+                                 std::string(kind.option) + ")");
   }
   return fd;
 }
@@ -133,8 +135,8 @@ Result<int> OpenLockDir(const fs::path& dir, std::string_view option = kLockDirO
 // planted there cannot redirect our writes to a file elsewhere. Files we create are made 0666 so
 // that every user can lock them.
 Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writable, bool create,
-                         std::string_view option = kLockDirOption) {
-  BITFUSION_ASSIGN_OR_RETURN(const int dir_fd, OpenLockDir(dir, option));
+                         const LockDirKind& kind = kDeviceLockDir) {
+  BITFUSION_ASSIGN_OR_RETURN(const int dir_fd, OpenLockDir(dir, kind));
   const fs::path path = dir / name;
   // O_NONBLOCK: opening a FIFO planted under our name must not hang.
   const int flags = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
@@ -154,17 +156,23 @@ Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writ
   const int open_errno = errno;
   ::close(dir_fd);
   if (fd < 0) {
+    const std::string elsewhere =
+        " (or choose another directory: " + std::string(kind.option) + ")";
     if (open_errno == ELOOP) {
       return PermissionDeniedError(path.string() +
-                                   " is a symlink; lock files are never followed through links");
+                                   " is a symlink; lock files are never followed through links: "
+                                   "remove it" +
+                                   elsewhere);
     }
-    return ErrnoError(open_errno, "cannot open " + path.string());
+    return ErrnoError(open_errno, "cannot open " + path.string() + elsewhere);
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
     ::close(fd);
     return PermissionDeniedError(path.string() +
-                                 " is not a regular file with a single link; remove it");
+                                 " is not a regular file with a single link; remove it "
+                                 "(or choose another directory: " +
+                                 std::string(kind.option) + ")");
   }
   if (st.st_uid == ::geteuid() && (st.st_mode & 07777) != 0666) (void)::fchmod(fd, 0666);
   return fd;
@@ -246,14 +254,13 @@ LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive) {
 Result<std::unique_ptr<DeviceLock>> DeviceLock::TryAcquire(const fs::path& lock_dir,
                                                            const std::string& device_id,
                                                            const LeaseHolder& holder,
-                                                           std::string_view option) {
+                                                           const LockDirKind& kind) {
   const fs::path path = lock_dir / LockName(device_id);
   auto opened =
-      OpenLockFile(lock_dir, LockName(device_id), /*writable=*/true, /*create=*/true, option);
+      OpenLockFile(lock_dir, LockName(device_id), /*writable=*/true, /*create=*/true, kind);
   if (!opened) {
-    return Status(opened.error().code(), "cannot open lock file: " + opened.error().message() +
-                                             " (choose another directory: " + std::string(option) +
-                                             ")");
+    return Status(opened.error().code(),
+                  "cannot lock " + device_id + ": " + opened.error().message());
   }
   const int fd = *opened;
   int rc;
@@ -311,19 +318,19 @@ std::vector<LeaseHolder> ReadHolders(const fs::path& lock_dir, const std::string
   return out;
 }
 
-Status EnsureLockDir(const fs::path& dir, std::string_view option) {
+Status EnsureLockDir(const fs::path& dir, const LockDirKind& kind) {
+  const std::string what = "the " + std::string(kind.what) + " " + dir.string();
   std::error_code ec;
   const bool existed = fs::is_directory(dir, ec);
   if (!existed) {
     fs::create_directories(dir, ec);
     if (ec && !fs::is_directory(dir)) {
-      return FailedPreconditionError("cannot create the device lock directory " + dir.string() +
-                                     ": " + ec.message() +
+      return FailedPreconditionError("cannot create " + what + ": " + ec.message() +
                                      "; create it (as root: mkdir -p -m 1777 " + dir.string() +
-                                     ") or give a writable one with " + std::string(option));
+                                     ") or give a writable one with " + std::string(kind.option));
     }
   }
-  auto opened = OpenLockDir(dir, option);
+  auto opened = OpenLockDir(dir, kind);
   if (!opened) return opened.error();
   if (!existed) {
     // Shared by every user of the host, like /tmp: anyone may add lock files, nobody may
@@ -332,9 +339,8 @@ Status EnsureLockDir(const fs::path& dir, std::string_view option) {
   }
   ::close(*opened);
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    return FailedPreconditionError("the device lock directory " + dir.string() +
-                                   " is not writable: " + std::strerror(errno) +
-                                   "; give a writable one with " + std::string(option));
+    return FailedPreconditionError(what + " is not writable: " + std::strerror(errno) +
+                                   "; give a writable one with " + std::string(kind.option));
   }
   return Status::OK();
 }

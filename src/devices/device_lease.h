@@ -40,8 +40,14 @@ struct LeaseHolder {
   std::string ToString() const;
 };
 
-/// The setting that moves a device allocator's lock directory, named in errors about it.
-inline constexpr std::string_view kLockDirOption = "?lock_dir=DIR in the allocator URI";
+/// What a lock directory is for and the setting that moves it, both named in errors about it.
+struct LockDirKind {
+  std::string_view what;    ///< e.g. "device lock directory"
+  std::string_view option;  ///< e.g. "?lock_dir=DIR in the allocator URI"
+};
+/// A device allocator's (gpu://, sysfs://, fpga://).
+inline constexpr LockDirKind kDeviceLockDir = {"device lock directory",
+                                               "?lock_dir=DIR in the allocator URI"};
 
 /// This process as a holder, now.
 LeaseHolder CurrentHolder(const std::string& run_id, bool exclusive);
@@ -54,11 +60,11 @@ class DeviceLock {
   /// Takes the lock without waiting. ResourceExhausted (naming the current holders) when
   /// another holder has it in a conflicting mode; IOError/PermissionDenied when the lock file
   /// cannot be opened.
-  /// `option` names the setting that moves the directory, for the error that says so.
+  /// `kind` names the directory and the setting that moves it, for the errors that say so.
   static Result<std::unique_ptr<DeviceLock>> TryAcquire(const std::filesystem::path& lock_dir,
                                                         const std::string& device_id,
                                                         const LeaseHolder& holder,
-                                                        std::string_view option = kLockDirOption);
+                                                        const LockDirKind& kind = kDeviceLockDir);
   ~DeviceLock();
   DeviceLock(const DeviceLock&) = delete;
   DeviceLock& operator=(const DeviceLock&) = delete;
@@ -93,7 +99,8 @@ std::filesystem::path DefaultLockDir();
 /// Creates `dir` (and parents) if needed and checks it can be trusted: owned by root or this
 /// user, sticky when others may write to it. FailedPrecondition saying what to do when it
 /// cannot be created or written; PermissionDenied when it is another user's or not sticky.
-/// `option` names the setting that moves the directory (static://'s host leases use another).
-Status EnsureLockDir(const std::filesystem::path& dir, std::string_view option = kLockDirOption);
+/// `kind` names the directory and the setting that moves it (static://'s host leases use
+/// their own).
+Status EnsureLockDir(const std::filesystem::path& dir, const LockDirKind& kind = kDeviceLockDir);
 
 }  // namespace bitfusion

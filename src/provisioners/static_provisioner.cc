@@ -25,8 +25,9 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 constexpr const char* kScheme = "static";
-// The setting that moves the host lease records, named in errors about their directory.
-constexpr std::string_view kLeaseDirOption = "?lease_dir=DIR in the static:// URI";
+// The directory of the host lease records and the setting that moves it, named in errors.
+constexpr LockDirKind kHostLeaseDir = {"host lease directory",
+                                       "?lease_dir=DIR in the static:// URI"};
 
 // Prints the files the fingerprint is read from, framed by marker lines, with only sh, cat,
 // uname and readlink: nothing is installed on the host. PCI functions are read from sysfs, so
@@ -104,7 +105,7 @@ std::string LeaseKey(const StaticHost& h) {
 Result<std::unique_ptr<DeviceLock>> LockLease(const fs::path& dir, const std::string& key) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (true) {
-    auto lock = DeviceLock::TryAcquire(dir, key, CurrentHolder("", true), kLeaseDirOption);
+    auto lock = DeviceLock::TryAcquire(dir, key, CurrentHolder("", true), kHostLeaseDir);
     if (lock.ok() || lock.error().code() != StatusCode::kResourceExhausted ||
         std::chrono::steady_clock::now() > until) {
       return lock;
@@ -359,7 +360,7 @@ Result<std::shared_ptr<StaticProvisioner>> StaticProvisioner::Make(
   StaticProvisionerOptions o = options;
   o.inventory = fs::absolute(o.inventory);
   if (o.lease_dir.empty()) o.lease_dir = DefaultLockDir().parent_path() / "hosts";
-  BITFUSION_RETURN_IF_ERROR(EnsureLockDir(o.lease_dir, kLeaseDirOption));
+  BITFUSION_RETURN_IF_ERROR(EnsureLockDir(o.lease_dir, kHostLeaseDir));
   return std::shared_ptr<StaticProvisioner>(new StaticProvisioner(o, std::move(hosts)));
 }
 

@@ -68,7 +68,12 @@ TEST_F(DeviceLeaseTest, ASymlinkedLockFileIsNeitherFollowedNorChmodded) {
   fs::create_symlink(victim_, locks_ / "gpu0.lock");
   auto lock = DeviceLock::TryAcquire(locks_, "gpu0", me_);
   EXPECT_FALSE(lock.ok());
-  if (!lock.ok()) EXPECT_THAT(lock.error().message(), HasSubstr("symlink"));
+  if (!lock.ok()) {
+    EXPECT_THAT(lock.error().message(), HasSubstr("cannot lock gpu0: "));
+    EXPECT_THAT(lock.error().message(), HasSubstr("symlink"));
+    EXPECT_THAT(lock.error().message(), HasSubstr("remove it (or choose another directory: "
+                                                  "?lock_dir=DIR in the allocator URI)"));
+  }
   EXPECT_EQ(VictimMode(), fs::perms(0600)) << "the link's target was made world-writable";
   EXPECT_EQ(VictimText(), "the victim's data\n");
 }
@@ -131,8 +136,15 @@ TEST_F(DeviceLeaseTest, ALockDirectoryOthersMayWriteNeedsTheStickyBit) {
   fs::permissions(locks_, fs::perms(0777));
   const Status s = EnsureLockDir(locks_);
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("the device lock directory " + locks_.string()));
   EXPECT_THAT(s.message(), HasSubstr("sticky"));
-  EXPECT_FALSE(DeviceLock::TryAcquire(locks_, "gpu0", me_).ok());
+  auto lock = DeviceLock::TryAcquire(locks_, "gpu0", me_);
+  ASSERT_FALSE(lock.ok());
+  // The setting that moves the directory is named once, not again by TryAcquire.
+  const std::string message = lock.error().message();
+  const std::string option = "?lock_dir=DIR in the allocator URI";
+  ASSERT_NE(message.find(option), std::string::npos) << message;
+  EXPECT_EQ(message.find(option, message.find(option) + 1), std::string::npos) << message;
   fs::permissions(locks_, fs::perms(01777));
   EXPECT_TRUE(EnsureLockDir(locks_).ok());
   EXPECT_TRUE(DeviceLock::TryAcquire(locks_, "gpu0", me_).ok());

@@ -126,7 +126,10 @@ TEST(StaticInventoryTest, AnUntrustedLeaseDirNamesTheLeaseDirOption) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().code(), StatusCode::kPermissionDenied) << p.error().ToString();
   EXPECT_THAT(p.error().message(), HasSubstr("?lease_dir=DIR in the static:// URI"));
+  EXPECT_THAT(p.error().message(),
+              HasSubstr("the host lease directory " + (dir / "leases").string()));
   EXPECT_THAT(p.error().message(), Not(HasSubstr("allocator")));
+  EXPECT_THAT(p.error().message(), Not(HasSubstr("device")));
   fs::remove_all(dir);
 }
 
