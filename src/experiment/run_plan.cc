@@ -128,10 +128,14 @@ Status PrepareImages(const PlanSpec& plan, const ExperimentOptions& options, Pla
 }
 
 // Every source of the plan is checked before anything runs. "container" and "probe" follow each
-// run's own container, so they need a runner whose commands run in containers.
-Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, const Placement& p) {
+// run's own container, so they need a runner whose commands run in containers. A source that is
+// made here and samples nothing on this machine (a "gpu" without a GPU library, a gpu+ssh://
+// without nvidia-smi there: it warned once) is left out of the machine's runs, which would
+// otherwise make it again each time for nothing (gpu+ssh:// logs in and copies a probe).
+Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, Placement& p) {
   const RunnerCapabilities& caps = p.caps;
   const std::string runner_uri = Redact(p.machine.runner_uri);
+  std::vector<std::string> disabled;
   for (const auto& source : p.sources) {
     auto probe = IsOwnProbeSource(source);
     if (!probe) return probe.error().WithContext("metric source \"" + source + "\"");
@@ -170,9 +174,14 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, cons
       BITFUSION_RETURN_IF_ERROR(s.WithContext("metric source \"host\" of " + p.machine.name));
       continue;
     }
-    BITFUSION_RETURN_IF_ERROR(
-        MetricSourceFromUri(source).status().WithContext("metric source \"" + source + "\""));
+    auto made = MetricSourceFromUri(source);
+    if (!made) return made.error().WithContext("metric source \"" + source + "\"");
+    if (std::string why = (*made)->WhyDisabled(); !why.empty()) disabled.push_back(source);
   }
+  std::erase_if(p.sources, [&disabled](const std::string& source) {
+    return std::find(disabled.begin(), disabled.end(), source) != disabled.end();
+  });
+  if (p.sources.empty()) p.sources.push_back("null");  // the runs still record their own results
   return Status::OK();
 }
 

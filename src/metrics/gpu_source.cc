@@ -434,7 +434,8 @@ Result<std::shared_ptr<GpuSource>> GpuSource::Make(const GpuSourceOptions& optio
     BITFUSION_RETURN_IF_ERROR(attempt("rocm", source->impl_->OpenRocm(libraries, options.devices)));
   }
   if (source->vendor_.empty()) {
-    // Once per process and reason: a plan makes a source for every run.
+    source->disabled_why_ = "no GPU library, driver or GPU on this host: " + reasons;
+    // Once per process and reason: a program may make a source for every run.
     LogOnceAt(LogLevel::kWarning, "gpu-source-disabled:" + reasons,
               "gpu source disabled, no GPU metrics will be sampled: ", reasons,
               ". On a GPU host, install the NVIDIA driver (NVML) or ROCm, or name the library "

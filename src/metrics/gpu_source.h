@@ -94,6 +94,8 @@ class GpuSource final : public MetricSource {
   /// False when no library, driver or GPU was found (the one warning said why); Collect then
   /// appends nothing.
   bool enabled() const { return enabled_; }
+  /// What was tried and why it failed, when not enabled.
+  std::string WhyDisabled() const override { return disabled_why_; }
   /// "nvml" or "rocm" when enabled, else "".
   const std::string& vendor() const { return vendor_; }
   /// Devices sampled.
@@ -109,6 +111,7 @@ class GpuSource final : public MetricSource {
   std::string uri_;
   std::string vendor_;
   bool enabled_ = false;
+  std::string disabled_why_;
   std::unique_ptr<Impl> impl_;  // the library's functions and the devices' handles
 };
 

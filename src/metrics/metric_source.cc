@@ -21,6 +21,7 @@ class RateSource final : public MetricSource {
   bool BuffersBetweenTicks() const override { return inner_->BuffersBetweenTicks(); }
   void TargetStarted() override { inner_->TargetStarted(); }
   bool Drain(std::chrono::nanoseconds timeout) override { return inner_->Drain(timeout); }
+  std::string WhyDisabled() const override { return inner_->WhyDisabled(); }
 
   Status Collect(Timestamp now, SampleBatch& batch) override {
     const std::size_t series_before = batch.series.size();
@@ -104,6 +105,8 @@ bool MetricSource::BuffersBetweenTicks() const { return false; }
 void MetricSource::TargetStarted() {}
 
 bool MetricSource::Drain(std::chrono::nanoseconds) { return true; }
+
+std::string MetricSource::WhyDisabled() const { return ""; }
 
 std::shared_ptr<MetricSource> CountersAsRates(std::shared_ptr<MetricSource> source) {
   if (source == nullptr) return nullptr;

@@ -115,7 +115,7 @@ class SshGpuSource final : public MetricSource {
   /// False when the machine has no working nvidia-smi (the one warning said why).
   bool enabled() const { return enabled_; }
   /// Why it is disabled (what nvidia-smi said and how it ended); empty when enabled.
-  const std::string& why_disabled() const { return disabled_why_; }
+  std::string WhyDisabled() const override { return disabled_why_; }
   /// The local ssh client carrying nvidia-smi's channel (tests kill it); -1 once it has ended.
   int client_pid() const { return pid_; }
 

@@ -476,8 +476,8 @@ TEST_F(SshGpuSourceTest, AMachineWithoutADriverOrNvidiaSmiGivesADisabledSourceTh
     auto source = SshGpuSource::Make(*options);
     ASSERT_TRUE(source.ok()) << path << ": " << source.error().ToString();
     EXPECT_FALSE((*source)->enabled()) << path;
-    EXPECT_NE((*source)->why_disabled().find(says), std::string::npos) << (*source)->why_disabled();
-    EXPECT_NE((*source)->why_disabled().find(path.string()), std::string::npos);
+    EXPECT_NE((*source)->WhyDisabled().find(says), std::string::npos) << (*source)->WhyDisabled();
+    EXPECT_NE((*source)->WhyDisabled().find(path.string()), std::string::npos);
     SampleBatch batch;
     EXPECT_TRUE((*source)->Collect(Now(), batch).ok());
     EXPECT_EQ(batch.size(), 0u);
@@ -493,7 +493,7 @@ TEST_F(SshGpuSourceTest, AWarningBeforeTheSamplesDoesNotDisableTheSource) {
   ASSERT_TRUE(options.ok()) << options.error().ToString();
   auto source = SshGpuSource::Make(*options);
   ASSERT_TRUE(source.ok()) << source.error().ToString();
-  EXPECT_TRUE((*source)->enabled()) << (*source)->why_disabled();
+  EXPECT_TRUE((*source)->enabled()) << (*source)->WhyDisabled();
   SampleBatch batch;
   EXPECT_TRUE((*source)->Collect(Now(), batch).ok());
   EXPECT_GT(batch.size(), 0u);

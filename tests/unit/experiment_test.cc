@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "bitfusion/metric_stream.h"
+#include "bitfusion/registry.h"
 #include "bitfusion/serialize.h"
 
 namespace bitfusion {
@@ -328,6 +331,58 @@ TEST_F(RunPlanTest, FixedRepetitionsAddNoStopLabels) {
   ASSERT_EQ(result->runs.size(), 2u);
   EXPECT_EQ(result->runs.back().labels.count("repetitions_stop"), 0u);
   EXPECT_TRUE(result->repetitions_stopped.empty());
+}
+
+// Test sources that count how often they are made: "idle-test" samples nothing on this host
+// (as "gpu" does without a GPU library), "busy-test" samples one value each tick.
+struct CountedSourceOptions {
+  bool idle = false;
+  static Result<CountedSourceOptions> FromUri(const Uri& uri) {
+    return CountedSourceOptions{uri.scheme == "idle-test"};
+  }
+};
+class CountedSource final : public MetricSource {
+ public:
+  static inline std::atomic<int> idle_made{0}, busy_made{0};
+  static Result<std::shared_ptr<CountedSource>> Make(const CountedSourceOptions& o) {
+    ++(o.idle ? idle_made : busy_made);
+    return std::make_shared<CountedSource>(o.idle);
+  }
+  explicit CountedSource(bool idle) : idle_(idle), uri_(idle ? "idle-test://" : "busy-test://") {}
+  const std::string& uri() const override { return uri_; }
+  Status Collect(Timestamp now, SampleBatch& batch) override {
+    if (idle_) return Status::OK();
+    if (series_ < 0) series_ = static_cast<int>(batch.AddSeries({"busy.value", "1", {}, false}));
+    batch.Append(static_cast<std::uint32_t>(series_), now.wall_ns, now.mono_ns, 1.0);
+    return Status::OK();
+  }
+  std::string WhyDisabled() const override { return idle_ ? "nothing to sample here" : ""; }
+
+ private:
+  bool idle_;
+  std::string uri_;
+  int series_ = -1;
+};
+BITFUSION_REGISTER(MetricSource, "idle-test", CountedSourceOptions, CountedSource);
+BITFUSION_REGISTER(MetricSource, "busy-test", CountedSourceOptions, CountedSource);
+
+// A source that samples nothing on the machine is made once, when the plan checks its sources,
+// and left out of the runs; one that samples is made for every run.
+TEST_F(RunPlanTest, ASourceThatSamplesNothingHereIsCheckedOnceAndLeftOutOfTheRuns) {
+  for (const bool with_busy : {false, true}) {
+    CountedSource::idle_made = 0;
+    CountedSource::busy_made = 0;
+    PlanSpec plan = Plan({"sleep", "0.05"}, 3, 1);
+    plan.interval = 10ms;
+    plan.sources = {"idle-test://"};
+    if (with_busy) plan.sources.push_back("busy-test://");
+    auto result = RunPlan(plan, {});
+    ASSERT_TRUE(result.ok()) << result.error().ToString();
+    ASSERT_EQ(result->runs.size(), 4u);
+    for (const auto& r : result->runs) EXPECT_EQ(r.status, kRunOk) << r.error;
+    EXPECT_EQ(CountedSource::idle_made.load(), 1) << "made again for a run";
+    EXPECT_EQ(CountedSource::busy_made.load(), with_busy ? 1 + 4 : 0);
+  }
 }
 
 TEST_F(RunPlanTest, FailedRunsCarryTheirStderr) {
