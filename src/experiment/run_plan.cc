@@ -485,14 +485,25 @@ Result<PreparedPlan> Prepare(const PlanSpec& plan, const ExperimentOptions& opti
     CheckMachines(plan, options, p.placements);
     BITFUSION_RETURN_IF_ERROR(ReplaceFailedMachines(plan, options, p));
   }
+  const auto in_context = [](const Placement& placement, Status s) {
+    return placement.machine.name.empty() ? s : s.WithContext("machine " + placement.machine.name);
+  };
+  // Sources first, on every machine at once (a gpu+ssh:// check logs in there), so that a bad
+  // one fails the plan before images are sent or pulled; the first error in placement order.
+  std::vector<Status> sources_checked(p.placements.size());
+  OnEveryMachine(p.placements, [&](Placement& placement) {
+    if (!placement.preflight.error.empty()) return;  // its runs are reported, not made
+    sources_checked[&placement - p.placements.data()] = CheckSources(plan, options, placement);
+  });
+  for (std::size_t k = 0; k < p.placements.size(); ++k) {
+    if (!sources_checked[k].ok()) return in_context(p.placements[k], sources_checked[k]);
+  }
   BITFUSION_ASSIGN_OR_RETURN(p.images, SendImages(plan, p.placements));
   for (auto& placement : p.placements) {
-    if (!placement.preflight.error.empty()) continue;  // its runs are reported, not made
-    const std::string where =
-        placement.machine.name.empty() ? "" : "machine " + placement.machine.name;
-    auto context = [&](Status s) { return where.empty() ? s : s.WithContext(where); };
-    if (Status s = PrepareImages(plan, options, placement); !s.ok()) return context(s);
-    if (Status s = CheckSources(plan, options, placement); !s.ok()) return context(s);
+    if (!placement.preflight.error.empty()) continue;
+    if (Status s = PrepareImages(plan, options, placement); !s.ok()) {
+      return in_context(placement, s);
+    }
   }
   for (const auto& uri : options.sinks.empty() ? plan.sinks : options.sinks) {
     BITFUSION_ASSIGN_OR_RETURN(auto sink, ResultSinkFromUri(uri));
