@@ -65,17 +65,19 @@ class BITFUSION_EXPORT MetricSource {
   /// thread; a no-op by default.
   virtual void TargetStarted();
 
-  /// Why this source samples nothing here, or "" when it samples: a "gpu" source on a host with
-  /// no GPU library or driver, a gpu+ssh:// one on a machine without a GPU nvidia-smi can read.
-  /// Such a source is not an error (it warned once) and its Collect appends nothing; a plan
-  /// checks each source once before its runs and leaves a disabled one out of them.
-  virtual std::string WhyDisabled() const;
-
   /// Called once the thing sampled has ended and before the stream stops: waits up to `timeout`
   /// for what the source still has on its way (a probe's last sample after its command exited)
   /// so Stop's final collection delivers it. True when nothing is still on its way (the
   /// default).
   virtual bool Drain(std::chrono::nanoseconds timeout);
+
+  /// Why this source samples nothing here, or "" when it samples: a "gpu" source on a host with
+  /// no GPU library or driver, a gpu+ssh:// one on a machine without a GPU nvidia-smi can read.
+  /// Such a source is not an error (it warned once) and its Collect appends nothing; a plan
+  /// checks each source once before its runs and leaves a disabled one out of them. A source
+  /// that samples nothing for a passing reason (its connection dropped) answers "": the next
+  /// one made may do better.
+  virtual std::string WhyDisabled() const;
 };
 
 /// "host", "process:1234", "null" -> a source. An unknown scheme lists the known ones. Every

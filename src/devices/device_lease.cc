@@ -181,16 +181,16 @@ Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writ
 // Runs `edit` on the live records of the holders file under an exclusive flock; the records
 // `edit` leaves are written back. Failures only cost the "who holds it" report.
 template <class Edit>
-void EditHolders(const fs::path& dir, const std::string& name, Edit edit) {
-  auto opened = OpenLockFile(dir, name, /*writable=*/true, /*create=*/true);
+void EditHolders(const fs::path& dir, const std::string& name, const LockDirKind& kind, Edit edit) {
+  auto opened = OpenLockFile(dir, name, /*writable=*/true, /*create=*/true, kind);
   if (!opened) {
-    LogAt(LogLevel::kWarning, "cannot record the device holder: ", opened.error().message());
+    LogAt(LogLevel::kWarning, "cannot record the lease holder: ", opened.error().message());
     return;
   }
   const int fd = *opened;
   const fs::path path = dir / name;
   if (!FlockWithin(fd, LOCK_EX)) {
-    LogAt(LogLevel::kWarning, "cannot record the device holder in ", path.string(),
+    LogAt(LogLevel::kWarning, "cannot record the lease holder in ", path.string(),
           ": another process has kept it locked for over ",
           std::chrono::seconds(kHoldersLockWait).count(), " s");
     ::close(fd);
@@ -278,14 +278,14 @@ Result<std::unique_ptr<DeviceLock>> DeviceLock::TryAcquire(const fs::path& lock_
     return ResourceExhaustedError("device " + device_id + " is held by " +
                                   (who.empty() ? std::string("another process") : who));
   }
-  EditHolders(lock_dir, HoldersName(device_id),
+  EditHolders(lock_dir, HoldersName(device_id), kind,
               [&](std::vector<LeaseHolder>& list) { list.push_back(holder); });
-  return std::unique_ptr<DeviceLock>(new DeviceLock(fd, lock_dir, device_id, holder));
+  return std::unique_ptr<DeviceLock>(new DeviceLock(fd, lock_dir, device_id, holder, kind));
 }
 
 DeviceLock::~DeviceLock() {
   // The record goes first: once the lock is dropped a newcomer must not find us listed.
-  EditHolders(lock_dir_, HoldersName(device_id_), [&](std::vector<LeaseHolder>& list) {
+  EditHolders(lock_dir_, HoldersName(device_id_), kind_, [&](std::vector<LeaseHolder>& list) {
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](const LeaseHolder& h) { return SameHolder(h, holder_); }),
                list.end());

@@ -72,16 +72,19 @@ class DeviceLock {
   const std::string& device_id() const { return device_id_; }
 
  private:
-  DeviceLock(int fd, std::filesystem::path lock_dir, std::string device_id, LeaseHolder holder)
+  DeviceLock(int fd, std::filesystem::path lock_dir, std::string device_id, LeaseHolder holder,
+             const LockDirKind& kind)
       : fd_(fd),
         lock_dir_(std::move(lock_dir)),
         device_id_(std::move(device_id)),
-        holder_(std::move(holder)) {}
+        holder_(std::move(holder)),
+        kind_(kind) {}
 
   int fd_ = -1;
   std::filesystem::path lock_dir_;
   std::string device_id_;
   LeaseHolder holder_;
+  LockDirKind kind_;  // views of string literals
 };
 
 /// The live holders of `device_id` (records of processes that have exited are ignored).

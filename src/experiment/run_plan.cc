@@ -181,7 +181,8 @@ Status CheckSources(const PlanSpec& plan, const ExperimentOptions& options, Plac
   std::erase_if(p.sources, [&disabled](const std::string& source) {
     return std::find(disabled.begin(), disabled.end(), source) != disabled.end();
   });
-  if (p.sources.empty()) p.sources.push_back("null");  // the runs still record their own results
+  // The runs still record their own results.
+  if (!disabled.empty() && p.sources.empty()) p.sources.push_back("null");
   return Status::OK();
 }
 

@@ -214,11 +214,15 @@ Result<std::shared_ptr<SshGpuSource>> SshGpuSource::Make(const SshGpuSourceOptio
   std::string said = Trim(s->buffer_);
   s->End("");
   if (said.size() > 400) said = said.substr(0, 400) + "…";
-  s->disabled_why_ = "machine " + s->machine_ + " has no GPU that " + options.nvidia_smi +
-                     " can read (" + (said.empty() ? "it said nothing" : "\"" + said + "\"") +
-                     ", " + s->end_ + ")";
-  LogOnceAt(LogLevel::kWarning, "gpu+ssh-disabled:" + s->machine_, "gpu+ssh: ", s->disabled_why_,
-            "; its GPUs are not sampled");
+  const std::string what = s->answered_ ? "machine " + s->machine_ + " has no GPU that " +
+                                              options.nvidia_smi + " can read"
+                                        : options.nvidia_smi + " on machine " + s->machine_ +
+                                              " gave no answer before its connection ended";
+  s->disabled_why_ =
+      what + " (" + (said.empty() ? "it said nothing" : "\"" + said + "\"") + ", " + s->end_ + ")";
+  LogOnceAt(LogLevel::kWarning, "gpu+ssh-disabled:" + s->machine_ + (s->answered_ ? "" : ":lost"),
+            "gpu+ssh: ", s->disabled_why_,
+            s->answered_ ? "; its GPUs are not sampled" : "; this source samples nothing");
   return s;
 }
 
@@ -266,6 +270,7 @@ void SshGpuSource::End(const std::string& why) {
   std::string how = "its connection ended";
   if (r.reaped && !r.killed && WIFEXITED(r.status)) {
     const int code = WEXITSTATUS(r.status);
+    answered_ = code != 255;  // 255: ssh's own failure, not nvidia-smi's answer
     how = code == 255   ? "ssh lost the connection"
           : code == 127 ? "nvidia-smi was not found there (exit status 127)"
                         : "nvidia-smi exited with status " + std::to_string(code);

@@ -114,8 +114,9 @@ class SshGpuSource final : public MetricSource {
 
   /// False when the machine has no working nvidia-smi (the one warning said why).
   bool enabled() const { return enabled_; }
-  /// Why it is disabled (what nvidia-smi said and how it ended); empty when enabled.
-  std::string WhyDisabled() const override { return disabled_why_; }
+  /// Why it is disabled (what nvidia-smi said and how it ended); empty when enabled, and when the
+  /// connection dropped before nvidia-smi answered (a later source may do better).
+  std::string WhyDisabled() const override { return answered_ ? disabled_why_ : ""; }
   /// The local ssh client carrying nvidia-smi's channel (tests kill it); -1 once it has ended.
   int client_pid() const { return pid_; }
 
@@ -145,6 +146,7 @@ class SshGpuSource final : public MetricSource {
   bool end_said_ = false;
   std::string buffer_;
   std::string disabled_why_;
+  bool answered_ = false;  // nvidia-smi itself ended (not ssh, not a kill)
   std::string last_text_;  // the last line that was not a sample (nvidia-smi's words)
   std::map<std::string, Device> devices_;  // by uuid, else index
   std::size_t series_end_ = 0;

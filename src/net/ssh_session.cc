@@ -41,6 +41,13 @@ constexpr std::string_view kLongestBound = "/bfssh-XXXXXX/m.XXXXXXXXXXXXXXXX";
 constexpr std::size_t kMaxRuntimeDir = sizeof(sockaddr_un::sun_path) - 1 - kLongestBound.size();
 static_assert(std::string_view("/bfssh-XXXXXX/docker.sock").size() <= kLongestBound.size());
 
+// "/run/x/" as ssh will write it below: "/run/x/bfssh-…" (the path operator adds no second '/').
+std::filesystem::path WithoutTrailingSlashes(std::filesystem::path dir) {
+  std::string text = dir.string();
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  return text;
+}
+
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
@@ -145,6 +152,17 @@ bool ReadUntil(int fd, std::string& buffer, std::size_t want,
 
 }  // namespace
 
+Status CheckRuntimeDir(const std::filesystem::path& dir) {
+  const std::string text = WithoutTrailingSlashes(dir).string();
+  if (text.size() <= kMaxRuntimeDir) return Status::OK();
+  return InvalidArgumentError(
+      "runtime_dir " + text + " has " + std::to_string(text.size()) +
+      " characters; SSH's control socket in it would pass the " +
+      std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+      "-character limit of a unix socket path: give a directory of at most " +
+      std::to_string(kMaxRuntimeDir) + " characters, or none for $XDG_RUNTIME_DIR or /tmp");
+}
+
 std::string SshTarget::ToString() const {
   std::string s = user.empty() ? host : user + "@" + host;
   if (port != 0) s += ":" + std::to_string(port);
@@ -184,15 +202,8 @@ std::filesystem::path SshSession::control_path() const {
 
 Status SshSession::EnsureControlDir() {
   if (!control_dir_.empty()) return Status::OK();
-  std::filesystem::path parent = options_.runtime_dir;
-  if (!parent.empty() && parent.string().size() > kMaxRuntimeDir) {
-    return InvalidArgumentError(
-        "runtime_dir " + parent.string() + " has " + std::to_string(parent.string().size()) +
-        " characters; SSH's control socket in it would pass the " +
-        std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-        "-character limit of a unix socket path: give a directory of at most " +
-        std::to_string(kMaxRuntimeDir) + " characters, or none for $XDG_RUNTIME_DIR or /tmp");
-  }
+  BITFUSION_RETURN_IF_ERROR(CheckRuntimeDir(options_.runtime_dir));
+  std::filesystem::path parent = WithoutTrailingSlashes(options_.runtime_dir);
   if (parent.empty()) {
     const char* xdg = std::getenv("XDG_RUNTIME_DIR");
     parent = (xdg != nullptr && *xdg != '\0') ? xdg : "/tmp";

@@ -41,13 +41,18 @@ struct SshSessionOptions {
   std::chrono::seconds control_persist{600};
   /// Parent of the private control directory; empty = $XDG_RUNTIME_DIR (/tmp where that is
   /// unset or too long). At most 75 characters, so that ssh's control socket fits a unix socket
-  /// address (108 bytes): Connect refuses a longer one.
+  /// address (108 bytes): CheckRuntimeDir.
   std::filesystem::path runtime_dir;
   /// Run single-line commands through one long-lived remote shell (the command channel): a
   /// command then costs a fork on the remote host instead of an ssh client and a session. Off,
   /// every command is its own `ssh` over the master.
   bool command_channel = true;
 };
+
+/// Refuses a runtime_dir too long for ssh's control socket in it: over 75 characters (trailing
+/// '/' not counted), since ssh binds "DIR/bfssh-XXXXXX/m.<16 characters>" and a unix socket path
+/// has 107. Every URI that takes runtime_dir= checks it when read; Connect checks it again.
+Status CheckRuntimeDir(const std::filesystem::path& dir);
 
 /// What a remote command did.
 struct SshResult {

@@ -38,6 +38,7 @@ Result<SshLogin> SshLoginFromUri(const Uri& uri, std::string_view scheme_name) {
   BITFUSION_ASSIGN_OR_RETURN(o.target.identity, file("identity"));
   BITFUSION_ASSIGN_OR_RETURN(o.session.config_file, file("ssh_config"));
   o.session.runtime_dir = uri.Query("runtime_dir").value_or("");
+  BITFUSION_RETURN_IF_ERROR(CheckRuntimeDir(o.session.runtime_dir).WithContext(scheme + ":// URI"));
   BITFUSION_ASSIGN_OR_RETURN(o.session.options, SshOptionsFromUri(uri, scheme_name));
   BITFUSION_ASSIGN_OR_RETURN(std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
   if (timeout < 1) {
@@ -51,11 +52,11 @@ Result<std::vector<std::string>> SshOptionsFromUri(const Uri& uri, std::string_v
   std::vector<std::string> options;
   for (const auto& [k, v] : uri.query) {
     if (k != "ssh_option") continue;
-    const auto eq = v.find('=');
-    if (eq == std::string::npos || eq == 0) {
+    // ssh -o takes "KEY=VALUE" and "KEY VALUE".
+    const auto separator = v.find_first_of("= \t");
+    if (separator == std::string::npos || separator == 0) {
       return InvalidArgumentError(std::string(scheme) + ":// option ssh_option=" + v +
-                                  " needs KEY=VALUE, as ssh -o takes it "
-                                  "(e.g. ssh_option=ServerAliveInterval=15)");
+                                  " needs KEY=VALUE (e.g. ssh_option=ServerAliveInterval=15)");
     }
     options.push_back(v);
   }

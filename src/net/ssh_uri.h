@@ -29,8 +29,9 @@ struct SshLogin {
 /// ssh_option or connect_timeout. Other query keys are the caller's to check.
 Result<SshLogin> SshLoginFromUri(const Uri& uri, std::string_view scheme);
 
-/// The URI's ssh_option values, in order, each checked to be KEY=VALUE. Every backend that takes
-/// ssh_option= (process+ssh://, host+ssh://, docker+ssh://, static://) reads it here.
+/// The URI's ssh_option values, in order, each checked to be KEY=VALUE (or KEY VALUE, as ssh -o
+/// also takes it). Every backend that takes ssh_option= (process+ssh://, host+ssh://,
+/// gpu+ssh://, sysfs+ssh://, docker+ssh://, static://) reads it here.
 Result<std::vector<std::string>> SshOptionsFromUri(const Uri& uri, std::string_view scheme);
 
 }  // namespace bitfusion::internal

@@ -484,6 +484,26 @@ TEST_F(SshGpuSourceTest, AMachineWithoutADriverOrNvidiaSmiGivesADisabledSourceTh
   }
 }
 
+// A connection that ends before nvidia-smi answers (here its remote shell is killed, so ssh exits
+// 255) gives a source that samples nothing this time but says nothing lasting: a plan keeps
+// gpu+ssh:// in the machine's runs, where a later source may do better.
+TEST_F(SshGpuSourceTest, ALostConnectionDisablesOnlyThisSource) {
+  const fs::path dir = dir_ / "lost";
+  fs::create_directories(dir);
+  const fs::path smi = dir / "nvidia-smi";
+  std::ofstream(smi) << "#!/bin/sh\nkill -KILL $PPID\n";
+  fs::permissions(smi, fs::perms::owner_all);
+  auto options = SshGpuSourceOptions::FromUri(*Uri::Parse(GpuUri("127.0.0.1", lo_->port(), smi)));
+  ASSERT_TRUE(options.ok()) << options.error().ToString();
+  auto source = SshGpuSource::Make(*options);
+  ASSERT_TRUE(source.ok()) << source.error().ToString();
+  EXPECT_FALSE((*source)->enabled());
+  EXPECT_EQ((*source)->WhyDisabled(), "");
+  SampleBatch batch;
+  EXPECT_TRUE((*source)->Collect(Now(), batch).ok());
+  EXPECT_EQ(batch.size(), 0u);
+}
+
 // A warning nvidia-smi prints before its samples (a GPU's corrupted infoROM) is not taken for a
 // machine without GPUs.
 TEST_F(SshGpuSourceTest, AWarningBeforeTheSamplesDoesNotDisableTheSource) {

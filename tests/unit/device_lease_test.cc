@@ -2,6 +2,8 @@
 // it (symlinks, hard links, FIFOs), a lock they hold forever, or a directory they own must not
 // let a lease write to someone else's files or hang.
 #include "devices/device_lease.h"
+
+#include "bitfusion/log.h"
 #include "integration/service.h"
 
 #include <fcntl.h>
@@ -16,12 +18,14 @@
 #include <fstream>
 #include <future>
 #include <string>
+#include <vector>
 
 namespace bitfusion {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class DeviceLeaseTest : public ::testing::Test {
  protected:
@@ -86,6 +90,29 @@ TEST_F(DeviceLeaseTest, ASymlinkedHoldersFileIsNotWritten) {
   }
   EXPECT_EQ(VictimText(), "the victim's data\n");
   EXPECT_EQ(VictimMode(), fs::perms(0600));
+}
+
+// The warning about a holders file that cannot be written names the directory's own setting,
+// both when the lease is taken and when it is given back.
+TEST_F(DeviceLeaseTest, TheHoldersWarningNamesTheSettingOfItsKindOfDirectory) {
+  static constexpr LockDirKind kKind = {"test lease directory", "?test_dir=DIR"};
+  fs::create_symlink(victim_, locks_ / "host-a.holders");
+  std::vector<std::string> warnings;
+  SetLogHandler([&warnings](LogLevel level, std::string_view m) {
+    if (level >= LogLevel::kWarning) warnings.emplace_back(m);
+  });
+  {
+    auto lock = DeviceLock::TryAcquire(locks_, "host-a", me_, kKind);
+    EXPECT_TRUE(lock.ok()) << lock.error().ToString();
+  }
+  SetLogHandler(nullptr);
+  ASSERT_EQ(warnings.size(), 2u);
+  for (const auto& w : warnings) {
+    EXPECT_THAT(w, HasSubstr("cannot record the lease holder: "));
+    EXPECT_THAT(w, HasSubstr("?test_dir=DIR"));
+    EXPECT_THAT(w, Not(HasSubstr("lock_dir")));
+  }
+  EXPECT_EQ(VictimText(), "the victim's data\n");
 }
 
 TEST_F(DeviceLeaseTest, AHardLinkedHoldersFileIsNotWritten) {

@@ -156,6 +156,8 @@ TEST(DockerRunnerOptionsTest, SshHostSocketAndFiles) {
         "docker+ssh://root@h?socket=rel", "docker+ssh://root@h?socket=/a:b",
         "docker+ssh://root:pw@h", "docker+ssh://root@h?sockte=/x", "docker:///x.sock?socket=/y",
         "docker+tls://h:2376?identity=/etc/hosts", "docker+ssh://root@h?ssh_option=NoValue",
+        "docker+ssh://root@h?runtime_dir=/tmp/"
+        "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr",
         "docker:///x.sock?runtime_dir=/run", "docker+tls://h:2376?ssh_option=A%3Db"}) {
     auto o = Options(bad);
     EXPECT_FALSE(o.ok()) << bad;

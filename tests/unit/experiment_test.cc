@@ -374,13 +374,14 @@ TEST_F(RunPlanTest, ASourceThatSamplesNothingHereIsCheckedOnceAndLeftOutOfTheRun
     CountedSource::busy_made = 0;
     PlanSpec plan = Plan({"sleep", "0.05"}, 3, 1);
     plan.interval = 10ms;
-    plan.sources = {"idle-test://"};
+    // As rates too: the wrapper says what the source it wraps says.
+    plan.sources = {"idle-test://", "idle-test://?rate=true"};
     if (with_busy) plan.sources.push_back("busy-test://");
     auto result = RunPlan(plan, {});
     ASSERT_TRUE(result.ok()) << result.error().ToString();
     ASSERT_EQ(result->runs.size(), 4u);
     for (const auto& r : result->runs) EXPECT_EQ(r.status, kRunOk) << r.error;
-    EXPECT_EQ(CountedSource::idle_made.load(), 1) << "made again for a run";
+    EXPECT_EQ(CountedSource::idle_made.load(), 2) << "made again for a run";
     EXPECT_EQ(CountedSource::busy_made.load(), with_busy ? 1 + 4 : 0);
   }
 }

@@ -108,10 +108,29 @@ TEST(StaticInventoryTest, AnSshOptionWithoutAValueIsRefused) {
               HasSubstr("static:// option ssh_option=Compression needs KEY=VALUE"));
   EXPECT_FALSE(fs::exists(dir / "leases"));
   auto o = StaticProvisionerOptions::FromUri(
-      *Uri::Parse(base + "&ssh_option=Compression%3Dyes&ssh_option=ServerAliveInterval=5"));
+      *Uri::Parse(base + "&ssh_option=Compression%3Dyes&ssh_option=ServerAliveInterval=5"
+                         "&ssh_option=ConnectionAttempts%202"));
   ASSERT_TRUE(o.ok()) << o.error().ToString();
-  EXPECT_EQ(o->ssh_options, (std::vector<std::string>{"Compression=yes", "ServerAliveInterval=5"}));
+  EXPECT_EQ(o->ssh_options, (std::vector<std::string>{"Compression=yes", "ServerAliveInterval=5",
+                                                      "ConnectionAttempts 2"}));
   fs::remove_all(dir);
+}
+
+// A runtime_dir too long for ssh's control socket is refused when the URI is read (not later as a
+// host that never becomes reachable); a trailing '/' is not counted.
+TEST(StaticInventoryTest, ATooLongRuntimeDirIsRefusedWhenTheUriIsRead) {
+  const std::string fits = "/tmp/" + std::string(70, 'r');
+  ASSERT_EQ(fits.size(), 75u);
+  auto ok =
+      StaticProvisionerOptions::FromUri(*Uri::Parse("static:///x.json?runtime_dir=" + fits + "/"));
+  EXPECT_TRUE(ok.ok()) << ok.error().ToString();
+  auto bad =
+      StaticProvisionerOptions::FromUri(*Uri::Parse("static:///x.json?runtime_dir=" + fits + "x"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.error().message(),
+              HasSubstr("static:// URI: runtime_dir " + fits + "x has 76 characters"));
+  EXPECT_THAT(bad.error().message(), HasSubstr("at most 75"));
 }
 
 // A lease directory that cannot be trusted is refused, and the error names static://'s own
