@@ -33,13 +33,18 @@ namespace {
 namespace bp = boost::process::v2;
 namespace asio = boost::asio;
 
-// The longest path bound under the runtime directory: ssh binds its control socket at
-// "<ControlPath>.<16 random characters>" before renaming it into place (OpenSSH mux.c), and the
-// Docker tunnel's forward "docker.sock" beside it is shorter. With its NUL it must fit
-// sockaddr_un.sun_path (108 bytes on Linux), so the runtime directory may have 75 characters.
-constexpr std::string_view kLongestBound = "/bfssh-XXXXXX/m.XXXXXXXXXXXXXXXX";
-constexpr std::size_t kMaxRuntimeDir = sizeof(sockaddr_un::sun_path) - 1 - kLongestBound.size();
-static_assert(std::string_view("/bfssh-XXXXXX/docker.sock").size() <= kLongestBound.size());
+// mkdtemp's template for the private control directory, and the control socket's name in it.
+constexpr std::string_view kControlDirTemplate = "bfssh-XXXXXX";
+constexpr std::string_view kControlSocket = "m";
+// OpenSSH binds the control socket at "<ControlPath>.<16 random characters>" first and then
+// renames it into place (mux.c): that is the longest name bound in the control directory.
+constexpr std::size_t kSshTemporarySuffix = 1 + 16;
+static_assert(kControlSocket.size() + kSshTemporarySuffix == kMaxControlDirName);
+// "<runtime dir>/<control dir>/<name>" with its NUL must fit sockaddr_un.sun_path (108 bytes on
+// Linux).
+constexpr std::size_t kMaxRuntimeDir =
+    sizeof(sockaddr_un::sun_path) - 1 - (1 + kControlDirTemplate.size() + 1 + kMaxControlDirName);
+static_assert(kMaxRuntimeDir == 75, "the docs (docs/runners.md, ssh_session.h) say 75");
 
 // "/run/x/" as ssh will write it below: "/run/x/bfssh-…" (the path operator adds no second '/').
 std::filesystem::path WithoutTrailingSlashes(std::filesystem::path dir) {
@@ -197,7 +202,7 @@ std::shared_ptr<SshSession> SshSession::Shared(const SshTarget& target,
 
 std::filesystem::path SshSession::control_path() const {
   std::lock_guard lock(mu_);
-  return control_dir_.empty() ? std::filesystem::path() : control_dir_ / "m";
+  return control_dir_.empty() ? std::filesystem::path() : control_dir_ / kControlSocket;
 }
 
 Status SshSession::EnsureControlDir() {
@@ -209,7 +214,7 @@ Status SshSession::EnsureControlDir() {
     parent = (xdg != nullptr && *xdg != '\0') ? xdg : "/tmp";
     if (parent.string().size() > kMaxRuntimeDir) parent = "/tmp";
   }
-  std::string templ = (parent / "bfssh-XXXXXX").string();
+  std::string templ = (parent / kControlDirTemplate).string();
   // mkdtemp makes it 0700: only this user can reach the master through it.
   if (::mkdtemp(templ.data()) == nullptr) {
     return ErrnoError(errno, "creating a private SSH control directory under " + parent.string() +
@@ -232,7 +237,7 @@ std::vector<std::string> SshSession::BaseArgs(bool multiplexed) const {
   opt("BatchMode=yes");
   opt("ConnectTimeout=" + std::to_string(options_.connect_timeout.count()));
   if (multiplexed && !control_dir_.empty()) {
-    opt("ControlPath=" + (control_dir_ / "m").string());
+    opt("ControlPath=" + (control_dir_ / kControlSocket).string());
   } else {
     opt("ControlMaster=no");
     opt("ControlPath=none");
@@ -317,7 +322,7 @@ Status SshSession::Connect() {
   // A master that died (killed, its connection dropped) leaves its socket behind, and a new
   // master does not replace it: it would run without multiplexing.
   std::error_code stale;
-  std::filesystem::remove(control_dir_ / "m", stale);
+  std::filesystem::remove(control_dir_ / kControlSocket, stale);
   // The master forks into the background (-f) once logged in and keeps whatever stdout and
   // stderr it was given: a file, so that nothing waiting for end-of-file on a pipe hangs.
   const std::filesystem::path log = control_dir_ / "master.log";

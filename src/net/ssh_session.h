@@ -49,8 +49,13 @@ struct SshSessionOptions {
   bool command_channel = true;
 };
 
+/// The longest name that may be bound in a session's control directory
+/// (control_path().parent_path()): ssh's own temporary "m.<16 random characters>". A socket
+/// another part of bitfusion binds there (the Docker tunnel's forward) must be no longer.
+inline constexpr std::size_t kMaxControlDirName = 18;
+
 /// Refuses a runtime_dir too long for ssh's control socket in it: over 75 characters (trailing
-/// '/' not counted), since ssh binds "DIR/bfssh-XXXXXX/m.<16 characters>" and a unix socket path
+/// '/' not counted), since ssh binds "DIR/bfssh-<6 random>/m.<16 random>" and a unix socket path
 /// has 107. Every URI that takes runtime_dir= checks it when read; Connect checks it again.
 Status CheckRuntimeDir(const std::filesystem::path& dir);
 

@@ -7,10 +7,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <string_view>
 
 namespace bitfusion {
 
 using namespace std::chrono_literals;
+
+// The forward's socket, beside the master's in its private directory, whose length the
+// runtime_dir bound allows for.
+constexpr std::string_view kForwardName = "docker.sock";
+static_assert(kForwardName.size() <= kMaxControlDirName);
 
 Result<std::unique_ptr<DockerSshTunnel>> DockerSshTunnel::Open(const DockerRunnerOptions& options) {
   SshSessionOptions s;
@@ -44,7 +50,7 @@ DockerSshTunnel::~DockerSshTunnel() { session_.Close(); }
 Status DockerSshTunnel::Establish() {
   const std::string what = "Docker engine at " + host_ + " (socket " + ssh_.socket_path + ")";
   if (Status s = session_.Connect(); !s.ok()) return Status(s.code(), what + ": " + s.message());
-  const std::string local = (session_.control_path().parent_path() / "docker.sock").string();
+  const std::string local = (session_.control_path().parent_path() / kForwardName).string();
   // The HTTP client was given the first one; a master that comes back keeps its directory.
   if (!local_socket_.empty() && local != local_socket_) {
     return InternalError(what + ": the SSH control directory moved from " + local_socket_ + " to " +
