@@ -37,8 +37,7 @@ Result<SshLogin> SshLoginFromUri(const Uri& uri, std::string_view scheme_name) {
   };
   BITFUSION_ASSIGN_OR_RETURN(o.target.identity, file("identity"));
   BITFUSION_ASSIGN_OR_RETURN(o.session.config_file, file("ssh_config"));
-  o.session.runtime_dir = uri.Query("runtime_dir").value_or("");
-  BITFUSION_RETURN_IF_ERROR(CheckRuntimeDir(o.session.runtime_dir).WithContext(scheme + ":// URI"));
+  BITFUSION_ASSIGN_OR_RETURN(o.session.runtime_dir, RuntimeDirFromUri(uri, scheme_name));
   BITFUSION_ASSIGN_OR_RETURN(o.session.options, SshOptionsFromUri(uri, scheme_name));
   BITFUSION_ASSIGN_OR_RETURN(std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
   if (timeout < 1) {
@@ -46,6 +45,12 @@ Result<SshLogin> SshLoginFromUri(const Uri& uri, std::string_view scheme_name) {
   }
   o.session.connect_timeout = std::chrono::seconds(timeout);
   return o;
+}
+
+Result<std::filesystem::path> RuntimeDirFromUri(const Uri& uri, std::string_view scheme) {
+  std::filesystem::path dir = uri.Query("runtime_dir").value_or("");
+  BITFUSION_RETURN_IF_ERROR(CheckRuntimeDir(dir).WithContext(std::string(scheme) + ":// URI"));
+  return dir;
 }
 
 Result<std::vector<std::string>> SshOptionsFromUri(const Uri& uri, std::string_view scheme) {

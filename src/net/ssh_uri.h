@@ -3,6 +3,7 @@
 // reading for all of them, so a machine's URI means the same login whichever backend takes it.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,10 @@ struct SshLogin {
 /// password in the URI, a path, a key or config file that does not exist, and a malformed
 /// ssh_option or connect_timeout. Other query keys are the caller's to check.
 Result<SshLogin> SshLoginFromUri(const Uri& uri, std::string_view scheme);
+
+/// The URI's runtime_dir, checked to leave room for ssh's control socket (CheckRuntimeDir). Every
+/// backend that takes runtime_dir= reads it here.
+Result<std::filesystem::path> RuntimeDirFromUri(const Uri& uri, std::string_view scheme);
 
 /// The URI's ssh_option values, in order, each checked to be KEY=VALUE (or KEY VALUE, as ssh -o
 /// also takes it). Every backend that takes ssh_option= (process+ssh://, host+ssh://,

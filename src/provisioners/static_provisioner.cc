@@ -344,8 +344,7 @@ Result<StaticProvisionerOptions> StaticProvisionerOptions::FromUri(const Uri& ur
   }
   o.lease_dir = uri.Query("lease_dir").value_or("");
   o.ssh_config = uri.Query("ssh_config").value_or("");
-  o.runtime_dir = uri.Query("runtime_dir").value_or("");
-  BITFUSION_RETURN_IF_ERROR(CheckRuntimeDir(o.runtime_dir).WithContext("static:// URI"));
+  BITFUSION_ASSIGN_OR_RETURN(o.runtime_dir, internal::RuntimeDirFromUri(uri, "static"));
   BITFUSION_ASSIGN_OR_RETURN(o.ssh_options, internal::SshOptionsFromUri(uri, "static"));
   BITFUSION_ASSIGN_OR_RETURN(std::int64_t timeout, uri.QueryInt("connect_timeout", 10));
   if (timeout < 1) return InvalidArgumentError("connect_timeout must be at least 1 (seconds)");

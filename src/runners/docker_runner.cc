@@ -163,8 +163,9 @@ Result<DockerRunnerOptions> DockerRunnerOptions::FromUri(const Uri& uri) {
     BITFUSION_RETURN_IF_ERROR(readable("identity", o.ssh.identity_file));
     // The same login options as the other SSH backends (process+ssh://, static://), so that a
     // plan's docker machines share their provisioner's connection settings.
-    o.ssh.runtime_dir = uri.Query("runtime_dir").value_or("");
-    BITFUSION_RETURN_IF_ERROR(CheckRuntimeDir(o.ssh.runtime_dir).WithContext("docker+ssh:// URI"));
+    BITFUSION_ASSIGN_OR_RETURN(const std::filesystem::path runtime_dir,
+                               internal::RuntimeDirFromUri(uri, "docker+ssh"));
+    o.ssh.runtime_dir = runtime_dir.string();
     BITFUSION_ASSIGN_OR_RETURN(o.ssh.options, internal::SshOptionsFromUri(uri, "docker+ssh"));
   } else if (uri.Query("socket") || uri.Query("ssh_config") || uri.Query("identity") ||
              uri.Query("ssh_option") || uri.Query("runtime_dir")) {
