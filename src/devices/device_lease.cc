@@ -155,24 +155,23 @@ Result<int> OpenLockFile(const fs::path& dir, const std::string& name, bool writ
   }
   const int open_errno = errno;
   ::close(dir_fd);
+  const auto elsewhere = [&kind] {
+    return " (or choose another directory: " + std::string(kind.option) + ")";
+  };
   if (fd < 0) {
-    const std::string elsewhere =
-        " (or choose another directory: " + std::string(kind.option) + ")";
     if (open_errno == ELOOP) {
       return PermissionDeniedError(path.string() +
                                    " is a symlink; lock files are never followed through links: "
                                    "remove it" +
-                                   elsewhere);
+                                   elsewhere());
     }
-    return ErrnoError(open_errno, "cannot open " + path.string() + elsewhere);
+    return ErrnoError(open_errno, "cannot open " + path.string() + elsewhere());
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
     ::close(fd);
-    return PermissionDeniedError(path.string() +
-                                 " is not a regular file with a single link; remove it "
-                                 "(or choose another directory: " +
-                                 std::string(kind.option) + ")");
+    return PermissionDeniedError(
+        path.string() + " is not a regular file with a single link; remove it" + elsewhere());
   }
   if (st.st_uid == ::geteuid() && (st.st_mode & 07777) != 0666) (void)::fchmod(fd, 0666);
   return fd;
